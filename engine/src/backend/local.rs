@@ -1,0 +1,197 @@
+//! A repository in a local directory. Objects are written to a temporary file in the destination
+//! folder, fsynced, then hard-linked to their final name (which fails if it exists, so nothing is
+//! overwritten) and the temporary name removed; the folder is fsynced after. Files are 0600,
+//! folders 0700.
+
+use super::{Backend, Kind};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir_of(&self, kind: Kind, name: &str) -> PathBuf {
+        match kind {
+            Kind::Config => self.root.clone(),
+            // Packs fan out into 256 folders by their first two hex digits.
+            Kind::Pack => self.root.join("data").join(name.get(..2).unwrap_or("00")),
+            k => self.root.join(k.dir()),
+        }
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> io::Result<PathBuf> {
+        check_name(kind, name)?;
+        Ok(self.dir_of(kind, name).join(name))
+    }
+}
+
+/// Object names are ours: hex ids, or `config`. Anything else is refused so a name can never
+/// address a path outside the repository.
+fn check_name(kind: Kind, name: &str) -> io::Result<()> {
+    let ok = match kind {
+        Kind::Config => name == "config",
+        _ => !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object name {name:?}")))
+    }
+}
+
+fn mkdir(p: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+}
+
+fn fsync_dir(p: &Path) {
+    if let Ok(d) = File::open(p) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> io::Result<()> {
+        if self.root.join("config").exists() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "config exists"));
+        }
+        mkdir(&self.root)?;
+        for k in [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Lock] {
+            mkdir(&self.root.join(k.dir()))?;
+        }
+        for i in 0..256 {
+            mkdir(&self.root.join("data").join(format!("{i:02x}")))?;
+        }
+        Ok(())
+    }
+
+    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.path(kind, name)?)
+    }
+
+    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut f = File::open(self.path(kind, name)?)?;
+        let size = f.metadata()?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("range {offset}+{len} beyond object size {size}")));
+        }
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
+        let dest = self.path(kind, name)?;
+        let dir = dest.parent().unwrap().to_path_buf();
+        if !dir.exists() {
+            mkdir(&dir)?;
+        }
+        let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
+        let res = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            fs::hard_link(&tmp, &dest)
+        })();
+        let _ = fs::remove_file(&tmp);
+        res?;
+        fsync_dir(&dir);
+        Ok(())
+    }
+
+    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let mut scan = |dir: &Path| -> io::Result<()> {
+            let rd = match fs::read_dir(dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for e in rd {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || check_name(kind, &name).is_err() {
+                    continue;
+                }
+                let md = e.metadata()?;
+                if md.is_file() {
+                    out.push((name, md.len()));
+                }
+            }
+            Ok(())
+        };
+        match kind {
+            Kind::Config => {
+                if let Ok(md) = fs::metadata(self.root.join("config")) {
+                    out.push(("config".into(), md.len()));
+                }
+            }
+            Kind::Pack => {
+                let data = self.root.join("data");
+                if let Ok(rd) = fs::read_dir(&data) {
+                    for sub in rd.flatten() {
+                        if sub.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            scan(&sub.path())?;
+                        }
+                    }
+                }
+            }
+            k => scan(&self.root.join(k.dir()))?,
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(kind, name)?)?.len())
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
+        let p = self.path(kind, name)?;
+        fs::remove_file(&p)?;
+        fsync_dir(p.parent().unwrap());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_once_read_list_delete() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path().join("repo"));
+        b.create().unwrap();
+        let name = "ab".repeat(32);
+        b.write(Kind::Pack, &name, b"hello world").unwrap();
+        assert_eq!(b.write(Kind::Pack, &name, b"other").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(b.read(Kind::Pack, &name).unwrap(), b"hello world");
+        assert_eq!(b.read_range(Kind::Pack, &name, 6, 5).unwrap(), b"world");
+        assert!(b.read_range(Kind::Pack, &name, 6, 50).is_err());
+        assert_eq!(b.list(Kind::Pack).unwrap(), vec![(name.clone(), 11)]);
+        let mode = fs::metadata(d.path().join("repo/data/ab").join(&name)).unwrap().permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600);
+        b.delete(Kind::Pack, &name).unwrap();
+        assert!(b.list(Kind::Pack).unwrap().is_empty());
+        assert!(b.read(Kind::Index, "../../etc/passwd").is_err());
+    }
+}

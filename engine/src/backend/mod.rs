@@ -1,0 +1,48 @@
+//! Storage backends: a small interface over named, immutable objects grouped by kind. Objects are
+//! written once and atomically; a reader never sees a partial object under its final name.
+//! Decorators (retry, fault injection) wrap a `Backend` and are themselves `Backend`s.
+
+pub mod local;
+
+use std::io;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Config,
+    Key,
+    Pack,
+    Index,
+    Snapshot,
+    Lock,
+}
+
+impl Kind {
+    /// The folder of this kind in the repository layout.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Kind::Config => "",
+            Kind::Key => "keys",
+            Kind::Pack => "data",
+            Kind::Index => "index",
+            Kind::Snapshot => "snapshots",
+            Kind::Lock => "locks",
+        }
+    }
+}
+
+pub trait Backend: Send + Sync {
+    /// Where the repository is, for messages.
+    fn location(&self) -> String;
+    /// Creates the repository's folders (or bucket prefix). Fails if a config already exists.
+    fn create(&self) -> io::Result<()>;
+    /// Reads a whole object.
+    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>>;
+    /// Reads `len` bytes at `offset`.
+    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>>;
+    /// Stores an object atomically. Writing a name that exists is an error of kind `AlreadyExists`.
+    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()>;
+    /// Lists the objects of a kind with their sizes.
+    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>>;
+    fn size(&self, kind: Kind, name: &str) -> io::Result<u64>;
+    fn delete(&self, kind: Kind, name: &str) -> io::Result<()>;
+}

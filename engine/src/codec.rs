@@ -1,0 +1,128 @@
+//! The envelope of every encrypted object: a compression flag, then the payload, sealed by
+//! `crypto::Keys`. Flag 0: the payload is the plaintext. Flag 1: `u64 LE` plaintext length, then one
+//! zstd frame. Compression is kept only when it saves at least 1/32 of the bytes.
+
+use crate::crypto::{Keys, NONCE_LEN, OVERHEAD};
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+
+pub const FLAG_RAW: u8 = 0;
+pub const FLAG_ZSTD: u8 = 1;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// Writes the payload (flag, length, data) for `plain` at the end of `out`. `level` 0 means store raw.
+pub fn encode_payload(plain: &[u8], level: i32, out: &mut Vec<u8>) {
+    let start = out.len();
+    if level > 0 && plain.len() >= 64 {
+        let bound = zstd::zstd_safe::compress_bound(plain.len());
+        out.push(FLAG_ZSTD);
+        out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+        let hdr = out.len();
+        out.reserve(bound);
+        let compressed = COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().map(|(l, _)| *l) != Some(level) {
+                *c = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level")));
+            }
+            let comp = &mut c.as_mut().unwrap().1;
+            comp.compress_to_buffer(plain, out).ok()
+        });
+        if let Some(n) = compressed {
+            if n + 9 < plain.len() - plain.len() / 32 {
+                debug_assert_eq!(out.len(), hdr + n);
+                return;
+            }
+        }
+        out.truncate(start);
+    }
+    out.push(FLAG_RAW);
+    out.extend_from_slice(plain);
+}
+
+/// Decodes a payload, refusing plaintexts longer than `max_len` before allocating for them.
+pub fn decode_payload(payload: &[u8], max_len: usize) -> std::result::Result<Vec<u8>, String> {
+    match payload.first() {
+        Some(&FLAG_RAW) => {
+            if payload.len() - 1 > max_len {
+                return Err("payload longer than allowed".into());
+            }
+            Ok(payload[1..].to_vec())
+        }
+        Some(&FLAG_ZSTD) => {
+            if payload.len() < 9 {
+                return Err("truncated compressed payload".into());
+            }
+            let n = u64::from_le_bytes(payload[1..9].try_into().unwrap());
+            if n > max_len as u64 {
+                return Err(format!("declared length {n} exceeds the limit {max_len}"));
+            }
+            let out = zstd::bulk::decompress(&payload[9..], n as usize).map_err(|e| format!("zstd: {e}"))?;
+            if out.len() as u64 != n {
+                return Err("decompressed length differs from the declared length".into());
+            }
+            Ok(out)
+        }
+        Some(f) => Err(format!("unknown compression flag {f}")),
+        None => Err("empty payload".into()),
+    }
+}
+
+/// Compresses (maybe) and encrypts a whole object.
+pub fn seal_object(keys: &Keys, aad: &[&[u8]], plain: &[u8], level: i32) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(plain.len() / 2 + OVERHEAD + 16);
+    buf.resize(NONCE_LEN, 0);
+    encode_payload(plain, level, &mut buf);
+    keys.seal_in_place(aad, &mut buf);
+    buf
+}
+
+/// Decrypts and decompresses an object sealed by `seal_object`.
+pub fn open_object(keys: &Keys, aad: &[&[u8]], sealed: &[u8], what: &'static str, id: &str, max_len: usize) -> Result<Vec<u8>> {
+    let payload = keys
+        .open(aad, sealed)
+        .ok_or_else(|| Error::corrupt(what, id, "authentication failed (damaged, or not from this repository)"))?;
+    decode_payload(&payload, max_len).map_err(|e| Error::corrupt(what, id, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MasterKey, AAD_INDEX};
+
+    #[test]
+    fn compressible_shrinks_incompressible_stays_raw() {
+        let text = b"the agent remembered the user's birthday. ".repeat(200);
+        let mut out = Vec::new();
+        encode_payload(&text, 3, &mut out);
+        assert_eq!(out[0], FLAG_ZSTD);
+        assert!(out.len() < text.len() / 4);
+        assert_eq!(decode_payload(&out, text.len()).unwrap(), text);
+        assert!(decode_payload(&out, text.len() - 1).is_err(), "limit enforced");
+
+        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut out = Vec::new();
+        encode_payload(&noise, 3, &mut out);
+        let mut raw = Vec::new();
+        encode_payload(&noise, 0, &mut raw);
+        assert_eq!(raw[0], FLAG_RAW);
+        assert_eq!(decode_payload(&out, 4096).unwrap(), noise);
+    }
+
+    #[test]
+    fn hostile_payloads_error_without_panicking() {
+        assert!(decode_payload(&[], 10).is_err());
+        assert!(decode_payload(&[7], 10).is_err());
+        assert!(decode_payload(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1 << 20).is_err());
+        assert!(decode_payload(&[1, 5, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3], 10).is_err());
+    }
+
+    #[test]
+    fn sealed_objects_round_trip() {
+        let keys = Keys::derive(&MasterKey([3; 32]));
+        let s = seal_object(&keys, &[AAD_INDEX], b"abc", 3);
+        assert_eq!(open_object(&keys, &[AAD_INDEX], &s, "index", "x", 100).unwrap(), b"abc");
+    }
+}

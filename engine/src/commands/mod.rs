@@ -1,0 +1,1 @@
+pub mod backup; pub mod restore; pub mod ls;

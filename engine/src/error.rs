@@ -1,0 +1,75 @@
+//! The engine's error type. Every variant names what failed and on which object or path, so the CLI
+//! can print it as one line; `Error::exit_code` maps each kind to the documented exit code.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("repository {0} does not exist; create it with `clawback init`")]
+    RepoNotFound(String),
+    #[error("repository {0} already exists")]
+    RepoExists(String),
+    #[error("wrong password or no key file can be opened with it")]
+    WrongPassword,
+    #[error("no password given: set CLAWBACK_PASSWORD, CLAWBACK_PASSWORD_FILE or --password-file")]
+    NoPassword,
+    #[error("repository is locked: {0}")]
+    Locked(String),
+    #[error("{what} {id} is damaged: {why}")]
+    Corrupt { what: &'static str, id: String, why: String },
+    #[error("{what} {id} not found in the repository")]
+    Missing { what: &'static str, id: String },
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(String),
+    #[error("snapshot prefix {0} is ambiguous; give more hex digits")]
+    AmbiguousSnapshot(String),
+    #[error("unsafe path in repository data: {0}")]
+    UnsafePath(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("backend {op} {name}: {source}")]
+    Backend { op: &'static str, name: String, source: std::io::Error },
+    #[error("cache database {path}: {source}")]
+    Cache { path: PathBuf, source: rusqlite::Error },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// The process exit code documented in CONTRACT.md for this kind of error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::RepoNotFound(_) => 10,
+            Error::WrongPassword | Error::NoPassword => 11,
+            Error::Locked(_) => 12,
+            Error::Usage(_) | Error::SnapshotNotFound(_) | Error::AmbiguousSnapshot(_) => 2,
+            Error::Interrupted => 130,
+            _ => 1,
+        }
+    }
+
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    pub fn corrupt(what: &'static str, id: impl ToString, why: impl ToString) -> Self {
+        Error::Corrupt { what, id: id.to_string(), why: why.to_string() }
+    }
+}
+
+/// Adds path context to `std::io::Result`s.
+pub trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+}

@@ -1,0 +1,100 @@
+//! Typed 32-byte identifiers. `BlobId` names a blob by the keyed BLAKE3 of its plaintext; `ObjectId`
+//! names a stored object (pack, index, snapshot, key) by the unkeyed BLAKE3 of its stored bytes, so
+//! damage is detectable without the key. They print as 64 lowercase hex digits.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+macro_rules! id_type {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            pub fn from_hex(s: &str) -> Option<Self> {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(s, &mut out).ok()?;
+                Some(Self(out))
+            }
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+            /// The first 8 hex digits, as shown in listings.
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..4])
+            }
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+
+        // Human-readable formats (JSON) get hex; binary formats (postcard) get the 32 raw bytes.
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+                } else {
+                    Ok(Self(<[u8; 32]>::deserialize(d)?))
+                }
+            }
+        }
+    };
+}
+
+id_type!(BlobId, "A blob (file chunk or tree): keyed BLAKE3 of the plaintext.");
+id_type!(ObjectId, "A stored object (pack, index, snapshot, key): BLAKE3 of its stored bytes.");
+
+impl ObjectId {
+    /// The id of a stored object: the unkeyed BLAKE3 of its bytes.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        ObjectId(*blake3::hash(bytes).as_bytes())
+    }
+}
+
+/// Packs, indexes and snapshots are all named by `ObjectId`; these aliases say which one a value is.
+pub type PackId = ObjectId;
+pub type IndexId = ObjectId;
+pub type SnapshotId = ObjectId;
+pub type KeyId = ObjectId;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_serde_forms() {
+        let id = BlobId([7u8; 32]);
+        assert_eq!(BlobId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(id.short(), "07070707");
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", id.to_hex()));
+        let bin = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bin, vec![7u8; 32]);
+        assert_eq!(postcard::from_bytes::<BlobId>(&bin).unwrap(), id);
+        assert!(BlobId::from_hex("zz").is_none());
+    }
+}

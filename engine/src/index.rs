@@ -1,0 +1,157 @@
+//! Index files list packs and the blobs in them; written after their packs, never changed, only
+//! superseded. The in-memory `Index` maps every blob id to its location, for dedup and restore.
+
+use crate::blob::BlobType;
+use crate::codec;
+use crate::crypto::{Keys, AAD_INDEX};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IndexId, PackId};
+use crate::pack::PackEntry;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IndexPack {
+    pub id: PackId,
+    pub size: u64,
+    pub blobs: Vec<PackEntry>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct IndexFile {
+    pub version: u8,
+    /// Index files whose content this one includes; readers may ignore them once this one is read.
+    pub supersedes: Vec<IndexId>,
+    pub packs: Vec<IndexPack>,
+}
+
+const MAX_INDEX_PLAIN: usize = 1 << 30;
+
+impl IndexFile {
+    pub fn encode(&self, keys: &Keys) -> Vec<u8> {
+        let plain = postcard::to_allocvec(self).expect("serialize index");
+        codec::seal_object(keys, &[AAD_INDEX], &plain, 3)
+    }
+
+    pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
+        let plain = codec::open_object(keys, &[AAD_INDEX], sealed, "index", id, MAX_INDEX_PLAIN)?;
+        let f: IndexFile = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("index", id, e))?;
+        if f.version != 1 {
+            return Err(Error::corrupt("index", id, format!("unsupported version {}", f.version)));
+        }
+        Ok(f)
+    }
+}
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLoc {
+    pub pack: u32,
+    pub ty: BlobType,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+/// The in-memory blob index: every blob's pack and position.
+#[derive(Default)]
+pub struct Index {
+    packs: Vec<PackId>,
+    pack_sizes: Vec<u64>,
+    pack_pos: HashMap<PackId, u32>,
+    blobs: HashMap<BlobId, BlobLoc>,
+}
+
+impl Index {
+    pub fn add_pack(&mut self, id: PackId, size: u64, entries: &[PackEntry]) {
+        let p = self.insert_pack(id, size);
+        self.blobs.reserve(entries.len());
+        for e in entries {
+            self.blobs
+                .entry(e.id)
+                .or_insert(BlobLoc { pack: p, ty: e.ty, offset: e.offset, length: e.length, raw_length: e.raw_length });
+        }
+    }
+
+    /// Registers a pack (if new) and returns its position.
+    pub fn insert_pack(&mut self, id: PackId, size: u64) -> u32 {
+        if let Some(&p) = self.pack_pos.get(&id) {
+            return p;
+        }
+        let p = self.packs.len() as u32;
+        self.packs.push(id);
+        self.pack_sizes.push(size);
+        self.pack_pos.insert(id, p);
+        p
+    }
+
+    /// Records a blob's location unless the blob is already known.
+    pub fn insert_blob(&mut self, id: BlobId, loc: BlobLoc) {
+        self.blobs.entry(id).or_insert(loc);
+    }
+
+    pub fn reserve(&mut self, n: usize) {
+        self.blobs.reserve(n);
+    }
+
+    pub fn add_file(&mut self, f: &IndexFile) {
+        for p in &f.packs {
+            self.add_pack(p.id, p.size, &p.blobs);
+        }
+    }
+
+    pub fn get(&self, id: &BlobId) -> Option<BlobLoc> {
+        self.blobs.get(id).copied()
+    }
+
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.blobs.contains_key(id)
+    }
+
+    pub fn pack_id(&self, p: u32) -> PackId {
+        self.packs[p as usize]
+    }
+
+    pub fn pack_size(&self, p: u32) -> u64 {
+        self.pack_sizes[p as usize]
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.blobs.len()
+    }
+
+    pub fn pack_count(&self) -> usize {
+        self.packs.len()
+    }
+
+    pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &BlobLoc)> {
+        self.blobs.iter()
+    }
+
+    pub fn packs(&self) -> impl Iterator<Item = (u32, &PackId, u64)> {
+        self.packs.iter().zip(&self.pack_sizes).enumerate().map(|(i, (p, s))| (i as u32, p, *s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn index_file_round_trip_and_lookup() {
+        let keys = Keys::derive(&MasterKey([4; 32]));
+        let e = PackEntry { ty: BlobType::Tree, id: BlobId([1; 32]), offset: 0, length: 50, raw_length: 80 };
+        let f = IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: PackId([2; 32]), size: 100, blobs: vec![e] }] };
+        let sealed = f.encode(&keys);
+        let g = IndexFile::decode(&keys, "t", &sealed).unwrap();
+        assert_eq!(f, g);
+        let mut idx = Index::default();
+        idx.add_file(&g);
+        let loc = idx.get(&BlobId([1; 32])).unwrap();
+        assert_eq!(idx.pack_id(loc.pack), PackId([2; 32]));
+        assert_eq!(loc.raw_length, 80);
+        assert!(!idx.contains(&BlobId([3; 32])));
+        assert!(IndexFile::decode(&keys, "t", &sealed[1..]).is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! clawback's engine: an encrypted, deduplicating, content-addressed snapshot store.
+//!
+//! Files are cut into chunks by FastCDC, named by keyed BLAKE3, compressed with zstd, encrypted with
+//! AES-256-GCM-SIV and packed; directories become tree blobs; a snapshot names the root tree. The
+//! byte-level format is specified in `format-spec/README.md`. This crate prints nothing and never
+//! exits the process: every operation returns a `Result` whose error knows its exit code.
+
+pub mod backend;
+pub mod blob;
+pub mod cache;
+pub mod chunker;
+pub mod codec;
+pub mod commands;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod progress;
+pub mod repo;
+pub mod snapshot;
+pub mod tree;
+
+pub use error::{Error, Result};

@@ -1,0 +1,146 @@
+//! Packs: many blobs of one type in one object, followed by an encrypted header listing them, then
+//! the header's length as `u32 LE`. A pack is named by the BLAKE3 of its bytes. The header alone is
+//! enough to rebuild the index, so losing every index file loses nothing.
+
+use crate::blob::BlobType;
+use crate::codec;
+use crate::crypto::{Keys, AAD_PACK_HEADER};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId};
+use serde::{Deserialize, Serialize};
+
+/// One blob's place in a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackEntry {
+    pub ty: BlobType,
+    pub id: BlobId,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackHeader {
+    version: u8,
+    entries: Vec<PackEntry>,
+}
+
+/// Largest pack accepted when reading, and largest header.
+pub const MAX_PACK_LEN: u64 = 1 << 31;
+const MAX_HEADER_PLAIN: usize = 64 << 20;
+
+/// Accumulates encrypted blobs in memory until the pack is full.
+pub struct PackWriter {
+    pub ty: BlobType,
+    buf: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+/// A finished pack, ready to store.
+pub struct FinishedPack {
+    pub id: PackId,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<PackEntry>,
+}
+
+impl PackWriter {
+    pub fn new(ty: BlobType, capacity: usize) -> Self {
+        PackWriter { ty, buf: Vec::with_capacity(capacity), entries: Vec::new() }
+    }
+
+    pub fn add(&mut self, id: BlobId, stored: &[u8], raw_length: usize) {
+        let offset = self.buf.len() as u32;
+        self.buf.extend_from_slice(stored);
+        self.entries.push(PackEntry { ty: self.ty, id, offset, length: stored.len() as u32, raw_length: raw_length as u32 });
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn finish(self, keys: &Keys) -> FinishedPack {
+        let PackWriter { mut buf, entries, .. } = self;
+        let header = postcard::to_allocvec(&PackHeader { version: 1, entries: entries.clone() }).expect("serialize pack header");
+        let sealed = codec::seal_object(keys, &[AAD_PACK_HEADER], &header, 3);
+        buf.extend_from_slice(&sealed);
+        buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        FinishedPack { id: PackId::of_bytes(&buf), bytes: buf, entries }
+    }
+}
+
+/// Where the header of a pack of `pack_len` bytes starts, from the pack's last 4 bytes.
+pub fn header_range(pack_len: u64, tail: &[u8; 4]) -> Result<(u64, u64)> {
+    let hlen = u32::from_le_bytes(*tail) as u64;
+    if pack_len < 4 || hlen + 4 > pack_len {
+        return Err(Error::corrupt("pack", "-", "header length exceeds the pack"));
+    }
+    Ok((pack_len - 4 - hlen, hlen))
+}
+
+/// Decodes and checks a pack header read from a pack whose blobs occupy `blobs_len` bytes.
+pub fn decode_header(keys: &Keys, pack: &PackId, sealed: &[u8], blobs_len: u64) -> Result<Vec<PackEntry>> {
+    let plain = codec::open_object(keys, &[AAD_PACK_HEADER], sealed, "pack header", &pack.to_hex(), MAX_HEADER_PLAIN)?;
+    let h: PackHeader = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("pack header", pack, e))?;
+    if h.version != 1 {
+        return Err(Error::corrupt("pack header", pack, format!("unsupported version {}", h.version)));
+    }
+    let mut expect = 0u64;
+    for e in &h.entries {
+        if e.offset as u64 != expect {
+            return Err(Error::corrupt("pack header", pack, "blobs are not contiguous"));
+        }
+        expect += e.length as u64;
+    }
+    if expect != blobs_len {
+        return Err(Error::corrupt("pack header", pack, "blobs do not fill the pack"));
+    }
+    Ok(h.entries)
+}
+
+/// Reads the header of a whole pack held in memory, verifying the pack's hash first.
+pub fn parse(keys: &Keys, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
+    if PackId::of_bytes(bytes) != *id {
+        return Err(Error::corrupt("pack", id, "content does not match its name"));
+    }
+    if bytes.len() < 4 {
+        return Err(Error::corrupt("pack", id, "too short"));
+    }
+    let tail: [u8; 4] = bytes[bytes.len() - 4..].try_into().unwrap();
+    let (start, len) = header_range(bytes.len() as u64, &tail).map_err(|_| Error::corrupt("pack", id, "bad header length"))?;
+    decode_header(keys, id, &bytes[start as usize..(start + len) as usize], start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn pack_round_trip() {
+        let keys = Keys::derive(&MasterKey([9; 32]));
+        let mut w = PackWriter::new(BlobType::Data, 1024);
+        let mut ids = vec![];
+        for i in 0..5u8 {
+            let plain = vec![i; 1000 + i as usize];
+            let id = keys.blob_id(&plain);
+            w.add(id, &blob::encode(&keys, BlobType::Data, &id, &plain, 3), plain.len());
+            ids.push((id, plain));
+        }
+        let p = w.finish(&keys);
+        let entries = parse(&keys, &p.id, &p.bytes).unwrap();
+        assert_eq!(entries, p.entries);
+        for (e, (id, plain)) in entries.iter().zip(&ids) {
+            let s = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(&blob::decode(&keys, BlobType::Data, id, s, e.raw_length as usize).unwrap(), plain);
+        }
+        let mut bad = p.bytes.clone();
+        bad[3] ^= 1;
+        assert!(parse(&keys, &p.id, &bad).is_err());
+        assert!(parse(&keys, &p.id, &p.bytes[..p.bytes.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,383 @@
+//! Opening and creating repositories: the config object, key files, the blob index (through the
+//! local cache), and reading and writing the repository's objects.
+
+use crate::backend::{Backend, Kind};
+use crate::blob::{self, BlobType};
+use crate::cache::Cache;
+use crate::chunker::ChunkParams;
+use crate::codec;
+use crate::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IndexId, ObjectId, SnapshotId};
+use crate::index::{Index, IndexFile};
+use crate::pack::FinishedPack;
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The repository's `config` object (sealed JSON).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RepoConfig {
+    pub version: u32,
+    /// Random 32-byte id, hex; names the local cache folder.
+    pub id: String,
+    pub chunker: ChunkParams,
+    /// Target pack size in bytes.
+    pub pack_size: u64,
+    /// zstd level for data blobs (0: store raw).
+    pub compression: i32,
+}
+
+pub const DEFAULT_PACK_SIZE: u64 = 16 << 20;
+pub const DEFAULT_COMPRESSION: i32 = 3;
+
+/// A passphrase, kept out of Debug output.
+#[derive(Clone)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+/// What `init` may set.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub kdf: KdfParams,
+    pub chunker: ChunkParams,
+    pub pack_size: u64,
+    pub compression: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { kdf: KdfParams::default(), chunker: ChunkParams::default(), pack_size: DEFAULT_PACK_SIZE, compression: DEFAULT_COMPRESSION }
+    }
+}
+
+/// Where the local cache lives, or that there is none.
+#[derive(Clone, Debug, Default)]
+pub struct CacheOptions {
+    /// Base folder; the cache is `<base>/<repo id>/`. `None`: `$XDG_CACHE_HOME/clawback`.
+    pub dir: Option<PathBuf>,
+    pub disabled: bool,
+}
+
+pub fn default_cache_base() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("clawback");
+    }
+    home_dir().join(".cache").join("clawback")
+}
+
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if r == 0 {
+        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    } else {
+        "localhost".into()
+    }
+}
+
+pub fn username() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+        // SAFETY: getuid has no preconditions.
+        format!("uid{}", unsafe { libc::getuid() })
+    })
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    keys: Keys,
+    config: RepoConfig,
+    cache: Option<Cache>,
+    index: RwLock<Index>,
+    key_id: String,
+}
+
+fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Backend { op, name: name.to_string(), source }
+}
+
+impl Repository {
+    /// Creates a new repository with one key file for `password`.
+    pub fn init(backend: Arc<dyn Backend>, password: &Secret, opts: &InitOptions) -> Result<()> {
+        opts.chunker.validate().map_err(Error::Usage)?;
+        match backend.read(Kind::Config, "config") {
+            Ok(_) => return Err(Error::RepoExists(backend.location())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Backend { op: "read", name: "config".into(), source: e }),
+        }
+        backend.create().map_err(backend_err("create", &backend.location()))?;
+        let master = MasterKey::random();
+        let keys = Keys::derive(&master);
+        let config = RepoConfig {
+            version: 1,
+            id: hex::encode(rand::random::<[u8; 32]>()),
+            chunker: opts.chunker,
+            pack_size: opts.pack_size.clamp(1 << 20, 1 << 30),
+            compression: opts.compression.clamp(0, 19),
+        };
+        let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
+        let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
+        let kid = ObjectId::of_bytes(&kbytes).to_hex();
+        backend.write(Kind::Key, &kid, &kbytes).map_err(backend_err("write", &kid))?;
+        // The config goes last: a repository without one is not a repository, so a failed init
+        // can simply be retried.
+        let cbytes = codec::seal_object(&keys, &[AAD_CONFIG], &serde_json::to_vec(&config).unwrap(), 0);
+        backend.write(Kind::Config, "config", &cbytes).map_err(backend_err("write", "config"))?;
+        Ok(())
+    }
+
+    /// Opens a repository: finds a key file the password opens, reads the config, and brings the
+    /// cache and the in-memory index up to date.
+    pub fn open(backend: Arc<dyn Backend>, password: &Secret, cache: &CacheOptions) -> Result<Repository> {
+        let (master, key_id) = Self::unlock(backend.as_ref(), password)?;
+        let keys = Keys::derive(&master);
+        let sealed = backend.read(Kind::Config, "config").map_err(backend_err("read", "config"))?;
+        let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
+        let config: RepoConfig = serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", "config", e))?;
+        if config.version != 1 {
+            return Err(Error::corrupt("config", "config", format!("unsupported repository version {}", config.version)));
+        }
+        config.chunker.validate().map_err(|e| Error::corrupt("config", "config", e))?;
+        if config.id.len() != 64 || !config.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::corrupt("config", "config", "bad repository id"));
+        }
+        let cache = if cache.disabled {
+            None
+        } else {
+            let base = cache.dir.clone().unwrap_or_else(default_cache_base);
+            Some(Cache::open(&base.join(&config.id))?)
+        };
+        let repo = Repository { backend, keys, config, cache, index: RwLock::new(Index::default()), key_id };
+        repo.reload_index()?;
+        Ok(repo)
+    }
+
+    /// Finds the key file that `password` opens.
+    pub fn unlock(backend: &dyn Backend, password: &Secret) -> Result<(MasterKey, String)> {
+        let keys = match backend.list(Kind::Key) {
+            Ok(k) => k,
+            Err(e) => return Err(Error::Backend { op: "list", name: "keys".into(), source: e }),
+        };
+        if keys.is_empty() {
+            return match backend.read(Kind::Config, "config") {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::RepoNotFound(backend.location())),
+                _ => Err(Error::corrupt("repository", backend.location(), "no key files")),
+            };
+        }
+        for (name, _) in &keys {
+            let bytes = backend.read(Kind::Key, name).map_err(backend_err("read", name))?;
+            let kf = match KeyFile::parse(&bytes) {
+                Ok(kf) => kf,
+                Err(_) => continue,
+            };
+            if let Some(m) = kf.open(&password.0)? {
+                return Ok((m, name.clone()));
+            }
+        }
+        Err(Error::WrongPassword)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+    pub fn index(&self) -> parking_lot::RwLockReadGuard<'_, Index> {
+        self.index.read()
+    }
+    pub fn index_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Index> {
+        self.index.write()
+    }
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    /// Reads every index file not yet in the cache and rebuilds the in-memory index.
+    pub fn reload_index(&self) -> Result<()> {
+        let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
+        let index = match &self.cache {
+            Some(cache) => {
+                let remote_ids: std::collections::HashSet<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
+                let mut known = cache.known_indexes()?;
+                if known.iter().any(|k| !remote_ids.contains(k.as_str())) {
+                    cache.clear_index()?;
+                    known.clear();
+                }
+                let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !known.contains(*n)).collect();
+                let files = self.read_index_files(&missing)?;
+                for (name, f) in missing.iter().zip(&files) {
+                    cache.add_index(name, f)?;
+                }
+                cache.load_index()?
+            }
+            None => {
+                let names: Vec<&String> = remote.iter().map(|(n, _)| n).collect();
+                let mut idx = Index::default();
+                for f in self.read_index_files(&names)? {
+                    idx.add_file(&f);
+                }
+                idx
+            }
+        };
+        *self.index.write() = index;
+        Ok(())
+    }
+
+    fn read_index_files(&self, names: &[&String]) -> Result<Vec<IndexFile>> {
+        use rayon::prelude::*;
+        names
+            .par_iter()
+            .map(|name| {
+                let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
+                if ObjectId::of_bytes(&bytes).to_hex() != **name {
+                    return Err(Error::corrupt("index", name, "content does not match its name"));
+                }
+                IndexFile::decode(&self.keys, name, &bytes)
+            })
+            .collect()
+    }
+
+    /// Stores a finished pack; succeeds if an identical pack is already there.
+    pub fn save_pack(&self, p: &FinishedPack) -> Result<()> {
+        let name = p.id.to_hex();
+        match self.backend.write(Kind::Pack, &name, &p.bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            r => r.map_err(backend_err("write pack", &name)),
+        }
+    }
+
+    /// Stores an index file and adds it to the cache and the in-memory index.
+    pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
+        let bytes = f.encode(&self.keys);
+        let id = ObjectId::of_bytes(&bytes);
+        let name = id.to_hex();
+        match self.backend.write(Kind::Index, &name, &bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            r => r.map_err(backend_err("write index", &name))?,
+        }
+        if let Some(c) = &self.cache {
+            c.add_index(&name, f)?;
+        }
+        self.index.write().add_file(f);
+        Ok(id)
+    }
+
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
+        let bytes = s.encode(&self.keys);
+        let id = ObjectId::of_bytes(&bytes);
+        let name = id.to_hex();
+        self.backend.write(Kind::Snapshot, &name, &bytes).map_err(backend_err("write snapshot", &name))?;
+        if let Some(c) = &self.cache {
+            c.put_snapshot(&name, &serde_json::to_vec(s).unwrap())?;
+        }
+        Ok(id)
+    }
+
+    /// Every snapshot, oldest first (ties broken by id).
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let remote = self.backend.list(Kind::Snapshot).map_err(backend_err("list", "snapshots"))?;
+        let mut cached: std::collections::HashMap<String, Vec<u8>> = match &self.cache {
+            Some(c) => c.snapshots()?.into_iter().collect(),
+            None => Default::default(),
+        };
+        let remote_names: std::collections::HashSet<&String> = remote.iter().map(|(n, _)| n).collect();
+        if let Some(c) = &self.cache {
+            for k in cached.keys().filter(|k| !remote_names.contains(k)) {
+                c.remove_snapshot(k)?;
+            }
+        }
+        let mut out = Vec::with_capacity(remote.len());
+        for (name, _) in &remote {
+            let Some(id) = ObjectId::from_hex(name) else { continue };
+            let snap = match cached.remove(name) {
+                Some(json) => Snapshot::from_json(name, &json)?,
+                None => {
+                    let bytes = self.backend.read(Kind::Snapshot, name).map_err(backend_err("read", name))?;
+                    if ObjectId::of_bytes(&bytes) != id {
+                        return Err(Error::corrupt("snapshot", name, "content does not match its name"));
+                    }
+                    let s = Snapshot::decode(&self.keys, name, &bytes)?;
+                    if let Some(c) = &self.cache {
+                        c.put_snapshot(name, &serde_json::to_vec(&s).unwrap())?;
+                    }
+                    s
+                }
+            };
+            out.push((id, snap));
+        }
+        out.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest`, a full id or a unique prefix of at least 4 hex digits, among snapshots
+    /// that pass `filter`.
+    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(SnapshotId, Snapshot)> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all.into_iter().rev().find(|(_, s)| filter(s)).ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+        }
+        if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Usage(format!("invalid snapshot {spec:?}: give `latest`, an id or at least 4 hex digits")));
+        }
+        let spec_l = spec.to_ascii_lowercase();
+        let mut m: Vec<_> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l)).collect();
+        match m.len() {
+            0 => Err(Error::SnapshotNotFound(spec.into())),
+            1 => Ok(m.pop().unwrap()),
+            _ => Err(Error::AmbiguousSnapshot(spec.into())),
+        }
+    }
+
+    /// Reads and verifies one blob.
+    pub fn read_blob(&self, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.index().get(id).ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?;
+        if loc.ty != ty {
+            return Err(Error::corrupt("blob", id, "indexed with another type"));
+        }
+        let pack = self.index().pack_id(loc.pack).to_hex();
+        let stored = self
+            .backend
+            .read_range(Kind::Pack, &pack, loc.offset as u64, loc.length as u64)
+            .map_err(|e| Error::Backend { op: "read pack", name: pack.clone(), source: e })?;
+        blob::decode(&self.keys, ty, id, &stored, loc.raw_length as usize)
+            .map_err(|e| Error::corrupt("pack", &pack, format!("blob {}: {}", id.short(), e)))
+    }
+
+    /// Loads a tree, from the cache when it is there.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        if let Some(c) = &self.cache {
+            if let Some(bytes) = c.get_tree(id)? {
+                if let Ok(t) = Tree::decode(id, &bytes) {
+                    return Ok(t);
+                }
+            }
+        }
+        let bytes = self.read_blob(BlobType::Tree, id)?;
+        let t = Tree::decode(id, &bytes)?;
+        if let Some(c) = &self.cache {
+            c.put_tree(id, &bytes)?;
+        }
+        Ok(t)
+    }
+}

@@ -1,0 +1,79 @@
+//! Snapshots: JSON, sealed, stored under `snapshots/`, written last so an unfinished backup leaves
+//! none. They name the root tree and carry the summary counters of the backup that made them.
+
+use crate::codec;
+use crate::crypto::{Keys, AAD_SNAPSHOT};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub dirs: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    pub bytes_stored: u64,
+    pub duration_s: f64,
+    #[serde(default)]
+    pub total_files: u64,
+    #[serde(default)]
+    pub total_bytes: u64,
+}
+
+/// A file or entry the backup could not read or did not store, with the reason.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BackupIssue {
+    pub path: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub version: u32,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub time: String,
+    pub hostname: String,
+    pub username: String,
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub parent: Option<SnapshotId>,
+    pub tree: BlobId,
+    pub summary: Summary,
+    pub program_version: String,
+    /// Files that could not be read (the snapshot lacks them).
+    #[serde(default)]
+    pub errors: Vec<BackupIssue>,
+    /// Entries left out on purpose: sockets, fifos, devices.
+    #[serde(default)]
+    pub skipped: Vec<BackupIssue>,
+}
+
+const MAX_SNAPSHOT_PLAIN: usize = 64 << 20;
+
+impl Snapshot {
+    pub fn encode(&self, keys: &Keys) -> Vec<u8> {
+        let plain = serde_json::to_vec(self).expect("serialize snapshot");
+        codec::seal_object(keys, &[AAD_SNAPSHOT], &plain, 3)
+    }
+
+    pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
+        let plain = codec::open_object(keys, &[AAD_SNAPSHOT], sealed, "snapshot", id, MAX_SNAPSHOT_PLAIN)?;
+        Self::from_json(id, &plain)
+    }
+
+    pub fn from_json(id: &str, plain: &[u8]) -> Result<Self> {
+        let s: Snapshot = serde_json::from_slice(plain).map_err(|e| Error::corrupt("snapshot", id, e))?;
+        if s.version != 1 {
+            return Err(Error::corrupt("snapshot", id, format!("unsupported version {}", s.version)));
+        }
+        Ok(s)
+    }
+
+    pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(&self.time).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_default()
+    }
+}
