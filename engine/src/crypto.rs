@@ -65,7 +65,8 @@ impl std::fmt::Debug for Keys {
 fn hkdf32(master: &MasterKey, label: &[u8]) -> [u8; 32] {
     let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(HKDF_SALT), &master.0);
     let mut out = [0u8; 32];
-    hk.expand(label, &mut out).expect("32 bytes is a valid HKDF-SHA256 output length");
+    hk.expand(label, &mut out)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
     out
 }
 
@@ -75,7 +76,11 @@ impl Keys {
         let data_key = hkdf32(master, LABEL_DATA);
         let seed_bytes = hkdf32(master, LABEL_CHUNKER_SEED);
         let chunker_seed = u64::from_le_bytes(seed_bytes[..8].try_into().unwrap());
-        Keys { chunk_id_key, cipher: Aes256GcmSiv::new(&data_key.into()), chunker_seed }
+        Keys {
+            chunk_id_key,
+            cipher: Aes256GcmSiv::new(&data_key.into()),
+            chunker_seed,
+        }
     }
 
     /// The id of a blob: keyed BLAKE3 of its plaintext.
@@ -147,7 +152,11 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// About 64 MiB and half a second on a small server.
     fn default() -> Self {
-        KdfParams { m_cost: 64 * 1024, t_cost: 3, p_cost: 1 }
+        KdfParams {
+            m_cost: 64 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
     }
 }
 
@@ -158,7 +167,11 @@ const MAX_P_COST: u32 = 64;
 
 pub fn derive_wrapping_key(passphrase: &[u8], salt: &[u8], p: &KdfParams) -> Result<[u8; 32]> {
     if p.m_cost > MAX_M_COST || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST || p.t_cost == 0 {
-        return Err(Error::corrupt("key file", "-", "Argon2 parameters out of range"));
+        return Err(Error::corrupt(
+            "key file",
+            "-",
+            "Argon2 parameters out of range",
+        ));
     }
     let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| Error::corrupt("key file", "-", format!("Argon2 parameters: {e}")))?;
@@ -189,7 +202,13 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    pub fn create(master: &MasterKey, passphrase: &[u8], params: KdfParams, host: &str, user: &str) -> Result<Self> {
+    pub fn create(
+        master: &MasterKey,
+        passphrase: &[u8],
+        params: KdfParams,
+        host: &str,
+        user: &str,
+    ) -> Result<Self> {
         use base64::Engine;
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -212,9 +231,14 @@ impl KeyFile {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", "-", e))?;
+        let kf: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", "-", e))?;
         if kf.version != 1 || kf.kdf != "argon2id" {
-            return Err(Error::corrupt("key file", "-", "unsupported version or KDF"));
+            return Err(Error::corrupt(
+                "key file",
+                "-",
+                "unsupported version or KDF",
+            ));
         }
         Ok(kf)
     }
@@ -223,13 +247,21 @@ impl KeyFile {
     pub fn open(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let salt = b64.decode(&self.salt).map_err(|e| Error::corrupt("key file", "-", e))?;
-        let data = b64.decode(&self.data).map_err(|e| Error::corrupt("key file", "-", e))?;
+        let salt = b64
+            .decode(&self.salt)
+            .map_err(|e| Error::corrupt("key file", "-", e))?;
+        let data = b64
+            .decode(&self.data)
+            .map_err(|e| Error::corrupt("key file", "-", e))?;
         let wk = derive_wrapping_key(passphrase, &salt, &self.params)?;
         let cipher = Aes256GcmSiv::new(&wk.into());
         match open_with(&cipher, &[AAD_KEY], &data) {
             Some(pt) if pt.len() == 32 => Ok(Some(MasterKey(pt.try_into().unwrap()))),
-            Some(_) => Err(Error::corrupt("key file", "-", "wrapped key has the wrong length")),
+            Some(_) => Err(Error::corrupt(
+                "key file",
+                "-",
+                "wrapped key has the wrong length",
+            )),
             None => Ok(None),
         }
     }
@@ -240,7 +272,11 @@ mod tests {
     use super::*;
 
     fn fast() -> KdfParams {
-        KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }
+        KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        }
     }
 
     #[test]
@@ -249,7 +285,10 @@ mod tests {
         let sealed = keys.seal(&[AAD_INDEX], b"hello");
         assert_eq!(sealed.len(), 5 + OVERHEAD);
         assert_eq!(keys.open(&[AAD_INDEX], &sealed).unwrap(), b"hello");
-        assert!(keys.open(&[AAD_SNAPSHOT], &sealed).is_none(), "wrong role must not decrypt");
+        assert!(
+            keys.open(&[AAD_SNAPSHOT], &sealed).is_none(),
+            "wrong role must not decrypt"
+        );
         let mut bad = sealed.clone();
         bad[NONCE_LEN] ^= 1;
         assert!(keys.open(&[AAD_INDEX], &bad).is_none());
@@ -279,7 +318,11 @@ mod tests {
 
     #[test]
     fn hostile_kdf_parameters_are_refused() {
-        let p = KdfParams { m_cost: u32::MAX, t_cost: 1, p_cost: 1 };
+        let p = KdfParams {
+            m_cost: u32::MAX,
+            t_cost: 1,
+            p_cost: 1,
+        };
         assert!(derive_wrapping_key(b"x", b"saltsaltsaltsalt", &p).is_err());
     }
 }

@@ -35,9 +35,14 @@ impl IndexFile {
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
         let plain = codec::open_object(keys, &[AAD_INDEX], sealed, "index", id, MAX_INDEX_PLAIN)?;
-        let f: IndexFile = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("index", id, e))?;
+        let f: IndexFile =
+            postcard::from_bytes(&plain).map_err(|e| Error::corrupt("index", id, e))?;
         if f.version != 1 {
-            return Err(Error::corrupt("index", id, format!("unsupported version {}", f.version)));
+            return Err(Error::corrupt(
+                "index",
+                id,
+                format!("unsupported version {}", f.version),
+            ));
         }
         Ok(f)
     }
@@ -67,9 +72,13 @@ impl Index {
         let p = self.insert_pack(id, size);
         self.blobs.reserve(entries.len());
         for e in entries {
-            self.blobs
-                .entry(e.id)
-                .or_insert(BlobLoc { pack: p, ty: e.ty, offset: e.offset, length: e.length, raw_length: e.raw_length });
+            self.blobs.entry(e.id).or_insert(BlobLoc {
+                pack: p,
+                ty: e.ty,
+                offset: e.offset,
+                length: e.length,
+                raw_length: e.raw_length,
+            });
         }
     }
 
@@ -129,7 +138,11 @@ impl Index {
     }
 
     pub fn packs(&self) -> impl Iterator<Item = (u32, &PackId, u64)> {
-        self.packs.iter().zip(&self.pack_sizes).enumerate().map(|(i, (p, s))| (i as u32, p, *s))
+        self.packs
+            .iter()
+            .zip(&self.pack_sizes)
+            .enumerate()
+            .map(|(i, (p, s))| (i as u32, p, *s))
     }
 }
 
@@ -141,8 +154,22 @@ mod tests {
     #[test]
     fn index_file_round_trip_and_lookup() {
         let keys = Keys::derive(&MasterKey([4; 32]));
-        let e = PackEntry { ty: BlobType::Tree, id: BlobId([1; 32]), offset: 0, length: 50, raw_length: 80 };
-        let f = IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: PackId([2; 32]), size: 100, blobs: vec![e] }] };
+        let e = PackEntry {
+            ty: BlobType::Tree,
+            id: BlobId([1; 32]),
+            offset: 0,
+            length: 50,
+            raw_length: 80,
+        };
+        let f = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![IndexPack {
+                id: PackId([2; 32]),
+                size: 100,
+                blobs: vec![e],
+            }],
+        };
         let sealed = f.encode(&keys);
         let g = IndexFile::decode(&keys, "t", &sealed).unwrap();
         assert_eq!(f, g);

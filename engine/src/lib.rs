@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod openclaw;
 pub mod pack;
 pub mod progress;
 pub mod repo;

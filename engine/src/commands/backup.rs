@@ -66,7 +66,12 @@ const BATCH: usize = 8 << 20;
 const PACKS_PER_INDEX: usize = 64;
 
 enum PackerMsg {
-    Blob { ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize },
+    Blob {
+        ty: BlobType,
+        id: BlobId,
+        stored: Vec<u8>,
+        raw_len: usize,
+    },
 }
 
 #[derive(Default)]
@@ -99,14 +104,22 @@ struct Ctx<'a> {
 pub fn build_excludes(patterns: &[String]) -> Result<Gitignore> {
     let mut b = GitignoreBuilder::new("/");
     for p in patterns {
-        b.add_line(None, p).map_err(|e| Error::Usage(format!("bad exclude pattern {p:?}: {e}")))?;
+        b.add_line(None, p)
+            .map_err(|e| Error::Usage(format!("bad exclude pattern {p:?}: {e}")))?;
     }
-    b.build().map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))
+    b.build()
+        .map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))
 }
 
 /// Makes a path absolute and lexically clean (no `.`/`..`), without following symlinks.
 pub fn absolute_clean(p: &Path) -> Result<PathBuf> {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().ctx("read current folder", p)?.join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .ctx("read current folder", p)?
+            .join(p)
+    };
     let mut out = PathBuf::from("/");
     for c in abs.components() {
         match c {
@@ -121,10 +134,14 @@ pub fn absolute_clean(p: &Path) -> Result<PathBuf> {
 }
 
 fn mtime_ns(md: &Metadata) -> i64 {
-    md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
+    md.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.mtime_nsec())
 }
 fn ctime_ns(md: &Metadata) -> i64 {
-    md.ctime().saturating_mul(1_000_000_000).saturating_add(md.ctime_nsec())
+    md.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.ctime_nsec())
 }
 
 fn node_from_meta(name: Vec<u8>, kind: NodeKind, md: &Metadata) -> Node {
@@ -152,12 +169,18 @@ struct Trie(BTreeMap<Vec<u8>, Option<Trie>>);
 
 impl Trie {
     fn insert(&mut self, comps: &[Vec<u8>]) {
-        let Some((first, rest)) = comps.split_first() else { return };
+        let Some((first, rest)) = comps.split_first() else {
+            return;
+        };
         if rest.is_empty() {
             self.0.insert(first.clone(), None);
             return;
         }
-        match self.0.entry(first.clone()).or_insert_with(|| Some(Trie::default())) {
+        match self
+            .0
+            .entry(first.clone())
+            .or_insert_with(|| Some(Trie::default()))
+        {
             Some(t) => t.insert(rest),
             None => {} // an ancestor is backed up whole already
         }
@@ -165,7 +188,11 @@ impl Trie {
 }
 
 /// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
-pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
+pub fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupResult> {
     let start = Instant::now();
     if opts.paths.is_empty() {
         return Err(Error::Usage("nothing to back up: no paths given".into()));
@@ -180,13 +207,20 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     }
     paths.sort();
     paths.dedup();
-    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let path_strings: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let host = opts.host.clone().unwrap_or_else(crate::repo::hostname);
 
     // The parent: given, or the latest snapshot of this host with the same paths.
     let parent = match &opts.parent {
         Some(id) => Some(repo.find_snapshot(&id.to_hex(), |_| true)?),
-        None => repo.snapshots()?.into_iter().rev().find(|(_, s)| s.hostname == host && s.paths == path_strings),
+        None => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.hostname == host && s.paths == path_strings),
     };
     let parent_tree = match &parent {
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
@@ -195,7 +229,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
 
     let mut trie = Trie::default();
     for p in &paths {
-        let comps: Vec<Vec<u8>> = p.components().skip(1).map(|c| c.as_os_str().as_bytes().to_vec()).collect();
+        let comps: Vec<Vec<u8>> = p
+            .components()
+            .skip(1)
+            .map(|c| c.as_os_str().as_bytes().to_vec())
+            .collect();
         if comps.is_empty() {
             trie = Trie::default();
             trie.0.insert(Vec::new(), None); // "/" itself
@@ -222,7 +260,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             chunker: Chunker::new(cfg.chunker, repo.keys().chunker_seed),
             level: cfg.compression,
             excludes: excludes.clone(),
-            skip: opts.skip_paths.iter().filter_map(|p| absolute_clean(p).ok()).collect(),
+            skip: opts
+                .skip_paths
+                .iter()
+                .filter_map(|p| absolute_clean(p).ok())
+                .collect(),
             pending: Mutex::new(HashSet::new()),
             tx,
             c: Counters::default(),
@@ -238,9 +280,17 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         };
         let root = root.and_then(|t| ctx.store_tree(&t));
         stop_scan.store(true, Relaxed);
-        let Ctx { c, errors, skipped, tx, .. } = ctx;
+        let Ctx {
+            c,
+            errors,
+            skipped,
+            tx,
+            ..
+        } = ctx;
         drop(tx); // the packer finishes once every sender is gone
-        let packed = packer.join().unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())));
+        let packed = packer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())));
         (root, c, errors.into_inner(), skipped.into_inner(), packed)
     });
     let packed = packed?;
@@ -286,7 +336,13 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         Some(repo.save_snapshot(&snap)?)
     };
     summary.duration_s = start.elapsed().as_secs_f64();
-    Ok(BackupResult { snapshot_id, parent_id: snap.parent, summary, errors, skipped })
+    Ok(BackupResult {
+        snapshot_id,
+        parent_id: snap.parent,
+        summary,
+        errors,
+        skipped,
+    })
 }
 
 struct Packed {
@@ -294,9 +350,17 @@ struct Packed {
 }
 
 /// Fills one pack per blob type, writes full packs, and writes index files for them.
-fn packer(repo: &Repository, rx: Receiver<PackerMsg>, pack_size: usize, dry: bool) -> Result<Packed> {
+fn packer(
+    repo: &Repository,
+    rx: Receiver<PackerMsg>,
+    pack_size: usize,
+    dry: bool,
+) -> Result<Packed> {
     let keys = repo.keys();
-    let mut writers = [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)];
+    let mut writers = [
+        PackWriter::new(BlobType::Data, 0),
+        PackWriter::new(BlobType::Tree, 0),
+    ];
     let mut done: Vec<IndexPack> = Vec::new();
     let mut bytes_stored = 0u64;
     let mut failure: Option<Error> = None;
@@ -307,19 +371,30 @@ fn packer(repo: &Repository, rx: Receiver<PackerMsg>, pack_size: usize, dry: boo
             repo.save_pack(&p)?;
         }
         *bytes += p.bytes.len() as u64;
-        done.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
+        done.push(IndexPack {
+            id: p.id,
+            size: p.bytes.len() as u64,
+            blobs: p.entries,
+        });
         Ok(())
     };
     let write_index = |done: &mut Vec<IndexPack>, bytes: &mut u64| -> Result<()> {
         if done.is_empty() {
             return Ok(());
         }
-        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(done) };
+        let f = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: std::mem::take(done),
+        };
         if dry {
             *bytes += f.encode(keys).len() as u64;
         } else {
             let id = repo.save_index(&f)?;
-            *bytes += repo.backend().size(crate::backend::Kind::Index, &id.to_hex()).unwrap_or(0);
+            *bytes += repo
+                .backend()
+                .size(crate::backend::Kind::Index, &id.to_hex())
+                .unwrap_or(0);
         }
         Ok(())
     };
@@ -328,7 +403,12 @@ fn packer(repo: &Repository, rx: Receiver<PackerMsg>, pack_size: usize, dry: boo
         if failure.is_some() {
             continue; // drain so senders never block; the error is reported below
         }
-        let PackerMsg::Blob { ty, id, stored, raw_len } = msg;
+        let PackerMsg::Blob {
+            ty,
+            id,
+            stored,
+            raw_len,
+        } = msg;
         let w = &mut writers[ty as usize];
         if w.is_empty() {
             *w = PackWriter::new(ty, pack_size + pack_size / 8);
@@ -391,7 +471,10 @@ fn scan_totals(paths: &[PathBuf], ex: &Gitignore, progress: &Progress, stop: &At
 
 impl Ctx<'_> {
     fn issue(&self, list: &Mutex<Vec<BackupIssue>>, path: &Path, error: impl ToString) {
-        list.lock().push(BackupIssue { path: path.to_string_lossy().into_owned(), error: error.to_string() });
+        list.lock().push(BackupIssue {
+            path: path.to_string_lossy().into_owned(),
+            error: error.to_string(),
+        });
     }
 
     /// Claims a blob for storing: true when it is neither in the index nor already on its way.
@@ -408,7 +491,12 @@ impl Ctx<'_> {
 
     fn send(&self, ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize) -> Result<()> {
         self.tx
-            .send(PackerMsg::Blob { ty, id, stored, raw_len })
+            .send(PackerMsg::Blob {
+                ty,
+                id,
+                stored,
+                raw_len,
+            })
             .map_err(|_| Error::Other("backup aborted: the pack writer stopped".into()))
     }
 
@@ -493,7 +581,12 @@ impl Ctx<'_> {
     }
 
     /// One entry: returns its node, or `None` when it is skipped (vanished, unreadable, special).
-    fn process_entry(&self, path: &Path, name: Vec<u8>, pnode: Option<&Node>) -> Result<Option<Node>> {
+    fn process_entry(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        pnode: Option<&Node>,
+    ) -> Result<Option<Node>> {
         let md = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -543,7 +636,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn process_file(&self, path: &Path, name: Vec<u8>, md: &Metadata, pnode: Option<&Node>) -> Result<Option<Node>> {
+    fn process_file(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        md: &Metadata,
+        pnode: Option<&Node>,
+    ) -> Result<Option<Node>> {
         let mut node = node_from_meta(name, NodeKind::File, md);
         self.c.total_files.fetch_add(1, Relaxed);
         if let Some(p) = pnode {
@@ -559,7 +658,12 @@ impl Ctx<'_> {
             .read(true)
             .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
             .open(path)
-            .or_else(|_| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path));
+            .or_else(|_| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(path)
+            });
         let f: File = match f {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -605,26 +709,35 @@ impl Ctx<'_> {
         let read = BUF.with(|b| {
             // Take the buffer out so nested rayon work on this thread gets its own.
             let mut buf = std::mem::take(&mut *b.borrow_mut());
-            let r = self.chunker.for_each_batch::<_, ReadErr>(f, &mut buf, batch, |data, cuts| {
-                self.c.bytes_read.fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
-                let work = |r: &std::ops::Range<usize>| -> Result<BlobId> {
-                    let chunk = &data[r.clone()];
-                    let id = keys.blob_id(chunk);
-                    if self.claim(&id) {
-                        let stored = blob::encode(keys, BlobType::Data, &id, chunk, self.level);
-                        self.c.bytes_added.fetch_add(chunk.len() as u64, Relaxed);
-                        self.send(BlobType::Data, id, stored, chunk.len())?;
+            let r = self
+                .chunker
+                .for_each_batch::<_, ReadErr>(f, &mut buf, batch, |data, cuts| {
+                    self.c
+                        .bytes_read
+                        .fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
+                    let work = |r: &std::ops::Range<usize>| -> Result<BlobId> {
+                        let chunk = &data[r.clone()];
+                        let id = keys.blob_id(chunk);
+                        if self.claim(&id) {
+                            let stored = blob::encode(keys, BlobType::Data, &id, chunk, self.level);
+                            self.c.bytes_added.fetch_add(chunk.len() as u64, Relaxed);
+                            self.send(BlobType::Data, id, stored, chunk.len())?;
+                        }
+                        self.progress
+                            .bytes_done
+                            .fetch_add(chunk.len() as u64, Relaxed);
+                        Ok(id)
+                    };
+                    let got: Vec<Result<BlobId>> = if cuts.len() > 1 {
+                        cuts.par_iter().map(work).collect()
+                    } else {
+                        cuts.iter().map(work).collect()
+                    };
+                    for g in got {
+                        ids.push(g.map_err(ReadErr::Fatal)?);
                     }
-                    self.progress.bytes_done.fetch_add(chunk.len() as u64, Relaxed);
-                    Ok(id)
-                };
-                let got: Vec<Result<BlobId>> =
-                    if cuts.len() > 1 { cuts.par_iter().map(work).collect() } else { cuts.iter().map(work).collect() };
-                for g in got {
-                    ids.push(g.map_err(ReadErr::Fatal)?);
-                }
-                Ok(())
-            });
+                    Ok(())
+                });
             if buf.capacity() <= 2 * BATCH + (2 << 20) {
                 *b.borrow_mut() = buf;
             }

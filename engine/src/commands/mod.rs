@@ -1,1 +1,3 @@
-pub mod backup; pub mod restore; pub mod ls;
+pub mod backup;
+pub mod ls;
+pub mod restore;

@@ -59,7 +59,11 @@ pub struct Selection {
 impl Selection {
     pub fn new(includes: &[String], excludes: &[String]) -> Result<Self> {
         Ok(Selection {
-            includes: if includes.is_empty() { None } else { Some(build_excludes(includes)?) },
+            includes: if includes.is_empty() {
+                None
+            } else {
+                Some(build_excludes(includes)?)
+            },
             excludes: build_excludes(excludes)?,
         })
     }
@@ -84,7 +88,14 @@ pub fn plan(repo: &Repository, snap: &Snapshot, sel: &Selection) -> Result<Vec<I
 
 const MAX_DEPTH: usize = 4096;
 
-fn plan_tree(repo: &Repository, nodes: &[Node], rel: &Path, sel: &Selection, out: &mut Vec<Item>, depth: usize) -> Result<bool> {
+fn plan_tree(
+    repo: &Repository,
+    nodes: &[Node],
+    rel: &Path,
+    sel: &Selection,
+    out: &mut Vec<Item>,
+    depth: usize,
+) -> Result<bool> {
     if depth > MAX_DEPTH {
         return Err(Error::UnsafePath("trees nested too deeply".into()));
     }
@@ -99,7 +110,10 @@ fn plan_tree(repo: &Repository, nodes: &[Node], rel: &Path, sel: &Selection, out
         }
         if is_dir {
             let pos = out.len();
-            out.push(Item { rel: r.clone(), node: n.clone() });
+            out.push(Item {
+                rel: r.clone(),
+                node: n.clone(),
+            });
             let sub = repo.load_tree(n.subtree.as_ref().expect("validated"))?;
             let inner = plan_tree(repo, &sub.nodes, &r, sel, out, depth + 1)?;
             if inner || sel.included(&abs, true) {
@@ -108,7 +122,10 @@ fn plan_tree(repo: &Repository, nodes: &[Node], rel: &Path, sel: &Selection, out
                 out.remove(pos);
             }
         } else if sel.included(&abs, false) {
-            out.push(Item { rel: r, node: n.clone() });
+            out.push(Item {
+                rel: r,
+                node: n.clone(),
+            });
             any = true;
         }
     }
@@ -123,7 +140,10 @@ fn safe_mkdir(target: &Path, rel: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let md = std::fs::symlink_metadata(&p).ctx("inspect", &p)?;
             if md.file_type().is_symlink() || !md.is_dir() {
-                return Err(Error::UnsafePath(format!("{} exists and is not a folder (a symlink would lead outside the target)", p.display())));
+                return Err(Error::UnsafePath(format!(
+                    "{} exists and is not a folder (a symlink would lead outside the target)",
+                    p.display()
+                )));
             }
             Ok(())
         }
@@ -142,11 +162,19 @@ fn set_owner(path: &Path, n: &Node) {
 }
 
 fn ft(ns: i64) -> filetime::FileTime {
-    filetime::FileTime::from_unix_time(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+    filetime::FileTime::from_unix_time(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
 }
 
 /// Restores a snapshot under `opts.target`.
-pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progress: &Progress) -> Result<RestoreResult> {
+pub fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreResult> {
     let sel = Selection::new(&opts.includes, &opts.excludes)?;
     let items = plan(repo, snap, &sel)?;
     let mut res = RestoreResult::default();
@@ -207,7 +235,10 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
                 Err(e) => {
                     // Never leave a partial file that could pass for whole.
                     let _ = std::fs::remove_file(&path);
-                    Some(BackupIssue { path: Path::new("/").join(&it.rel).to_string_lossy().into_owned(), error: e.to_string() })
+                    Some(BackupIssue {
+                        path: Path::new("/").join(&it.rel).to_string_lossy().into_owned(),
+                        error: e.to_string(),
+                    })
                 }
             }
         })
@@ -217,7 +248,12 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
     for (i, f) in link_to {
         let src = target.join(&items[f].rel);
         let dst = target.join(&items[i].rel);
-        if failed.contains(Path::new("/").join(&items[f].rel).to_string_lossy().as_ref()) {
+        if failed.contains(
+            Path::new("/")
+                .join(&items[f].rel)
+                .to_string_lossy()
+                .as_ref(),
+        ) {
             continue;
         }
         let _ = std::fs::remove_file(&dst);
@@ -229,11 +265,15 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
         let p = target.join(&it.rel);
         if let Ok(md) = std::fs::symlink_metadata(&p) {
             if md.is_dir() {
-                return Err(Error::UnsafePath(format!("{} is a folder where the snapshot has a symlink", p.display())));
+                return Err(Error::UnsafePath(format!(
+                    "{} is a folder where the snapshot has a symlink",
+                    p.display()
+                )));
             }
             std::fs::remove_file(&p).ctx("replace", &p)?;
         }
-        std::os::unix::fs::symlink(OsStr::from_bytes(&it.node.target), &p).ctx("create symlink", &p)?;
+        std::os::unix::fs::symlink(OsStr::from_bytes(&it.node.target), &p)
+            .ctx("create symlink", &p)?;
         set_owner(&p, &it.node);
         let t = ft(it.node.mtime_ns);
         let _ = filetime::set_symlink_file_times(&p, t, t);
@@ -251,10 +291,19 @@ pub fn restore(repo: &Repository, snap: &Snapshot, opts: &RestoreOptions, progre
     Ok(res)
 }
 
-fn restore_file(repo: &Repository, path: &Path, n: &Node, verify: bool, progress: &Progress) -> Result<()> {
+fn restore_file(
+    repo: &Repository,
+    path: &Path,
+    n: &Node,
+    verify: bool,
+    progress: &Progress,
+) -> Result<()> {
     if let Ok(md) = std::fs::symlink_metadata(path) {
         if md.is_dir() {
-            return Err(Error::UnsafePath(format!("{} is a folder where the snapshot has a file", path.display())));
+            return Err(Error::UnsafePath(format!(
+                "{} is a folder where the snapshot has a file",
+                path.display()
+            )));
         }
     }
     let f = OpenOptions::new()
@@ -277,13 +326,18 @@ fn restore_file(repo: &Repository, path: &Path, n: &Node, verify: bool, progress
         progress.bytes_done.fetch_add(data.len() as u64, Relaxed);
     }
     if off != n.size {
-        return Err(Error::corrupt("tree", path.display(), format!("file content is {off} bytes, the tree says {}", n.size)));
+        return Err(Error::corrupt(
+            "tree",
+            path.display(),
+            format!("file content is {off} bytes, the tree says {}", n.size),
+        ));
     }
     if verify {
         verify_file(repo, path, &n.content)?;
     }
     set_owner(path, n);
-    f.set_permissions(std::fs::Permissions::from_mode(n.mode)).ctx("chmod", path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(n.mode))
+        .ctx("chmod", path)?;
     let t = ft(n.mtime_ns);
     filetime::set_file_handle_times(&f, Some(t), Some(t)).ctx("set times", path)?;
     progress.files_done.fetch_add(1, Relaxed);
@@ -296,11 +350,22 @@ fn verify_file(repo: &Repository, path: &Path, content: &[BlobId]) -> Result<()>
     let mut off = 0u64;
     let mut buf = Vec::new();
     for id in content {
-        let len = repo.index().get(id).map(|l| l.raw_length as usize).ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?;
+        let len = repo
+            .index()
+            .get(id)
+            .map(|l| l.raw_length as usize)
+            .ok_or_else(|| Error::Missing {
+                what: "blob",
+                id: id.to_hex(),
+            })?;
         buf.resize(len, 0);
         f.read_exact_at(&mut buf, off).ctx("verify", path)?;
         if repo.keys().blob_id(&buf) != *id {
-            return Err(Error::corrupt("restored file", path.display(), format!("bytes at offset {off} differ from the snapshot")));
+            return Err(Error::corrupt(
+                "restored file",
+                path.display(),
+                format!("bytes at offset {off} differ from the snapshot"),
+            ));
         }
         off += len as u64;
     }

@@ -1,0 +1,101 @@
+//! `clawback cat config|snapshot ID|index ID|pack ID|tree ID|key ID`: decrypted internals as JSON.
+
+use crate::context;
+use crate::ui::usage;
+use crate::GlobalArgs;
+use anyhow::Result;
+use clawback_engine::backend::Kind;
+use clawback_engine::blob::BlobType;
+use clawback_engine::id::{BlobId, ObjectId};
+use clawback_engine::index::IndexFile;
+use clawback_engine::pack;
+use clawback_engine::tree::Tree;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// What to print: config, snapshot, index, pack, tree, key
+    pub what: String,
+    /// The object's id (a snapshot also takes a prefix or `latest`)
+    pub id: Option<String>,
+}
+
+fn need_id(a: &Args) -> Result<&str> {
+    a.id.as_deref()
+        .ok_or_else(|| usage(format!("cat {} needs an id", a.what)))
+}
+
+fn object_name(repo: &clawback_engine::repo::Repository, kind: Kind, spec: &str) -> Result<String> {
+    let spec = spec.to_ascii_lowercase();
+    let m: Vec<String> = repo
+        .backend()
+        .list(kind)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with(&spec))
+        .collect();
+    match m.len() {
+        1 => Ok(m.into_iter().next().unwrap()),
+        0 => Err(clawback_engine::Error::Missing {
+            what: "object",
+            id: spec,
+        }
+        .into()),
+        _ => Err(usage(format!("{spec} is ambiguous; give more hex digits"))),
+    }
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let repo = context::open(g)?;
+    let v = match a.what.as_str() {
+        "config" => serde_json::to_value(repo.config())?,
+        "snapshot" => {
+            let (id, s) = repo.find_snapshot(need_id(a)?, |_| true)?;
+            let mut v = serde_json::to_value(&s)?;
+            v["id"] = id.to_hex().into();
+            v
+        }
+        "index" => {
+            let name = object_name(&repo, Kind::Index, need_id(a)?)?;
+            let bytes = repo.backend().read(Kind::Index, &name)?;
+            serde_json::to_value(IndexFile::decode(repo.keys(), &name, &bytes)?)?
+        }
+        "pack" => {
+            let name = object_name(&repo, Kind::Pack, need_id(a)?)?;
+            let bytes = repo.backend().read(Kind::Pack, &name)?;
+            let id = ObjectId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
+            let entries = pack::parse(repo.keys(), &id, &bytes)?;
+            serde_json::json!({ "id": name, "size": bytes.len(), "blobs": entries })
+        }
+        "tree" => {
+            let id =
+                BlobId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
+            let t = Tree::decode(&id, &repo.read_blob(BlobType::Tree, &id)?)?;
+            let nodes: Vec<_> = t
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut v = serde_json::to_value(n).unwrap();
+                    v["name"] = n.name_lossy().into();
+                    v["target"] = String::from_utf8_lossy(&n.target).into();
+                    v
+                })
+                .collect();
+            serde_json::json!({ "id": id.to_hex(), "version": t.version, "nodes": nodes })
+        }
+        "key" => {
+            let name = object_name(&repo, Kind::Key, need_id(a)?)?;
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&repo.backend().read(Kind::Key, &name)?)?;
+            // The wrapped key is not secret without the password, but there is no need to show it.
+            v["data"] = "<wrapped master key>".into();
+            v
+        }
+        other => {
+            return Err(usage(format!(
+                "cat: unknown object type {other:?} (config, snapshot, index, pack, tree, key)"
+            )))
+        }
+    };
+    crate::ui::print_json(&v);
+    Ok(0)
+}

@@ -1,0 +1,44 @@
+//! One module per command; `run` dispatches and returns the exit code.
+
+pub mod backup;
+pub mod cat;
+pub mod init;
+pub mod ls;
+pub mod restore;
+pub mod snapshots;
+
+use crate::{Cli, Command};
+
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => snapshots::run(g, a),
+        Command::Ls(a) => ls::run(g, a),
+        Command::Restore(a) => restore::run(g, a),
+        Command::Cat(a) => cat::run(g, a),
+    }
+}
+
+/// Snapshot JSON as CONTRACT.md shapes it for `snapshots`.
+pub fn snapshot_json(
+    id: &clawback_engine::id::SnapshotId,
+    s: &clawback_engine::snapshot::Snapshot,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": id.to_hex(),
+        "short_id": id.short(),
+        "time": s.time,
+        "hostname": s.hostname,
+        "username": s.username,
+        "paths": s.paths,
+        "tags": s.tags,
+        "parent_id": s.parent.map(|p| p.to_hex()),
+        "tree": s.tree.to_hex(),
+        "program_version": s.program_version,
+        "summary": s.summary,
+        "errors": s.errors,
+        "skipped": s.skipped,
+    })
+}

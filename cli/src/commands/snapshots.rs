@@ -1,0 +1,60 @@
+//! `clawback snapshots` (alias `list`): list snapshots, newest last.
+
+use crate::context;
+use crate::GlobalArgs;
+use anyhow::Result;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only snapshots of this host
+    #[arg(long, value_name = "H")]
+    pub host: Option<String>,
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Only the newest N
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let repo = context::open(g)?;
+    let mut list: Vec<_> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
+        .filter(|(_, s)| a.tags.iter().all(|t| s.tags.contains(t)))
+        .collect();
+    if let Some(n) = a.latest {
+        let skip = list.len().saturating_sub(n);
+        list.drain(..skip);
+    }
+    if g.json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|(id, s)| super::snapshot_json(id, s))
+            .collect();
+        crate::ui::print_json(&serde_json::Value::Array(v));
+        return Ok(0);
+    }
+    println!(
+        "{:<9} {:<20} {:<16} {:<16} {}",
+        "ID", "Time", "Host", "Tags", "Paths"
+    );
+    for (id, s) in &list {
+        let t = s
+            .time()
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S");
+        println!(
+            "{:<9} {:<20} {:<16} {:<16} {}",
+            id.short(),
+            t,
+            s.hostname,
+            s.tags.join(","),
+            s.paths.join(" ")
+        );
+    }
+    println!("{} snapshots", list.len());
+    Ok(0)
+}

@@ -1,0 +1,88 @@
+//! The `clawback` binary: parses flags, resolves the repository and password, dispatches to one
+//! module per command, and turns errors into one line on stderr and the documented exit code.
+
+mod commands;
+mod context;
+mod ui;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clawback",
+    version,
+    about = "Encrypted, deduplicated backups of OpenClaw agents",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Repository: a path, local:/path, s3:http://host:port/bucket/prefix or s3://bucket/prefix
+    #[arg(long, global = true, env = "CLAWBACK_REPO", value_name = "R")]
+    pub repo: Option<String>,
+    /// Read the repository password from this file
+    #[arg(long, global = true, value_name = "F")]
+    pub password_file: Option<PathBuf>,
+    /// clawback's config file
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress, errors only
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// More detail
+    #[arg(short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Folder for the local cache
+    #[arg(long, global = true, env = "CLAWBACK_CACHE_DIR", value_name = "D")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no local cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repository
+    Init(commands::init::Args),
+    /// Snapshot paths (default: the OpenClaw state dir and workspaces)
+    #[command(alias = "now")]
+    Backup(commands::backup::Args),
+    /// List snapshots, newest last
+    #[command(alias = "list")]
+    Snapshots(commands::snapshots::Args),
+    /// List the files in a snapshot
+    Ls(commands::ls::Args),
+    /// Restore a snapshot into a folder
+    Restore(commands::restore::Args),
+    /// Print decrypted repository internals as JSON
+    Cat(commands::cat::Args),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match commands::run(&cli) {
+        Ok(code) => code,
+        Err(e) => ui::report_error(&e),
+    };
+    std::process::exit(code);
+}
