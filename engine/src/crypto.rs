@@ -70,17 +70,28 @@ fn hkdf32(master: &MasterKey, label: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The raw subkeys, as the format spec defines them (exposed for test vectors).
+pub struct Subkeys {
+    pub chunk_id_key: [u8; 32],
+    pub data_key: [u8; 32],
+    pub chunker_seed: u64,
+}
+
+impl Subkeys {
+    pub fn derive(master: &MasterKey) -> Self {
+        let seed_bytes = hkdf32(master, LABEL_CHUNKER_SEED);
+        Subkeys {
+            chunk_id_key: hkdf32(master, LABEL_CHUNK_ID),
+            data_key: hkdf32(master, LABEL_DATA),
+            chunker_seed: u64::from_le_bytes(seed_bytes[..8].try_into().unwrap()),
+        }
+    }
+}
+
 impl Keys {
     pub fn derive(master: &MasterKey) -> Self {
-        let chunk_id_key = hkdf32(master, LABEL_CHUNK_ID);
-        let data_key = hkdf32(master, LABEL_DATA);
-        let seed_bytes = hkdf32(master, LABEL_CHUNKER_SEED);
-        let chunker_seed = u64::from_le_bytes(seed_bytes[..8].try_into().unwrap());
-        Keys {
-            chunk_id_key,
-            cipher: Aes256GcmSiv::new(&data_key.into()),
-            chunker_seed,
-        }
+        let s = Subkeys::derive(master);
+        Keys { chunk_id_key: s.chunk_id_key, cipher: Aes256GcmSiv::new(&s.data_key.into()), chunker_seed: s.chunker_seed }
     }
 
     /// The id of a blob: keyed BLAKE3 of its plaintext.

@@ -165,7 +165,7 @@ mod tests {
             version: 1,
             supersedes: vec![],
             packs: vec![IndexPack {
-                id: PackId([2; 32]),
+                id: crate::id::ObjectId([2; 32]),
                 size: 100,
                 blobs: vec![e],
             }],
@@ -176,7 +176,7 @@ mod tests {
         let mut idx = Index::default();
         idx.add_file(&g);
         let loc = idx.get(&BlobId([1; 32])).unwrap();
-        assert_eq!(idx.pack_id(loc.pack), PackId([2; 32]));
+        assert_eq!(idx.pack_id(loc.pack), crate::id::ObjectId([2; 32]));
         assert_eq!(loc.raw_length, 80);
         assert!(!idx.contains(&BlobId([3; 32])));
         assert!(IndexFile::decode(&keys, "t", &sealed[1..]).is_err());
