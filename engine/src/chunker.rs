@@ -20,11 +20,7 @@ pub struct ChunkParams {
 impl Default for ChunkParams {
     /// See format-spec/README.md, "Chunking", for the measurement behind these numbers.
     fn default() -> Self {
-        ChunkParams {
-            min: 64 * 1024,
-            avg: 256 * 1024,
-            max: 1024 * 1024,
-        }
+        ChunkParams { min: 32 * 1024, avg: 128 * 1024, max: 512 * 1024 }
     }
 }
 

@@ -71,14 +71,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         if !res.is_default {
             return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
         }
-        let init = crate::commands::init::Args {
-            kdf_memory: 64,
-            kdf_iterations: 3,
-            pack_size: 16,
-            compression: 3,
-            chunk_size: 256,
-        };
-        crate::commands::init::init_with(g, &res, &init)?;
+        crate::commands::init::create(g, &res, &clawback_engine::repo::InitOptions::default())?;
         if !g.quiet {
             eprintln!(
                 "clawback: created the default repository at {}",

@@ -5,30 +5,29 @@ use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::chunker::ChunkParams;
 use clawback_engine::crypto::KdfParams;
-use clawback_engine::repo::{InitOptions, Repository};
+use clawback_engine::repo::{InitOptions, Repository, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Argon2id memory for the key file, in MiB
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = KdfParams::default().m_cost / 1024, value_name = "MIB")]
     pub kdf_memory: u32,
     /// Argon2id iterations for the key file
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = KdfParams::default().t_cost, value_name = "N")]
     pub kdf_iterations: u32,
     /// Target pack size in MiB
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    #[arg(long, default_value_t = DEFAULT_PACK_SIZE >> 20, value_name = "MIB")]
     pub pack_size: u64,
     /// zstd level for data (0 stores raw)
-    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    #[arg(long, default_value_t = DEFAULT_COMPRESSION, value_name = "LEVEL")]
     pub compression: i32,
     /// Average chunk size in KiB (minimum is a quarter, maximum four times)
-    #[arg(long, default_value_t = 256, value_name = "KIB")]
+    #[arg(long, default_value_t = ChunkParams::default().avg / 1024, value_name = "KIB")]
     pub chunk_size: u32,
 }
 
-pub fn init_with(g: &GlobalArgs, res: &context::Resolved, a: &Args) -> Result<()> {
-    let be = context::backend(&res.location);
-    let pw = context::password(g, res, true)?;
+/// The repository settings the flags ask for.
+pub fn options(a: &Args) -> InitOptions {
     let avg = a.chunk_size.max(1) * 1024;
     let opts = InitOptions {
         kdf: KdfParams {
@@ -44,13 +43,20 @@ pub fn init_with(g: &GlobalArgs, res: &context::Resolved, a: &Args) -> Result<()
         pack_size: a.pack_size << 20,
         compression: a.compression,
     };
-    Repository::init(be, &pw, &opts)?;
+    opts
+}
+
+/// Creates the repository at the resolved location with `opts`.
+pub fn create(g: &GlobalArgs, res: &context::Resolved, opts: &InitOptions) -> Result<()> {
+    let be = context::backend(&res.location);
+    let pw = context::password(g, res, true)?;
+    Repository::init(be, &pw, opts)?;
     Ok(())
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let res = context::resolve(g)?;
-    init_with(g, &res, a)?;
+    create(g, &res, &options(a))?;
     let loc = context::backend(&res.location).location();
     if g.json {
         crate::ui::print_json(&serde_json::json!({ "repository": loc, "created": true }));
