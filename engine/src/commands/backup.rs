@@ -328,12 +328,28 @@ pub fn backup(
     let snapshot_id = if dry {
         None
     } else {
-        // Measure the snapshot's own bytes into the summary it carries (one re-encode at most).
-        snap.summary.bytes_stored += snap.encode(repo.keys()).len() as u64;
+        // The snapshot carries its own size in bytes_stored: iterate to the fixed point (the
+        // encoded length moves with the digits of the number it holds), then report what was
+        // actually written.
         summary.duration_s = start.elapsed().as_secs_f64();
         snap.summary.duration_s = summary.duration_s;
-        summary.bytes_stored = snap.summary.bytes_stored;
-        Some(repo.save_snapshot(&snap)?)
+        let base = snap.summary.bytes_stored;
+        let mut own = 0u64;
+        for _ in 0..8 {
+            snap.summary.bytes_stored = base + own;
+            let n = snap.encode(repo.keys()).len() as u64;
+            if n == own {
+                break;
+            }
+            own = n;
+        }
+        let id = repo.save_snapshot(&snap)?;
+        summary.bytes_stored = base
+            + repo
+                .backend()
+                .size(crate::backend::Kind::Snapshot, &id.to_hex())
+                .unwrap_or(own);
+        Some(id)
     };
     summary.duration_s = start.elapsed().as_secs_f64();
     Ok(BackupResult {

@@ -4,7 +4,12 @@
 //! if a symlink stands in their place, and files are opened with O_NOFOLLOW: nothing a repository
 //! says can make restore write outside the target.
 
-use crate::blob::BlobType;
+use crate::backend::Kind;
+use crate::blob::{self, BlobType};
+use crate::index::BlobLoc;
+use parking_lot::Mutex;
+use std::fs::File;
+use std::sync::atomic::AtomicUsize;
 use crate::commands::backup::build_excludes;
 use crate::error::{Error, IoContext, Result};
 use crate::id::BlobId;
@@ -20,7 +25,7 @@ use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -221,39 +226,26 @@ pub fn restore(
         write.push(i);
     }
 
-    let written = AtomicU64::new(0);
-    let errors: Vec<BackupIssue> = write
-        .par_iter()
-        .filter_map(|&i| {
-            let it = &items[i];
-            let path = target.join(&it.rel);
-            match restore_file(repo, &path, &it.node, opts.verify, progress) {
-                Ok(()) => {
-                    written.fetch_add(1, Relaxed);
-                    None
-                }
-                Err(e) => {
-                    // Never leave a partial file that could pass for whole.
-                    let _ = std::fs::remove_file(&path);
-                    Some(BackupIssue {
-                        path: Path::new("/").join(&it.rel).to_string_lossy().into_owned(),
-                        error: e.to_string(),
-                    })
-                }
-            }
-        })
+    let mut errors = write_files(repo, target, &items, &write, opts.verify, progress)?;
+    let failed: HashMap<String, String> = errors
+        .iter()
+        .map(|e| (e.path.clone(), e.error.clone()))
         .collect();
-    let failed: std::collections::HashSet<&str> = errors.iter().map(|e| e.path.as_str()).collect();
 
     for (i, f) in link_to {
         let src = target.join(&items[f].rel);
         let dst = target.join(&items[i].rel);
-        if failed.contains(
-            Path::new("/")
-                .join(&items[f].rel)
-                .to_string_lossy()
-                .as_ref(),
-        ) {
+        let first = Path::new("/")
+            .join(&items[f].rel)
+            .to_string_lossy()
+            .into_owned();
+        if let Some(why) = failed.get(&first) {
+            // A hard link to a file that could not be restored is lost too: name it.
+            errors.push(BackupIssue {
+                path: Path::new("/").join(&items[i].rel).to_string_lossy().into_owned(),
+                error: format!("hard link to {first}, which could not be restored: {why}"),
+            });
+            let _ = std::fs::remove_file(&dst);
             continue;
         }
         let _ = std::fs::remove_file(&dst);
@@ -291,57 +283,208 @@ pub fn restore(
     Ok(res)
 }
 
-fn restore_file(
+/// A file being restored: created on first write, finished when its last chunk is written.
+struct FileTask<'a> {
+    path: PathBuf,
+    node: &'a Node,
+    remaining: AtomicUsize,
+    created: Mutex<bool>,
+    failed: Mutex<Option<String>>,
+}
+
+impl FileTask<'_> {
+    fn fail(&self, why: String) {
+        let mut f = self.failed.lock();
+        if f.is_none() {
+            *f = Some(why);
+        }
+    }
+
+    fn is_failed(&self) -> bool {
+        self.failed.lock().is_some()
+    }
+
+    /// Opens the file for writing, creating (truncated, sized) it the first time.
+    fn open(&self) -> Result<File> {
+        let mut created = self.created.lock();
+        let mut o = OpenOptions::new();
+        o.write(true).custom_flags(libc::O_NOFOLLOW);
+        if !*created {
+            if let Ok(md) = std::fs::symlink_metadata(&self.path) {
+                if md.is_dir() {
+                    return Err(Error::UnsafePath(format!(
+                        "{} is a folder where the snapshot has a file",
+                        self.path.display()
+                    )));
+                }
+            }
+            o.create(true).truncate(true).mode(0o600);
+        }
+        let f = o.open(&self.path).ctx("create", &self.path)?;
+        if !*created {
+            f.set_len(self.node.size).ctx("size", &self.path)?;
+            *created = true;
+        }
+        Ok(f)
+    }
+
+    /// After the last chunk: verify if asked, then owner, mode and times.
+    fn finish(&self, repo: &Repository, f: Option<File>, verify: bool) -> Result<()> {
+        let f = match f {
+            Some(f) => f,
+            None => self.open()?,
+        };
+        if verify {
+            verify_file(repo, &self.path, &self.node.content)?;
+        }
+        set_owner(&self.path, self.node);
+        f.set_permissions(std::fs::Permissions::from_mode(self.node.mode)).ctx("chmod", &self.path)?;
+        let t = ft(self.node.mtime_ns);
+        filetime::set_file_handle_times(&f, Some(t), Some(t)).ctx("set times", &self.path)?;
+        Ok(())
+    }
+}
+
+/// Writes the files' contents. Chunks are grouped by pack; packs are processed in parallel, each
+/// read with as few ranged reads as possible (one for a pack whose blobs are all needed), so the
+/// repository is read sequentially whatever the order of files. Returns the files that failed,
+/// after removing them: a partial file is never left where it could pass for whole.
+fn write_files(
     repo: &Repository,
-    path: &Path,
-    n: &Node,
+    target: &Path,
+    items: &[Item],
+    write: &[usize],
     verify: bool,
     progress: &Progress,
-) -> Result<()> {
-    if let Ok(md) = std::fs::symlink_metadata(path) {
-        if md.is_dir() {
-            return Err(Error::UnsafePath(format!(
-                "{} is a folder where the snapshot has a file",
-                path.display()
-            )));
+) -> Result<Vec<BackupIssue>> {
+    let tasks: Vec<FileTask> = write
+        .iter()
+        .map(|&i| FileTask {
+            path: target.join(&items[i].rel),
+            node: &items[i].node,
+            remaining: AtomicUsize::new(items[i].node.content.len()),
+            created: Mutex::new(false),
+            failed: Mutex::new(None),
+        })
+        .collect();
+
+    // Where each needed blob goes, (task, offset in file), and the blobs grouped by pack.
+    let mut targets: HashMap<BlobId, Vec<(u32, u64)>> = HashMap::new();
+    let mut by_pack: HashMap<u32, Vec<(BlobId, BlobLoc)>> = HashMap::new();
+    {
+        let index = repo.index();
+        for (t, task) in tasks.iter().enumerate() {
+            let mut off = 0u64;
+            for id in &task.node.content {
+                let Some(loc) = index.get(id) else {
+                    task.fail(format!("data blob {} is missing from the repository", id.short()));
+                    break;
+                };
+                let e = targets.entry(*id).or_default();
+                if e.is_empty() {
+                    by_pack.entry(loc.pack).or_default().push((*id, loc));
+                }
+                e.push((t as u32, off));
+                off += loc.raw_length as u64;
+            }
+            if !task.is_failed() && off != task.node.size {
+                task.fail(format!("content is {off} bytes, the tree says {}", task.node.size));
+            }
         }
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .ctx("create", path)?;
-    f.set_len(n.size).ctx("size", path)?;
-    let mut off = 0u64;
-    for id in &n.content {
-        let data = repo.read_blob(BlobType::Data, id)?;
-        // Zero chunks stay holes: the file was sized already, so sparse files stay sparse.
-        if !data.iter().all(|&b| b == 0) {
-            f.write_all_at(&data, off).ctx("write", path)?;
+
+    // Files without content (empty) are finished here.
+    tasks.par_iter().filter(|t| t.node.content.is_empty() && !t.is_failed()).for_each(|t| {
+        if let Err(e) = t.finish(repo, None, verify) {
+            t.fail(e.to_string());
         }
-        off += data.len() as u64;
-        progress.bytes_done.fetch_add(data.len() as u64, Relaxed);
+        progress.files_done.fetch_add(1, Relaxed);
+    });
+
+    let mut packs: Vec<(u32, Vec<(BlobId, BlobLoc)>)> = by_pack.into_iter().collect();
+    packs.sort_by_key(|(p, _)| *p);
+    packs.par_iter_mut().for_each(|(pack, blobs)| {
+        blobs.sort_by_key(|(_, l)| l.offset);
+        let pack_id = repo.index().pack_id(*pack);
+        let name = pack_id.to_hex();
+        // Blobs separated by small gaps are read together.
+        let mut start = 0;
+        while start < blobs.len() {
+            let mut end = start + 1;
+            while end < blobs.len() {
+                let prev = &blobs[end - 1].1;
+                let gap = (blobs[end].1.offset as u64).saturating_sub(prev.offset as u64 + prev.length as u64);
+                if gap > 256 << 10 {
+                    break;
+                }
+                end += 1;
+            }
+            let first = blobs[start].1.offset as u64;
+            let last = &blobs[end - 1].1;
+            let len = last.offset as u64 + last.length as u64 - first;
+            let data = repo.backend().read_range(Kind::Pack, &name, first, len);
+            for (id, loc) in &blobs[start..end] {
+                let plain = match &data {
+                    Ok(d) => {
+                        let s = (loc.offset as u64 - first) as usize;
+                        blob::decode(
+                            repo.keys(),
+                            BlobType::Data,
+                            id,
+                            &d[s..s + loc.length as usize],
+                            loc.raw_length as usize,
+                        )
+                        .map_err(|e| format!("pack {name} is damaged: {e}"))
+                    }
+                    Err(e) => Err(format!("cannot read pack {name}: {e}")),
+                };
+                for &(t, off) in &targets[id] {
+                    let task = &tasks[t as usize];
+                    if task.is_failed() {
+                        continue;
+                    }
+                    let res = match &plain {
+                        Err(e) => Err(e.clone()),
+                        Ok(p) => write_chunk(task, p, off).map_err(|e| e.to_string()),
+                    };
+                    match res {
+                        Err(e) => task.fail(e),
+                        Ok(f) => {
+                            progress.bytes_done.fetch_add(loc.raw_length as u64, Relaxed);
+                            if task.remaining.fetch_sub(1, Relaxed) == 1 {
+                                if let Err(e) = task.finish(repo, Some(f), verify) {
+                                    task.fail(e.to_string());
+                                }
+                                progress.files_done.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+    });
+
+    let mut errors = Vec::new();
+    for t in &tasks {
+        if let Some(why) = t.failed.lock().take() {
+            let _ = std::fs::remove_file(&t.path);
+            let rel = t.path.strip_prefix(target).unwrap_or(&t.path);
+            errors.push(BackupIssue { path: Path::new("/").join(rel).to_string_lossy().into_owned(), error: why });
+        }
     }
-    if off != n.size {
-        return Err(Error::corrupt(
-            "tree",
-            path.display(),
-            format!("file content is {off} bytes, the tree says {}", n.size),
-        ));
+    errors.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(errors)
+}
+
+/// Writes one chunk at `off`. Zero chunks stay holes (the file was sized when created), so sparse
+/// files stay sparse. Returns the open file so the last chunk's writer can finish it.
+fn write_chunk(task: &FileTask, data: &[u8], off: u64) -> Result<File> {
+    let f = task.open()?;
+    if !data.iter().all(|&b| b == 0) {
+        f.write_all_at(data, off).ctx("write", &task.path)?;
     }
-    if verify {
-        verify_file(repo, path, &n.content)?;
-    }
-    set_owner(path, n);
-    f.set_permissions(std::fs::Permissions::from_mode(n.mode))
-        .ctx("chmod", path)?;
-    let t = ft(n.mtime_ns);
-    filetime::set_file_handle_times(&f, Some(t), Some(t)).ctx("set times", path)?;
-    progress.files_done.fetch_add(1, Relaxed);
-    Ok(())
+    Ok(f)
 }
 
 /// Re-reads a restored file and checks every chunk's id.
