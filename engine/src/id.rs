@@ -8,7 +8,7 @@ use std::fmt;
 macro_rules! id_type {
     ($name:ident, $doc:literal) => {
         #[doc = $doc]
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
         pub struct $name(pub [u8; 32]);
 
         impl $name {
@@ -26,6 +26,13 @@ macro_rules! id_type {
             }
             pub fn as_bytes(&self) -> &[u8; 32] {
                 &self.0
+            }
+        }
+
+        // The bytes are uniformly random: the first eight are hash enough (see `IdHasher`).
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                state.write_u64(u64::from_le_bytes(self.0[..8].try_into().unwrap()));
             }
         }
 
@@ -105,3 +112,29 @@ mod tests {
         assert!(BlobId::from_hex("zz").is_none());
     }
 }
+
+/// Hashing for maps keyed by ids: the ids are already uniformly random (BLAKE3 output), so their
+/// first eight bytes are a perfect hash and SipHash would only cost time.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by ids; a simple FNV-1a keeps the hasher correct for anything else.
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+}
+
+pub type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
+/// A map keyed by ids.
+pub type IdMap<K, V> = std::collections::HashMap<K, V, BuildIdHasher>;
+/// A set of ids.
+pub type IdSet<K> = std::collections::HashSet<K, BuildIdHasher>;

@@ -5,10 +5,9 @@ use crate::blob::BlobType;
 use crate::codec;
 use crate::crypto::{Keys, AAD_INDEX};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IndexId, PackId};
+use crate::id::{BlobId, IdMap, IndexId, PackId};
 use crate::pack::PackEntry;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct IndexPack {
@@ -63,8 +62,8 @@ pub struct BlobLoc {
 pub struct Index {
     packs: Vec<PackId>,
     pack_sizes: Vec<u64>,
-    pack_pos: HashMap<PackId, u32>,
-    blobs: HashMap<BlobId, BlobLoc>,
+    pack_pos: IdMap<PackId, u32>,
+    blobs: IdMap<BlobId, BlobLoc>,
 }
 
 impl Index {

@@ -10,7 +10,7 @@
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
-use crate::id::{BlobId, SnapshotId};
+use crate::id::{BlobId, IdSet, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
 use crate::pack::PackWriter;
 use crate::progress::Progress;
@@ -92,7 +92,7 @@ struct Ctx<'a> {
     level: i32,
     excludes: Gitignore,
     skip: HashSet<PathBuf>,
-    pending: Mutex<HashSet<BlobId>>,
+    pending: Mutex<IdSet<BlobId>>,
     tx: Sender<PackerMsg>,
     c: Counters,
     errors: Mutex<Vec<BackupIssue>>,
@@ -265,7 +265,7 @@ pub fn backup(
                 .iter()
                 .filter_map(|p| absolute_clean(p).ok())
                 .collect(),
-            pending: Mutex::new(HashSet::new()),
+            pending: Mutex::new(IdSet::default()),
             tx,
             c: Counters::default(),
             errors: Mutex::new(Vec::new()),
@@ -691,7 +691,7 @@ impl Ctx<'_> {
                 return Ok(None);
             }
         };
-        match self.read_content(f) {
+        match self.read_content(f, path) {
             Ok((content, size)) => {
                 node.content = content;
                 node.size = size;
@@ -714,7 +714,7 @@ impl Ctx<'_> {
 
     /// Reads a file to its end, storing the chunks that are new. Returns the chunk ids and the
     /// number of bytes read.
-    fn read_content(&self, f: File) -> Result<(Vec<BlobId>, u64), ReadErr> {
+    fn read_content(&self, f: File, path: &Path) -> Result<(Vec<BlobId>, u64), ReadErr> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -722,44 +722,60 @@ impl Ctx<'_> {
         let batch = len_hint.clamp(64 << 10, BATCH);
         let mut ids = Vec::new();
         let keys = self.repo.keys();
+        // Compression is skipped for formats that are compressed already, and for the rest of a
+        // file whose first new chunk did not compress (media, archives, encrypted data).
+        let mut level = if incompressible_name(path) { 0 } else { self.level };
+        let mut decided = level == 0;
         let read = BUF.with(|b| {
             // Take the buffer out so nested rayon work on this thread gets its own.
             let mut buf = std::mem::take(&mut *b.borrow_mut());
-            let r = self
-                .chunker
-                .for_each_batch::<_, ReadErr>(f, &mut buf, batch, |data, cuts| {
-                    self.c
-                        .bytes_read
-                        .fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
-                    let work = |r: &std::ops::Range<usize>| -> Result<BlobId> {
-                        let chunk = &data[r.clone()];
-                        let id = keys.blob_id(chunk);
-                        if self.claim(&id) {
-                            let stored = blob::encode(keys, BlobType::Data, &id, chunk, self.level);
-                            self.c.bytes_added.fetch_add(chunk.len() as u64, Relaxed);
-                            self.send(BlobType::Data, id, stored, chunk.len())?;
-                        }
-                        self.progress
-                            .bytes_done
-                            .fetch_add(chunk.len() as u64, Relaxed);
-                        Ok(id)
-                    };
-                    let got: Vec<Result<BlobId>> = if cuts.len() > 1 {
-                        cuts.par_iter().map(work).collect()
-                    } else {
-                        cuts.iter().map(work).collect()
-                    };
-                    for g in got {
-                        ids.push(g.map_err(ReadErr::Fatal)?);
+            let r = self.chunker.for_each_batch::<_, ReadErr>(f, &mut buf, batch, |data, cuts| {
+                self.c.bytes_read.fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
+                let work = |r: &std::ops::Range<usize>| -> Result<(BlobId, Option<bool>)> {
+                    let chunk = &data[r.clone()];
+                    let id = keys.blob_id(chunk);
+                    let mut compressed = None;
+                    if self.claim(&id) {
+                        let stored = blob::encode(keys, BlobType::Data, &id, chunk, level);
+                        compressed = Some(stored.len() < chunk.len() + crate::crypto::OVERHEAD + 1);
+                        self.c.bytes_added.fetch_add(chunk.len() as u64, Relaxed);
+                        self.send(BlobType::Data, id, stored, chunk.len())?;
                     }
-                    Ok(())
-                });
+                    self.progress.bytes_done.fetch_add(chunk.len() as u64, Relaxed);
+                    Ok((id, compressed))
+                };
+                let got: Vec<Result<(BlobId, Option<bool>)>> =
+                    if cuts.len() > 1 { cuts.par_iter().map(work).collect() } else { cuts.iter().map(work).collect() };
+                for g in got {
+                    let (id, compressed) = g.map_err(ReadErr::Fatal)?;
+                    if let (false, Some(c)) = (decided, compressed) {
+                        decided = true;
+                        if !c {
+                            level = 0;
+                        }
+                    }
+                    ids.push(id);
+                }
+                Ok(())
+            });
             if buf.capacity() <= 2 * BATCH + (2 << 20) {
                 *b.borrow_mut() = buf;
             }
             r
         })?;
         Ok((ids, read))
+    }
+}
+
+/// File types that are compressed already; zstd would only burn time on them.
+fn incompressible_name(path: &Path) -> bool {
+    const EXT: &[&str] = &[
+        "jpg", "jpeg", "png", "gif", "webp", "heic", "avif", "mp3", "mp4", "m4a", "m4v", "mov", "mkv", "webm", "ogg",
+        "oga", "opus", "flac", "aac", "zip", "gz", "tgz", "zst", "xz", "bz2", "7z", "rar", "jar", "whl", "apk", "woff2",
+    ];
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) => EXT.iter().any(|x| e.eq_ignore_ascii_case(x)),
+        None => false,
     }
 }
 
