@@ -11,6 +11,7 @@ pub mod cache;
 pub mod chunker;
 pub mod codec;
 pub mod commands;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod id;

@@ -73,38 +73,21 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         }
         crate::commands::init::create(g, &res, &clawback_engine::repo::InitOptions::default())?;
         if !g.quiet {
-            eprintln!(
-                "clawback: created the default repository at {}",
-                be.location()
-            );
+            eprintln!("clawback: created the default repository at {}", be.location());
         }
     }
     let repo = context::open(g)?;
 
-    let paths = if a.paths.is_empty() {
-        default_paths()?
-    } else {
-        a.paths.clone()
-    };
+    let paths = if a.paths.is_empty() { default_paths()? } else { a.paths.clone() };
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read exclude file {}", f.display()))?;
-        excludes.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from),
-        );
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read exclude file {}", f.display()))?;
+        excludes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
     }
     let time = match &a.time {
         Some(t) => Some(
             chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| {
-                    usage(format!(
-                        "--time {t:?}: {e} (expected RFC 3339, e.g. 2026-01-31T12:00:00Z)"
-                    ))
-                })?
+                .map_err(|e| usage(format!("--time {t:?}: {e} (expected RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
                 .with_timezone(&chrono::Utc),
         ),
         None => None,
@@ -116,9 +99,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let mut skip_paths = Vec::new();
     let Location::Local(root) = &res.location;
     skip_paths.push(root.clone());
-    if let Some(c) = &g.cache_dir {
-        skip_paths.push(c.clone());
-    }
+    // The cache in use (named or the default one) is never backed up: it changes during the
+    // backup and holds only copies of what the repository has.
+    skip_paths.push(g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base));
     let opts = BackupOptions {
         paths,
         excludes,
@@ -182,10 +165,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     }
     if !r.errors.is_empty() {
         if !g.json {
-            eprintln!(
-                "clawback: {} files could not be read; the snapshot lists them (exit 3)",
-                r.errors.len()
-            );
+            eprintln!("clawback: {} files could not be read; the snapshot lists them (exit 3)", r.errors.len());
         }
         return Ok(3);
     }

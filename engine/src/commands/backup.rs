@@ -557,9 +557,19 @@ impl Ctx<'_> {
 
     /// A folder backed up whole: every entry not excluded.
     fn process_dir(&self, path: &Path, parent: Option<&Tree>) -> Result<Tree> {
+        self.process_listed_dir(path, std::fs::read_dir(path), parent)
+    }
+
+    /// `process_dir` with the folder already opened (so a caller can tell a folder that vanished).
+    fn process_listed_dir(
+        &self,
+        path: &Path,
+        listing: std::io::Result<std::fs::ReadDir>,
+        parent: Option<&Tree>,
+    ) -> Result<Tree> {
         self.c.dirs.fetch_add(1, Relaxed);
         let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
-        match std::fs::read_dir(path) {
+        match listing {
             Ok(rd) => {
                 for e in rd {
                     match e {
@@ -616,11 +626,18 @@ impl Ctx<'_> {
         };
         let ft = md.file_type();
         if ft.is_dir() {
+            let listing = match std::fs::read_dir(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.issue(&self.skipped, path, "vanished during the backup");
+                    return Ok(None);
+                }
+                l => l,
+            };
             let ptree = match pnode.and_then(|n| n.subtree) {
                 Some(id) => self.repo.load_tree(&id).ok(),
                 None => None,
             };
-            let tree = self.process_dir(path, ptree.as_ref())?;
+            let tree = self.process_listed_dir(path, listing, ptree.as_ref())?;
             let mut n = node_from_meta(name, NodeKind::Dir, &md);
             n.subtree = Some(self.store_tree(&tree)?);
             Ok(Some(n))

@@ -1,0 +1,15 @@
+//! End-to-end tests: they drive the built `clawback` binary (`CARGO_BIN_EXE_clawback`) against
+//! real repositories and real trees in temporary folders. Each test has its own sandbox (HOME, XDG
+//! folders, repository, cache), so they run in parallel and never touch the real home.
+//!
+//! Run with `cargo test -p clawback-cli --test e2e`.
+
+mod support;
+
+mod cache;
+mod cli_json;
+mod default_repo;
+mod errors;
+mod hostile;
+mod incremental;
+mod roundtrip;
