@@ -1,10 +1,10 @@
 //! Knowing OpenClaw: where its state dir, config and workspaces are, resolved the way OpenClaw
 //! resolves them, and what a default backup of them leaves out.
 //!
-//! - [`env`]: the environment as a value ([`Env`]), so tests never touch the process's.
+//! - [`env`](mod@env): the environment as a value ([`Env`]), so tests never touch the process's.
 //! - [`paths`]: the state dir (`OPENCLAW_STATE_DIR`, profiles, legacy dirs) and config path.
-//! - [`include`], [`vars`], [`config`]: reading `openclaw.json` (JSON5, `$include`, `${VAR}`,
-//!   `.env`) exactly as the gateway does.
+//! - [`include`](mod@include), [`vars`], [`config`]: reading `openclaw.json` (JSON5,
+//!   `$include`, `${VAR}`, `.env`) exactly as the gateway does.
 //! - [`layout`]: agents, workspaces and the folders a default backup reads ([`discover`]).
 //! - [`excludes`]: the default exclude patterns, each with its reason.
 //!
