@@ -50,6 +50,36 @@ pub struct Snapshot {
     /// Entries left out on purpose: sockets, fifos, devices.
     #[serde(default)]
     pub skipped: Vec<BackupIssue>,
+    /// Files that kept changing while they were read; the snapshot holds a consistent prefix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<BackupIssue>,
+    /// What the backup knew of OpenClaw: its state dir, workspaces and agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openclaw: Option<OpenclawMeta>,
+}
+
+/// OpenClaw's layout at backup time, so listings can show it and restore can find the state dir,
+/// the workspaces or one agent's files.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct OpenclawMeta {
+    pub state_dir: String,
+    #[serde(default)]
+    pub config_path: Option<String>,
+    #[serde(default)]
+    pub workspaces: Vec<String>,
+    #[serde(default)]
+    pub agents: Vec<AgentMeta>,
+    #[serde(default)]
+    pub openclaw_version: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AgentMeta {
+    pub id: String,
+    #[serde(default)]
+    pub default: bool,
+    pub workspace: String,
+    pub agent_dir: String,
 }
 
 const MAX_SNAPSHOT_PLAIN: usize = 64 << 20;

@@ -113,6 +113,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         parent,
         force: a.force,
         scan_totals: !g.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        openclaw: None,
+        gitignore_roots: Vec::new(),
+        exclude_reasons: Vec::new(),
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet, progress.clone(), "backup");

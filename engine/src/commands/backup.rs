@@ -49,6 +49,12 @@ pub struct BackupOptions {
     pub force: bool,
     /// Count the totals first in a second thread (for an ETA).
     pub scan_totals: bool,
+    /// OpenClaw's layout, recorded in the snapshot.
+    pub openclaw: Option<crate::snapshot::OpenclawMeta>,
+    /// Folders (workspaces) under which `.gitignore` files are honoured; empty: none.
+    pub gitignore_roots: Vec<PathBuf>,
+    /// Why each exclude pattern is there (pattern, reason), for the dry-run report.
+    pub exclude_reasons: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -324,6 +330,8 @@ pub fn backup(
         program_version: format!("clawback {}", env!("CARGO_PKG_VERSION")),
         errors: errors.clone(),
         skipped: skipped.clone(),
+        changed: Vec::new(),
+        openclaw: opts.openclaw.clone(),
     };
     let snapshot_id = if dry {
         None

@@ -60,6 +60,27 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The part of the layout a snapshot records.
+    pub fn to_meta(&self) -> crate::snapshot::OpenclawMeta {
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        crate::snapshot::OpenclawMeta {
+            state_dir: s(&self.state_dir),
+            config_path: self.config_exists.then(|| s(&self.config_path)),
+            workspaces: self.workspaces.iter().map(|w| s(&w.path)).collect(),
+            agents: self
+                .agents
+                .iter()
+                .map(|a| crate::snapshot::AgentMeta {
+                    id: a.id.clone(),
+                    default: a.default,
+                    workspace: s(&a.workspace),
+                    agent_dir: s(&a.agent_dir),
+                })
+                .collect(),
+            openclaw_version: self.openclaw_version.clone(),
+        }
+    }
+
     /// The workspace of an agent, by id (normalized as OpenClaw does).
     pub fn workspace_of(&self, agent_id: &str) -> Option<&Path> {
         let id = normalize_agent_id(agent_id);
