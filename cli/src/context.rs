@@ -1,11 +1,14 @@
-//! Resolving what every command needs: where the repository is, the password, and the cache; then
-//! opening the repository. Flags beat environment variables, which beat files.
+//! Resolving what every command needs: the configuration (clawback's file and the `backup` section
+//! of openclaw.json), where the repository is, the password and the cache; then opening the
+//! repository. Flags beat environment variables, which beat files.
 
 use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::Backend;
+use clawback_engine::config::{BackupConfig, Loaded, Provider};
+use clawback_engine::openclaw::{self, Env};
 use clawback_engine::repo::{CacheOptions, Repository, Secret};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,6 +24,43 @@ pub struct Resolved {
     pub is_default: bool,
 }
 
+/// The environment and configuration, loaded once per run.
+pub struct Settings {
+    pub env: Env,
+    pub config: BackupConfig,
+}
+
+impl Settings {
+    /// Loads the configuration. A file named by `--config` must load; otherwise a broken config is
+    /// reported as a warning and the defaults apply, so a backup still runs.
+    pub fn load(g: &GlobalArgs) -> Result<Settings> {
+        let env = Env::from_process();
+        let explicit = g.config.clone().or_else(|| env.get("CLAWBACK_CONFIG").map(PathBuf::from));
+        match clawback_engine::config::load(&env, explicit.as_deref()) {
+            Ok(Loaded { config, warnings, sources, .. }) => {
+                if !g.quiet {
+                    for w in &warnings {
+                        eprintln!("clawback: warning: {w}");
+                    }
+                }
+                if g.verbose > 0 {
+                    for f in &sources {
+                        eprintln!("clawback: config read from {}", f.display());
+                    }
+                }
+                Ok(Settings { env, config })
+            }
+            Err(e) if explicit.is_none() => {
+                if !g.quiet {
+                    eprintln!("clawback: warning: configuration ignored: {e}");
+                }
+                Ok(Settings { env, config: BackupConfig::default() })
+            }
+            Err(e) => Err(clawback_engine::Error::from(e).into()),
+        }
+    }
+}
+
 fn xdg(var: &str, fallback: &str) -> PathBuf {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
@@ -30,36 +70,35 @@ fn xdg(var: &str, fallback: &str) -> PathBuf {
 
 /// The embedded default repository: `$XDG_DATA_HOME/clawback/repo`.
 pub fn default_repo_path() -> PathBuf {
-    xdg("XDG_DATA_HOME", ".local/share")
-        .join("clawback")
-        .join("repo")
+    xdg("XDG_DATA_HOME", ".local/share").join("clawback").join("repo")
 }
 
 /// Where the generated password of the embedded default repository is kept (0600).
 pub fn default_password_file() -> PathBuf {
-    xdg("XDG_CONFIG_HOME", ".config")
-        .join("clawback")
-        .join("default-repo.password")
+    xdg("XDG_CONFIG_HOME", ".config").join("clawback").join("default-repo.password")
 }
 
-pub fn resolve(g: &GlobalArgs) -> Result<Resolved> {
-    match g.repo.as_deref() {
-        None | Some("") => Ok(Resolved {
-            location: Location::Local(default_repo_path()),
-            is_default: true,
-        }),
-        Some(r) => Ok(Resolved {
-            location: parse_location(r)?,
-            is_default: false,
-        }),
+/// `--repo`/`CLAWBACK_REPO`, else the config's `storage`, else the embedded default.
+pub fn resolve(g: &GlobalArgs, s: &Settings) -> Result<Resolved> {
+    if let Some(r) = g.repo.as_deref().filter(|r| !r.is_empty()) {
+        return Ok(Resolved { location: parse_location(r)?, is_default: false });
+    }
+    let st = &s.config.storage;
+    match st.provider {
+        Some(Provider::S3) => Err(usage(
+            "the config's storage provider is s3: the S3 backend is not available in this build yet; use provider local",
+        )),
+        Some(Provider::Local) | None if st.path.is_some() => {
+            Ok(Resolved { location: Location::Local(st.path.clone().unwrap()), is_default: false })
+        }
+        Some(Provider::Local) => Err(usage("the config's storage provider is local but storage.path is not set")),
+        None => Ok(Resolved { location: Location::Local(default_repo_path()), is_default: true }),
     }
 }
 
 pub fn parse_location(r: &str) -> Result<Location> {
     if r.starts_with("s3:") {
-        return Err(usage(format!(
-            "repository {r}: the S3 backend is not available in this build yet; use a local path"
-        )));
+        return Err(usage(format!("repository {r}: the S3 backend is not available in this build yet; use a local path")));
     }
     let p = r.strip_prefix("local:").unwrap_or(r);
     if p.is_empty() {
@@ -75,18 +114,39 @@ pub fn backend(loc: &Location) -> Arc<dyn Backend> {
 }
 
 fn read_password_file(p: &std::path::Path) -> Result<Secret> {
-    let s =
-        std::fs::read(p).with_context(|| format!("cannot read password file {}", p.display()))?;
-    let mut s = s;
+    let mut s = std::fs::read(p).with_context(|| format!("cannot read password file {}", p.display()))?;
     while matches!(s.last(), Some(b'\n' | b'\r')) {
         s.pop();
+    }
+    if s.is_empty() {
+        return Err(usage(format!("password file {} is empty", p.display())));
     }
     Ok(Secret(s))
 }
 
-/// The password from, in order: `--password-file`, `CLAWBACK_PASSWORD`, `CLAWBACK_PASSWORD_FILE`,
-/// the embedded default repository's generated file, or a prompt on a terminal.
-pub fn password(g: &GlobalArgs, res: &Resolved, new_repo: bool) -> Result<Secret> {
+/// Runs a password command (`sh -c`) and takes its first line; its output is never logged.
+fn password_from_command(cmd: &str) -> Result<Secret> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run the password command")?;
+    if !out.status.success() {
+        return Err(clawback_engine::Error::Other(format!("the password command failed ({})", out.status)).into());
+    }
+    let line = out.stdout.split(|&b| b == b'\n').next().unwrap_or_default().to_vec();
+    if line.is_empty() {
+        return Err(clawback_engine::Error::NoPassword.into());
+    }
+    Ok(Secret(line))
+}
+
+/// The password from, in order: `--password-file`, `CLAWBACK_PASSWORD`, `CLAWBACK_PASSWORD_FILE`, the
+/// config's `encryption` (passphrase, keyFile, passwordCommand), the embedded default repository's
+/// generated file, or a prompt on a terminal.
+pub fn password(g: &GlobalArgs, s: &Settings, res: &Resolved, new_repo: bool) -> Result<Secret> {
     if let Some(f) = &g.password_file {
         return read_password_file(f);
     }
@@ -98,6 +158,16 @@ pub fn password(g: &GlobalArgs, res: &Resolved, new_repo: bool) -> Result<Secret
     if let Some(f) = std::env::var_os("CLAWBACK_PASSWORD_FILE").filter(|f| !f.is_empty()) {
         return read_password_file(std::path::Path::new(&f));
     }
+    let enc = &s.config.encryption;
+    if let Some(p) = enc.passphrase.as_ref().filter(|p| !p.is_empty()) {
+        return Ok(Secret(p.expose().as_bytes().to_vec()));
+    }
+    if let Some(f) = &enc.key_file {
+        return read_password_file(f);
+    }
+    if let Some(c) = enc.password_command.as_deref().filter(|c| !c.is_empty()) {
+        return password_from_command(c);
+    }
     if res.is_default {
         let f = default_password_file();
         if f.exists() {
@@ -105,11 +175,9 @@ pub fn password(g: &GlobalArgs, res: &Resolved, new_repo: bool) -> Result<Secret
         }
     }
     if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password("enter repository password: ")
-            .context("cannot read the password")?;
+        let p = rpassword::prompt_password("enter repository password: ").context("cannot read the password")?;
         if new_repo {
-            let again = rpassword::prompt_password("enter the password again: ")
-                .context("cannot read the password")?;
+            let again = rpassword::prompt_password("enter the password again: ").context("cannot read the password")?;
             if again != p {
                 return Err(usage("the passwords do not match"));
             }
@@ -131,9 +199,13 @@ fn generate_default_password() -> Result<Secret> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let f = default_password_file();
-    std::fs::create_dir_all(f.parent().unwrap())
-        .with_context(|| format!("cannot create {}", f.parent().unwrap().display()))?;
-    let pw = hex::encode(rand_bytes());
+    let dir = f.parent().unwrap();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut b = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut u| std::io::Read::read_exact(&mut u, &mut b))
+        .context("cannot read /dev/urandom")?;
+    let pw = hex::encode(b);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -141,33 +213,54 @@ fn generate_default_password() -> Result<Secret> {
         .open(&f)
         .with_context(|| format!("cannot create {}", f.display()))?;
     file.write_all(pw.as_bytes())?;
-    eprintln!("clawback: generated a password for the default repository in {} (keep a copy elsewhere: without it the backups cannot be read)", f.display());
+    eprintln!(
+        "clawback: generated a password for the default repository in {} (keep a copy elsewhere: without it the backups cannot be read)",
+        f.display()
+    );
     Ok(Secret(pw.into_bytes()))
 }
 
-fn rand_bytes() -> [u8; 24] {
-    let mut b = [0u8; 24];
-    let f = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    f.expect("read /dev/urandom");
-    b
-}
-
 pub fn cache_options(g: &GlobalArgs) -> CacheOptions {
-    CacheOptions {
-        dir: g.cache_dir.clone(),
-        disabled: g.no_cache,
-    }
+    CacheOptions { dir: g.cache_dir.clone(), disabled: g.no_cache }
 }
 
-/// Opens the repository named by the flags.
-pub fn open(g: &GlobalArgs) -> Result<Repository> {
-    let res = resolve(g)?;
+/// Whether the repository at `be` exists (has a config).
+pub fn exists(be: &dyn Backend) -> bool {
+    !matches!(be.read(clawback_engine::backend::Kind::Config, "config"), Err(ref e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Opens the repository named by the flags, environment or config.
+pub fn open_with(g: &GlobalArgs, s: &Settings) -> Result<Repository> {
+    let res = resolve(g, s)?;
     let be = backend(&res.location);
-    if matches!(be.read(clawback_engine::backend::Kind::Config, "config"), Err(ref e) if e.kind() == std::io::ErrorKind::NotFound)
-    {
+    if !exists(be.as_ref()) {
         return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
     }
-    let pw = password(g, &res, false)?;
+    let pw = password(g, s, &res, false)?;
     Ok(Repository::open(be, &pw, &cache_options(g))?)
+}
+
+/// Loads the settings and opens the repository.
+pub fn open(g: &GlobalArgs) -> Result<Repository> {
+    open_with(g, &Settings::load(g)?)
+}
+
+/// OpenClaw's layout as discovery finds it; a broken openclaw.json is a warning, not a failure.
+pub fn layout(g: &GlobalArgs, s: &Settings) -> openclaw::Layout {
+    match openclaw::discover(&s.env) {
+        Ok(l) => {
+            if !g.quiet {
+                for w in &l.warnings {
+                    eprintln!("clawback: warning: {w}");
+                }
+            }
+            l
+        }
+        Err(e) => {
+            if !g.quiet {
+                eprintln!("clawback: warning: cannot read the OpenClaw config ({e}); using the default layout");
+            }
+            openclaw::layout::layout_from(&openclaw::config::OpenClawConfig::empty(&s.env), &s.env)
+        }
+    }
 }

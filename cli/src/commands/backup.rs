@@ -38,52 +38,93 @@ pub struct Args {
     /// Compare against this snapshot instead of the latest one of this host and paths
     #[arg(long, value_name = "SNAPSHOT")]
     pub parent: Option<String>,
+    /// Do not honour .gitignore files in workspaces
+    #[arg(long)]
+    pub no_gitignore: bool,
+    /// Do not leave out OpenClaw's caches and runtime files (dev/, tmp/, node_modules/, *.sock, ...)
+    #[arg(long)]
+    pub no_default_excludes: bool,
 }
 
-/// The default paths: the OpenClaw state dir, and the workspace when it lives elsewhere.
-fn default_paths() -> Result<Vec<PathBuf>> {
-    let env = openclaw::Env::from_process();
-    let state = openclaw::state_dir(&env);
-    let mut out = Vec::new();
-    if state.is_dir() {
-        out.push(state.clone());
-    }
-    if let Some(ws) = env.get("OPENCLAW_WORKSPACE_DIR") {
-        let ws = env.expand(ws);
-        if ws.is_dir() && !ws.starts_with(&state) {
-            out.push(ws);
+/// What a backup reads and leaves out, and why.
+struct Selection {
+    paths: Vec<PathBuf>,
+    excludes: Vec<String>,
+    reasons: Vec<(String, String)>,
+    gitignore_roots: Vec<PathBuf>,
+    openclaw: Option<clawback_engine::snapshot::OpenclawMeta>,
+}
+
+/// The paths to back up (given, or the OpenClaw state dir, every workspace and `include.extraPaths`)
+/// and the excludes: OpenClaw's default ones, the config's `exclude`, then `--exclude`.
+fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> {
+    let layout = context::layout(g, s);
+    let cfg = &s.config;
+    let paths = if !a.paths.is_empty() {
+        a.paths.clone()
+    } else {
+        let mut cands: Vec<PathBuf> = Vec::new();
+        if cfg.include_state_dir() {
+            cands.extend(layout.roots().into_iter().filter(|r| !layout.workspaces.iter().any(|w| &w.path == r)));
+        }
+        if cfg.include_workspace() {
+            cands.extend(layout.workspaces.iter().map(|w| w.path.clone()));
+        }
+        cands.extend(cfg.include.extra_paths.iter().cloned());
+        let mut out: Vec<PathBuf> = Vec::new();
+        for c in cands {
+            if c.exists() && !out.iter().any(|o| c.starts_with(o)) {
+                out.retain(|o| !o.starts_with(&c));
+                out.push(c);
+            }
+        }
+        if out.is_empty() {
+            return Err(usage(format!(
+                "no OpenClaw state dir at {} (set OPENCLAW_STATE_DIR, or give the paths to back up)",
+                layout.state_dir.display()
+            )));
+        }
+        out
+    };
+    let mut reasons: Vec<(String, String)> = Vec::new();
+    if !a.no_default_excludes {
+        for e in openclaw::default_excludes(&layout) {
+            reasons.push((e.pattern, e.reason));
         }
     }
-    if out.is_empty() {
-        return Err(usage(format!(
-            "no OpenClaw state dir at {} (set OPENCLAW_STATE_DIR, or give the paths to back up)",
-            state.display()
-        )));
+    for p in &cfg.exclude {
+        reasons.push((p.clone(), "exclude in the config".into()));
     }
-    Ok(out)
+    for p in &a.excludes {
+        reasons.push((p.clone(), format!("--exclude {p}")));
+    }
+    for f in &a.exclude_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read exclude file {}", f.display()))?;
+        for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            reasons.push((l.to_string(), format!("{} in {}", l, f.display())));
+        }
+    }
+    let gitignore_roots = if a.no_gitignore { Vec::new() } else { layout.workspaces.iter().map(|w| w.path.clone()).collect() };
+    let openclaw = layout.state_dir.is_dir().then(|| layout.to_meta());
+    Ok(Selection { paths, excludes: reasons.iter().map(|(p, _)| p.clone()).collect(), reasons, gitignore_roots, openclaw })
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let res = context::resolve(g)?;
+    let s = context::Settings::load(g)?;
+    let res = context::resolve(g, &s)?;
     let be = context::backend(&res.location);
-    let exists = !matches!(be.read(clawback_engine::backend::Kind::Config, "config"), Err(ref e) if e.kind() == std::io::ErrorKind::NotFound);
-    if !exists {
+    if !context::exists(be.as_ref()) {
         if !res.is_default {
             return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
         }
-        crate::commands::init::create(g, &res, &clawback_engine::repo::InitOptions::default())?;
+        crate::commands::init::create(g, &s, &res, &clawback_engine::repo::InitOptions::default())?;
         if !g.quiet {
             eprintln!("clawback: created the default repository at {}", be.location());
         }
     }
-    let repo = context::open(g)?;
+    let repo = context::open_with(g, &s)?;
+    let sel = select(g, &s, a)?;
 
-    let paths = if a.paths.is_empty() { default_paths()? } else { a.paths.clone() };
-    let mut excludes = a.excludes.clone();
-    for f in &a.exclude_files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read exclude file {}", f.display()))?;
-        excludes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
-    }
     let time = match &a.time {
         Some(t) => Some(
             chrono::DateTime::parse_from_rfc3339(t)
@@ -103,8 +144,8 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     // backup and holds only copies of what the repository has.
     skip_paths.push(g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base));
     let opts = BackupOptions {
-        paths,
-        excludes,
+        paths: sel.paths,
+        excludes: sel.excludes,
         skip_paths,
         tags: a.tags.clone(),
         host: a.host.clone(),
@@ -113,9 +154,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         parent,
         force: a.force,
         scan_totals: !g.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        openclaw: None,
-        gitignore_roots: Vec::new(),
-        exclude_reasons: Vec::new(),
+        openclaw: sel.openclaw,
+        gitignore_roots: sel.gitignore_roots,
+        exclude_reasons: sel.reasons,
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet, progress.clone(), "backup");

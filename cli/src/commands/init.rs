@@ -47,16 +47,17 @@ pub fn options(a: &Args) -> InitOptions {
 }
 
 /// Creates the repository at the resolved location with `opts`.
-pub fn create(g: &GlobalArgs, res: &context::Resolved, opts: &InitOptions) -> Result<()> {
+pub fn create(g: &GlobalArgs, s: &context::Settings, res: &context::Resolved, opts: &InitOptions) -> Result<()> {
     let be = context::backend(&res.location);
-    let pw = context::password(g, res, true)?;
+    let pw = context::password(g, s, res, true)?;
     Repository::init(be, &pw, opts)?;
     Ok(())
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let res = context::resolve(g)?;
-    create(g, &res, &options(a))?;
+    let s = context::Settings::load(g)?;
+    let res = context::resolve(g, &s)?;
+    create(g, &s, &res, &options(a))?;
     let loc = context::backend(&res.location).location();
     if g.json {
         crate::ui::print_json(&serde_json::json!({ "repository": loc, "created": true }));

@@ -40,5 +40,7 @@ pub fn snapshot_json(
         "summary": s.summary,
         "errors": s.errors,
         "skipped": s.skipped,
+        "changed": s.changed,
+        "openclaw": s.openclaw,
     })
 }

@@ -47,6 +47,22 @@ impl fmt::Debug for OpenClawConfig {
 }
 
 impl OpenClawConfig {
+    /// No config at all: the layout then follows OpenClaw's defaults (used when the file is broken).
+    pub fn empty(env: &Env) -> Self {
+        let state = state_dir(env);
+        OpenClawConfig {
+            path: config_path(env, &state),
+            state_dir: state,
+            exists: false,
+            raw: Value::Object(Default::default()),
+            value: Value::Object(Default::default()),
+            vars: env.clone(),
+            files: Vec::new(),
+            unresolved: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// The substituted value at a dotted key path (`agents.defaults.workspace`).
     pub fn get(&self, dotted: &str) -> Option<&Value> {
         get_path(&self.value, dotted)

@@ -33,6 +33,6 @@ pub enum ConfigError {
 
 impl From<ConfigError> for crate::Error {
     fn from(e: ConfigError) -> Self {
-        crate::Error::Other(e.to_string())
+        crate::Error::Usage(e.to_string())
     }
 }
