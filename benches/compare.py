@@ -179,8 +179,44 @@ def tree_size(path: Path) -> tuple[int, int]:
     return total, count
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def sqlite_logical_digest(db: str) -> str:
+    """Digest of a SQLite database's content (its WAL applied), from a private copy so the original is
+    never checkpointed or otherwise touched."""
+    with tempfile.TemporaryDirectory(prefix="compare-sqlite-") as tmp:
+        copy = os.path.join(tmp, "db")
+        shutil.copyfile(db, copy)
+        for side in ("-wal", "-journal"):
+            if os.path.exists(db + side):
+                shutil.copyfile(db + side, copy + side)
+        con = sqlite3.connect(copy)
+        try:
+            h = hashlib.sha256()
+            for line in con.iterdump():
+                h.update(line.encode())
+                h.update(b"\n")
+            return h.hexdigest()
+        finally:
+            con.close()
+
+
+def is_sqlite(p: str) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(16) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
 def tree_digest(path: Path) -> tuple[str, int, int]:
-    """A digest of relative paths, file contents and symlink targets; (hex, files, bytes)."""
+    """A digest of relative paths, file contents and symlink targets; (hex, files, bytes).
+
+    SQLite databases are compared by content: a backup tool may store a consistent image of a live
+    database (its WAL checkpointed in) rather than the raw files, which is the better restore. So a
+    database counts by its logical dump, and its -wal/-shm/-journal files do not count."""
     h = hashlib.sha256()
     files = nbytes = 0
     entries = []
@@ -188,6 +224,7 @@ def tree_digest(path: Path) -> tuple[str, int, int]:
         dirs.sort()
         for n in names:
             entries.append(os.path.join(dirpath, n))
+    present = set(entries)
     for p in sorted(entries):
         rel = os.path.relpath(p, path)
         st = os.lstat(p)
@@ -195,11 +232,20 @@ def tree_digest(path: Path) -> tuple[str, int, int]:
         if kind == 0o120000:
             h.update(f"L {rel} {os.readlink(p)}\n".encode())
         elif kind == 0o100000:
-            fh = hashlib.sha256()
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    fh.update(block)
-            h.update(f"F {rel} {st.st_size} {fh.hexdigest()}\n".encode())
+            side = next((x for x in SQLITE_SIDECARS if p.endswith(x)), None)
+            if side and p[: -len(side)] in present and is_sqlite(p[: -len(side)]):
+                continue
+            if is_sqlite(p):
+                try:
+                    h.update(f"D {rel} {sqlite_logical_digest(p)}\n".encode())
+                except sqlite3.Error as e:
+                    h.update(f"D {rel} unreadable {e}\n".encode())
+            else:
+                fh = hashlib.sha256()
+                with open(p, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        fh.update(block)
+                h.update(f"F {rel} {st.st_size} {fh.hexdigest()}\n".encode())
             files += 1
             nbytes += st.st_size
     return h.hexdigest(), files, nbytes
@@ -456,6 +502,8 @@ class Borg(Tool):
 class Clawback(Tool):
     build_error: str | None = None
     bin_override: str | None = None
+    keep_default_excludes: bool = False
+    backup_extra: list = []
 
     def setup(self) -> None:
         exe = Path(self.bin_override) if self.bin_override else BIN / "clawback"
@@ -473,6 +521,14 @@ class Clawback(Tool):
                          if git.returncode == 0 else " @ uncommitted tree")
         self.compression = "zstd 3 (default)"
         self.kdf = "argon2id (default)"
+        # clawback leaves out OpenClaw runtime files (tmp/, *.pid, locks) by default; the others do not.
+        # Same input for every tool unless asked to measure clawback exactly as shipped.
+        self.backup_extra = []
+        if not self.keep_default_excludes and "--no-default-excludes" in sh([self.exe, "backup", "--help"]).stdout:
+            self.backup_extra = ["--no-default-excludes"]
+            self.notes.append("run with --no-default-excludes so that it reads the same files as the others")
+        elif self.keep_default_excludes:
+            self.notes.append("run with its default excludes (backs up fewer files than the others)")
 
     def env(self):
         e = super().env()
@@ -490,7 +546,7 @@ class Clawback(Tool):
         return self.g() + ["init"]
 
     def backup(self, src):
-        return self.g() + ["--quiet", "--json", "backup", str(src)]
+        return self.g() + ["--quiet", "--json", "backup", *self.backup_extra, str(src)]
 
     def restore_all(self, src, target):
         return self.g() + ["--quiet", "restore", "latest", "--target", str(target)]
@@ -712,17 +768,19 @@ class Bench:
         else:
             res["error"] = f"exit {r.rc}: {first_line(r.stderr or r.stdout)}"
         if tool.name == "clawback" and step not in ("init",) and r.stdout.strip():
-            for line in reversed(r.stdout.strip().splitlines()):
+            obj = None
+            for text in [r.stdout] + list(reversed(r.stdout.strip().splitlines())):
                 try:
-                    res["tool_json"] = json.loads(line)
+                    obj = json.loads(text)
                     break
                 except ValueError:
                     continue
-            else:
-                try:
-                    res["tool_json"] = json.loads(r.stdout)
-                except ValueError:
-                    pass
+            if isinstance(obj, dict):
+                # Counters as they are; lists (changed, skipped, errors) only as counts, and errors' first item.
+                res["tool_json"] = {k: (len(v) if isinstance(v, list) else v) for k, v in obj.items()
+                                    if not isinstance(v, dict)}
+                if obj.get("errors"):
+                    res["tool_json"]["first_error"] = obj["errors"][0]
         return r, res
 
     def record(self, step: str, tool: Tool, res: dict) -> None:
@@ -753,6 +811,8 @@ class Bench:
             t.repo.parent.mkdir(parents=True, exist_ok=True)
             t.cache_dir.mkdir(parents=True, exist_ok=True)
             (t.work / "xdg" / t.name).mkdir(parents=True, exist_ok=True)
+            # An explicit, empty clawback config: no user or machine config may change what is measured.
+            (t.work / "xdg" / "clawback-none.json").write_text("{}\n")
             _, res = self.measure(t, "init", t.init())
             self.record("init", t, res)
             if "error" in res:
@@ -775,11 +835,14 @@ class Bench:
 
         tick = self.corpus.tick(2)
         if tick.rc != 0:
-            raise SystemExit(f"corpus tick failed: {first_line(tick.stderr)}")
-        for t in self.alive():
-            _, res = self.measure(t, "tick", t.backup(src))
-            self.record("tick", t, res)
-        self.skip_dead("tick")
+            log(f"[{self.scale}] corpus tick failed: {first_line(tick.stderr)}")
+            for t in self.tools:
+                self.results["tick"][t.name] = {"error": f"corpus tick failed: {first_line(tick.stderr)}"}
+        else:
+            for t in self.alive():
+                _, res = self.measure(t, "tick", t.backup(src))
+                self.record("tick", t, res)
+            self.skip_dead("tick")
 
         # Restores: of the snapshot just taken, so the source tree is the reference.
         ref_all = tree_digest(src) if a.verify else None
@@ -936,7 +999,7 @@ class Bench:
             v = res.get(key)
             if key == "verified":
                 if v:
-                    return None, "✓ identical"
+                    return None, "✓ same"
                 return None, ("✗ differs ⚠" if "differs" in res.get("warning", "") else "–")
             if v is None:
                 return None, "–"
@@ -1024,6 +1087,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--no-ceiling", action="store_true", help="do not run the ceiling binary")
     p.add_argument("--no-record", action="store_true", help="print only; do not touch RESULTS.md or results/")
     p.add_argument("--clawback-bin", help="use this clawback binary instead of target/release/clawback (implies no clawback build)")
+    p.add_argument("--clawback-default-excludes", action="store_true",
+                   help="let clawback leave out OpenClaw runtime files as it does by default (restores then differ from the source)")
     p.add_argument("--step-timeout", type=float, default=3600, help="seconds before one step is killed (default 3600)")
     a = p.parse_args(argv)
     a.tools = [t.strip() for t in a.tools.split(",") if t.strip()]
@@ -1103,6 +1168,7 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
         if name == "clawback":
             t.build_error = build_errors.get("clawback")
             t.bin_override = a.clawback_bin
+            t.keep_default_excludes = a.clawback_default_excludes
         t.setup()
         if name == "rustic" and t.error:
             log("rustic not on PATH: skipped")
@@ -1179,6 +1245,9 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
     foot = bench.footnotes()
     if foot:
         lines += ["Notes ([n]: why a step failed; ⚠: a cell with a warning):", ""] + [f"- {f}" for f in foot] + [""]
+    if a.verify:
+        lines.append("`restored tree vs source`: every file's content, symlink and path compared; SQLite databases by "
+                     "their content (WAL applied), so a consistent image restored in place of db+wal counts as the same.")
     lines.append("Lower is better everywhere except throughput and % of ceiling. `written` = growth of the repository "
                  "directory (apparent sizes); `local cache` = the tool's cache/config dirs outside the repository. Ratio column: clawback ÷ restic.")
     md = "\n".join(lines) + "\n"

@@ -171,6 +171,9 @@ pub(crate) fn create(root: &Path, spec: &GitSpec) -> Result<()> {
             let _ = file.set_modified(mtime(last));
         }
     }
+    // The index caches file stat data; refresh it after the mtime change, as a user's `git
+    // status` would, so the next commit does not re-hash (and touch) every object.
+    git(&dir, &["update-index", "-q", "--refresh"], last)?;
     Ok(())
 }
 

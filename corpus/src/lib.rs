@@ -136,6 +136,26 @@ pub fn generate(opts: &Options) -> Result<Summary> {
     jobs.extend(plan.git.iter().map(Job::Git));
     jobs.extend(plan.files.iter().map(Job::File));
 
+    // Threads claim runs of neighbouring files, so they seldom create files in the same
+    // directory at once (they would serialise on its lock).
+    let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, job) in jobs.iter().enumerate() {
+        let heavy = !matches!(job, Job::File(_));
+        if let Job::File(f) = job {
+            bytes += f.size;
+        }
+        if heavy || i + 1 - start >= 64 || bytes >= 16 << 20 {
+            batches.push(start..i + 1);
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    if start < jobs.len() {
+        batches.push(start..jobs.len());
+    }
+
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
@@ -145,19 +165,21 @@ pub fn generate(opts: &Options) -> Result<Summary> {
                 s.spawn(|| -> Result<()> {
                     let mut buf = Vec::with_capacity(2 << 20);
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= jobs.len() || failed.load(Ordering::Relaxed) {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        if b >= batches.len() || failed.load(Ordering::Relaxed) {
                             return Ok(());
                         }
-                        let r = match &jobs[i] {
-                            Job::Db(d) => sqlite::create(root, d),
-                            Job::Git(g) => git::create(root, g),
-                            Job::File(f) => content::write_file(root, f, &mut buf)
-                                .with_context(|| format!("writing {}", root.join(&f.rel).display())),
-                        };
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                            return r;
+                        for job in &jobs[batches[b].clone()] {
+                            let r = match job {
+                                Job::Db(d) => sqlite::create(root, d),
+                                Job::Git(g) => git::create(root, g),
+                                Job::File(f) => content::write_file(root, f, &mut buf)
+                                    .with_context(|| format!("writing {}", root.join(&f.rel).display())),
+                            };
+                            if r.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                                return r;
+                            }
                         }
                     }
                 })

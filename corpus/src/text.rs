@@ -450,6 +450,23 @@ const WORDS: &[&str] = &[
     "local",
 ];
 
+/// Each word with a leading space, padded to 16 bytes: appending one is a fixed-size copy and
+/// a truncate rather than a variable-length memcpy (text generation is a hot loop).
+fn spaced() -> &'static [([u8; 16], u8)] {
+    static TABLE: OnceLock<Vec<([u8; 16], u8)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        WORDS
+            .iter()
+            .map(|w| {
+                assert!(w.len() < 16, "word {w:?} too long for the padded table");
+                let mut b = [b' '; 16];
+                b[1..=w.len()].copy_from_slice(w.as_bytes());
+                (b, w.len() as u8 + 1)
+            })
+            .collect()
+    })
+}
+
 /// Word indices repeated in proportion to a Zipf-Mandelbrot law; a 13-bit random index into it
 /// picks a word with realistic skew.
 fn zipf() -> &'static [u16] {
@@ -477,11 +494,21 @@ pub(crate) struct Words<'r> {
     bits: u64,
     left: u32,
     table: &'static [u16],
+    spaced: &'static [([u8; 16], u8)],
 }
 
 impl<'r> Words<'r> {
     pub fn new(rng: &'r mut Rng) -> Self {
-        Words { rng, bits: 0, left: 0, table: zipf() }
+        Words { rng, bits: 0, left: 0, table: zipf(), spaced: spaced() }
+    }
+
+    /// Appends a space and the next word.
+    #[inline]
+    pub fn push_spaced(&mut self, out: &mut Vec<u8>) {
+        let (b, n) = &self.spaced[self.next_index()];
+        let at = out.len();
+        out.extend_from_slice(b);
+        out.truncate(at + *n as usize);
     }
 
     #[inline]
@@ -524,8 +551,7 @@ pub(crate) fn sentence(words: &mut Words, out: &mut Vec<u8>) {
     let n = 4 + (r & 15) as usize;
     push_capitalized(out, words.next());
     for i in 1..n {
-        out.push(b' ');
-        out.extend_from_slice(words.next().as_bytes());
+        words.push_spaced(out);
         if i + 2 < n && (r >> (8 + i)) & 31 == 0 {
             out.push(b',');
         }

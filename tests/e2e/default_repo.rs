@@ -4,6 +4,7 @@
 use crate::support::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 #[test]
 fn first_backup_creates_and_uses_the_embedded_default_repository() {
@@ -13,6 +14,7 @@ fn first_backup_creates_and_uses_the_embedded_default_repository() {
     opts.seed = 3;
     let gen = clawback_corpus::generate(&opts).expect("generate corpus");
     let state = gen.state_dir.clone();
+    wait_out_racy_window();
 
     // No --repo, no CLAWBACK_REPO, no password: HOME and the XDG folders point into the sandbox.
     let cmd = || sb.bare().env("OPENCLAW_STATE_DIR", &state);
@@ -48,7 +50,14 @@ fn first_backup_creates_and_uses_the_embedded_default_repository() {
     // And the state dir comes back exactly.
     let t = sb.path("t");
     cmd().args(["restore", "latest", "--verify", "--target"]).arg(&t).run().ok();
-    assert_same_tree(&state, &restored(&t, &state));
+    // OpenClaw's default excludes (caches, tmp, lock files) are left out: compare what the
+    // snapshot holds, and check that the sessions and the config are part of it.
+    let kept = snapshot_paths(cmd(), "latest", &state);
+    for must in ["openclaw.json", "agents/main/sessions/sessions.json"] {
+        assert!(kept.contains(Path::new(must)), "{must} is not in the snapshot");
+    }
+    assert!(kept.iter().any(|p| p.extension().is_some_and(|e| e == "jsonl")));
+    assert_same_tree_where(&state, &restored(&t, &state), &|p| kept.contains(p));
 
     // With a repository named explicitly that does not exist, nothing is created silently.
     cmd().arg("--repo").arg(sb.path("elsewhere")).arg("backup").run().code(10);

@@ -206,20 +206,20 @@ impl<'a> Forge<'a> {
             packs.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
         }
         self.repo.save_index(&IndexFile { version: 1, supersedes: vec![], packs }).unwrap();
-        let snap = Snapshot {
-            version: 1,
-            time: "2026-01-01T00:00:00Z".into(),
-            hostname: "evil".into(),
-            username: "mallory".into(),
-            paths: vec!["/evil".into()],
-            tags: vec![],
-            parent: None,
-            tree: root,
-            summary: Summary::default(),
-            program_version: "forged".into(),
-            errors: vec![],
-            skipped: vec![],
-        };
+        // Through JSON, so fields added to snapshots later (with defaults) need no change here.
+        let json = serde_json::json!({
+            "version": 1,
+            "time": "2026-01-01T00:00:00Z",
+            "hostname": "evil",
+            "username": "mallory",
+            "paths": ["/evil"],
+            "tags": [],
+            "parent": null,
+            "tree": root.to_hex(),
+            "summary": Summary::default(),
+            "program_version": "forged",
+        });
+        let snap = Snapshot::from_json("forged", json.to_string().as_bytes()).unwrap();
         self.repo.save_snapshot(&snap).unwrap().to_hex()
     }
 }
@@ -437,5 +437,43 @@ fn restoring_two_snapshots_into_one_target_does_not_follow_the_first_ones_symlin
         assert_same_tree(&src, &restored(&t, &src));
     } else {
         r.one_error_line();
+    }
+}
+
+#[test]
+fn a_missing_pack_names_every_file_it_held() {
+    let sb = Sandbox::with_repo_args(&["--pack-size", "1"]);
+    let src = sb.path("src");
+    for i in 0..5 {
+        write(&src.join(format!("f{i}.bin")), &random_bytes(500 + i, 1_200_000));
+    }
+    write(&src.join("small.txt"), b"small");
+    sb.backup(&[&src]);
+
+    let repo = open_repo(&sb);
+    let (_, snap) = repo.find_snapshot("latest", |_| true).unwrap();
+    let files = snapshot_files(&repo, &snap);
+    let gone = repo.index().get(&files[&src.join("f3.bin")][0]).unwrap().pack;
+    let expect_lost: BTreeSet<PathBuf> = files
+        .iter()
+        .filter(|(_, blobs)| blobs.iter().any(|b| repo.index().get(b).unwrap().pack == gone))
+        .map(|(p, _)| p.clone())
+        .collect();
+    fs::remove_file(pack_path(&sb, &repo.index().pack_id(gone))).unwrap();
+    drop(repo);
+
+    let t = sb.path("t");
+    let r = sb.cb().args(["restore", "latest", "--json", "--target"]).arg(&t).run().code(1);
+    let v = r.json();
+    let named: BTreeSet<PathBuf> =
+        v["errors"].as_array().unwrap().iter().map(|e| PathBuf::from(e["path"].as_str().unwrap())).collect();
+    assert_eq!(named, expect_lost, "{v}");
+    for p in files.keys() {
+        let out = restored(&t, p);
+        if expect_lost.contains(p) {
+            assert!(fs::symlink_metadata(&out).is_err(), "{} left behind", out.display());
+        } else {
+            assert!(same_content(p, &out), "{} not restored intact", out.display());
+        }
     }
 }

@@ -12,4 +12,6 @@ mod default_repo;
 mod errors;
 mod hostile;
 mod incremental;
+mod live;
+mod restore_openclaw;
 mod roundtrip;

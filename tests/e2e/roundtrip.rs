@@ -251,19 +251,19 @@ fn relative_paths_several_paths_and_excludes() {
     let sb = Sandbox::with_repo();
     let src = sb.path("src");
     small_tree(&src);
-    write(&src.join("keep/node_modules/dep/index.js"), b"module");
-    write(&src.join("other/cache.lock"), b"lock");
+    write(&src.join("keep/skip-this-dir/dep/index.js"), b"module");
+    write(&src.join("other/old.bak"), b"backup copy");
     let second = sb.path("second");
     write(&second.join("x.txt"), b"x");
     let exfile = sb.path("excludes.txt");
-    fs::write(&exfile, "# comment\n\n*.lock\n").unwrap();
+    fs::write(&exfile, "# comment\n\n*.bak\n").unwrap();
 
     // Relative paths, resolved against the working folder; `..` cleaned lexically.
     let r = sb
         .cb()
         .current_dir(&src)
         .args(["backup", "--json", ".", "../second/"])
-        .args(["--exclude", "node_modules", "--exclude", "*.tmp", "--exclude-file"])
+        .args(["--exclude", "skip-this-dir", "--exclude", "*.tmp", "--exclude-file"])
         .arg(&exfile)
         .run()
         .ok();
@@ -311,5 +311,62 @@ fn the_repository_and_the_cache_are_not_backed_up_into_themselves() {
             assert!(!(named_cache && line.starts_with(&format!("{cache}/"))), "the named cache was backed up: {line}");
             assert!(!line.starts_with(&format!("{}/", xdg_cache.display())), "the default cache was backed up: {line}");
         }
+    }
+}
+
+/// The comparison every round trip relies on must itself catch each kind of difference.
+#[test]
+fn the_tree_comparison_catches_every_kind_of_difference() {
+    fn build(root: &Path) {
+        write(&root.join("d/a.txt"), b"aaaa");
+        write(&root.join("h1"), b"linked");
+        fs::hard_link(root.join("h1"), root.join("d/h2")).unwrap();
+        symlink("d/a.txt", root.join("l")).unwrap();
+        fs::create_dir(root.join("e")).unwrap();
+        settle(root);
+    }
+    fn settle(root: &Path) {
+        for (i, p) in ["d/a.txt", "h1", "l", "e", "d", ""].iter().enumerate() {
+            if fs::symlink_metadata(root.join(p)).is_ok() {
+                set_mtime(&root.join(p), T2001.0, i as u32);
+            }
+        }
+    }
+    type Mutation = fn(&Path);
+    let mutations: Vec<(&str, Mutation)> = vec![
+        ("content", |r| fs::write(r.join("d/a.txt"), b"aaab").unwrap()),
+        ("mode", |r| chmod(&r.join("d/a.txt"), 0o600)),
+        ("mtime ns", |r| set_mtime(&r.join("d/a.txt"), T2001.0, 77)),
+        ("symlink target", |r| {
+            fs::remove_file(r.join("l")).unwrap();
+            symlink("d/h2", r.join("l")).unwrap();
+        }),
+        ("hard link", |r| {
+            fs::remove_file(r.join("d/h2")).unwrap();
+            fs::write(r.join("d/h2"), b"linked").unwrap();
+        }),
+        ("missing empty dir", |r| fs::remove_dir(r.join("e")).unwrap()),
+        ("extra file", |r| fs::write(r.join("e/new"), b"").unwrap()),
+        ("kind", |r| {
+            fs::remove_dir(r.join("e")).unwrap();
+            fs::write(r.join("e"), b"").unwrap();
+        }),
+    ];
+    let sb = Sandbox::new();
+    let a = sb.path("a");
+    build(&a);
+    let same = sb.path("same");
+    build(&same);
+    assert_same_tree(&a, &same);
+    for (i, (what, m)) in mutations.iter().enumerate() {
+        let b = sb.path(&format!("b{i}"));
+        build(&b);
+        m(&b);
+        settle(&b);
+        if *what == "mtime ns" {
+            m(&b); // settling reset it
+        }
+        let r = std::panic::catch_unwind(|| assert_same_tree(&a, &b));
+        assert!(r.is_err(), "a difference in {what} went unnoticed");
     }
 }

@@ -4,7 +4,7 @@ use crate::context::{self, Location};
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
-use clawback_engine::commands::backup::{backup, BackupOptions};
+use clawback_engine::commands::backup::{backup, BackupOptions, DryRunReport};
 use clawback_engine::openclaw;
 use clawback_engine::progress::Progress;
 use std::path::PathBuf;
@@ -178,9 +178,12 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             "duration_s": s.duration_s,
             "total_files": s.total_files,
             "total_bytes": s.total_bytes,
-            "dry_run": a.dry_run,
+            // On a dry run, what would be read and what is left out, and why; else null.
+            "dry_run": r.dry_run,
             "errors": r.errors,
             "skipped": r.skipped,
+            "changed": r.changed,
+            "warnings": r.warnings,
         }));
     } else if !g.quiet {
         for e in &r.errors {
@@ -190,6 +193,15 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             for e in &r.skipped {
                 eprintln!("clawback: skipped {}: {}", e.path, e.error);
             }
+        }
+        for e in &r.changed {
+            eprintln!("clawback: {} {}", e.path, e.error);
+        }
+        for e in &r.warnings {
+            eprintln!("clawback: warning: {}: {}", e.path, e.error);
+        }
+        if let Some(report) = &r.dry_run {
+            print_dry_run(report, g.verbose > 0);
         }
         println!(
             "files: {} new, {} changed, {} unmodified; {} folders",
@@ -214,4 +226,51 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         return Ok(3);
     }
     Ok(0)
+}
+
+/// The dry-run report as tables: per path, what is left out (largest first) and the largest files.
+fn print_dry_run(r: &DryRunReport, verbose: bool) {
+    const ROWS: usize = 40;
+    println!("would back up {} in {} files:", ui::human_bytes(r.included_bytes), r.included_files);
+    println!("  {:>12}  {:>9}  path", "size", "files");
+    let mut roots: Vec<_> = r.roots.iter().collect();
+    roots.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    for x in roots {
+        println!("  {:>12}  {:>9}  {}", ui::human_bytes(x.bytes), x.files, x.path);
+    }
+    if r.excluded.is_empty() {
+        println!("left out: nothing");
+    } else {
+        println!(
+            "left out {} in {} files ({} entries), largest first:",
+            ui::human_bytes(r.excluded_bytes),
+            r.excluded_files,
+            r.excluded.len()
+        );
+        println!("  {:>12}  {:>9}  {:<50}  why", "size", "files", "path");
+        let shown = if verbose { r.excluded.len() } else { ROWS.min(r.excluded.len()) };
+        for e in &r.excluded[..shown] {
+            let path = if e.dir { format!("{}/", e.path) } else { e.path.clone() };
+            let why = match &e.pattern {
+                Some(p) if !e.reason.contains(p.as_str()) => format!("{} ({p})", e.reason),
+                _ => e.reason.clone(),
+            };
+            println!("  {:>12}  {:>9}  {:<50}  {}", ui::human_bytes(e.bytes), e.files, path, why);
+        }
+        if shown < r.excluded.len() {
+            let rest = &r.excluded[shown..];
+            println!(
+                "  ... and {} more ({}); -v lists them all",
+                rest.len(),
+                ui::human_bytes(rest.iter().map(|e| e.bytes).sum())
+            );
+        }
+    }
+    if !r.largest.is_empty() {
+        println!("largest files included:");
+        println!("  {:>12}  path", "size");
+        for f in &r.largest {
+            println!("  {:>12}  {}", ui::human_bytes(f.bytes), f.path);
+        }
+    }
 }

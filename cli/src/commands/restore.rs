@@ -1,11 +1,15 @@
-//! `clawback restore SNAPSHOT --target DIR`: restore all or part of a snapshot.
+//! `clawback restore SNAPSHOT [--target DIR]`: restore all or part of a snapshot, into a folder or
+//! in place (to the original paths, after a safety snapshot, refusing while the OpenClaw gateway
+//! runs on the state dir unless `--force`).
 
-use crate::context;
+use crate::context::{self, Location};
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::commands::restore::{restore, RestoreOptions};
+use clawback_engine::commands::restore::{only_roots, restore, Action, RestoreOptions, SafetyOptions};
+use clawback_engine::openclaw::{self, gateway};
 use clawback_engine::progress::Progress;
+use clawback_engine::snapshot::Snapshot;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use std::sync::Arc;
 pub struct Args {
     /// Snapshot id, prefix, or `latest`
     pub snapshot: String,
-    /// Folder to restore into (created if missing)
+    /// Folder to restore into (created if missing); without it, restore in place to the original paths
     #[arg(long, short = 't', value_name = "DIR")]
     pub target: Option<PathBuf>,
     /// Restore only paths matching this gitignore-style pattern (repeatable)
@@ -22,69 +26,232 @@ pub struct Args {
     /// Leave out paths matching this pattern (repeatable)
     #[arg(long = "exclude", short = 'e', value_name = "PAT")]
     pub excludes: Vec<String>,
+    /// Restore only the OpenClaw state dir (`state`), every workspace (`workspace`), one agent's
+    /// sessions, agent dir and workspace (`agent:ID`), or an absolute path (repeatable)
+    #[arg(long = "only", value_name = "state|workspace|agent:ID|PATH")]
+    pub only: Vec<String>,
     /// Re-read and re-hash every restored file
     #[arg(long)]
     pub verify: bool,
-    /// Show what would be restored; write nothing
+    /// Show what would be restored (in place: what would change); write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// In place: remove files the snapshot does not have, within what is restored
+    #[arg(long)]
+    pub delete: bool,
+    /// In place: restore even while an OpenClaw gateway is running
+    #[arg(long)]
+    pub force: bool,
     /// With `latest`: of this host
     #[arg(long, value_name = "H")]
     pub host: Option<String>,
 }
 
+/// The tag of the safety snapshot an in-place restore takes first.
+pub const SAFETY_TAG: &str = "pre-restore";
+
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let Some(target) = &a.target else {
-        return Err(usage("restore needs --target DIR (restoring in place to the original paths is not available yet)"));
-    };
-    let repo = context::open(g)?;
+    let in_place = a.target.is_none();
+    if a.delete && !in_place {
+        return Err(usage("--delete applies only to a restore in place (without --target)"));
+    }
+    let s = context::Settings::load(g)?;
+    let repo = context::open_with(g, &s)?;
+    // `latest` is the latest backup: not the safety snapshot a previous in-place restore took.
     let (id, snap) = repo.find_snapshot(&a.snapshot, |s| {
-        a.host.as_ref().is_none_or(|h| &s.hostname == h)
+        a.host.as_ref().is_none_or(|h| &s.hostname == h) && !s.tags.iter().any(|t| t == SAFETY_TAG)
     })?;
+    let only = only_roots(&snap, &a.only)?;
+
+    let mut safety = None;
+    if in_place {
+        let running = running_gateway(&s.env, &snap);
+        if let Some(ev) = running.first() {
+            if a.dry_run {
+                if !g.quiet {
+                    eprintln!(
+                        "clawback: warning: an OpenClaw gateway is running ({ev}); restoring in place would need --force"
+                    );
+                }
+            } else if !a.force {
+                anyhow::bail!(
+                    "an OpenClaw gateway is running ({ev}); stop it first (`openclaw gateway stop`) or pass --force to restore in place anyway"
+                );
+            } else if !g.quiet {
+                eprintln!("clawback: warning: restoring in place while an OpenClaw gateway is running ({ev}), as --force asks");
+            }
+        }
+        let res = context::resolve(g, &s)?;
+        let Location::Local(repo_root) = &res.location;
+        safety = Some(SafetyOptions {
+            tags: vec![SAFETY_TAG.into()],
+            host: None,
+            // Never the repository or the cache, as for a backup.
+            skip_paths: vec![
+                repo_root.clone(),
+                g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base),
+            ],
+        });
+    }
     let opts = RestoreOptions {
-        target: target.clone(),
+        target: a.target.clone().unwrap_or_else(|| PathBuf::from("/")),
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
+        only,
         verify: a.verify,
         dry_run: a.dry_run,
+        in_place,
+        delete: a.delete,
+        safety,
+        protect: s.config.exclude.clone(),
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet, progress.clone(), "restore");
     let r = restore(&repo, &snap, &opts, &progress);
     bar.finish();
     let r = r?;
+
+    let undo = r.safety_snapshot.map(|sid| undo_command(g, a, &sid.to_hex(), &r.scope, &r.safety_paths));
     if g.json {
-        ui::print_json(&serde_json::json!({
+        let mut v = serde_json::json!({
             "snapshot_id": id.to_hex(),
-            "target": target.to_string_lossy(),
+            "target": a.target.as_ref().map(|t| t.to_string_lossy()),
+            "in_place": in_place,
             "files": r.files, "dirs": r.dirs, "symlinks": r.symlinks, "hardlinks": r.hardlinks,
             "bytes": r.bytes, "dry_run": a.dry_run, "errors": r.errors,
-        }));
+        });
+        if in_place {
+            let o = v.as_object_mut().expect("object");
+            o.insert("unchanged".into(), r.unchanged.into());
+            o.insert("deleted".into(), r.deleted.into());
+            o.insert("safety_snapshot_id".into(), r.safety_snapshot.map(|i| i.to_hex()).into());
+            o.insert("undo".into(), undo.clone().into());
+            o.insert("changes".into(), serde_json::to_value(&r.changes)?);
+            o.insert("kept".into(), serde_json::to_value(&r.kept)?);
+        }
+        ui::print_json(&v);
     } else if !g.quiet {
-        let verb = if a.dry_run {
-            "would restore"
+        if in_place {
+            if a.dry_run || g.verbose > 0 {
+                for c in &r.changes {
+                    let verb = match c.action {
+                        Action::Create => "create",
+                        Action::Update => "update",
+                        Action::Replace => "replace",
+                        Action::Delete => "delete",
+                    };
+                    println!("{verb:<8} {}", c.path);
+                }
+            }
+            if let Some(sid) = &r.safety_snapshot {
+                println!("safety snapshot {} holds what was there before (tag pre-restore)", sid.short());
+            }
+            for k in &r.kept {
+                eprintln!("clawback: not deleted: {}: {}", k.path, k.error);
+            }
+            let verb = if a.dry_run { "would restore" } else { "restored" };
+            let del = if a.dry_run { "would delete" } else { "deleted" };
+            println!(
+                "{verb} {} files ({}), {} folders, {} symlinks in place from snapshot {}; {} unchanged; {del} {}",
+                r.files,
+                ui::human_bytes(r.bytes),
+                r.dirs,
+                r.symlinks,
+                id.short(),
+                r.unchanged,
+                r.deleted
+            );
+            match &undo {
+                Some(u) => println!("to undo: {u}"),
+                None if !a.dry_run => println!("nothing was there before: to undo, remove what was restored"),
+                None => {}
+            }
         } else {
-            "restored"
-        };
-        println!(
-            "{verb} {} files ({}), {} folders, {} symlinks from snapshot {} to {}",
-            r.files,
-            ui::human_bytes(r.bytes),
-            r.dirs,
-            r.symlinks,
-            id.short(),
-            target.display()
-        );
+            let verb = if a.dry_run { "would restore" } else { "restored" };
+            println!(
+                "{verb} {} files ({}), {} folders, {} symlinks from snapshot {} to {}",
+                r.files,
+                ui::human_bytes(r.bytes),
+                r.dirs,
+                r.symlinks,
+                id.short(),
+                opts.target.display()
+            );
+        }
     }
     if !r.errors.is_empty() {
         for e in &r.errors {
             eprintln!("clawback: not restored: {}: {}", e.path, e.error);
         }
-        eprintln!(
-            "clawback: {} files could not be restored (damaged or missing data)",
-            r.errors.len()
-        );
+        eprintln!("clawback: {} files could not be restored (damaged or missing data)", r.errors.len());
         return Ok(1);
     }
     Ok(0)
+}
+
+/// Gateways running on the state dir the snapshot restores (its recorded one, else the current
+/// one).
+fn running_gateway(env: &openclaw::Env, snap: &Snapshot) -> Vec<gateway::Evidence> {
+    let (state, config) = match &snap.openclaw {
+        Some(m) => (PathBuf::from(&m.state_dir), m.config_path.as_ref().map(PathBuf::from)),
+        None => (openclaw::state_dir(env), None),
+    };
+    gateway::Probe::new(env, &state, config.as_deref()).detect()
+}
+
+/// The command that puts back what the restore replaced: the safety snapshot restored in place
+/// over the same selection, with `--delete` so what the restore added goes too.
+fn undo_command(g: &GlobalArgs, a: &Args, safety: &str, scope: &[PathBuf], held: &[PathBuf]) -> String {
+    let mut parts: Vec<String> = vec!["clawback".into()];
+    // The repository, when it was named on the command line rather than by the environment.
+    if let Some(r) = &g.repo {
+        if std::env::var("CLAWBACK_REPO").ok().as_deref() != Some(r.as_str()) {
+            parts.extend(["--repo".into(), r.clone()]);
+        }
+    }
+    if let Some(c) = &g.config {
+        parts.extend(["--config".into(), c.to_string_lossy().into_owned()]);
+    }
+    parts.extend(["restore".into(), safety.into()]);
+    let mut only: Vec<String> = a.only.clone();
+    // Roots that did not exist are not among the safety snapshot's paths: name them all, so the
+    // undo also removes what the restore created there.
+    if only.is_empty() && scope != held {
+        only = scope.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    }
+    for o in only {
+        parts.extend(["--only".into(), o]);
+    }
+    for i in &a.includes {
+        parts.extend(["--include".into(), i.clone()]);
+    }
+    for e in &a.excludes {
+        parts.extend(["--exclude".into(), e.clone()]);
+    }
+    parts.push("--delete".into());
+    parts.iter().map(|p| shell_quote(p)).collect::<Vec<_>>().join(" ")
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("agent:main"), "agent:main");
+        assert_eq!(shell_quote("/a b"), "'/a b'");
+        assert_eq!(shell_quote("*.md"), "'*.md'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

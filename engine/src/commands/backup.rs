@@ -6,12 +6,33 @@
 //! blobs go through a bounded channel to one packer thread that fills packs and writes them, so
 //! memory stays bounded by (threads × batch) + (2 × pack size) whatever the amount of data.
 //! A file whose size, mtime, ctime and inode match the parent snapshot is not read again.
+//!
+//! What it knows of live data (issue "Know OpenClaw"):
+//! - Every SQLite database (found by its header, whatever its name) is stored as a consistent image
+//!   taken through SQLite's online backup API ([`crate::openclaw::sqlite`]), not copied as a file.
+//!   Its node keeps the file's own metadata, with the image's size. Its `-wal`, `-shm` and
+//!   `-journal` files are then not stored (they are listed in `skipped`): what they hold that
+//!   matters is in the image. A database is reused from the parent snapshot when its mtime and
+//!   inode, and its change stamp ([`sqlite::change_stamp`]: the newest of its ctime and its
+//!   `-wal`/`-journal` mtimes, recorded as the node's ctime), are unchanged. A database that cannot be imaged (damaged, locked for longer
+//!   than [`sqlite::BUSY_TIMEOUT`], unreadable sidecars) is stored as a plain copy together with its
+//!   sidecars, so a restore gives back what was on disk, and is listed in `warnings`.
+//! - A file whose size, mtime or ctime moves while it is read (a transcript being appended) is read
+//!   again, at most [`MAX_REREADS`] times; if it keeps moving, what the last read got is stored (for
+//!   an appended file, a prefix holding at least what was there when the backup reached it), its
+//!   node's size is that length, and it is listed in `changed`.
+//! - Under [`BackupOptions::gitignore_roots`] every `.gitignore` applies to its folder's subtree as
+//!   in git (deeper files win, `!` re-includes); `.clawbackignore` files do the same anywhere.
+//!   Neither can bring back what `excludes` leaves out.
+//! - A dry run also fills a [`DryRunReport`]: what each path would hold, what was left out and
+//!   why (with the size of each left-out subtree), and the largest files.
 
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
+use crate::openclaw::sqlite;
 use crate::pack::PackWriter;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -19,15 +40,20 @@ use crate::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Tree};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
 use parking_lot::Mutex;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashSet};
-use std::ffi::OsString;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Debug, Default)]
@@ -64,7 +90,67 @@ pub struct BackupResult {
     pub summary: Summary,
     pub errors: Vec<BackupIssue>,
     pub skipped: Vec<BackupIssue>,
+    /// Files that kept changing while they were read; the snapshot holds what the last read got
+    /// (also recorded in the snapshot's `changed`).
+    pub changed: Vec<BackupIssue>,
+    /// Stored, but not as intended: SQLite databases that could not be imaged consistently and were
+    /// copied as plain files with their sidecars.
+    pub warnings: Vec<BackupIssue>,
+    /// On a dry run: what would be read and what is left out, and why.
+    pub dry_run: Option<DryRunReport>,
 }
+
+/// What a backup would read and leave out (filled on a dry run).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DryRunReport {
+    /// Per backed-up path: the files and bytes the snapshot would hold (read, or reused from the
+    /// parent when unchanged; a database counts with its image's size).
+    pub roots: Vec<RootUsage>,
+    /// Everything left out, largest first; a left-out folder is one entry with its whole subtree.
+    pub excluded: Vec<ExcludedEntry>,
+    /// The largest files included, largest first (at most [`LARGEST_FILES`]).
+    pub largest: Vec<FileUsage>,
+    pub included_files: u64,
+    pub included_bytes: u64,
+    pub excluded_files: u64,
+    pub excluded_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct RootUsage {
+    pub path: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ExcludedEntry {
+    pub path: String,
+    /// A folder (its size is its subtree's).
+    pub dir: bool,
+    pub files: u64,
+    pub bytes: u64,
+    /// Why: the pattern's reason from `exclude_reasons`, `matches --exclude PAT`,
+    /// `.gitignore in DIR`, `.clawbackignore in DIR`, or a SQLite sidecar.
+    pub reason: String,
+    /// The pattern that matched, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct FileUsage {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// How many of the largest included files a dry run lists.
+pub const LARGEST_FILES: usize = 20;
+/// How many times a file that changed while it was read is read again.
+pub const MAX_REREADS: usize = 3;
+/// A database whose change stamp is this close to the moment its image began may have been
+/// written again within the same timestamp tick; it is marked so the next backup images it again.
+const RACY_NS: i64 = 2_000_000_000;
 
 /// Bytes of file read per batch; the chunks of a batch are processed in parallel.
 const BATCH: usize = 8 << 20;
@@ -72,12 +158,7 @@ const BATCH: usize = 8 << 20;
 const PACKS_PER_INDEX: usize = 64;
 
 enum PackerMsg {
-    Blob {
-        ty: BlobType,
-        id: BlobId,
-        stored: Vec<u8>,
-        raw_len: usize,
-    },
+    Blob { ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize },
 }
 
 #[derive(Default)]
@@ -105,27 +186,74 @@ struct Ctx<'a> {
     skipped: Mutex<Vec<BackupIssue>>,
     progress: &'a Progress,
     force: bool,
+    changed: Mutex<Vec<BackupIssue>>,
+    warnings: Mutex<Vec<BackupIssue>>,
+    /// Where database images are written (created on first use, removed at the end).
+    sqlite_tmp: sqlite::TempDir,
+    /// Databases stored as images (or reused as such): their sidecars are not stored.
+    imaged: Mutex<HashSet<PathBuf>>,
+    gitignore_roots: Vec<PathBuf>,
+    reasons: HashMap<String, String>,
+    report: Option<ReportAcc>,
+}
+
+/// The dry-run report as it is being gathered.
+struct ReportAcc {
+    /// The backed-up paths (sorted) with their file and byte counts.
+    roots: Vec<(PathBuf, AtomicU64, AtomicU64)>,
+    excluded: Mutex<Vec<ExcludedEntry>>,
+    largest: Mutex<BinaryHeap<Reverse<(u64, PathBuf)>>>,
+}
+
+/// What applies below a folder: the ignore files met on the way down, and which backed-up path
+/// the folder belongs to (for the dry-run report). Cloning is cheap.
+#[derive(Clone, Default)]
+struct Scope {
+    ignores: Option<Arc<IgnoreLayer>>,
+    root: usize,
+}
+
+/// One `.gitignore` or `.clawbackignore`, and the layers above it.
+struct IgnoreLayer {
+    parent: Option<Arc<IgnoreLayer>>,
+    matcher: Gitignore,
+    file: &'static str,
+    dir: PathBuf,
+}
+
+const GITIGNORE: &str = ".gitignore";
+const CLAWBACKIGNORE: &str = ".clawbackignore";
+
+/// Why an entry is left out.
+enum Exclusion<'a> {
+    /// The repository, the cache, or clawback's own temporary folder.
+    Own,
+    Pattern(&'a str),
+    IgnoreFile(&'a IgnoreLayer, &'a str),
+}
+
+/// One entry of a folder listing.
+struct Listed {
+    name: Vec<u8>,
+    is_dir: bool,
+    /// A `-wal` or `-journal` file sits beside it (it may be a live database).
+    has_sidecar: bool,
+    /// It is a `-wal`/`-shm`/`-journal` file and its database is in the same listing.
+    sidecar_of: Option<Vec<u8>>,
 }
 
 pub fn build_excludes(patterns: &[String]) -> Result<Gitignore> {
     let mut b = GitignoreBuilder::new("/");
     for p in patterns {
-        b.add_line(None, p)
-            .map_err(|e| Error::Usage(format!("bad exclude pattern {p:?}: {e}")))?;
+        b.add_line(None, p).map_err(|e| Error::Usage(format!("bad exclude pattern {p:?}: {e}")))?;
     }
-    b.build()
-        .map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))
+    b.build().map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))
 }
 
 /// Makes a path absolute and lexically clean (no `.`/`..`), without following symlinks.
 pub fn absolute_clean(p: &Path) -> Result<PathBuf> {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .ctx("read current folder", p)?
-            .join(p)
-    };
+    let abs =
+        if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().ctx("read current folder", p)?.join(p) };
     let mut out = PathBuf::from("/");
     for c in abs.components() {
         match c {
@@ -140,14 +268,10 @@ pub fn absolute_clean(p: &Path) -> Result<PathBuf> {
 }
 
 fn mtime_ns(md: &Metadata) -> i64 {
-    md.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(md.mtime_nsec())
+    md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
 }
 fn ctime_ns(md: &Metadata) -> i64 {
-    md.ctime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(md.ctime_nsec())
+    md.ctime().saturating_mul(1_000_000_000).saturating_add(md.ctime_nsec())
 }
 
 fn node_from_meta(name: Vec<u8>, kind: NodeKind, md: &Metadata) -> Node {
@@ -182,11 +306,7 @@ impl Trie {
             self.0.insert(first.clone(), None);
             return;
         }
-        match self
-            .0
-            .entry(first.clone())
-            .or_insert_with(|| Some(Trie::default()))
-        {
+        match self.0.entry(first.clone()).or_insert_with(|| Some(Trie::default())) {
             Some(t) => t.insert(rest),
             None => {} // an ancestor is backed up whole already
         }
@@ -194,11 +314,7 @@ impl Trie {
 }
 
 /// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
-pub fn backup(
-    repo: &Repository,
-    opts: &BackupOptions,
-    progress: &Progress,
-) -> Result<BackupResult> {
+pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
     let start = Instant::now();
     if opts.paths.is_empty() {
         return Err(Error::Usage("nothing to back up: no paths given".into()));
@@ -213,20 +329,14 @@ pub fn backup(
     }
     paths.sort();
     paths.dedup();
-    let path_strings: Vec<String> = paths
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let dry = opts.dry_run;
+    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let host = opts.host.clone().unwrap_or_else(crate::repo::hostname);
 
     // The parent: given, or the latest snapshot of this host with the same paths.
     let parent = match &opts.parent {
         Some(id) => Some(repo.find_snapshot(&id.to_hex(), |_| true)?),
-        None => repo
-            .snapshots()?
-            .into_iter()
-            .rev()
-            .find(|(_, s)| s.hostname == host && s.paths == path_strings),
+        None => repo.snapshots()?.into_iter().rev().find(|(_, s)| s.hostname == host && s.paths == path_strings),
     };
     let parent_tree = match &parent {
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
@@ -235,11 +345,7 @@ pub fn backup(
 
     let mut trie = Trie::default();
     for p in &paths {
-        let comps: Vec<Vec<u8>> = p
-            .components()
-            .skip(1)
-            .map(|c| c.as_os_str().as_bytes().to_vec())
-            .collect();
+        let comps: Vec<Vec<u8>> = p.components().skip(1).map(|c| c.as_os_str().as_bytes().to_vec()).collect();
         if comps.is_empty() {
             trie = Trie::default();
             trie.0.insert(Vec::new(), None); // "/" itself
@@ -248,14 +354,24 @@ pub fn backup(
         trie.insert(&comps);
     }
 
+    let sqlite_tmp = sqlite::TempDir::new();
+    let report = dry.then(|| ReportAcc {
+        roots: paths.iter().map(|p| (p.clone(), AtomicU64::new(0), AtomicU64::new(0))).collect(),
+        excluded: Mutex::new(Vec::new()),
+        largest: Mutex::new(BinaryHeap::new()),
+    });
+    let mut gitignore_roots = Vec::new();
+    for r in &opts.gitignore_roots {
+        gitignore_roots.push(absolute_clean(r)?);
+    }
+
     let cfg = repo.config();
     let (tx, rx) = bounded::<PackerMsg>(16);
     let excludes = build_excludes(&opts.excludes)?;
     let pack_size = cfg.pack_size as usize;
-    let dry = opts.dry_run;
     let stop_scan = AtomicBool::new(false);
 
-    let (root, counters, mut errors, mut skipped, packed) = std::thread::scope(|s| {
+    let (root, counters, issues, report, packed) = std::thread::scope(|s| {
         let packer = s.spawn(move || packer(repo, rx, pack_size, dry));
         if opts.scan_totals {
             let (paths, ex, stop) = (&paths, &excludes, &stop_scan);
@@ -270,6 +386,7 @@ pub fn backup(
                 .skip_paths
                 .iter()
                 .filter_map(|p| absolute_clean(p).ok())
+                .chain(absolute_clean(sqlite_tmp.path()).ok())
                 .collect(),
             pending: Mutex::new(IdSet::default()),
             tx,
@@ -278,32 +395,34 @@ pub fn backup(
             skipped: Mutex::new(Vec::new()),
             progress,
             force: opts.force,
+            changed: Mutex::new(Vec::new()),
+            warnings: Mutex::new(Vec::new()),
+            sqlite_tmp,
+            imaged: Mutex::new(HashSet::new()),
+            gitignore_roots,
+            reasons: opts.exclude_reasons.iter().cloned().collect(),
+            report,
         };
         let root = if trie.0.contains_key(&Vec::new()) {
-            ctx.process_dir(Path::new("/"), parent_tree.as_ref())
+            let scope = ctx.enter_dir(Path::new("/"), &Scope::default(), None);
+            ctx.process_dir(Path::new("/"), parent_tree.as_ref(), &scope)
         } else {
-            ctx.process_virtual(Path::new("/"), &trie, parent_tree.as_ref())
+            ctx.process_virtual(Path::new("/"), &trie, parent_tree.as_ref(), &Scope::default())
         };
         let root = root.and_then(|t| ctx.store_tree(&t));
         stop_scan.store(true, Relaxed);
-        let Ctx {
-            c,
-            errors,
-            skipped,
-            tx,
-            ..
-        } = ctx;
+        let Ctx { c, errors, skipped, changed, warnings, report, tx, .. } = ctx;
         drop(tx); // the packer finishes once every sender is gone
-        let packed = packer
-            .join()
-            .unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())));
-        (root, c, errors.into_inner(), skipped.into_inner(), packed)
+        let packed = packer.join().unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())));
+        let mut issues = [errors, skipped, changed, warnings].map(|m| m.into_inner());
+        for list in &mut issues {
+            list.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+        (root, c, issues, report, packed)
     });
     let packed = packed?;
     let root = root?;
-
-    errors.sort_by(|a, b| a.path.cmp(&b.path));
-    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let [errors, skipped, changed, warnings] = issues;
     let mut summary = Summary {
         files_new: counters.files_new.into_inner(),
         files_changed: counters.files_changed.into_inner(),
@@ -330,7 +449,7 @@ pub fn backup(
         program_version: format!("clawback {}", env!("CARGO_PKG_VERSION")),
         errors: errors.clone(),
         skipped: skipped.clone(),
-        changed: Vec::new(),
+        changed: changed.clone(),
         openclaw: opts.openclaw.clone(),
     };
     let snapshot_id = if dry {
@@ -352,11 +471,7 @@ pub fn backup(
             own = n;
         }
         let id = repo.save_snapshot(&snap)?;
-        summary.bytes_stored = base
-            + repo
-                .backend()
-                .size(crate::backend::Kind::Snapshot, &id.to_hex())
-                .unwrap_or(own);
+        summary.bytes_stored = base + repo.backend().size(crate::backend::Kind::Snapshot, &id.to_hex()).unwrap_or(own);
         Some(id)
     };
     summary.duration_s = start.elapsed().as_secs_f64();
@@ -366,7 +481,86 @@ pub fn backup(
         summary,
         errors,
         skipped,
+        changed,
+        warnings,
+        dry_run: report.map(ReportAcc::finish),
     })
+}
+
+impl ReportAcc {
+    fn finish(self) -> DryRunReport {
+        let mut r = DryRunReport::default();
+        // A path inside another backed-up path is counted with it.
+        let all: Vec<PathBuf> = self.roots.iter().map(|(p, ..)| p.clone()).collect();
+        for (p, files, bytes) in self.roots {
+            if all.iter().any(|a| a != &p && p.starts_with(a)) {
+                continue;
+            }
+            let (files, bytes) = (files.into_inner(), bytes.into_inner());
+            r.included_files += files;
+            r.included_bytes += bytes;
+            r.roots.push(RootUsage { path: p.to_string_lossy().into_owned(), files, bytes });
+        }
+        r.excluded = self.excluded.into_inner();
+        r.excluded.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+        r.excluded_files = r.excluded.iter().map(|e| e.files).sum();
+        r.excluded_bytes = r.excluded.iter().map(|e| e.bytes).sum();
+        r.largest = self
+            .largest
+            .into_inner()
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse((bytes, p))| FileUsage { path: p.to_string_lossy().into_owned(), bytes })
+            .collect();
+        r
+    }
+}
+
+/// Files and bytes under `p` (itself if a file), by metadata alone, without following links.
+fn subtree_size(p: &Path) -> (u64, u64) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(q) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&q) else {
+            continue;
+        };
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&q) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else {
+            files += 1;
+            if md.is_file() {
+                bytes += md.len();
+            }
+        }
+    }
+    (files, bytes)
+}
+
+fn same_stat(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len() && mtime_ns(a) == mtime_ns(b) && ctime_ns(a) == ctime_ns(b)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// What one stable (or last) read of a file gave.
+struct ReadOut {
+    ids: Vec<BlobId>,
+    len: u64,
+    /// The file's metadata when the last read began.
+    meta: Metadata,
+    reads: usize,
+    stable: bool,
+}
+
+/// What became of a database.
+enum DbOutcome {
+    Node(Node),
+    /// Not imaged: store it as a plain file (the warning is recorded).
+    Plain,
 }
 
 struct Packed {
@@ -374,17 +568,9 @@ struct Packed {
 }
 
 /// Fills one pack per blob type, writes full packs, and writes index files for them.
-fn packer(
-    repo: &Repository,
-    rx: Receiver<PackerMsg>,
-    pack_size: usize,
-    dry: bool,
-) -> Result<Packed> {
+fn packer(repo: &Repository, rx: Receiver<PackerMsg>, pack_size: usize, dry: bool) -> Result<Packed> {
     let keys = repo.keys();
-    let mut writers = [
-        PackWriter::new(BlobType::Data, 0),
-        PackWriter::new(BlobType::Tree, 0),
-    ];
+    let mut writers = [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)];
     let mut done: Vec<IndexPack> = Vec::new();
     let mut bytes_stored = 0u64;
     let mut failure: Option<Error> = None;
@@ -395,30 +581,19 @@ fn packer(
             repo.save_pack(&p)?;
         }
         *bytes += p.bytes.len() as u64;
-        done.push(IndexPack {
-            id: p.id,
-            size: p.bytes.len() as u64,
-            blobs: p.entries,
-        });
+        done.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
         Ok(())
     };
     let write_index = |done: &mut Vec<IndexPack>, bytes: &mut u64| -> Result<()> {
         if done.is_empty() {
             return Ok(());
         }
-        let f = IndexFile {
-            version: 1,
-            supersedes: vec![],
-            packs: std::mem::take(done),
-        };
+        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(done) };
         if dry {
             *bytes += f.encode(keys).len() as u64;
         } else {
             let id = repo.save_index(&f)?;
-            *bytes += repo
-                .backend()
-                .size(crate::backend::Kind::Index, &id.to_hex())
-                .unwrap_or(0);
+            *bytes += repo.backend().size(crate::backend::Kind::Index, &id.to_hex()).unwrap_or(0);
         }
         Ok(())
     };
@@ -427,12 +602,7 @@ fn packer(
         if failure.is_some() {
             continue; // drain so senders never block; the error is reported below
         }
-        let PackerMsg::Blob {
-            ty,
-            id,
-            stored,
-            raw_len,
-        } = msg;
+        let PackerMsg::Blob { ty, id, stored, raw_len } = msg;
         let w = &mut writers[ty as usize];
         if w.is_empty() {
             *w = PackWriter::new(ty, pack_size + pack_size / 8);
@@ -495,10 +665,7 @@ fn scan_totals(paths: &[PathBuf], ex: &Gitignore, progress: &Progress, stop: &At
 
 impl Ctx<'_> {
     fn issue(&self, list: &Mutex<Vec<BackupIssue>>, path: &Path, error: impl ToString) {
-        list.lock().push(BackupIssue {
-            path: path.to_string_lossy().into_owned(),
-            error: error.to_string(),
-        });
+        list.lock().push(BackupIssue { path: path.to_string_lossy().into_owned(), error: error.to_string() });
     }
 
     /// Claims a blob for storing: true when it is neither in the index nor already on its way.
@@ -515,12 +682,7 @@ impl Ctx<'_> {
 
     fn send(&self, ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize) -> Result<()> {
         self.tx
-            .send(PackerMsg::Blob {
-                ty,
-                id,
-                stored,
-                raw_len,
-            })
+            .send(PackerMsg::Blob { ty, id, stored, raw_len })
             .map_err(|_| Error::Other("backup aborted: the pack writer stopped".into()))
     }
 
@@ -536,14 +698,25 @@ impl Ctx<'_> {
     }
 
     /// A folder on the way to a backed-up path: only the children that lead there.
-    fn process_virtual(&self, path: &Path, trie: &Trie, parent: Option<&Tree>) -> Result<Tree> {
+    fn process_virtual(&self, path: &Path, trie: &Trie, parent: Option<&Tree>, scope: &Scope) -> Result<Tree> {
+        let scope = self.enter_dir(path, scope, None);
         let mut nodes = Vec::new();
         for (name, sub) in &trie.0 {
-            let child = path.join(std::ffi::OsStr::from_bytes(name));
+            let child = path.join(OsStr::from_bytes(name));
             let pnode = parent.and_then(|t| t.find(name));
             match sub {
                 None => {
-                    if let Some(n) = self.process_entry(&child, name.clone(), pnode)? {
+                    if let Some((base, suffix)) = sqlite::sidecar_base(name) {
+                        if self.imaged.lock().contains(&path.join(OsStr::from_bytes(base))) {
+                            self.skip_sidecar(&child, base, suffix);
+                            continue;
+                        }
+                    }
+                    let scope = Scope { root: self.root_index(&child), ..scope.clone() };
+                    let has_sidecar = ["-wal", "-journal"]
+                        .iter()
+                        .any(|s| std::fs::symlink_metadata(sqlite::sidecar(&child, s)).is_ok());
+                    if let Some(n) = self.process_entry(&child, name.clone(), pnode, &scope, has_sidecar)? {
                         nodes.push(n);
                     }
                 }
@@ -553,7 +726,7 @@ impl Ctx<'_> {
                         Some(id) => self.repo.load_tree(&id).ok(),
                         None => None,
                     };
-                    let tree = self.process_virtual(&child, t, ptree.as_ref())?;
+                    let tree = self.process_virtual(&child, t, ptree.as_ref(), &scope)?;
                     let mut n = node_from_meta(name.clone(), NodeKind::Dir, &md);
                     n.subtree = Some(self.store_tree(&tree)?);
                     nodes.push(n);
@@ -563,17 +736,143 @@ impl Ctx<'_> {
         Ok(Tree::new(nodes))
     }
 
+    /// Which backed-up path `p` is (for the dry-run report).
+    fn root_index(&self, p: &Path) -> usize {
+        match &self.report {
+            Some(r) => r.roots.binary_search_by(|(q, ..)| q.as_path().cmp(p)).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// The scope below `dir`: `scope` plus the folder's `.gitignore` (under a gitignore root) and
+    /// `.clawbackignore`. `listed`: whether each of the two is in the folder's listing (`None`:
+    /// look).
+    fn enter_dir(&self, dir: &Path, scope: &Scope, listed: Option<(bool, bool)>) -> Scope {
+        let (git, claw) = listed.unwrap_or_else(|| {
+            let is = |f: &str| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_file());
+            (is(GITIGNORE), is(CLAWBACKIGNORE))
+        });
+        let git = git && self.gitignore_roots.iter().any(|r| dir.starts_with(r));
+        if !git && !claw {
+            return scope.clone();
+        }
+        let mut s = scope.clone();
+        for (file, on) in [(GITIGNORE, git), (CLAWBACKIGNORE, claw)] {
+            if !on {
+                continue;
+            }
+            let mut b = GitignoreBuilder::new(dir);
+            let f = dir.join(file);
+            if let Some(e) = b.add(&f) {
+                // git skips a line it cannot parse; so does this, and says so for our own file.
+                if file == CLAWBACKIGNORE {
+                    self.issue(&self.warnings, &f, format!("some lines were not used: {e}"));
+                }
+            }
+            match b.build() {
+                Ok(matcher) if !matcher.is_empty() => {
+                    s.ignores =
+                        Some(Arc::new(IgnoreLayer { parent: s.ignores.take(), matcher, file, dir: dir.to_path_buf() }));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if file == CLAWBACKIGNORE {
+                        self.issue(&self.warnings, &f, format!("not used: {e}"));
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Why `child` is left out, if it is: clawback's own folders, then the exclude patterns, then
+    /// the ignore files from the deepest up (the first that decides wins, as in git).
+    fn exclusion<'s>(&'s self, child: &Path, is_dir: bool, scope: &'s Scope) -> Option<Exclusion<'s>> {
+        if self.skip.contains(child) {
+            return Some(Exclusion::Own);
+        }
+        if let Match::Ignore(g) = self.excludes.matched(child, is_dir) {
+            return Some(Exclusion::Pattern(g.original()));
+        }
+        let mut layer = scope.ignores.as_deref();
+        while let Some(l) = layer {
+            match l.matcher.matched(child, is_dir) {
+                Match::Ignore(g) => return Some(Exclusion::IgnoreFile(l, g.original())),
+                Match::Whitelist(_) => return None,
+                Match::None => layer = l.parent.as_deref(),
+            }
+        }
+        None
+    }
+
+    /// Records a left-out entry in the dry-run report, with its subtree's size.
+    fn note_excluded(&self, child: &Path, is_dir: bool, why: Exclusion<'_>) {
+        let Some(r) = &self.report else { return };
+        let (reason, pattern) = match why {
+            Exclusion::Own => ("clawback's own repository, cache or temporary files".to_string(), None),
+            Exclusion::Pattern(p) => {
+                (self.reasons.get(p).cloned().unwrap_or_else(|| format!("matches --exclude {p}")), Some(p.to_string()))
+            }
+            Exclusion::IgnoreFile(l, p) => (format!("{} in {}", l.file, l.dir.display()), Some(p.to_string())),
+        };
+        let (files, bytes) = subtree_size(child);
+        r.excluded.lock().push(ExcludedEntry {
+            path: child.to_string_lossy().into_owned(),
+            dir: is_dir,
+            files,
+            bytes,
+            reason,
+            pattern,
+        });
+    }
+
+    /// A database's sidecar, not stored because the database is stored as an image.
+    fn skip_sidecar(&self, path: &Path, base: &[u8], suffix: &str) {
+        let base = String::from_utf8_lossy(base);
+        let reason = format!("SQLite {suffix} file of {base}: the database is stored as a consistent image instead");
+        if let Some(r) = &self.report {
+            let bytes = std::fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
+            r.excluded.lock().push(ExcludedEntry {
+                path: path.to_string_lossy().into_owned(),
+                dir: false,
+                files: 1,
+                bytes,
+                reason: reason.clone(),
+                pattern: None,
+            });
+        }
+        self.issue(&self.skipped, path, reason);
+    }
+
+    /// Counts an included file in the dry-run report.
+    fn account(&self, scope: &Scope, path: &Path, size: u64) {
+        let Some(r) = &self.report else { return };
+        if let Some((_, files, bytes)) = r.roots.get(scope.root) {
+            files.fetch_add(1, Relaxed);
+            bytes.fetch_add(size, Relaxed);
+        }
+        let mut h = r.largest.lock();
+        if h.len() < LARGEST_FILES || h.peek().is_some_and(|Reverse((s, _))| *s < size) {
+            h.push(Reverse((size, path.to_path_buf())));
+            if h.len() > LARGEST_FILES {
+                h.pop();
+            }
+        }
+    }
+
     /// A folder backed up whole: every entry not excluded.
-    fn process_dir(&self, path: &Path, parent: Option<&Tree>) -> Result<Tree> {
-        self.process_listed_dir(path, std::fs::read_dir(path), parent)
+    fn process_dir(&self, path: &Path, parent: Option<&Tree>, scope: &Scope) -> Result<Tree> {
+        self.process_listed_dir(path, std::fs::read_dir(path), parent, scope)
     }
 
     /// `process_dir` with the folder already opened (so a caller can tell a folder that vanished).
+    /// `scope` is the parent folder's; this folder's ignore files are added to it here.
     fn process_listed_dir(
         &self,
         path: &Path,
         listing: std::io::Result<std::fs::ReadDir>,
         parent: Option<&Tree>,
+        scope: &Scope,
     ) -> Result<Tree> {
         self.c.dirs.fetch_add(1, Relaxed);
         let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
@@ -594,17 +893,59 @@ impl Ctx<'_> {
             }
         }
         names.sort();
-        let nodes: Vec<Result<Option<Node>>> = names
-            .into_par_iter()
-            .filter_map(|(name, is_dir)| {
-                let child = path.join(OsString::from_vec(name.clone()));
-                if self.skip.contains(&child) || self.excludes.matched(&child, is_dir).is_ignore() {
-                    return None;
+        let has = |f: &str| names.iter().any(|(n, d)| !d && n == f.as_bytes());
+        let scope = self.enter_dir(path, scope, Some((has(GITIGNORE), has(CLAWBACKIGNORE))));
+
+        // SQLite sidecars wait until their database has been imaged (or not).
+        let any_sidecar = names.iter().any(|(n, _)| sqlite::sidecar_base(n).is_some());
+        let files: HashSet<&[u8]> = if any_sidecar {
+            names.iter().filter(|(_, d)| !d).map(|(n, _)| n.as_slice()).collect()
+        } else {
+            HashSet::new()
+        };
+        let (mut first, mut later) = (Vec::with_capacity(names.len()), Vec::new());
+        for (name, is_dir) in &names {
+            let mut e = Listed { name: name.clone(), is_dir: *is_dir, has_sidecar: false, sidecar_of: None };
+            if any_sidecar && !is_dir {
+                e.has_sidecar = ["-wal", "-journal"].iter().any(|s| {
+                    let mut n = name.clone();
+                    n.extend_from_slice(s.as_bytes());
+                    files.contains(n.as_slice())
+                });
+                if let Some((base, _)) = sqlite::sidecar_base(name) {
+                    if files.contains(base) {
+                        e.sidecar_of = Some(base.to_vec());
+                        later.push(e);
+                        continue;
+                    }
                 }
-                let pnode = parent.and_then(|t| t.find(&name));
-                Some(self.process_entry(&child, name, pnode))
-            })
-            .collect();
+            }
+            first.push(e);
+        }
+        let run = |list: Vec<Listed>| -> Vec<Result<Option<Node>>> {
+            list.into_par_iter()
+                .filter_map(|e| {
+                    let child = path.join(OsString::from_vec(e.name.clone()));
+                    if let Some(why) = self.exclusion(&child, e.is_dir, &scope) {
+                        self.note_excluded(&child, e.is_dir, why);
+                        return None;
+                    }
+                    if let Some(base) = &e.sidecar_of {
+                        if self.imaged.lock().contains(&path.join(OsStr::from_bytes(base))) {
+                            let suffix = sqlite::sidecar_base(&e.name).map(|(_, s)| s).unwrap_or("");
+                            self.skip_sidecar(&child, base, suffix);
+                            return None;
+                        }
+                    }
+                    let pnode = parent.and_then(|t| t.find(&e.name));
+                    Some(self.process_entry(&child, e.name, pnode, &scope, e.has_sidecar))
+                })
+                .collect()
+        };
+        let mut nodes = run(first);
+        if !later.is_empty() {
+            nodes.extend(run(later));
+        }
         let mut out = Vec::with_capacity(nodes.len());
         for n in nodes {
             if let Some(n) = n? {
@@ -620,6 +961,8 @@ impl Ctx<'_> {
         path: &Path,
         name: Vec<u8>,
         pnode: Option<&Node>,
+        scope: &Scope,
+        has_sidecar: bool,
     ) -> Result<Option<Node>> {
         let md = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
@@ -645,7 +988,7 @@ impl Ctx<'_> {
                 Some(id) => self.repo.load_tree(&id).ok(),
                 None => None,
             };
-            let tree = self.process_listed_dir(path, listing, ptree.as_ref())?;
+            let tree = self.process_listed_dir(path, listing, ptree.as_ref(), scope)?;
             let mut n = node_from_meta(name, NodeKind::Dir, &md);
             n.subtree = Some(self.store_tree(&tree)?);
             Ok(Some(n))
@@ -661,7 +1004,11 @@ impl Ctx<'_> {
             n.target = target.into_os_string().into_vec();
             Ok(Some(n))
         } else if ft.is_file() {
-            self.process_file(path, name, &md, pnode)
+            let n = self.process_file(path, name, &md, pnode, has_sidecar)?;
+            if let Some(n) = &n {
+                self.account(scope, path, n.size);
+            }
+            Ok(n)
         } else {
             let what = if ft.is_socket() {
                 "socket"
@@ -677,34 +1024,42 @@ impl Ctx<'_> {
         }
     }
 
+    /// The parent's node for this file when its content can be reused as is.
+    fn reusable<'p>(&self, node: &Node, pnode: Option<&'p Node>) -> Option<&'p Node> {
+        pnode.filter(|p| !self.force && p.same_file_meta(node) && p.content.iter().all(|id| self.known(id)))
+    }
+
+    fn reuse(&self, mut node: Node, p: &Node) -> Node {
+        node.content = p.content.clone();
+        node.size = p.size;
+        self.c.files_unmodified.fetch_add(1, Relaxed);
+        self.c.total_bytes.fetch_add(node.size, Relaxed);
+        self.progress.add_done(1, node.size);
+        node
+    }
+
+    /// A regular file. `has_sidecar`: a `-wal`/`-journal` sits beside it, so its own metadata
+    /// cannot tell whether it changed if it is a database.
     fn process_file(
         &self,
         path: &Path,
         name: Vec<u8>,
         md: &Metadata,
         pnode: Option<&Node>,
+        has_sidecar: bool,
     ) -> Result<Option<Node>> {
-        let mut node = node_from_meta(name, NodeKind::File, md);
+        let node = node_from_meta(name, NodeKind::File, md);
         self.c.total_files.fetch_add(1, Relaxed);
-        if let Some(p) = pnode {
-            if !self.force && p.same_file_meta(&node) && p.content.iter().all(|id| self.known(id)) {
-                node.content = p.content.clone();
-                self.c.files_unmodified.fetch_add(1, Relaxed);
-                self.c.total_bytes.fetch_add(node.size, Relaxed);
-                self.progress.add_done(1, node.size);
-                return Ok(Some(node));
+        if !has_sidecar {
+            if let Some(p) = self.reusable(&node, pnode) {
+                return Ok(Some(self.reuse(node, p)));
             }
         }
         let f = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
             .open(path)
-            .or_else(|_| {
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(path)
-            });
+            .or_else(|_| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path));
         let f: File = match f {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -716,17 +1071,43 @@ impl Ctx<'_> {
                 return Ok(None);
             }
         };
-        match self.read_content(f, path) {
-            Ok((content, size)) => {
-                node.content = content;
-                node.size = size;
+        if sqlite::sniff(&f).is_some() {
+            match self.process_database(path, node.clone(), md, pnode)? {
+                DbOutcome::Node(n) => return Ok(Some(n)),
+                DbOutcome::Plain => {}
             }
+        } else if has_sidecar {
+            if let Some(p) = self.reusable(&node, pnode) {
+                return Ok(Some(self.reuse(node, p)));
+            }
+        }
+        let out = match self.read_stable(&f, path) {
+            Ok(o) => o,
             Err(ReadErr::Io(e)) => {
                 self.issue(&self.errors, path, e);
                 return Ok(None);
             }
             Err(ReadErr::Fatal(e)) => return Err(e),
+        };
+        let mut node = node_from_meta(node.name, NodeKind::File, &out.meta);
+        node.content = out.ids;
+        node.size = out.len;
+        if !out.stable {
+            self.issue(
+                &self.changed,
+                path,
+                format!(
+                    "changed while being read ({} reads); stored the {} bytes the last read got (for a file being \
+                     appended, a prefix)",
+                    out.reads, out.len
+                ),
+            );
         }
+        self.count_read(&node, pnode);
+        Ok(Some(node))
+    }
+
+    fn count_read(&self, node: &Node, pnode: Option<&Node>) {
         if pnode.is_some() {
             self.c.files_changed.fetch_add(1, Relaxed);
         } else {
@@ -734,12 +1115,81 @@ impl Ctx<'_> {
         }
         self.c.total_bytes.fetch_add(node.size, Relaxed);
         self.progress.files_done.fetch_add(1, Relaxed);
-        Ok(Some(node))
+    }
+
+    /// A SQLite database: reused from the parent when its change stamp says nothing was written
+    /// since, else stored as a consistent image. `node` carries the file's own metadata.
+    fn process_database(&self, path: &Path, mut node: Node, md: &Metadata, pnode: Option<&Node>) -> Result<DbOutcome> {
+        let stamp = sqlite::change_stamp(path, md);
+        if let Some(p) = pnode {
+            if !self.force
+                && p.kind == NodeKind::File
+                && p.mtime_ns == node.mtime_ns
+                && p.ino == node.ino
+                && p.ctime_ns == stamp
+                && p.content.iter().all(|id| self.known(id))
+            {
+                node.ctime_ns = stamp;
+                self.imaged.lock().insert(path.to_path_buf());
+                return Ok(DbOutcome::Node(self.reuse(node, p)));
+            }
+        }
+        let began = now_ns();
+        let plain = |e: &dyn std::fmt::Display| {
+            self.issue(
+                &self.warnings,
+                path,
+                format!("no consistent SQLite image ({e}); stored as a plain copy, with its -wal/-journal files"),
+            );
+            Ok(DbOutcome::Plain)
+        };
+        let img = match sqlite::image(path, &self.sqlite_tmp) {
+            Ok(i) => i,
+            Err(e) => return plain(&e),
+        };
+        let f = match File::open(img.path()) {
+            Ok(f) => f,
+            Err(e) => return plain(&e),
+        };
+        let (ids, len) = match self.read_content(&f, path) {
+            Ok(r) => r,
+            Err(ReadErr::Io(e)) => return plain(&e),
+            Err(ReadErr::Fatal(e)) => return Err(e),
+        };
+        drop(img);
+        node.content = ids;
+        node.size = len;
+        // The stamp goes into the node's ctime (ctime is never restored). When it is too recent to
+        // trust, a value the next backup cannot see makes it take a new image.
+        node.ctime_ns = if stamp >= began.saturating_sub(RACY_NS) { stamp - 1 } else { stamp };
+        self.imaged.lock().insert(path.to_path_buf());
+        self.count_read(&node, pnode);
+        Ok(DbOutcome::Node(node))
+    }
+
+    /// Reads a file, again while its size, mtime or ctime moved during the read (at most
+    /// [`MAX_REREADS`] times more).
+    fn read_stable(&self, f: &File, path: &Path) -> Result<ReadOut, ReadErr> {
+        let mut reads = 0;
+        loop {
+            reads += 1;
+            let before = f.metadata()?;
+            if reads > 1 {
+                let mut r = f;
+                r.seek(SeekFrom::Start(0))?;
+            }
+            let (ids, len) = self.read_content(f, path)?;
+            let after = f.metadata()?;
+            let stable = same_stat(&before, &after);
+            if stable || reads > MAX_REREADS {
+                return Ok(ReadOut { ids, len, meta: before, reads, stable });
+            }
+        }
     }
 
     /// Reads a file to its end, storing the chunks that are new. Returns the chunk ids and the
     /// number of bytes read.
-    fn read_content(&self, f: File, path: &Path) -> Result<(Vec<BlobId>, u64), ReadErr> {
+    fn read_content(&self, f: &File, path: &Path) -> Result<(Vec<BlobId>, u64), ReadErr> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -796,7 +1246,8 @@ impl Ctx<'_> {
 fn incompressible_name(path: &Path) -> bool {
     const EXT: &[&str] = &[
         "jpg", "jpeg", "png", "gif", "webp", "heic", "avif", "mp3", "mp4", "m4a", "m4v", "mov", "mkv", "webm", "ogg",
-        "oga", "opus", "flac", "aac", "zip", "gz", "tgz", "zst", "xz", "bz2", "7z", "rar", "jar", "whl", "apk", "woff2",
+        "oga", "opus", "flac", "aac", "zip", "gz", "tgz", "zst", "xz", "bz2", "7z", "rar", "jar", "whl", "apk",
+        "woff2",
     ];
     match path.extension().and_then(|e| e.to_str()) {
         Some(e) => EXT.iter().any(|x| e.eq_ignore_ascii_case(x)),

@@ -7,16 +7,19 @@
 //!   `$include`, `${VAR}`, `.env`) exactly as the gateway does.
 //! - [`layout`]: agents, workspaces and the folders a default backup reads ([`discover`]).
 //! - [`excludes`]: the default exclude patterns, each with its reason.
-//!
-//! (Live SQLite snapshots build on this elsewhere.)
+//! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore).
+//! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
+//!   sidecars, and their change stamps.
 
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod excludes;
+pub mod gateway;
 pub mod include;
 pub mod layout;
 pub mod paths;
+pub mod sqlite;
 pub mod vars;
 
 pub use config::OpenClawConfig;
