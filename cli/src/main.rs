@@ -66,6 +66,20 @@ pub enum Command {
     Restore(commands::restore::Args),
     /// Print decrypted repository internals as JSON
     Cat(commands::cat::Args),
+    /// Remove snapshots by a retention policy (their data stays until prune)
+    Forget(commands::forget::Args),
+    /// Verify the repository; --read-data also reads and verifies every pack
+    Check(commands::check::Args),
+    /// Repository size raw and stored, dedup and compression ratios, counts
+    Stats(commands::stats::Args),
+    /// What changed between two snapshots
+    Diff(commands::diff::Args),
+    /// Write one file of a snapshot to stdout, or a folder as tar
+    Dump(commands::dump::Args),
+    /// Turn an `openclaw backup create` archive into a snapshot
+    Import(commands::import::Args),
+    /// Write a snapshot as an archive `openclaw backup restore` accepts
+    Export(commands::export::Args),
 }
 
 fn main() {

@@ -7,7 +7,7 @@
 //!
 //! Generation is deterministic: the same [`Options`] give byte-identical files, except for the
 //! parts SQLite and git write themselves (WAL salts, the git index). Every path, size and seed
-//! is planned first ([`layout`]), then files are written in parallel, each from its own seed.
+//! is planned first (module `layout`), then files are written in parallel, each from its own seed.
 //! [`tick`] then simulates two hours of use, for incremental-backup benchmarks.
 
 mod content;

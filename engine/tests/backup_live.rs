@@ -42,8 +42,8 @@ impl World {
         let be = Arc::new(LocalBackend::new(self.repo_path()));
         Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
     }
-    fn opts(&self, paths: &[PathBuf]) -> BackupOptions {
-        BackupOptions { paths: paths.to_vec(), skip_paths: vec![self.repo_path()], ..Default::default() }
+    fn opts(&self, paths: Vec<PathBuf>) -> BackupOptions {
+        BackupOptions { paths, skip_paths: vec![self.repo_path()], ..Default::default() }
     }
     fn run(&self, opts: &BackupOptions) -> BackupResult {
         backup(&self.repo(), opts, &Progress::default()).unwrap()
@@ -134,7 +134,7 @@ fn databases_are_stored_as_consistent_images_without_their_sidecars() {
     std::fs::write(src.join("notes-wal"), b"not a wal").unwrap();
 
     let md = std::fs::metadata(&db).unwrap();
-    let r = w.run(&w.opts(&[src.clone()]));
+    let r = w.run(&w.opts(vec![src.clone()]));
     assert!(r.errors.is_empty(), "{:?}", r.errors);
 
     let n = w.node(&r, &db).unwrap();
@@ -168,7 +168,7 @@ fn a_database_is_reused_while_unchanged_and_imaged_again_after_a_commit() {
     let c = live_db(&db, 300);
     // Past the window in which a write could share the recorded timestamp.
     std::thread::sleep(Duration::from_millis(2100));
-    let opts = w.opts(&[w.src()]);
+    let opts = w.opts(vec![w.src()]);
     let r1 = w.run(&opts);
     assert_eq!(r1.summary.files_new, 1);
     let r2 = w.run(&opts);
@@ -219,7 +219,7 @@ fn a_database_written_throughout_the_backup_holds_what_was_committed_before() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let before = committed.load(Ordering::SeqCst) as i64;
-    let r = w.run(&w.opts(&[w.src()]));
+    let r = w.run(&w.opts(vec![w.src()]));
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
     let n = rows(&w.open_db(&w.node(&r, &db).unwrap()).0);
@@ -248,7 +248,7 @@ fn a_file_that_keeps_changing_is_stored_as_what_was_read_and_listed() {
         })
     };
     std::thread::sleep(Duration::from_millis(20));
-    let r = w.run(&w.opts(&[w.src()]));
+    let r = w.run(&w.opts(vec![w.src()]));
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
     let why = issue(&r.changed, &log).unwrap_or_else(|| panic!("not listed as changed: {:?}", r.changed));
@@ -297,7 +297,7 @@ fn gitignore_files_apply_under_their_roots_and_clawbackignore_everywhere() {
     std::fs::write(ws.join(".clawbackignore"), "*.bak\n").unwrap();
     std::fs::write(src.join("other/.gitignore"), "*.log\n").unwrap();
     std::fs::write(src.join("other/.clawbackignore"), "secret/\n").unwrap();
-    let mut opts = w.opts(&[src.clone()]);
+    let mut opts = w.opts(vec![src.clone()]);
     opts.gitignore_roots = vec![ws.clone()];
     opts.excludes = vec!["*.tmp".into()];
     let r = w.run(&opts);
@@ -355,7 +355,7 @@ fn a_dry_run_reports_what_would_be_read_and_what_is_left_out() {
     let c = live_db(&db, 50);
     let wal_len = std::fs::metadata(state.join("openclaw.sqlite-wal")).unwrap().len();
 
-    let mut opts = w.opts(&[state.clone(), ws.clone()]);
+    let mut opts = w.opts(vec![state.clone(), ws.clone()]);
     let ud = format!("{}/browser/*/user-data/", state.display());
     opts.excludes = vec![ud.clone(), "*.pid".into(), format!("{}/**/node_modules/", ws.display())];
     opts.exclude_reasons = vec![(ud.clone(), "browser profile data".into())];
@@ -436,7 +436,7 @@ fn measure_the_cost_of_imaging_a_50_mb_database() {
     drop(img);
     // Each backup into its own new repository, so neither finds the other's chunks stored.
     let t = Instant::now();
-    w.run(&w.opts(&[db.clone()]));
+    w.run(&w.opts(vec![db.clone()]));
     let db_s = t.elapsed().as_secs_f64();
     let w2 = World::new();
     let plain = w2.src().join("big.bin");
@@ -444,7 +444,7 @@ fn measure_the_cost_of_imaging_a_50_mb_database() {
     bytes[0] = b'N'; // the same bytes, but no database
     std::fs::write(&plain, bytes).unwrap();
     let t = Instant::now();
-    w2.run(&w2.opts(&[plain.clone()]));
+    w2.run(&w2.opts(vec![plain.clone()]));
     let plain_s = t.elapsed().as_secs_f64();
     println!(
         "database {:.1} MB: image alone {:.3}s; backup as image {:.3}s; backup of a plain file of that size {:.3}s",

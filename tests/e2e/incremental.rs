@@ -176,6 +176,11 @@ fn openclaw_home_after_two_hours_of_activity() {
     assert_eq!(u(&b2, "bytes_read"), read, "{b2}");
     assert!(u(&b2, "bytes_added") <= read + (256 << 10), "{b2}");
     assert!(
+        u(&b2, "bytes_added") < ts.bytes_added + (3 << 20),
+        "bytes_added should be about what the tick wrote ({} bytes): {b2}",
+        ts.bytes_added
+    );
+    assert!(
         u(&b2, "bytes_added") < u(&b1, "bytes_added") / 2,
         "a tick should cost much less than the first backup: {b2}"
     );

@@ -6,12 +6,15 @@
 
 mod support;
 
+mod archive;
 mod cache;
 mod cli_json;
 mod default_repo;
+mod diff_dump;
 mod errors;
 mod hostile;
 mod incremental;
 mod live;
+mod maintenance;
 mod restore_openclaw;
 mod roundtrip;

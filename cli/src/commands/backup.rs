@@ -234,7 +234,7 @@ fn print_dry_run(r: &DryRunReport, verbose: bool) {
     println!("would back up {} in {} files:", ui::human_bytes(r.included_bytes), r.included_files);
     println!("  {:>12}  {:>9}  path", "size", "files");
     let mut roots: Vec<_> = r.roots.iter().collect();
-    roots.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    roots.sort_by_key(|x| std::cmp::Reverse(x.bytes));
     for x in roots {
         println!("  {:>12}  {:>9}  {}", ui::human_bytes(x.bytes), x.files, x.path);
     }

@@ -2,10 +2,17 @@
 
 pub mod backup;
 pub mod cat;
+pub mod check;
+pub mod forget;
+pub mod diff;
+pub mod dump;
+pub mod export;
+pub mod import;
 pub mod init;
 pub mod ls;
 pub mod restore;
 pub mod snapshots;
+pub mod stats;
 
 use crate::{Cli, Command};
 
@@ -18,6 +25,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Ls(a) => ls::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Cat(a) => cat::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
+        Command::Check(a) => check::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
+        Command::Diff(a) => diff::run(g, a),
+        Command::Dump(a) => dump::run(g, a),
+        Command::Import(a) => import::run(g, a),
+        Command::Export(a) => export::run(g, a),
     }
 }
 

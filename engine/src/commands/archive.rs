@@ -24,10 +24,12 @@
 //! kept as symlinks and never followed.
 //!
 //! `export` writes the same layout from a snapshot's trees, with the manifest OpenClaw's
-//! `backup verify` and `backup restore` read. What a tar header cannot carry (nanosecond times,
-//! ctime, device, inode, link count) goes into `CLAWBACK.*` PAX keys that other readers ignore,
-//! and the manifest gets a `clawback` key with the snapshot's own time, host, tags and OpenClaw
-//! metadata, so `import` of an export rebuilds the same trees (the same tree ids).
+//! `backup verify` and `backup restore` read. What a tar header cannot carry goes into standard
+//! PAX keys: nanosecond `mtime`, `ctime`, and for hard-linked files `SCHILY.dev`, `SCHILY.ino` and
+//! `SCHILY.nlink`; the manifest gets a `clawback` key with the snapshot's own time, host, tags and
+//! OpenClaw metadata. So `import` of an export rebuilds the same content, modes, owners, times,
+//! symlinks and hard links; only the device and inode numbers of singly linked files (which no
+//! archive reader but clawback would want) are not carried, so the trees get new ids.
 //!
 //! The blob writer below (packs, index) is a small single-threaded copy of the packer in
 //! `backup.rs`; the two can be folded into one shared writer.
@@ -140,11 +142,8 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
         Some(1) => {}
         other => return Err(bad(format!("unsupported manifest schemaVersion {other:?} (expected 1)"))),
     }
-    let created_at_raw = o
-        .get("createdAt")
-        .and_then(|x| x.as_str())
-        .ok_or_else(|| bad("manifest.json has no createdAt"))?
-        .to_string();
+    let created_at_raw =
+        o.get("createdAt").and_then(|x| x.as_str()).ok_or_else(|| bad("manifest.json has no createdAt"))?.to_string();
     let created_at = chrono::DateTime::parse_from_rfc3339(&created_at_raw)
         .map_err(|e| bad(format!("manifest createdAt {created_at_raw:?}: {e}")))?
         .with_timezone(&chrono::Utc);
@@ -380,11 +379,7 @@ impl<'a> Sink<'a> {
         let p = w.finish(self.repo.keys());
         self.repo.save_pack(&p)?;
         self.bytes_stored += p.bytes.len() as u64;
-        self.done.push(IndexPack {
-            id: p.id,
-            size: p.bytes.len() as u64,
-            blobs: p.entries,
-        });
+        self.done.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
         Ok(())
     }
 
@@ -392,11 +387,7 @@ impl<'a> Sink<'a> {
         if self.done.is_empty() {
             return Ok(());
         }
-        let f = IndexFile {
-            version: 1,
-            supersedes: vec![],
-            packs: std::mem::take(&mut self.done),
-        };
+        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
         let id = self.repo.save_index(&f)?;
         self.bytes_stored += self.repo.backend().size(crate::backend::Kind::Index, &id.to_hex()).unwrap_or(0);
         Ok(())
@@ -624,11 +615,10 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
             Node::check_name(c).map_err(|_| bad(format!("unsafe name in {shown:?}")))?;
         }
         let h = e.header();
-        let mtime_ns = ext
-            .get("mtime")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(dump::parse_pax_time)
-            .unwrap_or_else(|| (h.mtime().unwrap_or(0).min(i64::MAX as u64 / 1_000_000_000) as i64) * 1_000_000_000);
+        let mtime_ns =
+            ext.get("mtime").and_then(|v| std::str::from_utf8(v).ok()).and_then(dump::parse_pax_time).unwrap_or_else(
+                || (h.mtime().unwrap_or(0).min(i64::MAX as u64 / 1_000_000_000) as i64) * 1_000_000_000,
+            );
         let mut node = Node {
             name: comps[comps.len() - 1].to_vec(),
             kind: NodeKind::File,
@@ -736,10 +726,8 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         }
     }
     if skipped_more > 0 {
-        skipped.push(BackupIssue {
-            path: format!("{root}/..."),
-            error: format!("{skipped_more} more entries left out"),
-        });
+        skipped
+            .push(BackupIssue { path: format!("{root}/..."), error: format!("{skipped_more} more entries left out") });
     }
 
     // The snapshot's paths: the assets, as they map back to absolute paths.
@@ -899,11 +887,10 @@ fn build_tree(sink: &mut Sink, children: BTreeMap<Vec<u8>, Child>, default_dir: 
 /// under `<state>/agents/`.
 fn openclaw_meta(m: &Manifest, top: &DirB) -> Option<OpenclawMeta> {
     let abs = |s: &String| s.starts_with('/').then(|| s.clone());
-    let state = m
-        .state_dir
-        .as_ref()
-        .and_then(abs)
-        .or_else(|| m.assets.iter().find(|(k, s, _)| k == "state" && s.starts_with('/')).map(|(_, s, _)| s.clone()))?;
+    let state =
+        m.state_dir.as_ref().and_then(abs).or_else(|| {
+            m.assets.iter().find(|(k, s, _)| k == "state" && s.starts_with('/')).map(|(_, s, _)| s.clone())
+        })?;
     let workspaces: Vec<String> = m.workspace_dirs.iter().filter_map(abs).collect();
     let sp = PathBuf::from(&state);
     let mut agents = Vec::new();
@@ -914,7 +901,11 @@ fn openclaw_meta(m: &Manifest, top: &DirB) -> Option<OpenclawMeta> {
         let own = sp.join(format!("workspace-{id}")).to_string_lossy().into_owned();
         let main = sp.join("workspace").to_string_lossy().into_owned();
         let workspace = if id == "main" {
-            if workspaces.contains(&main) { main } else { workspaces.first().cloned().unwrap_or(main) }
+            if workspaces.contains(&main) {
+                main
+            } else {
+                workspaces.first().cloned().unwrap_or(main)
+            }
         } else {
             own
         };
@@ -1058,9 +1049,7 @@ pub fn export<W: Write>(
     };
     let state_dir = meta
         .map(|m| m.state_dir.clone())
-        .or_else(|| {
-            assets.iter().find(|p| asset_kind(p, None) == "state").map(|p| p.to_string_lossy().into_owned())
-        })
+        .or_else(|| assets.iter().find(|p| asset_kind(p, None) == "state").map(|p| p.to_string_lossy().into_owned()))
         .or_else(|| snap.paths.first().cloned())
         .unwrap_or_default();
     let manifest = serde_json::json!({
@@ -1109,10 +1098,7 @@ pub fn export<W: Write>(
     h.set_size(mbytes.len() as u64);
     b.append_data(&mut h, format!("{root}/manifest.json"), mbytes.as_slice()).map_err(werr)?;
 
-    let mut res = ExportResult {
-        archive_root: root.clone(),
-        ..ExportResult::default()
-    };
+    let mut res = ExportResult { archive_root: root.clone(), ..ExportResult::default() };
     let t = repo.load_tree(&snap.tree)?;
     let prefix = format!("{root}/payload/posix");
     export_tree(&mut b, repo, &t, Path::new("/"), &prefix, &assets, &mut res, progress, 0)?;
@@ -1188,7 +1174,7 @@ mod tests {
         );
         assert_eq!(archive_path_to_abs(&format!("{r}/payload/posix"), r), Some(PathBuf::from("/")));
         assert_eq!(archive_path_to_abs(&format!("{r}/payload/windows/C/Users"), r), None);
-        assert_eq!(archive_path_to_abs(&format!("other/payload/posix/x"), r), None);
+        assert_eq!(archive_path_to_abs("other/payload/posix/x", r), None);
         assert_eq!(archive_path_to_abs(&format!("{r}/payload/posix/../../etc"), r), None);
     }
 
@@ -1264,11 +1250,8 @@ mod tests {
         let t = chrono::DateTime::parse_from_rfc3339("2026-03-09T08:00:00.5Z").unwrap().with_timezone(&chrono::Utc);
         assert_eq!(archive_root_name(t), "2026-03-09T08-00-00.500Z-openclaw-backup");
         assert_eq!(js_iso(t), "2026-03-09T08:00:00.500Z");
-        let meta = OpenclawMeta {
-            state_dir: "/h/.openclaw".into(),
-            workspaces: vec!["/h/ws".into()],
-            ..Default::default()
-        };
+        let meta =
+            OpenclawMeta { state_dir: "/h/.openclaw".into(), workspaces: vec!["/h/ws".into()], ..Default::default() };
         assert_eq!(asset_kind(Path::new("/h/.openclaw"), Some(&meta)), "state");
         assert_eq!(asset_kind(Path::new("/h/ws"), Some(&meta)), "workspace");
         assert_eq!(asset_kind(Path::new("/etc/x/credentials"), None), "credentials");

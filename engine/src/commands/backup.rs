@@ -236,7 +236,7 @@ enum Exclusion<'a> {
 struct Listed {
     name: Vec<u8>,
     is_dir: bool,
-    /// A `-wal` or `-journal` file sits beside it (it may be a live database).
+    /// A `-wal`, `-shm` or `-journal` file sits beside it (it may be a live database).
     has_sidecar: bool,
     /// It is a `-wal`/`-shm`/`-journal` file and its database is in the same listing.
     sidecar_of: Option<Vec<u8>>,
@@ -306,9 +306,9 @@ impl Trie {
             self.0.insert(first.clone(), None);
             return;
         }
-        match self.0.entry(first.clone()).or_insert_with(|| Some(Trie::default())) {
-            Some(t) => t.insert(rest),
-            None => {} // an ancestor is backed up whole already
+        // (None: an ancestor is backed up whole already.)
+        if let Some(t) = self.0.entry(first.clone()).or_insert_with(|| Some(Trie::default())) {
+            t.insert(rest);
         }
     }
 }
@@ -404,8 +404,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             report,
         };
         let root = if trie.0.contains_key(&Vec::new()) {
-            let scope = ctx.enter_dir(Path::new("/"), &Scope::default(), None);
-            ctx.process_dir(Path::new("/"), parent_tree.as_ref(), &scope)
+            // (process_dir reads "/"'s own ignore files.)
+            ctx.process_dir(Path::new("/"), parent_tree.as_ref(), &Scope::default())
         } else {
             ctx.process_virtual(Path::new("/"), &trie, parent_tree.as_ref(), &Scope::default())
         };
@@ -713,9 +713,8 @@ impl Ctx<'_> {
                         }
                     }
                     let scope = Scope { root: self.root_index(&child), ..scope.clone() };
-                    let has_sidecar = ["-wal", "-journal"]
-                        .iter()
-                        .any(|s| std::fs::symlink_metadata(sqlite::sidecar(&child, s)).is_ok());
+                    let has_sidecar =
+                        sqlite::SIDECARS.iter().any(|s| std::fs::symlink_metadata(sqlite::sidecar(&child, s)).is_ok());
                     if let Some(n) = self.process_entry(&child, name.clone(), pnode, &scope, has_sidecar)? {
                         nodes.push(n);
                     }
@@ -893,28 +892,29 @@ impl Ctx<'_> {
             }
         }
         names.sort();
-        let has = |f: &str| names.iter().any(|(n, d)| !d && n == f.as_bytes());
+        let has = |f: &str| names.binary_search_by(|(n, _)| n.as_slice().cmp(f.as_bytes())).is_ok_and(|i| !names[i].1);
         let scope = self.enter_dir(path, scope, Some((has(GITIGNORE), has(CLAWBACKIGNORE))));
 
         // SQLite sidecars wait until their database has been imaged (or not).
         let any_sidecar = names.iter().any(|(n, _)| sqlite::sidecar_base(n).is_some());
-        let files: HashSet<&[u8]> = if any_sidecar {
-            names.iter().filter(|(_, d)| !d).map(|(n, _)| n.as_slice()).collect()
+        let files: HashSet<Vec<u8>> = if any_sidecar {
+            names.iter().filter(|(_, d)| !d).map(|(n, _)| n.clone()).collect()
         } else {
             HashSet::new()
         };
         let (mut first, mut later) = (Vec::with_capacity(names.len()), Vec::new());
-        for (name, is_dir) in &names {
-            let mut e = Listed { name: name.clone(), is_dir: *is_dir, has_sidecar: false, sidecar_of: None };
+        for (name, is_dir) in names {
+            let mut e = Listed { name, is_dir, has_sidecar: false, sidecar_of: None };
             if any_sidecar && !is_dir {
-                e.has_sidecar = ["-wal", "-journal"].iter().any(|s| {
-                    let mut n = name.clone();
+                e.has_sidecar = sqlite::SIDECARS.iter().any(|s| {
+                    let mut n = e.name.clone();
                     n.extend_from_slice(s.as_bytes());
-                    files.contains(n.as_slice())
+                    files.contains(&n)
                 });
-                if let Some((base, _)) = sqlite::sidecar_base(name) {
+                if let Some((base, _)) = sqlite::sidecar_base(&e.name) {
                     if files.contains(base) {
-                        e.sidecar_of = Some(base.to_vec());
+                        let base = base.to_vec();
+                        e.sidecar_of = Some(base);
                         later.push(e);
                         continue;
                     }
@@ -1038,8 +1038,9 @@ impl Ctx<'_> {
         node
     }
 
-    /// A regular file. `has_sidecar`: a `-wal`/`-journal` sits beside it, so its own metadata
-    /// cannot tell whether it changed if it is a database.
+    /// A regular file. `has_sidecar`: a `-wal`/`-shm`/`-journal` sits beside it, so if it is a
+    /// database its own metadata cannot tell whether it changed, and its sidecars wait to learn
+    /// whether it was stored as an image.
     fn process_file(
         &self,
         path: &Path,
@@ -1151,7 +1152,10 @@ impl Ctx<'_> {
             Ok(f) => f,
             Err(e) => return plain(&e),
         };
-        let (ids, len) = match self.read_content(&f, path) {
+        // Chunks of whole pages, about the chunker's smallest chunk.
+        let page = img.page_size.max(512) as usize;
+        let size = (self.chunker.params().min as usize).div_ceil(page).max(1) * page;
+        let (ids, len) = match self.read_chunked(&f, path, Some(size)) {
             Ok(r) => r,
             Err(ReadErr::Io(e)) => return plain(&e),
             Err(ReadErr::Fatal(e)) => return Err(e),
@@ -1190,6 +1194,12 @@ impl Ctx<'_> {
     /// Reads a file to its end, storing the chunks that are new. Returns the chunk ids and the
     /// number of bytes read.
     fn read_content(&self, f: &File, path: &Path) -> Result<(Vec<BlobId>, u64), ReadErr> {
+        self.read_chunked(f, path, None)
+    }
+
+    /// `read_content`, cutting fixed-size chunks when `fixed` is given (database images: pages
+    /// never move, so page-aligned chunks keep a changed page from changing more than its chunk).
+    fn read_chunked(&self, f: &File, path: &Path, fixed: Option<usize>) -> Result<(Vec<BlobId>, u64), ReadErr> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -1204,7 +1214,7 @@ impl Ctx<'_> {
         let read = BUF.with(|b| {
             // Take the buffer out so nested rayon work on this thread gets its own.
             let mut buf = std::mem::take(&mut *b.borrow_mut());
-            let r = self.chunker.for_each_batch::<_, ReadErr>(f, &mut buf, batch, |data, cuts| {
+            let each = |data: &[u8], cuts: &[std::ops::Range<usize>]| -> Result<(), ReadErr> {
                 self.c.bytes_read.fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
                 let work = |r: &std::ops::Range<usize>| -> Result<(BlobId, Option<bool>)> {
                     let chunk = &data[r.clone()];
@@ -1232,7 +1242,11 @@ impl Ctx<'_> {
                     ids.push(id);
                 }
                 Ok(())
-            });
+            };
+            let r = match fixed {
+                Some(size) => for_each_fixed(f, &mut buf, batch, size, each),
+                None => self.chunker.for_each_batch::<_, ReadErr>(f, &mut buf, batch, each),
+            };
             if buf.capacity() <= 2 * BATCH + (2 << 20) {
                 *b.borrow_mut() = buf;
             }
@@ -1240,6 +1254,43 @@ impl Ctx<'_> {
         })?;
         Ok((ids, read))
     }
+}
+
+/// Reads `r` to the end in batches of whole `size`-byte chunks (the last one shorter), calling `f`
+/// with each batch and its chunk ranges. Returns the number of bytes read.
+fn for_each_fixed(
+    mut r: impl std::io::Read,
+    buf: &mut Vec<u8>,
+    batch: usize,
+    size: usize,
+    mut f: impl FnMut(&[u8], &[std::ops::Range<usize>]) -> Result<(), ReadErr>,
+) -> Result<u64, ReadErr> {
+    let size = size.max(1);
+    let cap = (batch / size).max(1) * size;
+    buf.clear();
+    buf.resize(cap, 0);
+    let mut total = 0u64;
+    loop {
+        let mut n = 0;
+        while n < cap {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        let cuts: Vec<std::ops::Range<usize>> = (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect();
+        f(&buf[..n], &cuts)?;
+        if n < cap {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// File types that are compressed already; zstd would only burn time on them.
@@ -1263,5 +1314,30 @@ enum ReadErr {
 impl From<std::io::Error> for ReadErr {
     fn from(e: std::io::Error) -> Self {
         ReadErr::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_chunks_cover_the_stream_in_whole_sizes() {
+        for len in [0usize, 1, 4095, 4096, 4097, 3 * 4096, 15 * 4096 + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let (mut buf, mut got, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            let n = for_each_fixed(&data[..], &mut buf, 3 * 4096 + 100, 4096, |d, cuts| {
+                for c in cuts {
+                    got.extend_from_slice(&d[c.clone()]);
+                    sizes.push(c.len());
+                }
+                Ok(())
+            })
+            .ok()
+            .unwrap();
+            assert_eq!((n as usize, &got), (len, &data));
+            assert!(sizes.iter().rev().skip(1).all(|&s| s == 4096), "{len}: {sizes:?}");
+            assert!(sizes.last().is_none_or(|&s| s > 0 && s <= 4096));
+        }
     }
 }

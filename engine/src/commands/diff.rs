@@ -134,10 +134,7 @@ pub struct DiffResult {
 
 /// Compares snapshot `a` (before) with snapshot `b` (after).
 pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<DiffResult> {
-    let mut w = Walker {
-        repo,
-        entries: Vec::new(),
-    };
+    let mut w = Walker { repo, entries: Vec::new() };
     if a.tree != b.tree {
         let ta = repo.load_tree(&a.tree)?;
         let tb = repo.load_tree(&b.tree)?;
@@ -147,11 +144,7 @@ pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<DiffResult>
     let stats = stats_of(&entries);
     let layout = Layout::of(&[a, b]);
     let openclaw = summarize(&entries, &layout);
-    Ok(DiffResult {
-        entries,
-        stats,
-        openclaw,
-    })
+    Ok(DiffResult { entries, stats, openclaw })
 }
 
 const MAX_DEPTH: usize = 4096;
@@ -360,10 +353,7 @@ fn is_database_name(name: &[u8]) -> bool {
 /// Classifies a file at `path` given where the state dir and workspaces are.
 pub fn classify(path: &Path, layout: &Layout) -> Class {
     let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
-    let mut c = Class {
-        database: is_database_name(name),
-        ..Class::default()
-    };
+    let mut c = Class { database: is_database_name(name), ..Class::default() };
     if layout.config_paths.iter().any(|p| p == path) {
         c.config = true;
     }
@@ -379,7 +369,8 @@ pub fn classify(path: &Path, layout: &Layout) -> Class {
     let comps: Vec<&[u8]> = path.components().skip(1).map(|c| c.as_os_str().as_bytes()).collect();
     match best {
         Some((root, is_ws)) => {
-            let rel: Vec<&[u8]> = path.strip_prefix(root).unwrap().components().map(|c| c.as_os_str().as_bytes()).collect();
+            let rel: Vec<&[u8]> =
+                path.strip_prefix(root).unwrap().components().map(|c| c.as_os_str().as_bytes()).collect();
             if is_ws {
                 workspace_rules(&rel, &mut c);
             } else {

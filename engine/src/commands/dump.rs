@@ -171,13 +171,15 @@ pub fn parse_pax_time(v: &str) -> Option<i64> {
     Some(if neg { -ns } else { ns })
 }
 
-/// PAX keys under which `export` keeps what a tar header cannot hold, so `import` can rebuild the
-/// exact tree (and so the same tree ids). Readers that do not know them ignore them.
-pub const PAX_CTIME: &str = "CLAWBACK.ctime";
-pub const PAX_DEV: &str = "CLAWBACK.dev";
-pub const PAX_INO: &str = "CLAWBACK.ino";
-pub const PAX_NLINK: &str = "CLAWBACK.nlink";
-/// A symlink's own target when the tar entry's had to be rewritten (see `export`).
+/// PAX keys under which `export` keeps what a tar header cannot hold: the standard `ctime`, and
+/// for hard-linked files star's `SCHILY.*` keys (libarchive and node-tar read them; GNU tar warns
+/// that it does not know them, which is why only hard links carry them).
+pub const PAX_CTIME: &str = "ctime";
+pub const PAX_DEV: &str = "SCHILY.dev";
+pub const PAX_INO: &str = "SCHILY.ino";
+pub const PAX_NLINK: &str = "SCHILY.nlink";
+/// A symlink's own target when the tar entry's had to be rewritten (see `export`); other readers
+/// ignore it (GNU tar with a warning).
 pub const PAX_TARGET: &str = "CLAWBACK.target";
 
 /// How much of a node's metadata goes into its tar entry.
@@ -185,7 +187,7 @@ pub const PAX_TARGET: &str = "CLAWBACK.target";
 pub enum TarMeta {
     /// Mode, owner and mtime (to the nanosecond, in a PAX header when it has a fraction).
     Plain,
-    /// Also ctime, device, inode and link count, as `CLAWBACK.*` PAX keys.
+    /// Also ctime, and the device, inode and link count of hard-linked files, as PAX keys.
     Full,
 }
 
@@ -215,9 +217,11 @@ pub fn append_node<W: Write>(
     }
     if meta == TarMeta::Full {
         pax.push((PAX_CTIME, pax_time(node.ctime_ns).into_bytes()));
-        pax.push((PAX_DEV, node.dev.to_string().into_bytes()));
-        pax.push((PAX_INO, node.ino.to_string().into_bytes()));
-        pax.push((PAX_NLINK, node.nlink.to_string().into_bytes()));
+        if node.kind == NodeKind::File && node.nlink > 1 {
+            pax.push((PAX_DEV, node.dev.to_string().into_bytes()));
+            pax.push((PAX_INO, node.ino.to_string().into_bytes()));
+            pax.push((PAX_NLINK, node.nlink.to_string().into_bytes()));
+        }
         if let (NodeKind::Symlink, Some(t)) = (node.kind, link_target) {
             if t != node.target.as_slice() {
                 pax.push((PAX_TARGET, node.target.clone()));

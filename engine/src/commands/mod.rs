@@ -4,3 +4,6 @@ pub mod diff;
 pub mod dump;
 pub mod ls;
 pub mod restore;
+pub mod forget;
+pub mod check;
+pub mod stats;

@@ -21,7 +21,11 @@
 //! - With `delete`, entries on disk that the selection covers but the snapshot lacks are removed,
 //!   within the selected roots only, except what a backup leaves out by design (OpenClaw's
 //!   default excludes, `.gitignore`d files in workspaces, `.clawbackignore`d files, sockets and
-//!   other special files, the `protect` patterns) and anything the safety snapshot does not hold.
+//!   other special files, the `protect` patterns, the repository and cache) and anything the
+//!   safety snapshot does not hold.
+//! - A SQLite database renamed into place first loses the `-wal`/`-shm`/`-journal` files of the
+//!   database it replaces (unless the snapshot has them): SQLite would otherwise apply the old
+//!   write-ahead log to the new file. Backups store databases as consistent images without them.
 //!
 //! `--only` roots ([`only_roots`]): `state` is the state dir as a whole, including any workspace
 //! that lives inside it (the state dir is the state dir); `workspace` is every workspace, wherever
@@ -81,7 +85,7 @@ pub struct RestoreOptions {
 pub struct SafetyOptions {
     pub tags: Vec<String>,
     pub host: Option<String>,
-    /// Never backed up (the repository, the cache).
+    /// Never backed up, and never deleted or replaced (the repository, the cache).
     pub skip_paths: Vec<PathBuf>,
 }
 
@@ -543,13 +547,15 @@ fn same_file(md: &std::fs::Metadata, n: &Node) -> bool {
 /// `.gitignore` files in workspaces and `.clawbackignore` files anywhere.
 struct Protector {
     patterns: Vec<String>,
+    /// Never touched: the repository and the cache (a backup skips them too).
+    skip: Vec<PathBuf>,
     fixed: Gitignore,
     workspaces: Vec<PathBuf>,
     cache: Mutex<HashMap<PathBuf, Option<std::sync::Arc<Gitignore>>>>,
 }
 
 impl Protector {
-    fn new(meta: Option<&OpenclawMeta>, protect: &[String]) -> Result<Protector> {
+    fn new(meta: Option<&OpenclawMeta>, protect: &[String], skip: &[PathBuf]) -> Result<Protector> {
         let mut patterns = Vec::new();
         let mut workspaces = Vec::new();
         if let Some(m) = meta {
@@ -575,7 +581,13 @@ impl Protector {
             patterns.extend(crate::openclaw::excludes::patterns(&crate::openclaw::default_excludes(&layout)));
         }
         patterns.extend(protect.iter().cloned());
-        Ok(Protector { fixed: build_excludes(&patterns)?, patterns, workspaces, cache: Mutex::new(HashMap::new()) })
+        Ok(Protector {
+            fixed: build_excludes(&patterns)?,
+            patterns,
+            skip: skip.iter().filter_map(|p| absolute_clean(p).ok()).collect(),
+            workspaces,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The ignore files of one folder (`.gitignore` only inside a workspace).
@@ -602,6 +614,9 @@ impl Protector {
     }
 
     fn protected(&self, p: &Path, is_dir: bool) -> bool {
+        if self.skip.iter().any(|s| p.starts_with(s)) {
+            return true;
+        }
         if self.fixed.matched_path_or_any_parents(p, is_dir).is_ignore() {
             return true;
         }
@@ -730,7 +745,8 @@ fn restore_in_place(
 
     // 2. What `delete` removes: entries under the roots that the selection covers and the
     // snapshot lacks, children before their folder.
-    let protector = Protector::new(snap.openclaw.as_ref(), &opts.protect)?;
+    let skip = opts.safety.as_ref().map(|s| s.skip_paths.as_slice()).unwrap_or_default();
+    let protector = Protector::new(snap.openclaw.as_ref(), &opts.protect, skip)?;
     let planned: HashMap<PathBuf, NodeKind> = items.iter().map(|it| (root.join(&it.rel), it.node.kind)).collect();
     let mut extras: Vec<(PathBuf, &'static str)> = Vec::new();
     if opts.delete {
@@ -842,93 +858,107 @@ fn restore_in_place(
         return Ok(res);
     }
 
-    // 4. Kind conflicts: remove what stands in the way.
-    for &i in &conflicts {
-        let p = root.join(&items[i].rel);
-        let r = if disk[i] == Disk::Conflict(true) { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
-        r.ctx("replace", &p)?;
-    }
-
-    // 5. Folders: created where missing; at and below the snapshot's paths never a symlink.
-    let mut created: HashSet<usize> = HashSet::new();
-    for (i, it) in items.iter().enumerate().filter(|(_, i)| i.node.kind == NodeKind::Dir) {
-        let abs = root.join(&it.rel);
-        if disk[i] == Disk::Same {
-            continue;
+    // Steps 4 to 8 change the disk; if one fails, say where what was there before is.
+    let safety_id = res.safety_snapshot;
+    let applied = (|| -> Result<()> {
+        // 4. Kind conflicts: remove what stands in the way.
+        for &i in &conflicts {
+            let p = root.join(&items[i].rel);
+            let r =
+                if disk[i] == Disk::Conflict(true) { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            r.ctx("replace", &p)?;
         }
-        if below_snap(&abs) {
-            safe_mkdir(root, &it.rel)?;
-        } else {
-            match std::fs::create_dir(&abs) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && abs.is_dir() => {}
-                Err(e) => return Err(Error::io("create folder", &abs, e)),
+
+        // 5. Folders: created where missing; at and below the snapshot's paths never a symlink.
+        let mut created: HashSet<usize> = HashSet::new();
+        for (i, it) in items.iter().enumerate().filter(|(_, i)| i.node.kind == NodeKind::Dir) {
+            let abs = root.join(&it.rel);
+            if disk[i] == Disk::Same {
+                continue;
+            }
+            if below_snap(&abs) {
+                safe_mkdir(root, &it.rel)?;
+            } else {
+                match std::fs::create_dir(&abs) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && abs.is_dir() => {}
+                    Err(e) => return Err(Error::io("create folder", &abs, e)),
+                }
+            }
+            created.insert(i);
+        }
+
+        // 6. Files, hard links and symlinks, each under a temporary name renamed into place. A hard
+        // link group is written whole when any of its files changed.
+        let mut groups_changed: HashSet<(u64, u64)> = HashSet::new();
+        for (i, it) in items.iter().enumerate() {
+            if it.node.kind == NodeKind::File && it.node.nlink > 1 && disk[i] != Disk::Same {
+                groups_changed.insert((it.node.dev, it.node.ino));
             }
         }
-        created.insert(i);
-    }
+        let to_write: Vec<usize> = (0..items.len())
+            .filter(|&i| {
+                let n = &items[i].node;
+                n.kind == NodeKind::File
+                    && (disk[i] != Disk::Same || (n.nlink > 1 && groups_changed.contains(&(n.dev, n.ino))))
+            })
+            .collect();
+        let (write, link_to) = link_groups(&items, &to_write);
+        let mut errors = write_files(repo, root, &items, &write, opts.verify, Some(&planned), progress)?;
+        res.hardlinks = make_links(root, &items, &link_to, &mut errors, true)?;
+        for (i, it) in items.iter().enumerate() {
+            if it.node.kind == NodeKind::Symlink && disk[i] != Disk::Same {
+                let p = root.join(&it.rel);
+                make_symlink(&temp_name(&p), &p, &it.node)?;
+            }
+        }
 
-    // 6. Files, hard links and symlinks, each under a temporary name renamed into place. A hard
-    // link group is written whole when any of its files changed.
-    let mut groups_changed: HashSet<(u64, u64)> = HashSet::new();
-    for (i, it) in items.iter().enumerate() {
-        if it.node.kind == NodeKind::File && it.node.nlink > 1 && disk[i] != Disk::Same {
-            groups_changed.insert((it.node.dev, it.node.ino));
+        // 7. Deletions, children first.
+        for (p, kind) in &extras {
+            let r = if *kind == "dir" { std::fs::remove_dir(p) } else { std::fs::remove_file(p) };
+            match r {
+                Ok(()) => res.deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => res.kept.push(BackupIssue { path: p.to_string_lossy().into_owned(), error: e.to_string() }),
+            }
         }
-    }
-    let to_write: Vec<usize> = (0..items.len())
-        .filter(|&i| {
-            let n = &items[i].node;
-            n.kind == NodeKind::File
-                && (disk[i] != Disk::Same || (n.nlink > 1 && groups_changed.contains(&(n.dev, n.ino))))
-        })
-        .collect();
-    let (write, link_to) = link_groups(&items, &to_write);
-    let mut errors = write_files(repo, root, &items, &write, opts.verify, Some(&planned), progress)?;
-    res.hardlinks = make_links(root, &items, &link_to, &mut errors, true)?;
-    for (i, it) in items.iter().enumerate() {
-        if it.node.kind == NodeKind::Symlink && disk[i] != Disk::Same {
-            let p = root.join(&it.rel);
-            make_symlink(&temp_name(&p), &p, &it.node)?;
+        if !res.kept.is_empty() {
+            let kept: HashSet<&str> = res.kept.iter().map(|k| k.path.as_str()).collect();
+            res.changes.retain(|c| c.action != Action::Delete || !kept.contains(c.path.as_str()));
         }
-    }
 
-    // 7. Deletions, children first.
-    for (p, kind) in &extras {
-        let r = if *kind == "dir" { std::fs::remove_dir(p) } else { std::fs::remove_file(p) };
-        match r {
-            Ok(()) => res.deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => res.kept.push(BackupIssue { path: p.to_string_lossy().into_owned(), error: e.to_string() }),
+        // 8. Folder metadata, deepest first: folders created here, and selected folders at or below
+        // the snapshot's paths; never the folders above them.
+        let mut synced: HashSet<PathBuf> = HashSet::new();
+        for &i in to_write.iter().chain(created.iter()) {
+            if let Some(parent) = root.join(&items[i].rel).parent() {
+                synced.insert(parent.to_path_buf());
+            }
         }
-    }
-    if !res.kept.is_empty() {
-        let kept: HashSet<&str> = res.kept.iter().map(|k| k.path.as_str()).collect();
-        res.changes.retain(|c| c.action != Action::Delete || !kept.contains(c.path.as_str()));
-    }
-
-    // 8. Folder metadata, deepest first: folders created here, and selected folders at or below
-    // the snapshot's paths; never the folders above them.
-    let mut synced: HashSet<PathBuf> = HashSet::new();
-    for &i in to_write.iter().chain(created.iter()) {
-        if let Some(parent) = root.join(&items[i].rel).parent() {
-            synced.insert(parent.to_path_buf());
+        for (i, it) in items.iter().enumerate().rev().filter(|(_, i)| i.node.kind == NodeKind::Dir) {
+            let abs = root.join(&it.rel);
+            if created.contains(&i) || (it.selected && below_snap(&abs)) {
+                set_dir_meta(&abs, &it.node);
+            }
         }
-    }
-    for (i, it) in items.iter().enumerate().rev().filter(|(_, i)| i.node.kind == NodeKind::Dir) {
-        let abs = root.join(&it.rel);
-        if created.contains(&i) || (it.selected && below_snap(&abs)) {
-            set_dir_meta(&abs, &it.node);
+        // The renames are durable once their folders are synced.
+        for d in synced {
+            if let Ok(f) = File::open(&d) {
+                let _ = f.sync_all();
+            }
         }
+        res.errors = errors;
+        Ok(())
+    })();
+    match (applied, safety_id) {
+        (Ok(()), _) => Ok(res),
+        (Err(e), Some(id)) => Err(Error::Other(format!(
+            "{e}; the restore stopped part way: what was there before is in safety snapshot {} (tag {})",
+            id.to_hex(),
+            opts.safety.as_ref().and_then(|s| s.tags.first()).map(String::as_str).unwrap_or("none")
+        ))),
+        (Err(e), None) => Err(e),
     }
-    // The renames are durable once their folders are synced.
-    for d in synced {
-        if let Ok(f) = File::open(&d) {
-            let _ = f.sync_all();
-        }
-    }
-    res.errors = errors;
-    Ok(res)
 }
 
 /// The first entry under `dir` (on disk, not following symlinks) that `held` lacks.
@@ -1433,7 +1463,7 @@ mod tests {
             let repo = self.repo();
             let opts = BackupOptions {
                 paths: vec![self.state()],
-                skip_paths: vec![self.path("repo")],
+                skip_paths: vec![self.path("repo"), self.state().join("backups/repo")],
                 openclaw: Some(self.meta()),
                 ..Default::default()
             };
@@ -1446,7 +1476,7 @@ mod tests {
                 safety: Some(SafetyOptions {
                     tags: vec!["pre-restore".into()],
                     host: None,
-                    skip_paths: vec![self.path("repo")],
+                    skip_paths: vec![self.path("repo"), self.state().join("backups/repo")],
                 }),
                 ..Default::default()
             };
@@ -1499,6 +1529,8 @@ mod tests {
         put(&ws.join("node_modules/dep/index.js"), "dep\n");
         put(&ws.join("build/out.o"), "obj\n");
         put(&st.join("gateway.pid"), "123\n");
+        // A repository kept inside the state dir (the backup skipped it).
+        put(&st.join("backups/repo/config"), "repo\n");
         let fifo = std::ffi::CString::new(ws.join("pipe").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
 
@@ -1542,6 +1574,7 @@ mod tests {
             assert!(std::fs::symlink_metadata(ws.join(kept)).is_ok(), "{kept}");
         }
         assert!(st.join("gateway.pid").exists());
+        assert_eq!(read(&st.join("backups/repo/config")), "repo\n");
         assert!(temp_files(&w.path("home")).is_empty());
 
         // The safety snapshots are tagged, hold what was there, and restoring one undoes.

@@ -146,9 +146,12 @@ impl TempDir {
         TempDir { path: base.join(name), created: OnceLock::new(), next: AtomicU64::new(0) }
     }
 
-    /// Under `$TMPDIR` (else `/tmp`).
+    /// Under `$TMPDIR` (else `/tmp`), after removing the folders of clawback processes that died
+    /// before they could (they hold copies of databases).
     pub fn new() -> TempDir {
-        Self::new_in(&std::env::temp_dir())
+        let base = std::env::temp_dir();
+        sweep_stale(&base);
+        Self::new_in(&base)
     }
 
     pub fn path(&self) -> &Path {
@@ -167,6 +170,31 @@ impl TempDir {
             .clone()?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         Ok(self.path.join(format!("image-{n}.sqlite")))
+    }
+}
+
+/// Removes `clawback-sqlite-<pid>-…` folders of ours whose process no longer exists.
+fn sweep_stale(base: &Path) {
+    let Ok(rd) = std::fs::read_dir(base) else { return };
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("clawback-sqlite-")) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if pid <= 0 || pid as u32 == std::process::id() {
+            continue;
+        }
+        match e.path().symlink_metadata() {
+            Ok(md) if md.is_dir() && md.uid() == uid => {}
+            _ => continue,
+        }
+        // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+        let gone =
+            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -200,6 +228,8 @@ pub struct Image {
     path: PathBuf,
     pub size: u64,
     pub pages: u64,
+    /// The database's page size (the image's pages are the database's).
+    pub page_size: u32,
     pub opened_as: OpenedAs,
 }
 
@@ -327,7 +357,13 @@ pub fn image(src: &Path, tmp: &TempDir) -> Result<Image, ImageError> {
         let _ = c.close();
         let pages = pages?;
         let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        Ok(Image { path: dest.clone(), size, pages, opened_as: how })
+        Ok(Image { path: dest.clone(), size, pages, page_size: header.page_size, opened_as: how })
+    };
+    // `immutable` reads the file alone: right only when no journal is waiting to be rolled back
+    // and no WAL holds committed pages.
+    let file_alone = || {
+        !sidecar(src, "-journal").exists()
+            && std::fs::symlink_metadata(sidecar(src, "-wal")).map(|m| m.len() == 0).unwrap_or(true)
     };
     match attempt(first) {
         Ok(img) => Ok(img),
@@ -335,7 +371,7 @@ pub fn image(src: &Path, tmp: &TempDir) -> Result<Image, ImageError> {
             if matches!(
                 e.sqlite_error_code(),
                 Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
-            ) =>
+            ) && file_alone() =>
         {
             // Most likely the sidecars cannot be created here. Nobody can be writing through
             // them either, unless as another user: check that nothing moved during the copy.
@@ -506,6 +542,30 @@ mod tests {
     }
 
     #[test]
+    fn a_database_with_a_hot_journal_is_not_imaged() {
+        // A writer that died mid-transaction: half its pages in the file, the old ones in the
+        // journal. Only a read-write connection may roll it back; reading the file alone
+        // (immutable) would see half a transaction. The caller stores both files as they are.
+        let d = scratch();
+        let live = d.join("live.db");
+        let c = make_db(&live, false, 2000);
+        c.execute_batch("PRAGMA cache_size=2; BEGIN; UPDATE t SET v = 'changed ' || v;").unwrap();
+        let crash = d.join("crash");
+        std::fs::create_dir(&crash).unwrap();
+        std::fs::copy(&live, crash.join("a.db")).unwrap();
+        std::fs::copy(sidecar(&live, "-journal"), crash.join("a.db-journal")).unwrap();
+        c.execute_batch("ROLLBACK").unwrap();
+        let before = (std::fs::read(crash.join("a.db")).unwrap(), std::fs::read(crash.join("a.db-journal")).unwrap());
+        let tmp = TempDir::new_in(&d);
+        let e = image(&crash.join("a.db"), &tmp).unwrap_err();
+        assert!(e.0.contains("readonly"), "{e}");
+        let after = (std::fs::read(crash.join("a.db")).unwrap(), std::fs::read(crash.join("a.db-journal")).unwrap());
+        assert!(before == after, "both files are untouched");
+        drop((c, tmp));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn a_file_that_only_looks_like_a_database_is_refused() {
         let d = scratch();
         let p = d.join("fake.db");
@@ -548,6 +608,23 @@ mod tests {
         let dest = d.join("copy.sqlite");
         assert!(copy(&c, &dest).unwrap() > 0);
         assert_eq!(count(&dest), 30);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn folders_left_by_dead_processes_are_swept() {
+        let d = scratch();
+        // A pid far above any pid_max is never alive; our own pid is.
+        let dead = d.join("clawback-sqlite-2147483000-00000000000000aa");
+        let alive = d.join(format!("clawback-sqlite-{}-00000000000000bb", std::process::id()));
+        let other = d.join("clawback-sqlite-notapid");
+        for p in [&dead, &alive, &other] {
+            std::fs::create_dir_all(p).unwrap();
+            std::fs::write(p.join("image-0.sqlite"), b"x").unwrap();
+        }
+        sweep_stale(&d);
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -1,0 +1,55 @@
+//! `clawback dump SNAPSHOT PATH`: write one file of a snapshot to stdout, or a folder as tar.
+
+use crate::context;
+use crate::GlobalArgs;
+use anyhow::Result;
+use clawback_engine::commands::backup::absolute_clean;
+use clawback_engine::commands::dump::{dump_file, dump_tar, find, Found};
+use clawback_engine::tree::NodeKind;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id, prefix, or `latest`
+    pub snapshot: String,
+    /// The file or folder, by its original path (a folder is written as a tar stream)
+    pub path: PathBuf,
+    /// With `latest`: of this host
+    #[arg(long, value_name = "H")]
+    pub host: Option<String>,
+    /// Write a single file as a tar stream too
+    #[arg(long)]
+    pub tar: bool,
+}
+
+/// A write error because the reader went away (`clawback dump ... | head`) is not a failure.
+fn reader_gone(e: &clawback_engine::Error) -> bool {
+    matches!(e, clawback_engine::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let repo = context::open(g)?;
+    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| a.host.as_ref().is_none_or(|h| &s.hostname == h))?;
+    let path = absolute_clean(&a.path)?;
+    let found = find(&repo, &snap, &path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let r = match &found {
+        Found::Node(n) if n.kind == NodeKind::File && !a.tar => dump_file(&repo, n, &path, &mut out).map(|_| ()),
+        Found::Node(n) if n.kind == NodeKind::Symlink && !a.tar => {
+            return Err(crate::ui::usage(format!(
+                "{} is a symlink to {} in the snapshot; dump its target, or use --tar",
+                path.display(),
+                String::from_utf8_lossy(&n.target)
+            )))
+        }
+        _ => dump_tar(&repo, &snap, &path, &mut out).map(|_| ()),
+    };
+    let r = r.and_then(|_| out.flush().map_err(|e| clawback_engine::Error::io("write", "standard output", e)));
+    match r {
+        Err(e) if reader_gone(&e) => Ok(0),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(0),
+    }
+}

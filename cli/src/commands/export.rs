@@ -1,0 +1,108 @@
+//! `clawback export SNAPSHOT -o FILE`: write a snapshot as an `openclaw backup` archive.
+
+use crate::context;
+use crate::ui::{self, usage};
+use crate::GlobalArgs;
+use anyhow::{Context, Result};
+use clawback_engine::commands::archive::export;
+use clawback_engine::progress::Progress;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id, prefix, or `latest`
+    pub snapshot: String,
+    /// The archive to write (`.tar.gz`); `-` writes to standard output. An existing file is never
+    /// overwritten.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// With `latest`: of this host
+    #[arg(long, value_name = "H")]
+    pub host: Option<String>,
+}
+
+/// A temporary file beside `dest`, renamed into place when the archive is complete.
+fn temp_beside(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tag: u64 = (std::process::id() as u64) << 32
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    dest.with_file_name(format!(".{name}.{tag:x}.tmp"))
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let to_stdout = a.output.as_os_str() == "-";
+    if !to_stdout && std::fs::symlink_metadata(&a.output).is_ok() {
+        return Err(usage(format!("{} already exists; clawback never overwrites an archive", a.output.display())));
+    }
+    let repo = context::open(g)?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot, |s| a.host.as_ref().is_none_or(|h| &s.hostname == h))?;
+    let progress = Arc::new(Progress::default());
+    progress.add_total(snap.summary.total_files, snap.summary.total_bytes);
+    progress.total_known.store(snap.summary.total_files > 0, std::sync::atomic::Ordering::Relaxed);
+    let r = if to_stdout {
+        let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
+        let r = export(&repo, &id, &snap, out, &progress);
+        bar.finish();
+        let (r, mut out) = r?;
+        out.flush().context("write standard output")?;
+        r
+    } else {
+        let tmp = temp_beside(&a.output);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
+        let r = export(&repo, &id, &snap, std::io::BufWriter::with_capacity(1 << 20, f), &progress);
+        bar.finish();
+        let done = r.map_err(anyhow::Error::from).and_then(|(r, out)| {
+            let f = out.into_inner().map_err(|e| e.into_error()).context("write the archive")?;
+            f.sync_all().context("write the archive")?;
+            // A hard link never replaces an existing file, so a concurrent writer cannot be clobbered.
+            std::fs::hard_link(&tmp, &a.output)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Err(e)
+                    } else {
+                        std::fs::rename(&tmp, &a.output)
+                    }
+                })
+                .with_context(|| format!("cannot write {}", a.output.display()))?;
+            Ok(r)
+        });
+        let _ = std::fs::remove_file(&tmp);
+        done?
+    };
+    for s in &r.skipped {
+        eprintln!("clawback: warning: left out {}: {}", s.path, s.error);
+    }
+    if g.json && !to_stdout {
+        ui::print_json(&serde_json::json!({
+            "snapshot_id": id.to_hex(),
+            "output": a.output.to_string_lossy(),
+            "archive_root": r.archive_root,
+            "files": r.files,
+            "dirs": r.dirs,
+            "symlinks": r.symlinks,
+            "bytes": r.bytes,
+            "skipped": r.skipped,
+        }));
+    } else if !g.quiet && !to_stdout {
+        println!(
+            "exported snapshot {} ({} files, {}) to {} (archive root {})",
+            id.short(),
+            r.files,
+            ui::human_bytes(r.bytes),
+            a.output.display(),
+            r.archive_root
+        );
+    }
+    Ok(0)
+}
