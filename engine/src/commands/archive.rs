@@ -32,7 +32,8 @@
 //! archive reader but clawback would want) are not carried, so the trees get new ids.
 //!
 //! The blob writer below (packs, index) is a small single-threaded copy of the packer in
-//! `backup.rs`; the two can be folded into one shared writer.
+//! `backup.rs`, and `for_each_fixed` a copy of its cut for database images; they can be folded
+//! into shared code.
 
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
@@ -40,6 +41,7 @@ use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLIN
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
+use crate::openclaw::sqlite;
 use crate::pack::PackWriter;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -131,8 +133,10 @@ struct ClawbackExt {
     openclaw: Option<OpenclawMeta>,
 }
 
+/// A refused archive: exit code 1, like damaged data (the archive is not the repository's, so
+/// not `Corrupt`).
 fn bad(why: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("not a usable OpenClaw backup archive: {why}"))
+    Error::Other(format!("not a usable OpenClaw backup archive: {why}"))
 }
 
 fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
@@ -404,17 +408,35 @@ impl<'a> Sink<'a> {
     }
 
     /// Reads `r` to its end, storing the chunks that are new. Returns the chunk ids and the length.
+    /// A SQLite database (known by its header) is cut into page-aligned chunks of fixed size, as
+    /// backup cuts its database images, so an imported database and a later backup of the same
+    /// one share their chunks; anything else goes through the content-defined chunker.
     fn store_content<R: Read>(
         &mut self,
         chunker: &Chunker,
-        r: R,
+        mut r: R,
         buf: &mut Vec<u8>,
         progress: &Progress,
     ) -> Result<(Vec<BlobId>, u64), ReadErr> {
+        let mut head = [0u8; 100];
+        let mut got = 0;
+        while got < head.len() {
+            match r.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let fixed = sqlite::parse_header(&head[..got]).map(|h| {
+            let page = h.page_size.max(512) as usize;
+            (chunker.params().min as usize).div_ceil(page).max(1) * page
+        });
+        let r = std::io::Cursor::new(&head[..got]).chain(r);
         let keys = self.repo.keys();
         let level = self.level;
         let mut ids = Vec::new();
-        let n = chunker.for_each_batch::<_, ReadErr>(r, buf, BATCH, |data, cuts| {
+        let each = |data: &[u8], cuts: &[std::ops::Range<usize>]| -> Result<(), ReadErr> {
             let hashed: Vec<BlobId> = cuts.par_iter().map(|c| keys.blob_id(&data[c.clone()])).collect();
             let mut new = Vec::new();
             for (id, c) in hashed.iter().zip(cuts) {
@@ -432,7 +454,11 @@ impl<'a> Sink<'a> {
             progress.bytes_done.fetch_add(cuts.last().map(|c| c.end).unwrap_or(0) as u64, Relaxed);
             ids.extend(hashed);
             Ok(())
-        })?;
+        };
+        let n = match fixed {
+            Some(size) => for_each_fixed(r, buf, BATCH, size, each)?,
+            None => chunker.for_each_batch::<_, ReadErr>(r, buf, BATCH, each)?,
+        };
         Ok((ids, n))
     }
 
@@ -449,6 +475,44 @@ impl<'a> Sink<'a> {
         self.write_index()?;
         Ok(self.bytes_stored)
     }
+}
+
+/// Reads `r` to its end in batches of whole `size`-byte chunks (the last one shorter), calling `f`
+/// with each batch and its chunk ranges. Returns the number of bytes read. (The same cut as
+/// backup's for database images.)
+fn for_each_fixed(
+    mut r: impl Read,
+    buf: &mut Vec<u8>,
+    batch: usize,
+    size: usize,
+    mut f: impl FnMut(&[u8], &[std::ops::Range<usize>]) -> Result<(), ReadErr>,
+) -> Result<u64, ReadErr> {
+    let size = size.max(1);
+    let cap = (batch / size).max(1) * size;
+    buf.clear();
+    buf.resize(cap, 0);
+    let mut total = 0u64;
+    loop {
+        let mut n = 0;
+        while n < cap {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        let cuts: Vec<std::ops::Range<usize>> = (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect();
+        f(&buf[..n], &cuts)?;
+        if n < cap {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Opens an archive stream: gzip if it starts with gzip's magic bytes, plain tar otherwise.
