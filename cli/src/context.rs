@@ -240,6 +240,30 @@ pub fn open_with(g: &GlobalArgs, s: &Settings) -> Result<Repository> {
     Ok(Repository::open(be, &pw, &cache_options(g))?)
 }
 
+/// Creates the repository at the resolved location with `opts`.
+pub fn create(g: &GlobalArgs, s: &Settings, res: &Resolved, opts: &clawback_engine::repo::InitOptions) -> Result<()> {
+    let pw = password(g, s, res, true)?;
+    Repository::init(backend(&res.location), &pw, opts)?;
+    Ok(())
+}
+
+/// Opens the repository, first creating it when it is the embedded default and does not exist yet
+/// (what `backup` and `import` do on first use).
+pub fn open_or_create_default(g: &GlobalArgs, s: &Settings) -> Result<(Repository, Resolved)> {
+    let res = resolve(g, s)?;
+    let be = backend(&res.location);
+    if !exists(be.as_ref()) {
+        if !res.is_default {
+            return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
+        }
+        create(g, s, &res, &clawback_engine::repo::InitOptions::default())?;
+        if !g.quiet {
+            eprintln!("clawback: created the default repository at {}", be.location());
+        }
+    }
+    Ok((open_with(g, s)?, res))
+}
+
 /// Loads the settings and opens the repository.
 pub fn open(g: &GlobalArgs) -> Result<Repository> {
     open_with(g, &Settings::load(g)?)

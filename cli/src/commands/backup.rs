@@ -111,18 +111,7 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
-    let res = context::resolve(g, &s)?;
-    let be = context::backend(&res.location);
-    if !context::exists(be.as_ref()) {
-        if !res.is_default {
-            return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
-        }
-        crate::commands::init::create(g, &s, &res, &clawback_engine::repo::InitOptions::default())?;
-        if !g.quiet {
-            eprintln!("clawback: created the default repository at {}", be.location());
-        }
-    }
-    let repo = context::open_with(g, &s)?;
+    let (repo, res) = context::open_or_create_default(g, &s)?;
     let sel = select(g, &s, a)?;
 
     let time = match &a.time {

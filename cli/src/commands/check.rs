@@ -38,7 +38,29 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         (None, true) => Some(Subset::All),
         (None, false) => None,
     };
-    let repo = context::open(g)?;
+    let repo = match context::open(g) {
+        Ok(r) => r,
+        // Opening reads every index file not in the cache; a damaged one is a finding of check.
+        Err(e) => match e.downcast_ref::<clawback_engine::Error>() {
+            Some(clawback_engine::Error::Corrupt { what: "index", id, .. }) => {
+                let msg = format!("{e}; the rest of the check needs a readable index (`repair index` rebuilds it)");
+                if g.json {
+                    crate::ui::print_json(&serde_json::json!({
+                        "ok": false,
+                        "errors": [{"kind": "index", "message": msg, "index": id}],
+                        "warnings": [],
+                        "packs_checked": 0,
+                        "blobs_checked": 0,
+                    }));
+                } else {
+                    println!("error: {msg}");
+                }
+                eprintln!("clawback: check found a damaged index file {id}");
+                return Ok(1);
+            }
+            _ => return Err(e),
+        },
+    };
     let r = check::check(&repo, &CheckOptions { read_data })?;
     if g.json {
         crate::ui::print_json(&serde_json::to_value(&r)?);

@@ -92,7 +92,7 @@ impl Args {
         if p.is_empty() {
             return Err(usage("the keep flags given keep nothing (all zero): give a count above 0, or -1 for all"));
         }
-        Ok(Some(p).map(Policy::Gfs))
+        Ok(Some(Policy::Gfs(p)))
     }
 }
 

@@ -46,18 +46,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         Box::new(f)
     };
     let s = context::Settings::load(g)?;
-    let res = context::resolve(g, &s)?;
-    let be = context::backend(&res.location);
-    if !context::exists(be.as_ref()) {
-        if !res.is_default {
-            return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
-        }
-        crate::commands::init::create(g, &s, &res, &clawback_engine::repo::InitOptions::default())?;
-        if !g.quiet {
-            eprintln!("clawback: created the default repository at {}", be.location());
-        }
-    }
-    let repo = context::open_with(g, &s)?;
+    let (repo, _) = context::open_or_create_default(g, &s)?;
     let opts = ImportOptions { host: a.host.clone(), tags: a.tags.clone(), time };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet, progress.clone(), "import");

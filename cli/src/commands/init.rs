@@ -5,7 +5,7 @@ use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::chunker::ChunkParams;
 use clawback_engine::crypto::KdfParams;
-use clawback_engine::repo::{InitOptions, Repository, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
+use clawback_engine::repo::{InitOptions, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -46,18 +46,11 @@ pub fn options(a: &Args) -> InitOptions {
     opts
 }
 
-/// Creates the repository at the resolved location with `opts`.
-pub fn create(g: &GlobalArgs, s: &context::Settings, res: &context::Resolved, opts: &InitOptions) -> Result<()> {
-    let be = context::backend(&res.location);
-    let pw = context::password(g, s, res, true)?;
-    Repository::init(be, &pw, opts)?;
-    Ok(())
-}
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
     let res = context::resolve(g, &s)?;
-    create(g, &s, &res, &options(a))?;
+    context::create(g, &s, &res, &options(a))?;
     let loc = context::backend(&res.location).location();
     if g.json {
         crate::ui::print_json(&serde_json::json!({ "repository": loc, "created": true }));
