@@ -50,6 +50,10 @@ pub struct Snapshot {
     /// Entries left out on purpose: sockets, fifos, devices.
     #[serde(default)]
     pub skipped: Vec<BackupIssue>,
+    /// Things worth knowing that did not stop a file being stored (e.g. a database stored as a
+    /// plain copy because it could not be imaged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<BackupIssue>,
     /// Files that kept changing while they were read; the snapshot holds a consistent prefix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<BackupIssue>,

@@ -245,3 +245,21 @@ fn stats_reports_sizes_and_ratios() {
     let h = sb.cb().args(["stats"]).run().ok();
     assert!(h.stdout.contains("Dedup ratio"), "{}", h.stdout);
 }
+
+#[test]
+fn check_reports_a_damaged_index_file() {
+    let (sb, _src, _snap) = damaged_fixture();
+    let idx = files_under(&sb.repo.join("index")).pop().unwrap();
+    let name = idx.file_name().unwrap().to_string_lossy().into_owned();
+    let mut bytes = fs::read(&idx).unwrap();
+    bytes[20] ^= 1;
+    chmod(&idx, 0o600);
+    fs::write(&idx, &bytes).unwrap();
+    // A fresh cache has to read the index file, and finds it damaged.
+    let fresh = sb.path("fresh-cache");
+    let r = sb.cb_cache(&fresh).args(["check", "--json"]).run().code(1);
+    let v = r.json();
+    assert_eq!(v["ok"], false);
+    assert!(v["errors"].as_array().unwrap().iter().any(|e| e["index"] == name.as_str()), "{v}");
+    r.one_error_line();
+}

@@ -898,6 +898,7 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         errors: Vec::new(),
         skipped: skipped.clone(),
         changed: Vec::new(),
+        warnings: Vec::new(),
         openclaw,
     };
     // The snapshot counts its own bytes: iterate to the fixed point, as backup does.

@@ -450,6 +450,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         errors: errors.clone(),
         skipped: skipped.clone(),
         changed: changed.clone(),
+        warnings: warnings.clone(),
         openclaw: opts.openclaw.clone(),
     };
     let snapshot_id = if dry {

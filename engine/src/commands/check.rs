@@ -390,7 +390,7 @@ impl Checker<'_> {
     /// Reads one blob through the index, trying every copy; records bad copies.
     /// Blobs only an unindexed pack holds are read from there, so the walk goes on and finds every
     /// file such a pack affects.
-    fn read_indexed(&mut self, ty: BlobType, id: &BlobId) -> std::result::Result<Vec<u8>, Problem> {
+    fn read_indexed(&mut self, ty: BlobType, id: &BlobId) -> std::result::Result<Vec<u8>, Box<Problem>> {
         let mut copies = self.blobs.get(id).cloned().unwrap_or_default();
         if copies.is_empty() {
             for (pid, entries) in &self.unindexed {
@@ -427,11 +427,11 @@ impl Checker<'_> {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
+        Err(Box::new(last.unwrap_or_else(|| {
             Problem::new("blob_missing", format!("{} blob {id} is not in the index", ty.name()))
                 .blob(id)
                 .blobs(vec![*id])
-        }))
+        })))
     }
 
     /// Loads every tree reachable from the snapshots, each once, and returns every blob they
@@ -457,7 +457,7 @@ impl Checker<'_> {
                     // Missing trees are reported with the other unindexed blobs.
                     Err(p) if p.kind == "blob_missing" => None,
                     Err(p) => {
-                        self.error(p);
+                        self.error(*p);
                         None
                     }
                 };

@@ -43,7 +43,7 @@ pub struct Within {
 }
 
 impl Within {
-    /// Parses `2d`, `1y2m3d4h`, ... (restic's units y, m, d, h; each at most once is not required).
+    /// Parses `2d`, `1y2m3d4h`, ... (restic's units y, m, d, h; a repeated unit adds up).
     pub fn parse(s: &str) -> Result<Within> {
         let bad = |why: &str| Error::Usage(format!("invalid duration {s:?}: {why} (e.g. 2d, 1y2m3d4h; units y m d h)"));
         let mut w = Within::default();
@@ -471,6 +471,7 @@ mod tests {
             errors: vec![],
             skipped: vec![],
             changed: vec![],
+            warnings: vec![],
             openclaw: None,
         }
     }
@@ -594,8 +595,8 @@ mod tests {
 
     #[test]
     fn buckets_use_the_given_local_time() {
-        // 23:30 and 00:10 UTC: different days in UTC, the same day at UTC+2 (01:30, 02:10),
-        // and different days at UTC-1 is false: 22:30 and 23:10 on Dec 31 → same day.
+        // 23:30 and 00:10 UTC: different days (and years) in UTC, the same day at UTC+2 (01:30 and
+        // 02:10 on Jan 1).
         let t: &[(&str, &[&str])] = &[("2025-12-31T23:30:00Z", &[]), ("2026-01-01T00:10:00Z", &[])];
         let p = gfs(|p| p.daily = 1);
         assert_eq!(kept(t, p.clone(), &utc(), now()).0, vec![1]);
@@ -638,7 +639,7 @@ mod tests {
         let (k, plan) = kept(T, gfs(|p| p.within = Within::parse("2d").unwrap()), &utc(), now());
         assert_eq!(k, vec![8, 9, 10, 11]);
         assert_eq!(reasons(&plan, 8), ["within 2d"]);
-        // 1m: after 2026-12-04T09:15 → 5..11. 2h15m is not a thing, 2h → after 07:15: 10, 11.
+        // 1m: after 2026-12-04T09:15 → 5..11. 2h: after 07:15 → 10, 11.
         assert_eq!(
             kept(T, gfs(|p| p.within = Within::parse("1m").unwrap()), &utc(), now()).0,
             vec![5, 6, 7, 8, 9, 10, 11]

@@ -1380,6 +1380,7 @@ mod tests {
             errors: vec![],
             skipped: vec![],
             changed: vec![],
+            warnings: vec![],
             openclaw: m,
         }
     }
