@@ -160,6 +160,46 @@ impl Chunker {
     }
 }
 
+/// Reads `r` to the end in batches of whole `size`-byte chunks (the last one shorter), calling `f`
+/// with each batch and its chunk ranges; returns the number of bytes read. This is the cut for
+/// SQLite database images: page-aligned fixed chunks, so a changed page costs one chunk (content-
+/// defined cuts would shift with every change inside a page run). Backup and import share it so
+/// the same database gives the same chunks either way.
+pub fn for_each_fixed<E: From<std::io::Error>>(
+    mut r: impl Read,
+    buf: &mut Vec<u8>,
+    batch: usize,
+    size: usize,
+    mut f: impl FnMut(&[u8], &[Range<usize>]) -> Result<(), E>,
+) -> Result<u64, E> {
+    let size = size.max(1);
+    let cap = (batch / size).max(1) * size;
+    buf.clear();
+    buf.resize(cap, 0);
+    let mut total = 0u64;
+    loop {
+        let mut n = 0;
+        while n < cap {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        let cuts: Vec<Range<usize>> = (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect();
+        f(&buf[..n], &cuts)?;
+        if n < cap {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +269,24 @@ mod tests {
         let c = Chunker::new(ChunkParams::default(), 0);
         assert!(c.chunks(&[]).is_empty());
         assert_eq!(c.chunks(b"abc"), vec![0..3]);
+    }
+
+    #[test]
+    fn fixed_chunks_cover_the_stream_in_whole_sizes() {
+        for len in [0usize, 1, 4095, 4096, 4097, 3 * 4096, 15 * 4096 + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let (mut buf, mut got, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            let n = for_each_fixed::<std::io::Error>(&data[..], &mut buf, 3 * 4096 + 100, 4096, |d, cuts| {
+                for c in cuts {
+                    got.extend_from_slice(&d[c.clone()]);
+                    sizes.push(c.len());
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!((n as usize, &got), (len, &data));
+            assert!(sizes.iter().rev().skip(1).all(|&s| s == 4096), "{len}: {sizes:?}");
+            assert!(sizes.last().is_none_or(|&s| s > 0 && s <= 4096));
+        }
     }
 }

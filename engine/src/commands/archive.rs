@@ -456,7 +456,7 @@ impl<'a> Sink<'a> {
             Ok(())
         };
         let n = match fixed {
-            Some(size) => for_each_fixed(r, buf, BATCH, size, each)?,
+            Some(size) => crate::chunker::for_each_fixed(r, buf, BATCH, size, each)?,
             None => chunker.for_each_batch::<_, ReadErr>(r, buf, BATCH, each)?,
         };
         Ok((ids, n))
@@ -477,43 +477,6 @@ impl<'a> Sink<'a> {
     }
 }
 
-/// Reads `r` to its end in batches of whole `size`-byte chunks (the last one shorter), calling `f`
-/// with each batch and its chunk ranges. Returns the number of bytes read. (The same cut as
-/// backup's for database images.)
-fn for_each_fixed(
-    mut r: impl Read,
-    buf: &mut Vec<u8>,
-    batch: usize,
-    size: usize,
-    mut f: impl FnMut(&[u8], &[std::ops::Range<usize>]) -> Result<(), ReadErr>,
-) -> Result<u64, ReadErr> {
-    let size = size.max(1);
-    let cap = (batch / size).max(1) * size;
-    buf.clear();
-    buf.resize(cap, 0);
-    let mut total = 0u64;
-    loop {
-        let mut n = 0;
-        while n < cap {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        let cuts: Vec<std::ops::Range<usize>> = (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect();
-        f(&buf[..n], &cuts)?;
-        if n < cap {
-            break;
-        }
-    }
-    Ok(total)
-}
 
 /// Opens an archive stream: gzip if it starts with gzip's magic bytes, plain tar otherwise.
 fn decompress<'r, R: Read + 'r>(r: R) -> Result<Box<dyn Read + 'r>> {

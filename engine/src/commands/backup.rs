@@ -1245,7 +1245,7 @@ impl Ctx<'_> {
                 Ok(())
             };
             let r = match fixed {
-                Some(size) => for_each_fixed(f, &mut buf, batch, size, each),
+                Some(size) => crate::chunker::for_each_fixed(f, &mut buf, batch, size, each),
                 None => self.chunker.for_each_batch::<_, ReadErr>(f, &mut buf, batch, each),
             };
             if buf.capacity() <= 2 * BATCH + (2 << 20) {
@@ -1257,42 +1257,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Reads `r` to the end in batches of whole `size`-byte chunks (the last one shorter), calling `f`
-/// with each batch and its chunk ranges. Returns the number of bytes read.
-fn for_each_fixed(
-    mut r: impl std::io::Read,
-    buf: &mut Vec<u8>,
-    batch: usize,
-    size: usize,
-    mut f: impl FnMut(&[u8], &[std::ops::Range<usize>]) -> Result<(), ReadErr>,
-) -> Result<u64, ReadErr> {
-    let size = size.max(1);
-    let cap = (batch / size).max(1) * size;
-    buf.clear();
-    buf.resize(cap, 0);
-    let mut total = 0u64;
-    loop {
-        let mut n = 0;
-        while n < cap {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        let cuts: Vec<std::ops::Range<usize>> = (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect();
-        f(&buf[..n], &cuts)?;
-        if n < cap {
-            break;
-        }
-    }
-    Ok(total)
-}
 
 /// File types that are compressed already; zstd would only burn time on them.
 fn incompressible_name(path: &Path) -> bool {
@@ -1315,30 +1279,5 @@ enum ReadErr {
 impl From<std::io::Error> for ReadErr {
     fn from(e: std::io::Error) -> Self {
         ReadErr::Io(e)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_chunks_cover_the_stream_in_whole_sizes() {
-        for len in [0usize, 1, 4095, 4096, 4097, 3 * 4096, 15 * 4096 + 17] {
-            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let (mut buf, mut got, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
-            let n = for_each_fixed(&data[..], &mut buf, 3 * 4096 + 100, 4096, |d, cuts| {
-                for c in cuts {
-                    got.extend_from_slice(&d[c.clone()]);
-                    sizes.push(c.len());
-                }
-                Ok(())
-            })
-            .ok()
-            .unwrap();
-            assert_eq!((n as usize, &got), (len, &data));
-            assert!(sizes.iter().rev().skip(1).all(|&s| s == 4096), "{len}: {sizes:?}");
-            assert!(sizes.last().is_none_or(|&s| s > 0 && s <= 4096));
-        }
     }
 }
