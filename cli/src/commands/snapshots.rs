@@ -54,6 +54,18 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             s.tags.join(","),
             s.paths.join(" ")
         );
+        // What the backup knew of OpenClaw: version, agents and workspaces.
+        if let Some(oc) = &s.openclaw {
+            let agents: Vec<&str> = oc.agents.iter().map(|a| a.id.as_str()).collect();
+            println!(
+                "{:<9} openclaw {} (state {}), agents: {}, workspaces: {}",
+                "",
+                oc.openclaw_version.as_deref().unwrap_or("version unknown"),
+                oc.state_dir,
+                if agents.is_empty() { "-".to_string() } else { agents.join(", ") },
+                oc.workspaces.len()
+            );
+        }
     }
     println!("{} snapshots", list.len());
     Ok(0)
