@@ -98,7 +98,9 @@ pub fn resolve(g: &GlobalArgs, s: &Settings) -> Result<Resolved> {
 
 pub fn parse_location(r: &str) -> Result<Location> {
     if r.starts_with("s3:") {
-        return Err(usage(format!("repository {r}: the S3 backend is not available in this build yet; use a local path")));
+        return Err(usage(format!(
+            "repository {r}: the S3 backend is not available in this build yet; use a local path"
+        )));
     }
     let p = r.strip_prefix("local:").unwrap_or(r);
     if p.is_empty() {

@@ -75,16 +75,14 @@ impl Bar {
     pub fn start(quiet: bool, progress: Arc<Progress>, verb: &'static str) -> Bar {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
-            return Bar {
-                bar: None,
-                stop,
-                thread: None,
-            };
+            return Bar { bar: None, stop, thread: None };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(8));
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
-                .unwrap(),
+            ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap(),
         );
         bar.set_prefix(verb);
         let (b, s) = (bar.clone(), stop.clone());
@@ -104,11 +102,7 @@ impl Bar {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        Bar {
-            bar: Some(bar),
-            stop,
-            thread: Some(thread),
-        }
+        Bar { bar: Some(bar), stop, thread: Some(thread) }
     }
 
     pub fn finish(mut self) {
@@ -124,4 +118,14 @@ impl Bar {
 
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
+}
+
+/// Parses a `--time` value (RFC 3339), as `backup` and `import` take it.
+pub fn parse_time(t: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    t.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| usage(format!("--time {t:?}: {e} (expected RFC 3339, e.g. 2026-01-31T12:00:00Z)")))
+    })
+    .transpose()
 }

@@ -42,7 +42,9 @@ fn main() {
         std::process::exit(2);
     }
     let (before, after) = (Path::new(&args[1]), Path::new(&args[2]));
-    println!("| min/avg/max (KiB) | chunks (after) | new chunks | new bytes | new bytes in .jsonl | in .sqlite | other |");
+    println!(
+        "| min/avg/max (KiB) | chunks (after) | new chunks | new bytes | new bytes in .jsonl | in .sqlite | other |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for avg_k in [16u32, 32, 64, 128, 256, 512, 1024] {
         let avg = avg_k * 1024;

@@ -21,7 +21,12 @@ fn main() {
     let pw = Secret(b"correct horse battery staple".to_vec());
     let kdf = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(&repo_dir));
-    let opts = InitOptions { kdf, chunker: ChunkParams { min: 4096, avg: 16384, max: 65536 }, pack_size: 1 << 20, compression: 3 };
+    let opts = InitOptions {
+        kdf,
+        chunker: ChunkParams { min: 4096, avg: 16384, max: 65536 },
+        pack_size: 1 << 20,
+        compression: 3,
+    };
     Repository::init(be.clone(), &pw, &opts).unwrap();
     let repo = Repository::open(be.clone(), &pw, &CacheOptions { dir: None, disabled: true }).unwrap();
     let src = root.join("source").canonicalize().unwrap();

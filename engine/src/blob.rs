@@ -44,18 +44,12 @@ pub fn encode(keys: &Keys, ty: BlobType, id: &BlobId, plain: &[u8], level: i32) 
 }
 
 /// Decrypts one blob and checks that its plaintext hashes to `id`.
-pub fn decode(
-    keys: &Keys,
-    ty: BlobType,
-    id: &BlobId,
-    stored: &[u8],
-    raw_len: usize,
-) -> Result<Vec<u8>> {
+pub fn decode(keys: &Keys, ty: BlobType, id: &BlobId, stored: &[u8], raw_len: usize) -> Result<Vec<u8>> {
     let payload = keys
         .open(&[AAD_BLOB, &[ty as u8], &id.0], stored)
         .ok_or_else(|| Error::corrupt("blob", id, "authentication failed"))?;
-    let plain = codec::decode_payload(&payload, raw_len.min(MAX_BLOB_LEN))
-        .map_err(|e| Error::corrupt("blob", id, e))?;
+    let plain =
+        codec::decode_payload(&payload, raw_len.min(MAX_BLOB_LEN)).map_err(|e| Error::corrupt("blob", id, e))?;
     if plain.len() != raw_len {
         return Err(Error::corrupt("blob", id, "length differs from the index"));
     }
@@ -79,17 +73,8 @@ mod tests {
         let ib = keys.blob_id(&b);
         let sa = encode(&keys, BlobType::Data, &ia, &a, 3);
         assert_eq!(decode(&keys, BlobType::Data, &ia, &sa, a.len()).unwrap(), a);
-        assert!(
-            decode(&keys, BlobType::Data, &ib, &sa, a.len()).is_err(),
-            "swapped id"
-        );
-        assert!(
-            decode(&keys, BlobType::Tree, &ia, &sa, a.len()).is_err(),
-            "swapped type"
-        );
-        assert!(
-            decode(&keys, BlobType::Data, &ia, &sa, a.len() + 1).is_err(),
-            "wrong length"
-        );
+        assert!(decode(&keys, BlobType::Data, &ib, &sa, a.len()).is_err(), "swapped id");
+        assert!(decode(&keys, BlobType::Tree, &ia, &sa, a.len()).is_err(), "swapped type");
+        assert!(decode(&keys, BlobType::Data, &ia, &sa, a.len() + 1).is_err(), "wrong length");
     }
 }

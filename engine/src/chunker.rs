@@ -57,13 +57,7 @@ impl Chunker {
     pub fn new(p: ChunkParams, seed: u64) -> Self {
         let (mask_s, mask_l) = select_masks(p.avg as usize, Normalization::Level1);
         let (gear, gear_ls) = get_gear_with_seed(seed);
-        Chunker {
-            p,
-            mask_s,
-            mask_l,
-            gear,
-            gear_ls,
-        }
+        Chunker { p, mask_s, mask_l, gear, gear_ls }
     }
 
     pub fn params(&self) -> ChunkParams {
@@ -213,11 +207,7 @@ mod tests {
 
     #[test]
     fn batches_cut_like_one_buffer_and_respect_bounds() {
-        let p = ChunkParams {
-            min: 4096,
-            avg: 16384,
-            max: 65536,
-        };
+        let p = ChunkParams { min: 4096, avg: 16384, max: 65536 };
         let c = Chunker::new(p, 42);
         let d = data(1_000_000);
         let whole = c.chunks(&d);
@@ -242,11 +232,7 @@ mod tests {
 
     #[test]
     fn seed_changes_boundaries_and_insert_shifts_few_chunks() {
-        let p = ChunkParams {
-            min: 4096,
-            avg: 16384,
-            max: 65536,
-        };
+        let p = ChunkParams { min: 4096, avg: 16384, max: 65536 };
         let d = data(500_000);
         let a = Chunker::new(p, 1).chunks(&d);
         let b = Chunker::new(p, 2).chunks(&d);
@@ -256,11 +242,7 @@ mod tests {
         e.splice(1000..1000, [9u8; 100]);
         let c = Chunker::new(p, 1);
         let set: std::collections::HashSet<&[u8]> = a.iter().map(|r| &d[r.clone()]).collect();
-        let same = c
-            .chunks(&e)
-            .iter()
-            .filter(|r| set.contains(&e[(*r).clone()]))
-            .count();
+        let same = c.chunks(&e).iter().filter(|r| set.contains(&e[(*r).clone()])).count();
         assert!(same + 3 >= a.len(), "{same} of {}", a.len());
     }
 

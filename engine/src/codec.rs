@@ -25,10 +25,7 @@ pub fn encode_payload(plain: &[u8], level: i32, out: &mut Vec<u8>) {
         let compressed = COMPRESSOR.with(|c| {
             let mut c = c.borrow_mut();
             if c.as_ref().map(|(l, _)| *l) != Some(level) {
-                *c = Some((
-                    level,
-                    zstd::bulk::Compressor::new(level).expect("zstd level"),
-                ));
+                *c = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level")));
             }
             let comp = &mut c.as_mut().unwrap().1;
             comp.compress_to_buffer(plain, &mut out[hdr..]).ok()
@@ -62,8 +59,7 @@ pub fn decode_payload(payload: &[u8], max_len: usize) -> std::result::Result<Vec
             if n > max_len as u64 {
                 return Err(format!("declared length {n} exceeds the limit {max_len}"));
             }
-            let out = zstd::bulk::decompress(&payload[9..], n as usize)
-                .map_err(|e| format!("zstd: {e}"))?;
+            let out = zstd::bulk::decompress(&payload[9..], n as usize).map_err(|e| format!("zstd: {e}"))?;
             if out.len() as u64 != n {
                 return Err("decompressed length differs from the declared length".into());
             }
@@ -92,13 +88,9 @@ pub fn open_object(
     id: &str,
     max_len: usize,
 ) -> Result<Vec<u8>> {
-    let payload = keys.open(aad, sealed).ok_or_else(|| {
-        Error::corrupt(
-            what,
-            id,
-            "authentication failed (damaged, or not from this repository)",
-        )
-    })?;
+    let payload = keys
+        .open(aad, sealed)
+        .ok_or_else(|| Error::corrupt(what, id, "authentication failed (damaged, or not from this repository)"))?;
     decode_payload(&payload, max_len).map_err(|e| Error::corrupt(what, id, e))
 }
 
@@ -115,14 +107,9 @@ mod tests {
         assert_eq!(out[0], FLAG_ZSTD);
         assert!(out.len() < text.len() / 4);
         assert_eq!(decode_payload(&out, text.len()).unwrap(), text);
-        assert!(
-            decode_payload(&out, text.len() - 1).is_err(),
-            "limit enforced"
-        );
+        assert!(decode_payload(&out, text.len() - 1).is_err(), "limit enforced");
 
-        let noise: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
+        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let mut out = Vec::new();
         encode_payload(&noise, 3, &mut out);
         let mut raw = Vec::new();
@@ -135,11 +122,7 @@ mod tests {
     fn hostile_payloads_error_without_panicking() {
         assert!(decode_payload(&[], 10).is_err());
         assert!(decode_payload(&[7], 10).is_err());
-        assert!(decode_payload(
-            &[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-            1 << 20
-        )
-        .is_err());
+        assert!(decode_payload(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1 << 20).is_err());
         assert!(decode_payload(&[1, 5, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3], 10).is_err());
     }
 
@@ -147,9 +130,6 @@ mod tests {
     fn sealed_objects_round_trip() {
         let keys = Keys::derive(&MasterKey([3; 32]));
         let s = seal_object(&keys, &[AAD_INDEX], b"abc", 3);
-        assert_eq!(
-            open_object(&keys, &[AAD_INDEX], &s, "index", "x", 100).unwrap(),
-            b"abc"
-        );
+        assert_eq!(open_object(&keys, &[AAD_INDEX], &s, "index", "x", 100).unwrap(), b"abc");
     }
 }

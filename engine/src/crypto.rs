@@ -65,8 +65,7 @@ impl std::fmt::Debug for Keys {
 fn hkdf32(master: &MasterKey, label: &[u8]) -> [u8; 32] {
     let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(HKDF_SALT), &master.0);
     let mut out = [0u8; 32];
-    hk.expand(label, &mut out)
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    hk.expand(label, &mut out).expect("32 bytes is a valid HKDF-SHA256 output length");
     out
 }
 
@@ -91,7 +90,11 @@ impl Subkeys {
 impl Keys {
     pub fn derive(master: &MasterKey) -> Self {
         let s = Subkeys::derive(master);
-        Keys { chunk_id_key: s.chunk_id_key, cipher: Aes256GcmSiv::new(&s.data_key.into()), chunker_seed: s.chunker_seed }
+        Keys {
+            chunk_id_key: s.chunk_id_key,
+            cipher: Aes256GcmSiv::new(&s.data_key.into()),
+            chunker_seed: s.chunker_seed,
+        }
     }
 
     /// The id of a blob: keyed BLAKE3 of its plaintext.
@@ -143,9 +146,7 @@ fn open_with(cipher: &Aes256GcmSiv, aad: &[&[u8]], sealed: &[u8]) -> Option<Vec<
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let mut out = ct.to_vec();
     let aad = join_aad(aad);
-    cipher
-        .decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut out, tag.into())
-        .ok()?;
+    cipher.decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut out, tag.into()).ok()?;
     Some(out)
 }
 
@@ -163,11 +164,7 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// About 64 MiB and half a second on a small server.
     fn default() -> Self {
-        KdfParams {
-            m_cost: 64 * 1024,
-            t_cost: 3,
-            p_cost: 1,
-        }
+        KdfParams { m_cost: 64 * 1024, t_cost: 3, p_cost: 1 }
     }
 }
 
@@ -178,11 +175,7 @@ const MAX_P_COST: u32 = 64;
 
 pub fn derive_wrapping_key(passphrase: &[u8], salt: &[u8], p: &KdfParams) -> Result<[u8; 32]> {
     if p.m_cost > MAX_M_COST || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST || p.t_cost == 0 {
-        return Err(Error::corrupt(
-            "key file",
-            "-",
-            "Argon2 parameters out of range",
-        ));
+        return Err(Error::corrupt("key file", "-", "Argon2 parameters out of range"));
     }
     let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| Error::corrupt("key file", "-", format!("Argon2 parameters: {e}")))?;
@@ -213,13 +206,7 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    pub fn create(
-        master: &MasterKey,
-        passphrase: &[u8],
-        params: KdfParams,
-        host: &str,
-        user: &str,
-    ) -> Result<Self> {
+    pub fn create(master: &MasterKey, passphrase: &[u8], params: KdfParams, host: &str, user: &str) -> Result<Self> {
         use base64::Engine;
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -242,14 +229,9 @@ impl KeyFile {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let kf: KeyFile =
-            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", "-", e))?;
+        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", "-", e))?;
         if kf.version != 1 || kf.kdf != "argon2id" {
-            return Err(Error::corrupt(
-                "key file",
-                "-",
-                "unsupported version or KDF",
-            ));
+            return Err(Error::corrupt("key file", "-", "unsupported version or KDF"));
         }
         Ok(kf)
     }
@@ -258,21 +240,13 @@ impl KeyFile {
     pub fn open(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let salt = b64
-            .decode(&self.salt)
-            .map_err(|e| Error::corrupt("key file", "-", e))?;
-        let data = b64
-            .decode(&self.data)
-            .map_err(|e| Error::corrupt("key file", "-", e))?;
+        let salt = b64.decode(&self.salt).map_err(|e| Error::corrupt("key file", "-", e))?;
+        let data = b64.decode(&self.data).map_err(|e| Error::corrupt("key file", "-", e))?;
         let wk = derive_wrapping_key(passphrase, &salt, &self.params)?;
         let cipher = Aes256GcmSiv::new(&wk.into());
         match open_with(&cipher, &[AAD_KEY], &data) {
             Some(pt) if pt.len() == 32 => Ok(Some(MasterKey(pt.try_into().unwrap()))),
-            Some(_) => Err(Error::corrupt(
-                "key file",
-                "-",
-                "wrapped key has the wrong length",
-            )),
+            Some(_) => Err(Error::corrupt("key file", "-", "wrapped key has the wrong length")),
             None => Ok(None),
         }
     }
@@ -283,11 +257,7 @@ mod tests {
     use super::*;
 
     fn fast() -> KdfParams {
-        KdfParams {
-            m_cost: 64,
-            t_cost: 1,
-            p_cost: 1,
-        }
+        KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 }
     }
 
     #[test]
@@ -296,10 +266,7 @@ mod tests {
         let sealed = keys.seal(&[AAD_INDEX], b"hello");
         assert_eq!(sealed.len(), 5 + OVERHEAD);
         assert_eq!(keys.open(&[AAD_INDEX], &sealed).unwrap(), b"hello");
-        assert!(
-            keys.open(&[AAD_SNAPSHOT], &sealed).is_none(),
-            "wrong role must not decrypt"
-        );
+        assert!(keys.open(&[AAD_SNAPSHOT], &sealed).is_none(), "wrong role must not decrypt");
         let mut bad = sealed.clone();
         bad[NONCE_LEN] ^= 1;
         assert!(keys.open(&[AAD_INDEX], &bad).is_none());
@@ -329,11 +296,7 @@ mod tests {
 
     #[test]
     fn hostile_kdf_parameters_are_refused() {
-        let p = KdfParams {
-            m_cost: u32::MAX,
-            t_cost: 1,
-            p_cost: 1,
-        };
+        let p = KdfParams { m_cost: u32::MAX, t_cost: 1, p_cost: 1 };
         assert!(derive_wrapping_key(b"x", b"saltsaltsaltsalt", &p).is_err());
     }
 }

@@ -18,11 +18,7 @@ pub enum Error {
     #[error("repository is locked: {0}")]
     Locked(String),
     #[error("{what} {id} is damaged: {why}")]
-    Corrupt {
-        what: &'static str,
-        id: String,
-        why: String,
-    },
+    Corrupt { what: &'static str, id: String, why: String },
     #[error("{what} {id} not found in the repository")]
     Missing { what: &'static str, id: String },
     #[error("snapshot {0} not found")]
@@ -34,22 +30,11 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("backend {op} {name}: {source}")]
-    Backend {
-        op: &'static str,
-        name: String,
-        source: std::io::Error,
-    },
+    Backend { op: &'static str, name: String, source: std::io::Error },
     #[error("cache database {path}: {source}")]
-    Cache {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Cache { path: PathBuf, source: rusqlite::Error },
     #[error("interrupted")]
     Interrupted,
     #[error("{0}")]
@@ -70,19 +55,11 @@ impl Error {
     }
 
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     pub fn corrupt(what: &'static str, id: impl ToString, why: impl ToString) -> Self {
-        Error::Corrupt {
-            what,
-            id: id.to_string(),
-            why: why.to_string(),
-        }
+        Error::Corrupt { what, id: id.to_string(), why: why.to_string() }
     }
 }
 

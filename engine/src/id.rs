@@ -63,8 +63,7 @@ macro_rules! id_type {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 if d.is_human_readable() {
                     let s = String::deserialize(d)?;
-                    Self::from_hex(&s)
-                        .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+                    Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
                 } else {
                     Ok(Self(<[u8; 32]>::deserialize(d)?))
                 }
@@ -73,14 +72,8 @@ macro_rules! id_type {
     };
 }
 
-id_type!(
-    BlobId,
-    "A blob (file chunk or tree): keyed BLAKE3 of the plaintext."
-);
-id_type!(
-    ObjectId,
-    "A stored object (pack, index, snapshot, key): BLAKE3 of its stored bytes."
-);
+id_type!(BlobId, "A blob (file chunk or tree): keyed BLAKE3 of the plaintext.");
+id_type!(ObjectId, "A stored object (pack, index, snapshot, key): BLAKE3 of its stored bytes.");
 
 impl ObjectId {
     /// The id of a stored object: the unkeyed BLAKE3 of its bytes.

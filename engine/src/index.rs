@@ -34,14 +34,9 @@ impl IndexFile {
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
         let plain = codec::open_object(keys, &[AAD_INDEX], sealed, "index", id, MAX_INDEX_PLAIN)?;
-        let f: IndexFile =
-            postcard::from_bytes(&plain).map_err(|e| Error::corrupt("index", id, e))?;
+        let f: IndexFile = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("index", id, e))?;
         if f.version != 1 {
-            return Err(Error::corrupt(
-                "index",
-                id,
-                format!("unsupported version {}", f.version),
-            ));
+            return Err(Error::corrupt("index", id, format!("unsupported version {}", f.version)));
         }
         Ok(f)
     }
@@ -137,11 +132,7 @@ impl Index {
     }
 
     pub fn packs(&self) -> impl Iterator<Item = (u32, &PackId, u64)> {
-        self.packs
-            .iter()
-            .zip(&self.pack_sizes)
-            .enumerate()
-            .map(|(i, (p, s))| (i as u32, p, *s))
+        self.packs.iter().zip(&self.pack_sizes).enumerate().map(|(i, (p, s))| (i as u32, p, *s))
     }
 }
 
@@ -153,21 +144,11 @@ mod tests {
     #[test]
     fn index_file_round_trip_and_lookup() {
         let keys = Keys::derive(&MasterKey([4; 32]));
-        let e = PackEntry {
-            ty: BlobType::Tree,
-            id: BlobId([1; 32]),
-            offset: 0,
-            length: 50,
-            raw_length: 80,
-        };
+        let e = PackEntry { ty: BlobType::Tree, id: BlobId([1; 32]), offset: 0, length: 50, raw_length: 80 };
         let f = IndexFile {
             version: 1,
             supersedes: vec![],
-            packs: vec![IndexPack {
-                id: crate::id::ObjectId([2; 32]),
-                size: 100,
-                blobs: vec![e],
-            }],
+            packs: vec![IndexPack { id: crate::id::ObjectId([2; 32]), size: 100, blobs: vec![e] }],
         };
         let sealed = f.encode(&keys);
         let g = IndexFile::decode(&keys, "t", &sealed).unwrap();

@@ -45,11 +45,7 @@ pub struct FinishedPack {
 
 impl PackWriter {
     pub fn new(ty: BlobType, capacity: usize) -> Self {
-        PackWriter {
-            ty,
-            buf: Vec::with_capacity(capacity),
-            entries: Vec::new(),
-        }
+        PackWriter { ty, buf: Vec::with_capacity(capacity), entries: Vec::new() }
     }
 
     pub fn add(&mut self, id: BlobId, stored: &[u8], raw_length: usize) {
@@ -73,22 +69,13 @@ impl PackWriter {
     }
 
     pub fn finish(self, keys: &Keys) -> FinishedPack {
-        let PackWriter {
-            mut buf, entries, ..
-        } = self;
-        let header = postcard::to_allocvec(&PackHeader {
-            version: 1,
-            entries: entries.clone(),
-        })
-        .expect("serialize pack header");
+        let PackWriter { mut buf, entries, .. } = self;
+        let header =
+            postcard::to_allocvec(&PackHeader { version: 1, entries: entries.clone() }).expect("serialize pack header");
         let sealed = codec::seal_object(keys, &[AAD_PACK_HEADER], &header, 3);
         buf.extend_from_slice(&sealed);
         buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        FinishedPack {
-            id: PackId::of_bytes(&buf),
-            bytes: buf,
-            entries,
-        }
+        FinishedPack { id: PackId::of_bytes(&buf), bytes: buf, entries }
     }
 }
 
@@ -96,56 +83,27 @@ impl PackWriter {
 pub fn header_range(pack_len: u64, tail: &[u8; 4]) -> Result<(u64, u64)> {
     let hlen = u32::from_le_bytes(*tail) as u64;
     if pack_len < 4 || hlen + 4 > pack_len {
-        return Err(Error::corrupt(
-            "pack",
-            "-",
-            "header length exceeds the pack",
-        ));
+        return Err(Error::corrupt("pack", "-", "header length exceeds the pack"));
     }
     Ok((pack_len - 4 - hlen, hlen))
 }
 
 /// Decodes and checks a pack header read from a pack whose blobs occupy `blobs_len` bytes.
-pub fn decode_header(
-    keys: &Keys,
-    pack: &PackId,
-    sealed: &[u8],
-    blobs_len: u64,
-) -> Result<Vec<PackEntry>> {
-    let plain = codec::open_object(
-        keys,
-        &[AAD_PACK_HEADER],
-        sealed,
-        "pack header",
-        &pack.to_hex(),
-        MAX_HEADER_PLAIN,
-    )?;
-    let h: PackHeader =
-        postcard::from_bytes(&plain).map_err(|e| Error::corrupt("pack header", pack, e))?;
+pub fn decode_header(keys: &Keys, pack: &PackId, sealed: &[u8], blobs_len: u64) -> Result<Vec<PackEntry>> {
+    let plain = codec::open_object(keys, &[AAD_PACK_HEADER], sealed, "pack header", &pack.to_hex(), MAX_HEADER_PLAIN)?;
+    let h: PackHeader = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("pack header", pack, e))?;
     if h.version != 1 {
-        return Err(Error::corrupt(
-            "pack header",
-            pack,
-            format!("unsupported version {}", h.version),
-        ));
+        return Err(Error::corrupt("pack header", pack, format!("unsupported version {}", h.version)));
     }
     let mut expect = 0u64;
     for e in &h.entries {
         if e.offset as u64 != expect {
-            return Err(Error::corrupt(
-                "pack header",
-                pack,
-                "blobs are not contiguous",
-            ));
+            return Err(Error::corrupt("pack header", pack, "blobs are not contiguous"));
         }
         expect += e.length as u64;
     }
     if expect != blobs_len {
-        return Err(Error::corrupt(
-            "pack header",
-            pack,
-            "blobs do not fill the pack",
-        ));
+        return Err(Error::corrupt("pack header", pack, "blobs do not fill the pack"));
     }
     Ok(h.entries)
 }
@@ -153,24 +111,15 @@ pub fn decode_header(
 /// Reads the header of a whole pack held in memory, verifying the pack's hash first.
 pub fn parse(keys: &Keys, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
     if PackId::of_bytes(bytes) != *id {
-        return Err(Error::corrupt(
-            "pack",
-            id,
-            "content does not match its name",
-        ));
+        return Err(Error::corrupt("pack", id, "content does not match its name"));
     }
     if bytes.len() < 4 {
         return Err(Error::corrupt("pack", id, "too short"));
     }
     let tail: [u8; 4] = bytes[bytes.len() - 4..].try_into().unwrap();
-    let (start, len) = header_range(bytes.len() as u64, &tail)
-        .map_err(|_| Error::corrupt("pack", id, "bad header length"))?;
-    decode_header(
-        keys,
-        id,
-        &bytes[start as usize..(start + len) as usize],
-        start,
-    )
+    let (start, len) =
+        header_range(bytes.len() as u64, &tail).map_err(|_| Error::corrupt("pack", id, "bad header length"))?;
+    decode_header(keys, id, &bytes[start as usize..(start + len) as usize], start)
 }
 
 #[cfg(test)]
@@ -187,11 +136,7 @@ mod tests {
         for i in 0..5u8 {
             let plain = vec![i; 1000 + i as usize];
             let id = keys.blob_id(&plain);
-            w.add(
-                id,
-                &blob::encode(&keys, BlobType::Data, &id, &plain, 3),
-                plain.len(),
-            );
+            w.add(id, &blob::encode(&keys, BlobType::Data, &id, &plain, 3), plain.len());
             ids.push((id, plain));
         }
         let p = w.finish(&keys);
@@ -199,10 +144,7 @@ mod tests {
         assert_eq!(entries, p.entries);
         for (e, (id, plain)) in entries.iter().zip(&ids) {
             let s = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
-            assert_eq!(
-                &blob::decode(&keys, BlobType::Data, id, s, e.raw_length as usize).unwrap(),
-                plain
-            );
+            assert_eq!(&blob::decode(&keys, BlobType::Data, id, s, e.raw_length as usize).unwrap(), plain);
         }
         let mut bad = p.bytes.clone();
         bad[3] ^= 1;

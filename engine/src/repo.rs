@@ -80,10 +80,7 @@ pub fn default_cache_base() -> PathBuf {
 }
 
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
 }
 
 pub fn hostname() -> String {
@@ -99,12 +96,10 @@ pub fn hostname() -> String {
 }
 
 pub fn username() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| {
-            // SAFETY: getuid has no preconditions.
-            format!("uid{}", unsafe { libc::getuid() })
-        })
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+        // SAFETY: getuid has no preconditions.
+        format!("uid{}", unsafe { libc::getuid() })
+    })
 }
 
 pub struct Repository {
@@ -117,11 +112,7 @@ pub struct Repository {
 }
 
 fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend {
-        op,
-        name: name.to_string(),
-        source,
-    }
+    move |source| Error::Backend { op, name: name.to_string(), source }
 }
 
 impl Repository {
@@ -131,17 +122,9 @@ impl Repository {
         match backend.read(Kind::Config, "config") {
             Ok(_) => return Err(Error::RepoExists(backend.location())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Backend {
-                    op: "read",
-                    name: "config".into(),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(Error::Backend { op: "read", name: "config".into(), source: e }),
         }
-        backend
-            .create()
-            .map_err(backend_err("create", &backend.location()))?;
+        backend.create().map_err(backend_err("create", &backend.location()))?;
         let master = MasterKey::random();
         let keys = Keys::derive(&master);
         let config = RepoConfig {
@@ -154,38 +137,22 @@ impl Repository {
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
         let kid = ObjectId::of_bytes(&kbytes).to_hex();
-        backend
-            .write(Kind::Key, &kid, &kbytes)
-            .map_err(backend_err("write", &kid))?;
+        backend.write(Kind::Key, &kid, &kbytes).map_err(backend_err("write", &kid))?;
         // The config goes last: a repository without one is not a repository, so a failed init
         // can simply be retried.
-        let cbytes = codec::seal_object(
-            &keys,
-            &[AAD_CONFIG],
-            &serde_json::to_vec(&config).unwrap(),
-            0,
-        );
-        backend
-            .write(Kind::Config, "config", &cbytes)
-            .map_err(backend_err("write", "config"))?;
+        let cbytes = codec::seal_object(&keys, &[AAD_CONFIG], &serde_json::to_vec(&config).unwrap(), 0);
+        backend.write(Kind::Config, "config", &cbytes).map_err(backend_err("write", "config"))?;
         Ok(())
     }
 
     /// Opens a repository: finds a key file the password opens, reads the config, and brings the
     /// cache and the in-memory index up to date.
-    pub fn open(
-        backend: Arc<dyn Backend>,
-        password: &Secret,
-        cache: &CacheOptions,
-    ) -> Result<Repository> {
+    pub fn open(backend: Arc<dyn Backend>, password: &Secret, cache: &CacheOptions) -> Result<Repository> {
         let (master, key_id) = Self::unlock(backend.as_ref(), password)?;
         let keys = Keys::derive(&master);
-        let sealed = backend
-            .read(Kind::Config, "config")
-            .map_err(backend_err("read", "config"))?;
+        let sealed = backend.read(Kind::Config, "config").map_err(backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
-        let config: RepoConfig =
-            serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", "config", e))?;
+        let config: RepoConfig = serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", "config", e))?;
         if config.version != 1 {
             return Err(Error::corrupt(
                 "config",
@@ -193,10 +160,7 @@ impl Repository {
                 format!("unsupported repository version {}", config.version),
             ));
         }
-        config
-            .chunker
-            .validate()
-            .map_err(|e| Error::corrupt("config", "config", e))?;
+        config.chunker.validate().map_err(|e| Error::corrupt("config", "config", e))?;
         if config.id.len() != 64 || !config.id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::corrupt("config", "config", "bad repository id"));
         }
@@ -206,14 +170,7 @@ impl Repository {
             let base = cache.dir.clone().unwrap_or_else(default_cache_base);
             Some(Cache::open(&base.join(&config.id))?)
         };
-        let repo = Repository {
-            backend,
-            keys,
-            config,
-            cache,
-            index: RwLock::new(Index::default()),
-            key_id,
-        };
+        let repo = Repository { backend, keys, config, cache, index: RwLock::new(Index::default()), key_id };
         repo.reload_index()?;
         Ok(repo)
     }
@@ -222,30 +179,16 @@ impl Repository {
     pub fn unlock(backend: &dyn Backend, password: &Secret) -> Result<(MasterKey, String)> {
         let keys = match backend.list(Kind::Key) {
             Ok(k) => k,
-            Err(e) => {
-                return Err(Error::Backend {
-                    op: "list",
-                    name: "keys".into(),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(Error::Backend { op: "list", name: "keys".into(), source: e }),
         };
         if keys.is_empty() {
             return match backend.read(Kind::Config, "config") {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(Error::RepoNotFound(backend.location()))
-                }
-                _ => Err(Error::corrupt(
-                    "repository",
-                    backend.location(),
-                    "no key files",
-                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::RepoNotFound(backend.location())),
+                _ => Err(Error::corrupt("repository", backend.location(), "no key files")),
             };
         }
         for (name, _) in &keys {
-            let bytes = backend
-                .read(Kind::Key, name)
-                .map_err(backend_err("read", name))?;
+            let bytes = backend.read(Kind::Key, name).map_err(backend_err("read", name))?;
             let kf = match KeyFile::parse(&bytes) {
                 Ok(kf) => kf,
                 Err(_) => continue,
@@ -281,24 +224,16 @@ impl Repository {
 
     /// Reads every index file not yet in the cache and rebuilds the in-memory index.
     pub fn reload_index(&self) -> Result<()> {
-        let remote = self
-            .backend
-            .list(Kind::Index)
-            .map_err(backend_err("list", "index"))?;
+        let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
         let index = match &self.cache {
             Some(cache) => {
-                let remote_ids: std::collections::HashSet<&str> =
-                    remote.iter().map(|(n, _)| n.as_str()).collect();
+                let remote_ids: std::collections::HashSet<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
                 let mut known = cache.known_indexes()?;
                 if known.iter().any(|k| !remote_ids.contains(k.as_str())) {
                     cache.clear_index()?;
                     known.clear();
                 }
-                let missing: Vec<&String> = remote
-                    .iter()
-                    .map(|(n, _)| n)
-                    .filter(|n| !known.contains(*n))
-                    .collect();
+                let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !known.contains(*n)).collect();
                 let files = self.read_index_files(&missing)?;
                 for (name, f) in missing.iter().zip(&files) {
                     cache.add_index(name, f)?;
@@ -323,16 +258,9 @@ impl Repository {
         names
             .par_iter()
             .map(|name| {
-                let bytes = self
-                    .backend
-                    .read(Kind::Index, name)
-                    .map_err(backend_err("read", name))?;
+                let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
                 if ObjectId::of_bytes(&bytes).to_hex() != **name {
-                    return Err(Error::corrupt(
-                        "index",
-                        name,
-                        "content does not match its name",
-                    ));
+                    return Err(Error::corrupt("index", name, "content does not match its name"));
                 }
                 IndexFile::decode(&self.keys, name, &bytes)
             })
@@ -368,27 +296,37 @@ impl Repository {
         let bytes = s.encode(&self.keys);
         let id = ObjectId::of_bytes(&bytes);
         let name = id.to_hex();
-        self.backend
-            .write(Kind::Snapshot, &name, &bytes)
-            .map_err(backend_err("write snapshot", &name))?;
+        self.backend.write(Kind::Snapshot, &name, &bytes).map_err(backend_err("write snapshot", &name))?;
         if let Some(c) = &self.cache {
             c.put_snapshot(&name, &serde_json::to_vec(s).unwrap())?;
         }
         Ok(id)
     }
 
+    /// Saves a snapshot whose `summary.bytes_stored` also counts the snapshot object itself. The
+    /// encoded length moves with the digits of the number it holds, so iterate to the fixed point.
+    pub fn save_snapshot_counting_itself(&self, s: &mut Snapshot) -> Result<SnapshotId> {
+        let base = s.summary.bytes_stored;
+        let mut own = 0u64;
+        for _ in 0..8 {
+            s.summary.bytes_stored = base + own;
+            let n = s.encode(&self.keys).len() as u64;
+            if n == own {
+                break;
+            }
+            own = n;
+        }
+        self.save_snapshot(s)
+    }
+
     /// Every snapshot, oldest first (ties broken by id).
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let remote = self
-            .backend
-            .list(Kind::Snapshot)
-            .map_err(backend_err("list", "snapshots"))?;
+        let remote = self.backend.list(Kind::Snapshot).map_err(backend_err("list", "snapshots"))?;
         let mut cached: std::collections::HashMap<String, Vec<u8>> = match &self.cache {
             Some(c) => c.snapshots()?.into_iter().collect(),
             None => Default::default(),
         };
-        let remote_names: std::collections::HashSet<&String> =
-            remote.iter().map(|(n, _)| n).collect();
+        let remote_names: std::collections::HashSet<&String> = remote.iter().map(|(n, _)| n).collect();
         if let Some(c) = &self.cache {
             for k in cached.keys().filter(|k| !remote_names.contains(k)) {
                 c.remove_snapshot(k)?;
@@ -402,16 +340,9 @@ impl Repository {
             let snap = match cached.remove(name) {
                 Some(json) => Snapshot::from_json(name, &json)?,
                 None => {
-                    let bytes = self
-                        .backend
-                        .read(Kind::Snapshot, name)
-                        .map_err(backend_err("read", name))?;
+                    let bytes = self.backend.read(Kind::Snapshot, name).map_err(backend_err("read", name))?;
                     if ObjectId::of_bytes(&bytes) != id {
-                        return Err(Error::corrupt(
-                            "snapshot",
-                            name,
-                            "content does not match its name",
-                        ));
+                        return Err(Error::corrupt("snapshot", name, "content does not match its name"));
                     }
                     let s = Snapshot::decode(&self.keys, name, &bytes)?;
                     if let Some(c) = &self.cache {
@@ -428,11 +359,7 @@ impl Repository {
 
     /// Resolves `latest`, a full id or a unique prefix of at least 4 hex digits, among snapshots
     /// that pass `filter`.
-    pub fn find_snapshot(
-        &self,
-        spec: &str,
-        filter: impl Fn(&Snapshot) -> bool,
-    ) -> Result<(SnapshotId, Snapshot)> {
+    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(SnapshotId, Snapshot)> {
         let all = self.snapshots()?;
         if spec == "latest" {
             return all
@@ -447,10 +374,7 @@ impl Repository {
             )));
         }
         let spec_l = spec.to_ascii_lowercase();
-        let mut m: Vec<_> = all
-            .into_iter()
-            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
-            .collect();
+        let mut m: Vec<_> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l)).collect();
         match m.len() {
             0 => Err(Error::SnapshotNotFound(spec.into())),
             1 => Ok(m.pop().unwrap()),
@@ -460,10 +384,7 @@ impl Repository {
 
     /// Reads and verifies one blob.
     pub fn read_blob(&self, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = self.index().get(id).ok_or_else(|| Error::Missing {
-            what: "blob",
-            id: id.to_hex(),
-        })?;
+        let loc = self.index().get(id).ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?;
         if loc.ty != ty {
             return Err(Error::corrupt("blob", id, "indexed with another type"));
         }
@@ -471,11 +392,7 @@ impl Repository {
         let stored = self
             .backend
             .read_range(Kind::Pack, &pack, loc.offset as u64, loc.length as u64)
-            .map_err(|e| Error::Backend {
-                op: "read pack",
-                name: pack.clone(),
-                source: e,
-            })?;
+            .map_err(|e| Error::Backend { op: "read pack", name: pack.clone(), source: e })?;
         blob::decode(&self.keys, ty, id, &stored, loc.raw_length as usize)
             .map_err(|e| Error::corrupt("pack", &pack, format!("blob {}: {}", id.short(), e)))
     }

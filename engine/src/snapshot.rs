@@ -95,33 +95,19 @@ impl Snapshot {
     }
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
-        let plain = codec::open_object(
-            keys,
-            &[AAD_SNAPSHOT],
-            sealed,
-            "snapshot",
-            id,
-            MAX_SNAPSHOT_PLAIN,
-        )?;
+        let plain = codec::open_object(keys, &[AAD_SNAPSHOT], sealed, "snapshot", id, MAX_SNAPSHOT_PLAIN)?;
         Self::from_json(id, &plain)
     }
 
     pub fn from_json(id: &str, plain: &[u8]) -> Result<Self> {
-        let s: Snapshot =
-            serde_json::from_slice(plain).map_err(|e| Error::corrupt("snapshot", id, e))?;
+        let s: Snapshot = serde_json::from_slice(plain).map_err(|e| Error::corrupt("snapshot", id, e))?;
         if s.version != 1 {
-            return Err(Error::corrupt(
-                "snapshot",
-                id,
-                format!("unsupported version {}", s.version),
-            ));
+            return Err(Error::corrupt("snapshot", id, format!("unsupported version {}", s.version)));
         }
         Ok(s)
     }
 
     pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::parse_from_rfc3339(&self.time)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or_default()
+        chrono::DateTime::parse_from_rfc3339(&self.time).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_default()
     }
 }

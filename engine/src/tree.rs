@@ -46,16 +46,8 @@ impl Node {
 
     /// A name that is safe to join under a directory: one path component, not `.` or `..`.
     pub fn check_name(name: &[u8]) -> Result<()> {
-        if name.is_empty()
-            || name == b"."
-            || name == b".."
-            || name.contains(&b'/')
-            || name.contains(&0)
-        {
-            return Err(Error::UnsafePath(format!(
-                "tree entry name {:?}",
-                String::from_utf8_lossy(name)
-            )));
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+            return Err(Error::UnsafePath(format!("tree entry name {:?}", String::from_utf8_lossy(name))));
         }
         Ok(())
     }
@@ -90,37 +82,22 @@ impl Tree {
     pub fn decode(id: &BlobId, bytes: &[u8]) -> Result<Tree> {
         let t: Tree = postcard::from_bytes(bytes).map_err(|e| Error::corrupt("tree", id, e))?;
         if t.version != 1 {
-            return Err(Error::corrupt(
-                "tree",
-                id,
-                format!("unsupported version {}", t.version),
-            ));
+            return Err(Error::corrupt("tree", id, format!("unsupported version {}", t.version)));
         }
         for (i, n) in t.nodes.iter().enumerate() {
             Node::check_name(&n.name).map_err(|e| Error::corrupt("tree", id, e))?;
             if i > 0 && t.nodes[i - 1].name >= n.name {
-                return Err(Error::corrupt(
-                    "tree",
-                    id,
-                    "entries not sorted or duplicated",
-                ));
+                return Err(Error::corrupt("tree", id, "entries not sorted or duplicated"));
             }
             if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
-                return Err(Error::corrupt(
-                    "tree",
-                    id,
-                    format!("entry {} has an inconsistent kind", n.name_lossy()),
-                ));
+                return Err(Error::corrupt("tree", id, format!("entry {} has an inconsistent kind", n.name_lossy())));
             }
         }
         Ok(t)
     }
 
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes
-            .binary_search_by(|n| n.name.as_slice().cmp(name))
-            .ok()
-            .map(|i| &self.nodes[i])
+        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
     }
 }
 
@@ -142,25 +119,15 @@ mod tests {
             nlink: 1,
             size: 0,
             content: vec![],
-            subtree: if kind == NodeKind::Dir {
-                Some(BlobId([0; 32]))
-            } else {
-                None
-            },
+            subtree: if kind == NodeKind::Dir { Some(BlobId([0; 32])) } else { None },
             target: vec![],
         }
     }
 
     #[test]
     fn deterministic_sorted_round_trip() {
-        let a = Tree::new(vec![
-            node(b"b", NodeKind::File),
-            node(b"a\xff", NodeKind::Dir),
-        ]);
-        let b = Tree::new(vec![
-            node(b"a\xff", NodeKind::Dir),
-            node(b"b", NodeKind::File),
-        ]);
+        let a = Tree::new(vec![node(b"b", NodeKind::File), node(b"a\xff", NodeKind::Dir)]);
+        let b = Tree::new(vec![node(b"a\xff", NodeKind::Dir), node(b"b", NodeKind::File)]);
         assert_eq!(a.encode(), b.encode());
         let t = Tree::decode(&BlobId::default(), &a.encode()).unwrap();
         assert_eq!(t.nodes[0].name, b"a\xff");
@@ -170,19 +137,10 @@ mod tests {
     #[test]
     fn hostile_trees_are_refused() {
         for bad in [&b".."[..], b".", b"", b"a/b"] {
-            let t = Tree {
-                version: 1,
-                nodes: vec![node(bad, NodeKind::File)],
-            };
-            assert!(
-                Tree::decode(&BlobId::default(), &t.encode()).is_err(),
-                "{bad:?}"
-            );
+            let t = Tree { version: 1, nodes: vec![node(bad, NodeKind::File)] };
+            assert!(Tree::decode(&BlobId::default(), &t.encode()).is_err(), "{bad:?}");
         }
-        let dup = Tree {
-            version: 1,
-            nodes: vec![node(b"x", NodeKind::File), node(b"x", NodeKind::File)],
-        };
+        let dup = Tree { version: 1, nodes: vec![node(b"x", NodeKind::File), node(b"x", NodeKind::File)] };
         assert!(Tree::decode(&BlobId::default(), &dup.encode()).is_err());
         assert!(Tree::decode(&BlobId::default(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }

@@ -401,4 +401,3 @@ fn a_dry_run_reports_what_would_be_read_and_what_is_left_out() {
     assert!(rep.largest.iter().any(|f| Path::new(&f.path) == db && f.bytes == image_len));
     drop(c);
 }
-

@@ -80,7 +80,14 @@ fn objects_decode_by_hand_as_specified() {
         let hdr = open_by_hand(&data_key, b"clawback/v1/pack-header", &bytes[hstart..bytes.len() - 4]);
         assert!(hdr[0] == 0 || hdr[0] == 1);
         // Every blob decrypts by hand with AAD "clawback/v1/blob" ‖ type ‖ id.
-        let entries = pack::parse(&clawback_engine::crypto::Keys::derive(&clawback_engine::crypto::MasterKey(hex::decode(s(&v, "master_key")).unwrap().try_into().unwrap())), &ObjectId::from_hex(&name).unwrap(), &bytes).unwrap();
+        let entries = pack::parse(
+            &clawback_engine::crypto::Keys::derive(&clawback_engine::crypto::MasterKey(
+                hex::decode(s(&v, "master_key")).unwrap().try_into().unwrap(),
+            )),
+            &ObjectId::from_hex(&name).unwrap(),
+            &bytes,
+        )
+        .unwrap();
         for e in entries {
             let mut aad = b"clawback/v1/blob".to_vec();
             aad.push(e.ty as u8);
@@ -131,19 +138,39 @@ fn vector_snapshot_restores_to_the_source_files() {
     let copy = tmp.path().join("repo");
     copy_dir(&root.join("repo"), &copy);
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(&copy));
-    let repo = Repository::open(be, &Secret(s(&v, "passphrase").as_bytes().to_vec()), &CacheOptions { dir: Some(tmp.path().join("cache")), disabled: false }).unwrap();
+    let repo = Repository::open(
+        be,
+        &Secret(s(&v, "passphrase").as_bytes().to_vec()),
+        &CacheOptions { dir: Some(tmp.path().join("cache")), disabled: false },
+    )
+    .unwrap();
     let (id, snap) = repo.find_snapshot("latest", |_| true).unwrap();
     assert_eq!(id.to_hex(), s(&v, "snapshot_id"));
-    let idx = IndexFile::decode(repo.keys(), "x", &repo.backend().read(Kind::Index, &repo.backend().list(Kind::Index).unwrap()[0].0).unwrap()).unwrap();
+    let idx = IndexFile::decode(
+        repo.keys(),
+        "x",
+        &repo.backend().read(Kind::Index, &repo.backend().list(Kind::Index).unwrap()[0].0).unwrap(),
+    )
+    .unwrap();
     assert!(!idx.packs.is_empty());
     let target = tmp.path().join("out");
-    let r = restore(&repo, &snap, &RestoreOptions { target: target.clone(), verify: true, ..Default::default() }, &Progress::default()).unwrap();
+    let r = restore(
+        &repo,
+        &snap,
+        &RestoreOptions { target: target.clone(), verify: true, ..Default::default() },
+        &Progress::default(),
+    )
+    .unwrap();
     assert!(r.errors.is_empty());
     let src = Path::new(s(&v, "source_path"));
     let restored = target.join(src.strip_prefix("/").unwrap());
     for f in v["files"].as_array().unwrap() {
         let f = f.as_str().unwrap();
-        assert_eq!(std::fs::read(restored.join(f)).unwrap(), std::fs::read(root.join("source").join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(restored.join(f)).unwrap(),
+            std::fs::read(root.join("source").join(f)).unwrap(),
+            "{f}"
+        );
     }
     for (l, t) in v["symlinks"].as_object().unwrap() {
         assert_eq!(std::fs::read_link(restored.join(l)).unwrap(), Path::new(t.as_str().unwrap()));

@@ -109,10 +109,7 @@ struct SeenSet {
 
 impl SeenSet {
     fn new(enabled: bool) -> Self {
-        SeenSet {
-            shards: (0..256).map(|_| Mutex::new(HashSet::new())).collect(),
-            enabled,
-        }
+        SeenSet { shards: (0..256).map(|_| Mutex::new(HashSet::new())).collect(), enabled }
     }
     /// True when the id was not seen before (or dedup is off).
     fn insert(&self, id: [u8; 32]) -> bool {
@@ -160,10 +157,7 @@ impl Pipeline {
 
     /// Hash, then (if new) compress and encrypt one chunk; the result is thrown away.
     fn process_chunk(&self, data: &[u8]) -> Stats {
-        let mut s = Stats {
-            chunks: 1,
-            ..Stats::default()
-        };
+        let mut s = Stats { chunks: 1, ..Stats::default() };
         let t = Instant::now();
         let id = *blake3::keyed_hash(&self.id_key, data).as_bytes();
         s.hash = t.elapsed();
@@ -178,10 +172,7 @@ impl Pipeline {
             COMPRESSOR.with(|c| {
                 let mut c = c.borrow_mut();
                 if c.as_ref().map(|(l, _)| *l) != Some(self.level) {
-                    *c = Some((
-                        self.level,
-                        zstd::bulk::Compressor::new(self.level).expect("zstd context"),
-                    ));
+                    *c = Some((self.level, zstd::bulk::Compressor::new(self.level).expect("zstd context")));
                 }
                 let out = c.as_mut().unwrap().1.compress(data).expect("zstd compress");
                 (out.len() < data.len()).then_some(out)
@@ -201,10 +192,7 @@ impl Pipeline {
         let t = Instant::now();
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), plain)
-            .expect("encrypt");
+        let sealed = self.cipher.encrypt(Nonce::from_slice(&nonce), plain).expect("encrypt");
         s.encrypt = t.elapsed();
         s.stored_bytes = (nonce.len() + sealed.len()) as u64;
         std::hint::black_box(&sealed);
@@ -224,12 +212,7 @@ impl Pipeline {
         s
     }
 
-    fn try_process_file(
-        &self,
-        path: &Path,
-        parallel_chunks: bool,
-        s: &mut Stats,
-    ) -> io::Result<()> {
+    fn try_process_file(&self, path: &Path, parallel_chunks: bool, s: &mut Stats) -> io::Result<()> {
         let t = Instant::now();
         let mut f = File::open(path)?;
         s.read += t.elapsed();
@@ -252,30 +235,20 @@ impl Pipeline {
             // Cut. Unless at end of file, the last chunk of the window is carried over: its end is
             // where the window stopped, not a content-defined boundary.
             let t = Instant::now();
-            let mut chunks: Vec<(usize, usize)> =
-                fastcdc::v2020::FastCDC::new(&buf, self.min, self.avg, self.max)
-                    .map(|c| (c.offset, c.length))
-                    .collect();
+            let mut chunks: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::new(&buf, self.min, self.avg, self.max)
+                .map(|c| (c.offset, c.length))
+                .collect();
             if !eof && chunks.len() > 1 {
                 chunks.pop();
             }
             s.chunk += t.elapsed();
-            let consumed = if eof {
-                buf.len()
-            } else {
-                chunks.last().map(|&(o, l)| o + l).unwrap_or(buf.len())
-            };
+            let consumed = if eof { buf.len() } else { chunks.last().map(|&(o, l)| o + l).unwrap_or(buf.len()) };
             s.bytes += consumed as u64;
 
             let window_stats = if parallel_chunks {
-                chunks
-                    .par_iter()
-                    .map(|&(o, l)| self.process_chunk(&buf[o..o + l]))
-                    .reduce(Stats::default, Stats::add)
+                chunks.par_iter().map(|&(o, l)| self.process_chunk(&buf[o..o + l])).reduce(Stats::default, Stats::add)
             } else {
-                chunks.iter().fold(Stats::default(), |acc, &(o, l)| {
-                    acc.add(self.process_chunk(&buf[o..o + l]))
-                })
+                chunks.iter().fold(Stats::default(), |acc, &(o, l)| acc.add(self.process_chunk(&buf[o..o + l])))
             };
             *s = std::mem::take(s).add(window_stats);
 
@@ -373,10 +346,7 @@ fn print_text(v: &serde_json::Value) {
 fn main() {
     let args = Args::parse();
     if !(args.min <= args.avg && args.avg <= args.max && args.max <= WINDOW) {
-        eprintln!(
-            "ceiling: need min <= avg <= max <= {WINDOW} (got {}/{}/{})",
-            args.min, args.avg, args.max
-        );
+        eprintln!("ceiling: need min <= avg <= max <= {WINDOW} (got {}/{}/{})", args.min, args.avg, args.max);
         std::process::exit(2);
     }
     if !args.dir.is_dir() {
@@ -384,34 +354,20 @@ fn main() {
         std::process::exit(2);
     }
     let files = list_files(&args.dir);
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut runs = Vec::new();
 
     if matches!(args.mode, Mode::Single | Mode::Both) {
         let p = Pipeline::new(&args, SeenSet::new(!args.no_dedup));
         let t = Instant::now();
-        let s = files
-            .iter()
-            .fold(Stats::default(), |acc, f| acc.add(p.process_file(f, false)));
+        let s = files.iter().fold(Stats::default(), |acc, f| acc.add(p.process_file(f, false)));
         runs.push(report("single", 1, &s, t.elapsed()));
     }
     if matches!(args.mode, Mode::Parallel | Mode::Both) {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("thread pool");
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         let p = Pipeline::new(&args, SeenSet::new(!args.no_dedup));
         let t = Instant::now();
-        let s = pool.install(|| {
-            files
-                .par_iter()
-                .map(|f| p.process_file(f, true))
-                .reduce(Stats::default, Stats::add)
-        });
+        let s = pool.install(|| files.par_iter().map(|f| p.process_file(f, true)).reduce(Stats::default, Stats::add));
         runs.push(report("parallel", threads, &s, t.elapsed()));
     }
 

@@ -104,9 +104,16 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
             reasons.push((l.to_string(), format!("{} in {}", l, f.display())));
         }
     }
-    let gitignore_roots = if a.no_gitignore { Vec::new() } else { layout.workspaces.iter().map(|w| w.path.clone()).collect() };
+    let gitignore_roots =
+        if a.no_gitignore { Vec::new() } else { layout.workspaces.iter().map(|w| w.path.clone()).collect() };
     let openclaw = layout.state_dir.is_dir().then(|| layout.to_meta());
-    Ok(Selection { paths, excludes: reasons.iter().map(|(p, _)| p.clone()).collect(), reasons, gitignore_roots, openclaw })
+    Ok(Selection {
+        paths,
+        excludes: reasons.iter().map(|(p, _)| p.clone()).collect(),
+        reasons,
+        gitignore_roots,
+        openclaw,
+    })
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
@@ -114,14 +121,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let (repo, res) = context::open_or_create_default(g, &s)?;
     let sel = select(g, &s, a)?;
 
-    let time = match &a.time {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| usage(format!("--time {t:?}: {e} (expected RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
-                .with_timezone(&chrono::Utc),
-        ),
-        None => None,
-    };
+    let time = ui::parse_time(a.time.as_deref())?;
     let parent = match &a.parent {
         Some(p) => Some(repo.find_snapshot(p, |_| true)?.0),
         None => None,

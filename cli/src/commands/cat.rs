@@ -20,26 +20,16 @@ pub struct Args {
 }
 
 fn need_id(a: &Args) -> Result<&str> {
-    a.id.as_deref()
-        .ok_or_else(|| usage(format!("cat {} needs an id", a.what)))
+    a.id.as_deref().ok_or_else(|| usage(format!("cat {} needs an id", a.what)))
 }
 
 fn object_name(repo: &clawback_engine::repo::Repository, kind: Kind, spec: &str) -> Result<String> {
     let spec = spec.to_ascii_lowercase();
-    let m: Vec<String> = repo
-        .backend()
-        .list(kind)?
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| n.starts_with(&spec))
-        .collect();
+    let m: Vec<String> =
+        repo.backend().list(kind)?.into_iter().map(|(n, _)| n).filter(|n| n.starts_with(&spec)).collect();
     match m.len() {
         1 => Ok(m.into_iter().next().unwrap()),
-        0 => Err(clawback_engine::Error::Missing {
-            what: "object",
-            id: spec,
-        }
-        .into()),
+        0 => Err(clawback_engine::Error::Missing { what: "object", id: spec }.into()),
         _ => Err(usage(format!("{spec} is ambiguous; give more hex digits"))),
     }
 }
@@ -67,8 +57,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             serde_json::json!({ "id": name, "size": bytes.len(), "blobs": entries })
         }
         "tree" => {
-            let id =
-                BlobId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
+            let id = BlobId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
             let t = Tree::decode(&id, &repo.read_blob(BlobType::Tree, &id)?)?;
             let nodes: Vec<_> = t
                 .nodes
@@ -84,16 +73,13 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         }
         "key" => {
             let name = object_name(&repo, Kind::Key, need_id(a)?)?;
-            let mut v: serde_json::Value =
-                serde_json::from_slice(&repo.backend().read(Kind::Key, &name)?)?;
+            let mut v: serde_json::Value = serde_json::from_slice(&repo.backend().read(Kind::Key, &name)?)?;
             // The wrapped key is not secret without the password, but there is no need to show it.
             v["data"] = "<wrapped master key>".into();
             v
         }
         other => {
-            return Err(usage(format!(
-                "cat: unknown object type {other:?} (config, snapshot, index, pack, tree, key)"
-            )))
+            return Err(usage(format!("cat: unknown object type {other:?} (config, snapshot, index, pack, tree, key)")))
         }
     };
     crate::ui::print_json(&v);

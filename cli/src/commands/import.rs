@@ -26,14 +26,7 @@ pub struct Args {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let time = match &a.time {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| usage(format!("--time {t:?}: {e} (expected RFC 3339, e.g. 2026-01-31T12:00:00Z)")))?
-                .with_timezone(&chrono::Utc),
-        ),
-        None => None,
-    };
+    let time = ui::parse_time(a.time.as_deref())?;
     let input: Box<dyn std::io::Read> = if a.archive.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

@@ -31,19 +31,14 @@ pub fn kind_name(k: NodeKind) -> &'static str {
 }
 
 pub fn mtime_rfc3339(ns: i64) -> String {
-    chrono::DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )
-    .unwrap_or_default()
-    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| {
-        a.host.as_ref().is_none_or(|h| &s.hostname == h)
-    })?;
+    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| a.host.as_ref().is_none_or(|h| &s.hostname == h))?;
     let under = match &a.path {
         Some(p) => absolute_clean(p)?,
         None => PathBuf::from("/"),

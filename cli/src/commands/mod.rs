@@ -3,10 +3,10 @@
 pub mod backup;
 pub mod cat;
 pub mod check;
-pub mod forget;
 pub mod diff;
 pub mod dump;
 pub mod export;
+pub mod forget;
 pub mod import;
 pub mod init;
 pub mod ls;

@@ -30,30 +30,14 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         list.drain(..skip);
     }
     if g.json {
-        let v: Vec<_> = list
-            .iter()
-            .map(|(id, s)| super::snapshot_json(id, s))
-            .collect();
+        let v: Vec<_> = list.iter().map(|(id, s)| super::snapshot_json(id, s)).collect();
         crate::ui::print_json(&serde_json::Value::Array(v));
         return Ok(0);
     }
-    println!(
-        "{:<9} {:<20} {:<16} {:<16} {}",
-        "ID", "Time", "Host", "Tags", "Paths"
-    );
+    println!("{:<9} {:<20} {:<16} {:<16} {}", "ID", "Time", "Host", "Tags", "Paths");
     for (id, s) in &list {
-        let t = s
-            .time()
-            .with_timezone(&chrono::Local)
-            .format("%Y-%m-%d %H:%M:%S");
-        println!(
-            "{:<9} {:<20} {:<16} {:<16} {}",
-            id.short(),
-            t,
-            s.hostname,
-            s.tags.join(","),
-            s.paths.join(" ")
-        );
+        let t = s.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S");
+        println!("{:<9} {:<20} {:<16} {:<16} {}", id.short(), t, s.hostname, s.tags.join(","), s.paths.join(" "));
         // What the backup knew of OpenClaw: version, agents and workspaces.
         if let Some(oc) = &s.openclaw {
             let agents: Vec<&str> = oc.agents.iter().map(|a| a.id.as_str()).collect();

@@ -42,19 +42,12 @@ impl LocalBackend {
 fn check_name(kind: Kind, name: &str) -> io::Result<()> {
     let ok = match kind {
         Kind::Config => name == "config",
-        _ => {
-            !name.is_empty()
-                && name.len() <= 128
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        }
+        _ => !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
     };
     if ok {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid object name {name:?}"),
-        ))
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object name {name:?}")))
     }
 }
 
@@ -75,19 +68,10 @@ impl Backend for LocalBackend {
 
     fn create(&self) -> io::Result<()> {
         if self.root.join("config").exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "config exists",
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "config exists"));
         }
         mkdir(&self.root)?;
-        for k in [
-            Kind::Key,
-            Kind::Pack,
-            Kind::Index,
-            Kind::Snapshot,
-            Kind::Lock,
-        ] {
+        for k in [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Lock] {
             mkdir(&self.root.join(k.dir()))?;
         }
         for i in 0..256 {
@@ -123,11 +107,7 @@ impl Backend for LocalBackend {
         }
         let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
         let res = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -205,17 +185,12 @@ mod tests {
         b.create().unwrap();
         let name = "ab".repeat(32);
         b.write(Kind::Pack, &name, b"hello world").unwrap();
-        assert_eq!(
-            b.write(Kind::Pack, &name, b"other").unwrap_err().kind(),
-            io::ErrorKind::AlreadyExists
-        );
+        assert_eq!(b.write(Kind::Pack, &name, b"other").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(b.read(Kind::Pack, &name).unwrap(), b"hello world");
         assert_eq!(b.read_range(Kind::Pack, &name, 6, 5).unwrap(), b"world");
         assert!(b.read_range(Kind::Pack, &name, 6, 50).is_err());
         assert_eq!(b.list(Kind::Pack).unwrap(), vec![(name.clone(), 11)]);
-        let mode = fs::metadata(d.path().join("repo/data/ab").join(&name))
-            .unwrap()
-            .permissions();
+        let mode = fs::metadata(d.path().join("repo/data/ab").join(&name)).unwrap().permissions();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.mode() & 0o777, 0o600);
         b.delete(Kind::Pack, &name).unwrap();

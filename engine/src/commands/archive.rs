@@ -477,7 +477,6 @@ impl<'a> Sink<'a> {
     }
 }
 
-
 /// Opens an archive stream: gzip if it starts with gzip's magic bytes, plain tar otherwise.
 fn decompress<'r, R: Read + 'r>(r: R) -> Result<Box<dyn Read + 'r>> {
     let mut br = BufReader::with_capacity(1 << 20, r);
@@ -864,17 +863,8 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         warnings: Vec::new(),
         openclaw,
     };
-    // The snapshot counts its own bytes: iterate to the fixed point, as backup does.
-    let mut own = 0u64;
-    for _ in 0..8 {
-        snap.summary.bytes_stored = stored + own;
-        let n = snap.encode(repo.keys()).len() as u64;
-        if n == own {
-            break;
-        }
-        own = n;
-    }
-    let snapshot_id = repo.save_snapshot(&snap)?;
+    snap.summary.bytes_stored = stored;
+    let snapshot_id = repo.save_snapshot_counting_itself(&mut snap)?;
     Ok(ImportResult {
         snapshot_id,
         snapshot: snap,

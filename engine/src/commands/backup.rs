@@ -456,23 +456,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     let snapshot_id = if dry {
         None
     } else {
-        // The snapshot carries its own size in bytes_stored: iterate to the fixed point (the
-        // encoded length moves with the digits of the number it holds), then report what was
-        // actually written.
         summary.duration_s = start.elapsed().as_secs_f64();
         snap.summary.duration_s = summary.duration_s;
-        let base = snap.summary.bytes_stored;
-        let mut own = 0u64;
-        for _ in 0..8 {
-            snap.summary.bytes_stored = base + own;
-            let n = snap.encode(repo.keys()).len() as u64;
-            if n == own {
-                break;
-            }
-            own = n;
-        }
-        let id = repo.save_snapshot(&snap)?;
-        summary.bytes_stored = base + repo.backend().size(crate::backend::Kind::Snapshot, &id.to_hex()).unwrap_or(own);
+        let id = repo.save_snapshot_counting_itself(&mut snap)?;
+        summary.bytes_stored = snap.summary.bytes_stored;
         Some(id)
     };
     summary.duration_s = start.elapsed().as_secs_f64();
@@ -1256,7 +1243,6 @@ impl Ctx<'_> {
         Ok((ids, read))
     }
 }
-
 
 /// File types that are compressed already; zstd would only burn time on them.
 fn incompressible_name(path: &Path) -> bool {

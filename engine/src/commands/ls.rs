@@ -15,12 +15,7 @@ pub struct Entry {
 }
 
 /// Calls `f` for every entry under `under` (absolute; `/` for all). Errors if `under` is absent.
-pub fn walk(
-    repo: &Repository,
-    snap: &Snapshot,
-    under: &Path,
-    f: &mut dyn FnMut(Entry),
-) -> Result<()> {
+pub fn walk(repo: &Repository, snap: &Snapshot, under: &Path, f: &mut dyn FnMut(Entry)) -> Result<()> {
     let mut tree = repo.load_tree(&snap.tree)?;
     let mut at = PathBuf::from("/");
     let comps: Vec<_> = under.components().skip(1).collect();
@@ -37,34 +32,20 @@ pub fn walk(
                 f(Entry { path: at, node: n });
                 return Ok(());
             }
-            _ => {
-                return Err(Error::Usage(format!(
-                    "{} is not a folder in the snapshot",
-                    at.display()
-                )))
-            }
+            _ => return Err(Error::Usage(format!("{} is not a folder in the snapshot", at.display()))),
         }
     }
     walk_tree(repo, &tree.nodes, &at, f, 0)
 }
 
-fn walk_tree(
-    repo: &Repository,
-    nodes: &[Node],
-    at: &Path,
-    f: &mut dyn FnMut(Entry),
-    depth: usize,
-) -> Result<()> {
+fn walk_tree(repo: &Repository, nodes: &[Node], at: &Path, f: &mut dyn FnMut(Entry), depth: usize) -> Result<()> {
     if depth > 4096 {
         return Err(Error::UnsafePath("trees nested too deeply".into()));
     }
     for n in nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         let sub = n.subtree;
-        f(Entry {
-            path: p.clone(),
-            node: n.clone(),
-        });
+        f(Entry { path: p.clone(), node: n.clone() });
         if let Some(id) = sub {
             let t = repo.load_tree(&id)?;
             walk_tree(repo, &t.nodes, &p, f, depth + 1)?;

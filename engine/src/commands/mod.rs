@@ -1,9 +1,9 @@
 pub mod archive;
 pub mod backup;
+pub mod check;
 pub mod diff;
 pub mod dump;
+pub mod forget;
 pub mod ls;
 pub mod restore;
-pub mod forget;
-pub mod check;
 pub mod stats;
