@@ -118,8 +118,9 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
-    let (repo, res) = context::open_or_create_default(g, &s)?;
+    // Know what to back up before creating anything: no state dir, no new repository.
     let sel = select(g, &s, a)?;
+    let (repo, res) = context::open_or_create_default(g, &s)?;
 
     let time = ui::parse_time(a.time.as_deref())?;
     let parent = match &a.parent {
