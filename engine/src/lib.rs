@@ -18,6 +18,7 @@ pub mod id;
 pub mod index;
 pub mod openclaw;
 pub mod pack;
+pub mod packer;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;

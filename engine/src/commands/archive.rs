@@ -40,9 +40,8 @@ use crate::chunker::Chunker;
 use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TARGET};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
-use crate::index::{IndexFile, IndexPack};
 use crate::openclaw::sqlite;
-use crate::pack::PackWriter;
+use crate::packer::Packer;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{AgentMeta, BackupIssue, OpenclawMeta, Snapshot, Summary};
@@ -73,8 +72,6 @@ const MAX_LISTED_SKIPS: usize = 200;
 
 /// Bytes of file data per chunking batch.
 const BATCH: usize = 8 << 20;
-/// An index file after this many packs.
-const PACKS_PER_INDEX: usize = 64;
 
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -323,12 +320,9 @@ impl DirB {
 struct Sink<'a> {
     repo: &'a Repository,
     level: i32,
-    pack_size: usize,
-    writers: [PackWriter; 2],
-    done: Vec<IndexPack>,
+    packer: Packer<'a>,
     pending: IdSet<BlobId>,
     bytes_added: u64,
-    bytes_stored: u64,
 }
 
 enum ReadErr {
@@ -347,12 +341,9 @@ impl<'a> Sink<'a> {
         Sink {
             repo,
             level: repo.config().compression,
-            pack_size: repo.config().pack_size as usize,
-            writers: [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)],
-            done: Vec::new(),
+            packer: Packer::new(repo, false),
             pending: IdSet::default(),
             bytes_added: 0,
-            bytes_stored: 0,
         }
     }
 
@@ -362,39 +353,8 @@ impl<'a> Sink<'a> {
     }
 
     fn add(&mut self, ty: BlobType, id: BlobId, stored: &[u8], raw_len: usize) -> Result<()> {
-        let pack_size = self.pack_size;
-        let w = &mut self.writers[ty as usize];
-        if w.is_empty() {
-            *w = PackWriter::new(ty, pack_size + pack_size / 8);
-        }
-        w.add(id, stored, raw_len);
         self.bytes_added += raw_len as u64;
-        if w.len() >= pack_size {
-            let full = std::mem::replace(w, PackWriter::new(ty, 0));
-            self.flush(full)?;
-            if self.done.len() >= PACKS_PER_INDEX {
-                self.write_index()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, w: PackWriter) -> Result<()> {
-        let p = w.finish(self.repo.keys());
-        self.repo.save_pack(&p)?;
-        self.bytes_stored += p.bytes.len() as u64;
-        self.done.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
-        Ok(())
-    }
-
-    fn write_index(&mut self) -> Result<()> {
-        if self.done.is_empty() {
-            return Ok(());
-        }
-        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
-        let id = self.repo.save_index(&f)?;
-        self.bytes_stored += self.repo.backend().size(crate::backend::Kind::Index, &id.to_hex()).unwrap_or(0);
-        Ok(())
+        self.packer.add(ty, id, stored, raw_len)
     }
 
     fn store_tree(&mut self, t: &Tree) -> Result<BlobId> {
@@ -462,18 +422,8 @@ impl<'a> Sink<'a> {
         Ok((ids, n))
     }
 
-    fn finish(mut self) -> Result<u64> {
-        let writers = std::mem::replace(
-            &mut self.writers,
-            [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)],
-        );
-        for w in writers {
-            if !w.is_empty() {
-                self.flush(w)?;
-            }
-        }
-        self.write_index()?;
-        Ok(self.bytes_stored)
+    fn finish(self) -> Result<u64> {
+        self.packer.finish()
     }
 }
 

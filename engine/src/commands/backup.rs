@@ -31,9 +31,8 @@ use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
-use crate::index::{IndexFile, IndexPack};
 use crate::openclaw::sqlite;
-use crate::pack::PackWriter;
+use crate::packer::Packer;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{BackupIssue, Snapshot, Summary};
@@ -154,8 +153,6 @@ const RACY_NS: i64 = 2_000_000_000;
 
 /// Bytes of file read per batch; the chunks of a batch are processed in parallel.
 const BATCH: usize = 8 << 20;
-/// An index file is written after this many packs, so a long interrupted backup keeps its progress.
-const PACKS_PER_INDEX: usize = 64;
 
 enum PackerMsg {
     Blob { ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize },
@@ -368,11 +365,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     let cfg = repo.config();
     let (tx, rx) = bounded::<PackerMsg>(16);
     let excludes = build_excludes(&opts.excludes)?;
-    let pack_size = cfg.pack_size as usize;
     let stop_scan = AtomicBool::new(false);
 
     let (root, counters, issues, report, packed) = std::thread::scope(|s| {
-        let packer = s.spawn(move || packer(repo, rx, pack_size, dry));
+        let packer = s.spawn(move || packer(repo, rx, dry));
         if opts.scan_totals {
             let (paths, ex, stop) = (&paths, &excludes, &stop_scan);
             s.spawn(move || scan_totals(paths, ex, progress, stop));
@@ -555,70 +551,23 @@ struct Packed {
     bytes_stored: u64,
 }
 
-/// Fills one pack per blob type, writes full packs, and writes index files for them.
-fn packer(repo: &Repository, rx: Receiver<PackerMsg>, pack_size: usize, dry: bool) -> Result<Packed> {
-    let keys = repo.keys();
-    let mut writers = [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)];
-    let mut done: Vec<IndexPack> = Vec::new();
-    let mut bytes_stored = 0u64;
+/// The packer thread: feeds every blob from the workers into a `Packer`.
+fn packer(repo: &Repository, rx: Receiver<PackerMsg>, dry: bool) -> Result<Packed> {
+    let mut p = Packer::new(repo, dry);
     let mut failure: Option<Error> = None;
-
-    let flush = |w: PackWriter, done: &mut Vec<IndexPack>, bytes: &mut u64| -> Result<()> {
-        let p = w.finish(keys);
-        if !dry {
-            repo.save_pack(&p)?;
-        }
-        *bytes += p.bytes.len() as u64;
-        done.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
-        Ok(())
-    };
-    let write_index = |done: &mut Vec<IndexPack>, bytes: &mut u64| -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(done) };
-        if dry {
-            *bytes += f.encode(keys).len() as u64;
-        } else {
-            let id = repo.save_index(&f)?;
-            *bytes += repo.backend().size(crate::backend::Kind::Index, &id.to_hex()).unwrap_or(0);
-        }
-        Ok(())
-    };
-
     for msg in rx.iter() {
         if failure.is_some() {
             continue; // drain so senders never block; the error is reported below
         }
         let PackerMsg::Blob { ty, id, stored, raw_len } = msg;
-        let w = &mut writers[ty as usize];
-        if w.is_empty() {
-            *w = PackWriter::new(ty, pack_size + pack_size / 8);
-        }
-        w.add(id, &stored, raw_len);
-        if w.len() >= pack_size {
-            let full = std::mem::replace(w, PackWriter::new(ty, 0));
-            if let Err(e) = flush(full, &mut done, &mut bytes_stored) {
-                failure = Some(e);
-                continue;
-            }
-            if done.len() >= PACKS_PER_INDEX {
-                if let Err(e) = write_index(&mut done, &mut bytes_stored) {
-                    failure = Some(e);
-                }
-            }
+        if let Err(e) = p.add(ty, id, &stored, raw_len) {
+            failure = Some(e);
         }
     }
     if let Some(e) = failure {
         return Err(e);
     }
-    for w in writers {
-        if !w.is_empty() {
-            flush(w, &mut done, &mut bytes_stored)?;
-        }
-    }
-    write_index(&mut done, &mut bytes_stored)?;
-    Ok(Packed { bytes_stored })
+    Ok(Packed { bytes_stored: p.finish()? })
 }
 
 /// Walks the paths counting files and bytes, for the progress display's totals.
