@@ -62,6 +62,18 @@ impl Node {
     }
 }
 
+/// How deep a walk of a snapshot's trees may go before the repository is taken for hostile (a tree
+/// cycle or an absurd nesting would otherwise loop or exhaust the stack).
+pub const MAX_DEPTH: usize = 4096;
+
+/// Refuses a walk that has gone deeper than `MAX_DEPTH`.
+pub fn check_depth(depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::UnsafePath("trees nested too deeply".into()));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
     pub version: u8,

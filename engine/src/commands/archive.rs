@@ -37,6 +37,7 @@
 
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
+use crate::commands::backup::ReadErr;
 use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TARGET};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
@@ -323,17 +324,6 @@ struct Sink<'a> {
     packer: Packer<'a>,
     pending: IdSet<BlobId>,
     bytes_added: u64,
-}
-
-enum ReadErr {
-    Io(std::io::Error),
-    Fatal(Error),
-}
-
-impl From<std::io::Error> for ReadErr {
-    fn from(e: std::io::Error) -> Self {
-        ReadErr::Io(e)
-    }
 }
 
 impl<'a> Sink<'a> {
@@ -1088,9 +1078,7 @@ fn export_tree<W: Write>(
     progress: &Progress,
     depth: usize,
 ) -> Result<()> {
-    if depth > 4096 {
-        return Err(Error::UnsafePath("trees nested too deeply".into()));
-    }
+    crate::tree::check_depth(depth)?;
     for n in &t.nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         let mut name = prefix.as_bytes().to_vec();

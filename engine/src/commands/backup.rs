@@ -1206,7 +1206,9 @@ fn incompressible_name(path: &Path) -> bool {
     }
 }
 
-enum ReadErr {
+/// A read that failed: `Io` on the file (the file is skipped and listed), `Fatal` in the
+/// repository (the operation stops). Shared by backup and import.
+pub(crate) enum ReadErr {
     Io(std::io::Error),
     Fatal(Error),
 }

@@ -706,7 +706,7 @@ impl Checker<'_> {
             return true;
         };
         let mut any = false;
-        if depth < 4096 {
+        if depth < crate::tree::MAX_DEPTH {
             for n in &t.nodes {
                 let hit = match n.kind {
                     NodeKind::File => n.content.iter().any(|b| damaged.contains(b)),

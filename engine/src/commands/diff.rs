@@ -6,7 +6,7 @@
 //! that changed, using the snapshots' OpenClaw metadata (state dir, workspaces) when they have it
 //! and the shape of the paths otherwise.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind, Tree};
@@ -147,8 +147,6 @@ pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<DiffResult>
     Ok(DiffResult { entries, stats, openclaw })
 }
 
-const MAX_DEPTH: usize = 4096;
-
 struct Walker<'a> {
     repo: &'a Repository,
     entries: Vec<DiffEntry>,
@@ -170,9 +168,7 @@ fn same_meta(x: &Node, y: &Node) -> bool {
 
 impl Walker<'_> {
     fn pair(&mut self, ta: &Tree, tb: &Tree, at: &Path, depth: usize) -> Result<()> {
-        if depth > MAX_DEPTH {
-            return Err(Error::UnsafePath("trees nested too deeply".into()));
-        }
+        crate::tree::check_depth(depth)?;
         let (mut i, mut j) = (0, 0);
         while i < ta.nodes.len() || j < tb.nodes.len() {
             let x = ta.nodes.get(i);
@@ -220,9 +216,7 @@ impl Walker<'_> {
             metadata_changed: false,
         });
         if let Some(id) = &n.subtree {
-            if depth > MAX_DEPTH {
-                return Err(Error::UnsafePath("trees nested too deeply".into()));
-            }
+            crate::tree::check_depth(depth)?;
             let t = self.repo.load_tree(id)?;
             for c in &t.nodes {
                 self.one_side(c, &path.join(OsStr::from_bytes(&c.name)), change, depth + 1)?;

@@ -316,9 +316,7 @@ fn write_tree<W: Write>(
     st: &mut TarStats,
     depth: usize,
 ) -> Result<()> {
-    if depth > 4096 {
-        return Err(Error::UnsafePath("trees nested too deeply".into()));
-    }
+    crate::tree::check_depth(depth)?;
     for n in &t.nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         append_node(b, repo, &rel(&p), n, TarMeta::Plain, None)?;

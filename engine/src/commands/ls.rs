@@ -39,9 +39,7 @@ pub fn walk(repo: &Repository, snap: &Snapshot, under: &Path, f: &mut dyn FnMut(
 }
 
 fn walk_tree(repo: &Repository, nodes: &[Node], at: &Path, f: &mut dyn FnMut(Entry), depth: usize) -> Result<()> {
-    if depth > 4096 {
-        return Err(Error::UnsafePath("trees nested too deeply".into()));
-    }
+    crate::tree::check_depth(depth)?;
     for n in nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         let sub = n.subtree;

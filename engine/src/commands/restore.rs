@@ -282,8 +282,6 @@ pub fn plan(repo: &Repository, snap: &Snapshot, sel: &Selection) -> Result<Vec<I
     Ok(out)
 }
 
-const MAX_DEPTH: usize = 4096;
-
 fn plan_tree(
     repo: &Repository,
     nodes: &[Node],
@@ -292,9 +290,7 @@ fn plan_tree(
     out: &mut Vec<Item>,
     depth: usize,
 ) -> Result<bool> {
-    if depth > MAX_DEPTH {
-        return Err(Error::UnsafePath("trees nested too deeply".into()));
-    }
+    crate::tree::check_depth(depth)?;
     let mut any = false;
     for n in nodes {
         Node::check_name(&n.name)?;

@@ -102,9 +102,7 @@ fn tree_totals(
     if let Some(t) = totals.get(id) {
         return Ok(*t);
     }
-    if depth > 4096 {
-        return Err(Error::UnsafePath("trees nested too deeply".into()));
-    }
+    crate::tree::check_depth(depth)?;
     let tree = repo.load_tree(id)?;
     let (mut files, mut bytes) = (0u64, 0u64);
     for n in &tree.nodes {
