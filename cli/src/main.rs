@@ -3,6 +3,7 @@
 
 mod commands;
 mod context;
+mod hooks;
 mod ui;
 
 use clap::{Parser, Subcommand};
@@ -80,6 +81,13 @@ pub enum Command {
     Import(commands::import::Args),
     /// Write a snapshot as an archive `openclaw backup restore` accepts
     Export(commands::export::Args),
+    /// Interactive first-time set-up: writes the config, runs init and test
+    Setup(commands::setup::Args),
+    /// Check config, storage, key, a round trip, the schedule and recent runs
+    #[command(alias = "doctor")]
+    Test(commands::test::Args),
+    /// The OpenClaw skill: install it into the state dir, or show it
+    Skill(commands::skill::Args),
 }
 
 fn main() {

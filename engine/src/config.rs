@@ -181,6 +181,12 @@ pub struct HooksConfig {
     /// Shell commands run after a backup, whatever its outcome.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// Seconds a hook may run before its process group is killed (default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
+    /// Whether a failing `before` hook stops the backup (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_on_failure: Option<bool>,
 }
 
 impl BackupConfig {

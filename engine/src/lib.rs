@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod hooks;
 pub mod id;
 pub mod index;
 pub mod openclaw;

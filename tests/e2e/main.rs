@@ -18,3 +18,6 @@ mod live;
 mod maintenance;
 mod restore_openclaw;
 mod roundtrip;
+mod dumps;
+mod hooks;
+mod setup;

@@ -5,6 +5,7 @@ use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::commands::backup::{backup, BackupOptions, DryRunReport};
+use clawback_engine::commands::stdin::StdinCommand;
 use clawback_engine::openclaw;
 use clawback_engine::progress::Progress;
 use std::path::PathBuf;
@@ -44,6 +45,13 @@ pub struct Args {
     /// Do not leave out OpenClaw's caches and runtime files (dev/, tmp/, node_modules/, *.sock, ...)
     #[arg(long)]
     pub no_default_excludes: bool,
+    /// Store this command's standard output (run with `sh -c`) as a file of the snapshot; the
+    /// backup fails if the command fails (database dumps: `pg_dump mydb`)
+    #[arg(long, value_name = "CMD", requires = "stdin_filename")]
+    pub stdin_from_command: Option<String>,
+    /// Where the command's output goes in the snapshot, like /dumps/db.sql
+    #[arg(long, value_name = "NAME", requires = "stdin_from_command")]
+    pub stdin_filename: Option<String>,
 }
 
 /// What a backup reads and leaves out, and why.
@@ -60,7 +68,7 @@ struct Selection {
 fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> {
     let layout = context::layout(g, s);
     let cfg = &s.config;
-    let paths = if !a.paths.is_empty() {
+    let paths = if !a.paths.is_empty() || a.stdin_from_command.is_some() {
         a.paths.clone()
     } else {
         let mut cands: Vec<PathBuf> = Vec::new();
@@ -118,6 +126,15 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
+    let hooks = s.config.hooks.clone();
+    if a.dry_run || (hooks.before.is_empty() && hooks.after.is_empty()) {
+        return run_backup(g, a, s, &mut None);
+    }
+    crate::hooks::around(g, &hooks, |saved| run_backup(g, a, s, saved))
+}
+
+/// The backup itself (hooks aside); `saved` gets the snapshot id once one is written.
+fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option<String>) -> Result<i32> {
     // Know what to back up before creating anything: no state dir, no new repository.
     let sel = select(g, &s, a)?;
     let (repo, res) = context::open_or_create_default(g, &s)?;
@@ -147,12 +164,19 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         openclaw: sel.openclaw,
         gitignore_roots: sel.gitignore_roots,
         exclude_reasons: sel.reasons,
+        stdin_commands: match (&a.stdin_from_command, &a.stdin_filename) {
+            (Some(command), Some(filename)) => {
+                vec![StdinCommand { command: command.clone(), filename: filename.clone() }]
+            }
+            _ => Vec::new(),
+        },
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet, progress.clone(), "backup");
     let r = backup(&repo, &opts, &progress);
     bar.finish();
     let r = r?;
+    *saved = r.snapshot_id.map(|i| i.to_hex());
     let s = &r.summary;
     if g.json {
         ui::print_json(&serde_json::json!({

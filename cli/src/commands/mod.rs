@@ -11,8 +11,11 @@ pub mod import;
 pub mod init;
 pub mod ls;
 pub mod restore;
+pub mod setup;
+pub mod skill;
 pub mod snapshots;
 pub mod stats;
+pub mod test;
 
 use crate::{Cli, Command};
 
@@ -32,6 +35,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Dump(a) => dump::run(g, a),
         Command::Import(a) => import::run(g, a),
         Command::Export(a) => export::run(g, a),
+        Command::Setup(a) => setup::run(g, a),
+        Command::Test(a) => test::run(g, a),
+        Command::Skill(a) => skill::run(g, a),
     }
 }
 

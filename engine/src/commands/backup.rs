@@ -31,6 +31,7 @@ use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
+use super::stdin;
 use crate::openclaw::sqlite;
 use crate::packer::Packer;
 use crate::progress::Progress;
@@ -80,6 +81,9 @@ pub struct BackupOptions {
     pub gitignore_roots: Vec<PathBuf>,
     /// Why each exclude pattern is there (pattern, reason), for the dry-run report.
     pub exclude_reasons: Vec<(String, String)>,
+    /// Commands whose output is stored as a file of the snapshot (database dumps); see
+    /// [`super::stdin`]. A command that fails fails the backup.
+    pub stdin_commands: Vec<super::stdin::StdinCommand>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -192,6 +196,9 @@ struct Ctx<'a> {
     gitignore_roots: Vec<PathBuf>,
     reasons: HashMap<String, String>,
     report: Option<ReportAcc>,
+    /// The trees of folders made up on the way to the backed-up paths, by id (still in the packer,
+    /// not loadable yet), for grafting stream files into them.
+    virtual_trees: Mutex<HashMap<BlobId, Tree>>,
 }
 
 /// The dry-run report as it is being gathered.
@@ -313,7 +320,7 @@ impl Trie {
 /// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
     let start = Instant::now();
-    if opts.paths.is_empty() {
+    if opts.paths.is_empty() && opts.stdin_commands.is_empty() {
         return Err(Error::Usage("nothing to back up: no paths given".into()));
     }
     let mut paths = Vec::new();
@@ -326,8 +333,12 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     }
     paths.sort();
     paths.dedup();
+    stdin::check_overlap(&opts.stdin_commands, &paths)?;
     let dry = opts.dry_run;
-    let path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    for c in &opts.stdin_commands {
+        path_strings.push(c.path()?.to_string_lossy().into_owned());
+    }
     let host = opts.host.clone().unwrap_or_else(crate::repo::hostname);
 
     // The parent: given, or the latest snapshot of this host with the same paths.
@@ -398,13 +409,19 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             gitignore_roots,
             reasons: opts.exclude_reasons.iter().cloned().collect(),
             report,
+            virtual_trees: Mutex::new(HashMap::new()),
         };
-        let root = if trie.0.contains_key(&Vec::new()) {
-            // (process_dir reads "/"'s own ignore files.)
-            ctx.process_dir(Path::new("/"), parent_tree.as_ref(), &Scope::default())
-        } else {
-            ctx.process_virtual(Path::new("/"), &trie, parent_tree.as_ref(), &Scope::default())
-        };
+        // Streams first: a failing dump command stops the backup before the walk.
+        let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());
+        let root = streams.and_then(|nodes| {
+            let walked = if trie.0.contains_key(&Vec::new()) {
+                // (process_dir reads "/"'s own ignore files.)
+                ctx.process_dir(Path::new("/"), parent_tree.as_ref(), &Scope::default())
+            } else {
+                ctx.process_virtual(Path::new("/"), &trie, parent_tree.as_ref(), &Scope::default())
+            };
+            walked.and_then(|t| ctx.graft_streams(t, nodes))
+        });
         let root = root.and_then(|t| ctx.store_tree(&t));
         stop_scan.store(true, Relaxed);
         let Ctx { c, errors, skipped, changed, warnings, report, tx, .. } = ctx;
@@ -664,7 +681,9 @@ impl Ctx<'_> {
                     };
                     let tree = self.process_virtual(&child, t, ptree.as_ref(), &scope)?;
                     let mut n = node_from_meta(name.clone(), NodeKind::Dir, &md);
-                    n.subtree = Some(self.store_tree(&tree)?);
+                    let id = self.store_tree(&tree)?;
+                    self.virtual_trees.lock().insert(id, tree);
+                    n.subtree = Some(id);
                     nodes.push(n);
                 }
             }
@@ -1190,6 +1209,58 @@ impl Ctx<'_> {
             r
         })?;
         Ok((ids, read))
+    }
+}
+
+impl Ctx<'_> {
+    /// Runs each stream command and stores its output, cut into chunks as it arrives. Returns each
+    /// file's path components and node; a command that fails fails the backup.
+    fn read_streams(
+        &self,
+        cmds: &[stdin::StdinCommand],
+        parent: Option<&Tree>,
+    ) -> Result<Vec<(Vec<Vec<u8>>, Node)>> {
+        let mut out = Vec::new();
+        for c in cmds {
+            let comps = c.components()?;
+            let path = c.path()?;
+            let running = c.spawn()?;
+            let (ids, len) = match self.read_chunked(running.stdout(), &path, None) {
+                Ok(r) => r,
+                Err(ReadErr::Io(e)) => {
+                    return Err(Error::Other(format!("reading the output of {:?}: {e}", c.command)))
+                }
+                Err(ReadErr::Fatal(e)) => return Err(e),
+            };
+            running.finish()?;
+            self.c.total_files.fetch_add(1, Relaxed);
+            let load = |id: &BlobId| self.repo.load_tree(id);
+            let pnode = parent.and_then(|t| stdin::find_file(t, &comps, &load));
+            let node = stdin::file_node(Vec::new(), ids, len, now_ns());
+            match &pnode {
+                Some(p) if p.content == node.content => {
+                    self.c.files_unmodified.fetch_add(1, Relaxed);
+                    self.c.total_bytes.fetch_add(len, Relaxed);
+                    self.progress.files_done.fetch_add(1, Relaxed);
+                }
+                _ => self.count_read(&node, pnode.as_ref()),
+            }
+            out.push((comps, node));
+        }
+        Ok(out)
+    }
+
+    /// Puts the streams' files into the root tree.
+    fn graft_streams(&self, mut root: Tree, streams: Vec<(Vec<Vec<u8>>, Node)>) -> Result<Tree> {
+        let load = |id: &BlobId| match self.virtual_trees.lock().get(id) {
+            Some(t) => Ok(t.clone()),
+            None => self.repo.load_tree(id),
+        };
+        let store = |t: &Tree| self.store_tree(t);
+        for (comps, node) in streams {
+            root = stdin::graft(root, &comps, node, now_ns(), &load, &store)?;
+        }
+        Ok(root)
     }
 }
 

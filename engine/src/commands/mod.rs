@@ -7,3 +7,4 @@ pub mod forget;
 pub mod ls;
 pub mod restore;
 pub mod stats;
+pub mod stdin;

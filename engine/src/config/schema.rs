@@ -91,7 +91,7 @@ pub(super) static SECTION: Kind = Object(&[
         ]),
     ),
     ("notifyOnFailure", Bool),
-    ("hooks", Object(&[("before", StrList), ("after", StrList)])),
+    ("hooks", Object(&[("before", StrList), ("after", StrList), ("timeout", UInt), ("abortOnFailure", Bool)])),
 ]);
 
 pub(super) struct Checker<'a> {

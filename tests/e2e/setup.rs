@@ -1,0 +1,302 @@
+//! `setup` (by flags and through a pseudo-terminal), `test`/`doctor`, and the OpenClaw skill.
+
+use crate::support::*;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The checks of `test --json` by name.
+fn checks(r: &Run) -> std::collections::BTreeMap<String, serde_json::Value> {
+    r.json()
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c.clone()))
+        .collect()
+}
+
+#[test]
+fn test_passes_on_a_healthy_sandbox() {
+    let sb = Sandbox::with_repo();
+    let r = sb.cb().args(["test", "--json"]).run().ok();
+    let c = checks(&r);
+    for name in ["config", "storage", "key", "round trip", "schedule", "recent runs"] {
+        assert_eq!(c[name]["ok"], true, "{name}: {}", c[name]);
+    }
+    assert!(c["storage"]["detail"].as_str().unwrap().contains("wrote, read back and deleted"));
+    assert_eq!(c["schedule"]["warning"], true, "no schedule configured is a warning");
+    assert!(fs::read_dir(sb.repo.join("locks")).map(|d| d.count()).unwrap_or(0) == 0, "probe object left behind");
+    // The human form: a ✓ line each, `doctor` the same command.
+    let r = sb.cb().arg("doctor").run().ok();
+    assert!(r.stdout.lines().filter(|l| l.starts_with("✓ ")).count() >= 5, "{}", r.stdout);
+}
+
+#[test]
+fn test_reports_each_broken_piece() {
+    let sb = Sandbox::with_repo();
+    // Wrong password.
+    let r = sb.cb().env("CLAWBACK_PASSWORD", "not the password").args(["test", "--json"]).run().code(1);
+    let c = checks(&r);
+    assert_eq!(c["key"]["ok"], false);
+    assert!(c["key"]["fix"].as_str().unwrap().contains("CLAWBACK_PASSWORD"));
+    assert_eq!(c["storage"]["ok"], true);
+    let human = sb.cb().env("CLAWBACK_PASSWORD", "not the password").arg("test").run().code(1);
+    assert!(human.stdout.contains("✗ key:") && human.stdout.contains("fix:"), "{}", human.stdout);
+
+    // Missing repository.
+    let r = sb.cb().arg("--repo").arg(sb.path("nowhere")).args(["test", "--json"]).run().code(1);
+    let c = checks(&r);
+    assert_eq!(c["storage"]["ok"], false);
+    assert!(c["storage"]["fix"].as_str().unwrap().contains("clawback init"), "{}", c["storage"]);
+
+    // Unreachable storage: the repository path is a file.
+    fs::write(sb.path("afile"), b"x").unwrap();
+    let r = sb.cb().arg("--repo").arg(sb.path("afile/repo")).args(["test", "--json"]).run().code(1);
+    assert_eq!(checks(&r)["storage"]["ok"], false);
+
+    // Broken config file.
+    let cfg = sb.path("broken.json");
+    fs::write(&cfg, "{ schedule: \"2h\", storage: { provider: 42 ").unwrap();
+    let r = sb.cb().arg("--config").arg(&cfg).args(["test", "--json"]).run().code(1);
+    let c = checks(&r);
+    assert_eq!(c["config"]["ok"], false);
+    assert!(c["config"]["detail"].as_str().unwrap().contains("broken.json"), "{}", c["config"]);
+
+    // A configured schedule that is not installed.
+    let cfg = sb.path("sched.json");
+    fs::write(&cfg, "{ schedule: \"2h\" }").unwrap();
+    let r = sb.cb().arg("--config").arg(&cfg).args(["test", "--json"]).run().code(1);
+    let c = checks(&r);
+    assert_eq!(c["schedule"]["ok"], false);
+    assert!(c["schedule"]["fix"].as_str().unwrap().contains("schedule install"));
+}
+
+#[test]
+fn setup_by_flags_writes_references_not_secrets() {
+    let sb = Sandbox::new();
+    let cfg = sb.path("cfg/clawback.json");
+    let pwfile = sb.path("secret/password");
+    let repo = sb.path("repo-setup");
+    let r = sb
+        .bare()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--password-file")
+        .arg(&pwfile)
+        .args(["setup", "--yes", "--storage", "local", "--path"])
+        .arg(&repo)
+        .args(["--generate-password", "--schedule", "2h", "--keep-daily", "7", "--keep-last", "3"])
+        .args(["--install-schedule", "none"])
+        .run()
+        .ok();
+    assert!(r.stdout.contains("wrote"), "{}", r.stdout);
+    let text = fs::read_to_string(&cfg).unwrap();
+    let pw = fs::read_to_string(&pwfile).unwrap();
+    assert!(pw.len() >= 32);
+    assert!(!text.contains(pw.trim()), "the config holds the literal password");
+    assert_eq!(fs::metadata(&pwfile).unwrap().permissions().mode() & 0o777, 0o600);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["encryption"]["keyFile"], pwfile.to_str().unwrap());
+    assert_eq!(v["storage"]["path"], repo.to_str().unwrap());
+    assert_eq!(v["retention"], serde_json::json!({ "keepDaily": 7, "keepLast": 3 }));
+    assert!(repo.join("config").is_file(), "setup ran init");
+
+    // The config alone is enough to back up, and test passes on it (warning: schedule not installed → ✗).
+    let src = sb.path("src");
+    write(&src.join("a.txt"), b"hello");
+    sb.bare().arg("--config").arg(&cfg).arg("backup").arg(&src).run().ok();
+
+    // Refuses to overwrite without --force.
+    let r = sb.bare().arg("--config").arg(&cfg).args(["setup", "--yes", "--storage", "local"]).run().code(2);
+    assert!(r.one_error_line().contains("--force"));
+
+    // S3-type storage: credentials and passphrase as ${VAR} references only.
+    let cfg2 = sb.path("cfg/r2.json");
+    sb.bare()
+        .env("MY_BACKUP_PW", "hunter2-literal-secret")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-literal-secret")
+        .arg("--config")
+        .arg(&cfg2)
+        .args(["setup", "--yes", "--no-test", "--storage", "r2", "--endpoint", "https://acct.r2.cloudflarestorage.com"])
+        .args(["--bucket", "backups", "--password-env", "MY_BACKUP_PW", "--access-key-env", "R2_KEY_ID"])
+        .run()
+        .ok();
+    let text = fs::read_to_string(&cfg2).unwrap();
+    assert!(!text.contains("literal-secret"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["storage"]["provider"], "s3");
+    assert_eq!(v["storage"]["accessKeyId"], "${R2_KEY_ID}");
+    assert_eq!(v["storage"]["secretAccessKey"], "${AWS_SECRET_ACCESS_KEY}");
+    assert_eq!(v["storage"]["region"], "auto");
+    assert_eq!(v["encryption"]["passphrase"], "${MY_BACKUP_PW}");
+    assert_eq!(v["schedule"], "2h");
+    assert_eq!(v["retention"]["keepHourly"], 24);
+}
+
+/// Runs `clawback ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt when it
+/// appears. Returns everything the terminal showed and the exit code.
+fn on_pty(sb: &Sandbox, args: &str, answers: &[(&str, &str)]) -> (String, i32) {
+    let cmdline = format!("{} {}", bin().display(), args);
+    let mut c = Command::new("script");
+    c.args(["-qfec", &cmdline, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", &sb.home)
+        .env("XDG_DATA_HOME", sb.root.join("xdg/data"))
+        .env("XDG_CONFIG_HOME", sb.root.join("xdg/config"))
+        .env("XDG_CACHE_HOME", sb.root.join("xdg/cache"))
+        .env("OPENCLAW_STATE_DIR", sb.root.join("state"))
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let s2 = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut from = 0;
+    for (prompt, answer) in answers {
+        let start = Instant::now();
+        loop {
+            let s = seen.lock().unwrap().clone();
+            if let Some(i) = s[from..].find(prompt) {
+                from += i + prompt.len();
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("prompt {prompt:?} never appeared; the terminal showed:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        stdin.write_all(format!("{answer}\r").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("setup did not finish:\n{}", seen.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    reader.join().unwrap();
+    let text = seen.lock().unwrap().clone();
+    (text, status.code().unwrap_or(-1))
+}
+
+#[test]
+fn setup_wizard_on_a_terminal_ends_with_a_working_repository() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("note: util-linux `script` not found; skipping the pseudo-terminal wizard test");
+        return;
+    }
+    let sb = Sandbox::new();
+    let repo = sb.path("wizard-repo");
+    let pwfile = sb.path("wizard/password");
+    let cfg = sb.root.join("state/clawback.json");
+    let (text, code) = on_pty(
+        &sb,
+        "setup",
+        &[
+            ("Where should backups go?", "1"),
+            ("Repository folder", repo.to_str().unwrap()),
+            ("How should the repository passphrase be kept?", "2"),
+            ("Passphrase file", pwfile.to_str().unwrap()),
+            ("How often to back up", "4h"),
+            ("Snapshots to keep", "last=5 daily=7"),
+            ("Passphrase (empty: generate a random one): ", "typed wizard passphrase"),
+            ("Passphrase again: ", "typed wizard passphrase"),
+            ("Install the schedule now?", "none"),
+        ],
+    );
+    assert_eq!(code, 0, "the wizard failed:\n{text}");
+    assert!(!text.contains("typed wizard passphrase"), "the passphrase was echoed:\n{text}");
+    let conf = fs::read_to_string(&cfg).unwrap();
+    assert!(!conf.contains("typed wizard passphrase"));
+    let v: serde_json::Value = serde_json::from_str(&conf).unwrap();
+    assert_eq!(v["schedule"], "4h");
+    assert_eq!(v["retention"], serde_json::json!({ "keepLast": 5, "keepDaily": 7 }));
+    assert_eq!(fs::read_to_string(&pwfile).unwrap(), "typed wizard passphrase");
+    assert!(text.contains("✓ key:"), "setup ran test:\n{text}");
+
+    // The repository works with the config alone (found in the state dir).
+    let src = sb.path("src");
+    write(&src.join("MEMORY.md"), b"remember");
+    let run = |args: &[&str]| sb.bare().env("OPENCLAW_STATE_DIR", sb.root.join("state")).args(args).run();
+    run(&["backup", src.to_str().unwrap()]).ok();
+    let snaps = run(&["snapshots", "--json"]).ok().json();
+    assert_eq!(snaps.as_array().unwrap().len(), 1);
+    assert!(repo.join("config").is_file());
+}
+
+// ---- the OpenClaw skill ----
+
+/// Splits SKILL.md as OpenClaw reads it: YAML frontmatter between the first two `---` lines, one
+/// `key: value` per line; `metadata` is a single-line JSON object.
+fn frontmatter(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("---"), "SKILL.md must start with a --- line");
+    let mut out = std::collections::BTreeMap::new();
+    for l in lines.by_ref() {
+        if l == "---" {
+            return out;
+        }
+        let (k, v) = l.split_once(':').unwrap_or_else(|| panic!("frontmatter line without a key: {l:?}"));
+        assert!(!k.starts_with(' '), "frontmatter keys are single-line and top-level: {l:?}");
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    panic!("frontmatter not closed by ---");
+}
+
+#[test]
+fn skill_parses_as_openclaw_frontmatter_and_installs() {
+    let sb = Sandbox::new();
+    let shown = sb.bare().args(["skill", "show"]).run().ok().stdout;
+    let repo_file = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../skill/SKILL.md")).unwrap();
+    assert_eq!(shown, repo_file, "the binary embeds skill/SKILL.md");
+    let fm = frontmatter(&shown);
+    assert_eq!(fm["name"], "clawback");
+    assert!(fm["description"].len() > 40);
+    let meta: serde_json::Value = serde_json::from_str(&fm["metadata"]).expect("metadata is single-line JSON");
+    assert_eq!(meta["openclaw"]["requires"]["bins"], serde_json::json!(["clawback"]));
+    assert!(meta["openclaw"]["emoji"].as_str().is_some_and(|e| !e.is_empty()));
+    for cmd in ["clawback backup", "clawback snapshots", "clawback status", "clawback restore", "to undo", "gateway"] {
+        assert!(shown.contains(cmd), "the skill does not mention {cmd:?}");
+    }
+
+    let state = sb.path("state");
+    fs::create_dir_all(&state).unwrap();
+    let cb = || sb.bare().env("OPENCLAW_STATE_DIR", &state);
+    let r = cb().args(["skill", "install"]).run().ok();
+    let installed = state.join("skills/clawback/SKILL.md");
+    assert!(r.stdout.contains("skill installed"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&installed).unwrap(), repo_file);
+    assert!(cb().args(["skill", "install"]).run().ok().stdout.contains("unchanged"));
+    // A modified file is not overwritten without --force.
+    fs::write(&installed, "my own notes").unwrap();
+    let r = cb().args(["skill", "install"]).run().code(2);
+    assert!(r.one_error_line().contains("--force"));
+    assert_eq!(fs::read_to_string(&installed).unwrap(), "my own notes");
+    cb().args(["skill", "install", "--force"]).run().ok();
+    assert_eq!(fs::read_to_string(&installed).unwrap(), repo_file);
+}
