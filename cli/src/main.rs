@@ -31,6 +31,9 @@ pub struct GlobalArgs {
     /// Read the repository password from this file
     #[arg(long, global = true, value_name = "F")]
     pub password_file: Option<PathBuf>,
+    /// Run this command (`sh -c`) and use what it prints as the repository password
+    #[arg(long, global = true, value_name = "CMD", conflicts_with = "password_file")]
+    pub password_command: Option<String>,
     /// clawback's config file
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -81,6 +84,10 @@ pub enum Command {
     Import(commands::import::Args),
     /// Write a snapshot as an archive `openclaw backup restore` accepts
     Export(commands::export::Args),
+    /// Copy snapshots to a second repository, re-encrypted under its keys
+    Copy(commands::copy::Args),
+    /// Manage the passwords (key files) that open the repository
+    Key(commands::key::Args),
     /// Interactive first-time set-up: writes the config, runs init and test
     Setup(commands::setup::Args),
     /// Check config, storage, key, a round trip, the schedule and recent runs

@@ -59,6 +59,10 @@ pub struct Index {
     pack_sizes: Vec<u64>,
     pack_pos: IdMap<PackId, u32>,
     blobs: IdMap<BlobId, BlobLoc>,
+    /// Packs a prune has condemned (by position): still readable, never reused for dedup.
+    condemned: Vec<bool>,
+    /// The index files and condemned records this index was loaded from.
+    source: Vec<String>,
 }
 
 impl Index {
@@ -66,13 +70,8 @@ impl Index {
         let p = self.insert_pack(id, size);
         self.blobs.reserve(entries.len());
         for e in entries {
-            self.blobs.entry(e.id).or_insert(BlobLoc {
-                pack: p,
-                ty: e.ty,
-                offset: e.offset,
-                length: e.length,
-                raw_length: e.raw_length,
-            });
+            let loc = BlobLoc { pack: p, ty: e.ty, offset: e.offset, length: e.length, raw_length: e.raw_length };
+            self.insert_blob(e.id, loc);
         }
     }
 
@@ -82,15 +81,46 @@ impl Index {
             return p;
         }
         let p = self.packs.len() as u32;
+        if !self.condemned.is_empty() {
+            self.condemned.push(false);
+        }
         self.packs.push(id);
         self.pack_sizes.push(size);
         self.pack_pos.insert(id, p);
         p
     }
 
-    /// Records a blob's location unless the blob is already known.
+    /// Records a blob's location unless the blob is already known (in a pack that is not condemned).
     pub fn insert_blob(&mut self, id: BlobId, loc: BlobLoc) {
-        self.blobs.entry(id).or_insert(loc);
+        match self.blobs.entry(id) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(loc);
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let condemned = |p: u32| self.condemned.get(p as usize) == Some(&true);
+                if condemned(o.get().pack) && !condemned(loc.pack) {
+                    o.insert(loc);
+                }
+            }
+        }
+    }
+
+    /// Marks these packs condemned (see format-spec, "Prune"): their blobs stay readable but
+    /// `contains` no longer offers them for dedup, so writers store such blobs anew.
+    pub fn set_condemned(&mut self, packs: &crate::id::IdSet<PackId>) {
+        self.condemned = self.packs.iter().map(|p| packs.contains(p)).collect();
+    }
+
+    pub fn set_source(&mut self, names: Vec<String>) {
+        self.source = names;
+    }
+
+    pub fn source(&self) -> &[String] {
+        &self.source
+    }
+
+    pub fn is_condemned(&self, pack: u32) -> bool {
+        self.condemned.get(pack as usize) == Some(&true)
     }
 
     pub fn reserve(&mut self, n: usize) {
@@ -107,8 +137,10 @@ impl Index {
         self.blobs.get(id).copied()
     }
 
+    /// Whether a blob may be reused by a writer (dedup): indexed in a pack that is not condemned.
+    /// Readers use `get`, which also finds blobs in condemned packs.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+        self.blobs.get(id).is_some_and(|l| !self.is_condemned(l.pack))
     }
 
     pub fn pack_id(&self, p: u32) -> PackId {

@@ -20,6 +20,7 @@ pub mod index;
 pub mod openclaw;
 pub mod pack;
 pub mod packer;
+pub mod lease;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;

@@ -222,7 +222,8 @@ impl Repository {
         self.cache.as_ref()
     }
 
-    /// Reads every index file not yet in the cache and rebuilds the in-memory index.
+    /// Reads every index file not yet in the cache and rebuilds the in-memory index, with the packs
+    /// of condemned records marked (readable, but not reused for dedup).
     pub fn reload_index(&self) -> Result<()> {
         let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
         let index = match &self.cache {
@@ -232,6 +233,9 @@ impl Repository {
                 if known.iter().any(|k| !remote_ids.contains(k.as_str())) {
                     cache.clear_index()?;
                     known.clear();
+        // Condemned records are listed before the index files: a prune removes a pack from the index
+        // files before it removes the record that condemns it (format-spec, "Prune").
+        let condemned = crate::lease::list_condemned(self.backend.as_ref())?;
                 }
                 let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !known.contains(*n)).collect();
                 let files = self.read_index_files(&missing)?;
@@ -257,10 +261,32 @@ impl Repository {
         use rayon::prelude::*;
         names
             .par_iter()
+        let packs: crate::id::IdSet<crate::id::PackId> = condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
+        index.set_condemned(&packs);
+        let record_names = condemned.into_iter().flat_map(|(_, names)| names);
+        index.set_source(remote.into_iter().map(|(n, _)| n).chain(record_names).collect());
             .map(|name| {
                 let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
                 if ObjectId::of_bytes(&bytes).to_hex() != **name {
                     return Err(Error::corrupt("index", name, "content does not match its name"));
+    /// Reloads the index if index files or condemned records came or went since it was loaded. A
+    /// writer calls it after taking its backup lease (format-spec, "Prune").
+    pub fn refresh_index(&self) -> Result<()> {
+        let mut names: Vec<String> =
+            self.backend.list(Kind::Condemned).map_err(backend_err("list", "condemned"))?.into_iter().map(|x| x.0).collect();
+        names.sort();
+        let mut now: Vec<String> =
+            self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?.into_iter().map(|x| x.0).collect();
+        now.extend(names);
+        let mut was = self.index().source().to_vec();
+        was.sort();
+        now.sort();
+        if was == now {
+            return Ok(());
+        }
+        self.reload_index()
+    }
+
                 }
                 IndexFile::decode(&self.keys, name, &bytes)
             })

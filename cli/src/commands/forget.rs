@@ -45,6 +45,12 @@ pub struct Args {
     /// Only show what would be removed
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Then run `prune` to free the space of what was removed
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: repack partly used packs while unused space exceeds P%
+    #[arg(long, value_name = "P%", default_value = "5%", requires = "prune")]
+    pub max_unused: String,
 }
 
 fn tag_lists(v: &[String]) -> Vec<Vec<String>> {
@@ -119,9 +125,16 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let snaps = repo.snapshots()?;
     let filter = Filter { hosts: a.host.clone(), tags: tag_lists(&a.tags) };
     let plan = forget::plan(&snaps, &filter, group_by, &policy, chrono::Utc::now(), &chrono::Local);
+    let max_unused = super::prune::parse_max_unused(&a.max_unused)?;
     if !a.dry_run {
         forget::apply(&repo, &plan)?;
     }
+    let pruned = if a.prune && !a.dry_run {
+        let opts = clawback_engine::commands::prune::PruneOptions { dry_run: false, max_unused };
+        Some(super::prune::run_on(&repo, &opts)?)
+    } else {
+        None
+    };
     let by_id: std::collections::HashMap<_, _> = snaps.iter().map(|(id, s)| (*id, s)).collect();
     if g.json {
         let reasons: serde_json::Map<String, serde_json::Value> =
@@ -138,6 +151,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             "reasons": reasons,
             "groups": groups,
             "dry_run": a.dry_run,
+            "prune": pruned.as_ref().map(super::prune::json),
         }));
         return Ok(0);
     }
@@ -171,7 +185,13 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     if a.dry_run {
         println!("{k} snapshots kept, {r} would be removed (dry run)");
     } else {
-        println!("{k} snapshots kept, {r} removed; run `clawback prune` to free their space");
+        match &pruned {
+            Some(p) => {
+                println!("{k} snapshots kept, {r} removed; pruning:");
+                super::prune::print(p);
+            }
+            None => println!("{k} snapshots kept, {r} removed; run `clawback prune` to free their space"),
+        }
     }
     Ok(0)
 }

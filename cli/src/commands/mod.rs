@@ -3,12 +3,14 @@
 pub mod backup;
 pub mod cat;
 pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod dump;
 pub mod export;
 pub mod forget;
 pub mod import;
 pub mod init;
+pub mod key;
 pub mod ls;
 pub mod restore;
 pub mod setup;
@@ -35,6 +37,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Dump(a) => dump::run(g, a),
         Command::Import(a) => import::run(g, a),
         Command::Export(a) => export::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
+        Command::Key(a) => key::run(g, a),
         Command::Setup(a) => setup::run(g, a),
         Command::Test(a) => test::run(g, a),
         Command::Skill(a) => skill::run(g, a),
@@ -62,5 +66,7 @@ pub fn snapshot_json(
         "skipped": s.skipped,
         "changed": s.changed,
         "openclaw": s.openclaw,
+        "group": s.group,
+        "original": s.original.map(|o| o.to_hex()),
     })
 }

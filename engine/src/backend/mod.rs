@@ -18,6 +18,9 @@ pub enum Kind {
 
 impl Kind {
     /// The folder of this kind in the repository layout.
+    /// Records of packs a prune has condemned (see format-spec, "Prune"). Created on first use, so
+    /// repositories made before it existed need no migration.
+    Condemned,
     pub fn dir(self) -> &'static str {
         match self {
             Kind::Config => "",
@@ -30,6 +33,7 @@ impl Kind {
     }
 }
 
+            Kind::Condemned => "condemned",
 pub trait Backend: Send + Sync {
     /// Where the repository is, for messages.
     fn location(&self) -> String;

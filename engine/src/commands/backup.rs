@@ -81,6 +81,8 @@ pub struct BackupOptions {
     pub gitignore_roots: Vec<PathBuf>,
     /// Why each exclude pattern is there (pattern, reason), for the dry-run report.
     pub exclude_reasons: Vec<(String, String)>,
+    /// Fleet group id recorded in the snapshot.
+    pub group: Option<String>,
     /// Commands whose output is stored as a file of the snapshot (database dumps); see
     /// [`super::stdin`]. A command that fails fails the backup.
     pub stdin_commands: Vec<super::stdin::StdinCommand>,
@@ -335,6 +337,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     paths.dedup();
     stdin::check_overlap(&opts.stdin_commands, &paths)?;
     let dry = opts.dry_run;
+    // The backup lease goes up before the index is (re)loaded: a prune that condemns packs after
+    // this sees the lease and keeps them until it is gone (format-spec, "Prune").
+    let lease = if dry { None } else { Some(crate::lease::Lease::backup(repo.backend().clone())?) };
+    repo.refresh_index()?;
     let mut path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     for c in &opts.stdin_commands {
         path_strings.push(c.path()?.to_string_lossy().into_owned());
@@ -465,12 +471,18 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         changed: changed.clone(),
         warnings: warnings.clone(),
         openclaw: opts.openclaw.clone(),
+        group: opts.group.clone(),
+        original: None,
     };
     let snapshot_id = if dry {
         None
     } else {
         summary.duration_s = start.elapsed().as_secs_f64();
         snap.summary.duration_s = summary.duration_s;
+        crate::failpoint::hit("backup:before-snapshot");
+        if let Some(l) = &lease {
+            l.ensure_held()?;
+        }
         let id = repo.save_snapshot_counting_itself(&mut snap)?;
         summary.bytes_stored = snap.summary.bytes_stored;
         Some(id)

@@ -1,9 +1,11 @@
 pub mod archive;
 pub mod backup;
 pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod dump;
 pub mod forget;
+pub mod key;
 pub mod ls;
 pub mod restore;
 pub mod stats;

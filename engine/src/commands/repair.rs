@@ -1,0 +1,320 @@
+//! `repair index` and `repair snapshots`: recovery when parts of a repository are lost.
+//!
+//! `repair index` rebuilds the index from the packs alone: every pack's header lists its blobs, so
+//! one consolidated index file is written from the headers and every old index file removed (it
+//! holds the prune lease while it does, as it rewrites the index as a prune does).
+//!
+//! `repair snapshots` rewrites each snapshot that needs a blob the repository no longer has (not
+//! indexed, or indexed in a pack missing from `data/`, or a tree that does not decode): files with
+//! lost content are dropped, folders whose tree is lost become empty folders, and the new snapshot
+//! (same time, host and paths, tag `repaired`, `original` = the damaged snapshot's id, every change
+//! listed in its `warnings`) replaces the damaged one. Everything undamaged stays restorable.
+
+use crate::backend::Kind;
+use crate::blob::{self, BlobType};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::index::{IndexFile, IndexPack};
+use crate::lease::Lease;
+use crate::packer::Packer;
+use crate::repo::Repository;
+use crate::snapshot::BackupIssue;
+use crate::tree::{NodeKind, Tree};
+use serde::Serialize;
+
+fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Backend { op, name: name.to_string(), source }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DamagedObject {
+    pub id: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairIndexReport {
+    pub dry_run: bool,
+    pub index_files_read: u64,
+    /// Index files that could not be read (they are replaced like the others).
+    pub index_files_damaged: Vec<DamagedObject>,
+    pub packs_read: u64,
+    /// Packs in `data/` that no index listed.
+    pub packs_added: Vec<String>,
+    /// Packs an index listed that are missing from `data/` or whose header is unreadable.
+    pub packs_removed: Vec<String>,
+    /// Packs whose header could not be read (left in place, not indexed).
+    pub packs_damaged: Vec<DamagedObject>,
+    pub blobs_before: u64,
+    pub blobs_after: u64,
+    pub index_written: Option<String>,
+    pub index_files_deleted: u64,
+}
+
+/// Rebuilds the index from the pack headers (see the module docs).
+pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexReport> {
+    use rayon::prelude::*;
+    let be = repo.backend().clone();
+    let lease = if dry_run { None } else { Some(Lease::prune(be.clone())?) };
+    let mut report = RepairIndexReport { dry_run, ..Default::default() };
+    // Index files first, then packs: a pack an index lists was stored before that index, so it
+    // is in the pack listing too.
+    let mut names: Vec<String> =
+        be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
+    names.sort();
+    let mut old_packs: IdSet<PackId> = IdSet::default();
+    let mut old_blobs: IdSet<BlobId> = IdSet::default();
+    for n in &names {
+        let f = be
+            .read(Kind::Index, n)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                if ObjectId::of_bytes(&b).to_hex() != *n {
+                    return Err("content does not match its name".to_string());
+                }
+                IndexFile::decode(repo.keys(), n, &b).map_err(|e| e.to_string())
+            });
+        match f {
+            Ok(f) => {
+                for p in f.packs {
+                    old_packs.insert(p.id);
+                    old_blobs.extend(p.blobs.iter().map(|e| e.id));
+                }
+            }
+            Err(error) => report.index_files_damaged.push(DamagedObject { id: n.clone(), error }),
+        }
+    }
+    report.index_files_read = names.len() as u64;
+    report.blobs_before = old_blobs.len() as u64;
+    drop(old_blobs);
+    let disk: Vec<(PackId, u64)> = be
+        .list(Kind::Pack)
+        .map_err(be_err("list", "data"))?
+        .into_iter()
+        .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
+        .collect();
+    let headers: Vec<(PackId, u64, Result<Vec<crate::pack::PackEntry>>)> = disk
+        .par_iter()
+        .map(|(id, size)| (*id, *size, super::prune::read_pack_header(repo, id, *size)))
+        .collect();
+    let mut packs = Vec::new();
+    let mut new_blobs: IdSet<BlobId> = IdSet::default();
+    let mut readable: IdSet<PackId> = IdSet::default();
+    for (id, size, h) in headers {
+        report.packs_read += 1;
+        match h {
+            Ok(blobs) => {
+                if !old_packs.contains(&id) {
+                    report.packs_added.push(id.to_hex());
+                }
+                new_blobs.extend(blobs.iter().map(|e| e.id));
+                readable.insert(id);
+                packs.push(IndexPack { id, size, blobs });
+            }
+            Err(e) => report.packs_damaged.push(DamagedObject { id: id.to_hex(), error: e.to_string() }),
+        }
+    }
+    report.packs_removed = old_packs.iter().filter(|p| !readable.contains(*p)).map(|p| p.to_hex()).collect();
+    report.packs_removed.sort();
+    report.packs_added.sort();
+    report.blobs_after = new_blobs.len() as u64;
+    let Some(lease) = lease else { return Ok(report) };
+
+    let mut written = None;
+    if !packs.is_empty() {
+        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| ObjectId::from_hex(n)).collect();
+        let id = repo.save_index(&IndexFile { version: 1, supersedes, packs })?;
+        written = Some(id.to_hex());
+    }
+    lease.ensure_held()?;
+    for n in names.iter().filter(|n| Some(*n) != written.as_ref()) {
+        match be.delete(Kind::Index, n) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete index", n)(e)),
+            _ => report.index_files_deleted += 1,
+        }
+    }
+    report.index_written = written;
+    repo.reload_index()?;
+    lease.release();
+    Ok(report)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotChange {
+    pub path: String,
+    /// `dropped file` or `emptied folder`.
+    pub action: &'static str,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RepairedSnapshot {
+    pub snapshot: String,
+    pub time: String,
+    /// The replacement (none on a dry run).
+    pub new_snapshot: Option<String>,
+    pub changes: Vec<SnapshotChange>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairSnapshotsReport {
+    pub dry_run: bool,
+    pub snapshots_checked: u64,
+    pub snapshots_repaired: Vec<RepairedSnapshot>,
+    /// Packs the index lists that are not in `data/`: `repair index` removes them from the index.
+    pub indexed_packs_missing: u64,
+}
+
+struct Fixer<'a> {
+    repo: &'a Repository,
+    disk: IdSet<PackId>,
+    /// Trees found whole, so shared subtrees are checked once.
+    intact: IdSet<BlobId>,
+    /// Trees written (or, dry, that would be) by this run.
+    stored: IdSet<BlobId>,
+    packer: Packer<'a>,
+}
+
+impl Fixer<'_> {
+    fn available(&self, id: &BlobId, ty: BlobType) -> bool {
+        let idx = self.repo.index();
+        idx.get(id).is_some_and(|l| l.ty == ty && self.disk.contains(&idx.pack_id(l.pack)))
+    }
+
+    fn store(&mut self, t: &Tree) -> Result<BlobId> {
+        let bytes = t.encode();
+        let id = self.repo.keys().blob_id(&bytes);
+        if !self.stored.contains(&id) && !self.available(&id, BlobType::Tree) {
+            let stored = blob::encode(self.repo.keys(), BlobType::Tree, &id, &bytes, 3);
+            self.packer.add(BlobType::Tree, id, &stored, bytes.len())?;
+            self.stored.insert(id);
+        }
+        Ok(id)
+    }
+
+    /// The tree `id` with what is lost taken out: `None` when the tree itself cannot be read.
+    fn fix(&mut self, id: BlobId, path: &str, depth: usize, changes: &mut Vec<SnapshotChange>) -> Result<Option<BlobId>> {
+        crate::tree::check_depth(depth)?;
+        if self.intact.contains(&id) || self.stored.contains(&id) {
+            return Ok(Some(id));
+        }
+        if !self.available(&id, BlobType::Tree) {
+            return Ok(None);
+        }
+        let Ok(tree) = self.repo.load_tree(&id) else { return Ok(None) };
+        let mut changed = false;
+        let mut nodes = Vec::with_capacity(tree.nodes.len());
+        for mut n in tree.nodes {
+            let p = format!("{}/{}", path.trim_end_matches('/'), n.name_lossy());
+            match n.kind {
+                NodeKind::File => {
+                    let lost = n.content.iter().filter(|c| !self.available(c, BlobType::Data)).count();
+                    if lost > 0 {
+                        changes.push(SnapshotChange {
+                            path: p,
+                            action: "dropped file",
+                            reason: format!("{lost} of its {} chunks are lost", n.content.len()),
+                        });
+                        changed = true;
+                        continue;
+                    }
+                }
+                NodeKind::Dir => {
+                    let sub = n.subtree.expect("decoded dir has a subtree");
+                    match self.fix(sub, &p, depth + 1, changes)? {
+                        Some(s) => {
+                            changed |= s != sub;
+                            n.subtree = Some(s);
+                        }
+                        None => {
+                            changes.push(SnapshotChange {
+                                path: p,
+                                action: "emptied folder",
+                                reason: format!("its tree {} is lost", sub.short()),
+                            });
+                            n.subtree = Some(self.store(&Tree::new(vec![]))?);
+                            changed = true;
+                        }
+                    }
+                }
+                NodeKind::Symlink => {}
+            }
+            nodes.push(n);
+        }
+        if !changed {
+            self.intact.insert(id);
+            return Ok(Some(id));
+        }
+        Ok(Some(self.store(&Tree::new(nodes))?))
+    }
+}
+
+/// Rewrites damaged snapshots (see the module docs).
+pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapshotsReport> {
+    let be = repo.backend().clone();
+    // A writer like a backup: a prune keeps what it reuses until it is done.
+    let lease = if dry_run { None } else { Some(Lease::backup(be.clone())?) };
+    repo.refresh_index()?;
+    let mut report = RepairSnapshotsReport { dry_run, ..Default::default() };
+    let snaps = repo.snapshots()?;
+    let disk: IdSet<PackId> = be
+        .list(Kind::Pack)
+        .map_err(be_err("list", "data"))?
+        .into_iter()
+        .filter_map(|(n, _)| ObjectId::from_hex(&n))
+        .collect();
+    report.indexed_packs_missing = repo.index().packs().filter(|(_, id, _)| !disk.contains(*id)).count() as u64;
+    let mut fx = Fixer { repo, disk, intact: IdSet::default(), stored: IdSet::default(), packer: Packer::new(repo, dry_run) };
+    let mut fixed: Vec<(SnapshotId, crate::snapshot::Snapshot, Vec<SnapshotChange>)> = Vec::new();
+    for (id, s) in snaps {
+        report.snapshots_checked += 1;
+        let mut changes = Vec::new();
+        let root = match fx.fix(s.tree, "/", 0, &mut changes)? {
+            Some(r) => r,
+            None => {
+                changes.push(SnapshotChange {
+                    path: "/".into(),
+                    action: "emptied folder",
+                    reason: format!("the root tree {} is lost", s.tree.short()),
+                });
+                fx.store(&Tree::new(vec![]))?
+            }
+        };
+        if changes.is_empty() {
+            continue;
+        }
+        let mut n = s.clone();
+        n.tree = root;
+        if !n.tags.iter().any(|t| t == "repaired") {
+            n.tags.push("repaired".into());
+        }
+        n.original = Some(id);
+        n.warnings.extend(changes.iter().map(|c| BackupIssue {
+            path: c.path.clone(),
+            error: format!("repair snapshots: {} ({})", c.action, c.reason),
+        }));
+        fixed.push((id, n, changes));
+    }
+    // The new trees are stored and indexed before any snapshot names them.
+    fx.packer.finish()?;
+    for (id, n, changes) in fixed {
+        let mut new_id = None;
+        if let Some(l) = &lease {
+            l.ensure_held()?;
+            new_id = Some(repo.save_snapshot(&n)?.to_hex());
+            let name = id.to_hex();
+            match be.delete(Kind::Snapshot, &name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete snapshot", &name)(e)),
+                _ => {}
+            }
+            if let Some(c) = repo.cache() {
+                c.remove_snapshot(&name)?;
+            }
+        }
+        report.snapshots_repaired.push(RepairedSnapshot { snapshot: id.to_hex(), time: n.time, new_snapshot: new_id, changes });
+    }
+    if let Some(l) = lease {
+        l.release();
+    }
+    Ok(report)
+}

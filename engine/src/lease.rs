@@ -1,0 +1,469 @@
+//! How prune coordinates with everything else without ever blocking a backup: leases (small plain
+//! JSON objects in `locks/` that say "an operation of this kind runs on host H, pid P, until T",
+//! refreshed while it runs and expiring by themselves) and condemned records (objects in
+//! `condemned/` that list packs a prune means to delete). Only prunes exclude each other; a backup
+//! takes a non-exclusive lease that prune only reads to decide when deleting is safe. The protocol
+//! is specified in format-spec/README.md, "Prune, leases and condemned packs".
+
+use crate::backend::{Backend, Kind};
+use crate::error::{Error, Result};
+use crate::id::{IdSet, PackId};
+use chrono::{DateTime, Utc};
+use parking_lot::{Condvar, Mutex};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a prune lease lives without a refresh.
+pub const PRUNE_LEASE_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a backup lease lives without a refresh. Longer than a prune's: a backup whose lease
+/// lapsed unnoticed could have deduplicated against data a prune then deletes.
+pub const BACKUP_LEASE_TTL: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseKind {
+    Prune,
+    Backup,
+}
+
+impl LeaseKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseKind::Prune => "prune",
+            LeaseKind::Backup => "backup",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "prune" => Some(LeaseKind::Prune),
+            "backup" => Some(LeaseKind::Backup),
+            _ => None,
+        }
+    }
+}
+
+/// The body of a lease object `locks/<kind>-<id>-<seq>`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LeaseInfo {
+    pub version: u32,
+    pub kind: String,
+    /// 16 hex digits, the same in every refresh of one lease.
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+    /// RFC 3339.
+    pub created: String,
+    /// RFC 3339: after this the lease is dead and anyone may remove it.
+    pub expires: String,
+}
+
+impl LeaseInfo {
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&self.expires).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+
+    /// Live: not expired, and not left behind by a process of this host that no longer runs.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        if self.expires_at() <= now {
+            return false;
+        }
+        !(self.hostname == crate::repo::hostname() && !process_alive(self.pid))
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} on host {} (pid {}), lease expires {}", self.kind, self.hostname, self.pid, self.expires)
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// One lease object found in `locks/`.
+#[derive(Clone, Debug)]
+pub struct LeaseEntry {
+    pub name: String,
+    pub kind: LeaseKind,
+    pub id: String,
+    /// None: unreadable (treated as dead).
+    pub info: Option<LeaseInfo>,
+}
+
+/// `<kind>-<id>-<seq>` → (kind, id, seq).
+fn parse_name(name: &str) -> Option<(LeaseKind, String, u64)> {
+    let mut it = name.splitn(3, '-');
+    let kind = LeaseKind::parse(it.next()?)?;
+    let id = it.next()?;
+    let seq = it.next()?.parse().ok()?;
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((kind, id.to_string(), seq))
+}
+
+fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Backend { op, name: name.to_string(), source }
+}
+
+/// Every lease in `locks/` (other objects there are ignored).
+pub fn list_leases(backend: &dyn Backend) -> Result<Vec<LeaseEntry>> {
+    let mut out = Vec::new();
+    for (name, _) in backend.list(Kind::Lock).map_err(be_err("list", "locks"))? {
+        let Some((kind, id, _)) = parse_name(&name) else { continue };
+        let info = match backend.read(Kind::Lock, &name) {
+            Ok(b) => serde_json::from_slice::<LeaseInfo>(&b).ok(),
+            // Removed between list and read: its holder released it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::Backend { op: "read", name, source: e }),
+        };
+        out.push(LeaseEntry { name, kind, id, info });
+    }
+    Ok(out)
+}
+
+/// The ids of the backup leases live now.
+pub fn live_backup_leases(backend: &dyn Backend) -> Result<Vec<String>> {
+    let now = Utc::now();
+    let mut ids: Vec<String> = list_leases(backend)?
+        .into_iter()
+        .filter(|l| l.kind == LeaseKind::Backup && l.info.as_ref().is_some_and(|i| i.is_live(now)))
+        .map(|l| l.id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    kind: LeaseKind,
+    id: String,
+    ttl: Duration,
+    created: DateTime<Utc>,
+    /// The current object name, and when it was last written successfully.
+    state: Mutex<(String, u64, Instant)>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn info(&self) -> LeaseInfo {
+        let exp = Utc::now() + chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        LeaseInfo {
+            version: 1,
+            kind: self.kind.name().into(),
+            id: self.id.clone(),
+            hostname: crate::repo::hostname(),
+            pid: std::process::id(),
+            created: self.created.to_rfc3339(),
+            expires: exp.to_rfc3339(),
+        }
+    }
+
+    /// Writes the next generation of the lease, then removes the previous one.
+    fn refresh(&self) -> std::io::Result<()> {
+        let (old, seq) = {
+            let s = self.state.lock();
+            (s.0.clone(), s.1)
+        };
+        let next = format!("{}-{}-{}", self.kind.name(), self.id, seq + 1);
+        let body = serde_json::to_vec(&self.info()).expect("serialize lease");
+        self.backend.write(Kind::Lock, &next, &body)?;
+        *self.state.lock() = (next, seq + 1, Instant::now());
+        let _ = self.backend.delete(Kind::Lock, &old);
+        Ok(())
+    }
+}
+
+/// A lease held by this process: refreshed by a background thread, removed on `release` or drop.
+pub struct Lease {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lease {
+    /// Takes a backup lease. Never waits and never fails because of other leases.
+    pub fn backup(backend: Arc<dyn Backend>) -> Result<Lease> {
+        Self::write_new(backend, LeaseKind::Backup, BACKUP_LEASE_TTL)
+    }
+
+    /// Takes the prune lease: fails with `Error::Locked` while another prune's lease is live;
+    /// removes dead leases of any kind on the way.
+    pub fn prune(backend: Arc<dyn Backend>) -> Result<Lease> {
+        Self::prune_with_ttl(backend, PRUNE_LEASE_TTL)
+    }
+
+    pub fn prune_with_ttl(backend: Arc<dyn Backend>, ttl: Duration) -> Result<Lease> {
+        let now = Utc::now();
+        let others = list_leases(backend.as_ref())?;
+        for l in &others {
+            match &l.info {
+                Some(i) if i.is_live(now) => {
+                    if l.kind == LeaseKind::Prune {
+                        return Err(locked(i));
+                    }
+                }
+                // Dead (expired, crashed on this host, or unreadable): nobody relies on it.
+                _ => {
+                    let _ = backend.delete(Kind::Lock, &l.name);
+                }
+            }
+        }
+        let lease = Self::write_new(backend.clone(), LeaseKind::Prune, ttl)?;
+        // Two prunes that started together both see each other now; the older lease (then the
+        // smaller id) wins, the other steps back.
+        let mine = lease.shared.info();
+        for l in list_leases(backend.as_ref())? {
+            if l.kind != LeaseKind::Prune || l.id == lease.shared.id {
+                continue;
+            }
+            if let Some(i) = l.info.filter(|i| i.is_live(now)) {
+                if (i.created.as_str(), i.id.as_str()) < (mine.created.as_str(), mine.id.as_str()) {
+                    lease.release();
+                    return Err(locked(&i));
+                }
+            }
+        }
+        Ok(lease)
+    }
+
+    fn write_new(backend: Arc<dyn Backend>, kind: LeaseKind, ttl: Duration) -> Result<Lease> {
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let name = format!("{}-{}-0", kind.name(), id);
+        let shared = Arc::new(Shared {
+            backend,
+            kind,
+            id,
+            ttl,
+            created: Utc::now(),
+            state: Mutex::new((name.clone(), 0, Instant::now())),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let body = serde_json::to_vec(&shared.info()).expect("serialize lease");
+        shared.backend.write(Kind::Lock, &name, &body).map_err(be_err("write lease", &name))?;
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{}-lease", kind.name()))
+            .spawn(move || {
+                let every = (s.ttl / 6).max(Duration::from_millis(100));
+                let mut stop = s.stop.lock();
+                while !*stop {
+                    if s.wake.wait_for(&mut stop, every).timed_out() && !*stop {
+                        drop(stop);
+                        // A failed refresh is retried at the next tick; `lapsed` tells the owner
+                        // when too many failed.
+                        let _ = s.refresh();
+                        stop = s.stop.lock();
+                    }
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot start the lease thread: {e}")))?;
+        Ok(Lease { shared, thread: Some(thread) })
+    }
+
+    /// The lease's id (the part of its name that stays the same across refreshes).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// True when the lease has gone unrefreshed for longer than its lifetime: others may have
+    /// taken it for dead, so what it protected can no longer be relied on.
+    pub fn lapsed(&self) -> bool {
+        self.shared.state.lock().2.elapsed() >= self.shared.ttl
+    }
+
+    /// Fails when the lease lapsed (see `lapsed`).
+    pub fn ensure_held(&self) -> Result<()> {
+        if self.lapsed() {
+            return Err(Error::Other(format!(
+                "the {} lease could not be refreshed for {} s (storage unreachable or the process was suspended); \
+                 stopped to stay safe: run the command again",
+                self.shared.kind.name(),
+                self.shared.ttl.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops refreshing and removes the lease.
+    pub fn release(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let name = self.shared.state.lock().0.clone();
+        let _ = self.shared.backend.delete(Kind::Lock, &name);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop();
+        }
+    }
+}
+
+fn locked(i: &LeaseInfo) -> Error {
+    Error::Locked(format!(
+        "another prune is running on host {} (pid {}) until {} unless it refreshes its lease; try again later",
+        i.hostname, i.pid, i.expires
+    ))
+}
+
+/// A condemned record, `condemned/<id>-<stage>`: stage 0 is written before the live backup
+/// leases are listed (`leases` is None), stage 1 after, with them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CondemnedRecord {
+    pub version: u32,
+    /// 16 hex digits, shared by both stages.
+    pub id: String,
+    /// RFC 3339, when the prune condemned the packs.
+    pub time: String,
+    pub packs: Vec<PackId>,
+    /// The backup leases live just after stage 0 was written; None in stage 0.
+    pub leases: Option<Vec<String>>,
+}
+
+/// Every condemned record, one per id (the final stage when both are there), with the object
+/// names holding it.
+pub fn list_condemned(backend: &dyn Backend) -> Result<Vec<(CondemnedRecord, Vec<String>)>> {
+    let mut by_id: std::collections::BTreeMap<String, (Option<CondemnedRecord>, Vec<String>)> = Default::default();
+    for (name, _) in backend.list(Kind::Condemned).map_err(be_err("list", "condemned"))? {
+        let Some((id, stage)) = name.split_once('-') else { continue };
+        if stage != "0" && stage != "1" {
+            continue;
+        }
+        let bytes = match backend.read(Kind::Condemned, &name) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::Backend { op: "read", name, source: e }),
+        };
+        let rec: CondemnedRecord =
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("condemned record", &name, e))?;
+        let slot = by_id.entry(id.to_string()).or_default();
+        slot.1.push(name);
+        if slot.0.as_ref().is_none_or(|r| r.leases.is_none()) {
+            slot.0 = Some(rec);
+        }
+    }
+    Ok(by_id.into_values().filter_map(|(r, names)| r.map(|r| (r, names))).collect())
+}
+
+/// The packs every condemned record lists.
+pub fn condemned_packs(backend: &dyn Backend) -> Result<IdSet<PackId>> {
+    Ok(list_condemned(backend)?.into_iter().flat_map(|(r, _)| r.packs).collect())
+}
+
+/// Writes a record's stage 0, lists the live backup leases, writes stage 1 with them and removes
+/// stage 0. Returns the final record.
+pub fn condemn(backend: &dyn Backend, packs: Vec<PackId>, mut after_stage0: impl FnMut() -> Result<()>) -> Result<CondemnedRecord> {
+    let id = hex::encode(rand::random::<[u8; 8]>());
+    let mut rec = CondemnedRecord { version: 1, id, time: Utc::now().to_rfc3339(), packs, leases: None };
+    let n0 = format!("{}-0", rec.id);
+    backend
+        .write(Kind::Condemned, &n0, &serde_json::to_vec(&rec).unwrap())
+        .map_err(be_err("write condemned record", &n0))?;
+    after_stage0()?;
+    finalize(backend, &mut rec, &[n0])?;
+    Ok(rec)
+}
+
+/// Gives a stage-0 record its lease list (the backup leases live now: any backup that loaded its
+/// index before stage 0 was written and has not finished still holds one) and removes `old`.
+pub fn finalize(backend: &dyn Backend, rec: &mut CondemnedRecord, old: &[String]) -> Result<()> {
+    rec.leases = Some(live_backup_leases(backend)?);
+    let n1 = format!("{}-1", rec.id);
+    match backend.write(Kind::Condemned, &n1, &serde_json::to_vec(&rec).unwrap()) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        r => r.map_err(be_err("write condemned record", &n1))?,
+    }
+    for n in old.iter().filter(|n| **n != n1) {
+        let _ = backend.delete(Kind::Condemned, n);
+    }
+    Ok(())
+}
+
+/// Leases recorded with `rec` that are still live, from `live`.
+pub fn waiting_on<'a>(rec: &'a CondemnedRecord, live: &HashSet<String>) -> Vec<&'a String> {
+    rec.leases.iter().flatten().filter(|l| live.contains(*l)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::id::ObjectId;
+
+    #[test]
+    fn lease_names_refresh_and_release() {
+        let d = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("r")));
+        b.create().unwrap();
+        let l = Lease::backup(b.clone()).unwrap();
+        assert_eq!(live_backup_leases(b.as_ref()).unwrap(), vec![l.id().to_string()]);
+        l.shared.refresh().unwrap();
+        let names: Vec<String> = b.list(Kind::Lock).unwrap().into_iter().map(|x| x.0).collect();
+        assert_eq!(names, vec![format!("backup-{}-1", l.id())]);
+        assert!(!l.lapsed());
+        // A prune is not stopped by backups, but a second prune is.
+        let p = Lease::prune(b.clone()).unwrap();
+        let e = Lease::prune(b.clone()).err().expect("second prune refused");
+        assert_eq!(e.exit_code(), 12);
+        p.release();
+        l.release();
+        assert!(b.list(Kind::Lock).unwrap().is_empty());
+    }
+
+    #[test]
+    fn dead_prune_leases_are_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("r")));
+        b.create().unwrap();
+        let dead = LeaseInfo {
+            version: 1,
+            kind: "prune".into(),
+            id: "00112233445566ff".into(),
+            hostname: "elsewhere".into(),
+            pid: 1,
+            created: "2020-01-01T00:00:00Z".into(),
+            expires: "2020-01-01T00:15:00Z".into(),
+        };
+        b.write(Kind::Lock, "prune-00112233445566ff-3", &serde_json::to_vec(&dead).unwrap()).unwrap();
+        let p = Lease::prune(b.clone()).unwrap();
+        assert_eq!(list_leases(b.as_ref()).unwrap().len(), 1, "the expired lease is removed");
+        p.release();
+    }
+
+    #[test]
+    fn condemned_records_stage_and_merge() {
+        let d = tempfile::tempdir().unwrap();
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("r")));
+        b.create().unwrap();
+        let l = Lease::backup(b.clone()).unwrap();
+        let pack = ObjectId([7; 32]);
+        let rec = condemn(b.as_ref(), vec![pack], || {
+            assert_eq!(list_condemned(b.as_ref()).unwrap()[0].0.leases, None);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rec.leases, Some(vec![l.id().to_string()]));
+        let all = list_condemned(b.as_ref()).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].1, vec![format!("{}-1", rec.id)]);
+        assert!(condemned_packs(b.as_ref()).unwrap().contains(&pack));
+        l.release();
+    }
+}
