@@ -91,6 +91,10 @@ pub enum Command {
     /// Interactive first-time set-up: writes the config, runs init and test
     Setup(commands::setup::Args),
     /// Check config, storage, key, a round trip, the schedule and recent runs
+    /// Delete data no snapshot references; repack partly used packs (never blocks backups)
+    Prune(commands::prune::Args),
+    /// Rebuild the index from the packs, or rewrite snapshots that lost data
+    Repair(commands::repair::Args),
     #[command(alias = "doctor")]
     Test(commands::test::Args),
     /// The OpenClaw skill: install it into the state dir, or show it

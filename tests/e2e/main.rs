@@ -23,4 +23,6 @@ mod restore_openclaw;
 mod roundtrip;
 mod dumps;
 mod hooks;
+mod prune;
+mod repair;
 mod setup;

@@ -13,6 +13,8 @@ pub mod init;
 pub mod key;
 pub mod ls;
 pub mod restore;
+pub mod prune;
+pub mod repair;
 pub mod setup;
 pub mod skill;
 pub mod snapshots;
@@ -40,6 +42,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Copy(a) => copy::run(g, a),
         Command::Key(a) => key::run(g, a),
         Command::Setup(a) => setup::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
+        Command::Repair(a) => repair::run(g, a),
         Command::Test(a) => test::run(g, a),
         Command::Skill(a) => skill::run(g, a),
     }
