@@ -115,7 +115,7 @@ pub fn backend(loc: &Location) -> Arc<dyn Backend> {
     }
 }
 
-fn read_password_file(p: &std::path::Path) -> Result<Secret> {
+pub fn read_password_file(p: &std::path::Path) -> Result<Secret> {
     let mut s = std::fs::read(p).with_context(|| format!("cannot read password file {}", p.display()))?;
     while matches!(s.last(), Some(b'\n' | b'\r')) {
         s.pop();
@@ -126,8 +126,9 @@ fn read_password_file(p: &std::path::Path) -> Result<Secret> {
     Ok(Secret(s))
 }
 
-/// Runs a password command (`sh -c`) and takes its first line; its output is never logged.
-fn password_from_command(cmd: &str) -> Result<Secret> {
+/// Runs a password command (`sh -c`) and takes its output without the trailing newline; the output is
+/// never logged.
+pub fn password_from_command(cmd: &str) -> Result<Secret> {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -136,21 +137,34 @@ fn password_from_command(cmd: &str) -> Result<Secret> {
         .output()
         .context("cannot run the password command")?;
     if !out.status.success() {
-        return Err(clawback_engine::Error::Other(format!("the password command failed ({})", out.status)).into());
+        return Err(clawback_engine::Error::Other(format!(
+            "the password command failed ({}); check --password-command or encryption.passwordCommand",
+            out.status
+        ))
+        .into());
     }
-    let line = out.stdout.split(|&b| b == b'\n').next().unwrap_or_default().to_vec();
-    if line.is_empty() {
-        return Err(clawback_engine::Error::NoPassword.into());
+    let mut pw = out.stdout;
+    if pw.last() == Some(&b'\n') {
+        pw.pop();
+        if pw.last() == Some(&b'\r') {
+            pw.pop();
+        }
     }
-    Ok(Secret(line))
+    if pw.is_empty() {
+        return Err(clawback_engine::Error::Other("the password command printed no password".into()).into());
+    }
+    Ok(Secret(pw))
 }
 
-/// The password from, in order: `--password-file`, `CLAWBACK_PASSWORD`, `CLAWBACK_PASSWORD_FILE`, the
+/// The password from, in order: `--password-file`, `--password-command`, `CLAWBACK_PASSWORD`, `CLAWBACK_PASSWORD_FILE`, the
 /// config's `encryption` (passphrase, keyFile, passwordCommand), the embedded default repository's
 /// generated file, or a prompt on a terminal.
 pub fn password(g: &GlobalArgs, s: &Settings, res: &Resolved, new_repo: bool) -> Result<Secret> {
     if let Some(f) = &g.password_file {
         return read_password_file(f);
+    }
+    if let Some(c) = &g.password_command {
+        return password_from_command(c);
     }
     if let Ok(p) = std::env::var("CLAWBACK_PASSWORD") {
         if !p.is_empty() {

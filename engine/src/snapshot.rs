@@ -60,6 +60,13 @@ pub struct Snapshot {
     /// What the backup knew of OpenClaw: its state dir, workspaces and agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openclaw: Option<OpenclawMeta>,
+    /// Fleet group: snapshots taken together by several hosts share it (`backup --group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// For a snapshot made by `copy`: the id of the snapshot it was copied from (in the first
+    /// repository it was copied from, when copied again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 /// OpenClaw's layout at backup time, so listings can show it and restore can find the state dir,

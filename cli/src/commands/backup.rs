@@ -45,6 +45,9 @@ pub struct Args {
     /// Do not leave out OpenClaw's caches and runtime files (dev/, tmp/, node_modules/, *.sock, ...)
     #[arg(long)]
     pub no_default_excludes: bool,
+    /// Fleet group id: snapshots several hosts take together share it (`snapshots --group`)
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
     /// Store this command's standard output (run with `sh -c`) as a file of the snapshot; the
     /// backup fails if the command fails (database dumps: `pg_dump mydb`)
     #[arg(long, value_name = "CMD", requires = "stdin_filename")]
@@ -164,6 +167,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
         openclaw: sel.openclaw,
         gitignore_roots: sel.gitignore_roots,
         exclude_reasons: sel.reasons,
+        group: a.group.clone(),
         stdin_commands: match (&a.stdin_from_command, &a.stdin_filename) {
             (Some(command), Some(filename)) => {
                 vec![StdinCommand { command: command.clone(), filename: filename.clone() }]

@@ -16,6 +16,9 @@ pub struct Args {
     /// With `latest`: of this host
     #[arg(long, value_name = "H")]
     pub host: Option<String>,
+    /// With `latest`: of this fleet group (`backup --group`)
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
     /// Only the OpenClaw summary and the counts, not every changed path
     #[arg(long)]
     pub summary: bool,
@@ -27,7 +30,9 @@ fn kind_name(k: NodeKind) -> &'static str {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let host = |s: &clawback_engine::snapshot::Snapshot| a.host.as_ref().is_none_or(|h| &s.hostname == h);
+    let host = |s: &clawback_engine::snapshot::Snapshot| {
+        a.host.as_ref().is_none_or(|h| &s.hostname == h) && (a.group.is_none() || s.group == a.group)
+    };
     let (ida, sa) = repo.find_snapshot(&a.a, host)?;
     let (idb, sb) = repo.find_snapshot(&a.b, host)?;
     let r = diff(&repo, &sa, &sb)?;

@@ -18,6 +18,9 @@ pub struct Args {
     /// With `latest`: of this host
     #[arg(long, value_name = "H")]
     pub host: Option<String>,
+    /// With `latest`: of this fleet group (`backup --group`)
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
     /// Write a single file as a tar stream too
     #[arg(long)]
     pub tar: bool,
@@ -30,7 +33,9 @@ fn reader_gone(e: &clawback_engine::Error) -> bool {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| a.host.as_ref().is_none_or(|h| &s.hostname == h))?;
+    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| {
+        a.host.as_ref().is_none_or(|h| &s.hostname == h) && (a.group.is_none() || s.group == a.group)
+    })?;
     let path = absolute_clean(&a.path)?;
     let found = find(&repo, &snap, &path)?;
     let stdout = std::io::stdout();

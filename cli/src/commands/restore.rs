@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Snapshot id, prefix, or `latest`
-    pub snapshot: String,
+    /// Snapshot id, prefix, or `latest` (may be left out with --group: the group's member from --host)
+    #[arg(required_unless_present = "group")]
+    pub snapshot: Option<String>,
     /// Folder to restore into (created if missing); without it, restore in place to the original paths
     #[arg(long, short = 't', value_name = "DIR")]
     pub target: Option<PathBuf>,
@@ -45,6 +46,9 @@ pub struct Args {
     /// With `latest`: of this host
     #[arg(long, value_name = "H")]
     pub host: Option<String>,
+    /// The snapshot of this fleet group (`backup --group`); with --host, that host's member
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
 }
 
 /// The tag of the safety snapshot an in-place restore takes first.
@@ -58,9 +62,20 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
     let repo = context::open_with(g, &s)?;
     // `latest` is the latest backup: not the safety snapshot a previous in-place restore took.
-    let (id, snap) = repo.find_snapshot(&a.snapshot, |s| {
-        a.host.as_ref().is_none_or(|h| &s.hostname == h) && !s.tags.iter().any(|t| t == SAFETY_TAG)
-    })?;
+    let spec = a.snapshot.as_deref().unwrap_or("latest");
+    let (id, snap) = repo
+        .find_snapshot(spec, |s| {
+            a.host.as_ref().is_none_or(|h| &s.hostname == h)
+                && (a.group.is_none() || s.group == a.group)
+                && !s.tags.iter().any(|t| t == SAFETY_TAG)
+        })
+        .map_err(|e| match (&e, &a.group) {
+            (clawback_engine::Error::SnapshotNotFound(_), Some(gr)) => clawback_engine::Error::SnapshotNotFound(format!(
+                "{spec} in group {gr}{}",
+                a.host.as_ref().map(|h| format!(" from host {h}")).unwrap_or_default()
+            )),
+            _ => e,
+        })?;
     let only = only_roots(&snap, &a.only)?;
 
     let mut safety = None;

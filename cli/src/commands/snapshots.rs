@@ -15,6 +15,9 @@ pub struct Args {
     /// Only the newest N
     #[arg(long, value_name = "N")]
     pub latest: Option<usize>,
+    /// Only the snapshots of this fleet group (`backup --group`)
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
@@ -24,6 +27,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         .into_iter()
         .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
         .filter(|(_, s)| a.tags.iter().all(|t| s.tags.contains(t)))
+        .filter(|(_, s)| a.group.is_none() || s.group == a.group)
         .collect();
     if let Some(n) = a.latest {
         let skip = list.len().saturating_sub(n);
@@ -38,6 +42,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     for (id, s) in &list {
         let t = s.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S");
         println!("{:<9} {:<20} {:<16} {:<16} {}", id.short(), t, s.hostname, s.tags.join(","), s.paths.join(" "));
+        if let Some(gr) = &s.group {
+            println!("{:<9} group {gr}", "");
+        }
         // What the backup knew of OpenClaw: version, agents and workspaces.
         if let Some(oc) = &s.openclaw {
             let agents: Vec<&str> = oc.agents.iter().map(|a| a.id.as_str()).collect();

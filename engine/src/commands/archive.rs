@@ -802,6 +802,8 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         changed: Vec::new(),
         warnings: Vec::new(),
         openclaw,
+        group: None,
+        original: None,
     };
     snap.summary.bytes_stored = stored;
     let snapshot_id = repo.save_snapshot_counting_itself(&mut snap)?;

@@ -473,6 +473,8 @@ mod tests {
             changed: vec![],
             warnings: vec![],
             openclaw: None,
+            group: None,
+            original: None,
         }
     }
 

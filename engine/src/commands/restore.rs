@@ -1378,6 +1378,8 @@ mod tests {
             changed: vec![],
             warnings: vec![],
             openclaw: m,
+            group: None,
+            original: None,
         }
     }
 

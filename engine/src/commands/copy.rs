@@ -1,0 +1,292 @@
+//! `copy`: snapshots from one repository into another that has its own keys. Blob ids are keyed,
+//! so every blob is renamed: a chunk's id in the target is the target's keyed hash of its
+//! plaintext (chunk boundaries stay those of the source), and trees are rewritten because they
+//! hold blob ids. Blobs the target has are not written again, and snapshots already copied (same
+//! `original`, or same time, host, paths and tree) are skipped, so running copy again is cheap.
+//!
+//! To avoid reading data the target already holds, the trees of snapshots copied earlier are
+//! walked side by side with their copies: that gives the source-to-target id of every blob they
+//! share without decrypting a single chunk.
+
+use crate::blob::{self, BlobType};
+use crate::crypto::OVERHEAD;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IdMap, IdSet, SnapshotId};
+use crate::packer::Packer;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{self, NodeKind, Tree};
+use parking_lot::Mutex;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+
+/// One source snapshot and where it is in the target.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopiedSnapshot {
+    pub source: SnapshotId,
+    pub target: SnapshotId,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CopyResult {
+    /// Snapshots written to the target by this run.
+    pub copied: Vec<CopiedSnapshot>,
+    /// Snapshots the target already had.
+    pub skipped: Vec<CopiedSnapshot>,
+    /// Distinct blobs (data and tree) written to the target.
+    pub blobs_copied: u64,
+    /// Distinct blobs the target already had.
+    pub blobs_skipped: u64,
+    /// Plaintext bytes of the blobs written.
+    pub bytes_copied: u64,
+    /// Bytes written to the target: packs, indexes and snapshots.
+    pub bytes_stored: u64,
+    pub duration_s: f64,
+}
+
+/// The identity a snapshot keeps across copies: the snapshot it was first copied from, or itself.
+fn origin(id: &SnapshotId, s: &Snapshot) -> SnapshotId {
+    s.original.unwrap_or(*id)
+}
+
+struct Copier<'a> {
+    src: &'a Repository,
+    dst: &'a Repository,
+    /// Source blob id -> target blob id, for blobs (data and trees) known to be in the target.
+    map: Mutex<IdMap<BlobId, BlobId>>,
+    /// Source blobs already counted by this run.
+    visited: Mutex<IdSet<BlobId>>,
+    /// Target blobs handed to the packer but maybe not yet in the target's index.
+    pending: Mutex<IdSet<BlobId>>,
+    level: i32,
+    progress: &'a Progress,
+    blobs_copied: std::sync::atomic::AtomicU64,
+    blobs_skipped: std::sync::atomic::AtomicU64,
+    bytes_copied: std::sync::atomic::AtomicU64,
+}
+
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Copier<'_> {
+    fn dst_has(&self, id: &BlobId) -> bool {
+        self.pending.lock().contains(id) || self.dst.index().contains(id)
+    }
+
+    /// The target id of a source blob, when it is known and the target holds it.
+    fn known(&self, sid: &BlobId) -> Option<BlobId> {
+        let t = self.map.lock().get(sid).copied()?;
+        self.dst_has(&t).then_some(t)
+    }
+
+    /// Counts a source blob once per run.
+    fn first_visit(&self, sid: &BlobId) -> bool {
+        self.visited.lock().insert(*sid)
+    }
+
+    /// Records the mapping of blobs an earlier copy shares with its source, by walking the two
+    /// trees side by side. Stops quietly where their shapes differ.
+    fn learn(&self, s: BlobId, t: BlobId, depth: usize) -> Result<()> {
+        tree::check_depth(depth)?;
+        if self.map.lock().contains_key(&s) {
+            return Ok(());
+        }
+        let (Ok(st), Ok(tt)) = (self.src.load_tree(&s), self.dst.load_tree(&t)) else {
+            return Ok(());
+        };
+        if st.nodes.len() != tt.nodes.len() {
+            return Ok(());
+        }
+        self.map.lock().insert(s, t);
+        for (a, b) in st.nodes.iter().zip(&tt.nodes) {
+            if a.name != b.name || a.kind != b.kind {
+                continue;
+            }
+            match (a.subtree, b.subtree) {
+                (Some(x), Some(y)) => self.learn(x, y, depth + 1)?,
+                _ if a.content.len() == b.content.len() => {
+                    let mut m = self.map.lock();
+                    for (x, y) in a.content.iter().zip(&b.content) {
+                        m.insert(*x, *y);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-encrypts one data blob for the target (unless it has it). Returns its target id.
+    fn copy_data(&self, sid: &BlobId, packer: &Mutex<Packer>) -> Result<BlobId> {
+        let loc = self.src.index().get(sid).ok_or_else(|| Error::Missing { what: "blob", id: sid.to_hex() })?;
+        if let Some(t) = self.known(sid) {
+            if self.first_visit(sid) {
+                self.blobs_skipped.fetch_add(1, Relaxed);
+            }
+            self.progress.add_done(0, loc.raw_length as u64);
+            return Ok(t);
+        }
+        let plain = self.src.read_blob(BlobType::Data, sid)?;
+        let tid = self.dst.keys().blob_id(&plain);
+        let claimed = {
+            let mut p = self.pending.lock();
+            !self.dst.index().contains(&tid) && p.insert(tid)
+        };
+        if claimed {
+            // Stored raw in the source: it did not compress, so do not try again.
+            let raw = loc.length as usize >= loc.raw_length as usize + OVERHEAD + 1;
+            let level = if raw { 0 } else { self.level };
+            let stored = blob::encode(self.dst.keys(), BlobType::Data, &tid, &plain, level);
+            packer.lock().add(BlobType::Data, tid, &stored, plain.len())?;
+        }
+        self.map.lock().insert(*sid, tid);
+        if self.first_visit(sid) {
+            if claimed {
+                self.blobs_copied.fetch_add(1, Relaxed);
+                self.bytes_copied.fetch_add(plain.len() as u64, Relaxed);
+            } else {
+                self.blobs_skipped.fetch_add(1, Relaxed);
+            }
+        }
+        self.progress.add_done(0, plain.len() as u64);
+        Ok(tid)
+    }
+
+    /// Copies a tree and everything under it; returns the target id of the rewritten tree.
+    fn copy_tree(&self, sid: BlobId, packer: &Mutex<Packer>, depth: usize) -> Result<BlobId> {
+        tree::check_depth(depth)?;
+        if let Some(t) = self.known(&sid) {
+            if self.first_visit(&sid) {
+                self.blobs_skipped.fetch_add(1, Relaxed);
+            }
+            return Ok(t);
+        }
+        let mut t: Tree = self.src.load_tree(&sid)?;
+        // Data first, in parallel: every chunk of every file in this folder not yet known.
+        let mut todo: Vec<BlobId> = t.nodes.iter().flat_map(|n| n.content.iter().copied()).collect();
+        todo.sort();
+        todo.dedup();
+        let done: Vec<(BlobId, BlobId)> =
+            todo.par_iter().map(|s| self.copy_data(s, packer).map(|t| (*s, t))).collect::<Result<_>>()?;
+        let done: IdMap<BlobId, BlobId> = done.into_iter().collect();
+        for n in &mut t.nodes {
+            for c in &mut n.content {
+                *c = done[&*c];
+            }
+            if n.kind == NodeKind::File {
+                self.progress.add_done(1, 0);
+            }
+            if let Some(sub) = n.subtree {
+                n.subtree = Some(self.copy_tree(sub, packer, depth + 1)?);
+            }
+        }
+        let bytes = t.encode();
+        let tid = self.dst.keys().blob_id(&bytes);
+        let claimed = {
+            let mut p = self.pending.lock();
+            !self.dst.index().contains(&tid) && p.insert(tid)
+        };
+        if claimed {
+            let stored = blob::encode(self.dst.keys(), BlobType::Tree, &tid, &bytes, 3);
+            packer.lock().add(BlobType::Tree, tid, &stored, bytes.len())?;
+        }
+        self.map.lock().insert(sid, tid);
+        if self.first_visit(&sid) {
+            if claimed {
+                self.blobs_copied.fetch_add(1, Relaxed);
+                self.bytes_copied.fetch_add(bytes.len() as u64, Relaxed);
+            } else {
+                self.blobs_skipped.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(tid)
+    }
+}
+
+/// Copies `snaps` (source ids and snapshots) from `src` into `dst`, oldest first.
+pub fn copy(
+    src: &Repository,
+    dst: &Repository,
+    snaps: &[(SnapshotId, Snapshot)],
+    progress: &Progress,
+) -> Result<CopyResult> {
+    let start = Instant::now();
+    if src.config().id == dst.config().id {
+        return Err(Error::Usage("the source and the target are the same repository".into()));
+    }
+    let mut snaps: Vec<&(SnapshotId, Snapshot)> = snaps.iter().collect();
+    snaps.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
+    snaps.dedup_by_key(|s| s.0);
+
+    let target = dst.snapshots()?;
+    // Target snapshots by the identity they carry.
+    let by_origin: IdMap<SnapshotId, usize> =
+        target.iter().enumerate().map(|(i, (id, s))| (origin(id, s), i)).collect();
+    let mut res = CopyResult::default();
+    // Source id -> target id, for parents.
+    let mut placed: IdMap<SnapshotId, SnapshotId> = IdMap::default();
+    let mut pending = Vec::new();
+    for &(id, s) in &snaps {
+        match by_origin.get(&origin(id, s)).or_else(|| by_origin.get(id)) {
+            Some(&i) => {
+                placed.insert(*id, target[i].0);
+                res.skipped.push(CopiedSnapshot { source: *id, target: target[i].0 });
+            }
+            None => pending.push((id, s)),
+        }
+    }
+    let c = Copier {
+        src,
+        dst,
+        map: Mutex::new(IdMap::default()),
+        visited: Mutex::new(IdSet::default()),
+        pending: Mutex::new(IdSet::default()),
+        level: dst.config().compression,
+        progress,
+        blobs_copied: Default::default(),
+        blobs_skipped: Default::default(),
+        bytes_copied: Default::default(),
+    };
+    if !pending.is_empty() {
+        // What earlier copies already put in the target.
+        for &(id, s) in &snaps {
+            if let Some(t) = placed.get(id) {
+                if let Some((_, ts)) = target.iter().find(|(tid, _)| tid == t) {
+                    c.learn(s.tree, ts.tree, 0)?;
+                }
+            }
+        }
+        for (_, s) in &pending {
+            progress.add_total(s.summary.total_files, s.summary.total_bytes);
+        }
+        progress.total_known.store(true, Relaxed);
+    }
+    for (id, s) in pending {
+        let packer = Mutex::new(Packer::new(dst, false));
+        let root = c.copy_tree(s.tree, &packer, 0)?;
+        // The packs and their index go first: a snapshot never names data the target lacks.
+        res.bytes_stored += packer.into_inner().finish()?;
+        let same = target
+            .iter()
+            .find(|(_, t)| t.time == s.time && t.hostname == s.hostname && t.paths == s.paths && t.tree == root);
+        if let Some((tid, _)) = same {
+            placed.insert(*id, *tid);
+            res.skipped.push(CopiedSnapshot { source: *id, target: *tid });
+            continue;
+        }
+        let mut snap = s.clone();
+        snap.tree = root;
+        snap.original = Some(origin(id, s));
+        snap.parent = s.parent.and_then(|p| placed.get(&p).copied());
+        let tid = dst.save_snapshot(&snap)?;
+        res.bytes_stored += snap.encode(dst.keys()).len() as u64;
+        placed.insert(*id, tid);
+        res.copied.push(CopiedSnapshot { source: *id, target: tid });
+    }
+    res.blobs_copied = c.blobs_copied.load(Relaxed);
+    res.blobs_skipped = c.blobs_skipped.load(Relaxed);
+    res.bytes_copied = c.bytes_copied.load(Relaxed);
+    res.duration_s = start.elapsed().as_secs_f64();
+    Ok(res)
+}
