@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod error;
 pub mod hooks;
 pub mod id;
+pub mod failpoint;
 pub mod index;
 pub mod openclaw;
 pub mod pack;

@@ -31,6 +31,25 @@ pub struct RepoConfig {
     pub compression: i32,
 }
 
+impl RepoConfig {
+    /// Parses and validates the decrypted `config` object.
+    pub fn from_json(plain: &[u8]) -> Result<RepoConfig> {
+        let config: RepoConfig = serde_json::from_slice(plain).map_err(|e| Error::corrupt("config", "config", e))?;
+        if config.version != 1 {
+            return Err(Error::corrupt(
+                "config",
+                "config",
+                format!("unsupported repository version {}", config.version),
+            ));
+        }
+        config.chunker.validate().map_err(|e| Error::corrupt("config", "config", e))?;
+        if config.id.len() != 64 || !config.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::corrupt("config", "config", "bad repository id"));
+        }
+        Ok(config)
+    }
+}
+
 pub const DEFAULT_PACK_SIZE: u64 = 16 << 20;
 pub const DEFAULT_COMPRESSION: i32 = 3;
 
@@ -152,18 +171,7 @@ impl Repository {
         let keys = Keys::derive(&master);
         let sealed = backend.read(Kind::Config, "config").map_err(backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
-        let config: RepoConfig = serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", "config", e))?;
-        if config.version != 1 {
-            return Err(Error::corrupt(
-                "config",
-                "config",
-                format!("unsupported repository version {}", config.version),
-            ));
-        }
-        config.chunker.validate().map_err(|e| Error::corrupt("config", "config", e))?;
-        if config.id.len() != 64 || !config.id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::corrupt("config", "config", "bad repository id"));
-        }
+        let config = RepoConfig::from_json(&plain)?;
         let cache = if cache.disabled {
             None
         } else {

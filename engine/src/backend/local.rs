@@ -108,9 +108,17 @@ impl Backend for LocalBackend {
         let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
         let res = (|| {
             let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            f.write_all(data)?;
+            if data.len() > 1 {
+                // A crash mid-write leaves half a temporary file.
+                f.write_all(&data[..data.len() / 2])?;
+                crate::failpoint::hit("local:mid-write");
+                f.write_all(&data[data.len() / 2..])?;
+            } else {
+                f.write_all(data)?;
+            }
             f.sync_all()?;
             drop(f);
+            crate::failpoint::hit("local:before-link");
             fs::hard_link(&tmp, &dest)
         })();
         let _ = fs::remove_file(&tmp);

@@ -484,6 +484,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             l.ensure_held()?;
         }
         let id = repo.save_snapshot_counting_itself(&mut snap)?;
+        crate::failpoint::hit("backup:after-snapshot");
         summary.bytes_stored = snap.summary.bytes_stored;
         Some(id)
     };
@@ -596,7 +597,9 @@ fn packer(repo: &Repository, rx: Receiver<PackerMsg>, dry: bool) -> Result<Packe
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(Packed { bytes_stored: p.finish()? })
+    let bytes_stored = p.finish()?;
+    crate::failpoint::hit("backup:after-packer");
+    Ok(Packed { bytes_stored })
 }
 
 /// Walks the paths counting files and bytes, for the progress display's totals.

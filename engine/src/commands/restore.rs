@@ -1127,7 +1127,9 @@ impl FileTask<'_> {
                     }
                 }
             }
+            crate::failpoint::hit("restore:before-rename");
             std::fs::rename(tmp, &self.path).ctx("rename into place", &self.path)?;
+            crate::failpoint::hit("restore:after-rename");
         }
         Ok(())
     }
@@ -1309,6 +1311,7 @@ fn write_chunk(task: &FileTask, data: &[u8], off: u64) -> Result<File> {
 fn verify_file(repo: &Repository, path: &Path, content: &[BlobId]) -> Result<()> {
     let f = std::fs::File::open(path).ctx("open for verify", path)?;
     let mut off = 0u64;
+    crate::failpoint::hit("restore:after-chunk");
     let mut buf = Vec::new();
     for id in content {
         let len = repo
