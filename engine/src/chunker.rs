@@ -112,25 +112,14 @@ impl Chunker {
         let mut eof = false;
         let mut cuts = Vec::new();
         loop {
-            // Fill the buffer up to `cap` or end of stream.
-            while !eof && buf.len() < cap {
-                let old = buf.len();
-                buf.resize(cap, 0);
-                match r.read(&mut buf[old..]) {
-                    Ok(0) => {
-                        buf.truncate(old);
-                        eof = true;
-                    }
-                    Ok(n) => {
-                        buf.truncate(old + n);
-                        total += n as u64;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
-                    Err(e) => {
-                        buf.truncate(old);
-                        return Err(e.into());
-                    }
-                }
+            // Fill the buffer up to `cap` or end of stream. `read_to_end` reads into the spare
+            // capacity without zeroing it first (zeroing a whole batch for every small file was
+            // a sixth of a first backup's CPU time).
+            if !eof && buf.len() < cap {
+                let want = (cap - buf.len()) as u64;
+                let n = (&mut r).take(want).read_to_end(buf)? as u64;
+                total += n;
+                eof = n < want;
             }
             cuts.clear();
             let mut pos = 0;

@@ -10,36 +10,81 @@ pub const FLAG_RAW: u8 = 0;
 pub const FLAG_ZSTD: u8 = 1;
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// This thread's compressor, its level, and its output buffer.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>, Vec<u8>)>> = const { RefCell::new(None) };
 }
 
 /// Writes the payload (flag, length, data) for `plain` at the end of `out`. `level` 0 means store raw.
+/// Data that looks incompressible on a sample (`worth_compressing`) is stored raw without trying.
 pub fn encode_payload(plain: &[u8], level: i32, out: &mut Vec<u8>) {
-    let start = out.len();
-    if level > 0 && plain.len() >= 64 {
-        let bound = zstd::zstd_safe::compress_bound(plain.len());
-        out.push(FLAG_ZSTD);
-        out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
-        let hdr = out.len();
-        out.resize(hdr + bound, 0);
-        let compressed = COMPRESSOR.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.as_ref().map(|(l, _)| *l) != Some(level) {
-                *c = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level")));
-            }
-            let comp = &mut c.as_mut().unwrap().1;
-            comp.compress_to_buffer(plain, &mut out[hdr..]).ok()
-        });
-        if let Some(n) = compressed {
-            if n + 9 < plain.len() - plain.len() / 32 {
-                out.truncate(hdr + n);
-                return;
-            }
-        }
-        out.truncate(start);
+    if level > 0 && worth_compressing(plain) && try_compress(plain, level, out) {
+        return;
     }
     out.push(FLAG_RAW);
     out.extend_from_slice(plain);
+}
+
+/// Appends a compressed payload (flag 1) for `plain` to `out` if zstd at `level` saves at least
+/// 1/32 of the bytes; otherwise leaves `out` as it was and returns false.
+pub fn try_compress(plain: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+    if plain.len() < 64 {
+        return false;
+    }
+    // Compress into a per-thread scratch buffer, zeroed only when it grows, then copy what is
+    // kept: cheaper than growing and zeroing `out` to the worst-case bound for every chunk.
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let (lvl, comp, scratch) =
+            c.get_or_insert_with(|| (level, zstd::bulk::Compressor::new(level).expect("zstd level"), Vec::new()));
+        if *lvl != level {
+            *comp = zstd::bulk::Compressor::new(level).expect("zstd level");
+            *lvl = level;
+        }
+        let bound = zstd::zstd_safe::compress_bound(plain.len());
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        match comp.compress_to_buffer(plain, &mut scratch[..bound]) {
+            Ok(n) if n + 9 < plain.len() - plain.len() / 32 => {
+                out.reserve(9 + n);
+                out.push(FLAG_ZSTD);
+                out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+                out.extend_from_slice(&scratch[..n]);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Bytes sampled by `worth_compressing`: two windows, at a quarter and at three quarters.
+const PROBE_WINDOW: usize = 2048;
+/// Order-0 entropy (bits per byte) above which a sample is taken for already-compressed data
+/// (JPEG, Ogg, gzip, encrypted files measure 7.9-8.0; text, JSON, code and SQLite pages 3-6).
+const PROBE_MAX_ENTROPY: f64 = 7.6;
+
+/// A cheap guess, from the byte histogram of a 4 KiB sample, whether zstd can shrink `plain`.
+/// Small inputs are always worth a try (compressing them costs little).
+pub fn worth_compressing(plain: &[u8]) -> bool {
+    if plain.len() < 4 * PROBE_WINDOW {
+        return true;
+    }
+    let mut hist = [0u32; 256];
+    for at in [plain.len() / 4, plain.len() * 3 / 4] {
+        for &b in &plain[at..at + PROBE_WINDOW] {
+            hist[b as usize] += 1;
+        }
+    }
+    let n = (2 * PROBE_WINDOW) as f64;
+    let entropy: f64 = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    entropy < PROBE_MAX_ENTROPY
 }
 
 /// Decodes a payload, refusing plaintexts longer than `max_len` before allocating for them.
@@ -116,6 +161,26 @@ mod tests {
         encode_payload(&noise, 0, &mut raw);
         assert_eq!(raw[0], FLAG_RAW);
         assert_eq!(decode_payload(&out, 4096).unwrap(), noise);
+    }
+
+    #[test]
+    fn probe_skips_noise_and_keeps_text() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let noise: Vec<u8> = (0..65536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(!worth_compressing(&noise));
+        let mut out = Vec::new();
+        encode_payload(&noise, 3, &mut out);
+        assert_eq!(out[0], FLAG_RAW);
+        let text = b"{\"role\":\"assistant\",\"content\":\"the agent remembered\"}\n".repeat(2000);
+        assert!(worth_compressing(&text));
+        assert!(worth_compressing(&noise[..100]), "small inputs are always tried");
     }
 
     #[test]
