@@ -1304,6 +1304,7 @@ fn write_chunk(task: &FileTask, data: &[u8], off: u64) -> Result<File> {
     if !data.iter().all(|&b| b == 0) {
         f.write_all_at(data, off).ctx("write", &task.path)?;
     }
+    crate::failpoint::hit("restore:after-chunk");
     Ok(f)
 }
 
@@ -1311,7 +1312,6 @@ fn write_chunk(task: &FileTask, data: &[u8], off: u64) -> Result<File> {
 fn verify_file(repo: &Repository, path: &Path, content: &[BlobId]) -> Result<()> {
     let f = std::fs::File::open(path).ctx("open for verify", path)?;
     let mut off = 0u64;
-    crate::failpoint::hit("restore:after-chunk");
     let mut buf = Vec::new();
     for id in content {
         let len = repo
