@@ -3,6 +3,8 @@
 
 mod commands;
 mod context;
+mod priority;
+mod runs;
 mod hooks;
 mod ui;
 
@@ -52,6 +54,9 @@ pub struct GlobalArgs {
     /// Use no local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Run gently: nice 10 and the idle I/O class (for scheduled runs)
+    #[arg(long, global = true)]
+    pub low_priority: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +89,12 @@ pub enum Command {
     Import(commands::import::Args),
     /// Write a snapshot as an archive `openclaw backup restore` accepts
     Export(commands::export::Args),
+    /// Health: last snapshot, its age, next due time, last run; exit 1 when stale or failing
+    Status(commands::status::Args),
+    /// Run the schedule in the foreground: backup, retention, prune at most daily
+    Daemon(commands::daemon::Args),
+    /// Register the schedule with systemd, cron or OpenClaw (`schedule install`), or undo it
+    Schedule(commands::schedule::Args),
     /// Copy snapshots to a second repository, re-encrypted under its keys
     Copy(commands::copy::Args),
     /// Manage the passwords (key files) that open the repository

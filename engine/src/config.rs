@@ -161,6 +161,32 @@ pub struct NotifyConfig {
     /// Also raise an OpenClaw system event (seen by the agent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openclaw_event: Option<bool>,
+    /// A Slack-compatible incoming-webhook URL (`{"text": ...}`); a secret like `webhook`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailConfig>,
+}
+
+/// `notify.email`: a mail over SMTP. Port 465 is implicit TLS; otherwise STARTTLS unless
+/// `starttls: false` (a local relay).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EmailConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_port: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -210,9 +236,10 @@ impl BackupConfig {
         self.include.workspace.unwrap_or(true)
     }
 
-    /// Notify on failure: `notify.onFailure`, else `notifyOnFailure`, default false.
+    /// Notify on failure: `notify.onFailure`, else `notifyOnFailure`, default true (a channel
+    /// configured without either is meant for failures).
     pub fn notify_on_failure(&self) -> bool {
-        self.notify.on_failure.or(self.notify_on_failure).unwrap_or(false)
+        self.notify.on_failure.or(self.notify_on_failure).unwrap_or(true)
     }
 
     /// Notify on success: `notify.onSuccess`, default false.
@@ -507,7 +534,7 @@ mod tests {
         assert_eq!(l.config, BackupConfig::default());
         assert!(l.warnings.is_empty() && l.sources.is_empty() && l.file.is_none());
         assert!(l.config.enabled() && l.config.include_state_dir() && l.config.include_workspace());
-        assert!(!l.config.notify_on_failure());
+        assert!(l.config.notify_on_failure(), "on by default; without a channel nothing is sent");
         assert_eq!(l.config.schedule(), None);
     }
 

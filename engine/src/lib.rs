@@ -5,6 +5,7 @@
 //! byte-level format is specified in `format-spec/README.md`. This crate prints nothing and never
 //! exits the process: every operation returns a `Result` whose error knows its exit code.
 
+pub mod anomaly;
 pub mod backend;
 pub mod blob;
 pub mod cache;
@@ -13,17 +14,20 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod error;
 pub mod hooks;
 pub mod id;
 pub mod failpoint;
 pub mod index;
 pub mod openclaw;
+pub mod notify;
 pub mod pack;
 pub mod packer;
 pub mod lease;
 pub mod progress;
 pub mod repo;
+pub mod runlog;
 pub mod snapshot;
 pub mod tree;
 

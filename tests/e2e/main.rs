@@ -26,3 +26,6 @@ mod hooks;
 mod prune;
 mod repair;
 mod setup;
+mod daemon;
+mod notify;
+mod status;

@@ -128,6 +128,11 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    // One run-log line and the notifications, whatever the outcome (see runs.rs).
+    crate::runs::record(g, a.dry_run, || run_recorded(g, a))
+}
+
+fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
     let hooks = s.config.hooks.clone();
     if a.dry_run || (hooks.before.is_empty() && hooks.after.is_empty()) {
@@ -180,6 +185,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
     let r = backup(&repo, &opts, &progress);
     bar.finish();
     let r = r?;
+    let anomalies = if a.dry_run { Vec::new() } else { crate::runs::backup_done(g, &r) };
     *saved = r.snapshot_id.map(|i| i.to_hex());
     let s = &r.summary;
     if g.json {
@@ -202,6 +208,8 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
             "skipped": r.skipped,
             "changed": r.changed,
             "warnings": r.warnings,
+            // Unusual jumps against the recent runs (new data, changed files, duration, mass change).
+            "anomalies": anomalies,
         }));
     } else if !g.quiet {
         for e in &r.errors {

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod copy;
+pub mod daemon;
 pub mod diff;
 pub mod dump;
 pub mod export;
@@ -13,18 +14,25 @@ pub mod init;
 pub mod key;
 pub mod ls;
 pub mod restore;
+pub mod schedule;
 pub mod prune;
 pub mod repair;
 pub mod setup;
 pub mod skill;
 pub mod snapshots;
 pub mod stats;
+pub mod status;
 pub mod test;
 
 use crate::{Cli, Command};
 
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
+    if g.low_priority {
+        for p in crate::priority::lower() {
+            eprintln!("clawback: warning: --low-priority: {p}");
+        }
+    }
     match &cli.command {
         Command::Init(a) => init::run(g, a),
         Command::Backup(a) => backup::run(g, a),
@@ -39,6 +47,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Dump(a) => dump::run(g, a),
         Command::Import(a) => import::run(g, a),
         Command::Export(a) => export::run(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::Daemon(a) => daemon::run(g, a),
+        Command::Schedule(a) => schedule::run(g, a),
         Command::Copy(a) => copy::run(g, a),
         Command::Key(a) => key::run(g, a),
         Command::Setup(a) => setup::run(g, a),

@@ -1,0 +1,365 @@
+//! `clawback daemon`: runs the schedule in the foreground. Each cycle spawns this same program as
+//! `clawback backup` (so the run log, notifications and hooks follow one code path), then `forget`
+//! with the configured retention, then `prune` at most once a day. One cycle at a time, one daemon
+//! per OpenClaw state dir (a lock file), a catch-up run at start or after a wake when the last good
+//! run is older than one interval, and a clean stop on SIGTERM/SIGINT: the signal is passed on to
+//! the running child, the daemon waits for it and exits 0.
+
+use crate::ui::usage;
+use crate::GlobalArgs;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clawback_engine::config::{parse_duration, Schedule};
+use clawback_engine::daemon::{default_jitter, DaemonLock, DaemonState, Planner};
+use clawback_engine::runlog::{RunRecord, RunStatus};
+use serde_json::json;
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run one cycle (backup, retention, prune if due) and exit with its status
+    #[arg(long)]
+    pub once: bool,
+    /// Run every DUR instead of the configured schedule (e.g. 2h, 30m, 10s)
+    #[arg(long, value_name = "DUR", conflicts_with = "schedule")]
+    pub every: Option<String>,
+    /// Use this schedule instead of the configured one ("2h", or a cron expression)
+    #[arg(long, value_name = "EXPR")]
+    pub schedule: Option<String>,
+    /// Largest random delay added to each scheduled run (default: 1/20 of the interval, at most 2m)
+    #[arg(long, value_name = "DUR")]
+    pub jitter: Option<String>,
+    /// Never prune (retention still runs)
+    #[arg(long)]
+    pub no_prune: bool,
+}
+
+/// The signal that asked the daemon to stop (0: none yet).
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP.store(sig, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn stopping() -> Option<i32> {
+    match STOP.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGKILL => "SIGKILL",
+        _ => "a signal",
+    }
+}
+
+/// The global flags a child needs to reach the same repository the same way.
+fn global_flags(g: &GlobalArgs) -> Vec<OsString> {
+    let mut v: Vec<OsString> = Vec::new();
+    let mut pair = |k: &str, val: OsString| {
+        v.push(k.into());
+        v.push(val);
+    };
+    if let Some(r) = &g.repo {
+        pair("--repo", r.into());
+    }
+    if let Some(f) = &g.password_file {
+        pair("--password-file", f.into());
+    }
+    if let Some(c) = &g.password_command {
+        pair("--password-command", c.into());
+    }
+    if let Some(c) = &g.config {
+        pair("--config", c.into());
+    }
+    if let Some(d) = &g.cache_dir {
+        pair("--cache-dir", d.into());
+    }
+    if let Some(n) = g.connections {
+        pair("--connections", n.to_string().into());
+    }
+    if let Some(n) = g.limit_upload {
+        pair("--limit-upload", n.to_string().into());
+    }
+    if let Some(n) = g.limit_download {
+        pair("--limit-download", n.to_string().into());
+    }
+    if let Some(c) = &g.storage_class {
+        pair("--storage-class", c.into());
+    }
+    if g.no_cache {
+        v.push("--no-cache".into());
+    }
+    if g.quiet {
+        v.push("--quiet".into());
+    }
+    for _ in 0..g.verbose {
+        v.push("-v".into());
+    }
+    if g.low_priority {
+        v.push("--low-priority".into());
+    }
+    v
+}
+
+struct Daemon<'a> {
+    g: &'a GlobalArgs,
+    exe: std::path::PathBuf,
+    state_dir: std::path::PathBuf,
+    no_prune: bool,
+    prune_available: Option<bool>,
+}
+
+/// How one child ended.
+enum Outcome {
+    Exited(i32),
+    /// Ended by the signal the daemon passed on.
+    Stopped(i32),
+}
+
+impl Daemon<'_> {
+    fn say(&self, msg: &str) {
+        if !self.g.quiet {
+            eprintln!("clawback daemon: {msg}");
+        }
+    }
+
+    /// Runs `clawback <globals> <args>`, passing on a stop signal, and waits for it.
+    fn child(&self, args: &[&str]) -> Result<Outcome> {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(global_flags(self.g)).args(args).env(crate::runs::TRIGGER_ENV, "daemon").stdin(Stdio::null());
+        if self.g.json {
+            // Only the daemon's own JSON lines go to stdout.
+            let err = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr")?;
+            cmd.stdout(Stdio::from(err));
+        }
+        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", self.exe.display()))?;
+        let mut forwarded = None;
+        loop {
+            if let Some(status) = child.try_wait().context("cannot wait for the backup process")? {
+                return Ok(outcome(status, forwarded));
+            }
+            if let (Some(sig), None) = (stopping(), forwarded) {
+                // SAFETY: signalling our own child by pid, which has not been reaped yet.
+                unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+                forwarded = Some(sig);
+                self.say(&format!("{}: waiting for `{}` to stop", signal_name(sig), args[0]));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn has_prune(&mut self) -> bool {
+        *self.prune_available.get_or_insert_with(|| {
+            Command::new(&self.exe)
+                .args(["prune", "--help"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// One cycle: backup, retention, prune when due. Returns its exit status and a JSON record.
+    fn cycle(&mut self, config_retention: bool) -> Result<(i32, serde_json::Value)> {
+        let start = Utc::now();
+        let backup = self.child(&["backup"])?;
+        let mut out = json!({ "start": start });
+        let code = match backup {
+            Outcome::Stopped(sig) => {
+                self.record_interrupted(start, sig);
+                out["backup_exit"] = json!(130);
+                out["stopped_by"] = json!(signal_name(sig));
+                return Ok((130, out));
+            }
+            Outcome::Exited(c) => c,
+        };
+        out["backup_exit"] = json!(code);
+        self.say(&format!("backup finished (exit {code})"));
+        let mut status = code;
+        if matches!(code, 0 | 3) && stopping().is_none() {
+            if config_retention {
+                match self.child(&["forget"])? {
+                    Outcome::Exited(c) => {
+                        out["forget_exit"] = json!(c);
+                        if c != 0 {
+                            self.say(&format!("retention (forget) failed (exit {c})"));
+                            status = status.max(1);
+                        }
+                    }
+                    Outcome::Stopped(_) => return Ok((status, out)),
+                }
+            }
+            let mut st = DaemonState::load(&self.state_dir);
+            if !self.no_prune && stopping().is_none() && st.prune_due(Utc::now()) {
+                if self.has_prune() {
+                    match self.child(&["prune"])? {
+                        Outcome::Exited(0) => {
+                            out["prune_exit"] = json!(0);
+                            st.last_prune = Some(Utc::now());
+                            if let Err(e) = st.save(&self.state_dir) {
+                                self.say(&format!("cannot save the daemon state: {e}"));
+                            }
+                        }
+                        Outcome::Exited(c) => {
+                            out["prune_exit"] = json!(c);
+                            self.say(&format!("prune failed (exit {c})"));
+                            status = status.max(1);
+                        }
+                        Outcome::Stopped(_) => {}
+                    }
+                } else {
+                    out["prune_skipped"] = json!("this build has no prune command");
+                    self.say("prune skipped: this build has no prune command");
+                }
+            }
+        }
+        out["end"] = json!(Utc::now());
+        out["status"] = json!(status);
+        Ok((status, out))
+    }
+
+    /// A backup child ended by the stop signal wrote no run-log line of its own.
+    fn record_interrupted(&self, start: DateTime<Utc>, sig: i32) {
+        let end = Utc::now();
+        let rec = RunRecord {
+            start,
+            end,
+            status: RunStatus::Failed,
+            exit_code: 130,
+            duration_s: (end - start).num_milliseconds() as f64 / 1000.0,
+            counters: None,
+            snapshot_id: None,
+            error: Some(format!("interrupted: the daemon was stopped by {}", signal_name(sig))),
+            anomalies: Vec::new(),
+            notify_errors: Vec::new(),
+            host: clawback_engine::repo::hostname(),
+            repo: None,
+            trigger: Some("daemon".into()),
+            pid: std::process::id(),
+        };
+        if let Err(e) = clawback_engine::runlog::RunLog::for_state_dir(&self.state_dir).append(&rec) {
+            self.say(&format!("cannot write the run log: {e}"));
+        }
+    }
+}
+
+fn outcome(status: ExitStatus, forwarded: Option<i32>) -> Outcome {
+    match (status.code(), status.signal(), forwarded) {
+        (_, Some(sig), _) => Outcome::Stopped(sig),
+        (Some(130), None, Some(sig)) => Outcome::Stopped(sig),
+        (Some(c), _, _) => Outcome::Exited(c),
+        (None, None, _) => Outcome::Exited(1),
+    }
+}
+
+/// Sleeps until `due` (wall clock, so a suspend that passes it wakes the loop at once) or a stop.
+fn sleep_until(due: DateTime<Utc>) {
+    while stopping().is_none() {
+        let left = due - Utc::now();
+        if left <= chrono::Duration::zero() {
+            return;
+        }
+        std::thread::sleep(left.to_std().unwrap_or_default().min(Duration::from_millis(100)));
+    }
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let s = crate::context::Settings::load(g)?;
+    let schedule = match (&a.every, &a.schedule) {
+        (Some(e), _) => {
+            let d = parse_duration(e).filter(|d| !d.is_zero());
+            let d = d.ok_or_else(|| usage(format!("--every {e}: give a duration like 2h, 30m or 10s")))?;
+            Schedule::Every { text: e.trim().to_string(), interval: d }
+        }
+        (None, Some(x)) => Schedule::parse(x).map_err(|e| usage(e.to_string()))?,
+        (None, None) => match s.config.schedule() {
+            Some(sch) => sch,
+            None if a.once => Schedule::parse("1d").expect("a valid interval"),
+            None => return Err(usage(
+                "no schedule: set `schedule` in the config (\"2h\", \"1d\" or a cron expression), or pass --every DUR",
+            )),
+        },
+    };
+    let jitter = match &a.jitter {
+        Some(j) if j.trim() == "0" => Duration::ZERO,
+        Some(j) => parse_duration(j).ok_or_else(|| usage(format!("--jitter {j}: give a duration like 30s, or 0")))?,
+        None => default_jitter(&schedule),
+    };
+    let state_dir = crate::runs::state_dir();
+    let lock = DaemonLock::acquire(&state_dir)?;
+    install_signal_handlers();
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let retention = s.config.retention.is_set();
+    let mut d = Daemon { g, exe, state_dir, no_prune: a.no_prune, prune_available: None };
+    let emit = |v: &serde_json::Value| {
+        if g.json {
+            println!("{v}");
+        }
+    };
+
+    if a.once {
+        let (code, out) = d.cycle(retention)?;
+        emit(&out);
+        drop(lock);
+        return Ok(if stopping().is_some() { 0 } else { code });
+    }
+
+    let planner = Planner { schedule, jitter };
+    let last_ok = crate::runs::run_log().last_success().ok().flatten().map(|r| r.end);
+    let mut due = planner.first_due(last_ok, Utc::now());
+    d.say(&format!(
+        "running schedule {} (lock {}); {}",
+        planner.schedule,
+        lock.path().display(),
+        if due <= Utc::now() {
+            "the last good backup is older than one interval: backing up now".to_string()
+        } else {
+            format!("next backup at {}", due.format("%Y-%m-%d %H:%M:%S UTC"))
+        }
+    ));
+    loop {
+        sleep_until(due);
+        if let Some(sig) = stopping() {
+            d.say(&format!("{}: stopped", signal_name(sig)));
+            return Ok(0);
+        }
+        let started = Utc::now();
+        let (_, out) = d.cycle(retention)?;
+        emit(&out);
+        if let Some(sig) = stopping() {
+            d.say(&format!("{}: stopped after the current run", signal_name(sig)));
+            return Ok(0);
+        }
+        let (next, skipped) = planner.next_due(started, Utc::now());
+        if skipped > 0 {
+            d.say(&format!("the run took longer than the schedule: {skipped} due run(s) skipped, not doubled"));
+        }
+        due = next + chrono::Duration::from_std(planner.draw_jitter()).unwrap_or_default();
+        d.say(&format!("next backup at {}", due.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
+}

@@ -1,0 +1,753 @@
+//! `clawback schedule install --systemd | --cron | --openclaw` and `schedule remove`: register the
+//! schedule with a systemd user timer, a crontab block, or OpenClaw's own scheduler. Each job runs
+//! `clawback daemon --once --low-priority` (backup, retention, prune when due; one at a time) with
+//! the absolute path of this program and the flags and OpenClaw variables of this shell, and
+//! each install prints what it wrote and how to check it.
+
+use crate::ui::usage;
+use crate::GlobalArgs;
+use anyhow::{Context, Result};
+use clawback_engine::config::{parse_duration, Schedule};
+use clawback_engine::notify::find_on_path;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Overrides the `crontab` program (tests, or a wrapper).
+pub const CRONTAB_ENV: &str = "CLAWBACK_CRONTAB_CMD";
+/// Overrides the `systemctl` program.
+pub const SYSTEMCTL_ENV: &str = "CLAWBACK_SYSTEMCTL_CMD";
+/// The name of the OpenClaw cron job.
+pub const OPENCLAW_JOB: &str = "clawback-backup";
+const CRON_BEGIN: &str =
+    "# >>> clawback (managed by `clawback schedule install --cron`; remove with `clawback schedule remove --cron`)";
+const CRON_END: &str = "# <<< clawback";
+/// Variables a scheduled run needs to find the same state dir, config and password file.
+const CARRIED_ENV: &[&str] = &[
+    "OPENCLAW_STATE_DIR",
+    "OPENCLAW_CONFIG_PATH",
+    "OPENCLAW_HOME",
+    "OPENCLAW_PROFILE",
+    "OPENCLAW_WORKSPACE_DIR",
+    "CLAWBACK_CONFIG",
+    "CLAWBACK_PASSWORD_FILE",
+    "CLAWBACK_CACHE_DIR",
+    "XDG_DATA_HOME",
+    "XDG_CONFIG_HOME",
+];
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Register the schedule with systemd (user timer), cron, or OpenClaw's scheduler
+    Install(InstallArgs),
+    /// Undo `schedule install` (all kinds found, or only the one named)
+    Remove(Which),
+}
+
+#[derive(clap::Args, Debug, Clone, Copy)]
+#[group(multiple = false)]
+pub struct Which {
+    /// A systemd user service and timer (~/.config/systemd/user/clawback.{service,timer})
+    #[arg(long)]
+    pub systemd: bool,
+    /// A block in your crontab
+    #[arg(long)]
+    pub cron: bool,
+    /// A job in OpenClaw's own scheduler (`openclaw cron`)
+    #[arg(long)]
+    pub openclaw: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub which: Which,
+    /// Run every DUR instead of the configured schedule
+    #[arg(long, value_name = "DUR", conflicts_with = "schedule")]
+    pub every: Option<String>,
+    /// Use this schedule instead of the configured one ("2h", or a cron expression)
+    #[arg(long, value_name = "EXPR")]
+    pub schedule: Option<String>,
+    /// systemd: MemoryMax= of the service
+    #[arg(long, value_name = "SIZE", default_value = "2G")]
+    pub memory_max: String,
+}
+
+fn schedule_from(g: &GlobalArgs, every: &Option<String>, expr: &Option<String>) -> Result<Schedule> {
+    if let Some(e) = every {
+        let d = parse_duration(e)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| usage(format!("--every {e}: give a duration like 2h, 30m or 1d")))?;
+        return Ok(Schedule::Every { text: e.trim().to_string(), interval: d });
+    }
+    if let Some(x) = expr {
+        return Schedule::parse(x).map_err(|e| usage(e.to_string()));
+    }
+    let s = crate::context::Settings::load(g)?;
+    s.config.schedule().ok_or_else(|| {
+        usage("no schedule: set `schedule` in the config (\"2h\", \"1d\" or a cron expression), or pass --every 2h")
+    })
+}
+
+/// The scheduled command: this program, by absolute path, with this run's global flags.
+fn job_argv(g: &GlobalArgs) -> Result<Vec<OsString>> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let abs = |p: &Path| -> OsString { std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).into_os_string() };
+    let mut v: Vec<OsString> = vec![exe.into_os_string()];
+    if let Some(r) = &g.repo {
+        let r = if r.contains(':') && !r.starts_with("local:") {
+            r.into()
+        } else {
+            abs(Path::new(r.trim_start_matches("local:")))
+        };
+        v.extend(["--repo".into(), r]);
+    }
+    if let Some(f) = &g.password_file {
+        v.extend(["--password-file".into(), abs(f)]);
+    }
+    if let Some(c) = &g.password_command {
+        v.extend(["--password-command".into(), c.into()]);
+    }
+    if let Some(c) = &g.config {
+        v.extend(["--config".into(), abs(c)]);
+    }
+    if let Some(d) = &g.cache_dir {
+        v.extend(["--cache-dir".into(), abs(d)]);
+    }
+    if g.no_cache {
+        v.push("--no-cache".into());
+    }
+    v.extend(["daemon".into(), "--once".into(), "--low-priority".into()]);
+    Ok(v)
+}
+
+/// The OpenClaw and clawback variables of this shell the job must see, made absolute.
+fn carried_env() -> Vec<(String, String)> {
+    CARRIED_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| (k.to_string(), v)))
+        .map(|(k, v)| {
+            let p = Path::new(&v);
+            let v = if k == "OPENCLAW_PROFILE" || p.is_absolute() || v.starts_with('~') {
+                v
+            } else {
+                std::path::absolute(p).map(|p| p.to_string_lossy().into_owned()).unwrap_or(v)
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+fn warn_env_password(g: &GlobalArgs) {
+    if std::env::var("CLAWBACK_PASSWORD").is_ok_and(|p| !p.is_empty())
+        && g.password_file.is_none()
+        && g.password_command.is_none()
+    {
+        eprintln!(
+            "clawback: warning: CLAWBACK_PASSWORD is set in this shell but the scheduled job will not see it (it is \
+             never written into a job); give --password-file or --password-command, or set encryption.keyFile or \
+             encryption.passwordCommand in the config"
+        );
+    }
+}
+
+/// POSIX shell quoting.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn sh_line(argv: &[OsString]) -> String {
+    argv.iter().map(|a| sh_quote(&a.to_string_lossy())).collect::<Vec<_>>().join(" ")
+}
+
+/// systemd's quoting for ExecStart= words.
+fn systemd_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%").replace('$', "$$"))
+    }
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    match &a.action {
+        Action::Install(i) => install(g, i),
+        Action::Remove(w) => remove(g, *w),
+    }
+}
+
+fn install(g: &GlobalArgs, a: &InstallArgs) -> Result<i32> {
+    let w = a.which;
+    if !(w.systemd || w.cron || w.openclaw) {
+        return Err(usage("say where: schedule install --systemd, --cron or --openclaw"));
+    }
+    let schedule = schedule_from(g, &a.every, &a.schedule)?;
+    let argv = job_argv(g)?;
+    warn_env_password(g);
+    let report = if w.systemd {
+        install_systemd(&schedule, &argv, &a.memory_max)?
+    } else if w.cron {
+        install_cron(&schedule, &argv)?
+    } else {
+        install_openclaw(&schedule, &argv)?
+    };
+    if g.json {
+        crate::ui::print_json(&report);
+    }
+    Ok(0)
+}
+
+fn say(msg: impl AsRef<str>) {
+    println!("{}", msg.as_ref());
+}
+
+// ---------- systemd ----------
+
+fn systemd_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
+    xdg.unwrap_or_else(|| clawback_engine::repo::home_dir().join(".config")).join("systemd").join("user")
+}
+
+fn systemctl() -> Option<PathBuf> {
+    match std::env::var_os(SYSTEMCTL_ENV).filter(|v| !v.is_empty()) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => find_on_path("systemctl"),
+    }
+}
+
+/// Runs `systemctl --user ARGS`; Err with its complaint when it fails.
+fn run_systemctl(bin: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(bin)
+        .arg("--user")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        Err(msg.lines().next().unwrap_or("failed").trim().to_string())
+    }
+}
+
+/// The timer's trigger lines for a schedule.
+pub fn timer_lines(s: &Schedule) -> Result<Vec<String>> {
+    match s {
+        Schedule::Every { interval, .. } => {
+            let secs = interval.as_secs().max(1);
+            Ok(vec![
+                "OnBootSec=5min".into(),
+                format!("OnUnitActiveSec={secs}s"),
+                // The first run soon after the timer is enabled.
+                "OnActiveSec=1min".into(),
+            ])
+        }
+        Schedule::Cron(_) => Ok(vec![format!("OnCalendar={}", on_calendar(s.as_str())?)]),
+    }
+}
+
+fn unit_files(s: &Schedule, argv: &[OsString], memory_max: &str) -> Result<(String, String)> {
+    let exec = argv.iter().map(|a| systemd_quote(&a.to_string_lossy())).collect::<Vec<_>>().join(" ");
+    let mut env_lines = String::new();
+    for (k, v) in carried_env() {
+        env_lines.push_str(&format!("Environment={}\n", systemd_quote(&format!("{k}={v}"))));
+    }
+    let service = format!(
+        "# Written by `clawback schedule install --systemd`; remove with `clawback schedule remove --systemd`.\n\
+         [Unit]\n\
+         Description=clawback backup of OpenClaw (schedule {sched})\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart={exec}\n\
+         Environment=CLAWBACK_TRIGGER=systemd\n\
+         {env_lines}\
+         Nice=10\n\
+         IOSchedulingClass=idle\n\
+         CPUSchedulingPolicy=batch\n\
+         MemoryMax={memory_max}\n\
+         # A run that hangs is stopped after a day; SIGTERM lets clawback stop cleanly.\n\
+         TimeoutStartSec=1d\n\
+         KillSignal=SIGTERM\n",
+        sched = s
+    );
+    let timer = format!(
+        "# Written by `clawback schedule install --systemd`; remove with `clawback schedule remove --systemd`.\n\
+         [Unit]\n\
+         Description=clawback backup of OpenClaw (schedule {s})\n\
+         \n\
+         [Timer]\n\
+         {}\n\
+         # Catch up once after the machine was off or asleep at a due time.\n\
+         Persistent=true\n\
+         RandomizedDelaySec={}\n\
+         Unit=clawback.service\n\
+         \n\
+         [Install]\n\
+         WantedBy=timers.target\n",
+        timer_lines(s)?.join("\n"),
+        clawback_engine::daemon::default_jitter(s).as_secs()
+    );
+    Ok((service, timer))
+}
+
+fn install_systemd(s: &Schedule, argv: &[OsString], memory_max: &str) -> Result<serde_json::Value> {
+    let (service, timer) = unit_files(s, argv, memory_max)?;
+    let dir = systemd_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let sp = dir.join("clawback.service");
+    let tp = dir.join("clawback.timer");
+    std::fs::write(&sp, &service).with_context(|| format!("cannot write {}", sp.display()))?;
+    std::fs::write(&tp, &timer).with_context(|| format!("cannot write {}", tp.display()))?;
+    say(format!("wrote {}:\n{service}", sp.display()));
+    say(format!("wrote {}:\n{timer}", tp.display()));
+    let enabled = match systemctl() {
+        Some(bin) => match run_systemctl(&bin, &["daemon-reload"])
+            .and_then(|_| run_systemctl(&bin, &["enable", "--now", "clawback.timer"]))
+        {
+            Ok(()) => {
+                say("enabled and started clawback.timer");
+                true
+            }
+            Err(e) => {
+                eprintln!("clawback: warning: systemctl --user failed ({e}); run these yourself:");
+                false
+            }
+        },
+        None => {
+            say("systemctl was not found; on a machine with systemd run:");
+            false
+        }
+    };
+    if !enabled {
+        say("  systemctl --user daemon-reload && systemctl --user enable --now clawback.timer");
+        say("  (and `loginctl enable-linger $USER` for runs while you are logged out)");
+    }
+    say("check it with: systemctl --user list-timers clawback.timer; journalctl --user -u clawback.service; clawback status");
+    Ok(serde_json::json!({
+        "kind": "systemd", "service": sp, "timer": tp, "enabled": enabled, "schedule": s.to_string(),
+    }))
+}
+
+// ---------- cron ----------
+
+fn crontab_cmd() -> OsString {
+    std::env::var_os(CRONTAB_ENV).filter(|v| !v.is_empty()).unwrap_or_else(|| "crontab".into())
+}
+
+fn read_crontab() -> Result<String> {
+    let cmd = crontab_cmd();
+    let out = Command::new(&cmd)
+        .arg("-l")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run `{} -l` (is cron installed?)", cmd.to_string_lossy()))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.to_ascii_lowercase().contains("no crontab") {
+        return Ok(String::new());
+    }
+    Err(clawback_engine::Error::Other(format!(
+        "`{} -l` failed: {}",
+        cmd.to_string_lossy(),
+        err.lines().next().unwrap_or("").trim()
+    ))
+    .into())
+}
+
+fn write_crontab(text: &str) -> Result<()> {
+    let cmd = crontab_cmd();
+    let mut child = Command::new(&cmd)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{} -`", cmd.to_string_lossy()))?;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).context("cannot write the crontab")?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(clawback_engine::Error::Other(format!(
+            "`{} -` refused the new crontab: {}",
+            cmd.to_string_lossy(),
+            String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").trim()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The crontab without clawback's block.
+fn strip_block(text: &str) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut found = false;
+    for l in text.lines() {
+        if l.trim_start().starts_with("# >>> clawback") {
+            inside = true;
+            found = true;
+            continue;
+        }
+        if inside {
+            if l.trim() == CRON_END {
+                inside = false;
+            }
+            continue;
+        }
+        out.push(l);
+    }
+    let mut s = out.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    (s, found)
+}
+
+/// The 5 cron fields for a schedule (`2h` → `0 */2 * * *`), and its `CRON_TZ`, if any.
+pub fn cron_fields(s: &Schedule) -> Result<(String, Option<String>)> {
+    match s {
+        Schedule::Every { interval, text } => {
+            let secs = interval.as_secs();
+            let m = secs / 60;
+            let fields = if secs % 60 != 0 || secs < 60 {
+                None
+            } else if m < 60 {
+                Some(format!("*/{m} * * * *"))
+            } else if m % 60 == 0 && m / 60 < 24 {
+                Some(format!("0 */{} * * *", m / 60))
+            } else if m % 1440 == 0 && m / 1440 == 7 {
+                Some("0 0 * * 0".to_string())
+            } else if m % 1440 == 0 && m / 1440 < 28 {
+                let d = m / 1440;
+                Some(if d == 1 { "0 0 * * *".to_string() } else { format!("0 0 */{d} * *") })
+            } else {
+                None
+            };
+            let f = fields.ok_or_else(|| {
+                usage(format!(
+                    "schedule {text}: cron cannot run every {text}; use whole minutes under an hour, whole hours under \
+                     a day, whole days, or a cron expression (or install with --systemd)"
+                ))
+            })?;
+            Ok((f, None))
+        }
+        Schedule::Cron(_) => {
+            let text = s.as_str();
+            let (tz, rest) = split_tz(text);
+            let n = rest.split_whitespace().count();
+            if n == 6 {
+                return Err(usage(format!("schedule {text}: cron has no seconds field; use 5 fields")));
+            }
+            Ok((rest.to_string(), tz.map(String::from)))
+        }
+    }
+}
+
+fn split_tz(text: &str) -> (Option<&str>, &str) {
+    for p in ["CRON_TZ=", "TZ="] {
+        if let Some(r) = text.strip_prefix(p) {
+            let (z, rest) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+            return (Some(z), rest.trim());
+        }
+    }
+    (None, text.trim())
+}
+
+fn install_cron(s: &Schedule, argv: &[OsString]) -> Result<serde_json::Value> {
+    let (fields, tz) = cron_fields(s)?;
+    let mut env_words = vec!["CLAWBACK_TRIGGER=cron".to_string()];
+    env_words.extend(carried_env().into_iter().map(|(k, v)| format!("{k}={}", sh_quote(&v))));
+    let log_dir = crate::runs::state_dir().join("clawback");
+    let log = log_dir.join("cron.log");
+    let line =
+        format!("{fields} {} {} >> {} 2>&1", env_words.join(" "), sh_line(argv), sh_quote(&log.to_string_lossy()));
+    let (mut text, replaced) = strip_block(&read_crontab()?);
+    let mut block = format!("{CRON_BEGIN}\n");
+    if let Some(z) = &tz {
+        block.push_str(&format!("CRON_TZ={z}\n"));
+    }
+    block.push_str(&format!("{line}\n{CRON_END}\n"));
+    text.push_str(&block);
+    let _ = std::fs::create_dir_all(&log_dir);
+    write_crontab(&text)?;
+    say(format!("{} the clawback block in your crontab:\n{block}", if replaced { "replaced" } else { "added" }));
+    if tz.is_some() {
+        say("note: CRON_TZ needs cronie (Fedora, Arch, Debian's cronie); the block stays last in the crontab so it does not change the zone of your other lines");
+    }
+    say(format!("check it with: crontab -l; clawback status (output of each run goes to {})", log.display()));
+    Ok(
+        serde_json::json!({ "kind": "cron", "line": line, "cron_tz": tz, "replaced": replaced, "schedule": s.to_string() }),
+    )
+}
+
+// ---------- OpenClaw ----------
+
+fn openclaw_supports_command_jobs(bin: &Path) -> bool {
+    Command::new(bin)
+        .args(["cron", "add", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--command"))
+}
+
+fn openclaw_add_args(s: &Schedule, command: &str) -> Vec<String> {
+    let mut v: Vec<String> = vec!["cron".into(), "add".into(), "--name".into(), OPENCLAW_JOB.into()];
+    match s {
+        Schedule::Every { text, .. } => v.extend(["--every".into(), text.clone()]),
+        Schedule::Cron(_) => {
+            let (tz, rest) = split_tz(s.as_str());
+            v.extend(["--cron".into(), rest.to_string()]);
+            if let Some(z) = tz {
+                v.extend(["--tz".into(), z.to_string()]);
+            }
+        }
+    }
+    v.extend(["--command".into(), command.to_string()]);
+    v
+}
+
+fn install_openclaw(s: &Schedule, argv: &[OsString]) -> Result<serde_json::Value> {
+    let mut env_words: Vec<String> = vec!["CLAWBACK_TRIGGER=openclaw".into()];
+    env_words.extend(carried_env().into_iter().map(|(k, v)| format!("{k}={}", sh_quote(&v))));
+    let command = format!("env {} {}", env_words.join(" "), sh_line(argv));
+    let args = openclaw_add_args(s, &command);
+    let printable = format!("openclaw {}", args.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" "));
+    let bin = find_on_path("openclaw");
+    let added = match &bin {
+        Some(b) if openclaw_supports_command_jobs(b) => {
+            let _ = Command::new(b).args(["cron", "rm", OPENCLAW_JOB]).stdin(Stdio::null()).output();
+            let out = Command::new(b).args(&args).stdin(Stdio::null()).output().context("cannot run openclaw")?;
+            if !out.status.success() {
+                return Err(clawback_engine::Error::Other(format!(
+                    "`openclaw cron add` failed: {}",
+                    String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").trim()
+                ))
+                .into());
+            }
+            say(format!("added the OpenClaw cron job {OPENCLAW_JOB}:\n  {printable}"));
+            true
+        }
+        Some(_) => {
+            say("this OpenClaw's `cron add` has no --command (it schedules agent messages only); run this with an OpenClaw that supports command jobs, or use --systemd or --cron:");
+            say(format!("  {printable}"));
+            false
+        }
+        None => {
+            say("the openclaw command is not on PATH; on the machine that runs the gateway, run:");
+            say(format!("  {printable}"));
+            false
+        }
+    };
+    say("check it with: openclaw cron list; clawback status");
+    Ok(serde_json::json!({ "kind": "openclaw", "command": printable, "added": added, "schedule": s.to_string() }))
+}
+
+// ---------- remove ----------
+
+fn remove(g: &GlobalArgs, w: Which) -> Result<i32> {
+    let all = !(w.systemd || w.cron || w.openclaw);
+    let mut removed: Vec<&str> = Vec::new();
+    if w.systemd || all {
+        let dir = systemd_dir();
+        let files = [dir.join("clawback.timer"), dir.join("clawback.service")];
+        if files.iter().any(|f| f.exists()) {
+            if let Some(bin) = systemctl() {
+                if let Err(e) = run_systemctl(&bin, &["disable", "--now", "clawback.timer"]) {
+                    eprintln!("clawback: warning: systemctl --user disable failed ({e})");
+                }
+            }
+            for f in &files {
+                if f.exists() {
+                    std::fs::remove_file(f).with_context(|| format!("cannot remove {}", f.display()))?;
+                    say(format!("removed {}", f.display()));
+                }
+            }
+            if let Some(bin) = systemctl() {
+                let _ = run_systemctl(&bin, &["daemon-reload"]);
+            }
+            removed.push("systemd");
+        } else if w.systemd {
+            say(format!("no clawback units in {}", dir.display()));
+        }
+    }
+    if w.cron || all {
+        match read_crontab() {
+            Ok(text) => {
+                let (rest, found) = strip_block(&text);
+                if found {
+                    write_crontab(&rest)?;
+                    say("removed the clawback block from your crontab");
+                    removed.push("cron");
+                } else if w.cron {
+                    say("no clawback block in your crontab");
+                }
+            }
+            Err(e) if w.cron => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if w.openclaw || (all && find_on_path("openclaw").is_some()) {
+        match find_on_path("openclaw") {
+            Some(b) => {
+                let out = Command::new(b).args(["cron", "rm", OPENCLAW_JOB]).stdin(Stdio::null()).output();
+                if out.is_ok_and(|o| o.status.success()) {
+                    say(format!("removed the OpenClaw cron job {OPENCLAW_JOB}"));
+                    removed.push("openclaw");
+                } else if w.openclaw {
+                    say(format!("no OpenClaw cron job {OPENCLAW_JOB} was removed (check `openclaw cron list`)"));
+                }
+            }
+            None => say(format!("the openclaw command is not on PATH; run: openclaw cron rm {OPENCLAW_JOB}")),
+        }
+    }
+    if all && removed.is_empty() {
+        say("no clawback schedule found (systemd units, crontab block or OpenClaw job)");
+    }
+    if g.json {
+        crate::ui::print_json(&serde_json::json!({ "removed": removed }));
+    }
+    Ok(0)
+}
+
+// ---------- cron expression → systemd OnCalendar ----------
+
+const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const DAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+/// The values a cron field matches, or `None` for `*` (every value).
+fn expand_field(f: &str, lo: u32, hi: u32, names: &[&str]) -> Result<Option<Vec<u32>>, String> {
+    if f == "*" || f == "?" {
+        return Ok(None);
+    }
+    let value = |s: &str| -> Result<u32, String> {
+        let l = s.to_ascii_lowercase();
+        if let Some(i) = names.iter().position(|n| *n == l) {
+            return Ok(i as u32 + if names.len() == 12 { 1 } else { 0 });
+        }
+        s.parse::<u32>().map_err(|_| format!("`{s}` is not supported here"))
+    };
+    let mut out = Vec::new();
+    for part in f.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (r, s.parse::<u32>().map_err(|_| format!("bad step in `{part}`"))?.max(1)),
+            None => (part, 1),
+        };
+        let (a, b) = if range == "*" {
+            (lo, hi)
+        } else if let Some((x, y)) = range.split_once('-') {
+            (value(x)?, value(y)?)
+        } else {
+            let v = value(range)?;
+            (v, if part.contains('/') { hi } else { v })
+        };
+        let mut v = a;
+        while v <= b {
+            out.push(v);
+            v += step;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(Some(out))
+}
+
+fn join(v: &[u32], width: usize) -> String {
+    v.iter().map(|n| format!("{n:0width$}")).collect::<Vec<_>>().join(",")
+}
+
+/// A cron expression (5 or 6 fields, `@daily`..., optional `CRON_TZ=`) as a systemd `OnCalendar=`.
+pub fn on_calendar(text: &str) -> Result<String> {
+    let (tz, expr) = split_tz(text);
+    let zone = tz.map(|z| format!(" {z}")).unwrap_or_default();
+    let alias = match expr.to_ascii_lowercase().as_str() {
+        "@hourly" => Some("*-*-* *:00:00"),
+        "@daily" | "@midnight" => Some("*-*-* 00:00:00"),
+        "@weekly" => Some("Sun *-*-* 00:00:00"),
+        "@monthly" => Some("*-*-01 00:00:00"),
+        "@yearly" | "@annually" => Some("*-01-01 00:00:00"),
+        _ => None,
+    };
+    if let Some(a) = alias {
+        return Ok(format!("{a}{zone}"));
+    }
+    let f: Vec<&str> = expr.split_whitespace().collect();
+    let (sec, rest) = match f.len() {
+        5 => ("0", &f[..]),
+        6 => (f[0], &f[1..]),
+        _ => return Err(usage(format!("schedule {text}: cannot translate to a systemd timer"))),
+    };
+    let bad = |e: String| usage(format!("schedule {text}: {e}; cannot translate to a systemd timer, use --cron"));
+    let s = expand_field(sec, 0, 59, &[]).map_err(bad)?;
+    let m = expand_field(rest[0], 0, 59, &[]).map_err(bad)?;
+    let h = expand_field(rest[1], 0, 23, &[]).map_err(bad)?;
+    let dom = expand_field(rest[2], 1, 31, &[]).map_err(bad)?;
+    let mon = expand_field(rest[3], 1, 12, &MONTHS).map_err(bad)?;
+    let dow = expand_field(rest[4], 0, 7, &DAYS).map_err(bad)?;
+    if dom.is_some() && dow.is_some() {
+        return Err(usage(format!(
+            "schedule {text}: both day of month and day of week are set (cron runs on either, systemd only on both); use --cron"
+        )));
+    }
+    let any = |v: &Option<Vec<u32>>, w: usize| v.as_ref().map(|v| join(v, w)).unwrap_or_else(|| "*".into());
+    let dow_s = dow.map(|v| {
+        let mut names: Vec<&str> = v.iter().map(|d| DAY_NAMES[(*d % 7) as usize]).collect();
+        names.dedup();
+        format!("{} ", names.join(","))
+    });
+    Ok(format!(
+        "{}*-{}-{} {}:{}:{}{zone}",
+        dow_s.unwrap_or_default(),
+        any(&mon, 2),
+        any(&dom, 2),
+        any(&h, 2),
+        any(&m, 2),
+        s.as_ref().map(|v| join(v, 2)).unwrap_or_else(|| "*".into())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_to_calendar() {
+        assert_eq!(on_calendar("0 */2 * * *").unwrap(), "*-*-* 00,02,04,06,08,10,12,14,16,18,20,22:00:00");
+        assert_eq!(
+            on_calendar("CRON_TZ=Europe/Berlin 30 3 * * 1-5").unwrap(),
+            "Mon,Tue,Wed,Thu,Fri *-*-* 03:30:00 Europe/Berlin"
+        );
+        assert_eq!(on_calendar("@daily").unwrap(), "*-*-* 00:00:00");
+        assert!(on_calendar("0 0 1 * 1").is_err());
+    }
+
+    #[test]
+    fn intervals_to_cron() {
+        let f = |s: &str| cron_fields(&Schedule::parse(s).unwrap()).map(|x| x.0);
+        assert_eq!(f("2h").unwrap(), "0 */2 * * *");
+        assert_eq!(f("30m").unwrap(), "*/30 * * * *");
+        assert_eq!(f("1d").unwrap(), "0 0 * * *");
+        assert!(f("90m").is_err());
+        assert!(f("10s").is_err());
+        let (c, tz) = cron_fields(&Schedule::parse("CRON_TZ=UTC 5 4 * * *").unwrap()).unwrap();
+        assert_eq!((c.as_str(), tz.as_deref()), ("5 4 * * *", Some("UTC")));
+    }
+}

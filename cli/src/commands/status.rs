@@ -1,0 +1,287 @@
+//! `clawback status`: is the backup healthy? Healthy when the newest snapshot is younger than
+//! 1.5 × the schedule interval (for cron, the longest gap between two runs) and the last run did not
+//! fail. Exit 0 when healthy, 1 when not, so monitors can run it as is. `--metrics-file F` also
+//! writes Prometheus textfile-collector metrics (atomically).
+
+use crate::context;
+use crate::ui::{human_bytes, usage};
+use crate::GlobalArgs;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clawback_engine::backend::Kind;
+use clawback_engine::config::{parse_duration, Schedule};
+use clawback_engine::runlog::{RunRecord, RunStatus};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Without a schedule, a backup a day is expected.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Also write Prometheus textfile-collector metrics to this file (atomic rename)
+    #[arg(long, value_name = "F")]
+    pub metrics_file: Option<PathBuf>,
+    /// Healthy while the newest snapshot is younger than this (default: 1.5 × the schedule interval)
+    #[arg(long, value_name = "DUR")]
+    pub max_age: Option<String>,
+}
+
+struct Repo {
+    location: String,
+    last: Option<(String, DateTime<Utc>, String)>,
+    snapshots: u64,
+    bytes: u64,
+    key_id: String,
+}
+
+fn read_repo(g: &GlobalArgs, s: &context::Settings) -> Result<Repo> {
+    let repo = context::open_with(g, s)?;
+    let mut bytes = 0u64;
+    for k in [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot] {
+        let list = repo.backend().list(k).with_context(|| format!("cannot list the repository's {}", k.dir()))?;
+        bytes += list.iter().map(|(_, n)| n).sum::<u64>();
+    }
+    let snaps = repo.snapshots()?;
+    let last = snaps
+        .iter()
+        .filter_map(|(id, sn)| {
+            DateTime::parse_from_rfc3339(&sn.time)
+                .ok()
+                .map(|t| (id.to_hex(), t.with_timezone(&Utc), sn.hostname.clone()))
+        })
+        .max_by_key(|(_, t, _)| *t);
+    Ok(Repo {
+        location: clawback_engine::runlog::strip_credentials(&repo.backend().location()),
+        last,
+        snapshots: snaps.len() as u64,
+        bytes,
+        key_id: repo.key_id().to_string(),
+    })
+}
+
+fn human_age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let s = context::Settings::load(g)?;
+    let now = Utc::now();
+    let schedule: Option<Schedule> = s.config.schedule();
+    let interval = schedule.as_ref().map(|s| s.interval_hint()).unwrap_or(DEFAULT_INTERVAL);
+    let max_age = match &a.max_age {
+        Some(m) => parse_duration(m).ok_or_else(|| usage(format!("--max-age {m}: give a duration like 3h or 2d")))?,
+        None => interval.mul_f64(1.5),
+    };
+    let log = crate::runs::run_log();
+    let runs = log.read_all().unwrap_or_default();
+    let last_run: Option<&RunRecord> = runs.iter().max_by_key(|r| r.end);
+    let last_success: Option<&RunRecord> = runs.iter().filter(|r| r.status.succeeded()).max_by_key(|r| r.end);
+    let failures = {
+        let mut sorted: Vec<&RunRecord> = runs.iter().collect();
+        sorted.sort_by_key(|r| r.end);
+        sorted.iter().rev().take_while(|r| r.status == RunStatus::Failed).count()
+    };
+
+    let repo = read_repo(g, &s);
+    let (repo, repo_error) = match repo {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(crate::runs::error_line(&e))),
+    };
+    // The newest snapshot is the truth; the run log stands in when the repository cannot be read.
+    let last_time: Option<DateTime<Utc>> = match &repo {
+        Some(r) => r.last.as_ref().map(|(_, t, _)| *t),
+        None => last_success.map(|r| r.end),
+    };
+    let age_s = last_time.map(|t| (now - t).num_seconds().max(0));
+    let stale = age_s.is_none_or(|a| a as f64 > max_age.as_secs_f64());
+    let failing = failures > 0;
+    let healthy = !stale && !failing && repo_error.is_none();
+    let state = if repo_error.is_some() {
+        "error"
+    } else if last_time.is_none() {
+        "no_backup"
+    } else if failing {
+        "failing"
+    } else if stale {
+        "stale"
+    } else {
+        "healthy"
+    };
+    let next_due: Option<DateTime<Utc>> = schedule.as_ref().map(|sch| match (sch.is_cron(), last_time) {
+        (false, Some(t)) => sch.next_after(t).max(now),
+        _ => sch.next_after(now),
+    });
+    let anomalies = last_success.map(|r| r.anomalies.clone()).unwrap_or_default();
+
+    if let Some(f) = &a.metrics_file {
+        write_metrics(f, healthy, last_time, age_s, repo.as_ref(), last_run)?;
+    }
+    if g.json {
+        crate::ui::print_json(&json!({
+            "healthy": healthy,
+            "state": state,
+            "stale": stale,
+            "failing": failing,
+            "consecutive_failures": failures,
+            "last_snapshot": repo.as_ref().and_then(|r| r.last.as_ref()).map(|(id, t, host)| json!({
+                "id": id, "short_id": &id[..8.min(id.len())], "time": t, "hostname": host,
+            })),
+            "age_s": age_s,
+            "max_age_s": max_age.as_secs(),
+            "next_due": next_due,
+            "repo_bytes": repo.as_ref().map(|r| r.bytes),
+            "snapshots": repo.as_ref().map(|r| r.snapshots),
+            "repository": repo.as_ref().map(|r| r.location.clone()),
+            "repo_error": repo_error,
+            "schedule": schedule.as_ref().map(|s| s.to_string()),
+            "interval_s": interval.as_secs(),
+            "last_run": last_run,
+            "last_success": last_success,
+            "anomalies": anomalies,
+            "encryption": repo.as_ref().map(|r| json!({"algorithm": "aes-256-gcm-siv", "key_id": r.key_id})),
+            "run_log": log.path(),
+        }));
+    } else if !g.quiet {
+        let verdict = match state {
+            "healthy" => "healthy".to_string(),
+            "stale" => format!("STALE: the newest snapshot is older than {}", human_age(max_age.as_secs() as i64)),
+            "failing" => format!("FAILING: the last {failures} run(s) failed"),
+            "no_backup" => "NO BACKUP yet".to_string(),
+            _ => "ERROR: the repository cannot be read".to_string(),
+        };
+        println!("status:        {verdict}");
+        match (repo.as_ref().and_then(|r| r.last.as_ref()), age_s) {
+            (Some((id, t, host)), Some(age)) => println!(
+                "last snapshot: {} from {host} at {} ({} ago)",
+                &id[..8.min(id.len())],
+                t.format("%Y-%m-%d %H:%M:%S UTC"),
+                human_age(age)
+            ),
+            (None, Some(age)) => println!("last success:  {} ago (from the run log)", human_age(age)),
+            _ => println!("last snapshot: none"),
+        }
+        match &schedule {
+            Some(sch) => println!(
+                "schedule:      {sch} (healthy while the newest snapshot is under {} old)",
+                human_age(max_age.as_secs() as i64)
+            ),
+            None => println!(
+                "schedule:      none configured (healthy while the newest snapshot is under {} old)",
+                human_age(max_age.as_secs() as i64)
+            ),
+        }
+        if let Some(n) = next_due {
+            println!("next due:      {}", n.format("%Y-%m-%d %H:%M:%S UTC"));
+        }
+        if let Some(r) = last_run {
+            let mut line = format!(
+                "last run:      {} at {}, {:.1}s",
+                r.status.as_str(),
+                r.end.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.duration_s
+            );
+            if let Some(c) = &r.counters {
+                line.push_str(&format!(", {} added", human_bytes(c.bytes_added)));
+            }
+            if let Some(e) = &r.error {
+                line.push_str(&format!(": {e}"));
+            }
+            println!("{line}");
+        }
+        match (&repo, &repo_error) {
+            (Some(r), _) => println!(
+                "repository:    {}, {} in {} snapshots, encrypted (AES-256-GCM-SIV)",
+                r.location,
+                human_bytes(r.bytes),
+                r.snapshots
+            ),
+            (None, Some(e)) => println!("repository:    cannot be read: {e}"),
+            _ => {}
+        }
+        for an in &anomalies {
+            println!("anomaly:       {}", an.message);
+        }
+    }
+    Ok(if healthy { 0 } else { 1 })
+}
+
+/// Prometheus textfile-collector format, written to a temporary file beside `path` and renamed.
+fn write_metrics(
+    path: &Path,
+    healthy: bool,
+    last_time: Option<DateTime<Utc>>,
+    age_s: Option<i64>,
+    repo: Option<&Repo>,
+    last_run: Option<&RunRecord>,
+) -> Result<()> {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+        }
+    };
+    gauge(
+        "clawback_healthy",
+        "1 when the newest backup is recent enough and the last run did not fail.",
+        Some(u8::from(healthy).to_string()),
+    );
+    gauge(
+        "clawback_last_success_timestamp_seconds",
+        "Unix time of the newest snapshot.",
+        last_time.map(|t| t.timestamp().to_string()),
+    );
+    gauge("clawback_backup_age_seconds", "Age of the newest snapshot.", age_s.map(|a| a.to_string()));
+    gauge("clawback_repo_bytes", "Bytes the repository occupies.", repo.map(|r| r.bytes.to_string()));
+    gauge("clawback_snapshots", "Snapshots in the repository.", repo.map(|r| r.snapshots.to_string()));
+    gauge(
+        "clawback_last_run_timestamp_seconds",
+        "Unix time the last backup run ended.",
+        last_run.map(|r| r.end.timestamp().to_string()),
+    );
+    gauge(
+        "clawback_last_run_exit_code",
+        "Exit code of the last backup run.",
+        last_run.map(|r| r.exit_code.to_string()),
+    );
+    gauge(
+        "clawback_last_run_duration_seconds",
+        "Duration of the last backup run.",
+        last_run.map(|r| format!("{:.3}", r.duration_s)),
+    );
+    gauge(
+        "clawback_last_run_bytes_added",
+        "New bytes the last backup run added.",
+        last_run.and_then(|r| r.counters.as_ref()).map(|c| c.bytes_added.to_string()),
+    );
+    gauge(
+        "clawback_last_run_anomalies",
+        "Anomaly warnings of the last backup run.",
+        last_run.map(|r| r.anomalies.len().to_string()),
+    );
+    if let Some(r) = last_run {
+        out.push_str(
+            "# HELP clawback_last_run_status Status of the last backup run (1 for the one it had).\n\
+             # TYPE clawback_last_run_status gauge\n",
+        );
+        for st in ["ok", "partial", "failed"] {
+            out.push_str(&format!(
+                "clawback_last_run_status{{status=\"{st}\"}} {}\n",
+                u8::from(r.status.as_str() == st)
+            ));
+        }
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| usage(format!("--metrics-file {}: not a file name", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, out).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
