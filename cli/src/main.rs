@@ -54,6 +54,18 @@ pub struct GlobalArgs {
     /// Use no local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Requests kept in flight to the repository (default 8 for S3, 2 for a folder)
+    #[arg(long, global = true, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
+    pub connections: Option<usize>,
+    /// Upload rate limit, KiB/s
+    #[arg(long, global = true, value_name = "KIB/S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_upload: Option<u64>,
+    /// Download rate limit, KiB/s
+    #[arg(long, global = true, value_name = "KIB/S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_download: Option<u64>,
+    /// S3 storage class for data packs (e.g. STANDARD_IA); indexes and snapshots stay STANDARD
+    #[arg(long, global = true, value_name = "CLASS")]
+    pub storage_class: Option<String>,
     /// Run gently: nice 10 and the idle I/O class (for scheduled runs)
     #[arg(long, global = true)]
     pub low_priority: bool,
@@ -128,5 +140,6 @@ fn main() {
         Ok(code) => code,
         Err(e) => ui::report_error(&e),
     };
+    context::report_requests(&cli.global);
     std::process::exit(code);
 }

@@ -96,6 +96,24 @@ pub struct StorageConfig {
     /// The repository folder for `provider: "local"`; `~` expanded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// S3: path-style addressing (`host/bucket/key`, the default with an endpoint) or
+    /// virtual-hosted (`bucket.host/key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// S3: storage class for data packs (e.g. `STANDARD_IA`); indexes and snapshots stay STANDARD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// S3: server-side encryption, `AES256` (SSE-S3) or `aws:kms` (SSE-KMS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_side_encryption: Option<String>,
+    /// S3: the KMS key for `aws:kms`; unset uses the bucket's default key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// S3: object-lock retention on new objects, `GOVERNANCE` or `COMPLIANCE`, for `objectLockDays`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

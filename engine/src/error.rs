@@ -9,6 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("repository {0} does not exist; create it with `clawback init`")]
     RepoNotFound(String),
+    /// An S3 repository's bucket does not exist; the message says how to create it.
+    #[error("{0}")]
+    BucketNotFound(String),
     #[error("repository {0} already exists")]
     RepoExists(String),
     #[error("wrong password or no key file can be opened with it")]
@@ -45,7 +48,7 @@ impl Error {
     /// The process exit code documented in CONTRACT.md for this kind of error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::RepoNotFound(_) => 10,
+            Error::RepoNotFound(_) | Error::BucketNotFound(_) => 10,
             Error::WrongPassword | Error::NoPassword => 11,
             Error::Locked(_) => 12,
             Error::Usage(_) | Error::SnapshotNotFound(_) | Error::AmbiguousSnapshot(_) => 2,

@@ -2,14 +2,22 @@
 //! reaches the target size, and an index file is written after every `PACKS_PER_INDEX` packs and
 //! at the end, so the index always follows its packs and an interrupted writer keeps what it
 //! finished. Backup (fed through a channel) and import (fed directly) share it.
+//!
+//! Finished packs are stored by a few uploader threads (as many as the backend's `connections`),
+//! fed through a rendezvous channel, so at most that many packs are in flight and memory stays
+//! bounded. Before an index file is written every upload started so far is waited for, so an index
+//! never names a pack that is not stored.
 
-use crate::backend::Kind;
+use crate::backend::{Backend, Kind};
 use crate::blob::BlobType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{IndexFile, IndexPack};
-use crate::pack::PackWriter;
+use crate::pack::{FinishedPack, PackWriter};
 use crate::repo::Repository;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// An index file is written after this many packs, so a long interrupted backup keeps its progress.
 pub const PACKS_PER_INDEX: usize = 64;
@@ -23,6 +31,88 @@ pub struct Packer<'a> {
     done: Vec<IndexPack>,
     /// Bytes written (or, dry, that would be): packs and index files.
     pub bytes_stored: u64,
+    /// Started on the first pack when the backend takes more than one request at a time.
+    uploads: Option<Uploads>,
+}
+
+/// The uploader threads and the uploads not yet confirmed.
+struct Uploads {
+    tx: Option<Sender<FinishedPack>>,
+    results: Receiver<Result<()>>,
+    threads: Vec<JoinHandle<()>>,
+    in_flight: usize,
+}
+
+/// Stores one pack; a pack already there (same name, so same bytes) is fine.
+fn store_pack(be: &dyn Backend, p: &FinishedPack) -> Result<()> {
+    let name = p.id.to_hex();
+    match be.write(Kind::Pack, &name, &p.bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        r => r.map_err(|source| Error::Backend { op: "write pack", name, source })?,
+    }
+    crate::failpoint::hit("packer:after-pack");
+    Ok(())
+}
+
+impl Uploads {
+    fn start(be: Arc<dyn Backend>, n: usize) -> Uploads {
+        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(0);
+        let (rtx, results) = crossbeam_channel::unbounded();
+        let threads = (0..n)
+            .map(|_| {
+                let (be, rx, rtx) = (be.clone(), rx.clone(), rtx.clone());
+                std::thread::spawn(move || {
+                    for p in rx {
+                        if rtx.send(store_pack(be.as_ref(), &p)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Uploads { tx: Some(tx), results, threads, in_flight: 0 }
+    }
+
+    /// Hands a pack to a free uploader, waiting for one if all are busy.
+    fn send(&mut self, p: FinishedPack) -> Result<()> {
+        self.collect(false)?;
+        let tx = self.tx.as_ref().expect("uploads open");
+        tx.send(p).map_err(|_| Error::Other("the pack uploaders stopped".into()))?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Takes the finished uploads' results (all of them when `all`); the first failure is returned.
+    fn collect(&mut self, all: bool) -> Result<()> {
+        let mut first_err = None;
+        while self.in_flight > 0 {
+            let r = if all {
+                self.results.recv().map_err(|_| ())
+            } else {
+                self.results.try_recv().map_err(|_| ())
+            };
+            let Ok(r) = r else {
+                if all {
+                    return Err(Error::Other("a pack uploader stopped".into()));
+                }
+                break;
+            };
+            self.in_flight -= 1;
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Uploads {
+    fn drop(&mut self) {
+        self.tx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl<'a> Packer<'a> {
@@ -34,6 +124,7 @@ impl<'a> Packer<'a> {
             writers: [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)],
             done: Vec::new(),
             bytes_stored: 0,
+            uploads: None,
         }
     }
 
@@ -56,12 +147,20 @@ impl<'a> Packer<'a> {
     }
 
     fn flush(&mut self, w: PackWriter) -> Result<()> {
-        let p = w.finish(self.repo.keys());
+        let mut p = w.finish(self.repo.keys());
+        let size = p.bytes.len() as u64;
+        let entry = IndexPack { id: p.id, size, blobs: std::mem::take(&mut p.entries) };
         if !self.dry {
-            self.repo.save_pack(&p)?;
+            let n = self.repo.backend().connections();
+            if n <= 1 {
+                store_pack(self.repo.backend().as_ref(), &p)?;
+            } else {
+                let be = self.repo.backend().clone();
+                self.uploads.get_or_insert_with(|| Uploads::start(be, n)).send(p)?;
+            }
         }
-        self.bytes_stored += p.bytes.len() as u64;
-        self.done.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
+        self.bytes_stored += size;
+        self.done.push(entry);
         Ok(())
     }
 
@@ -69,11 +168,16 @@ impl<'a> Packer<'a> {
         if self.done.is_empty() {
             return Ok(());
         }
+        // Every pack the index will name must be stored first.
+        if let Some(u) = &mut self.uploads {
+            u.collect(true)?;
+        }
         let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
         if self.dry {
             self.bytes_stored += f.encode(self.repo.keys()).len() as u64;
         } else {
             let id = self.repo.save_index(&f)?;
+            crate::failpoint::hit("packer:after-index");
             self.bytes_stored += self.repo.backend().size(Kind::Index, &id.to_hex()).unwrap_or(0);
         }
         Ok(())

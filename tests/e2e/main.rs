@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo test -p clawback-cli --test e2e`.
 
+mod seaweed;
 mod support;
 
 mod archive;
@@ -21,6 +22,7 @@ mod live;
 mod maintenance;
 mod restore_openclaw;
 mod roundtrip;
+mod s3;
 mod dumps;
 mod hooks;
 mod prune;

@@ -1,6 +1,6 @@
 //! `clawback backup [PATH...]` (alias `now`): snapshot paths, by default the OpenClaw state.
 
-use crate::context::{self, Location};
+use crate::context;
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
@@ -153,8 +153,9 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
         None => None,
     };
     let mut skip_paths = Vec::new();
-    let Location::Local(root) = &res.location;
-    skip_paths.push(root.clone());
+    if let Some(root) = res.location.local_path() {
+        skip_paths.push(root.to_path_buf());
+    }
     // The cache in use (named or the default one) is never backed up: it changes during the
     // backup and holds only copies of what the repository has.
     skip_paths.push(g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base));
@@ -210,6 +211,8 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
             "warnings": r.warnings,
             // Unusual jumps against the recent runs (new data, changed files, duration, mass change).
             "anomalies": anomalies,
+            // Requests sent to the repository by type (S3 counts them; {} for a folder).
+            "requests": context::requests_json(repo.backend().as_ref()),
         }));
     } else if !g.quiet {
         for e in &r.errors {

@@ -24,6 +24,9 @@ pub struct Args {
     /// Average chunk size in KiB (minimum is a quarter, maximum four times)
     #[arg(long, default_value_t = ChunkParams::default().avg / 1024, value_name = "KIB")]
     pub chunk_size: u32,
+    /// S3: create the bucket if it does not exist
+    #[arg(long)]
+    pub create_bucket: bool,
 }
 
 /// The repository settings the flags ask for.
@@ -40,9 +43,12 @@ pub fn options(a: &Args) -> InitOptions {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
-    let res = context::resolve(g, &s)?;
+    let mut res = context::resolve(g, &s)?;
+    if a.create_bucket {
+        context::set_create_bucket(&mut res)?;
+    }
     context::create(g, &s, &res, &options(a))?;
-    let loc = context::backend(&res.location).location();
+    let loc = context::backend(&res.location)?.location();
     if g.json {
         crate::ui::print_json(&serde_json::json!({ "repository": loc, "created": true }));
     } else if !g.quiet {

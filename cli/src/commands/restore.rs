@@ -2,7 +2,7 @@
 //! in place (to the original paths, after a safety snapshot, refusing while the OpenClaw gateway
 //! runs on the state dir unless `--force`).
 
-use crate::context::{self, Location};
+use crate::context;
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::Result;
@@ -97,15 +97,15 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             }
         }
         let res = context::resolve(g, &s)?;
-        let Location::Local(repo_root) = &res.location;
+        let repo_root = res.location.local_path().map(|p| p.to_path_buf());
         safety = Some(SafetyOptions {
             tags: vec![SAFETY_TAG.into()],
             host: None,
             // Never the repository or the cache, as for a backup.
-            skip_paths: vec![
-                repo_root.clone(),
-                g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base),
-            ],
+            skip_paths: repo_root
+                .into_iter()
+                .chain([g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base)])
+                .collect(),
         });
     }
     let opts = RestoreOptions {

@@ -2,7 +2,11 @@
 //! written once and atomically; a reader never sees a partial object under its final name.
 //! Decorators (retry, fault injection) wrap a `Backend` and are themselves `Backend`s.
 
+pub mod fault;
 pub mod local;
+pub mod retry;
+pub mod s3;
+pub mod throttle;
 
 use std::io;
 
@@ -14,13 +18,13 @@ pub enum Kind {
     Index,
     Snapshot,
     Lock,
+    /// Records of packs a prune has condemned (see format-spec, "Prune"). Created on first use, so
+    /// repositories made before it existed need no migration.
+    Condemned,
 }
 
 impl Kind {
     /// The folder of this kind in the repository layout.
-    /// Records of packs a prune has condemned (see format-spec, "Prune"). Created on first use, so
-    /// repositories made before it existed need no migration.
-    Condemned,
     pub fn dir(self) -> &'static str {
         match self {
             Kind::Config => "",
@@ -29,11 +33,11 @@ impl Kind {
             Kind::Index => "index",
             Kind::Snapshot => "snapshots",
             Kind::Lock => "locks",
+            Kind::Condemned => "condemned",
         }
     }
 }
 
-            Kind::Condemned => "condemned",
 pub trait Backend: Send + Sync {
     /// Where the repository is, for messages.
     fn location(&self) -> String;
@@ -49,4 +53,14 @@ pub trait Backend: Send + Sync {
     fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>>;
     fn size(&self, kind: Kind, name: &str) -> io::Result<u64>;
     fn delete(&self, kind: Kind, name: &str) -> io::Result<()>;
+    /// How many requests callers should keep in flight (pack uploads, restore reads). Decorators
+    /// forward it.
+    fn connections(&self) -> usize {
+        2
+    }
+    /// Requests made so far, by type (`get`, `put`, `list`...), for `-v` and `--json`; empty for
+    /// backends that do not count. Decorators forward it.
+    fn requests(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

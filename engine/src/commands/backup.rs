@@ -662,6 +662,11 @@ impl Ctx<'_> {
             let stored = blob::encode(self.repo.keys(), BlobType::Tree, &id, &bytes, 3);
             self.c.bytes_added.fetch_add(bytes.len() as u64, Relaxed);
             self.send(BlobType::Tree, id, stored, bytes.len())?;
+            // The next backup reads this tree as its parent: from the cache, not the repository
+            // (on S3 that is a request per folder).
+            if let Some(c) = self.repo.cache() {
+                c.put_tree(&id, &bytes)?;
+            }
         }
         Ok(id)
     }

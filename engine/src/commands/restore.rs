@@ -1221,7 +1221,14 @@ fn write_files(
 
     let mut packs: Vec<(u32, Vec<(BlobId, BlobLoc)>)> = by_pack.into_iter().collect();
     packs.sort_by_key(|(p, _)| *p);
-    packs.par_iter_mut().for_each(|(pack, blobs)| {
+    // Pack reads wait on the store more than on the CPU: keep as many in flight as the backend
+    // takes (`--connections`), each a ranged read of the blobs needed.
+    let readers = repo.backend().connections().max(rayon::current_num_threads());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(readers)
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the restore threads: {e}")))?;
+    pool.install(|| packs.par_iter_mut().for_each(|(pack, blobs)| {
         blobs.sort_by_key(|(_, l)| l.offset);
         let pack_id = repo.index().pack_id(*pack);
         let name = pack_id.to_hex();
@@ -1281,7 +1288,7 @@ fn write_files(
             }
             start = end;
         }
-    });
+    }));
 
     let mut errors = Vec::new();
     for t in &tasks {

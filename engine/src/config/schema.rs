@@ -50,6 +50,12 @@ pub(super) static SECTION: Kind = Object(&[
             ("secretAccessKey", Secret { var: "AWS_SECRET_ACCESS_KEY", url: false }),
             ("prefix", Str),
             ("path", Str),
+            ("pathStyle", Bool),
+            ("storageClass", Str),
+            ("serverSideEncryption", OneOf(&["aes256", "aws:kms"])),
+            ("kmsKeyId", Str),
+            ("objectLockMode", OneOf(&["governance", "compliance"])),
+            ("objectLockDays", UInt),
         ]),
     ),
     (

