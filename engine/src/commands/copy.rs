@@ -248,7 +248,11 @@ pub fn copy(
         blobs_skipped: Default::default(),
         bytes_copied: Default::default(),
     };
+    // Writing into the target takes a backup lease first, as a backup does: a prune of the target
+    // that condemns packs after this keeps them while the copy may reuse their blobs.
+    let lease = if pending.is_empty() { None } else { Some(crate::lease::Lease::backup(dst.backend().clone())?) };
     if !pending.is_empty() {
+        dst.refresh_index()?;
         // What earlier copies already put in the target.
         for &(id, s) in &snaps {
             if let Some(t) = placed.get(id) {
@@ -279,10 +283,16 @@ pub fn copy(
         snap.tree = root;
         snap.original = Some(origin(id, s));
         snap.parent = s.parent.and_then(|p| placed.get(&p).copied());
+        if let Some(l) = &lease {
+            l.ensure_held()?;
+        }
         let tid = dst.save_snapshot(&snap)?;
         res.bytes_stored += snap.encode(dst.keys()).len() as u64;
         placed.insert(*id, tid);
         res.copied.push(CopiedSnapshot { source: *id, target: tid });
+    }
+    if let Some(l) = lease {
+        l.release();
     }
     res.blobs_copied = c.blobs_copied.load(Relaxed);
     res.blobs_skipped = c.blobs_skipped.load(Relaxed);
