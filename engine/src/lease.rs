@@ -369,7 +369,11 @@ pub fn condemned_packs(backend: &dyn Backend) -> Result<IdSet<PackId>> {
 
 /// Writes a record's stage 0, lists the live backup leases, writes stage 1 with them and removes
 /// stage 0. Returns the final record.
-pub fn condemn(backend: &dyn Backend, packs: Vec<PackId>, mut after_stage0: impl FnMut() -> Result<()>) -> Result<CondemnedRecord> {
+pub fn condemn(
+    backend: &dyn Backend,
+    packs: Vec<PackId>,
+    mut after_stage0: impl FnMut() -> Result<()>,
+) -> Result<CondemnedRecord> {
     let id = hex::encode(rand::random::<[u8; 8]>());
     let mut rec = CondemnedRecord { version: 1, id, time: Utc::now().to_rfc3339(), packs, leases: None };
     let n0 = format!("{}-0", rec.id);

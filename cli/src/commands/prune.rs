@@ -70,7 +70,12 @@ pub fn print(r: &PruneReport) {
     );
     line(
         "mark",
-        format!("{} blobs in use, {} used, {} unused", r.blobs_used, human_bytes(r.used_bytes), human_bytes(r.unused_bytes)),
+        format!(
+            "{} blobs in use, {} used, {} unused",
+            r.blobs_used,
+            human_bytes(r.used_bytes),
+            human_bytes(r.unused_bytes)
+        ),
     );
     let verb = if r.dry_run { "would" } else { "will" };
     line(

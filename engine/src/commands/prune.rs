@@ -113,7 +113,11 @@ pub fn read_index_files(repo: &Repository, names: &[String]) -> Result<Vec<Index
         .map(|name| {
             let bytes = repo.backend().read(Kind::Index, name).map_err(be_err("read", name))?;
             if ObjectId::of_bytes(&bytes).to_hex() != *name {
-                return Err(Error::corrupt("index", name, "content does not match its name; run `clawback repair index`"));
+                return Err(Error::corrupt(
+                    "index",
+                    name,
+                    "content does not match its name; run `clawback repair index`",
+                ));
             }
             IndexFile::decode(repo.keys(), name, &bytes)
         })
@@ -128,7 +132,8 @@ pub fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec
     }
     let tail = repo.backend().read_range(Kind::Pack, &name, size - 4, 4).map_err(be_err("read pack", &name))?;
     let tail: [u8; 4] = tail.as_slice().try_into().map_err(|_| Error::corrupt("pack", &name, "short read"))?;
-    let (start, len) = pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", &name, "bad header length"))?;
+    let (start, len) =
+        pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", &name, "bad header length"))?;
     let sealed = repo.backend().read_range(Kind::Pack, &name, start, len).map_err(be_err("read pack", &name))?;
     pack::decode_header(repo.keys(), id, &sealed, start)
 }
@@ -335,8 +340,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<P
             let bytes = be.read(Kind::Pack, &name).map_err(be_err("read pack", &name))?;
             // The whole pack is verified (hash, header) and every blob copied is decrypted and
             // checked, so a repack never carries damage into a new pack unnoticed.
-            pack::parse(repo.keys(), id, &bytes)
-                .map_err(|e| Error::Other(format!("{e}; prune stopped before changing anything: run `clawback check --read-data`")))?;
+            pack::parse(repo.keys(), id, &bytes).map_err(|e| {
+                Error::Other(format!("{e}; prune stopped before changing anything: run `clawback check --read-data`"))
+            })?;
             for e in &packs[id].owned {
                 let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
                 blob::decode(repo.keys(), e.ty, &e.id, stored, e.raw_length as usize)
@@ -584,7 +590,9 @@ fn sweep(
     for (_, names) in &eligible {
         for n in names {
             match be.delete(Kind::Condemned, n) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete condemned record", n)(e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(be_err("delete condemned record", n)(e))
+                }
                 _ => {}
             }
         }

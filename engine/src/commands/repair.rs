@@ -65,15 +65,12 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
     let mut old_packs: IdSet<PackId> = IdSet::default();
     let mut old_blobs: IdSet<BlobId> = IdSet::default();
     for n in &names {
-        let f = be
-            .read(Kind::Index, n)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                if ObjectId::of_bytes(&b).to_hex() != *n {
-                    return Err("content does not match its name".to_string());
-                }
-                IndexFile::decode(repo.keys(), n, &b).map_err(|e| e.to_string())
-            });
+        let f = be.read(Kind::Index, n).map_err(|e| e.to_string()).and_then(|b| {
+            if ObjectId::of_bytes(&b).to_hex() != *n {
+                return Err("content does not match its name".to_string());
+            }
+            IndexFile::decode(repo.keys(), n, &b).map_err(|e| e.to_string())
+        });
         match f {
             Ok(f) => {
                 for p in f.packs {
@@ -93,10 +90,8 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
         .into_iter()
         .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
         .collect();
-    let headers: Vec<(PackId, u64, Result<Vec<crate::pack::PackEntry>>)> = disk
-        .par_iter()
-        .map(|(id, size)| (*id, *size, super::prune::read_pack_header(repo, id, *size)))
-        .collect();
+    let headers: Vec<(PackId, u64, Result<Vec<crate::pack::PackEntry>>)> =
+        disk.par_iter().map(|(id, size)| (*id, *size, super::prune::read_pack_header(repo, id, *size))).collect();
     let mut packs = Vec::new();
     let mut new_blobs: IdSet<BlobId> = IdSet::default();
     let mut readable: IdSet<PackId> = IdSet::default();
@@ -193,7 +188,13 @@ impl Fixer<'_> {
     }
 
     /// The tree `id` with what is lost taken out: `None` when the tree itself cannot be read.
-    fn fix(&mut self, id: BlobId, path: &str, depth: usize, changes: &mut Vec<SnapshotChange>) -> Result<Option<BlobId>> {
+    fn fix(
+        &mut self,
+        id: BlobId,
+        path: &str,
+        depth: usize,
+        changes: &mut Vec<SnapshotChange>,
+    ) -> Result<Option<BlobId>> {
         crate::tree::check_depth(depth)?;
         if self.intact.contains(&id) || self.stored.contains(&id) {
             return Ok(Some(id));
@@ -264,7 +265,8 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
         .filter_map(|(n, _)| ObjectId::from_hex(&n))
         .collect();
     report.indexed_packs_missing = repo.index().packs().filter(|(_, id, _)| !disk.contains(*id)).count() as u64;
-    let mut fx = Fixer { repo, disk, intact: IdSet::default(), stored: IdSet::default(), packer: Packer::new(repo, dry_run) };
+    let mut fx =
+        Fixer { repo, disk, intact: IdSet::default(), stored: IdSet::default(), packer: Packer::new(repo, dry_run) };
     let mut fixed: Vec<(SnapshotId, crate::snapshot::Snapshot, Vec<SnapshotChange>)> = Vec::new();
     for (id, s) in snaps {
         report.snapshots_checked += 1;
@@ -311,7 +313,12 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
                 c.remove_snapshot(&name)?;
             }
         }
-        report.snapshots_repaired.push(RepairedSnapshot { snapshot: id.to_hex(), time: n.time, new_snapshot: new_id, changes });
+        report.snapshots_repaired.push(RepairedSnapshot {
+            snapshot: id.to_hex(),
+            time: n.time,
+            new_snapshot: new_id,
+            changes,
+        });
     }
     if let Some(l) = lease {
         l.release();
