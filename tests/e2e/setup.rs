@@ -48,14 +48,28 @@ fn test_reports_each_broken_piece() {
     assert!(human.stdout.contains("✗ key:") && human.stdout.contains("fix:"), "{}", human.stdout);
 
     // Missing repository.
-    let r = sb.cb().arg("--repo").arg(sb.path("nowhere")).args(["test", "--json"]).run().code(1);
+    let r = sb
+        .bare()
+        .env("CLAWBACK_PASSWORD", PASSWORD)
+        .arg("--repo")
+        .arg(sb.path("nowhere"))
+        .args(["test", "--json"])
+        .run()
+        .code(1);
     let c = checks(&r);
     assert_eq!(c["storage"]["ok"], false);
     assert!(c["storage"]["fix"].as_str().unwrap().contains("clawback init"), "{}", c["storage"]);
 
     // Unreachable storage: the repository path is a file.
     fs::write(sb.path("afile"), b"x").unwrap();
-    let r = sb.cb().arg("--repo").arg(sb.path("afile/repo")).args(["test", "--json"]).run().code(1);
+    let r = sb
+        .bare()
+        .env("CLAWBACK_PASSWORD", PASSWORD)
+        .arg("--repo")
+        .arg(sb.path("afile/repo"))
+        .args(["test", "--json"])
+        .run()
+        .code(1);
     assert_eq!(checks(&r)["storage"]["ok"], false);
 
     // Broken config file.
