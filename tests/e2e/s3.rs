@@ -1,5 +1,5 @@
 //! The S3 backend against a real S3-compatible server (SeaweedFS, see `seaweed.rs`): init with
-//! `--create-bucket`, backup, restore, `check --read-data`, forget; the errors people hit (wrong
+//! `--create-bucket`, backup, restore, `check --read-data`, forget, prune; the errors people hit (wrong
 //! keys, missing bucket, unreachable endpoint); the server killed in the middle of a backup; the
 //! number of requests an incremental backup makes; the backend contract itself (no overwrite,
 //! ranged reads, multipart, paginated listing). Also the fault-injecting decorator
@@ -64,14 +64,17 @@ fn s3_init_backup_restore_check_forget() {
     let srv = Seaweed::start();
     let sb = Sandbox::new();
     let url = srv.url("roundtrip/team/host-a");
-    s3_init(&sb, &url, &[]);
+    s3_init(&sb, &url, &["--pack-size", "1"]);
     // A second init finds the repository.
     let r = s3cb(&sb, &url).args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().code(1);
     assert!(r.one_error_line().contains("already exists"), "{}", r.stderr);
 
     let src = sb.path("src");
     make_tree(&src, 1);
+    // Only in the first snapshot: its packs are what prune gives back.
+    write(&src.join("old.bin"), &random_bytes(77, 1_500_000));
     let first = sid(&backup_json(s3cb(&sb, &url), &src));
+    fs::remove_file(src.join("old.bin")).unwrap();
     let v1 = src.join("notes.txt");
     let kept_v1 = fs::read(&v1).unwrap();
     write(&v1, b"changed\n");
@@ -100,10 +103,22 @@ fn s3_init_backup_restore_check_forget() {
     let snaps = s3cb(&sb, &url).args(["snapshots", "--json"]).run().ok().json();
     assert_eq!(snaps.as_array().unwrap().len(), 1);
     s3cb(&sb, &url).args(["check"]).run().ok();
+    let packs_before = S3Backend::new(srv.options("roundtrip", "team/host-a")).unwrap().list(Kind::Pack).unwrap().len();
+    let p = s3cb(&sb, &url).args(["prune", "--json"]).run().ok().json();
+    assert!(p["packs_deleted"].as_u64().unwrap() >= 1, "{p}");
+    assert_eq!(p["packs_waiting"], 0, "{p}");
+    let c = s3cb(&sb, &url).args(["check", "--read-data", "--json"]).run().ok().json();
+    assert_eq!(c["ok"], true, "{c}");
+    let t2 = sb.path("t-after-prune");
+    s3cb(&sb, &url).args(["restore", "latest", "--verify", "--target"]).arg(&t2).run().ok();
+    assert_same_tree(&src, &restored(&t2, &src));
 
     // The objects sit where the format spec says: <prefix>/config, <prefix>/data/<id>, ...
     let be = S3Backend::new(srv.options("roundtrip", "team/host-a")).unwrap();
     assert_eq!(be.list(Kind::Config).unwrap().len(), 1);
+    assert!(be.list(Kind::Pack).unwrap().len() < packs_before, "prune deleted packs in the bucket");
+    assert!(be.list(Kind::Lock).unwrap().is_empty(), "leases released");
+    assert!(be.list(Kind::Condemned).unwrap().is_empty(), "no condemned record left");
     assert_eq!(be.list(Kind::Snapshot).unwrap().len(), 1);
     assert!(!be.list(Kind::Pack).unwrap().is_empty());
     assert!(!be.list(Kind::Index).unwrap().is_empty());
