@@ -7,6 +7,8 @@ pub mod dump;
 pub mod forget;
 pub mod key;
 pub mod ls;
+pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod stats;
 pub mod stdin;
