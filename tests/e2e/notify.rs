@@ -246,3 +246,66 @@ fn a_run_adding_twenty_times_the_usual_data_is_flagged_everywhere() {
     assert_eq!(v["anomalies"][0]["kind"], "bytes_added");
     assert!(v["text"].as_str().unwrap().contains("Warning:"));
 }
+
+/// A minimal SMTP server (no TLS, no auth) that keeps the envelope and the message of one mail.
+fn smtp_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut transcript = String::new();
+        let _ = s.write_all(b"220 e2e.local ESMTP\r\n");
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            transcript.push_str(&line);
+            let cmd = line.trim().to_ascii_uppercase();
+            let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                b"250-e2e.local\r\n250 8BITMIME\r\n"
+            } else if cmd == "DATA" {
+                let _ = s.write_all(b"354 go ahead\r\n");
+                loop {
+                    let mut l = String::new();
+                    if r.read_line(&mut l).unwrap_or(0) == 0 || l == ".\r\n" {
+                        break;
+                    }
+                    transcript.push_str(&l);
+                }
+                b"250 queued\r\n"
+            } else if cmd == "QUIT" {
+                let _ = s.write_all(b"221 bye\r\n");
+                break;
+            } else {
+                b"250 ok\r\n"
+            };
+            let _ = s.write_all(reply);
+        }
+        let _ = tx.send(transcript);
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_failed_backup_is_mailed_over_smtp() {
+    let (port, rx) = smtp_server();
+    let sb = Sandbox::with_repo();
+    let cfg = config(
+        &sb,
+        &format!(
+            r#"{{ email: {{ smtpHost: "127.0.0.1", smtpPort: {port}, starttls: false, from: "clawback@example.com",
+                           to: ["ops@example.com"] }} }}"#
+        ),
+    );
+    let wrong = "wrong-password-mail-SECRET";
+    sb.cb().env("CLAWBACK_PASSWORD", wrong).arg("--config").arg(&cfg).args(["backup", "-q"]).arg(sb.path("x")).run();
+    let mail = rx.recv_timeout(Duration::from_secs(15)).expect("no mail arrived");
+    assert!(mail.contains("MAIL FROM:<clawback@example.com>"), "{mail}");
+    assert!(mail.contains("RCPT TO:<ops@example.com>"), "{mail}");
+    assert!(mail.contains("Subject: clawback backup FAILED on"), "{mail}");
+    assert!(!mail.contains(wrong) && !mail.contains(PASSWORD), "a secret reached the mail");
+}
