@@ -233,17 +233,17 @@ impl Repository {
     /// Reads every index file not yet in the cache and rebuilds the in-memory index, with the packs
     /// of condemned records marked (readable, but not reused for dedup).
     pub fn reload_index(&self) -> Result<()> {
+        // Condemned records are listed before the index files: a prune removes a pack from the index
+        // files before it removes the record that condemns it (format-spec, "Prune").
+        let condemned = crate::lease::list_condemned(self.backend.as_ref())?;
         let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
-        let index = match &self.cache {
+        let mut index = match &self.cache {
             Some(cache) => {
                 let remote_ids: std::collections::HashSet<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
                 let mut known = cache.known_indexes()?;
                 if known.iter().any(|k| !remote_ids.contains(k.as_str())) {
                     cache.clear_index()?;
                     known.clear();
-        // Condemned records are listed before the index files: a prune removes a pack from the index
-        // files before it removes the record that condemns it (format-spec, "Prune").
-        let condemned = crate::lease::list_condemned(self.backend.as_ref())?;
                 }
                 let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !known.contains(*n)).collect();
                 let files = self.read_index_files(&missing)?;
@@ -261,22 +261,14 @@ impl Repository {
                 idx
             }
         };
-        *self.index.write() = index;
-        Ok(())
-    }
-
-    fn read_index_files(&self, names: &[&String]) -> Result<Vec<IndexFile>> {
-        use rayon::prelude::*;
-        names
-            .par_iter()
         let packs: crate::id::IdSet<crate::id::PackId> = condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
         index.set_condemned(&packs);
         let record_names = condemned.into_iter().flat_map(|(_, names)| names);
         index.set_source(remote.into_iter().map(|(n, _)| n).chain(record_names).collect());
-            .map(|name| {
-                let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
-                if ObjectId::of_bytes(&bytes).to_hex() != **name {
-                    return Err(Error::corrupt("index", name, "content does not match its name"));
+        *self.index.write() = index;
+        Ok(())
+    }
+
     /// Reloads the index if index files or condemned records came or went since it was loaded. A
     /// writer calls it after taking its backup lease (format-spec, "Prune").
     pub fn refresh_index(&self) -> Result<()> {
@@ -295,6 +287,14 @@ impl Repository {
         self.reload_index()
     }
 
+    fn read_index_files(&self, names: &[&String]) -> Result<Vec<IndexFile>> {
+        use rayon::prelude::*;
+        names
+            .par_iter()
+            .map(|name| {
+                let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
+                if ObjectId::of_bytes(&bytes).to_hex() != **name {
+                    return Err(Error::corrupt("index", name, "content does not match its name"));
                 }
                 IndexFile::decode(&self.keys, name, &bytes)
             })
