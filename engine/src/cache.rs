@@ -28,12 +28,21 @@ impl Cache {
             .create(dir)
             .map_err(|e| Error::io("create cache folder", dir, e))?;
         let path = dir.join("cache.db");
+        // The cache holds decrypted trees and snapshots: private to its owner, like the folder.
+        // SQLite gives its -wal and -shm files the database's permissions.
+        let private = |p: &Path| {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let _ = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p);
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600));
+        };
+        private(&path);
         let c = Self::open_db(&path);
         let c = match c {
             Ok(c) => c,
             // A damaged cache is thrown away and rebuilt: it only ever holds copies.
             Err(_) => {
                 let _ = std::fs::remove_file(&path);
+                private(&path);
                 Self::open_db(&path)?
             }
         };

@@ -31,3 +31,7 @@ mod setup;
 mod daemon;
 mod notify;
 mod status;
+mod crash;
+mod enospc;
+mod hostile_more;
+mod secrets;

@@ -198,7 +198,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         for e in &r.errors {
             eprintln!("clawback: not restored: {}: {}", e.path, e.error);
         }
-        eprintln!("clawback: {} files could not be restored (damaged or missing data)", r.errors.len());
+        eprintln!("clawback: {} files could not be restored (each listed above with the reason)", r.errors.len());
         return Ok(1);
     }
     Ok(0)
