@@ -133,6 +133,11 @@ struct Daemon<'a> {
     prune_available: Option<bool>,
 }
 
+/// What the run log says started a child: what started the daemon (systemd, cron), else "daemon".
+fn trigger() -> String {
+    std::env::var(crate::runs::TRIGGER_ENV).ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "daemon".into())
+}
+
 /// How one child ended.
 enum Outcome {
     Exited(i32),
@@ -150,7 +155,7 @@ impl Daemon<'_> {
     /// Runs `clawback <globals> <args>`, passing on a stop signal, and waits for it.
     fn child(&self, args: &[&str]) -> Result<Outcome> {
         let mut cmd = Command::new(&self.exe);
-        cmd.args(global_flags(self.g)).args(args).env(crate::runs::TRIGGER_ENV, "daemon").stdin(Stdio::null());
+        cmd.args(global_flags(self.g)).args(args).env(crate::runs::TRIGGER_ENV, trigger()).stdin(Stdio::null());
         if self.g.json {
             // Only the daemon's own JSON lines go to stdout.
             let err = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr")?;
@@ -259,7 +264,7 @@ impl Daemon<'_> {
             notify_errors: Vec::new(),
             host: clawback_engine::repo::hostname(),
             repo: None,
-            trigger: Some("daemon".into()),
+            trigger: Some(trigger()),
             pid: std::process::id(),
         };
         if let Err(e) = clawback_engine::runlog::RunLog::for_state_dir(&self.state_dir).append(&rec) {
