@@ -485,6 +485,10 @@ fn num<T: std::str::FromStr>(pax: &HashMap<String, Vec<u8>>, k: &str) -> Option<
 /// Imports an `openclaw backup create` archive (gzip or plain tar) as a snapshot.
 pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progress: &Progress) -> Result<ImportResult> {
     let start = Instant::now();
+    // Like a backup: the lease goes up before the index is used, so a concurrent prune keeps the
+    // packs this import may reuse (format spec, "Prune, leases and condemned packs").
+    let lease = crate::lease::Lease::backup(repo.backend().clone())?;
+    repo.refresh_index()?;
     let reader = decompress(input)?;
     let mut ar = tar::Archive::new(reader);
     let entries = ar.entries().map_err(|e| bad(format!("cannot read the archive: {e}")))?.raw(true);
@@ -806,7 +810,9 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         original: None,
     };
     snap.summary.bytes_stored = stored;
+    lease.ensure_held()?;
     let snapshot_id = repo.save_snapshot_counting_itself(&mut snap)?;
+    lease.release();
     Ok(ImportResult {
         snapshot_id,
         snapshot: snap,
