@@ -137,6 +137,21 @@ fn a_backup_killed_at_any_moment_leaves_a_sound_repository() {
     // A full read of every pack agrees with the indexes, leftovers and all.
     let r = sb.cb().args(["check", "--read-data", "--json"]).run().ok();
     assert!(r.json()["errors"].as_array().is_none_or(|e| e.is_empty()), "{}", r.stdout);
+    // Prune removes what the killed backups left (packs no snapshot uses, indexed or not), and
+    // the repository is still whole afterwards.
+    let r = sb.cb().args(["check", "--json"]).run().ok();
+    let leftovers = r.json()["warnings"].as_array().map_or(0, |w| w.len());
+    sb.cb().args(["prune"]).run().ok();
+    let r = sb.cb().args(["check", "--read-data", "--json"]).run().ok();
+    let v = r.json();
+    assert!(v["errors"].as_array().is_none_or(|e| e.is_empty()), "{v}");
+    assert!(v["warnings"].as_array().is_none_or(|w| w.is_empty()), "prune left leftovers: {v}");
+    eprintln!("check warned of {leftovers} leftover packs before prune, none after");
+    for (n, (id, reference)) in made.iter().enumerate() {
+        let t = sb.path(&format!("after-prune-{n:02}"));
+        sb.restore(id, &t);
+        assert_same_tree(&restored(reference, &src), &restored(&t, &src));
+    }
     // Killed writes leave at most temporary files, which are never taken for objects.
     let temps: Vec<PathBuf> = files_under(&sb.repo)
         .into_iter()
