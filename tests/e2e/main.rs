@@ -23,6 +23,7 @@ mod maintenance;
 mod restore_openclaw;
 mod roundtrip;
 mod s3;
+mod s3_fleet;
 mod dumps;
 mod hooks;
 mod prune;
