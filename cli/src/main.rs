@@ -54,6 +54,9 @@ pub struct GlobalArgs {
     /// Use no local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Run gently: nice 10 and the idle I/O class (for scheduled runs)
+    #[arg(long, global = true)]
+    pub low_priority: bool,
     /// Requests kept in flight to the repository (default 8 for S3, 2 for a folder)
     #[arg(long, global = true, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
     pub connections: Option<usize>,
@@ -66,9 +69,6 @@ pub struct GlobalArgs {
     /// S3 storage class for data packs (e.g. STANDARD_IA); indexes and snapshots stay STANDARD
     #[arg(long, global = true, value_name = "CLASS")]
     pub storage_class: Option<String>,
-    /// Run gently: nice 10 and the idle I/O class (for scheduled runs)
-    #[arg(long, global = true)]
-    pub low_priority: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +91,10 @@ pub enum Command {
     Forget(commands::forget::Args),
     /// Verify the repository; --read-data also reads and verifies every pack
     Check(commands::check::Args),
+    /// Delete data no snapshot references; repack partly used packs (never blocks backups)
+    Prune(commands::prune::Args),
+    /// Rebuild the index from the packs, or rewrite snapshots that lost data
+    Repair(commands::repair::Args),
     /// Repository size raw and stored, dedup and compression ratios, counts
     Stats(commands::stats::Args),
     /// What changed between two snapshots
@@ -114,10 +118,6 @@ pub enum Command {
     /// Interactive first-time set-up: writes the config, runs init and test
     Setup(commands::setup::Args),
     /// Check config, storage, key, a round trip, the schedule and recent runs
-    /// Delete data no snapshot references; repack partly used packs (never blocks backups)
-    Prune(commands::prune::Args),
-    /// Rebuild the index from the packs, or rewrite snapshots that lost data
-    Repair(commands::repair::Args),
     #[command(alias = "doctor")]
     Test(commands::test::Args),
     /// The OpenClaw skill: install it into the state dir, or show it

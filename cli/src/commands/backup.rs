@@ -45,9 +45,6 @@ pub struct Args {
     /// Do not leave out OpenClaw's caches and runtime files (dev/, tmp/, node_modules/, *.sock, ...)
     #[arg(long)]
     pub no_default_excludes: bool,
-    /// Fleet group id: snapshots several hosts take together share it (`snapshots --group`)
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
     /// Store this command's standard output (run with `sh -c`) as a file of the snapshot; the
     /// backup fails if the command fails (database dumps: `pg_dump mydb`)
     #[arg(long, value_name = "CMD", requires = "stdin_filename")]
@@ -55,6 +52,9 @@ pub struct Args {
     /// Where the command's output goes in the snapshot, like /dumps/db.sql
     #[arg(long, value_name = "NAME", requires = "stdin_from_command")]
     pub stdin_filename: Option<String>,
+    /// Fleet group id: snapshots several hosts take together share it (`snapshots --group`)
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
 }
 
 /// What a backup reads and leaves out, and why.
@@ -186,8 +186,8 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
     let r = backup(&repo, &opts, &progress);
     bar.finish();
     let r = r?;
-    let anomalies = if a.dry_run { Vec::new() } else { crate::runs::backup_done(g, &r) };
     *saved = r.snapshot_id.map(|i| i.to_hex());
+    let anomalies = if a.dry_run { Vec::new() } else { crate::runs::backup_done(g, &r) };
     let s = &r.summary;
     if g.json {
         ui::print_json(&serde_json::json!({

@@ -13,10 +13,10 @@ pub mod import;
 pub mod init;
 pub mod key;
 pub mod ls;
-pub mod restore;
-pub mod schedule;
 pub mod prune;
 pub mod repair;
+pub mod restore;
+pub mod schedule;
 pub mod setup;
 pub mod skill;
 pub mod snapshots;
@@ -42,6 +42,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Cat(a) => cat::run(g, a),
         Command::Forget(a) => forget::run(g, a),
         Command::Check(a) => check::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
+        Command::Repair(a) => repair::run(g, a),
         Command::Stats(a) => stats::run(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Dump(a) => dump::run(g, a),
@@ -53,8 +55,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Copy(a) => copy::run(g, a),
         Command::Key(a) => key::run(g, a),
         Command::Setup(a) => setup::run(g, a),
-        Command::Prune(a) => prune::run(g, a),
-        Command::Repair(a) => repair::run(g, a),
         Command::Test(a) => test::run(g, a),
         Command::Skill(a) => skill::run(g, a),
     }

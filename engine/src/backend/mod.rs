@@ -5,6 +5,7 @@
 pub mod fault;
 pub mod local;
 pub mod retry;
+#[cfg(feature = "s3")]
 pub mod s3;
 pub mod throttle;
 

@@ -27,6 +27,7 @@ pub const STATE_EXCLUDES: &[(&str, &str)] = &[
     ("npm/", "installed npm packages; recreated by reinstalling OpenClaw and its plugins"),
     ("npm-runtime/", "installed npm runtime (older OpenClaw); recreated by reinstalling"),
     ("tmp/", "OpenClaw's temporary files"),
+    ("clawback/", "clawback's own run log and daemon state: about the backups, rewritten by every run"),
     ("tools/", "downloaded tool runtimes; downloaded again when needed"),
     ("plugin-skills/", "generated symlink index of plugin skills; rebuilt by `openclaw skills list`"),
     ("sandboxes/", "sandbox working copies; recreated for each sandboxed session"),
@@ -179,6 +180,7 @@ mod tests {
         let g = matcher(&ex);
         for d in [
             "dev",
+            "clawback",
             "git",
             "npm",
             "npm-runtime",
