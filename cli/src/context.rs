@@ -481,7 +481,8 @@ pub fn create(g: &GlobalArgs, s: &Settings, res: &Resolved, opts: &clawback_engi
 }
 
 /// Opens the repository, first creating it when it is the embedded default and does not exist yet
-/// (what `backup` and `import` do on first use).
+/// (what `backup` and `import` do on first use). The index is not loaded: both take their backup
+/// lease and then load it with `refresh_index` (one listing of index files, after the lease).
 pub fn open_or_create_default(g: &GlobalArgs, s: &Settings) -> Result<(Repository, Resolved)> {
     let res = resolve(g, s)?;
     let be = backend(&res.location)?;
@@ -494,7 +495,8 @@ pub fn open_or_create_default(g: &GlobalArgs, s: &Settings) -> Result<(Repositor
             eprintln!("clawback: created the default repository at {}", be.location());
         }
     }
-    Ok((open_with(g, s)?, res))
+    let pw = password(g, s, &res, false)?;
+    Ok((Repository::open_unloaded(be, &pw, &cache_options(g))?, res))
 }
 
 /// Loads the settings and opens the repository.

@@ -91,6 +91,13 @@ pub struct CacheOptions {
     pub disabled: bool,
 }
 
+/// The local file naming the key file that last opened the repository at `backend`'s location
+/// (`<cache base>/keys/<hash of the location>`): a hint, checked by opening the key file.
+fn key_hint_file(cache: &CacheOptions, backend: &dyn Backend) -> PathBuf {
+    let base = cache.dir.clone().unwrap_or_else(default_cache_base);
+    base.join("keys").join(ObjectId::of_bytes(backend.location().as_bytes()).to_hex())
+}
+
 pub fn default_cache_base() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("clawback");
@@ -128,6 +135,8 @@ pub struct Repository {
     cache: Option<Cache>,
     index: RwLock<Index>,
     key_id: String,
+    /// Whether the index was loaded ([`Repository::open_unloaded`] leaves it to `refresh_index`).
+    index_loaded: std::sync::atomic::AtomicBool,
 }
 
 fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -167,7 +176,28 @@ impl Repository {
     /// Opens a repository: finds a key file the password opens, reads the config, and brings the
     /// cache and the in-memory index up to date.
     pub fn open(backend: Arc<dyn Backend>, password: &Secret, cache: &CacheOptions) -> Result<Repository> {
-        let (master, key_id) = Self::unlock(backend.as_ref(), password)?;
+        let repo = Self::open_unloaded(backend, password, cache)?;
+        repo.reload_index()?;
+        Ok(repo)
+    }
+
+    /// Like [`Repository::open`] without reading the index: for a writer that takes its backup
+    /// lease first and then calls [`Repository::refresh_index`], which loads it, so condemned
+    /// records and index files are listed once, after the lease (format-spec, "Prune"). Nothing
+    /// may use the index before that.
+    pub fn open_unloaded(backend: Arc<dyn Backend>, password: &Secret, cache: &CacheOptions) -> Result<Repository> {
+        let hint_file = (!cache.disabled).then(|| key_hint_file(cache, backend.as_ref()));
+        let hint = hint_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok());
+        let (master, key_id) = Self::unlock_hinted(backend.as_ref(), password, hint.as_deref().map(str::trim))?;
+        if let Some(f) = &hint_file {
+            if hint.as_deref().map(str::trim) != Some(key_id.as_str()) {
+                // Best effort: without it the next open lists the key files again.
+                if let Some(d) = f.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                let _ = std::fs::write(f, &key_id);
+            }
+        }
         let keys = Keys::derive(&master);
         let sealed = backend.read(Kind::Config, "config").map_err(backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
@@ -178,9 +208,30 @@ impl Repository {
             let base = cache.dir.clone().unwrap_or_else(default_cache_base);
             Some(Cache::open(&base.join(&config.id))?)
         };
-        let repo = Repository { backend, keys, config, cache, index: RwLock::new(Index::default()), key_id };
-        repo.reload_index()?;
-        Ok(repo)
+        Ok(Repository {
+            backend,
+            keys,
+            config,
+            cache,
+            index: RwLock::new(Index::default()),
+            key_id,
+            index_loaded: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Tries the key file named by `hint` (the one that opened this repository last time, from the
+    /// local cache) without listing the key files; lists them when it is gone or does not open.
+    fn unlock_hinted(backend: &dyn Backend, password: &Secret, hint: Option<&str>) -> Result<(MasterKey, String)> {
+        if let Some(name) = hint.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit())) {
+            if let Ok(bytes) = backend.read(Kind::Key, name) {
+                if let Ok(kf) = KeyFile::parse(&bytes) {
+                    if let Ok(Some(m)) = kf.open(&password.0) {
+                        return Ok((m, name.to_string()));
+                    }
+                }
+            }
+        }
+        Self::unlock(backend, password)
     }
 
     /// Finds the key file that `password` opens.
@@ -266,12 +317,16 @@ impl Repository {
         let record_names = condemned.into_iter().flat_map(|(_, names)| names);
         index.set_source(remote.into_iter().map(|(n, _)| n).chain(record_names).collect());
         *self.index.write() = index;
+        self.index_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
     /// Reloads the index if index files or condemned records came or went since it was loaded. A
     /// writer calls it after taking its backup lease (format-spec, "Prune").
     pub fn refresh_index(&self) -> Result<()> {
+        if !self.index_loaded.load(std::sync::atomic::Ordering::SeqCst) {
+            return self.reload_index();
+        }
         let mut names: Vec<String> =
             self.backend.list(Kind::Condemned).map_err(backend_err("list", "condemned"))?.into_iter().map(|x| x.0).collect();
         names.sort();
