@@ -57,7 +57,7 @@ pub struct GlobalArgs {
     /// Run gently: nice 10 and the idle I/O class (for scheduled runs)
     #[arg(long, global = true)]
     pub low_priority: bool,
-    /// Requests kept in flight to the repository (default 8 for S3, 2 for a folder)
+    /// Requests kept in flight to the repository (default 5 for S3, 2 for a folder)
     #[arg(long, global = true, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
     pub connections: Option<usize>,
     /// Upload rate limit, KiB/s

@@ -3,9 +3,10 @@
 //! at the end, so the index always follows its packs and an interrupted writer keeps what it
 //! finished. Backup (fed through a channel) and import (fed directly) share it.
 //!
-//! Finished packs are stored by a few uploader threads (as many as the backend's `connections`),
-//! fed through a rendezvous channel, so at most that many packs are in flight and memory stays
-//! bounded. Before an index file is written every upload started so far is waited for, so an index
+//! Finished packs are stored by a few uploader threads (as many as the backend's `connections`, at
+//! most `MAX_UPLOADS`), fed through a rendezvous channel, so at most that many packs are in flight
+//! and memory stays bounded whatever `--connections` says (an upload holds its pack and the
+//! client's copy of it: 32 MiB at the default pack size). Before an index file is written every upload started so far is waited for, so an index
 //! never names a pack that is not stored.
 
 use crate::backend::{Backend, Kind};
@@ -18,6 +19,9 @@ use crate::repo::Repository;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+/// Pack uploads in flight at most, whatever the backend's `connections`.
+const MAX_UPLOADS: usize = 4;
 
 /// An index file is written after this many packs, so a long interrupted backup keeps its progress.
 pub const PACKS_PER_INDEX: usize = 64;
@@ -151,7 +155,7 @@ impl<'a> Packer<'a> {
         let size = p.bytes.len() as u64;
         let entry = IndexPack { id: p.id, size, blobs: std::mem::take(&mut p.entries) };
         if !self.dry {
-            let n = self.repo.backend().connections();
+            let n = self.repo.backend().connections().min(MAX_UPLOADS);
             if n <= 1 {
                 store_pack(self.repo.backend().as_ref(), &p)?;
             } else {

@@ -98,7 +98,9 @@ impl fmt::Debug for S3Options {
     }
 }
 
-pub const DEFAULT_CONNECTIONS: usize = 8;
+/// Requests in flight by default: like restic's 5; more buys little on one link and costs memory
+/// (every pack upload holds its pack, every ranged read its range).
+pub const DEFAULT_CONNECTIONS: usize = 5;
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 64 << 20;
 pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
 

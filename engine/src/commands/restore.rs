@@ -1232,14 +1232,16 @@ fn write_files(
         blobs.sort_by_key(|(_, l)| l.offset);
         let pack_id = repo.index().pack_id(*pack);
         let name = pack_id.to_hex();
-        // Blobs separated by small gaps are read together.
+        // Blobs separated by small gaps are read together, in ranges of at most MAX_RANGE (one
+        // blob beyond it), so each reader holds a few MiB, not a whole pack.
+        const MAX_RANGE: u64 = 4 << 20;
         let mut start = 0;
         while start < blobs.len() {
             let mut end = start + 1;
             while end < blobs.len() {
                 let prev = &blobs[end - 1].1;
                 let gap = (blobs[end].1.offset as u64).saturating_sub(prev.offset as u64 + prev.length as u64);
-                if gap > 256 << 10 {
+                if gap > 256 << 10 || prev.offset as u64 + prev.length as u64 - blobs[start].1.offset as u64 >= MAX_RANGE {
                     break;
                 }
                 end += 1;
