@@ -438,11 +438,27 @@ impl Checker<'_> {
     /// reference (trees included) with its expected type.
     fn walk_trees(&mut self, snaps: &[(SnapshotId, Snapshot)]) -> IdMap<BlobId, BlobType> {
         let mut referenced: IdMap<BlobId, BlobType> = IdMap::default();
-        let mut stack: Vec<BlobId> = Vec::new();
-        for (_, s) in snaps {
-            stack.push(s.tree);
-            while let Some(tid) = stack.pop() {
+        // (tree, its depth below the snapshot's root): a chain deeper than restore and ls follow
+        // is reported rather than walked further.
+        let mut stack: Vec<(BlobId, usize)> = Vec::new();
+        for (sid, s) in snaps {
+            stack.push((s.tree, 0));
+            while let Some((tid, depth)) = stack.pop() {
                 if self.trees.contains_key(&tid) {
+                    continue;
+                }
+                if crate::tree::check_depth(depth).is_err() {
+                    self.error(
+                        Problem::new(
+                            "tree",
+                            format!(
+                                "snapshot {}: folders nested deeper than {} levels at tree {tid} (restore and ls refuse them)",
+                                sid.short(),
+                                crate::tree::MAX_DEPTH
+                            ),
+                        )
+                        .blob(&tid),
+                    );
                     continue;
                 }
                 referenced.insert(tid, BlobType::Tree);
@@ -470,7 +486,7 @@ impl Checker<'_> {
                                     referenced.insert(*b, BlobType::Data);
                                 }
                             }
-                            NodeKind::Dir => stack.extend(n.subtree),
+                            NodeKind::Dir => stack.extend(n.subtree.map(|t| (t, depth + 1))),
                             NodeKind::Symlink => {}
                         }
                     }
