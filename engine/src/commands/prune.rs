@@ -124,6 +124,23 @@ pub fn read_index_files(repo: &Repository, names: &[String]) -> Result<Vec<Index
         .collect()
 }
 
+/// The index files (names sorted, contents decoded and checked) and the packs on disk with their
+/// sizes, as listed now.
+fn list_indexes_and_packs(repo: &Repository) -> Result<(Vec<String>, Vec<IndexFile>, IdMap<PackId, u64>)> {
+    let be = repo.backend();
+    let mut index_names: Vec<String> =
+        be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
+    index_names.sort();
+    let files = read_index_files(repo, &index_names)?;
+    let disk: IdMap<PackId, u64> = be
+        .list(Kind::Pack)
+        .map_err(be_err("list", "data"))?
+        .into_iter()
+        .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
+        .collect();
+    Ok((index_names, files, disk))
+}
+
 /// Reads a pack's header alone (two range reads): its blobs' places.
 pub fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
     let name = id.to_hex();
@@ -194,16 +211,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<P
     let snaps = repo.snapshots()?;
     repo.reload_index()?;
     let records = lease::list_condemned(be.as_ref())?;
-    let mut index_names: Vec<String> =
-        be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
-    index_names.sort();
-    let files = read_index_files(repo, &index_names)?;
-    let disk: IdMap<PackId, u64> = be
-        .list(Kind::Pack)
-        .map_err(be_err("list", "data"))?
-        .into_iter()
-        .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
-        .collect();
+    let (index_names, files, disk) = list_indexes_and_packs(repo)?;
     let condemned_before: IdSet<PackId> = records.iter().flat_map(|(r, _)| r.packs.iter().copied()).collect();
     report.snapshots = snaps.len() as u64;
     report.index_files = index_names.len() as u64;
@@ -468,16 +476,7 @@ fn sweep(
             mark_snapshot(repo, id, s.tree, used)?;
         }
     }
-    let mut index_names: Vec<String> =
-        be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
-    index_names.sort();
-    let files = read_index_files(repo, &index_names)?;
-    let disk: IdMap<PackId, u64> = be
-        .list(Kind::Pack)
-        .map_err(be_err("list", "data"))?
-        .into_iter()
-        .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
-        .collect();
+    let (index_names, files, disk) = list_indexes_and_packs(repo)?;
 
     let mut candidates: Vec<PackId> = eligible.iter().flat_map(|(r, _)| r.packs.iter().copied()).collect();
     candidates.sort();
