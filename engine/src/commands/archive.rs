@@ -39,6 +39,7 @@ use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::commands::backup::ReadErr;
 use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TARGET};
+use crate::commands::stdin::made_up_node;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
 use crate::openclaw::sqlite;
@@ -735,22 +736,8 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         return Err(bad("the archive holds none of the paths its manifest lists"));
     }
 
-    let default_dir = Node {
-        name: Vec::new(),
-        kind: NodeKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        mtime_ns: m.created_at.timestamp_nanos_opt().unwrap_or(0),
-        ctime_ns: m.created_at.timestamp_nanos_opt().unwrap_or(0),
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: Vec::new(),
-    };
+    let default_dir =
+        made_up_node(Vec::new(), NodeKind::Dir, 0o755, 0, 0, m.created_at.timestamp_nanos_opt().unwrap_or(0));
     let openclaw = match ext.as_ref().and_then(|x| x.openclaw.clone()) {
         Some(o) => Some(o),
         None => openclaw_meta(&m, &top),

@@ -162,14 +162,20 @@ pub(crate) fn virtual_dir(name: Vec<u8>, now_ns: i64) -> Node {
 fn dir_or_file(name: Vec<u8>, kind: NodeKind, now_ns: i64) -> Node {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    made_up_node(name, kind, 0, uid, gid, now_ns)
+}
+
+/// A node for an entry that was never on disk (a stream's file, a folder made up to hold one or an
+/// archive's missing parent): no content, one link, no device or inode, both times `time_ns`.
+pub(crate) fn made_up_node(name: Vec<u8>, kind: NodeKind, mode: u32, uid: u32, gid: u32, time_ns: i64) -> Node {
     Node {
         name,
         kind,
-        mode: 0,
+        mode,
         uid,
         gid,
-        mtime_ns: now_ns,
-        ctime_ns: now_ns,
+        mtime_ns: time_ns,
+        ctime_ns: time_ns,
         dev: 0,
         ino: 0,
         nlink: 1,
