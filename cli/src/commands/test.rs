@@ -10,6 +10,7 @@
 //! the storage probe proves the real storage takes writes and deletes.
 
 use crate::context;
+use crate::runs::error_line;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::backend::local::LocalBackend;
@@ -47,18 +48,6 @@ fn pass(name: &'static str, detail: impl Into<String>) -> Check {
 }
 fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check { name, ok: false, detail: detail.into(), fix: Some(fix.into()), warning: false }
-}
-
-/// One line for an error (anyhow chains joined).
-fn line(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg = format!("{msg}: {c}");
-        }
-    }
-    msg.replace('\n', " ")
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
@@ -140,7 +129,7 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
         Ok(r) => r,
         Err(e) => {
             return vec![
-                fail("storage", line(&e), "set --repo/CLAWBACK_REPO or the config's storage (`clawback setup`)"),
+                fail("storage", error_line(&e), "set --repo/CLAWBACK_REPO or the config's storage (`clawback setup`)"),
                 fail("key", "not checked: no storage", "fix the storage first"),
             ]
         }
@@ -149,7 +138,7 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
         Ok(b) => b,
         Err(e) => {
             return vec![
-                fail("storage", line(&e), "check the repository location and credentials"),
+                fail("storage", error_line(&e), "check the repository location and credentials"),
                 fail("key", "not checked: no storage", "fix the storage first"),
             ]
         }
@@ -187,7 +176,7 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
         }
         Err(e) => fail(
             "key",
-            line(&e),
+            error_line(&e),
             "give the repository's password: CLAWBACK_PASSWORD, CLAWBACK_PASSWORD_FILE, --password-file, or the config's encryption.keyFile / passwordCommand",
         ),
     };
