@@ -7,56 +7,7 @@
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Runs `clawback ARGS` against the sandbox with `CLAWBACK_FAILPOINT=point` and asserts that it died
-/// of SIGKILL (the failure point was reached), returning its stderr for messages.
-#[track_caller]
-fn run_killed(sb: &Sandbox, point: &str, args: &[&str], extra: &[&Path]) {
-    let mut c = Command::new(bin());
-    c.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &sb.home)
-        .env("XDG_DATA_HOME", sb.root.join("xdg/data"))
-        .env("XDG_CONFIG_HOME", sb.root.join("xdg/config"))
-        .env("XDG_CACHE_HOME", sb.root.join("xdg/cache"))
-        .env("USER", "e2e")
-        .env("TZ", "UTC")
-        .env("CLAWBACK_PASSWORD", PASSWORD)
-        .env("CLAWBACK_FAILPOINT", point)
-        .arg("--repo")
-        .arg(&sb.repo)
-        .arg("--cache-dir")
-        .arg(&sb.cache)
-        .args(args)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("start clawback");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("{args:?} with failure point {point} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let mut err = String::new();
-    use std::io::Read;
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert_eq!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "{args:?} was meant to die at failure point {point}, but exited {status:?}\n--- stderr\n{err}"
-    );
-}
 
 /// `check` passes: exit 0 and no errors in its report (leftovers are at most warnings).
 #[track_caller]

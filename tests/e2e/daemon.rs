@@ -11,19 +11,8 @@ use std::time::{Duration, Instant};
 fn spawn(sb: &Sandbox, args: &[&str]) -> Child {
     let out = fs::File::create(sb.path("daemon.out")).unwrap();
     let err = fs::File::create(sb.path("daemon.err")).unwrap();
-    Command::new(bin())
-        .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &sb.home)
-        .env("XDG_DATA_HOME", sb.root.join("xdg/data"))
-        .env("XDG_CONFIG_HOME", sb.root.join("xdg/config"))
-        .env("XDG_CACHE_HOME", sb.root.join("xdg/cache"))
-        .env("TZ", "UTC")
-        .env("CLAWBACK_PASSWORD", PASSWORD)
-        .arg("--repo")
-        .arg(&sb.repo)
-        .arg("--cache-dir")
-        .arg(&sb.cache)
+    sb.cb_command()
+        .env_remove("USER")
         .arg("daemon")
         .args(args)
         .stdin(Stdio::null())
@@ -109,11 +98,8 @@ fn sigterm_during_a_backup_is_passed_on_and_the_daemon_exits_cleanly() {
     // A password command that takes long keeps the backup child busy when SIGTERM arrives.
     let mut cmd = Command::new(bin());
     let marker = sb.path("child-started");
-    cmd.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &sb.home)
-        .env("XDG_DATA_HOME", sb.root.join("xdg/data"))
-        .env("XDG_CONFIG_HOME", sb.root.join("xdg/config"))
+    sb.clean_env(&mut cmd)
+        .env_remove("XDG_CACHE_HOME")
         .env("TZ", "UTC")
         .arg("--repo")
         .arg(&sb.repo)

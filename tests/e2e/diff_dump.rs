@@ -7,26 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Runs the binary like `Sandbox::cb` and returns its raw stdout (binary-safe), expecting success.
 pub fn raw_stdout(sb: &Sandbox, cwd: Option<&Path>, args: &[&OsStr]) -> Vec<u8> {
-    let mut c = Command::new(bin());
-    c.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &sb.home)
-        .env("XDG_DATA_HOME", sb.root.join("xdg/data"))
-        .env("XDG_CONFIG_HOME", sb.root.join("xdg/config"))
-        .env("XDG_CACHE_HOME", sb.root.join("xdg/cache"))
-        .env("USER", "e2e")
-        .env("TZ", "UTC")
-        .env("CLAWBACK_PASSWORD", PASSWORD)
-        .arg("--repo")
-        .arg(&sb.repo)
-        .arg("--cache-dir")
-        .arg(&sb.cache)
-        .args(args)
-        .stdin(Stdio::null());
+    let mut c = sb.cb_command();
+    c.args(args).stdin(Stdio::null());
     if let Some(d) = cwd {
         c.current_dir(d);
     }

@@ -6,10 +6,7 @@
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A source folder whose content changes between backups; remembers each version's files.
 struct History {
@@ -239,35 +236,7 @@ fn a_live_prune_lease_refuses_a_second_prune_and_an_expired_one_is_taken_over() 
 /// Runs `clawback prune` with `CLAWBACK_FAILPOINT=point` and asserts it died there of SIGKILL.
 #[track_caller]
 fn prune_killed(sb: &Sandbox, point: &str) {
-    let mut c = Command::new(bin());
-    c.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &sb.home)
-        .env("XDG_CACHE_HOME", sb.root.join("xdg/cache"))
-        .env("USER", "e2e")
-        .env("CLAWBACK_PASSWORD", PASSWORD)
-        .env("CLAWBACK_FAILPOINT", point)
-        .arg("--repo")
-        .arg(&sb.repo)
-        .arg("--cache-dir")
-        .arg(&sb.cache)
-        .args(["prune", "--max-unused", "0%"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("start clawback");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "prune with {point} did not finish");
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let mut err = String::new();
-    use std::io::Read;
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "prune did not die at {point}: {status:?}\n{err}");
+    run_killed(sb, point, &["prune", "--max-unused", "0%"], &[]);
 }
 
 #[test]

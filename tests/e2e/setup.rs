@@ -156,13 +156,8 @@ fn setup_by_flags_writes_references_not_secrets() {
 fn on_pty(sb: &Sandbox, args: &str, answers: &[(&str, &str)]) -> (String, i32) {
     let cmdline = format!("{} {}", bin().display(), args);
     let mut c = Command::new("script");
+    sb.clean_env(&mut c);
     c.args(["-qfec", &cmdline, "/dev/null"])
-        .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", &sb.home)
-        .env("XDG_DATA_HOME", sb.root.join("xdg/data"))
-        .env("XDG_CONFIG_HOME", sb.root.join("xdg/config"))
-        .env("XDG_CACHE_HOME", sb.root.join("xdg/cache"))
         .env("OPENCLAW_STATE_DIR", sb.root.join("state"))
         .env("TERM", "dumb")
         .stdin(Stdio::piped())
@@ -201,17 +196,9 @@ fn on_pty(sb: &Sandbox, args: &str, answers: &[(&str, &str)]) -> (String, i32) {
         stdin.write_all(format!("{answer}\r").as_bytes()).unwrap();
         stdin.flush().unwrap();
     }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("setup did not finish:\n{}", seen.lock().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, Duration::from_secs(120), || {
+        format!("setup did not finish:\n{}", seen.lock().unwrap())
+    });
     drop(stdin);
     reader.join().unwrap();
     let text = seen.lock().unwrap().clone();

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -166,6 +166,47 @@ pub fn run_command(mut c: Command) -> Run {
     Run { desc, code, stdout, stderr }
 }
 
+/// Waits for `child` to exit, polling; past `limit` it kills the child and fails the test with
+/// `what()`.
+#[track_caller]
+pub fn wait_or_kill(child: &mut Child, limit: Duration, what: impl FnOnce() -> String) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{}", what());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `clawback ARGS EXTRA` against the sandbox with `CLAWBACK_FAILPOINT=point` (see
+/// engine/src/failpoint.rs) and asserts that it died of SIGKILL there (the failure point was
+/// reached).
+#[track_caller]
+pub fn run_killed(sb: &Sandbox, point: &str, args: &[&str], extra: &[&Path]) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut c = sb.cb_command();
+    c.env("CLAWBACK_FAILPOINT", point)
+        .args(args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("start clawback");
+    let status = wait_or_kill(&mut child, TIME_LIMIT, || format!("{args:?} with failure point {point} did not finish"));
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "{args:?} was meant to die at failure point {point}, but exited {status:?}\n--- stderr\n{err}"
+    );
+}
+
 /// One test's world: a temporary folder holding a fake HOME and XDG folders, a repository path
 /// and a cache path. Commands run with a cleared environment, so the real HOME is never touched.
 pub struct Sandbox {
@@ -212,16 +253,33 @@ impl Sandbox {
     /// The binary with only the sandbox environment (no repository, no password).
     pub fn bare(&self) -> Cmd {
         let mut c = Command::new(bin());
+        self.clean_env(&mut c).env("USER", "e2e").env("TZ", "UTC").env("RUST_BACKTRACE", "1");
+        Cmd { c }
+    }
+
+    /// Clears `c`'s environment down to PATH, the sandbox's HOME and its XDG folders.
+    pub fn clean_env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
         c.env_clear()
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .env("HOME", &self.home)
             .env("XDG_DATA_HOME", self.root.join("xdg/data"))
             .env("XDG_CONFIG_HOME", self.root.join("xdg/config"))
             .env("XDG_CACHE_HOME", self.root.join("xdg/cache"))
+    }
+
+    /// The binary as a plain `Command` set up like `cb` (repository, cache, password, USER, TZ;
+    /// no RUST_BACKTRACE), for a caller that spawns it itself or wants its raw output.
+    pub fn cb_command(&self) -> Command {
+        let mut c = Command::new(bin());
+        self.clean_env(&mut c)
             .env("USER", "e2e")
             .env("TZ", "UTC")
-            .env("RUST_BACKTRACE", "1");
-        Cmd { c }
+            .env("CLAWBACK_PASSWORD", PASSWORD)
+            .arg("--repo")
+            .arg(&self.repo)
+            .arg("--cache-dir")
+            .arg(&self.cache);
+        c
     }
 
     /// The binary pointed at this sandbox's repository and cache, with the password in the
