@@ -3,12 +3,11 @@
 //! no partial file, and never write outside the target.
 
 use crate::support::*;
-use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::blob::{self, BlobType};
 use clawback_engine::id::{BlobId, PackId};
 use clawback_engine::index::{IndexFile, IndexPack};
 use clawback_engine::pack::PackWriter;
-use clawback_engine::repo::{CacheOptions, Repository, Secret};
+use clawback_engine::repo::Repository;
 use clawback_engine::snapshot::{Snapshot, Summary};
 use clawback_engine::tree::{Node, NodeKind, Tree};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,18 +15,6 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// The sandbox's repository through the engine library (no cache, so nothing is shared with the
-/// binary's cache).
-fn open_repo(sb: &Sandbox) -> Repository {
-    Repository::open(
-        Arc::new(LocalBackend::new(&sb.repo)),
-        &Secret(PASSWORD.as_bytes().to_vec()),
-        &CacheOptions { dir: None, disabled: true },
-    )
-    .expect("open repository through the library")
-}
 
 /// Every file in a snapshot, by absolute path, with its content blob ids.
 fn snapshot_files(repo: &Repository, snap: &Snapshot) -> BTreeMap<PathBuf, Vec<BlobId>> {

@@ -4,28 +4,17 @@
 //! behaves as format-spec/README.md ("What tampering is detected") documents.
 
 use crate::support::*;
-use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::Kind;
 use clawback_engine::blob::{self, BlobType};
 use clawback_engine::id::BlobId;
 use clawback_engine::index::{IndexFile, IndexPack};
 use clawback_engine::pack::PackWriter;
-use clawback_engine::repo::{CacheOptions, Repository, Secret};
+use clawback_engine::repo::Repository;
 use clawback_engine::snapshot::Snapshot;
 use clawback_engine::tree::{Node, NodeKind, Tree};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn open_repo(sb: &Sandbox) -> Repository {
-    Repository::open(
-        Arc::new(LocalBackend::new(&sb.repo)),
-        &Secret(PASSWORD.as_bytes().to_vec()),
-        &CacheOptions { dir: None, disabled: true },
-    )
-    .unwrap()
-}
 
 fn object_path(sb: &Sandbox, kind: Kind, name: &str) -> PathBuf {
     match kind {
@@ -192,6 +181,14 @@ fn dir_node(name: &[u8], subtree: BlobId) -> Node {
     }
 }
 
+/// Encodes a tree of `nodes`, adds it to `trees` (for `forge`) and returns its id.
+fn push_tree(repo: &Repository, trees: &mut Vec<(BlobId, Vec<u8>)>, nodes: Vec<Node>) -> BlobId {
+    let bytes = Tree::new(nodes).encode();
+    let id = repo.keys().blob_id(&bytes);
+    trees.push((id, bytes));
+    id
+}
+
 /// Stores trees and a snapshot naming `root`, straight through the library.
 fn forge(repo: &Repository, trees: &[(BlobId, Vec<u8>)], root: BlobId) -> String {
     let keys = repo.keys();
@@ -222,16 +219,9 @@ fn a_tree_nested_too_deep_is_refused_not_followed() {
     let sb = Sandbox::with_repo();
     let repo = open_repo(&sb);
     let mut trees = Vec::new();
-    let mut cur = {
-        let bytes = Tree::new(vec![]).encode();
-        let id = repo.keys().blob_id(&bytes);
-        trees.push((id, bytes));
-        id
-    };
+    let mut cur = push_tree(&repo, &mut trees, vec![]);
     for _ in 0..5000 {
-        let bytes = Tree::new(vec![dir_node(b"d", cur)]).encode();
-        cur = repo.keys().blob_id(&bytes);
-        trees.push((cur, bytes));
+        cur = push_tree(&repo, &mut trees, vec![dir_node(b"d", cur)]);
     }
     let snap = forge(&repo, &trees, cur);
     drop(repo);
@@ -253,16 +243,9 @@ fn an_exponential_tree_is_checked_in_linear_time() {
     let sb = Sandbox::with_repo();
     let repo = open_repo(&sb);
     let mut trees = Vec::new();
-    let mut cur = {
-        let bytes = Tree::new(vec![]).encode();
-        let id = repo.keys().blob_id(&bytes);
-        trees.push((id, bytes));
-        id
-    };
+    let mut cur = push_tree(&repo, &mut trees, vec![]);
     for _ in 0..40 {
-        let bytes = Tree::new(vec![dir_node(b"a", cur), dir_node(b"b", cur)]).encode();
-        cur = repo.keys().blob_id(&bytes);
-        trees.push((cur, bytes));
+        cur = push_tree(&repo, &mut trees, vec![dir_node(b"a", cur), dir_node(b"b", cur)]);
     }
     forge(&repo, &trees, cur);
     drop(repo);

@@ -316,6 +316,18 @@ impl Sandbox {
     }
 }
 
+/// The sandbox's repository through the engine library (no cache, so nothing is shared with the
+/// binary's cache).
+pub fn open_repo(sb: &Sandbox) -> clawback_engine::repo::Repository {
+    use clawback_engine::repo::{CacheOptions, Repository, Secret};
+    Repository::open(
+        std::sync::Arc::new(clawback_engine::backend::local::LocalBackend::new(&sb.repo)),
+        &Secret(PASSWORD.as_bytes().to_vec()),
+        &CacheOptions { dir: None, disabled: true },
+    )
+    .expect("open repository through the library")
+}
+
 /// Where restore puts the backed-up absolute path `src` under `target`.
 pub fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").expect("absolute path"))
