@@ -135,9 +135,7 @@ impl Fault {
 }
 
 impl Backend for Fault {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+    super::forward_to_inner!();
 
     fn create(&self) -> io::Result<()> {
         self.inner.create()
@@ -169,14 +167,6 @@ impl Backend for Fault {
 
     fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
         self.mutate("delete", || self.inner.delete(kind, name))
-    }
-
-    fn connections(&self) -> usize {
-        self.inner.connections()
-    }
-
-    fn requests(&self) -> Vec<(&'static str, u64)> {
-        self.inner.requests()
     }
 }
 

@@ -11,6 +11,25 @@ pub mod throttle;
 
 use std::io;
 
+/// The `Backend` methods a decorator holding `inner: Arc<dyn Backend>` passes straight through:
+/// `location`, `connections` and `requests`. Used inside the decorator's `impl Backend`.
+macro_rules! forward_to_inner {
+    () => {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+
+        fn connections(&self) -> usize {
+            self.inner.connections()
+        }
+
+        fn requests(&self) -> Vec<(&'static str, u64)> {
+            self.inner.requests()
+        }
+    };
+}
+pub(crate) use forward_to_inner;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Config,

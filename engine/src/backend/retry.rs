@@ -140,9 +140,7 @@ fn content_addressed(kind: Kind) -> bool {
 }
 
 impl Backend for Retry {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+    super::forward_to_inner!();
 
     fn create(&self) -> io::Result<()> {
         self.run(|_| self.inner.create())
@@ -207,14 +205,6 @@ impl Backend for Retry {
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempt > 1 => Ok(()),
             r => r,
         })
-    }
-
-    fn connections(&self) -> usize {
-        self.inner.connections()
-    }
-
-    fn requests(&self) -> Vec<(&'static str, u64)> {
-        self.inner.requests()
     }
 }
 
