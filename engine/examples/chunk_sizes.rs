@@ -5,25 +5,15 @@
 //!
 //!     cargo run --release -p clawback-engine --example chunk_sizes -- BEFORE AFTER
 
+mod common;
+
 use clawback_engine::chunker::{ChunkParams, Chunker};
 use std::collections::HashSet;
 use std::path::Path;
 
-fn files(root: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
-    for e in rd.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            files(&e.path(), out);
-        } else if ft.is_file() {
-            out.push(e.path());
-        }
-    }
-}
-
 fn chunk_all(c: &Chunker, root: &Path) -> Vec<([u8; 32], usize, String)> {
     let mut list = Vec::new();
-    files(root, &mut list);
+    common::files(root, &mut list);
     let mut out = Vec::new();
     for f in list {
         let Ok(data) = std::fs::read(&f) else { continue };

@@ -5,22 +5,12 @@
 //!
 //!     cargo run --release -p clawback-engine --example zstd_levels -- DIR
 
+mod common;
+
 use clawback_engine::chunker::{ChunkParams, Chunker};
 use clawback_engine::codec;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-
-fn files(root: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
-    for e in rd.flatten() {
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            files(&e.path(), out);
-        } else if ft.is_file() {
-            out.push(e.path());
-        }
-    }
-}
+use std::path::Path;
 
 /// CPU time of this thread, so a loaded machine does not skew the rates.
 fn cpu_s() -> f64 {
@@ -36,7 +26,7 @@ fn main() {
         std::process::exit(2);
     });
     let mut list = Vec::new();
-    files(Path::new(&dir), &mut list);
+    common::files(Path::new(&dir), &mut list);
     let chunker = Chunker::new(ChunkParams::default(), 0x5eed);
     // CLAWBACK_FIXED=N: cut SQLite databases (found by their header) into fixed N-byte pieces, as
     // backup cuts database images, instead of by content.
