@@ -284,6 +284,22 @@ impl Repository {
     /// Reads every index file not yet in the cache and rebuilds the in-memory index, with the packs
     /// of condemned records marked (readable, but not reused for dedup).
     pub fn reload_index(&self) -> Result<()> {
+        // A prune running elsewhere may delete index files it has just consolidated between our
+        // listing and our reading them: its consolidated file is written before, so listing again
+        // finds everything.
+        let mut attempt = 0;
+        loop {
+            match self.load_index_once() {
+                Err(Error::Backend { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 8 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50 << attempt.min(4)));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn load_index_once(&self) -> Result<()> {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
         let condemned = crate::lease::list_condemned(self.backend.as_ref())?;
@@ -327,8 +343,13 @@ impl Repository {
         if !self.index_loaded.load(std::sync::atomic::Ordering::SeqCst) {
             return self.reload_index();
         }
-        let mut names: Vec<String> =
-            self.backend.list(Kind::Condemned).map_err(backend_err("list", "condemned"))?.into_iter().map(|x| x.0).collect();
+        let mut names: Vec<String> = self
+            .backend
+            .list(Kind::Condemned)
+            .map_err(backend_err("list", "condemned"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         names.sort();
         let mut now: Vec<String> =
             self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?.into_iter().map(|x| x.0).collect();
@@ -429,7 +450,12 @@ impl Repository {
             let snap = match cached.remove(name) {
                 Some(json) => Snapshot::from_json(name, &json)?,
                 None => {
-                    let bytes = self.backend.read(Kind::Snapshot, name).map_err(backend_err("read", name))?;
+                    let bytes = match self.backend.read(Kind::Snapshot, name) {
+                        Ok(b) => b,
+                        // Forgotten by another process since the listing: it is not a snapshot any more.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(Error::Backend { op: "read", name: name.clone(), source: e }),
+                    };
                     if ObjectId::of_bytes(&bytes) != id {
                         return Err(Error::corrupt("snapshot", name, "content does not match its name"));
                     }
