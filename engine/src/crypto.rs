@@ -168,8 +168,9 @@ impl Default for KdfParams {
     }
 }
 
-/// Upper bounds on what a key file may ask for, so a hostile one cannot exhaust memory or time.
-const MAX_M_COST: u32 = 4 * 1024 * 1024;
+/// Upper bounds on what a key file may ask for, so a hostile one cannot exhaust memory or time
+/// (key files are plaintext: anyone who can write to `keys/` can plant one). 1 GiB, in KiB.
+pub const MAX_M_COST: u32 = 1024 * 1024;
 const MAX_T_COST: u32 = 100;
 const MAX_P_COST: u32 = 64;
 

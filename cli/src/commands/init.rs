@@ -9,11 +9,13 @@ use clawback_engine::repo::{InitOptions, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Argon2id memory for the key file, in MiB
-    #[arg(long, default_value_t = KdfParams::default().m_cost / 1024, value_name = "MIB")]
+    /// Argon2id memory for the key file, in MiB (1 to 1024)
+    #[arg(long, default_value_t = KdfParams::default().m_cost / 1024, value_name = "MIB",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub kdf_memory: u32,
-    /// Argon2id iterations for the key file
-    #[arg(long, default_value_t = KdfParams::default().t_cost, value_name = "N")]
+    /// Argon2id iterations for the key file (1 to 100)
+    #[arg(long, default_value_t = KdfParams::default().t_cost, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
     pub kdf_iterations: u32,
     /// Target pack size in MiB
     #[arg(long, default_value_t = DEFAULT_PACK_SIZE >> 20, value_name = "MIB")]
