@@ -192,10 +192,19 @@ impl Repository {
         if let Some(f) = &hint_file {
             if hint.as_deref().map(str::trim) != Some(key_id.as_str()) {
                 // Best effort: without it the next open lists the key files again.
+                // Private like the rest of the cache: folders 0700, the file 0600.
+                use std::io::Write;
+                use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
                 if let Some(d) = f.parent() {
-                    let _ = std::fs::create_dir_all(d);
+                    let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(d);
                 }
-                let _ = std::fs::write(f, &key_id);
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(f)
+                    .and_then(|mut w| w.write_all(key_id.as_bytes()));
             }
         }
         let keys = Keys::derive(&master);
