@@ -122,9 +122,12 @@ pub fn resolve(g: &GlobalArgs, s: &Settings) -> Result<Resolved> {
     let st = &s.config.storage;
     match st.provider {
         Some(Provider::S3) => {
-            let bucket = st.bucket.as_deref().map(str::trim).filter(|b| !b.is_empty()).ok_or_else(|| {
-                usage("the config's storage provider is s3 but storage.bucket is not set")
-            })?;
+            let bucket = st
+                .bucket
+                .as_deref()
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| usage("the config's storage provider is s3 but storage.bucket is not set"))?;
             let mut o = S3Options::new(bucket);
             o.prefix = st.prefix.as_deref().unwrap_or("").trim_matches('/').to_string();
             apply_s3_settings(g, s, &mut o)?;
@@ -164,9 +167,7 @@ pub fn parse_location(r: &str) -> Result<Location> {
 
 fn parse_s3(r: &str, rest: &str) -> Result<S3Options> {
     let bad = |why: &str| {
-        usage(format!(
-            "repository {r}: {why}; write s3:http[s]://host[:port]/bucket[/prefix] or s3://bucket[/prefix]"
-        ))
+        usage(format!("repository {r}: {why}; write s3:http[s]://host[:port]/bucket[/prefix] or s3://bucket[/prefix]"))
     };
     let (endpoint, path) = if let Some(p) = rest.strip_prefix("//") {
         (None, p)
@@ -283,9 +284,9 @@ pub fn backend(loc: &Location) -> Result<Arc<dyn Backend>> {
     }
     let base: Arc<dyn Backend> = match loc {
         Location::Local(p) => Arc::new(LocalBackend::new(p.clone())),
-        Location::S3(o) => Arc::new(
-            S3Backend::new(o.clone()).with_context(|| format!("cannot set up the S3 client for {}", o.url()))?,
-        ),
+        Location::S3(o) => {
+            Arc::new(S3Backend::new(o.clone()).with_context(|| format!("cannot set up the S3 client for {}", o.url()))?)
+        }
     };
     let base: Arc<dyn Backend> = match FaultConfig::from_env() {
         None => base,

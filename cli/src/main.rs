@@ -3,9 +3,9 @@
 
 mod commands;
 mod context;
+mod hooks;
 mod priority;
 mod runs;
-mod hooks;
 mod ui;
 
 use clap::{Parser, Subcommand};

@@ -50,4 +50,3 @@ pub fn hit(name: &str) {
         std::process::abort();
     }
 }
-

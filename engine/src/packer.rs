@@ -90,11 +90,7 @@ impl Uploads {
     fn collect(&mut self, all: bool) -> Result<()> {
         let mut first_err = None;
         while self.in_flight > 0 {
-            let r = if all {
-                self.results.recv().map_err(|_| ())
-            } else {
-                self.results.try_recv().map_err(|_| ())
-            };
+            let r = if all { self.results.recv().map_err(|_| ()) } else { self.results.try_recv().map_err(|_| ()) };
             let Ok(r) = r else {
                 if all {
                     return Err(Error::Other("a pack uploader stopped".into()));

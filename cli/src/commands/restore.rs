@@ -70,10 +70,12 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
                 && !s.tags.iter().any(|t| t == SAFETY_TAG)
         })
         .map_err(|e| match (&e, &a.group) {
-            (clawback_engine::Error::SnapshotNotFound(_), Some(gr)) => clawback_engine::Error::SnapshotNotFound(format!(
-                "{spec} in group {gr}{}",
-                a.host.as_ref().map(|h| format!(" from host {h}")).unwrap_or_default()
-            )),
+            (clawback_engine::Error::SnapshotNotFound(_), Some(gr)) => {
+                clawback_engine::Error::SnapshotNotFound(format!(
+                    "{spec} in group {gr}{}",
+                    a.host.as_ref().map(|h| format!(" from host {h}")).unwrap_or_default()
+                ))
+            }
             _ => e,
         })?;
     let only = only_roots(&snap, &a.only)?;

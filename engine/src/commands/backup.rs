@@ -27,11 +27,11 @@
 //! - A dry run also fills a [`DryRunReport`]: what each path would hold, what was left out and
 //!   why (with the size of each left-out subtree), and the largest files.
 
+use super::stdin;
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
-use super::stdin;
 use crate::openclaw::sqlite;
 use crate::packer::Packer;
 use crate::progress::Progress;
@@ -1235,11 +1235,7 @@ impl Ctx<'_> {
 impl Ctx<'_> {
     /// Runs each stream command and stores its output, cut into chunks as it arrives. Returns each
     /// file's path components and node; a command that fails fails the backup.
-    fn read_streams(
-        &self,
-        cmds: &[stdin::StdinCommand],
-        parent: Option<&Tree>,
-    ) -> Result<Vec<(Vec<Vec<u8>>, Node)>> {
+    fn read_streams(&self, cmds: &[stdin::StdinCommand], parent: Option<&Tree>) -> Result<Vec<(Vec<Vec<u8>>, Node)>> {
         let mut out = Vec::new();
         for c in cmds {
             let comps = c.components()?;
@@ -1247,9 +1243,7 @@ impl Ctx<'_> {
             let running = c.spawn()?;
             let (ids, len) = match self.read_chunked(running.stdout(), &path, None) {
                 Ok(r) => r,
-                Err(ReadErr::Io(e)) => {
-                    return Err(Error::Other(format!("reading the output of {:?}: {e}", c.command)))
-                }
+                Err(ReadErr::Io(e)) => return Err(Error::Other(format!("reading the output of {:?}: {e}", c.command))),
                 Err(ReadErr::Fatal(e)) => return Err(e),
             };
             running.finish()?;

@@ -1228,69 +1228,73 @@ fn write_files(
         .num_threads(readers)
         .build()
         .map_err(|e| Error::Other(format!("cannot start the restore threads: {e}")))?;
-    pool.install(|| packs.par_iter_mut().for_each(|(pack, blobs)| {
-        blobs.sort_by_key(|(_, l)| l.offset);
-        let pack_id = repo.index().pack_id(*pack);
-        let name = pack_id.to_hex();
-        // Blobs separated by small gaps are read together, in ranges of at most MAX_RANGE (one
-        // blob beyond it), so each reader holds a few MiB, not a whole pack.
-        const MAX_RANGE: u64 = 4 << 20;
-        let mut start = 0;
-        while start < blobs.len() {
-            let mut end = start + 1;
-            while end < blobs.len() {
-                let prev = &blobs[end - 1].1;
-                let gap = (blobs[end].1.offset as u64).saturating_sub(prev.offset as u64 + prev.length as u64);
-                if gap > 256 << 10 || prev.offset as u64 + prev.length as u64 - blobs[start].1.offset as u64 >= MAX_RANGE {
-                    break;
+    pool.install(|| {
+        packs.par_iter_mut().for_each(|(pack, blobs)| {
+            blobs.sort_by_key(|(_, l)| l.offset);
+            let pack_id = repo.index().pack_id(*pack);
+            let name = pack_id.to_hex();
+            // Blobs separated by small gaps are read together, in ranges of at most MAX_RANGE (one
+            // blob beyond it), so each reader holds a few MiB, not a whole pack.
+            const MAX_RANGE: u64 = 4 << 20;
+            let mut start = 0;
+            while start < blobs.len() {
+                let mut end = start + 1;
+                while end < blobs.len() {
+                    let prev = &blobs[end - 1].1;
+                    let gap = (blobs[end].1.offset as u64).saturating_sub(prev.offset as u64 + prev.length as u64);
+                    if gap > 256 << 10
+                        || prev.offset as u64 + prev.length as u64 - blobs[start].1.offset as u64 >= MAX_RANGE
+                    {
+                        break;
+                    }
+                    end += 1;
                 }
-                end += 1;
-            }
-            let first = blobs[start].1.offset as u64;
-            let last = &blobs[end - 1].1;
-            let len = last.offset as u64 + last.length as u64 - first;
-            let data = repo.backend().read_range(Kind::Pack, &name, first, len);
-            for (id, loc) in &blobs[start..end] {
-                let plain = match &data {
-                    Ok(d) => {
-                        let s = (loc.offset as u64 - first) as usize;
-                        blob::decode(
-                            repo.keys(),
-                            BlobType::Data,
-                            id,
-                            &d[s..s + loc.length as usize],
-                            loc.raw_length as usize,
-                        )
-                        .map_err(|e| format!("pack {name} is damaged: {e}"))
-                    }
-                    Err(e) => Err(format!("cannot read pack {name}: {e}")),
-                };
-                for &(t, off) in &targets[id] {
-                    let task = &tasks[t as usize];
-                    if task.is_failed() {
-                        continue;
-                    }
-                    let res = match &plain {
-                        Err(e) => Err(e.clone()),
-                        Ok(p) => write_chunk(task, p, off).map_err(|e| e.to_string()),
+                let first = blobs[start].1.offset as u64;
+                let last = &blobs[end - 1].1;
+                let len = last.offset as u64 + last.length as u64 - first;
+                let data = repo.backend().read_range(Kind::Pack, &name, first, len);
+                for (id, loc) in &blobs[start..end] {
+                    let plain = match &data {
+                        Ok(d) => {
+                            let s = (loc.offset as u64 - first) as usize;
+                            blob::decode(
+                                repo.keys(),
+                                BlobType::Data,
+                                id,
+                                &d[s..s + loc.length as usize],
+                                loc.raw_length as usize,
+                            )
+                            .map_err(|e| format!("pack {name} is damaged: {e}"))
+                        }
+                        Err(e) => Err(format!("cannot read pack {name}: {e}")),
                     };
-                    match res {
-                        Err(e) => task.fail(e),
-                        Ok(f) => {
-                            progress.bytes_done.fetch_add(loc.raw_length as u64, Relaxed);
-                            if task.remaining.fetch_sub(1, Relaxed) == 1 {
-                                if let Err(e) = task.finish(repo, Some(f), verify) {
-                                    task.fail(e.to_string());
+                    for &(t, off) in &targets[id] {
+                        let task = &tasks[t as usize];
+                        if task.is_failed() {
+                            continue;
+                        }
+                        let res = match &plain {
+                            Err(e) => Err(e.clone()),
+                            Ok(p) => write_chunk(task, p, off).map_err(|e| e.to_string()),
+                        };
+                        match res {
+                            Err(e) => task.fail(e),
+                            Ok(f) => {
+                                progress.bytes_done.fetch_add(loc.raw_length as u64, Relaxed);
+                                if task.remaining.fetch_sub(1, Relaxed) == 1 {
+                                    if let Err(e) = task.finish(repo, Some(f), verify) {
+                                        task.fail(e.to_string());
+                                    }
+                                    progress.files_done.fetch_add(1, Relaxed);
                                 }
-                                progress.files_done.fetch_add(1, Relaxed);
                             }
                         }
                     }
                 }
+                start = end;
             }
-            start = end;
-        }
-    }));
+        })
+    });
 
     let mut errors = Vec::new();
     for t in &tasks {
