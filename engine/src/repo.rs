@@ -412,7 +412,10 @@ impl Repository {
     }
 
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
-        let bytes = s.encode(&self.keys);
+        self.store_snapshot(s, s.encode(&self.keys))
+    }
+
+    fn store_snapshot(&self, s: &Snapshot, bytes: Vec<u8>) -> Result<SnapshotId> {
         let id = ObjectId::of_bytes(&bytes);
         let name = id.to_hex();
         self.backend.write(Kind::Snapshot, &name, &bytes).map_err(backend_err("write snapshot", &name))?;
@@ -424,16 +427,20 @@ impl Repository {
 
     /// Saves a snapshot whose `summary.bytes_stored` also counts the snapshot object itself. The
     /// encoded length moves with the digits of the number it holds, so iterate to the fixed point.
+    /// Compressed, the length need not move monotonically and may have no fixed point; stored raw
+    /// it grows with the digits only, so the second pass always settles.
     pub fn save_snapshot_counting_itself(&self, s: &mut Snapshot) -> Result<SnapshotId> {
         let base = s.summary.bytes_stored;
-        let mut own = 0u64;
-        for _ in 0..8 {
-            s.summary.bytes_stored = base + own;
-            let n = s.encode(&self.keys).len() as u64;
-            if n == own {
-                break;
+        for level in [3, 0] {
+            let mut own = 0u64;
+            for _ in 0..8 {
+                s.summary.bytes_stored = base + own;
+                let bytes = s.encode_level(&self.keys, level);
+                if bytes.len() as u64 == own {
+                    return self.store_snapshot(s, bytes);
+                }
+                own = bytes.len() as u64;
             }
-            own = n;
         }
         self.save_snapshot(s)
     }

@@ -97,8 +97,13 @@ const MAX_SNAPSHOT_PLAIN: usize = 64 << 20;
 
 impl Snapshot {
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
+        self.encode_level(keys, 3)
+    }
+
+    /// Encodes with this zstd level (0: stored raw).
+    pub fn encode_level(&self, keys: &Keys, level: i32) -> Vec<u8> {
         let plain = serde_json::to_vec(self).expect("serialize snapshot");
-        codec::seal_object(keys, &[AAD_SNAPSHOT], &plain, 3)
+        codec::seal_object(keys, &[AAD_SNAPSHOT], &plain, level)
     }
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
