@@ -3,7 +3,7 @@
 //! overwritten) and the temporary name removed; the folder is fsynced after. Files are 0600,
 //! folders 0700.
 
-use super::{Backend, Kind};
+use super::{check_name, Backend, Kind};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -34,20 +34,6 @@ impl LocalBackend {
     fn path(&self, kind: Kind, name: &str) -> io::Result<PathBuf> {
         check_name(kind, name)?;
         Ok(self.dir_of(kind, name).join(name))
-    }
-}
-
-/// Object names are ours: hex ids, or `config`. Anything else is refused so a name can never
-/// address a path outside the repository.
-fn check_name(kind: Kind, name: &str) -> io::Result<()> {
-    let ok = match kind {
-        Kind::Config => name == "config",
-        _ => !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object name {name:?}")))
     }
 }
 

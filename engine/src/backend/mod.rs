@@ -84,3 +84,17 @@ pub trait Backend: Send + Sync {
         Vec::new()
     }
 }
+
+/// Object names are ours: hex ids, or `config`. Anything else is refused so a name can never
+/// address a path outside the repository.
+pub(crate) fn check_name(kind: Kind, name: &str) -> io::Result<()> {
+    let ok = match kind {
+        Kind::Config => name == "config",
+        _ => !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object name {name:?}")))
+    }
+}

@@ -14,7 +14,7 @@
 //! retries are the job of the `retry` decorator, so the SDK's own are off.
 
 use super::retry::transient;
-use super::{Backend, Kind};
+use super::{check_name, Backend, Kind};
 use aws_sdk_s3::config::{
     retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
     ResponseChecksumValidation, SharedCredentialsProvider,
@@ -34,6 +34,28 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Applies what every new object carries (storage class for data packs, server-side encryption,
+/// object-lock retention) to a PutObject or CreateMultipartUpload request builder.
+macro_rules! new_object_options {
+    ($s:expr, $kind:expr, $req:expr) => {{
+        let mut req = $req;
+        if let (Kind::Pack, Some(c)) = ($kind, &$s.opts.storage_class) {
+            req = req.storage_class(StorageClass::from(c.as_str()));
+        }
+        match &$s.opts.sse {
+            Some(Sse::Aes256) => req = req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms(id)) => {
+                req = req.server_side_encryption(ServerSideEncryption::AwsKms).set_ssekms_key_id(id.clone());
+            }
+            None => {}
+        }
+        if let Some((mode, until)) = $s.lock_until() {
+            req = req.object_lock_mode(mode).object_lock_retain_until_date(until);
+        }
+        req
+    }};
+}
 
 /// Server-side encryption asked of the store, on top of clawback's own.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -416,19 +438,7 @@ impl S3Backend {
             .content_md5(Self::md5_b64(data))
             .if_none_match("*")
             .body(ByteStream::from(data.to_vec()));
-        if let (Kind::Pack, Some(c)) = (kind, &self.opts.storage_class) {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
-        match &self.opts.sse {
-            Some(Sse::Aes256) => req = req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Sse::Kms(id)) => {
-                req = req.server_side_encryption(ServerSideEncryption::AwsKms).set_ssekms_key_id(id.clone());
-            }
-            None => {}
-        }
-        if let Some((mode, until)) = self.lock_until() {
-            req = req.object_lock_mode(mode).object_lock_retain_until_date(until);
-        }
+        req = new_object_options!(self, kind, req);
         req.send().await.map_err(|e| self.map_err(what, e))?;
         Ok(())
     }
@@ -436,19 +446,7 @@ impl S3Backend {
     async fn put_multipart(&self, kind: Kind, key: &str, data: &[u8], what: &str) -> io::Result<()> {
         self.count(Req::Multipart);
         let mut req = self.client.create_multipart_upload().bucket(&self.opts.bucket).key(key);
-        if let (Kind::Pack, Some(c)) = (kind, &self.opts.storage_class) {
-            req = req.storage_class(StorageClass::from(c.as_str()));
-        }
-        match &self.opts.sse {
-            Some(Sse::Aes256) => req = req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Sse::Kms(id)) => {
-                req = req.server_side_encryption(ServerSideEncryption::AwsKms).set_ssekms_key_id(id.clone());
-            }
-            None => {}
-        }
-        if let Some((mode, until)) = self.lock_until() {
-            req = req.object_lock_mode(mode).object_lock_retain_until_date(until);
-        }
+        req = new_object_options!(self, kind, req);
         let up = req.send().await.map_err(|e| self.map_err(what, e))?;
         let Some(upload_id) = up.upload_id().map(str::to_string) else {
             return Err(s3_error(io::ErrorKind::Other, "NoUploadId", format!("{what}: the store gave no upload id")));
@@ -634,19 +632,6 @@ fn short_cause(detail: &str) -> String {
         detail.to_string()
     } else {
         last.to_string()
-    }
-}
-
-/// Object names are ours: hex ids, or `config`; anything else is refused.
-fn check_name(kind: Kind, name: &str) -> io::Result<()> {
-    let ok = match kind {
-        Kind::Config => name == "config",
-        _ => !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object name {name:?}")))
     }
 }
 
