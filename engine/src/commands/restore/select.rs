@@ -1,0 +1,192 @@
+//! What a restore selects: `--only` roots, include and exclude patterns, and the plan of entries.
+
+use super::*;
+
+/// One entry to restore, with its path relative to the target.
+pub struct Item {
+    pub rel: PathBuf,
+    pub node: Node,
+    /// The entry itself is selected; false for a folder listed only because selected entries
+    /// lie below it (an ancestor of an `only` root, or of an included path).
+    pub selected: bool,
+}
+
+pub struct Selection {
+    includes: Option<Gitignore>,
+    excludes: Gitignore,
+    roots: Vec<PathBuf>,
+}
+
+/// Where a path lies relative to the `only` roots.
+#[derive(PartialEq, Eq)]
+enum Place {
+    Inside,
+    Above,
+    Outside,
+}
+
+impl Selection {
+    pub fn new(includes: &[String], excludes: &[String]) -> Result<Self> {
+        Ok(Selection {
+            includes: if includes.is_empty() { None } else { Some(build_excludes(includes)?) },
+            excludes: build_excludes(excludes)?,
+            roots: Vec::new(),
+        })
+    }
+
+    /// Restricts the selection to paths at or below `roots` (absolute); empty: no restriction.
+    pub fn with_roots(mut self, roots: Vec<PathBuf>) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    pub(super) fn excluded(&self, abs: &Path, is_dir: bool) -> bool {
+        self.excludes.matched(abs, is_dir).is_ignore()
+    }
+    fn included(&self, abs: &Path, is_dir: bool) -> bool {
+        match &self.includes {
+            None => true,
+            Some(g) => g.matched_path_or_any_parents(abs, is_dir).is_ignore(),
+        }
+    }
+    fn place(&self, abs: &Path) -> Place {
+        if self.roots.is_empty() || self.roots.iter().any(|r| abs.starts_with(r)) {
+            Place::Inside
+        } else if self.roots.iter().any(|r| r.starts_with(abs)) {
+            Place::Above
+        } else {
+            Place::Outside
+        }
+    }
+    /// Whether a walk of the snapshot's trees visits an entry: `None` when it and everything below
+    /// it are left out, else whether the entry itself is selected (a folder that is not may still
+    /// hold selected entries).
+    pub(super) fn visit(&self, abs: &Path, is_dir: bool) -> Option<bool> {
+        let place = self.place(abs);
+        if place == Place::Outside || (place == Place::Above && !is_dir) || self.excluded(abs, is_dir) {
+            return None;
+        }
+        Some(place == Place::Inside && self.included(abs, is_dir))
+    }
+
+    /// Whether an entry (not an ancestor) is selected, ignoring excludes of its ancestors.
+    pub(super) fn selects(&self, abs: &Path, is_dir: bool) -> bool {
+        self.place(abs) == Place::Inside && !self.excluded(abs, is_dir) && self.included(abs, is_dir)
+    }
+}
+
+/// Resolves `--only` values against a snapshot's OpenClaw metadata into absolute roots:
+/// `state`, `workspace` (every workspace), `agent:<id>`, or an absolute path.
+pub fn only_roots(snap: &Snapshot, only: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for o in only {
+        let o = o.trim();
+        if o.starts_with('/') {
+            out.push(absolute_clean(Path::new(o))?);
+            continue;
+        }
+        let meta = |what: &str| -> Result<&OpenclawMeta> {
+            snap.openclaw.as_ref().ok_or_else(|| {
+                Error::Usage(format!(
+                    "--only {what}: this snapshot has no OpenClaw metadata (it was not made by a default \
+                     `clawback backup` of an OpenClaw install); select paths with --include PATTERN or \
+                     --only /absolute/path instead"
+                ))
+            })
+        };
+        let p = |s: &str| absolute_clean(Path::new(s));
+        match o {
+            "state" => out.push(p(&meta(o)?.state_dir)?),
+            "workspace" | "workspaces" => {
+                let m = meta(o)?;
+                let mut ws: Vec<&str> = m.workspaces.iter().map(String::as_str).collect();
+                ws.extend(m.agents.iter().map(|a| a.workspace.as_str()));
+                if ws.is_empty() {
+                    return Err(Error::Usage("--only workspace: the snapshot records no workspace".into()));
+                }
+                for w in ws {
+                    out.push(p(w)?);
+                }
+            }
+            _ => {
+                let Some(raw) = o.strip_prefix("agent:") else {
+                    return Err(Error::Usage(format!(
+                        "--only {o:?}: expected state, workspace, agent:ID or an absolute path"
+                    )));
+                };
+                let m = meta(o)?;
+                let id = crate::openclaw::paths::normalize_agent_id(raw);
+                let Some(a) = m.agents.iter().find(|a| a.id == id) else {
+                    let known: Vec<&str> = m.agents.iter().map(|a| a.id.as_str()).collect();
+                    return Err(Error::Usage(format!(
+                        "--only agent:{raw}: no agent `{id}` in this snapshot; its agents are: {}",
+                        if known.is_empty() { "(none recorded)".to_string() } else { known.join(", ") }
+                    )));
+                };
+                out.push(p(&m.state_dir)?.join("agents").join(&a.id));
+                if !a.agent_dir.is_empty() {
+                    out.push(p(&a.agent_dir)?);
+                }
+                if !a.workspace.is_empty() {
+                    out.push(p(&a.workspace)?);
+                }
+            }
+        }
+    }
+    Ok(minimal_roots(out))
+}
+
+/// Sorted, without duplicates or paths inside another one.
+pub(super) fn minimal_roots(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
+    v.sort();
+    v.dedup();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in v {
+        if !out.iter().any(|o| p.starts_with(o)) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Walks the snapshot's trees and lists what the selection restores, folders before their content.
+pub fn plan(repo: &Repository, snap: &Snapshot, sel: &Selection) -> Result<Vec<Item>> {
+    let mut out = Vec::new();
+    let root = repo.load_tree(&snap.tree)?;
+    plan_tree(repo, &root.nodes, Path::new(""), sel, &mut out, 0)?;
+    Ok(out)
+}
+
+fn plan_tree(
+    repo: &Repository,
+    nodes: &[Node],
+    rel: &Path,
+    sel: &Selection,
+    out: &mut Vec<Item>,
+    depth: usize,
+) -> Result<bool> {
+    crate::tree::check_depth(depth)?;
+    let mut any = false;
+    for n in nodes {
+        Node::check_name(&n.name)?;
+        let r = rel.join(OsStr::from_bytes(&n.name));
+        let abs = Path::new("/").join(&r);
+        let is_dir = n.kind == NodeKind::Dir;
+        let Some(selected) = sel.visit(&abs, is_dir) else { continue };
+        if is_dir {
+            let pos = out.len();
+            out.push(Item { rel: r.clone(), node: n.clone(), selected });
+            let sub = repo.load_tree(n.subtree.as_ref().expect("validated"))?;
+            let inner = plan_tree(repo, &sub.nodes, &r, sel, out, depth + 1)?;
+            if inner || selected {
+                any = true;
+            } else {
+                out.remove(pos);
+            }
+        } else if selected {
+            out.push(Item { rel: r, node: n.clone(), selected });
+            any = true;
+        }
+    }
+    Ok(any)
+}
