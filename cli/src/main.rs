@@ -124,7 +124,19 @@ pub enum Command {
     Skill(commands::skill::Args),
 }
 
+/// Buffers of 1 MiB and more (packs, read batches, restore ranges) are mapped for themselves and
+/// given back when freed. By default glibc raises that threshold after the first such free, and
+/// then keeps freed packs in its heaps: a first backup of 0.5 GB peaked at 111 MiB instead of 76.
+fn keep_large_buffers_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: sets a malloc tunable before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() {
+    keep_large_buffers_out_of_the_heap();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -116,6 +116,8 @@ impl Chunker {
             // capacity without zeroing it first (zeroing a whole batch for every small file was
             // a sixth of a first backup's CPU time).
             if !eof && buf.len() < cap {
+                // Exactly `cap`: left to itself, `read_to_end` would double the buffer as it fills.
+                buf.reserve_exact(cap - buf.len());
                 let want = (cap - buf.len()) as u64;
                 let n = (&mut r).take(want).read_to_end(buf)? as u64;
                 total += n;

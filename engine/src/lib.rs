@@ -25,6 +25,7 @@ pub mod notify;
 pub mod openclaw;
 pub mod pack;
 pub mod packer;
+pub mod prefetch;
 pub mod progress;
 pub mod repo;
 pub mod runlog;

@@ -34,6 +34,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
 use crate::openclaw::sqlite;
 use crate::packer::Packer;
+use crate::prefetch::{Known, Prefetcher, ReadAhead, Slots};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{BackupIssue, Snapshot, Summary};
@@ -201,6 +202,8 @@ struct Ctx<'a> {
     /// The trees of folders made up on the way to the backed-up paths, by id (still in the packer,
     /// not loadable yet), for grafting stream files into them.
     virtual_trees: Mutex<HashMap<BlobId, Tree>>,
+    /// Reads ahead the files of each folder listed (not on a dry run).
+    prefetch: Option<Prefetcher<Scope>>,
 }
 
 /// The dry-run report as it is being gathered.
@@ -320,6 +323,32 @@ impl Trie {
 }
 
 /// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
+/// Why an entry is left out, if it is: one of `skip`, an `excludes` pattern, or an ignore file of
+/// the folders above it.
+fn exclusion<'s>(
+    skip: &HashSet<PathBuf>,
+    excludes: &'s Gitignore,
+    child: &Path,
+    is_dir: bool,
+    scope: &'s Scope,
+) -> Option<Exclusion<'s>> {
+    if skip.contains(child) {
+        return Some(Exclusion::Own);
+    }
+    if let Match::Ignore(g) = excludes.matched(child, is_dir) {
+        return Some(Exclusion::Pattern(g.original()));
+    }
+    let mut layer = scope.ignores.as_deref();
+    while let Some(l) = layer {
+        match l.matcher.matched(child, is_dir) {
+            Match::Ignore(g) => return Some(Exclusion::IgnoreFile(l, g.original())),
+            Match::Whitelist(_) => return None,
+            Match::None => layer = l.parent.as_deref(),
+        }
+    }
+    None
+}
+
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
     let start = Instant::now();
     if opts.paths.is_empty() && opts.stdin_commands.is_empty() {
@@ -390,17 +419,22 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             let (paths, ex, stop) = (&paths, &excludes, &stop_scan);
             s.spawn(move || scan_totals(paths, ex, progress, stop));
         }
+        let skip: HashSet<PathBuf> = opts
+            .skip_paths
+            .iter()
+            .filter_map(|p| absolute_clean(p).ok())
+            .chain(absolute_clean(sqlite_tmp.path()).ok())
+            .collect();
+        let prefetch = (!dry).then(|| {
+            let (skip, excludes) = (skip.clone(), excludes.clone());
+            Prefetcher::start(move |p: &Path, scope: &Scope| exclusion(&skip, &excludes, p, false, scope).is_none())
+        });
         let ctx = Ctx {
             repo,
             chunker: Chunker::new(cfg.chunker, repo.keys().chunker_seed),
             level: cfg.compression,
             excludes: excludes.clone(),
-            skip: opts
-                .skip_paths
-                .iter()
-                .filter_map(|p| absolute_clean(p).ok())
-                .chain(absolute_clean(sqlite_tmp.path()).ok())
-                .collect(),
+            skip,
             pending: Mutex::new(IdSet::default()),
             tx,
             c: Counters::default(),
@@ -416,6 +450,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             reasons: opts.exclude_reasons.iter().cloned().collect(),
             report,
             virtual_trees: Mutex::new(HashMap::new()),
+            prefetch,
         };
         // Streams first: a failing dump command stops the backup before the walk.
         let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());
@@ -763,21 +798,7 @@ impl Ctx<'_> {
     /// Why `child` is left out, if it is: clawback's own folders, then the exclude patterns, then
     /// the ignore files from the deepest up (the first that decides wins, as in git).
     fn exclusion<'s>(&'s self, child: &Path, is_dir: bool, scope: &'s Scope) -> Option<Exclusion<'s>> {
-        if self.skip.contains(child) {
-            return Some(Exclusion::Own);
-        }
-        if let Match::Ignore(g) = self.excludes.matched(child, is_dir) {
-            return Some(Exclusion::Pattern(g.original()));
-        }
-        let mut layer = scope.ignores.as_deref();
-        while let Some(l) = layer {
-            match l.matcher.matched(child, is_dir) {
-                Match::Ignore(g) => return Some(Exclusion::IgnoreFile(l, g.original())),
-                Match::Whitelist(_) => return None,
-                Match::None => layer = l.parent.as_deref(),
-            }
-        }
-        None
+        exclusion(&self.skip, &self.excludes, child, is_dir, scope)
     }
 
     /// Records a left-out entry in the dry-run report, with its subtree's size.
@@ -898,29 +919,31 @@ impl Ctx<'_> {
             }
             first.push(e);
         }
-        let run = |list: Vec<Listed>| -> Vec<Result<Option<Node>>> {
+        // The files of the listing are read ahead while the workers go through it.
+        let slots = self.prefetch.as_ref().map(|pf| {
+            let slots = Slots::new(first.len());
+            for (i, e) in first.iter().enumerate().filter(|(_, e)| !e.is_dir) {
+                let known = parent.and_then(|t| t.find(&e.name)).filter(|_| !self.force && !e.has_sidecar);
+                let known = known.map(|n| Known { size: n.size, mtime_ns: n.mtime_ns, ctime_ns: n.ctime_ns });
+                pf.want(&slots, i, path.join(OsStr::from_bytes(&e.name)), known, scope.clone());
+            }
+            slots
+        });
+        let run = |list: Vec<Listed>, slots: Option<&Slots>| -> Vec<Result<Option<Node>>> {
             list.into_par_iter()
-                .filter_map(|e| {
-                    let child = path.join(OsString::from_vec(e.name.clone()));
-                    if let Some(why) = self.exclusion(&child, e.is_dir, &scope) {
-                        self.note_excluded(&child, e.is_dir, why);
-                        return None;
+                .enumerate()
+                .filter_map(|(i, e)| {
+                    let r = self.process_listed(path, e, parent, &scope);
+                    if let (Some(pf), Some(slots)) = (&self.prefetch, slots) {
+                        pf.done(slots, i);
                     }
-                    if let Some(base) = &e.sidecar_of {
-                        if self.imaged.lock().contains(&path.join(OsStr::from_bytes(base))) {
-                            let suffix = sqlite::sidecar_base(&e.name).map(|(_, s)| s).unwrap_or("");
-                            self.skip_sidecar(&child, base, suffix);
-                            return None;
-                        }
-                    }
-                    let pnode = parent.and_then(|t| t.find(&e.name));
-                    Some(self.process_entry(&child, e.name, pnode, &scope, e.has_sidecar))
+                    r
                 })
                 .collect()
         };
-        let mut nodes = run(first);
+        let mut nodes = run(first, slots.as_deref());
         if !later.is_empty() {
-            nodes.extend(run(later));
+            nodes.extend(run(later, None));
         }
         let mut out = Vec::with_capacity(nodes.len());
         for n in nodes {
@@ -929,6 +952,31 @@ impl Ctx<'_> {
             }
         }
         Ok(Tree::new(out))
+    }
+
+    /// One entry of a folder listing: `None` when it is excluded or a sidecar left out, else what
+    /// [`Ctx::process_entry`] returns.
+    fn process_listed(
+        &self,
+        path: &Path,
+        e: Listed,
+        parent: Option<&Tree>,
+        scope: &Scope,
+    ) -> Option<Result<Option<Node>>> {
+        let child = path.join(OsString::from_vec(e.name.clone()));
+        if let Some(why) = self.exclusion(&child, e.is_dir, scope) {
+            self.note_excluded(&child, e.is_dir, why);
+            return None;
+        }
+        if let Some(base) = &e.sidecar_of {
+            if self.imaged.lock().contains(&path.join(OsStr::from_bytes(base))) {
+                let suffix = sqlite::sidecar_base(&e.name).map(|(_, s)| s).unwrap_or("");
+                self.skip_sidecar(&child, base, suffix);
+                return None;
+            }
+        }
+        let pnode = parent.and_then(|t| t.find(&e.name));
+        Some(self.process_entry(&child, e.name, pnode, scope, e.has_sidecar))
     }
 
     /// One entry: returns its node, or `None` when it is skipped (vanished, unreadable, special).
@@ -1219,9 +1267,12 @@ impl Ctx<'_> {
                 }
                 Ok(())
             };
+            // A file longer than a batch: the next batches are asked for while this one is cut.
+            let ahead = if len_hint > BATCH { 2 * BATCH as u64 } else { 0 };
+            let r = ReadAhead::new(f, ahead);
             let r = match fixed {
-                Some(size) => crate::chunker::for_each_fixed(f, &mut buf, batch, size, each),
-                None => self.chunker.for_each_batch::<_, ReadErr>(f, &mut buf, batch, each),
+                Some(size) => crate::chunker::for_each_fixed(r, &mut buf, batch, size, each),
+                None => self.chunker.for_each_batch::<_, ReadErr>(r, &mut buf, batch, each),
             };
             if buf.capacity() <= 2 * BATCH + (2 << 20) {
                 *b.borrow_mut() = buf;
