@@ -3,8 +3,7 @@
 //!
 //! Two ways:
 //! - [`Prefetcher`]: the regular files of every folder listing are handed to one thread that
-//!   opens each, checks it is not excluded and not unchanged since the parent snapshot, and asks
-//!   the kernel to start reading it (`posix_fadvise(WILLNEED)`, which returns at once). It stays
+//!   opens each, checks it is not excluded, and asks the kernel to start reading it (`posix_fadvise(WILLNEED)`, which returns at once). It stays
 //!   at most [`WINDOW_BYTES`] and [`WINDOW_FILES`] ahead of the workers: each file read ahead
 //!   counts until a worker is done with it, and a file a worker is done with before the thread
 //!   gets to it is skipped.
@@ -16,7 +15,7 @@
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,19 +41,10 @@ impl Slots {
     }
 }
 
-/// What a file looked like in the parent snapshot: a file that still does is not read.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Known {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
 struct Job<T> {
     slots: Arc<Slots>,
     idx: usize,
     path: PathBuf,
-    known: Option<Known>,
     extra: T,
 }
 
@@ -100,9 +90,9 @@ impl<T: Send + 'static> Prefetcher<T> {
     }
 
     /// Queues entry `idx` of a listing.
-    pub fn want(&self, slots: &Arc<Slots>, idx: usize, path: PathBuf, known: Option<Known>, extra: T) {
+    pub fn want(&self, slots: &Arc<Slots>, idx: usize, path: PathBuf, extra: T) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job { slots: slots.clone(), idx, path, known, extra });
+            let _ = tx.send(Job { slots: slots.clone(), idx, path, extra });
         }
     }
 
@@ -145,7 +135,7 @@ fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool)
         if slot.load(Relaxed) == DONE || !wanted(&job.path, &job.extra) {
             continue;
         }
-        let Some(len) = advise_file(&job.path, job.known) else { continue };
+        let Some(len) = advise_file(&job.path) else { continue };
         sh.issued_bytes.fetch_add(len, Relaxed);
         sh.issued_files.fetch_add(1, Relaxed);
         if slot.compare_exchange(0, len + 1, Relaxed, Relaxed).is_err() {
@@ -156,8 +146,8 @@ fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool)
 }
 
 /// Opens a regular file and asks for its first `WINDOW_BYTES`; `None` when it is not read (not a
-/// regular file, unreadable, or unchanged since `known`). Returns the bytes asked for.
-fn advise_file(path: &Path, known: Option<Known>) -> Option<u64> {
+/// regular file, empty or unreadable). Returns the bytes asked for.
+fn advise_file(path: &Path) -> Option<u64> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -168,14 +158,6 @@ fn advise_file(path: &Path, known: Option<Known>) -> Option<u64> {
         .ok()?;
     let md = f.metadata().ok()?;
     if !md.is_file() || md.len() == 0 {
-        return None;
-    }
-    let now = Known {
-        size: md.len(),
-        mtime_ns: md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec()),
-        ctime_ns: md.ctime().saturating_mul(1_000_000_000).saturating_add(md.ctime_nsec()),
-    };
-    if known == Some(now) {
         return None;
     }
     let len = md.len().min(WINDOW_BYTES);
@@ -225,7 +207,7 @@ mod tests {
     use std::sync::Mutex;
 
     #[test]
-    fn reads_ahead_what_is_wanted_and_changed_and_stays_within_the_window() {
+    fn reads_ahead_what_is_wanted_and_stays_within_the_window() {
         let d = tempfile::tempdir().unwrap();
         let mut paths = Vec::new();
         for i in 0..(WINDOW_FILES as usize + 50) {
@@ -233,12 +215,7 @@ mod tests {
             std::fs::write(&p, vec![i as u8; 100]).unwrap();
             paths.push(p);
         }
-        let md = std::fs::metadata(&paths[1]).unwrap();
-        let unchanged = Known {
-            size: md.len(),
-            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
-        };
+        std::fs::write(&paths[1], b"").unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
         let pf = Prefetcher::start(move |p: &Path, keep: &bool| {
@@ -247,12 +224,11 @@ mod tests {
         });
         let slots = Slots::new(paths.len());
         for (i, p) in paths.iter().enumerate() {
-            // Entry 0 is excluded, entry 1 unchanged, entry 2 a worker is done with first.
-            let known = (i == 1).then_some(unchanged);
+            // Entry 0 is excluded, entry 1 empty, entry 2 a worker is done with first.
             if i == 2 {
                 pf.done(&slots, 2);
             }
-            pf.want(&slots, i, p.clone(), known, i != 0);
+            pf.want(&slots, i, p.clone(), i != 0);
         }
         // The window fills: 1024 files read ahead, then the thread waits for the workers.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -261,7 +237,7 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(pf.issued(), (WINDOW_FILES, WINDOW_FILES * 100));
-        // Entries 0 (excluded), 1 (unchanged) and 2 (done) were not read ahead.
+        // Entries 0 (excluded), 1 (empty) and 2 (done) were not read ahead.
         for i in 0..3 {
             assert_eq!(slots.0[i].load(Relaxed), if i == 2 { DONE } else { 0 }, "entry {i}");
         }

@@ -315,18 +315,29 @@ impl Repository {
         let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
         let mut index = match &self.cache {
             Some(cache) => {
+                // Cached index files still in the repository are used as they are; the others are
+                // forgotten, and the repository's files the cache lacks are read and cached.
                 let remote_ids: std::collections::HashSet<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
-                let mut known = cache.known_indexes()?;
-                if known.iter().any(|k| !remote_ids.contains(k.as_str())) {
-                    cache.clear_index()?;
-                    known.clear();
-                }
-                let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !known.contains(*n)).collect();
+                let mut idx = Index::default();
+                // Sized once: growing by doubling would hold the old table and the new at once.
+                idx.reserve(cache.index_blobs()? as usize);
+                let mut have = std::collections::HashSet::new();
+                let mut stale = Vec::new();
+                cache.for_each_index_file(|id, f| match f {
+                    Some(f) if remote_ids.contains(id.as_str()) => {
+                        idx.add_file(&f);
+                        have.insert(id);
+                    }
+                    _ => stale.push(id),
+                })?;
+                cache.forget_indexes(&stale)?;
+                let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !have.contains(*n)).collect();
                 let files = self.read_index_files(&missing)?;
                 for (name, f) in missing.iter().zip(&files) {
                     cache.add_index(name, f)?;
+                    idx.add_file(f);
                 }
-                cache.load_index()?
+                idx
             }
             None => {
                 let names: Vec<&String> = remote.iter().map(|(n, _)| n).collect();

@@ -34,7 +34,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
 use crate::openclaw::sqlite;
 use crate::packer::Packer;
-use crate::prefetch::{Known, Prefetcher, ReadAhead, Slots};
+use crate::prefetch::{Prefetcher, ReadAhead, Slots};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{BackupIssue, Snapshot, Summary};
@@ -919,13 +919,16 @@ impl Ctx<'_> {
             }
             first.push(e);
         }
-        // The files of the listing are read ahead while the workers go through it.
+        // The files of the listing that are new since the parent snapshot are read ahead while the
+        // workers go through it. (Reading ahead the files the parent has costs more than it saves:
+        // most are unchanged, and a worker's stat tells as soon.)
         let slots = self.prefetch.as_ref().map(|pf| {
             let slots = Slots::new(first.len());
             for (i, e) in first.iter().enumerate().filter(|(_, e)| !e.is_dir) {
-                let known = parent.and_then(|t| t.find(&e.name)).filter(|_| !self.force && !e.has_sidecar);
-                let known = known.map(|n| Known { size: n.size, mtime_ns: n.mtime_ns, ctime_ns: n.ctime_ns });
-                pf.want(&slots, i, path.join(OsStr::from_bytes(&e.name)), known, scope.clone());
+                if parent.and_then(|t| t.find(&e.name)).is_some_and(|n| n.kind == NodeKind::File) && !self.force {
+                    continue;
+                }
+                pf.want(&slots, i, path.join(OsStr::from_bytes(&e.name)), scope.clone());
             }
             slots
         });
