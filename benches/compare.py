@@ -1235,8 +1235,10 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
         parts = [f"{r['mode']} ({r['threads']} thr) {r['total_mb_s']:.0f} MB/s" for r in bench.ceiling["runs"]]
         st = next((r["stage_mb_s"] for r in bench.ceiling["runs"] if r["mode"] == "single"), None)
         stages = (", per core: " + ", ".join(f"{k} {v:.0f}" for k, v in st.items() if v)) if st else ""
-        lines.append(f"- ceiling (bare fastcdc 64K/256K/1M + keyed BLAKE3 + zstd 3 + AES-256-GCM-SIV, no repo): "
-                     + "; ".join(parts) + stages + " MB/s")
+        pr = bench.ceiling.get("params", {})
+        kib = "/".join(f"{pr.get(k, 0) // 1024}K" for k in ("min", "avg", "max"))
+        lines.append(f"- ceiling (bare fastcdc {kib} + keyed BLAKE3 + zstd {pr.get('zstd_level', '?')} + AES-256-GCM-SIV, "
+                     "no repo): " + "; ".join(parts) + stages + " MB/s")
     elif bench.ceiling:
         lines.append(f"- ceiling: failed: {bench.ceiling.get('error')}")
     for n in setup_notes:

@@ -28,14 +28,14 @@ use rayon::prelude::*;
 struct Args {
     /// Directory whose files are read (recursively; symlinks are not followed).
     dir: PathBuf,
-    /// Minimum chunk size in bytes.
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Minimum chunk size in bytes (the defaults are clawback's, `ChunkParams::default`).
+    #[arg(long, default_value_t = 32 * 1024)]
     min: usize,
     /// Average chunk size in bytes.
-    #[arg(long, default_value_t = 256 * 1024)]
+    #[arg(long, default_value_t = 128 * 1024)]
     avg: usize,
     /// Maximum chunk size in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = 512 * 1024)]
     max: usize,
     /// zstd level; 0 disables compression.
     #[arg(long, default_value_t = 3)]

@@ -59,7 +59,7 @@ mod in_place;
 mod select;
 mod write;
 
-use select::minimal_roots;
+use select::{minimal_roots, Inherited};
 pub use select::{only_roots, plan, Item, Selection};
 
 #[derive(Clone, Debug, Default)]
@@ -315,7 +315,7 @@ impl<'a> Walker<'a> {
 
     fn run(mut self, snap: &Snapshot, tx: crossbeam_channel::Sender<Vec<Item>>) -> Result<Walked> {
         let root = self.repo.load_tree(&snap.tree)?;
-        self.walk(&root.nodes, Path::new(""), 0, &tx)?;
+        self.walk(&root.nodes, Path::new(""), None, 0, &tx)?;
         if !self.batch.is_empty() && !self.dry_run {
             let _ = tx.send(std::mem::take(&mut self.batch));
         }
@@ -327,6 +327,7 @@ impl<'a> Walker<'a> {
         &mut self,
         nodes: &[Node],
         rel: &Path,
+        above: Inherited,
         depth: usize,
         tx: &crossbeam_channel::Sender<Vec<Item>>,
     ) -> Result<()> {
@@ -336,7 +337,7 @@ impl<'a> Walker<'a> {
             let r = rel.join(OsStr::from_bytes(&n.name));
             let abs = Path::new("/").join(&r);
             let is_dir = n.kind == NodeKind::Dir;
-            let Some(selected) = self.sel.visit(&abs, is_dir) else { continue };
+            let Some((selected, below)) = self.sel.visit(&abs, is_dir, above) else { continue };
             if is_dir {
                 let pos = self.pending.len();
                 let sub = n.subtree.as_ref().expect("validated");
@@ -345,7 +346,7 @@ impl<'a> Walker<'a> {
                     self.make_pending()?;
                 }
                 let sub = self.repo.load_tree(sub)?;
-                self.walk(&sub.nodes, &r, depth + 1, tx)?;
+                self.walk(&sub.nodes, &r, below, depth + 1, tx)?;
                 self.pending.truncate(pos);
                 continue;
             }
@@ -391,6 +392,9 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// Hard links to make: (link, first file of its group), relative to the target.
+type HardLinks = Vec<(PathBuf, PathBuf)>;
+
 /// Writes the batches of files the tree walk sends, as they come. Returns the files that failed
 /// and the hard links to make: (link, first file of its group), relative to the target.
 fn write_batches(
@@ -399,7 +403,7 @@ fn write_batches(
     rx: crossbeam_channel::Receiver<Vec<Item>>,
     verify: bool,
     progress: &Progress,
-) -> Result<(Vec<BackupIssue>, Vec<(PathBuf, PathBuf)>)> {
+) -> Result<(Vec<BackupIssue>, HardLinks)> {
     let mut errors = Vec::new();
     let mut links = Vec::new();
     let mut first_of: HashMap<(u64, u64), PathBuf> = HashMap::new();

@@ -17,6 +17,10 @@ pub struct Selection {
     roots: Vec<PathBuf>,
 }
 
+/// What the include patterns said for the nearest folder above an entry that they matched (`None`:
+/// none did), passed down a walk of the trees.
+pub(super) type Inherited = Option<bool>;
+
 /// Where a path lies relative to the `only` roots.
 #[derive(PartialEq, Eq)]
 enum Place {
@@ -60,13 +64,24 @@ impl Selection {
     }
     /// Whether a walk of the snapshot's trees visits an entry: `None` when it and everything below
     /// it are left out, else whether the entry itself is selected (a folder that is not may still
-    /// hold selected entries).
-    pub(super) fn visit(&self, abs: &Path, is_dir: bool) -> Option<bool> {
+    /// hold selected entries) and what its folder's entries inherit. `above`: what the entry's
+    /// folder passed down ([`Inherited`]).
+    pub(super) fn visit(&self, abs: &Path, is_dir: bool, above: Inherited) -> Option<(bool, Inherited)> {
         let place = self.place(abs);
         if place == Place::Outside || (place == Place::Above && !is_dir) || self.excluded(abs, is_dir) {
             return None;
         }
-        Some(place == Place::Inside && self.included(abs, is_dir))
+        // The entry's own match decides, else the nearest folder above that matched: what
+        // `matched_path_or_any_parents` finds, with one match per entry instead of one per folder.
+        let (included, below) = match &self.includes {
+            None => (true, None),
+            Some(g) => match g.matched(abs, is_dir) {
+                ignore::Match::Ignore(_) => (true, Some(true)),
+                ignore::Match::Whitelist(_) => (false, Some(false)),
+                ignore::Match::None => (above == Some(true), above),
+            },
+        };
+        Some((place == Place::Inside && included, below))
     }
 
     /// Whether an entry (not an ancestor) is selected, ignoring excludes of its ancestors.
@@ -153,7 +168,7 @@ pub(super) fn minimal_roots(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
 pub fn plan(repo: &Repository, snap: &Snapshot, sel: &Selection) -> Result<Vec<Item>> {
     let mut out = Vec::new();
     let root = repo.load_tree(&snap.tree)?;
-    plan_tree(repo, &root.nodes, Path::new(""), sel, &mut out, 0)?;
+    plan_tree(repo, &root.nodes, Path::new(""), sel, None, &mut out, 0)?;
     Ok(out)
 }
 
@@ -162,6 +177,7 @@ fn plan_tree(
     nodes: &[Node],
     rel: &Path,
     sel: &Selection,
+    above: Inherited,
     out: &mut Vec<Item>,
     depth: usize,
 ) -> Result<bool> {
@@ -172,12 +188,12 @@ fn plan_tree(
         let r = rel.join(OsStr::from_bytes(&n.name));
         let abs = Path::new("/").join(&r);
         let is_dir = n.kind == NodeKind::Dir;
-        let Some(selected) = sel.visit(&abs, is_dir) else { continue };
+        let Some((selected, below)) = sel.visit(&abs, is_dir, above) else { continue };
         if is_dir {
             let pos = out.len();
             out.push(Item { rel: r.clone(), node: n.clone(), selected });
             let sub = repo.load_tree(n.subtree.as_ref().expect("validated"))?;
-            let inner = plan_tree(repo, &sub.nodes, &r, sel, out, depth + 1)?;
+            let inner = plan_tree(repo, &sub.nodes, &r, sel, below, out, depth + 1)?;
             if inner || selected {
                 any = true;
             } else {
@@ -189,4 +205,49 @@ fn plan_tree(
         }
     }
     Ok(any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn includes_passed_down_a_walk_decide_as_matching_every_folder_above() {
+        let patterns = ["/h/ws", "*.md", "!/h/ws/tmp", "/h/a/**/keep", "!*.skip.md"];
+        let sel = Selection::new(&patterns.map(String::from), &[]).unwrap();
+        let entries = [
+            ("/h", true),
+            ("/h/ws", true),
+            ("/h/ws/x.txt", false),
+            ("/h/ws/tmp", true),
+            ("/h/ws/tmp/y", false),
+            ("/h/ws/tmp/z.md", false),
+            ("/h/ws/tmp/deeper", true),
+            ("/h/ws/tmp/deeper/w", false),
+            ("/h/b", true),
+            ("/h/b/n.md", false),
+            ("/h/b/n.skip.md", false),
+            ("/h/b/o.txt", false),
+            ("/h/a", true),
+            ("/h/a/q", true),
+            ("/h/a/q/keep", true),
+            ("/h/a/q/keep/f", false),
+            ("/h/a/q/other", false),
+        ];
+        let mut passed: HashMap<PathBuf, Inherited> = HashMap::new();
+        let mut selected = Vec::new();
+        for (p, is_dir) in entries {
+            let p = Path::new(p);
+            let above = passed.get(p.parent().unwrap()).copied().flatten();
+            let (sel_now, below) = sel.visit(p, is_dir, above).unwrap();
+            assert_eq!(sel_now, sel.included(p, is_dir), "{}", p.display());
+            if is_dir {
+                passed.insert(p.to_path_buf(), below);
+            }
+            if sel_now {
+                selected.push(p.to_str().unwrap());
+            }
+        }
+        assert_eq!(selected, ["/h/ws", "/h/ws/x.txt", "/h/ws/tmp/z.md", "/h/b/n.md", "/h/a/q/keep", "/h/a/q/keep/f"]);
+    }
 }

@@ -44,18 +44,17 @@ impl FileTask<'_> {
             if self.tmp.is_some() {
                 o.create_new(true).mode(0o600);
             } else {
-                if let Ok(md) = std::fs::symlink_metadata(dest) {
-                    if md.is_dir() {
-                        return Err(Error::UnsafePath(format!(
-                            "{} is a folder where the snapshot has a file",
-                            dest.display()
-                        )));
-                    }
-                }
                 o.create(true).truncate(true).mode(0o600);
             }
         }
-        let f = o.open(dest).ctx("create", &self.path)?;
+        let f = match o.open(dest) {
+            Ok(f) => f,
+            // (Cheaper than a stat of every file first: opening a folder to write fails.)
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(Error::UnsafePath(format!("{} is a folder where the snapshot has a file", dest.display())))
+            }
+            Err(e) => return Err(Error::io("create", &self.path, e)),
+        };
         if !*created {
             f.set_len(self.node.size).ctx("size", &self.path)?;
             *created = true;
