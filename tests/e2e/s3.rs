@@ -6,27 +6,13 @@
 //! (`CLAWBACK_FAULTS`) over a local repository: transient faults are ridden through, damaged
 //! reads never pass for good data.
 
-use crate::seaweed::{Seaweed, ACCESS_KEY, SECRET_KEY};
+use crate::seaweed::{s3cb, Seaweed, ACCESS_KEY, SECRET_KEY};
 use crate::support::*;
 use clawback_engine::backend::s3::S3Backend;
 use clawback_engine::backend::{Backend, Kind};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// `clawback --repo URL` with the test keys and this sandbox's HOME and cache.
-fn s3cb(sb: &Sandbox, url: &str) -> Cmd {
-    sb.bare()
-        .arg("--repo")
-        .arg(url)
-        .arg("--cache-dir")
-        .arg(&sb.cache)
-        .env("CLAWBACK_PASSWORD", PASSWORD)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        // Never ask an instance-metadata service for credentials.
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-}
 
 fn s3_init(sb: &Sandbox, url: &str, extra: &[&str]) {
     s3cb(sb, url)

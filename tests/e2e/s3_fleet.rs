@@ -5,7 +5,7 @@
 //! restores exactly, the group lists its members and the shared part is stored once. Also `copy`
 //! from a local repository to S3 and on to another local repository.
 
-use crate::seaweed::{Seaweed, ACCESS_KEY, SECRET_KEY};
+use crate::seaweed::{s3cb, with_s3_keys, Seaweed};
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,19 +15,6 @@ const GROUP: &str = "fleet-s3";
 const SHARED_FILES: u64 = 6;
 const SHARED_FILE_SIZE: usize = 512 * 1024;
 const ROUNDS: u64 = 3;
-
-/// `clawback --repo URL` with the test keys and this sandbox's HOME and cache.
-fn s3cb(sb: &Sandbox, url: &str) -> Cmd {
-    sb.bare()
-        .arg("--repo")
-        .arg(url)
-        .arg("--cache-dir")
-        .arg(&sb.cache)
-        .env("CLAWBACK_PASSWORD", PASSWORD)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-}
 
 /// The shared skills folder (the same bytes on every host) and the host's own files.
 fn make_host_tree(root: &Path, host: u64) {
@@ -168,29 +155,13 @@ fn s3_copy_local_to_s3_and_back_restores_identical() {
         .args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1"])
         .run()
         .ok();
-    let to_s3 = sb
-        .cb()
-        .args(["copy", "--json", "--to", &url])
-        .env("CLAWBACK_TO_PASSWORD", TO_PASSWORD)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .run()
-        .ok()
-        .json();
+    let copy_to_s3 =
+        || with_s3_keys(sb.cb().args(["copy", "--json", "--to", &url]).env("CLAWBACK_TO_PASSWORD", TO_PASSWORD));
+    let to_s3 = copy_to_s3().run().ok().json();
     assert_eq!(to_s3["snapshots_copied"], 2, "{to_s3}");
     assert!(to_s3["target"].as_str().unwrap().starts_with("s3:"), "{to_s3}");
     // Copying again sends nothing.
-    let again = sb
-        .cb()
-        .args(["copy", "--json", "--to", &url])
-        .env("CLAWBACK_TO_PASSWORD", TO_PASSWORD)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .run()
-        .ok()
-        .json();
+    let again = copy_to_s3().run().ok().json();
     assert_eq!(again["snapshots_copied"], 0, "{again}");
     assert_eq!(again["blobs_copied"], 0, "{again}");
     s3cb(&s3_side, &url).env("CLAWBACK_PASSWORD", TO_PASSWORD).args(["check", "--read-data"]).run().ok();

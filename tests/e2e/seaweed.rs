@@ -18,6 +18,26 @@ use std::time::{Duration, Instant};
 pub const ACCESS_KEY: &str = "clawbacktestkey";
 pub const SECRET_KEY: &str = "clawback-test-secret-0123456789";
 
+/// Gives a command the test server's keys, and keeps the AWS SDK from asking an instance-metadata
+/// service for credentials.
+pub fn with_s3_keys(c: crate::support::Cmd) -> crate::support::Cmd {
+    c.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+/// `clawback --repo URL` with the test keys and this sandbox's HOME and cache.
+pub fn s3cb(sb: &crate::support::Sandbox, url: &str) -> crate::support::Cmd {
+    with_s3_keys(
+        sb.bare()
+            .arg("--repo")
+            .arg(url)
+            .arg("--cache-dir")
+            .arg(&sb.cache)
+            .env("CLAWBACK_PASSWORD", crate::support::PASSWORD),
+    )
+}
+
 pub struct Seaweed {
     child: Option<Child>,
     dir: tempfile::TempDir,
