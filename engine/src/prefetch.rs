@@ -148,14 +148,8 @@ fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool)
 /// Opens a regular file and asks for its first `WINDOW_BYTES`; `None` when it is not read (not a
 /// regular file, empty or unreadable). Returns the bytes asked for.
 fn advise_file(path: &Path) -> Option<u64> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .or_else(|_| {
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)
-        })
-        .ok()?;
+    // (Non-blocking: a fifo in the listing must not hold the thread.)
+    let f = open_to_read(path, libc::O_NONBLOCK).ok()?;
     let md = f.metadata().ok()?;
     if !md.is_file() || md.len() == 0 {
         return None;
@@ -163,6 +157,13 @@ fn advise_file(path: &Path) -> Option<u64> {
     let len = md.len().min(WINDOW_BYTES);
     advise(&f, 0, len);
     Some(len)
+}
+
+/// Opens a file to read it for a backup: never through a symlink, and without updating its access
+/// time where the file's owner allows that (`O_NOATIME`), with `flags` added.
+pub fn open_to_read(path: &Path, flags: i32) -> std::io::Result<File> {
+    let open = |f: i32| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | flags | f).open(path);
+    open(libc::O_NOATIME).or_else(|_| open(0))
 }
 
 fn advise(f: &File, off: u64, len: u64) {

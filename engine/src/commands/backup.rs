@@ -51,7 +51,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -1102,12 +1102,7 @@ impl Ctx<'_> {
                 return Ok(Some(self.reuse(node, p)));
             }
         }
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
-            .open(path)
-            .or_else(|_| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path));
-        let f: File = match f {
+        let f: File = match crate::prefetch::open_to_read(path, 0) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.issue(&self.skipped, path, "vanished during the backup");

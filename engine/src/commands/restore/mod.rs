@@ -52,8 +52,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 mod in_place;
 mod select;
@@ -230,13 +230,18 @@ fn restore_to_target(
     if !opts.dry_run {
         std::fs::create_dir_all(&opts.target).ctx("create target folder", &opts.target)?;
     }
-    let walker = Walker::new(repo, sel, &opts.target, opts.dry_run, progress, batch);
+    let stop = AtomicBool::new(false);
+    let walker = Walker::new(repo, sel, &opts.target, opts.dry_run, progress, batch, &stop);
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Item>>(1);
     let (walked, written) = std::thread::scope(|s| {
         // One thread walks the trees, creating folders and handing over batches of files, while
         // this one writes the batch before: memory holds a few batches, never the whole plan.
         let walk = s.spawn(|| walker.run(snap, tx));
         let written = write_batches(repo, &opts.target, rx, opts.verify, progress);
+        if written.is_err() {
+            // The writers stopped on an error: the walk stops too, creating no more folders.
+            stop.store(true, Relaxed);
+        }
         (walk.join().unwrap_or_else(|_| Err(Error::Other("the restore's tree walk panicked".into()))), written)
     });
     let walked = walked?;
@@ -283,6 +288,8 @@ struct Walker<'a> {
     dry_run: bool,
     progress: &'a Progress,
     limit: Batch,
+    /// Set when the writers failed.
+    stop: &'a AtomicBool,
     /// Folders entered but not created yet: nothing below them was selected so far.
     pending: Vec<(PathBuf, Node)>,
     batch: Vec<Item>,
@@ -298,6 +305,7 @@ impl<'a> Walker<'a> {
         dry_run: bool,
         progress: &'a Progress,
         limit: Batch,
+        stop: &'a AtomicBool,
     ) -> Self {
         Walker {
             repo,
@@ -306,6 +314,7 @@ impl<'a> Walker<'a> {
             dry_run,
             progress,
             limit,
+            stop,
             pending: Vec::new(),
             batch: Vec::new(),
             batch_chunks: 0,
@@ -333,6 +342,9 @@ impl<'a> Walker<'a> {
     ) -> Result<()> {
         crate::tree::check_depth(depth)?;
         for n in nodes {
+            if self.stop.load(Relaxed) {
+                return Ok(());
+            }
             Node::check_name(&n.name)?;
             let r = rel.join(OsStr::from_bytes(&n.name));
             let abs = Path::new("/").join(&r);
