@@ -6,6 +6,7 @@ mod context;
 mod hooks;
 mod priority;
 mod runs;
+mod select;
 mod ui;
 
 use clap::{Parser, Subcommand};
@@ -25,13 +26,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes, shown apart from a command's own in `--help`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Repository: a path, local:/path, s3:http://host:port/bucket/prefix or s3://bucket/prefix
-    #[arg(long, global = true, env = "CLAWBACK_REPO", value_name = "R")]
+    #[arg(long, short = 'r', global = true, env = "CLAWBACK_REPO", value_name = "R")]
     pub repo: Option<String>,
     /// Read the repository password from this file
-    #[arg(long, global = true, value_name = "F")]
+    #[arg(long, short = 'p', global = true, value_name = "F")]
     pub password_file: Option<PathBuf>,
     /// Run this command (`sh -c`) and use what it prints as the repository password
     #[arg(long, global = true, value_name = "CMD", conflicts_with = "password_file")]
@@ -122,6 +125,12 @@ pub enum Command {
     Test(commands::test::Args),
     /// The OpenClaw skill: install it into the state dir, or show it
     Skill(commands::skill::Args),
+    /// Print the program version (and, with --json, the format version and build)
+    Version,
+    /// Print shell completions for bash, zsh, fish, elvish or powershell
+    Completions(commands::manual::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a folder
+    Man(commands::manual::ManArgs),
 }
 
 /// Buffers of 1 MiB and more (packs, read batches, restore ranges) are mapped for themselves and

@@ -116,6 +116,20 @@ impl Bar {
     }
 }
 
+/// When standard output is a regular file (`> archive.tar`), makes it private (0600): what is
+/// dumped or exported there may hold the agent's credentials.
+pub fn private_stdout() {
+    use std::os::fd::AsRawFd;
+    let fd = std::io::stdout().as_raw_fd();
+    // SAFETY: fstat and fchmod on our own standard output descriptor, with a zeroed stat buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG {
+            libc::fchmod(fd, 0o600);
+        }
+    }
+}
+
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
 }

@@ -499,16 +499,28 @@ impl Repository {
         Ok(out)
     }
 
-    /// Resolves `latest`, a full id or a unique prefix of at least 4 hex digits, among snapshots
-    /// that pass `filter`.
+    /// Resolves `latest` (`latest~N`: the N-th before it, as rustic writes it), a full id or a
+    /// unique prefix of at least 4 hex digits, among snapshots that pass `filter`.
     pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(SnapshotId, Snapshot)> {
         let all = self.snapshots()?;
-        if spec == "latest" {
+        if let Some(rest) = spec.strip_prefix("latest") {
+            let back: usize = match rest.strip_prefix('~') {
+                None if rest.is_empty() => 0,
+                Some(n) => n.parse().map_err(|_| {
+                    Error::Usage(format!("invalid snapshot {spec:?}: write latest~N with N a whole number"))
+                })?,
+                None => {
+                    return Err(Error::Usage(format!(
+                        "invalid snapshot {spec:?}: give `latest`, `latest~N`, an id or at least 4 hex digits"
+                    )))
+                }
+            };
             return all
                 .into_iter()
                 .rev()
-                .find(|(_, s)| filter(s))
-                .ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+                .filter(|(_, s)| filter(s))
+                .nth(back)
+                .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
         }
         if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Usage(format!(

@@ -95,7 +95,53 @@ pub struct AgentMeta {
 
 const MAX_SNAPSHOT_PLAIN: usize = 64 << 20;
 
+/// Which snapshots a command considers, as restic's `--host`, `--tag` and `--path` select them:
+/// any of the hosts; every tag of at least one tag list (`--tag a,b` is one list, a repeated
+/// `--tag` another); every one of the paths; and the fleet group. Empty parts select everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    pub hosts: Vec<String>,
+    pub tags: Vec<Vec<String>>,
+    pub paths: Vec<String>,
+    pub group: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
+            && (self.tags.is_empty() || self.tags.iter().any(|l| l.iter().all(|t| s.tags.contains(t))))
+            && self.paths.iter().all(|p| s.paths.contains(p))
+            && (self.group.is_none() || s.group == self.group)
+    }
+
+    /// True when nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        *self == Filter::default()
+    }
+}
+
+/// Splits `--tag` values into tag lists: `a,b` is the list [a, b]; empty names are dropped.
+pub fn tag_lists(values: &[String]) -> Vec<Vec<String>> {
+    values
+        .iter()
+        .map(|l| l.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect::<Vec<_>>())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 impl Snapshot {
+    /// The error for a path this snapshot does not hold: it names what the snapshot backed up and,
+    /// when the path lies outside all of that, how to pick a snapshot that has it.
+    pub fn path_not_held(&self, path: &std::path::Path) -> Error {
+        let outside = !self.paths.iter().any(|p| path.starts_with(p));
+        let hint = if outside {
+            "; `latest --path P` picks the newest snapshot that backed up P (`clawback snapshots` lists them)"
+        } else {
+            ""
+        };
+        Error::Usage(format!("{} is not in the snapshot (it backed up {}){hint}", path.display(), self.paths.join(" ")))
+    }
+
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
         self.encode_level(keys, 3)
     }

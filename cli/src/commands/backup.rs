@@ -15,8 +15,8 @@ use std::sync::Arc;
 pub struct Args {
     /// Files and folders to back up (default: the OpenClaw state dir and workspaces)
     pub paths: Vec<PathBuf>,
-    /// Tag the snapshot (repeatable)
-    #[arg(long = "tag", value_name = "T")]
+    /// Tag the snapshot (a,b: both tags; repeatable)
+    #[arg(long = "tag", value_name = "T[,T]")]
     pub tags: Vec<String>,
     /// Host name to record (default: this machine's)
     #[arg(long, value_name = "H")]
@@ -163,7 +163,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
         paths: sel.paths,
         excludes: sel.excludes,
         skip_paths,
-        tags: a.tags.clone(),
+        tags: crate::select::new_tags(&a.tags),
         host: a.host.clone(),
         time,
         dry_run: a.dry_run,

@@ -26,15 +26,8 @@ pub struct Args {
     /// Create the target repository if it does not exist (same chunk and pack settings as the source)
     #[arg(long)]
     pub to_init: bool,
-    /// Only snapshots of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
-    /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag", value_name = "T")]
-    pub tags: Vec<String>,
-    /// Only snapshots of this fleet group
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
 }
 
 /// The target's password: `--to-password-file`, `CLAWBACK_TO_PASSWORD`, `CLAWBACK_TO_PASSWORD_FILE`,
@@ -73,17 +66,13 @@ fn target_password(a: &Args, new_repo: bool) -> Result<Secret> {
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
     let src = context::open_with(g, &s)?;
-    let filter = |x: &clawback_engine::snapshot::Snapshot| {
-        a.host.as_ref().is_none_or(|h| &x.hostname == h)
-            && a.tags.iter().all(|t| x.tags.contains(t))
-            && (a.group.is_none() || x.group == a.group)
-    };
+    let filter = a.filter.filter()?;
     let snaps: Vec<(clawback_engine::id::SnapshotId, clawback_engine::snapshot::Snapshot)> = if a.snapshots.is_empty() {
-        src.snapshots()?.into_iter().filter(|(_, x)| filter(x)).collect()
+        src.snapshots()?.into_iter().filter(|(_, x)| filter.matches(x)).collect()
     } else {
         let mut v = Vec::new();
         for spec in &a.snapshots {
-            v.push(src.find_snapshot(spec, filter)?);
+            v.push(crate::select::find(&src, spec, &a.filter, |_| true)?);
         }
         v
     };

@@ -13,12 +13,9 @@ pub struct Args {
     pub a: String,
     /// The later snapshot: id, prefix, or `latest`
     pub b: String,
-    /// With `latest`: of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
-    /// With `latest`: of this fleet group (`backup --group`)
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
+    /// With `latest`: the newest snapshot these select
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
     /// Only the OpenClaw summary and the counts, not every changed path
     #[arg(long)]
     pub summary: bool,
@@ -30,11 +27,8 @@ fn kind_name(k: NodeKind) -> &'static str {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let host = |s: &clawback_engine::snapshot::Snapshot| {
-        a.host.as_ref().is_none_or(|h| &s.hostname == h) && (a.group.is_none() || s.group == a.group)
-    };
-    let (ida, sa) = repo.find_snapshot(&a.a, host)?;
-    let (idb, sb) = repo.find_snapshot(&a.b, host)?;
+    let (ida, sa) = crate::select::find(&repo, &a.a, &a.filter, |_| true)?;
+    let (idb, sb) = crate::select::find(&repo, &a.b, &a.filter, |_| true)?;
     let r = diff(&repo, &sa, &sb)?;
     if g.json {
         crate::ui::print_json(&to_json(&r, &ida.to_hex(), &idb.to_hex()));

@@ -15,12 +15,9 @@ pub struct Args {
     pub snapshot: String,
     /// The file or folder, by its original path (a folder is written as a tar stream)
     pub path: PathBuf,
-    /// With `latest`: of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
-    /// With `latest`: of this fleet group (`backup --group`)
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
+    /// With `latest`: the newest snapshot these select
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
     /// Write a single file as a tar stream too
     #[arg(long)]
     pub tar: bool,
@@ -33,11 +30,10 @@ fn reader_gone(e: &clawback_engine::Error) -> bool {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| {
-        a.host.as_ref().is_none_or(|h| &s.hostname == h) && (a.group.is_none() || s.group == a.group)
-    })?;
+    let (_, snap) = crate::select::find(&repo, &a.snapshot, &a.filter, |_| true)?;
     let path = absolute_clean(&a.path)?;
     let found = find(&repo, &snap, &path)?;
+    crate::ui::private_stdout();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let r = match &found {

@@ -1,12 +1,19 @@
-//! `clawback export SNAPSHOT -o FILE`: write a snapshot as an `openclaw backup` archive.
+//! `clawback export SNAPSHOT -o FILE`: write a snapshot as an `openclaw backup` archive. The file
+//! is private (0600): an OpenClaw state dir carries its tokens and credentials; `--encrypt` seals it
+//! with age for archives that leave the machine.
 
 use crate::context;
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
-use clawback_engine::commands::archive::export;
+use clawback_engine::commands::archive::{export, holds_secrets, ExportResult};
+use clawback_engine::commands::sealed;
+use clawback_engine::id::SnapshotId;
 use clawback_engine::progress::Progress;
+use clawback_engine::repo::Repository;
+use clawback_engine::snapshot::Snapshot;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +25,13 @@ pub struct Args {
     /// overwritten.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
-    /// With `latest`: of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
+    /// With `latest`: the newest snapshot these select
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
+    /// Encrypt the archive to this age recipient (age1...), or to those listed in this file
+    /// (repeatable); open it with `age -d -i KEY` or `clawback import --identity KEY`
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt: Vec<String>,
 }
 
 /// A temporary file beside `dest`, renamed into place when the archive is complete.
@@ -39,15 +50,17 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     if !to_stdout && std::fs::symlink_metadata(&a.output).is_ok() {
         return Err(usage(format!("{} already exists; clawback never overwrites an archive", a.output.display())));
     }
+    let recipients = clawback_engine::commands::sealed::recipients(&a.encrypt)?;
     let repo = context::open(g)?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, |s| a.host.as_ref().is_none_or(|h| &s.hostname == h))?;
+    let (id, snap) = crate::select::find(&repo, &a.snapshot, &a.filter, |_| true)?;
     let progress = Arc::new(Progress::default());
     progress.add_total(snap.summary.total_files, snap.summary.total_bytes);
     progress.total_known.store(snap.summary.total_files > 0, std::sync::atomic::Ordering::Relaxed);
     let r = if to_stdout {
+        crate::ui::private_stdout();
         let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
-        let r = export(&repo, &id, &snap, out, &progress);
+        let r = write_archive(&repo, &id, &snap, &recipients, out, &progress);
         bar.finish();
         let (r, mut out) = r?;
         out.flush().context("write standard output")?;
@@ -57,10 +70,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
-        let r = export(&repo, &id, &snap, std::io::BufWriter::with_capacity(1 << 20, f), &progress);
+        let r = write_archive(&repo, &id, &snap, &recipients, std::io::BufWriter::with_capacity(1 << 20, f), &progress);
         bar.finish();
         let done = r.map_err(anyhow::Error::from).and_then(|(r, out)| {
             let f = out.into_inner().map_err(|e| e.into_error()).context("write the archive")?;
@@ -82,6 +96,12 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     };
     for s in &r.skipped {
         eprintln!("clawback: warning: left out {}: {}", s.path, s.error);
+    }
+    if recipients.is_empty() && holds_secrets(&snap) && !g.quiet {
+        eprintln!(
+            "clawback: warning: the archive holds OpenClaw's config and credentials unencrypted (file mode 0600); \
+             use --encrypt RECIPIENT before it leaves this machine"
+        );
     }
     if g.json && !to_stdout {
         ui::print_json(&serde_json::json!({
@@ -105,4 +125,22 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The archive, sealed with age when there are recipients.
+fn write_archive<W: Write>(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &Snapshot,
+    recipients: &[sealed::Recipient],
+    out: W,
+    progress: &Progress,
+) -> Result<(ExportResult, W)> {
+    if recipients.is_empty() {
+        return Ok(export(repo, id, snap, out, progress)?);
+    }
+    let sealed = sealed::encrypt(recipients, out)?;
+    let (r, sealed) = export(repo, id, snap, sealed, progress)?;
+    let out = sealed.finish().context("write the encrypted archive")?;
+    Ok((r, out))
 }

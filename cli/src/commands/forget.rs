@@ -5,7 +5,8 @@ use crate::context;
 use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::commands::forget::{self, Filter, GfsPolicy, GroupBy, Policy, Within};
+use clawback_engine::commands::forget::{self, GfsPolicy, GroupBy, Policy, Within};
+use clawback_engine::snapshot::tag_lists;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,12 +34,9 @@ pub struct Args {
     /// Keep snapshots with these tags (T1,T2: all of them; repeatable: any of the lists)
     #[arg(long, value_name = "T")]
     pub keep_tag: Vec<String>,
-    /// Only consider snapshots of this host (repeatable)
-    #[arg(long, value_name = "H")]
-    pub host: Vec<String>,
-    /// Only consider snapshots with these tags (T1,T2: all of them; repeatable: any of the lists)
-    #[arg(long = "tag", value_name = "T")]
-    pub tags: Vec<String>,
+    /// Only consider the snapshots these select
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
     /// Group snapshots by host, paths and/or tags before applying the policy ("" for one group)
     #[arg(long, short = 'g', value_name = "G", default_value = "host,paths")]
     pub group_by: String,
@@ -51,13 +49,6 @@ pub struct Args {
     /// With --prune: repack partly used packs while unused space exceeds P%
     #[arg(long, value_name = "P%", default_value = "5%", requires = "prune")]
     pub max_unused: String,
-}
-
-fn tag_lists(v: &[String]) -> Vec<Vec<String>> {
-    v.iter()
-        .map(|l| l.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect::<Vec<_>>())
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 fn count(name: &str, v: Option<i64>) -> Result<i64> {
@@ -123,7 +114,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     }
     let repo = context::open_with(g, &settings)?;
     let snaps = repo.snapshots()?;
-    let filter = Filter { hosts: a.host.clone(), tags: tag_lists(&a.tags) };
+    let filter = a.filter.filter()?;
     let plan = forget::plan(&snaps, &filter, group_by, &policy, chrono::Utc::now(), &chrono::Local);
     let max_unused = super::prune::parse_max_unused(&a.max_unused)?;
     if !a.dry_run {

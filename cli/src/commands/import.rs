@@ -17,9 +17,12 @@ pub struct Args {
     /// Host name to record (default: the one a clawback export recorded, else this machine's)
     #[arg(long, value_name = "H")]
     pub host: Option<String>,
-    /// Tag the snapshot (repeatable)
-    #[arg(long = "tag", value_name = "T")]
+    /// Tag the snapshot (a,b: both tags; repeatable)
+    #[arg(long = "tag", value_name = "T[,T]")]
     pub tags: Vec<String>,
+    /// The age identity file that opens an encrypted archive (`export --encrypt`)
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// Snapshot time, RFC 3339 (default: the archive's `createdAt`)
     #[arg(long, value_name = "RFC3339")]
     pub time: Option<String>,
@@ -38,9 +41,10 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         }
         Box::new(f)
     };
+    let input = clawback_engine::commands::sealed::open_maybe_sealed(input, a.identity.as_deref())?;
     let s = context::Settings::load(g)?;
     let (repo, _) = context::open_or_create_default(g, &s)?;
-    let opts = ImportOptions { host: a.host.clone(), tags: a.tags.clone(), time };
+    let opts = ImportOptions { host: a.host.clone(), tags: crate::select::new_tags(&a.tags), time };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet, progress.clone(), "import");
     let r = import(&repo, input, &opts, &progress);

@@ -14,12 +14,9 @@ pub struct Args {
     pub snapshot: String,
     /// Only entries under this path
     pub path: Option<PathBuf>,
-    /// With `latest`: of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
-    /// With `latest`: of this fleet group (`backup --group`)
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
+    /// With `latest`: the newest snapshot these select
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
     /// Long listing: type, mode, size, mtime
     #[arg(long, short = 'l')]
     pub long: bool,
@@ -41,9 +38,7 @@ pub fn mtime_rfc3339(ns: i64) -> String {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, |s| {
-        a.host.as_ref().is_none_or(|h| &s.hostname == h) && (a.group.is_none() || s.group == a.group)
-    })?;
+    let (_, snap) = crate::select::find(&repo, &a.snapshot, &a.filter, |_| true)?;
     let under = match &a.path {
         Some(p) => absolute_clean(p)?,
         None => PathBuf::from("/"),

@@ -13,6 +13,7 @@ pub mod import;
 pub mod init;
 pub mod key;
 pub mod ls;
+pub mod manual;
 pub mod prune;
 pub mod repair;
 pub mod restore;
@@ -57,6 +58,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Setup(a) => setup::run(g, a),
         Command::Test(a) => test::run(g, a),
         Command::Skill(a) => skill::run(g, a),
+        Command::Version => manual::version(g),
+        Command::Completions(a) => manual::completions(a),
+        Command::Man(a) => manual::man(a),
     }
 }
 

@@ -43,12 +43,10 @@ pub struct Args {
     /// In place: restore even while an OpenClaw gateway is running
     #[arg(long)]
     pub force: bool,
-    /// With `latest`: of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
-    /// The snapshot of this fleet group (`backup --group`); with --host, that host's member
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
+    /// With `latest`: the newest snapshot these select (with --group alone: the group's snapshot;
+    /// with --group and --host, that host's member)
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
 }
 
 /// The tag of the safety snapshot an in-place restore takes first.
@@ -63,21 +61,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open_with(g, &s)?;
     // `latest` is the latest backup: not the safety snapshot a previous in-place restore took.
     let spec = a.snapshot.as_deref().unwrap_or("latest");
-    let (id, snap) = repo
-        .find_snapshot(spec, |s| {
-            a.host.as_ref().is_none_or(|h| &s.hostname == h)
-                && (a.group.is_none() || s.group == a.group)
-                && !s.tags.iter().any(|t| t == SAFETY_TAG)
-        })
-        .map_err(|e| match (&e, &a.group) {
-            (clawback_engine::Error::SnapshotNotFound(_), Some(gr)) => {
-                clawback_engine::Error::SnapshotNotFound(format!(
-                    "{spec} in group {gr}{}",
-                    a.host.as_ref().map(|h| format!(" from host {h}")).unwrap_or_default()
-                ))
-            }
-            _ => e,
-        })?;
+    let (id, snap) = crate::select::find(&repo, spec, &a.filter, |s| !s.tags.iter().any(|t| t == SAFETY_TAG))?;
     let only = only_roots(&snap, &a.only)?;
 
     let mut safety = None;

@@ -6,29 +6,17 @@ use anyhow::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only snapshots of this host
-    #[arg(long, value_name = "H")]
-    pub host: Option<String>,
-    /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag", value_name = "T")]
-    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub filter: crate::select::SnapshotFilter,
     /// Only the newest N
     #[arg(long, value_name = "N")]
     pub latest: Option<usize>,
-    /// Only the snapshots of this fleet group (`backup --group`)
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = context::open(g)?;
-    let mut list: Vec<_> = repo
-        .snapshots()?
-        .into_iter()
-        .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
-        .filter(|(_, s)| a.tags.iter().all(|t| s.tags.contains(t)))
-        .filter(|(_, s)| a.group.is_none() || s.group == a.group)
-        .collect();
+    let filter = a.filter.filter()?;
+    let mut list: Vec<_> = repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if let Some(n) = a.latest {
         let skip = list.len().saturating_sub(n);
         list.drain(..skip);

@@ -978,6 +978,14 @@ pub struct ExportResult {
     pub skipped: Vec<BackupIssue>,
 }
 
+/// Whether an archive of `snap` carries secrets: the OpenClaw state dir holds openclaw.json (gateway
+/// and provider tokens), `.env` and `credentials/`.
+pub fn holds_secrets(snap: &Snapshot) -> bool {
+    snap.paths
+        .iter()
+        .any(|p| matches!(asset_kind(Path::new(p), snap.openclaw.as_ref()), "state" | "config" | "credentials"))
+}
+
 /// Writes snapshot `snap` as an `openclaw backup` archive (tar.gz) to `out`.
 pub fn export<W: Write>(
     repo: &Repository,

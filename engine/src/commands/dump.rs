@@ -30,10 +30,7 @@ pub fn find(repo: &Repository, snap: &Snapshot, path: &Path) -> Result<Found> {
         return Ok(Found::Root(tree));
     }
     for (i, name) in comps.iter().enumerate() {
-        let n = tree
-            .find(name)
-            .cloned()
-            .ok_or_else(|| Error::Usage(format!("{} is not in the snapshot", path.display())))?;
+        let n = tree.find(name).cloned().ok_or_else(|| snap.path_not_held(path))?;
         if i + 1 == comps.len() {
             return Ok(Found::Node(n));
         }

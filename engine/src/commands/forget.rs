@@ -175,25 +175,7 @@ impl Policy {
     }
 }
 
-/// Which snapshots are considered, and how they are grouped.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// Only these hosts (any of them); empty: all.
-    pub hosts: Vec<String>,
-    /// Only snapshots carrying every tag of at least one list; empty: all.
-    pub tags: Vec<Vec<String>>,
-}
-
-impl Filter {
-    pub fn matches(&self, s: &Snapshot) -> bool {
-        (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
-            && (self.tags.is_empty() || self.tags.iter().any(|l| has_tags(s, l)))
-    }
-}
-
-fn has_tags(s: &Snapshot, list: &[String]) -> bool {
-    list.iter().all(|t| s.tags.contains(t))
-}
+pub use crate::snapshot::Filter;
 
 /// What snapshots are grouped by before the policy applies to each group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,7 +355,7 @@ fn apply_gfs<Tz: TimeZone>(
         let reasons = &mut out[nr];
         let t = s.time();
         for l in &p.keep_tags {
-            if has_tags(s, l) {
+            if l.iter().all(|t| s.tags.contains(t)) {
                 reasons.push(format!("has tags {}", l.join(",")));
             }
         }
@@ -744,13 +726,19 @@ mod tests {
         let plan = plan(&l, &Filter::default(), GroupBy::default(), &p, now(), &utc());
         assert_eq!(plan.groups.len(), 2);
         assert_eq!(plan.remove(), vec![l[1].0]);
-        let plan2 =
-            super::plan(&l, &Filter { hosts: vec!["h".into()], tags: vec![] }, GroupBy::default(), &p, now(), &utc());
+        let plan2 = super::plan(
+            &l,
+            &Filter { hosts: vec!["h".into()], ..Default::default() },
+            GroupBy::default(),
+            &p,
+            now(),
+            &utc(),
+        );
         assert_eq!(plan2.keep(), vec![l[2].0]);
         assert_eq!(plan2.remove(), vec![l[1].0]);
         let plan3 = super::plan(
             &l,
-            &Filter { hosts: vec![], tags: vec![vec!["x".into()]] },
+            &Filter { tags: vec![vec!["x".into()]], ..Default::default() },
             GroupBy::default(),
             &p,
             now(),

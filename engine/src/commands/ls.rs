@@ -21,10 +21,7 @@ pub fn walk(repo: &Repository, snap: &Snapshot, under: &Path, f: &mut dyn FnMut(
     let comps: Vec<_> = under.components().skip(1).collect();
     for (i, c) in comps.iter().enumerate() {
         let name = c.as_os_str().as_bytes();
-        let n = tree
-            .find(name)
-            .cloned()
-            .ok_or_else(|| Error::Usage(format!("{} is not in the snapshot", under.display())))?;
+        let n = tree.find(name).cloned().ok_or_else(|| snap.path_not_held(under))?;
         at.push(OsStr::from_bytes(name));
         match n.kind {
             NodeKind::Dir => tree = repo.load_tree(n.subtree.as_ref().unwrap())?,

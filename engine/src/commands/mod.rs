@@ -10,5 +10,6 @@ pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod sealed;
 pub mod stats;
 pub mod stdin;

@@ -96,59 +96,83 @@ pub fn only_roots(snap: &Snapshot, only: &[String]) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = Vec::new();
     for o in only {
         let o = o.trim();
-        if o.starts_with('/') {
-            out.push(absolute_clean(Path::new(o))?);
-            continue;
+        let mine = only_root(snap, o)?;
+        let held: Vec<PathBuf> = mine.iter().filter(|r| holds(snap, r)).cloned().collect();
+        if held.is_empty() {
+            let want: Vec<String> = mine.iter().map(|r| r.display().to_string()).collect();
+            let hint =
+                snap.openclaw.as_ref().map(|m| format!(", or `latest --path {}`", m.state_dir)).unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "--only {o}: this snapshot ({}, of {}) does not hold {}; pick one that does (`clawback snapshots`{hint})",
+                snap.time,
+                snap.paths.join(" "),
+                want.join(" ")
+            )));
         }
-        let meta = |what: &str| -> Result<&OpenclawMeta> {
-            snap.openclaw.as_ref().ok_or_else(|| {
-                Error::Usage(format!(
-                    "--only {what}: this snapshot has no OpenClaw metadata (it was not made by a default \
-                     `clawback backup` of an OpenClaw install); select paths with --include PATTERN or \
-                     --only /absolute/path instead"
-                ))
-            })
-        };
-        let p = |s: &str| absolute_clean(Path::new(s));
-        match o {
-            "state" => out.push(p(&meta(o)?.state_dir)?),
-            "workspace" | "workspaces" => {
-                let m = meta(o)?;
-                let mut ws: Vec<&str> = m.workspaces.iter().map(String::as_str).collect();
-                ws.extend(m.agents.iter().map(|a| a.workspace.as_str()));
-                if ws.is_empty() {
-                    return Err(Error::Usage("--only workspace: the snapshot records no workspace".into()));
-                }
-                for w in ws {
-                    out.push(p(w)?);
-                }
+        out.extend(held);
+    }
+    Ok(minimal_roots(out))
+}
+
+/// Whether the snapshot backed up `root` or something inside it.
+fn holds(snap: &Snapshot, root: &Path) -> bool {
+    snap.paths.iter().any(|p| root.starts_with(p) || Path::new(p).starts_with(root))
+}
+
+/// The absolute roots one `--only` value names.
+fn only_root(snap: &Snapshot, o: &str) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    if o.starts_with('/') {
+        return Ok(vec![absolute_clean(Path::new(o))?]);
+    }
+    let meta = |what: &str| -> Result<&OpenclawMeta> {
+        snap.openclaw.as_ref().ok_or_else(|| {
+            Error::Usage(format!(
+                "--only {what}: this snapshot has no OpenClaw metadata (it was not made by a default \
+                 `clawback backup` of an OpenClaw install); select paths with --include PATTERN or \
+                 --only /absolute/path instead"
+            ))
+        })
+    };
+    let p = |s: &str| absolute_clean(Path::new(s));
+    match o {
+        "state" => out.push(p(&meta(o)?.state_dir)?),
+        "workspace" | "workspaces" => {
+            let m = meta(o)?;
+            let mut ws: Vec<&str> = m.workspaces.iter().map(String::as_str).collect();
+            ws.extend(m.agents.iter().map(|a| a.workspace.as_str()));
+            if ws.is_empty() {
+                return Err(Error::Usage("--only workspace: the snapshot records no workspace".into()));
             }
-            _ => {
-                let Some(raw) = o.strip_prefix("agent:") else {
-                    return Err(Error::Usage(format!(
-                        "--only {o:?}: expected state, workspace, agent:ID or an absolute path"
-                    )));
-                };
-                let m = meta(o)?;
-                let id = crate::openclaw::paths::normalize_agent_id(raw);
-                let Some(a) = m.agents.iter().find(|a| a.id == id) else {
-                    let known: Vec<&str> = m.agents.iter().map(|a| a.id.as_str()).collect();
-                    return Err(Error::Usage(format!(
-                        "--only agent:{raw}: no agent `{id}` in this snapshot; its agents are: {}",
-                        if known.is_empty() { "(none recorded)".to_string() } else { known.join(", ") }
-                    )));
-                };
-                out.push(p(&m.state_dir)?.join("agents").join(&a.id));
-                if !a.agent_dir.is_empty() {
-                    out.push(p(&a.agent_dir)?);
-                }
-                if !a.workspace.is_empty() {
-                    out.push(p(&a.workspace)?);
-                }
+            for w in ws {
+                out.push(p(w)?);
+            }
+        }
+        _ => {
+            let Some(raw) = o.strip_prefix("agent:") else {
+                return Err(Error::Usage(format!(
+                    "--only {o:?}: expected state, workspace, agent:ID or an absolute path"
+                )));
+            };
+            let m = meta(o)?;
+            let id = crate::openclaw::paths::normalize_agent_id(raw);
+            let Some(a) = m.agents.iter().find(|a| a.id == id) else {
+                let known: Vec<&str> = m.agents.iter().map(|a| a.id.as_str()).collect();
+                return Err(Error::Usage(format!(
+                    "--only agent:{raw}: no agent `{id}` in this snapshot; its agents are: {}",
+                    if known.is_empty() { "(none recorded)".to_string() } else { known.join(", ") }
+                )));
+            };
+            out.push(p(&m.state_dir)?.join("agents").join(&a.id));
+            if !a.agent_dir.is_empty() {
+                out.push(p(&a.agent_dir)?);
+            }
+            if !a.workspace.is_empty() {
+                out.push(p(&a.workspace)?);
             }
         }
     }
-    Ok(minimal_roots(out))
+    Ok(out)
 }
 
 /// Sorted, without duplicates or paths inside another one.
