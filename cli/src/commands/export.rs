@@ -46,7 +46,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     progress.total_known.store(snap.summary.total_files > 0, std::sync::atomic::Ordering::Relaxed);
     let r = if to_stdout {
         let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
+        let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "export");
         let r = export(&repo, &id, &snap, out, &progress);
         bar.finish();
         let (r, mut out) = r?;
@@ -59,7 +59,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             .create_new(true)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
+        let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "export");
         let r = export(&repo, &id, &snap, std::io::BufWriter::with_capacity(1 << 20, f), &progress);
         bar.finish();
         let done = r.map_err(anyhow::Error::from).and_then(|(r, out)| {
