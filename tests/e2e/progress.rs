@@ -66,7 +66,7 @@ fn a(s: &str) -> &OsStr {
 
 /// An OpenClaw state folder (export and import need one) with 3 MiB that does not compress.
 fn state_dir(sb: &Sandbox) -> std::path::PathBuf {
-    let mut opts = clawback_corpus::Options::new(&sb.path("oc-home"), 300_000);
+    let mut opts = clawback_corpus::Options::new(sb.path("oc-home"), 300_000);
     opts.seed = 13;
     let state = clawback_corpus::generate(&opts).expect("generate corpus").state_dir;
     write(&state.join("media/big.bin"), &random_bytes(13, 3 << 20));
