@@ -110,6 +110,8 @@ fn long_commands_show_progress_on_a_terminal_only() {
     assert_bar(&on_tty(&sb, &[a("restore"), a("latest"), a("--target"), out.as_os_str()], &[]).ok(), "restore");
 
     // --quiet and --json keep the terminal free of bars.
+    write(&state.join("media/more.bin"), &random_bytes(14, 1 << 20));
+    assert_no_bar(&on_tty(&sb, &[a("--json"), a("backup"), state.as_os_str()], &st).ok());
     assert_no_bar(&on_tty(&sb, &[a("--quiet"), a("check"), a("--read-data")], &[]).ok());
     assert_no_bar(&on_tty(&sb, &[a("--json"), a("check"), a("--read-data")], &[]).ok());
 }
