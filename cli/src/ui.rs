@@ -81,6 +81,56 @@ enum Shape {
     Bytes,
     ReadAndUpload,
     Items,
+    /// Items counted with no total known yet (a walk).
+    Count,
+}
+
+/// One frame of the bar, computed from the counters.
+struct View {
+    shape: Shape,
+    prefix: String,
+    len: u64,
+    pos: u64,
+    msg: String,
+}
+
+impl View {
+    fn of(p: &Progress, verb: &str) -> View {
+        let phase = p.phase();
+        let prefix = if phase.is_empty() { verb.to_string() } else { format!("{verb}: {phase}") };
+        let total = p.bytes_total.load(Relaxed);
+        let done = p.bytes_done.load(Relaxed);
+        let files = p.files_done.load(Relaxed);
+        let files_total = p.files_total.load(Relaxed);
+        let known = p.total_known.load(Relaxed);
+        let unit = p.unit();
+        let files_text = if known { format!("{files}/{files_total} {unit}") } else { format!("{files} {unit}") };
+        let queued = p.upload.queued.load(Relaxed);
+        let uploaded = p.upload.done.load(Relaxed).min(queued);
+        if queued > 0 {
+            // Reading and uploading are both work left: the bar is full only when both are done.
+            let msg = format!(
+                "read {}/{}, uploaded {}/{}, {files_text}",
+                human_bytes(done),
+                human_bytes(total.max(done)),
+                human_bytes(uploaded),
+                human_bytes(queued)
+            );
+            return View {
+                shape: Shape::ReadAndUpload,
+                prefix,
+                len: total.max(done) + queued,
+                pos: done + uploaded,
+                msg,
+            };
+        }
+        if total == 0 && done == 0 {
+            // Nothing counted in bytes (yet): items (trees, snapshots), with or without a total.
+            let shape = if known { Shape::Items } else { Shape::Count };
+            return View { shape, prefix, len: files_total.max(files), pos: files, msg: unit.to_string() };
+        }
+        View { shape: Shape::Bytes, prefix, len: total.max(done), pos: done, msg: files_text }
+    }
 }
 
 impl Shape {
@@ -91,6 +141,7 @@ impl Shape {
             }
             Shape::ReadAndUpload => "{prefix} [{elapsed_precise}] {wide_bar} {percent}% ETA {eta} {msg}",
             Shape::Items => "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {msg}",
+            Shape::Count => "{prefix} [{elapsed_precise}] {spinner} {human_pos} {msg}",
         };
         ProgressStyle::with_template(t).expect("progress template")
     }
@@ -104,7 +155,7 @@ impl Bar {
             return Bar { bar: None, stop, thread: None };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(8));
-        let mut shape = Shape::Bytes;
+        let mut shape = Shape::Count;
         bar.set_style(shape.style());
         bar.set_prefix(verb);
         // Drawn at once, so even a short run shows what it is doing.
@@ -112,53 +163,21 @@ impl Bar {
         let (b, s) = (bar.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Relaxed) {
-                let next = Bar::update(&b, &progress, verb);
-                if next != shape {
-                    shape = next;
+                let v = View::of(&progress, verb);
+                // Length before position and the layout last: a frame drawn in between never
+                // shows a full bar for work that has only grown.
+                b.set_length(v.len);
+                b.set_position(v.pos);
+                b.set_message(v.msg);
+                b.set_prefix(v.prefix);
+                if v.shape != shape {
+                    shape = v.shape;
                     b.set_style(shape.style());
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
         Bar { bar: Some(bar), stop, thread: Some(thread) }
-    }
-
-    /// Moves the bar to the counters' values; returns the shape they call for.
-    fn update(b: &ProgressBar, p: &Progress, verb: &'static str) -> Shape {
-        let phase = p.phase();
-        b.set_prefix(if phase.is_empty() { verb.to_string() } else { format!("{verb}: {phase}") });
-        let total = p.bytes_total.load(Relaxed);
-        let done = p.bytes_done.load(Relaxed);
-        let files = p.files_done.load(Relaxed);
-        let files_total = p.files_total.load(Relaxed);
-        let known = p.total_known.load(Relaxed);
-        let files_text = if known { format!("{files}/{files_total} files") } else { format!("{files} files") };
-        let queued = p.upload.queued.load(Relaxed);
-        let uploaded = p.upload.done.load(Relaxed).min(queued);
-        if queued > 0 {
-            // Reading and uploading are both work left: the bar is full only when both are done.
-            b.set_length(total.max(done) + queued);
-            b.set_position(done + uploaded);
-            b.set_message(format!(
-                "read {}/{}, uploaded {}/{}, {files_text}",
-                human_bytes(done),
-                human_bytes(total.max(done)),
-                human_bytes(uploaded),
-                human_bytes(queued)
-            ));
-            return Shape::ReadAndUpload;
-        }
-        if total == 0 && done == 0 && (files > 0 || files_total > 0 || !phase.is_empty()) {
-            // A step that counts items (trees, snapshots), not bytes.
-            b.set_length(files_total.max(files));
-            b.set_position(files);
-            b.set_message(if known { String::new() } else { "so far".to_string() });
-            return Shape::Items;
-        }
-        b.set_length(total.max(done));
-        b.set_position(done);
-        b.set_message(files_text);
-        Shape::Bytes
     }
 
     /// Stops the ticker and clears the bar (dropping the `Bar` does the same).

@@ -17,8 +17,9 @@ pub struct Progress {
     pub total_known: AtomicBool,
     /// Uploads of the operation (shared with the uploader threads, hence the `Arc`).
     pub upload: Arc<Transfer>,
-    /// The step running now ("index", "trees", "read data"...); empty for one-step operations.
-    phase: Mutex<&'static str>,
+    /// The step running now ("index", "trees", "read data"...) and what its items are ("packs");
+    /// empty for one-step operations, whose items are files.
+    phase: Mutex<(&'static str, &'static str)>,
 }
 
 /// Bytes handed to the backend to store, and bytes it has confirmed stored.
@@ -47,10 +48,10 @@ impl Progress {
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Starts step `name` with its own counters: `files` items and `bytes` bytes to go, or, with
-    /// `None`, a total not known in advance.
-    pub fn set_phase(&self, name: &'static str, total: Option<(u64, u64)>) {
-        *self.phase.lock() = name;
+    /// Starts step `name` with its own counters: `files` items (`unit`: "packs", "trees"...) and
+    /// `bytes` bytes to go, or, with `None`, a total not known in advance.
+    pub fn set_phase(&self, name: &'static str, unit: &'static str, total: Option<(u64, u64)>) {
+        *self.phase.lock() = (name, unit);
         self.files_done.store(0, Ordering::Relaxed);
         self.bytes_done.store(0, Ordering::Relaxed);
         let (files, bytes) = total.unwrap_or((0, 0));
@@ -61,7 +62,15 @@ impl Progress {
 
     /// The step running now; empty when the operation has one.
     pub fn phase(&self) -> &'static str {
-        *self.phase.lock()
+        self.phase.lock().0
+    }
+
+    /// What the current step counts in `files_done`: "files" unless the step says otherwise.
+    pub fn unit(&self) -> &'static str {
+        match self.phase.lock().1 {
+            "" => "files",
+            u => u,
+        }
     }
 }
 
@@ -74,12 +83,13 @@ mod tests {
         let p = Progress::default();
         p.add_total(3, 300);
         p.add_done(2, 200);
-        p.set_phase("read data", Some((0, 1000)));
+        p.set_phase("read data", "packs", Some((0, 1000)));
+        assert_eq!(p.unit(), "packs");
         assert_eq!(p.phase(), "read data");
         assert_eq!(p.bytes_done.load(Ordering::Relaxed), 0);
         assert_eq!(p.bytes_total.load(Ordering::Relaxed), 1000);
         assert!(p.total_known.load(Ordering::Relaxed));
-        p.set_phase("trees", None);
+        p.set_phase("trees", "trees", None);
         assert!(!p.total_known.load(Ordering::Relaxed));
     }
 }

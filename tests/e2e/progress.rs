@@ -18,8 +18,13 @@ fn quote(s: &OsStr) -> String {
 /// `clawback ARGS` against the sandbox's repository with its stdin, stdout and stderr on a
 /// pseudo-terminal; the returned `stdout` is everything the terminal showed.
 fn on_tty(sb: &Sandbox, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Run {
+    on_tty_at(sb, sb.repo.as_os_str(), args, env)
+}
+
+/// `on_tty` against the repository at `repo`.
+fn on_tty_at(sb: &Sandbox, repo: &OsStr, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Run {
     let mut line = quote(bin().as_os_str());
-    for a in [OsStr::new("--repo"), sb.repo.as_os_str(), OsStr::new("--cache-dir"), sb.cache.as_os_str()]
+    for a in [OsStr::new("--repo"), repo, OsStr::new("--cache-dir"), sb.cache.as_os_str()]
         .into_iter()
         .chain(args.iter().copied())
     {
@@ -145,4 +150,29 @@ fn no_terminal_no_progress() {
     let out = sb.path("restored");
     let r = piped(&[a("restore"), a("latest"), a("--target"), out.as_os_str()]);
     assert!(Path::new(&out).join(state.strip_prefix("/").unwrap()).join("media/big.bin").is_file(), "{r:?}");
+}
+
+#[test]
+fn s3_check_read_data_shows_progress() {
+    use crate::seaweed::{Seaweed, ACCESS_KEY, SECRET_KEY};
+    let s3 = Seaweed::start();
+    let sb = Sandbox::new();
+    let url = s3.url("progress/repo");
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", OsStr::new(ACCESS_KEY)),
+        ("AWS_SECRET_ACCESS_KEY", OsStr::new(SECRET_KEY)),
+        ("AWS_EC2_METADATA_DISABLED", OsStr::new("true")),
+    ];
+    crate::seaweed::s3cb(&sb, &url)
+        .args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1", "--pack-size", "1"])
+        .run()
+        .ok();
+    let data = sb.path("data");
+    write(&data.join("big.bin"), &random_bytes(15, 3 << 20));
+    crate::seaweed::s3cb(&sb, &url).arg("backup").arg(&data).run().ok();
+    // Reading every pack back from the bucket (slowed to 1 MiB/s): the read-data step is shown.
+    let r =
+        on_tty_at(&sb, OsStr::new(&url), &[a("--limit-download"), a("1024"), a("check"), a("--read-data")], &keys).ok();
+    assert_bar(&r, "check");
+    assert!(r.stdout.contains("check: read data"), "no read-data step shown:\n{:?}", r.stdout);
 }

@@ -221,7 +221,7 @@ impl Checker<'_> {
         let be = self.repo.backend();
         let list = be.list(Kind::Index).map_err(be_err("list", "index"))?;
         let bytes_total = list.iter().map(|(_, n)| n).sum();
-        self.progress.set_phase("index", Some((list.len() as u64, bytes_total)));
+        self.progress.set_phase("index", "index files", Some((list.len() as u64, bytes_total)));
         for (name, size) in list {
             self.progress.add_done(1, size);
             let bytes = match be.read(Kind::Index, &name) {
@@ -452,7 +452,7 @@ impl Checker<'_> {
         // (tree, its depth below the snapshot's root): a chain deeper than restore and ls follow
         // is reported rather than walked further.
         let mut stack: Vec<(BlobId, usize)> = Vec::new();
-        self.progress.set_phase("trees", None);
+        self.progress.set_phase("trees", "trees", None);
         for (sid, s) in snaps {
             stack.push((s.tree, 0));
             while let Some((tid, depth)) = stack.pop() {
@@ -576,7 +576,7 @@ impl Checker<'_> {
         let jobs: Vec<(PackId, Option<Vec<PackEntry>>)> =
             chosen.iter().map(|id| (*id, self.packs.get(id).map(|i| i.entries.clone()))).collect();
         let bytes_total = chosen.iter().map(|id| self.stored.get(id).copied().unwrap_or(0)).sum();
-        self.progress.set_phase("read data", Some((chosen.len() as u64, bytes_total)));
+        self.progress.set_phase("read data", "packs", Some((chosen.len() as u64, bytes_total)));
         let results: Vec<PackResult> = jobs.par_iter().map(|(id, idx)| self.read_pack(id, idx.as_deref())).collect();
         for r in results {
             self.report.blobs_checked += r.blobs_checked;

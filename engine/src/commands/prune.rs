@@ -214,7 +214,7 @@ pub fn prune_with_progress(
     progress: &Progress,
 ) -> Result<PruneReport> {
     let be = repo.backend().clone();
-    progress.set_phase("load", None);
+    progress.set_phase("load", "", None);
     let mut report = PruneReport { dry_run: opts.dry_run, ..Default::default() };
     let mut timer = Timer { start: Instant::now() };
     let lease = if opts.dry_run { None } else { Some(Lease::prune(be.clone())?) };
@@ -233,7 +233,7 @@ pub fn prune_with_progress(
     // mark
     let mut used: IdMap<BlobId, bool> = IdMap::default();
     let mut marked: HashSet<SnapshotId> = HashSet::new();
-    progress.set_phase("mark", Some((snaps.len() as u64, 0)));
+    progress.set_phase("mark", "snapshots", Some((snaps.len() as u64, 0)));
     for (id, s) in &snaps {
         mark_snapshot(repo, id, s.tree, &mut used)?;
         marked.insert(*id);
@@ -357,7 +357,11 @@ pub fn prune_with_progress(
             new_packs.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
             Ok(())
         };
-        progress.set_phase("repack", Some((repack.len() as u64, repack.iter().map(|id| packs[id].size).sum())));
+        progress.set_phase(
+            "repack",
+            "packs",
+            Some((repack.len() as u64, repack.iter().map(|id| packs[id].size).sum())),
+        );
         for id in &repack {
             let name = id.to_hex();
             let bytes = be.read(Kind::Pack, &name).map_err(be_err("read pack", &name))?;
@@ -390,7 +394,7 @@ pub fn prune_with_progress(
     timer.lap(&mut report, "repack");
     hook("repack")?;
 
-    progress.set_phase("index", None);
+    progress.set_phase("index", "", None);
     // index: one file for the packs that stay (and the new ones), one for the condemned; both
     // written before any file they supersede is removed.
     let condemn_set: IdSet<PackId> = to_condemn.iter().copied().collect();
@@ -438,7 +442,7 @@ pub fn prune_with_progress(
     hook("condemn")?;
 
     // delete
-    progress.set_phase("delete", None);
+    progress.set_phase("delete", "", None);
     sweep(repo, &lease, &mut used, &mut marked, &mut report, &mut *hook)?;
     timer.lap(&mut report, "delete");
     hook("delete")?;
