@@ -190,3 +190,24 @@ fn missing_bucket_is_exit_10() {
         &["bucket nobucket does not exist", "--create-bucket"],
     );
 }
+
+#[test]
+fn read_only_key_is_access_denied_on_a_real_store() {
+    let s3 = Seaweed::start();
+    let sb = Sandbox::new();
+    let url = s3.url("ready-probe/ro");
+    seaweed::s3cb(&sb, &url).args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
+    let data = sb.path("data");
+    write(&data.join("a.txt"), b"hello");
+    // The read-only key opens and lists the repository, and cannot write to it.
+    let ro = |c: Cmd| {
+        c.env("AWS_ACCESS_KEY_ID", seaweed::READONLY_KEY).env("AWS_SECRET_ACCESS_KEY", seaweed::READONLY_SECRET)
+    };
+    ro(seaweed::s3cb(&sb, &url)).arg("snapshots").run().ok();
+    let line = assert_line(
+        ro(seaweed::s3cb(&sb, &url)).arg("backup").arg(&data).run(),
+        1,
+        &["access denied", "ready-probe", "permission to write"],
+    );
+    assert!(!line.contains("secret access key is wrong"), "{line}");
+}
