@@ -67,6 +67,21 @@ impl S3Failure {
     pub fn of(e: &io::Error) -> Option<S3Failure> {
         s3_error_in(e).map(|s| s.failure)
     }
+
+    /// The cause anywhere in an error chain (an engine `Error`, an `anyhow` chain's links).
+    pub fn find(e: &(dyn StdError + 'static)) -> Option<S3Failure> {
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            if let Some(s) = c.downcast_ref::<S3Error>() {
+                return Some(s.failure);
+            }
+            if let Some(f) = c.downcast_ref::<io::Error>().and_then(S3Failure::of) {
+                return Some(f);
+            }
+            cur = c.source();
+        }
+        None
+    }
 }
 
 /// The `S3Error` inside `e`, if any.
@@ -205,6 +220,28 @@ mod tests {
         let (f, detail) = network_cause(&debug);
         assert_eq!(f, S3Failure::Other);
         assert_eq!(detail, "");
+    }
+
+    #[test]
+    fn found_through_wrappers() {
+        let io = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            S3Error {
+                failure: S3Failure::SignatureMismatch,
+                code: "SignatureDoesNotMatch".into(),
+                message: "m".into(),
+            },
+        );
+        assert_eq!(S3Failure::of(&io), Some(S3Failure::SignatureMismatch));
+        let marked = crate::backend::retry::transient_error(
+            io::ErrorKind::TimedOut,
+            S3Error { failure: S3Failure::Timeout, code: "Timeout".into(), message: "m".into() },
+        );
+        assert_eq!(S3Failure::of(&marked), Some(S3Failure::Timeout));
+        let engine = crate::Error::Backend { op: "read", name: "config".into(), source: io };
+        assert_eq!(S3Failure::find(&engine), Some(S3Failure::SignatureMismatch));
+        assert_eq!(engine.to_string(), "m", "a store-wide failure reads as its own line");
+        assert_eq!(S3Failure::find(&io::Error::other("plain")), None);
     }
 
     #[test]
