@@ -64,48 +64,129 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// A progress bar fed from the engine's counters by a ticker thread; nothing when not on a TTY.
+/// The one progress display of every long command: a bar on stderr fed from the engine's
+/// counters by a ticker thread; nothing when stderr is not a terminal or with `--quiet`. It shows
+/// the operation's current step, bytes (or items, for steps that count no bytes), and, for
+/// operations that upload, the bytes stored as well as read, so it is never full while packs are
+/// still on their way.
 pub struct Bar {
     bar: Option<ProgressBar>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What the bar shows, chosen on each tick from the counters in use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Bytes,
+    ReadAndUpload,
+    Items,
+    /// Items counted with no total known yet (a walk).
+    Count,
+}
+
+/// One frame of the bar, computed from the counters.
+struct View {
+    shape: Shape,
+    prefix: String,
+    len: u64,
+    pos: u64,
+    msg: String,
+}
+
+impl View {
+    fn of(p: &Progress, verb: &str) -> View {
+        let phase = p.phase();
+        let prefix = if phase.is_empty() { verb.to_string() } else { format!("{verb}: {phase}") };
+        let total = p.bytes_total.load(Relaxed);
+        let done = p.bytes_done.load(Relaxed);
+        let files = p.files_done.load(Relaxed);
+        let files_total = p.files_total.load(Relaxed);
+        let known = p.total_known.load(Relaxed);
+        let unit = p.unit();
+        let files_text = if known { format!("{files}/{files_total} {unit}") } else { format!("{files} {unit}") };
+        let queued = p.upload.queued.load(Relaxed);
+        let uploaded = p.upload.done.load(Relaxed).min(queued);
+        if queued > 0 {
+            // Reading and uploading are both work left: the bar is full only when both are done.
+            let msg = format!(
+                "read {}/{}, uploaded {}/{}, {files_text}",
+                human_bytes(done),
+                human_bytes(total.max(done)),
+                human_bytes(uploaded),
+                human_bytes(queued)
+            );
+            return View {
+                shape: Shape::ReadAndUpload,
+                prefix,
+                len: total.max(done) + queued,
+                pos: done + uploaded,
+                msg,
+            };
+        }
+        if total == 0 && done == 0 {
+            // Nothing counted in bytes (yet): items (trees, snapshots), with or without a total.
+            let shape = if known { Shape::Items } else { Shape::Count };
+            return View { shape, prefix, len: files_total.max(files), pos: files, msg: unit.to_string() };
+        }
+        View { shape: Shape::Bytes, prefix, len: total.max(done), pos: done, msg: files_text }
+    }
+}
+
+impl Shape {
+    fn style(self) -> ProgressStyle {
+        let t = match self {
+            Shape::Bytes => {
+                "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}"
+            }
+            Shape::ReadAndUpload => "{prefix} [{elapsed_precise}] {wide_bar} {percent}% ETA {eta} {msg}",
+            Shape::Items => "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} {msg}",
+            Shape::Count => "{prefix} [{elapsed_precise}] {spinner} {human_pos} {msg}",
+        };
+        ProgressStyle::with_template(t).expect("progress template")
+    }
+}
+
 impl Bar {
+    /// Starts the display of `progress` for the operation `verb` ("check", "restore"...).
     pub fn start(quiet: bool, progress: Arc<Progress>, verb: &'static str) -> Bar {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if quiet || !std::io::stderr().is_terminal() {
             return Bar { bar: None, stop, thread: None };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(8));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-            )
-            .unwrap(),
-        );
+        let mut shape = Shape::Count;
+        bar.set_style(shape.style());
         bar.set_prefix(verb);
+        // Drawn at once, so even a short run shows what it is doing.
+        bar.tick();
         let (b, s) = (bar.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Relaxed) {
-                let total = progress.bytes_total.load(Relaxed);
-                let done = progress.bytes_done.load(Relaxed);
-                b.set_length(total.max(done));
-                b.set_position(done);
-                let files = progress.files_done.load(Relaxed);
-                let ft = progress.files_total.load(Relaxed);
-                b.set_message(if progress.total_known.load(Relaxed) {
-                    format!("{files}/{ft} files")
-                } else {
-                    format!("{files} files")
-                });
+                let v = View::of(&progress, verb);
+                // Length before position and the layout last: a frame drawn in between never
+                // shows a full bar for work that has only grown.
+                b.set_length(v.len);
+                b.set_position(v.pos);
+                b.set_message(v.msg);
+                b.set_prefix(v.prefix);
+                if v.shape != shape {
+                    shape = v.shape;
+                    b.set_style(shape.style());
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
         Bar { bar: Some(bar), stop, thread: Some(thread) }
     }
 
-    pub fn finish(mut self) {
+    /// Stops the ticker and clears the bar (dropping the `Bar` does the same).
+    pub fn finish(self) {}
+}
+
+impl Drop for Bar {
+    /// A command that fails half-way still clears its bar before its one error line.
+    fn drop(&mut self) {
         self.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -34,7 +34,7 @@ pub enum Error {
     Usage(String),
     #[error("{op} {path}: {source}")]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("backend {op} {name}: {source}")]
+    #[error("{}", backend_message(op, name, source))]
     Backend { op: &'static str, name: String, source: std::io::Error },
     #[error("cache database {path}: {source}")]
     Cache { path: PathBuf, source: rusqlite::Error },
@@ -64,6 +64,20 @@ impl Error {
     pub fn corrupt(what: &'static str, id: impl ToString, why: impl ToString) -> Self {
         Error::Corrupt { what, id: id.to_string(), why: why.to_string() }
     }
+}
+
+/// A backend failure's line. A failure of the whole store (unreachable, no credentials, wrong
+/// key, clock skew) reads the same for every object and already says what and how to fix it; the
+/// object's name would only bury that.
+fn backend_message(op: &str, name: &str, source: &std::io::Error) -> String {
+    #[cfg(feature = "s3")]
+    {
+        use crate::backend::s3::S3Failure;
+        if S3Failure::of(source).is_some_and(|f| f != S3Failure::Other) {
+            return source.to_string();
+        }
+    }
+    format!("backend {op} {name}: {source}")
 }
 
 /// Adds path context to `std::io::Result`s.

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::{IndexFile, IndexPack};
 use crate::pack::{FinishedPack, PackWriter};
+use crate::progress::Transfer;
 use crate::repo::Repository;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Packer<'a> {
     pub bytes_stored: u64,
     /// Started on the first pack when the backend takes more than one request at a time.
     uploads: Option<Uploads>,
+    /// Pack bytes queued and stored, for a progress display.
+    transfer: Arc<Transfer>,
 }
 
 /// The uploader threads and the uploads not yet confirmed.
@@ -59,15 +62,19 @@ fn store_pack(be: &dyn Backend, p: &FinishedPack) -> Result<()> {
 }
 
 impl Uploads {
-    fn start(be: Arc<dyn Backend>, n: usize) -> Uploads {
+    fn start(be: Arc<dyn Backend>, n: usize, transfer: Arc<Transfer>) -> Uploads {
         let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(0);
         let (rtx, results) = crossbeam_channel::unbounded();
         let threads = (0..n)
             .map(|_| {
-                let (be, rx, rtx) = (be.clone(), rx.clone(), rtx.clone());
+                let (be, rx, rtx, transfer) = (be.clone(), rx.clone(), rtx.clone(), transfer.clone());
                 std::thread::spawn(move || {
                     for p in rx {
-                        if rtx.send(store_pack(be.as_ref(), &p)).is_err() {
+                        let r = store_pack(be.as_ref(), &p);
+                        if r.is_ok() {
+                            transfer.stored(p.bytes.len() as u64);
+                        }
+                        if rtx.send(r).is_err() {
                             break;
                         }
                     }
@@ -125,7 +132,13 @@ impl<'a> Packer<'a> {
             done: Vec::new(),
             bytes_stored: 0,
             uploads: None,
+            transfer: Arc::default(),
         }
+    }
+
+    /// Counts the packs this packer uploads in `t` (queued when handed over, done when stored).
+    pub fn count_uploads(&mut self, t: Arc<Transfer>) {
+        self.transfer = t;
     }
 
     /// Adds an encrypted blob; writes its pack (and maybe an index file) when the pack is full.
@@ -152,11 +165,13 @@ impl<'a> Packer<'a> {
         let entry = IndexPack { id: p.id, size, blobs: std::mem::take(&mut p.entries) };
         if !self.dry {
             let n = self.repo.backend().connections().min(MAX_UPLOADS);
+            self.transfer.queue(size);
             if n <= 1 {
                 store_pack(self.repo.backend().as_ref(), &p)?;
+                self.transfer.stored(size);
             } else {
-                let be = self.repo.backend().clone();
-                self.uploads.get_or_insert_with(|| Uploads::start(be, n)).send(p)?;
+                let (be, t) = (self.repo.backend().clone(), self.transfer.clone());
+                self.uploads.get_or_insert_with(|| Uploads::start(be, n, t)).send(p)?;
             }
         }
         self.bytes_stored += size;

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY: &str = "clawbacktestkey";
 pub const SECRET_KEY: &str = "clawback-test-secret-0123456789";
+/// A second identity that may only read and list (for access-denied tests).
+pub const READONLY_KEY: &str = "clawbackreadonly";
+pub const READONLY_SECRET: &str = "clawback-readonly-secret-0123456789";
 
 /// Gives a command the test server's keys, and keeps the AWS SDK from asking an instance-metadata
 /// service for credentials.
@@ -76,6 +79,10 @@ impl Seaweed {
                 "name": "clawback-tests",
                 "credentials": [{ "accessKey": ACCESS_KEY, "secretKey": SECRET_KEY }],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+            }, {
+                "name": "clawback-readonly",
+                "credentials": [{ "accessKey": READONLY_KEY, "secretKey": READONLY_SECRET }],
+                "actions": ["Read", "List"]
             }]
         });
         std::fs::write(dir.path().join("s3.json"), serde_json::to_vec_pretty(&identities).unwrap()).unwrap();

@@ -182,7 +182,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
         },
     };
     let progress = Arc::new(Progress::default());
-    let bar = ui::Bar::start(g.quiet, progress.clone(), "backup");
+    let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "backup");
     let r = backup(&repo, &opts, &progress);
     bar.finish();
     let r = r?;

@@ -5,6 +5,8 @@ use crate::context;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::check::{self, CheckOptions, Problem, Subset};
+use clawback_engine::progress::Progress;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -61,7 +63,10 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             _ => return Err(e),
         },
     };
-    let r = check::check(&repo, &CheckOptions { read_data })?;
+    let progress = Arc::new(Progress::default());
+    let bar = crate::ui::Bar::start(g.quiet || g.json, progress.clone(), "check");
+    let r = check::check_with_progress(&repo, &CheckOptions { read_data }, &progress)?;
+    bar.finish();
     if g.json {
         crate::ui::print_json(&serde_json::to_value(&r)?);
     } else {

@@ -103,7 +103,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         Repository::open(be, &pw, &context::cache_options(g)).with_context(|| format!("target repository {where_}"))?;
 
     let progress = Arc::new(Progress::default());
-    let bar = ui::Bar::start(g.quiet, progress.clone(), "copy");
+    let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "copy");
     let r = copy(&src, &dst, &snaps, &progress);
     bar.finish();
     let r = r?;

@@ -59,7 +59,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let r = if to_stdout {
         crate::ui::private_stdout();
         let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
+        let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "export");
         let r = write_archive(&repo, &id, &snap, &recipients, out, &progress);
         bar.finish();
         let (r, mut out) = r?;
@@ -73,7 +73,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let bar = ui::Bar::start(g.quiet, progress.clone(), "export");
+        let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "export");
         let r = write_archive(&repo, &id, &snap, &recipients, std::io::BufWriter::with_capacity(1 << 20, f), &progress);
         bar.finish();
         let done = r.map_err(anyhow::Error::from).and_then(|(r, out)| {

@@ -46,7 +46,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let (repo, _) = context::open_or_create_default(g, &s)?;
     let opts = ImportOptions { host: a.host.clone(), tags: crate::select::new_tags(&a.tags), time };
     let progress = Arc::new(Progress::default());
-    let bar = ui::Bar::start(g.quiet, progress.clone(), "import");
+    let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "import");
     let r = import(&repo, input, &opts, &progress);
     bar.finish();
     let r = r?;

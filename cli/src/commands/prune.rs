@@ -7,7 +7,9 @@ use crate::ui::{human_bytes, usage};
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::prune::{self, PruneOptions, PruneReport};
+use clawback_engine::progress::Progress;
 use clawback_engine::repo::Repository;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,11 +42,16 @@ pub fn parse_max_unused(s: &str) -> Result<f64> {
 /// Runs prune on an open repository. `CLAWBACK_FAILPOINT=prune:after-<phase>` kills the process
 /// after that phase (crash-consistency tests).
 pub fn run_on(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+    run_with_progress(repo, opts, &Progress::default())
+}
+
+/// `run_on`, counting its phases in `progress` for a bar.
+pub fn run_with_progress(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Result<PruneReport> {
     let mut hook = |phase: &str| {
         clawback_engine::failpoint::hit(&format!("prune:after-{phase}"));
         Ok(())
     };
-    Ok(prune::prune(repo, opts, &mut hook)?)
+    Ok(prune::prune_with_progress(repo, opts, &mut hook, progress)?)
 }
 
 pub fn json(r: &PruneReport) -> serde_json::Value {
@@ -122,7 +129,10 @@ pub fn print(r: &PruneReport) {
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let max_unused = parse_max_unused(&a.max_unused)?;
     let repo = context::open(g)?;
-    let r = run_on(&repo, &PruneOptions { dry_run: a.dry_run, max_unused })?;
+    let progress = Arc::new(Progress::default());
+    let bar = crate::ui::Bar::start(g.quiet || g.json, progress.clone(), "prune");
+    let r = run_with_progress(&repo, &PruneOptions { dry_run: a.dry_run, max_unused }, &progress)?;
+    bar.finish();
     if g.json {
         crate::ui::print_json(&json(&r));
     } else if !g.quiet {

@@ -107,7 +107,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         protect: s.config.exclude.clone(),
     };
     let progress = Arc::new(Progress::default());
-    let bar = ui::Bar::start(g.quiet, progress.clone(), "restore");
+    let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "restore");
     let r = restore(&repo, &snap, &opts, &progress);
     bar.finish();
     let r = r?;

@@ -3,9 +3,9 @@
 //! content-addressed name. Exponential backoff with jitter, bounded in attempts and in time.
 //! Never retried: not found, already exists, permission and usage errors.
 //!
-//! Until the store has answered once, a connection failure is retried only briefly: a wrong
-//! endpoint should fail in a second, while a server that restarts in the middle of a backup
-//! should be ridden through.
+//! Until the store has answered once, a connection failure (refused, unresolved, timed out) is
+//! retried only briefly: a wrong endpoint should fail in seconds, while a server that restarts in
+//! the middle of a backup should be ridden through.
 
 use super::{Backend, Kind};
 use crate::id::ObjectId;
@@ -15,21 +15,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Marks an error as worth retrying.
+/// Marks an error as worth retrying. Reads as the error it wraps, which stays reachable as its
+/// source (so a backend's own error type, e.g. the S3 failure cause, survives the marking).
 #[derive(Debug)]
-pub struct Transient(pub String);
+pub struct Transient(pub Box<dyn std::error::Error + Send + Sync>);
 
 impl fmt::Display for Transient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        self.0.fmt(f)
     }
 }
 
-impl std::error::Error for Transient {}
+impl std::error::Error for Transient {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
 
 /// A transient error of `kind` saying `msg`.
 pub fn transient(kind: io::ErrorKind, msg: impl Into<String>) -> io::Error {
-    io::Error::new(kind, Transient(msg.into()))
+    io::Error::new(kind, Transient(msg.into().into()))
+}
+
+/// `e`, marked transient, as an error of `kind`.
+pub fn transient_error(kind: io::ErrorKind, e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::new(kind, Transient(Box::new(e)))
 }
 
 /// Whether a retry may succeed where this attempt failed.
@@ -53,9 +63,14 @@ pub fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Failures that say nothing answered: before first contact they mean a wrong endpoint or a
+/// server that is down or hung, not a hiccup.
 fn is_connect_failure(e: &io::Error) -> bool {
     use io::ErrorKind as K;
-    matches!(e.kind(), K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::NotConnected)
+    matches!(
+        e.kind(),
+        K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable | K::NotConnected | K::TimedOut
+    )
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -295,7 +310,7 @@ mod tests {
 
     #[test]
     fn gives_up_after_max_attempts() {
-        let (_d, f, r) = setup(10, || io::Error::new(io::ErrorKind::TimedOut, "timeout"));
+        let (_d, f, r) = setup(10, || io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
         assert!(r.list(Kind::Pack).is_err());
         assert_eq!(*f.calls.lock(), 4);
     }
@@ -322,6 +337,28 @@ mod tests {
         *f.calls.lock() = 0;
         r.list(Kind::Pack).unwrap();
         assert_eq!(*f.calls.lock(), 4);
+    }
+
+    #[test]
+    fn timeout_fails_fast_before_first_contact() {
+        let (_d, f, r) = setup(10, || io::Error::new(io::ErrorKind::TimedOut, "timeout"));
+        assert!(r.list(Kind::Pack).is_err());
+        assert_eq!(*f.calls.lock(), 2);
+        *f.fails.lock() = 0;
+        r.list(Kind::Pack).unwrap();
+        *f.fails.lock() = 3;
+        *f.calls.lock() = 0;
+        r.list(Kind::Pack).unwrap();
+        assert_eq!(*f.calls.lock(), 4);
+    }
+
+    #[test]
+    fn marked_errors_keep_their_source() {
+        let e = transient_error(io::ErrorKind::Other, io::Error::other("inner words"));
+        assert!(is_transient(&e));
+        assert_eq!(e.to_string(), "inner words");
+        let inner = e.get_ref().and_then(|i| i.source()).expect("source kept");
+        assert_eq!(inner.to_string(), "inner words");
     }
 
     #[test]

@@ -13,13 +13,17 @@
 //! becomes visible. SDK errors become `io::Error`s with one clear line and a hint ([`S3Error`]);
 //! retries are the job of the `retry` decorator, so the SDK's own are off.
 
-use super::retry::transient;
+mod errors;
+
+pub use errors::{S3Error, S3Failure};
+
+use super::retry::{transient, transient_error};
 use super::{check_name, Backend, Kind};
 use aws_sdk_s3::config::{
     retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
     ResponseChecksumValidation, SharedCredentialsProvider,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration, ObjectLockMode,
@@ -27,6 +31,7 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use base64::Engine as _;
+use errors::{network_cause, s3_error_in};
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -166,29 +171,41 @@ impl S3Options {
     }
 }
 
-/// An S3 failure as the user should read it: what happened, and what to do.
-#[derive(Debug)]
-pub struct S3Error {
-    /// The store's error code (`NoSuchBucket`, `SignatureDoesNotMatch`...) or a name of ours.
-    pub code: String,
-    pub message: String,
+/// Whether `e` says the bucket itself does not exist (not just one object).
+pub fn is_missing_bucket(e: &io::Error) -> bool {
+    S3Failure::of(e) == Some(S3Failure::NoSuchBucket)
 }
 
-impl fmt::Display for S3Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+/// An error whose message is `cause; fix` (the failure's own fix unless `fix` says otherwise),
+/// marked for the retry decorator when `transient`.
+fn fail(
+    kind: io::ErrorKind,
+    failure: S3Failure,
+    code: &str,
+    cause: String,
+    fix: Option<String>,
+    transient: bool,
+) -> io::Error {
+    let fix = fix.as_deref().unwrap_or(failure.fix());
+    let e = S3Error { failure, code: code.into(), message: format!("{cause}; {fix}") };
+    if transient {
+        transient_error(kind, e)
+    } else {
+        io::Error::new(kind, e)
     }
 }
 
-impl std::error::Error for S3Error {}
-
-/// Whether `e` says the bucket itself does not exist (not just one object).
-pub fn is_missing_bucket(e: &io::Error) -> bool {
-    e.get_ref().and_then(|i| i.downcast_ref::<S3Error>()).is_some_and(|s| s.code == "NoSuchBucket")
+/// An error whose message needs no fix (not found, exists: the caller decides what they mean).
+fn s3_error(kind: io::ErrorKind, failure: S3Failure, code: &str, message: String) -> io::Error {
+    io::Error::new(kind, S3Error { failure, code: code.into(), message })
 }
 
-fn s3_error(kind: io::ErrorKind, code: &str, message: String) -> io::Error {
-    io::Error::new(kind, S3Error { code: code.into(), message })
+/// How long a request may wait for the store's answer (sending its body included) before it is
+/// abandoned and retried: `CLAWBACK_S3_TIMEOUT` seconds, else 300 (a 32 MiB pack on a slow uplink
+/// must fit).
+pub fn request_timeout() -> Duration {
+    let secs = std::env::var("CLAWBACK_S3_TIMEOUT").ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&s| s > 0);
+    Duration::from_secs(secs.unwrap_or(300))
 }
 
 /// The request types counted for `-v` and `--json`.
@@ -282,116 +299,261 @@ impl S3Backend {
         self.opts.endpoint.clone().unwrap_or_else(|| format!("AWS S3 ({})", self.opts.signing_region()))
     }
 
-    /// Turns an SDK error into an `io::Error` with one clear line and a hint. The one place that
-    /// knows what S3's error codes mean to a user.
+    /// Turns an SDK error into an `io::Error` whose message is one line: the cause (read from the
+    /// whole error chain and the store's error code) and its fix. The one place that knows what
+    /// S3's error codes mean to a user; [`errors`] knows how the SDK's errors nest.
     fn map_err<E>(&self, what: &str, e: SdkError<E>) -> io::Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         use io::ErrorKind as K;
+        use S3Failure as F;
         let bucket = &self.opts.bucket;
         let endpoint = self.endpoint_text();
+        let unreachable = |why: &str| format!("cannot reach the S3 endpoint {endpoint}: {why}");
         match &e {
             SdkError::TimeoutError(_) => {
-                return transient(K::TimedOut, format!("{what}: the request to {endpoint} timed out"))
+                return fail(K::TimedOut, F::Timeout, "Timeout", unreachable(&self.no_answer(what)), None, true)
             }
             SdkError::DispatchFailure(d) => {
-                let detail = DisplayErrorContext(&e).to_string();
+                let (mut cause, detail) = network_cause(&e);
                 if d.is_timeout() {
-                    return transient(
-                        K::TimedOut,
-                        format!("{what}: connecting to {endpoint} timed out; check the endpoint and the network"),
-                    );
+                    cause = F::Timeout;
                 }
-                if d.is_io() {
-                    return io::Error::new(
+                let with_detail = |s: &str| if detail.is_empty() { s.to_string() } else { format!("{s} ({detail})") };
+                return match cause {
+                    F::ConnectionRefused => {
+                        fail(K::ConnectionRefused, cause, "ConnectionRefused", unreachable("connection refused"), None, false)
+                    }
+                    F::Dns => fail(
+                        K::HostUnreachable,
+                        cause,
+                        "Dns",
+                        unreachable(&format!("its host name {} does not resolve (DNS lookup failed)", self.host())),
+                        None,
+                        false,
+                    ),
+                    F::Tls => fail(K::Other, cause, "Tls", unreachable(&with_detail("the TLS handshake failed")), None, false),
+                    F::Timeout => fail(K::TimedOut, cause, "Timeout", unreachable(&self.no_answer(what)), None, true),
+                    F::NoCredentials => fail(
+                        K::PermissionDenied,
+                        cause,
+                        "NoCredentials",
+                        format!(
+                            "{what}: no S3 credentials found for {endpoint} (none in clawback's config, the environment, ~/.aws or an instance role)"
+                        ),
+                        None,
+                        false,
+                    ),
+                    _ if d.is_io() => fail(
                         K::ConnectionRefused,
-                        S3Error {
-                            code: "Unreachable".into(),
-                            message: format!(
-                                "cannot reach the S3 endpoint {endpoint} ({}); check the endpoint URL and that the server is running",
-                                short_cause(&detail)
-                            ),
-                        },
-                    );
-                }
-                return s3_error(
-                    K::Other,
-                    "Dispatch",
-                    format!("{what}: request to {endpoint} failed: {}", short_cause(&detail)),
-                );
+                        F::ConnectionRefused,
+                        "Unreachable",
+                        unreachable(if detail.is_empty() { "the connection failed" } else { &detail }),
+                        None,
+                        false,
+                    ),
+                    _ => fail(
+                        K::Other,
+                        F::Other,
+                        "Dispatch",
+                        with_detail(&format!("{what}: the request to {endpoint} failed")),
+                        None,
+                        false,
+                    ),
+                };
             }
             SdkError::ResponseError(_) => {
-                return transient(
+                return fail(
                     K::ConnectionAborted,
+                    F::Other,
+                    "Response",
                     format!("{what}: the response from {endpoint} was cut off or malformed"),
+                    None,
+                    true,
                 )
             }
             SdkError::ConstructionFailure(_) => {
-                return s3_error(K::InvalidInput, "Construction", format!("{what}: {}", DisplayErrorContext(&e)))
+                let (cause, detail) = network_cause(&e);
+                if cause == F::NoCredentials {
+                    return fail(
+                        K::PermissionDenied,
+                        cause,
+                        "NoCredentials",
+                        format!("{what}: no S3 credentials found for {endpoint}"),
+                        None,
+                        false,
+                    );
+                }
+                let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+                return fail(
+                    K::InvalidInput,
+                    F::Other,
+                    "Construction",
+                    format!("{what}: the request to {endpoint} could not be built{detail}"),
+                    Some("check the endpoint URL and the storage settings".into()),
+                    false,
+                );
             }
             _ => {}
         }
         let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
         let region_hdr = e.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_string);
         let code = e.code().unwrap_or("").to_string();
-        let msg = e.message().unwrap_or("").to_string();
-        let with_msg = |s: String| if msg.is_empty() { s } else { format!("{s} (S3 says: {msg})") };
-        let (kind, text) = match (code.as_str(), status) {
-            ("NoSuchBucket", _) => (
-                K::NotFound,
-                format!("bucket {bucket} does not exist at {endpoint}; create it with `clawback init --create-bucket`"),
-            ),
-            ("NoSuchKey", _) | ("NotFound", _) | ("", 404) => (K::NotFound, format!("{what}: not found")),
-            ("PreconditionFailed", _) | (_, 412) | ("ConditionalRequestConflict", _) => {
-                (K::AlreadyExists, format!("{what}: the object already exists"))
+        // The store's own words, when they are words (some stores answer with markup).
+        let msg = e.message().unwrap_or("").trim().to_string();
+        let msg = if msg.contains(['{', '}', '<', '\n']) { String::new() } else { msg };
+        let says = if msg.is_empty() { String::new() } else { format!(" (S3 says: {msg})") };
+        let code_name = if code.is_empty() { "Http" } else { code.as_str() };
+        let plain = |kind, failure, text: String| fail(kind, failure, code_name, text, None, false);
+        match (code.as_str(), status) {
+            ("NoSuchBucket", _) => {
+                plain(K::NotFound, F::NoSuchBucket, format!("bucket {bucket} does not exist at {endpoint}"))
             }
-            ("InvalidAccessKeyId", _) => (
+            ("NoSuchKey", _) | ("NotFound", _) | ("", 404) => {
+                s3_error(K::NotFound, F::Other, code_name, format!("{what}: not found"))
+            }
+            ("PreconditionFailed", _) | (_, 412) | ("ConditionalRequestConflict", _) => {
+                s3_error(K::AlreadyExists, F::Other, code_name, format!("{what}: the object already exists"))
+            }
+            ("InvalidAccessKeyId", _) => plain(
                 K::PermissionDenied,
-                "the S3 access key id is not known to the store; check storage.accessKeyId or AWS_ACCESS_KEY_ID".into(),
+                F::UnknownAccessKey,
+                format!("the S3 access key id is not known to {endpoint} (InvalidAccessKeyId)"),
             ),
-            ("SignatureDoesNotMatch", _) => (
+            ("SignatureDoesNotMatch", _) => plain(
                 K::PermissionDenied,
-                "the S3 secret access key is wrong (the request signature does not match); check storage.secretAccessKey or AWS_SECRET_ACCESS_KEY".into(),
+                F::SignatureMismatch,
+                format!("the S3 secret access key is wrong: {endpoint} says the request signature does not match"),
             ),
-            ("RequestTimeTooSkewed", _) => (
+            ("RequestTimeTooSkewed", _) => plain(
                 K::Other,
-                "this machine's clock is too far from the S3 server's; set the clock (enable NTP) and retry".into(),
+                F::ClockSkew,
+                format!("this machine's clock is too far from the S3 server's at {endpoint} (RequestTimeTooSkewed)"),
             ),
             ("PermanentRedirect", _)
             | ("AuthorizationHeaderMalformed", _)
             | ("IllegalLocationConstraintException", _)
-            | ("", 301) => {
-                let hint = match region_hdr {
-                    Some(r) => format!("set storage.region or AWS_REGION to {r}"),
-                    None => "set storage.region or AWS_REGION to the bucket's region".into(),
-                };
-                (K::Other, with_msg(format!("bucket {bucket} is in another region than {}; {hint}", self.opts.signing_region())))
-            }
-            ("AccessDenied", _) | ("AllAccessDisabled", _) | ("", 403) => (
-                K::PermissionDenied,
-                with_msg(format!(
-                    "access denied: {what} in bucket {bucket}; the key needs permission to {} objects there (check the key's policy){}",
-                    permission_for(what),
-                    if status == 403 && code.is_empty() { ", or the keys are wrong" } else { "" }
-                )),
+            | ("", 301) => fail(
+                K::Other,
+                F::WrongRegion,
+                code_name,
+                format!("bucket {bucket} is in another region than {}{says}", self.opts.signing_region()),
+                region_hdr.map(|r| format!("set storage.region or AWS_REGION to {r}")),
+                false,
             ),
-            ("InvalidRange", _) | (_, 416) => (K::UnexpectedEof, format!("{what}: the range is beyond the object's end")),
-            ("BadDigest", _) | ("InvalidDigest", _) | ("XAmzContentSHA256Mismatch", _) | ("IncompleteBody", _) => {
-                return transient(K::InvalidData, with_msg(format!("{what}: the store refused a damaged upload ({code})")))
+            ("AccessDenied", _) | ("AllAccessDisabled", _) | ("", 403) => fail(
+                K::PermissionDenied,
+                F::AccessDenied,
+                code_name,
+                format!("access denied: {what} in bucket {bucket} at {endpoint}{says}"),
+                Some(format!(
+                    "the key needs permission to {} objects there (check the key's policy){}",
+                    permission_for(what),
+                    if code.is_empty() { ", or the keys are wrong" } else { "" }
+                )),
+                false,
+            ),
+            ("InvalidRange", _) | (_, 416) => {
+                s3_error(K::UnexpectedEof, F::Other, code_name, format!("{what}: the range is beyond the object's end"))
             }
-            ("SlowDown", _) | ("Throttling", _) | ("ThrottlingException", _) | ("RequestLimitExceeded", _) | (_, 429) => {
-                return transient(K::Other, format!("{what}: the store asks to slow down ({})", if code.is_empty() { status.to_string() } else { code }))
+            ("BadDigest", _) | ("InvalidDigest", _) | ("XAmzContentSHA256Mismatch", _) | ("IncompleteBody", _) => fail(
+                K::InvalidData,
+                F::Other,
+                code_name,
+                format!("{what}: the store refused a damaged upload ({code}){says}"),
+                None,
+                true,
+            ),
+            ("SlowDown", _)
+            | ("Throttling", _)
+            | ("ThrottlingException", _)
+            | ("RequestLimitExceeded", _)
+            | (_, 429) => {
+                let why = if code.is_empty() { status.to_string() } else { code.clone() };
+                fail(
+                    K::Other,
+                    F::Other,
+                    code_name,
+                    format!("{what}: the store asks to slow down ({why})"),
+                    Some("retry later, or lower --connections".into()),
+                    true,
+                )
             }
             ("InternalError", _) | ("ServiceUnavailable", _) | ("RequestTimeout", _) | (_, 500..=599) | (_, 408) => {
-                return transient(K::Other, with_msg(format!("{what}: the store had a temporary failure (HTTP {status} {code})")))
+                fail(
+                    K::Other,
+                    F::Other,
+                    code_name,
+                    format!("{what}: the store had a temporary failure (HTTP {status} {code}){says}"),
+                    None,
+                    true,
+                )
             }
-            _ => (
+            _ => fail(
                 K::Other,
-                with_msg(format!("{what}: S3 error {} (HTTP {status})", if code.is_empty() { "without a code" } else { &code })),
+                F::Other,
+                code_name,
+                format!(
+                    "{what}: S3 error {} (HTTP {status}){says}",
+                    if code.is_empty() { "without a code" } else { &code }
+                ),
+                None,
+                false,
             ),
+        }
+    }
+
+    /// The cause of a request that timed out (connecting, or waiting for the answer).
+    fn no_answer(&self, what: &str) -> String {
+        format!("no answer in time ({what}; at most 5 s to connect, {} s per request)", request_timeout().as_secs())
+    }
+
+    /// The endpoint's host name, for the DNS message.
+    fn host(&self) -> String {
+        let e = self.opts.endpoint.as_deref().unwrap_or("s3.amazonaws.com");
+        let rest = e.split_once("://").map_or(e, |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next().unwrap_or(v6).to_string();
+        }
+        authority.split(':').next().unwrap_or(authority).to_string()
+    }
+
+    /// A HEAD request's failure carries no body, so no error code: a 403 may be a wrong secret,
+    /// a skewed clock or a missing permission. Asks again with a one-byte GET (or, for the
+    /// bucket, a one-key listing) to learn the code; keeps `e` when that tells nothing more.
+    async fn explain_head(&self, key: Option<&str>, what: &str, e: io::Error) -> io::Error {
+        let vague = s3_error_in(&e).is_some_and(|s| s.code == "Http" && s.failure == S3Failure::AccessDenied);
+        if !vague {
+            return e;
+        }
+        self.count(Req::Get);
+        let better = match key {
+            Some(k) => self
+                .client
+                .get_object()
+                .bucket(&self.opts.bucket)
+                .key(k)
+                .range("bytes=0-0")
+                .send()
+                .await
+                .err()
+                .map(|x| self.map_err(what, x)),
+            None => self
+                .client
+                .list_objects_v2()
+                .bucket(&self.opts.bucket)
+                .max_keys(1)
+                .send()
+                .await
+                .err()
+                .map(|x| self.map_err(what, x)),
         };
-        s3_error(kind, if code.is_empty() { "Http" } else { &code }, text)
+        match better {
+            Some(b) if s3_error_in(&b).is_some_and(|s| s.code != "Http") => b,
+            _ => e,
+        }
     }
 
     fn md5_b64(data: &[u8]) -> String {
@@ -413,7 +575,7 @@ impl S3Backend {
                 if e.kind() == io::ErrorKind::NotFound && !is_missing_bucket(&e) {
                     Ok(None)
                 } else {
-                    Err(e)
+                    Err(self.explain_head(Some(key), what, e).await)
                 }
             }
         }
@@ -423,7 +585,12 @@ impl S3Backend {
         // The config is not named by its content: a store that ignores If-None-Match must not let
         // a second writer replace it. (Lock names carry a random id, so they never collide.)
         if kind == Kind::Config && self.head_size(key, what).await?.is_some() {
-            return Err(s3_error(io::ErrorKind::AlreadyExists, "Exists", format!("{what}: the object already exists")));
+            return Err(s3_error(
+                io::ErrorKind::AlreadyExists,
+                S3Failure::Other,
+                "Exists",
+                format!("{what}: the object already exists"),
+            ));
         }
         if data.len() as u64 > self.opts.multipart_threshold {
             return self.put_multipart(kind, key, data, what).await;
@@ -449,7 +616,12 @@ impl S3Backend {
         req = new_object_options!(self, kind, req);
         let up = req.send().await.map_err(|e| self.map_err(what, e))?;
         let Some(upload_id) = up.upload_id().map(str::to_string) else {
-            return Err(s3_error(io::ErrorKind::Other, "NoUploadId", format!("{what}: the store gave no upload id")));
+            return Err(s3_error(
+                io::ErrorKind::Other,
+                S3Failure::Other,
+                "NoUploadId",
+                format!("{what}: the store gave no upload id"),
+            ));
         };
         let res = async {
             let mut parts = Vec::new();
@@ -515,7 +687,10 @@ impl S3Backend {
             .body
             .collect()
             .await
-            .map_err(|e| transient(io::ErrorKind::UnexpectedEof, format!("{what}: the download was cut off ({e})")))?
+            .map_err(|e| {
+                let why = errors::readable_cause(&e);
+                transient(io::ErrorKind::UnexpectedEof, format!("{what}: the download was cut off ({why})"))
+            })?
             .to_vec();
         if expect.is_some_and(|n| n != body.len() as u64) {
             return Err(transient(
@@ -574,11 +749,11 @@ impl S3Backend {
         match self.client.head_bucket().bucket(&self.opts.bucket).send().await {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = self.map_err("check the bucket", e);
+                let e = self.map_err("list the bucket", e);
                 if e.kind() == io::ErrorKind::NotFound {
                     Ok(false)
                 } else {
-                    Err(e)
+                    Err(self.explain_head(None, "list the bucket", e).await)
                 }
             }
         }
@@ -604,6 +779,7 @@ impl S3Backend {
             Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou")) => Ok(()),
             Err(e) if matches!(e.code(), Some("BucketAlreadyExists")) => Err(s3_error(
                 io::ErrorKind::AlreadyExists,
+                S3Failure::Other,
                 "BucketAlreadyExists",
                 format!("bucket name {} is taken by another account; choose another name", self.opts.bucket),
             )),
@@ -622,16 +798,6 @@ fn permission_for(what: &str) -> &'static str {
         "write"
     } else {
         "read"
-    }
-}
-
-/// The innermost cause of a dispatch failure (e.g. "Connection refused (os error 111)").
-fn short_cause(detail: &str) -> String {
-    let last = detail.rsplit(": ").next().unwrap_or(detail).trim();
-    if last.is_empty() {
-        detail.to_string()
-    } else {
-        last.to_string()
     }
 }
 
@@ -657,9 +823,13 @@ async fn make_client(opts: &S3Options) -> io::Result<Client> {
                 .await
                 .credentials_provider()
                 .ok_or_else(|| {
-                    io::Error::new(
+                    fail(
                         io::ErrorKind::PermissionDenied,
-                        "no S3 credentials: set storage.accessKeyId and storage.secretAccessKey, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                        S3Failure::NoCredentials,
+                        "NoCredentials",
+                        "no S3 credentials found".into(),
+                        None,
+                        false,
                     )
                 })?,
         },
@@ -672,7 +842,10 @@ async fn make_client(opts: &S3Options) -> io::Result<Client> {
         .force_path_style(opts.path_style)
         // One retry policy, ours (the `retry` decorator), so attempts are bounded in one place.
         .retry_config(RetryConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
+        // A server that accepts and never answers must fail the request, not hang the backup.
+        .timeout_config(
+            TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).read_timeout(request_timeout()).build(),
+        )
         // Content-MD5 is computed by us and honoured by every S3-compatible store; the SDK's
         // streaming trailer checksums are not.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -692,14 +865,13 @@ impl Backend for S3Backend {
         self.rt.block_on(async {
             if !self.bucket_exists().await? {
                 if !self.opts.create_bucket {
-                    return Err(s3_error(
+                    return Err(fail(
                         io::ErrorKind::NotFound,
+                        S3Failure::NoSuchBucket,
                         "NoSuchBucket",
-                        format!(
-                            "bucket {} does not exist at {}; create it with `clawback init --create-bucket`",
-                            self.opts.bucket,
-                            self.endpoint_text()
-                        ),
+                        format!("bucket {} does not exist at {}", self.opts.bucket, self.endpoint_text()),
+                        None,
+                        false,
                     ));
                 }
                 self.create_bucket().await?;
@@ -852,13 +1024,5 @@ mod tests {
         assert_eq!(be.key(Kind::Snapshot, "ef").unwrap(), "p/snapshots/ef");
         assert!(be.key(Kind::Index, "../x").is_err());
         assert!(be.key(Kind::Config, "other").is_err());
-    }
-
-    #[test]
-    fn causes() {
-        assert_eq!(
-            short_cause("dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)"),
-            "Connection refused (os error 111)"
-        );
     }
 }

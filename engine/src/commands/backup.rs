@@ -426,7 +426,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     let stop_scan = AtomicBool::new(false);
 
     let (root, counters, issues, report, packed) = std::thread::scope(|s| {
-        let packer = s.spawn(move || packer(repo, rx, dry));
+        let upload = progress.upload.clone();
+        let packer = s.spawn(move || packer(repo, rx, dry, upload));
         if opts.scan_totals {
             let (paths, ex, stop) = (&paths, &excludes, &stop_scan);
             s.spawn(move || scan_totals(paths, ex, progress, stop));
@@ -636,8 +637,14 @@ struct Packed {
 }
 
 /// The packer thread: feeds every blob from the workers into a `Packer`.
-fn packer(repo: &Repository, rx: Receiver<PackerMsg>, dry: bool) -> Result<Packed> {
+fn packer(
+    repo: &Repository,
+    rx: Receiver<PackerMsg>,
+    dry: bool,
+    upload: Arc<crate::progress::Transfer>,
+) -> Result<Packed> {
     let mut p = Packer::new(repo, dry);
+    p.count_uploads(upload);
     let mut failure: Option<Error> = None;
     for msg in rx.iter() {
         if failure.is_some() {

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, IdMap, IdSet, ObjectId, PackId, SnapshotId};
 use crate::index::IndexFile;
 use crate::pack::{self, PackEntry};
+use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::{NodeKind, Tree};
@@ -171,6 +172,7 @@ struct Checker<'a> {
     /// Copies known to be unreadable.
     bad_copies: HashSet<(BlobId, PackId)>,
     trees: IdMap<BlobId, Option<Tree>>,
+    progress: &'a Progress,
 }
 
 fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -180,6 +182,11 @@ fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) ->
 /// Runs the check. Errors in the repository are in the report; `Err` means the check itself could
 /// not run (the backend cannot list, say).
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+    check_with_progress(repo, opts, &Progress::default())
+}
+
+/// `check`, counting its steps in `progress`: index files read, trees walked, pack bytes read.
+pub fn check_with_progress(repo: &Repository, opts: &CheckOptions, progress: &Progress) -> Result<CheckReport> {
     let mut c = Checker {
         repo,
         report: CheckReport::default(),
@@ -189,6 +196,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         unindexed: BTreeMap::new(),
         bad_copies: HashSet::new(),
         trees: IdMap::default(),
+        progress,
     };
     c.load_indexes()?;
     c.check_packs()?;
@@ -212,7 +220,10 @@ impl Checker<'_> {
     fn load_indexes(&mut self) -> Result<()> {
         let be = self.repo.backend();
         let list = be.list(Kind::Index).map_err(be_err("list", "index"))?;
-        for (name, _) in list {
+        let bytes_total = list.iter().map(|(_, n)| n).sum();
+        self.progress.set_phase("index", "index files", Some((list.len() as u64, bytes_total)));
+        for (name, size) in list {
+            self.progress.add_done(1, size);
             let bytes = match be.read(Kind::Index, &name) {
                 Ok(b) => b,
                 Err(e) => {
@@ -441,6 +452,7 @@ impl Checker<'_> {
         // (tree, its depth below the snapshot's root): a chain deeper than restore and ls follow
         // is reported rather than walked further.
         let mut stack: Vec<(BlobId, usize)> = Vec::new();
+        self.progress.set_phase("trees", "trees", None);
         for (sid, s) in snaps {
             stack.push((s.tree, 0));
             while let Some((tid, depth)) = stack.pop() {
@@ -462,6 +474,7 @@ impl Checker<'_> {
                     continue;
                 }
                 referenced.insert(tid, BlobType::Tree);
+                self.progress.add_done(1, 0);
                 let tree = match self.read_indexed(BlobType::Tree, &tid) {
                     Ok(bytes) => match Tree::decode(&tid, &bytes) {
                         Ok(t) => Some(t),
@@ -562,6 +575,8 @@ impl Checker<'_> {
         self.report.packs_checked = chosen.len() as u64;
         let jobs: Vec<(PackId, Option<Vec<PackEntry>>)> =
             chosen.iter().map(|id| (*id, self.packs.get(id).map(|i| i.entries.clone()))).collect();
+        let bytes_total = chosen.iter().map(|id| self.stored.get(id).copied().unwrap_or(0)).sum();
+        self.progress.set_phase("read data", "packs", Some((chosen.len() as u64, bytes_total)));
         let results: Vec<PackResult> = jobs.par_iter().map(|(id, idx)| self.read_pack(id, idx.as_deref())).collect();
         for r in results {
             self.report.blobs_checked += r.blobs_checked;
@@ -573,7 +588,9 @@ impl Checker<'_> {
     fn read_pack(&self, id: &PackId, indexed: Option<&[PackEntry]>) -> PackResult {
         let mut r = PackResult { id: *id, blobs_checked: 0, bad: vec![], errors: vec![] };
         let name = id.to_hex();
-        let bytes = match self.repo.backend().read(Kind::Pack, &name) {
+        let read = self.repo.backend().read(Kind::Pack, &name);
+        self.progress.add_done(1, self.stored.get(id).copied().unwrap_or(0));
+        let bytes = match read {
             Ok(b) => b,
             Err(e) => {
                 let lost: Vec<BlobId> = indexed.unwrap_or_default().iter().map(|e| e.id).collect();

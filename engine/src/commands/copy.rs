@@ -267,7 +267,9 @@ pub fn copy(
         progress.total_known.store(true, Relaxed);
     }
     for (id, s) in pending {
-        let packer = Mutex::new(Packer::new(dst, false));
+        let mut p = Packer::new(dst, false);
+        p.count_uploads(progress.upload.clone());
+        let packer = Mutex::new(p);
         let root = c.copy_tree(s.tree, &packer, 0)?;
         // The packs and their index go first: a snapshot never names data the target lacks.
         res.bytes_stored += packer.into_inner().finish()?;

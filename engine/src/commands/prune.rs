@@ -22,6 +22,7 @@ use crate::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, SnapshotId};
 use crate::index::{IndexFile, IndexPack};
 use crate::lease::{self, Lease};
 use crate::pack::{self, PackEntry, PackWriter};
+use crate::progress::Progress;
 use crate::repo::Repository;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -202,7 +203,18 @@ impl Timer {
 /// Runs a prune (see the module docs). With `dry_run` it only plans, takes no lease and writes
 /// nothing.
 pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<PruneReport> {
+    prune_with_progress(repo, opts, hook, &Progress::default())
+}
+
+/// `prune`, naming its phases in `progress` and counting snapshots marked and packs repacked.
+pub fn prune_with_progress(
+    repo: &Repository,
+    opts: &PruneOptions,
+    hook: Hook<'_>,
+    progress: &Progress,
+) -> Result<PruneReport> {
     let be = repo.backend().clone();
+    progress.set_phase("load", "", None);
     let mut report = PruneReport { dry_run: opts.dry_run, ..Default::default() };
     let mut timer = Timer { start: Instant::now() };
     let lease = if opts.dry_run { None } else { Some(Lease::prune(be.clone())?) };
@@ -221,9 +233,11 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<P
     // mark
     let mut used: IdMap<BlobId, bool> = IdMap::default();
     let mut marked: HashSet<SnapshotId> = HashSet::new();
+    progress.set_phase("mark", "snapshots", Some((snaps.len() as u64, 0)));
     for (id, s) in &snaps {
         mark_snapshot(repo, id, s.tree, &mut used)?;
         marked.insert(*id);
+        progress.add_done(1, 0);
     }
     report.blobs_used = used.len() as u64;
     timer.lap(&mut report, "mark");
@@ -343,9 +357,15 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<P
             new_packs.push(IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: p.entries });
             Ok(())
         };
+        progress.set_phase(
+            "repack",
+            "packs",
+            Some((repack.len() as u64, repack.iter().map(|id| packs[id].size).sum())),
+        );
         for id in &repack {
             let name = id.to_hex();
             let bytes = be.read(Kind::Pack, &name).map_err(be_err("read pack", &name))?;
+            progress.add_done(1, packs[id].size);
             // The whole pack is verified (hash, header) and every blob copied is decrypted and
             // checked, so a repack never carries damage into a new pack unnoticed.
             pack::parse(repo.keys(), id, &bytes).map_err(|e| {
@@ -374,6 +394,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<P
     timer.lap(&mut report, "repack");
     hook("repack")?;
 
+    progress.set_phase("index", "", None);
     // index: one file for the packs that stay (and the new ones), one for the condemned; both
     // written before any file they supersede is removed.
     let condemn_set: IdSet<PackId> = to_condemn.iter().copied().collect();
@@ -421,6 +442,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, hook: Hook<'_>) -> Result<P
     hook("condemn")?;
 
     // delete
+    progress.set_phase("delete", "", None);
     sweep(repo, &lease, &mut used, &mut marked, &mut report, &mut *hook)?;
     timer.lap(&mut report, "delete");
     hook("delete")?;
