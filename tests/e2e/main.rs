@@ -33,6 +33,7 @@ mod restore_openclaw;
 mod roundtrip;
 mod s3;
 mod s3_fleet;
+mod scheduled_env;
 mod secrets;
 mod setup;
 mod status;
