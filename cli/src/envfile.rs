@@ -126,7 +126,7 @@ fn quote(k: &str, v: &str) -> Result<String> {
         return Ok(v.to_string());
     }
     for q in ['\'', '`', '"'] {
-        if !v.contains(q) && !(q == '"' && v.contains('\\')) {
+        if !v.contains(q) && (q != '"' || !v.contains('\\')) {
             return Ok(format!("{q}{v}{q}"));
         }
     }
@@ -178,7 +178,7 @@ pub fn merge(p: &Path, vars: &[(String, String)]) -> Result<Merged> {
                     lines.retain(|l| {
                         let t = l.trim_start();
                         let t = t.strip_prefix("export ").unwrap_or(t);
-                        !t.split_once('=').is_some_and(|(name, _)| name.trim() == k)
+                        t.split_once('=').is_none_or(|(name, _)| name.trim() != k)
                     });
                     merged.updated.push(k.clone());
                 } else {

@@ -517,3 +517,39 @@ fn setup_run_again_on_s3_keeps_the_repository_open() {
     assert_eq!(fs::read(&pwfile).unwrap(), original);
     all_still_open(&cb, &ids, &src, &sb.path("r1"));
 }
+
+/// `test` gives the fix for what failed: a wrong secret and a server that is down are not
+/// permission problems, and a wrong password is a password problem.
+#[test]
+fn test_suggests_the_fix_for_what_actually_failed() {
+    let mut weed = crate::seaweed::Seaweed::start();
+    let sb = Sandbox::new();
+    let url = weed.url("fixes/repo");
+    crate::seaweed::s3cb(&sb, &url)
+        .args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    let storage = |c: Cmd| {
+        let r = c.args(["test", "--json"]).run().code(1);
+        let v = r.json();
+        v.as_array().unwrap().iter().find(|c| c["name"] == "storage").unwrap().clone()
+    };
+    let key = |c: Cmd| {
+        let r = c.args(["test", "--json"]).run().code(1);
+        let v = r.json();
+        v.as_array().unwrap().iter().find(|c| c["name"] == "key").unwrap().clone()
+    };
+    // A wrong secret.
+    let s = storage(crate::seaweed::s3cb(&sb, &url).env("AWS_SECRET_ACCESS_KEY", "not-the-secret-0000000000"));
+    assert_eq!(s["ok"], false, "{s}");
+    let fix = s["fix"].as_str().unwrap();
+    assert!(fix.contains("access key id or secret") && !fix.contains("rights"), "{s}");
+    // A wrong password.
+    let k = key(crate::seaweed::s3cb(&sb, &url).env("CLAWBACK_PASSWORD", "not the password"));
+    assert!(k["fix"].as_str().unwrap().contains("password") && !k["fix"].as_str().unwrap().contains("rights"), "{k}");
+    // The server is down.
+    weed.kill();
+    let s = storage(crate::seaweed::s3cb(&sb, &url));
+    let fix = s["fix"].as_str().unwrap();
+    assert!(fix.contains("endpoint") && !fix.contains("rights") && !fix.contains("access key"), "{s}");
+}

@@ -1061,6 +1061,22 @@ mod tests {
     }
 
     #[test]
+    fn installed_jobs_read_back_what_was_written() {
+        let argv: Vec<OsString> =
+            vec!["/opt/claw back/clawback".into(), "--config".into(), "/a/it's.json".into(), "daemon".into()];
+        let env = vec![("X".to_string(), "a b%$c".to_string())];
+        let exec = argv.iter().map(|a| systemd_quote(&a.to_string_lossy())).collect::<Vec<_>>().join(" ");
+        let unit = format!("ExecStart={exec}\nEnvironment={}\n", systemd_quote("X=a b%$c"));
+        let j = job_from_unit(&unit).unwrap();
+        assert_eq!((j.argv.clone(), j.env.clone()), (argv.clone(), env.clone()));
+        let line = format!("0 */2 * * * X={} {} >> /log 2>&1", sh_quote("a b%$c"), sh_line(&argv));
+        let j = job_from_cron_line(&line).unwrap();
+        assert_eq!((j.argv, j.env), (argv.clone(), env.clone()));
+        let j = job_from_openclaw_command(&format!("env X={} {}", sh_quote("a b%$c"), sh_line(&argv))).unwrap();
+        assert_eq!((j.argv, j.env), (argv, env));
+    }
+
+    #[test]
     fn intervals_to_cron() {
         let f = |s: &str| cron_fields(&Schedule::parse(s).unwrap()).map(|x| x.0);
         assert_eq!(f("2h").unwrap(), "0 */2 * * *");

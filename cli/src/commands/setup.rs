@@ -318,8 +318,7 @@ fn settings_for(storage: &Value) -> Result<context::Settings> {
     let v = clawback_engine::openclaw::vars::substitute(storage, &env, &mut unresolved);
     let storage: clawback_engine::config::StorageConfig =
         serde_json::from_value(v).context("the storage answers do not make a storage setting")?;
-    let mut config = clawback_engine::config::BackupConfig::default();
-    config.storage = storage;
+    let config = clawback_engine::config::BackupConfig { storage, ..Default::default() };
     Ok(context::Settings { env, config })
 }
 

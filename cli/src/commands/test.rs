@@ -144,6 +144,11 @@ pub fn fix_for(check: &str, error: &str) -> String {
     ]) {
         return format!("give S3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or storage.accessKeyId / secretAccessKey as ${{VAR}} references (scheduled runs read them from {env_file})");
     }
+    if has(&["cannot reach", "could not connect", "error trying to connect", "dispatch failure"])
+        && !has(&["dns", "resolve", "lookup", "tls", "certificate"])
+    {
+        return "the endpoint cannot be reached: check that the S3 server is up and that the host and port of storage.endpoint / AWS_ENDPOINT_URL are right".into();
+    }
     if has(&["connection refused", "refused the connection"]) {
         return "nothing answers at the endpoint: start the S3 server, or correct the host and port of storage.endpoint / AWS_ENDPOINT_URL".into();
     }
