@@ -410,6 +410,18 @@ fn setup_run_again_by_flags_keeps_the_repository_open() {
     assert_eq!(v["encryption"]["passphrase"], "${REPO_PW}");
     all_still_open(&cb, &ids, &src, &sb.path("r3"));
     assert_eq!(fs::read(&pwfile).unwrap(), original);
+
+    // With --yes a first backup runs only when asked for (--backup-now): of the OpenClaw state.
+    write(&sb.home.join(".openclaw/workspace/MEMORY.md"), b"the agent's memory");
+    let before = cb().args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len();
+    cb().args(["setup", "--yes", "--force", "--storage", "local", "--backup-now", "--path"])
+        .arg(&repo)
+        .args(["--install-schedule", "none"])
+        .run()
+        .ok();
+    let after = cb().args(["snapshots", "--json"]).run().ok().json();
+    assert_eq!(after.as_array().unwrap().len(), before + 1, "--backup-now ran no backup");
+    all_still_open(&cb, &ids, &src, &sb.path("r4"));
 }
 
 /// Pressing Enter through the wizard on an existing repository (the embedded default location),
