@@ -155,9 +155,15 @@ fn setup_by_flags_writes_references_not_secrets() {
 /// Runs `clawback ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt when it
 /// appears. Returns everything the terminal showed and the exit code.
 fn on_pty(sb: &Sandbox, args: &str, answers: &[(&str, &str)]) -> (String, i32) {
+    on_pty_env(sb, args, &[], answers)
+}
+
+/// Like `on_pty`, with more environment variables.
+fn on_pty_env(sb: &Sandbox, args: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) -> (String, i32) {
     let cmdline = format!("{} {}", bin().display(), args);
     let mut c = Command::new("script");
     sb.clean_env(&mut c);
+    c.envs(env.iter().copied());
     c.args(["-qfec", &cmdline, "/dev/null"])
         .env("OPENCLAW_STATE_DIR", sb.root.join("state"))
         .env("TERM", "dumb")
@@ -528,6 +534,42 @@ fn setup_run_again_on_s3_keeps_the_repository_open() {
     assert!(r.one_error_line().contains("key add"));
     assert_eq!(fs::read(&pwfile).unwrap(), original);
     all_still_open(&cb, &ids, &src, &sb.path("r1"));
+
+    // The wizard on a terminal, Enter wherever there is a default, for the same bucket.
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    fs::create_dir_all(sb.root.join("state")).unwrap();
+    let (text, code) = on_pty_env(
+        &sb,
+        "setup",
+        &[
+            ("SEAWEED_KEY_ID", crate::seaweed::ACCESS_KEY),
+            ("SEAWEED_KEY", crate::seaweed::SECRET_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &[
+            ("Where should backups go?", "minio"),
+            ("Region", ""),
+            ("Endpoint", "not a url"),
+            ("try again", &weed.endpoint),
+            ("Bucket", "setup-again"),
+            ("Folder inside the bucket", "p"),
+            ("holding the access key id", "SEAWEED_KEY_ID"),
+            ("holding the secret access key", "SEAWEED_KEY"),
+            ("How often to back up", ""),
+            ("Snapshots to keep", ""),
+            ("Install the schedule now?", ""),
+            ("Run a first backup now", "n"),
+        ],
+    );
+    assert_eq!(code, 0, "the wizard failed:\n{text}");
+    assert!(text.contains("opens it") && !text.contains("Passphrase"), "{text}");
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+    all_still_open(&cb, &ids, &src, &sb.path("r2"));
+    // The config the wizard wrote opens them too.
+    let wizard = || cb().env("OPENCLAW_STATE_DIR", sb.root.join("state"));
+    all_still_open(&wizard, &ids, &src, &sb.path("r3"));
 }
 
 /// `test` gives the fix for what failed: a wrong secret and a server that is down are not
