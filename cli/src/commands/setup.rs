@@ -165,7 +165,7 @@ impl Asker {
         loop {
             let a = self.ask(q, if default { "Y/n" } else { "y/N" })?;
             match a.to_ascii_lowercase().as_str() {
-                "y/n" | "y/n " => return Ok(default),
+                "y/n" => return Ok(default),
                 "y" | "yes" => return Ok(true),
                 "n" | "no" => return Ok(false),
                 _ => eprintln!("please answer y or n"),

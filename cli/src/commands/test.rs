@@ -192,6 +192,10 @@ pub fn fix_for(check: &str, error: &str) -> String {
     }
     match check {
         "config" => "correct the file named above (JSON5; `clawback setup --force` writes a new one)".into(),
+        // The scratch object could not be listed, written or deleted, for no reason named above.
+        "storage" if has(&["cannot list", "cannot write", "cannot delete", "cannot read back"]) => {
+            "give clawback's credentials list, read, write and delete rights on the repository (bucket policy or folder permissions)".into()
+        }
         "storage" => "check the repository location (--repo, CLAWBACK_REPO or the config's storage) and its credentials".into(),
         "key" => fix_for("key", "wrong password"),
         "scheduled run" => "run the job's command by hand (`clawback daemon --once`) to see the error, fix it, and check again with `clawback test`".into(),
@@ -281,20 +285,7 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
     }
     let storage = match probe(be.as_ref()) {
         Ok(()) => pass("storage", format!("{loc}: listed, wrote, read back and deleted a scratch object")),
-        Err(e) => fail(
-            "storage",
-            format!("{loc}: {e}"),
-            if e.contains("cannot list") || e.contains("cannot write") || e.contains("cannot delete") {
-                let f = fix_for("storage", &e);
-                if f.starts_with("check the repository location") {
-                    "give clawback's credentials list, read, write and delete rights on the repository (bucket policy or folder permissions)".into()
-                } else {
-                    f
-                }
-            } else {
-                fix_for("storage", &e)
-            },
-        ),
+        Err(e) => fail("storage", format!("{loc}: {e}"), fix_for("storage", &e)),
     };
     let key = match context::password(g, s, &res, false)
         .and_then(|pw| Ok(Repository::open(be.clone(), &pw, &context::cache_options(g))?))
@@ -606,4 +597,49 @@ fn runs_check(g: &GlobalArgs, s: &context::Settings) -> Check {
         );
     }
     pass(NAME, format!("last run {when}: {}; {failed} of the last {} failed", last.status.as_str(), recent.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fix_for;
+
+    #[test]
+    fn each_kind_of_failure_gets_its_own_fix() {
+        const RIGHTS: &str = "list, read, write and delete rights";
+        for (check, error, want) in [
+            (
+                "storage",
+                "SignatureDoesNotMatch: the request signature we calculated does not match",
+                "access key id or secret",
+            ),
+            ("storage", "InvalidAccessKeyId", "access key id or secret"),
+            ("storage", "connection refused (os error 111)", "start the S3 server"),
+            ("storage", "cannot reach the S3 endpoint http://127.0.0.1:1", "S3 server is up"),
+            ("storage", "dns error: failed to lookup address information", "does not resolve"),
+            ("storage", "invalid peer certificate: UnknownIssuer", "TLS"),
+            ("storage", "operation timed out", "did not answer in time"),
+            ("storage", "RequestTimeTooSkewed", "clock"),
+            ("storage", "no credentials found for the S3 endpoint", "give S3 credentials"),
+            ("storage", "NoSuchBucket: the bucket does not exist", "create the bucket"),
+            ("storage", "cannot write locks/x: AccessDenied", RIGHTS),
+            ("storage", "cannot delete locks/x: the store said 501", RIGHTS),
+            ("key", "wrong password or no key file can be opened with it", "key add"),
+            (
+                "scheduled run",
+                "SEAWEED_KEY is referenced by the config but the scheduled job will not have it",
+                "clawback setup",
+            ),
+            (
+                "scheduled run",
+                "environment file ~/.config/clawback/env is readable by others; run `chmod 600 x`",
+                "chmod 600",
+            ),
+        ] {
+            let fix = fix_for(check, error);
+            assert!(fix.contains(want), "{error:?} -> {fix:?}");
+            if want != RIGHTS {
+                assert!(!fix.contains(RIGHTS), "{error:?} got a permissions fix: {fix:?}");
+            }
+        }
+    }
 }
