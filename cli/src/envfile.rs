@@ -88,8 +88,8 @@ pub fn read(p: &Path) -> Result<Vec<(String, String)>> {
     Ok(pairs)
 }
 
-/// Loads the environment file into this process. A variable the process already has (not empty)
-/// wins, except PATH: the file's folders are added after the process's own, so a scheduled run
+/// Loads the environment file into this process. A variable the process already has (even empty:
+/// that is how `setup` keeps one from its checks) wins, except PATH: the file's folders are added after the process's own, so a scheduled run
 /// (whose PATH is /usr/bin:/bin) still finds hooks and `openclaw`. Returns whether anything was
 /// set. Must run before any thread starts (it calls `std::env::set_var`).
 pub fn load_into_process(p: &Path) -> Result<bool> {
@@ -108,7 +108,7 @@ pub fn load_into_process(p: &Path) -> Result<bool> {
                 std::env::set_var("PATH", std::env::join_paths(dirs).context("PATH in the environment file")?);
                 changed = true;
             }
-        } else if std::env::var_os(&k).is_none_or(|c| c.is_empty()) && !v.is_empty() {
+        } else if std::env::var_os(&k).is_none() && !v.is_empty() {
             std::env::set_var(&k, &v);
             changed = true;
         }

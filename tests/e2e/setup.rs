@@ -607,3 +607,34 @@ fn test_suggests_the_fix_for_what_actually_failed() {
     let fix = s["fix"].as_str().unwrap();
     assert!(fix.contains("endpoint") && !fix.contains("rights") && !fix.contains("access key"), "{s}");
 }
+
+/// CLAWBACK_PASSWORD in the environment file (as `schedule install` writes it) is what every
+/// command opens repositories with, so a new repository made by setup uses it rather than a
+/// generated password that would never be the one in use.
+#[test]
+fn setup_uses_clawback_password_from_the_environment_file_for_a_new_repository() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.home.join(".openclaw")).unwrap();
+    let envf = sb.path("xdg/config/clawback/env");
+    write(&envf, format!("CLAWBACK_PASSWORD={PASSWORD}\n").as_bytes());
+    chmod(&envf, 0o600);
+    let repo = sb.path("new-repo");
+    let r = sb
+        .bare()
+        .args(["setup", "--yes", "--generate-password", "--storage", "local", "--path"])
+        .arg(&repo)
+        .run()
+        .code(2);
+    assert!(r.one_error_line().contains("CLAWBACK_PASSWORD is set"), "{}", r.stderr);
+    assert!(!repo.exists() && !sb.path("xdg/config/clawback/password").exists());
+    sb.bare()
+        .args(["setup", "--yes", "--storage", "local", "--install-schedule", "none", "--path"])
+        .arg(&repo)
+        .run()
+        .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(sb.home.join(".openclaw/clawback.json")).unwrap()).unwrap();
+    assert_eq!(v["encryption"]["passphrase"], "${CLAWBACK_PASSWORD}");
+    // The repository opens with that password, given directly.
+    sb.bare().env("CLAWBACK_PASSWORD", PASSWORD).arg("--repo").arg(&repo).args(["snapshots"]).run().ok();
+}

@@ -669,6 +669,19 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         enc
     } else if let Some(v) = &a.password_env {
         json!({ "passphrase": format!("${{{}}}", valid_var(v)?) })
+    } else if std::env::var("CLAWBACK_PASSWORD").is_ok_and(|p| !p.is_empty()) {
+        // Every command takes CLAWBACK_PASSWORD before the config's password: a new password
+        // beside it would not be the one the repository is made or opened with.
+        if a.generate_password || g.password_file.is_some() {
+            return Err(usage(format!(
+                "CLAWBACK_PASSWORD is set (in this shell or {}) and every command takes it before the config's \
+                 password: use it (--password-env CLAWBACK_PASSWORD, or leave out --generate-password and \
+                 --password-file), or unset it and remove it from that file first",
+                crate::envfile::display(&crate::envfile::path_for(g.config.as_deref()))
+            )));
+        }
+        say("the new repository's password is CLAWBACK_PASSWORD (set here or in the environment file)".into());
+        json!({ "passphrase": "${CLAWBACK_PASSWORD}" })
     } else if a.generate_password || (g.password_file.is_none() && !asker.tty) {
         let f = absolute(&g.password_file.clone().unwrap_or_else(default_password_file))?;
         to_write = Some((f.clone(), random_password()?.into_bytes()));
@@ -972,7 +985,8 @@ fn sub(g: &GlobalArgs, config: &Path, a: &Args, args: &[&str], capture: bool) ->
     if a.password_env.as_deref() != Some("CLAWBACK_PASSWORD")
         && !std::fs::read_to_string(config).is_ok_and(|t| t.contains("${CLAWBACK_PASSWORD}"))
     {
-        c.env_remove("CLAWBACK_PASSWORD");
+        // Set empty, not removed: the child would take it from the environment file again.
+        c.env("CLAWBACK_PASSWORD", "");
     }
     if capture {
         let out = c
