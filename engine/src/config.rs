@@ -793,6 +793,17 @@ mod tests {
     }
 
     #[test]
+    fn env_file_is_a_path_resolved_like_the_others() {
+        let f = fx();
+        f.write(".openclaw/clawback.json", r#"{ envFile: "secrets/clawback.env" }"#);
+        assert_eq!(f.load().config.env_file, Some(f.state.join("secrets/clawback.env")));
+        f.write(".openclaw/clawback.json", r#"{ envFile: "~/cb.env" }"#);
+        let l = f.load();
+        assert_eq!(l.config.env_file, Some(f.home.join("cb.env")));
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    }
+
+    #[test]
     fn named_files_must_exist() {
         let f = fx();
         let e = load(&f.env(), Some(Path::new("/nonexistent/cb.json"))).unwrap_err();
