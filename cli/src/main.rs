@@ -3,6 +3,7 @@
 
 mod commands;
 mod context;
+mod envfile;
 mod hooks;
 mod priority;
 mod runs;
@@ -144,9 +145,8 @@ fn keep_large_buffers_out_of_the_heap() {
     }
 }
 
-fn main() {
-    keep_large_buffers_out_of_the_heap();
-    let cli = match Cli::try_parse() {
+fn parse_or_exit() -> Cli {
+    match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = match e.kind() {
@@ -156,7 +156,19 @@ fn main() {
             let _ = e.print();
             std::process::exit(code);
         }
-    };
+    }
+}
+
+fn main() {
+    keep_large_buffers_out_of_the_heap();
+    let mut cli = parse_or_exit();
+    // The environment file, before the config is read and before any thread starts; parsed again
+    // when it set something, so flags that read the environment (CLAWBACK_REPO) see it.
+    match envfile::load_into_process(&envfile::path_for(cli.global.config.as_deref())) {
+        Ok(true) => cli = parse_or_exit(),
+        Ok(false) => {}
+        Err(e) => std::process::exit(ui::report_error(&e)),
+    }
     let code = match commands::run(&cli) {
         Ok(code) => code,
         Err(e) => ui::report_error(&e),

@@ -54,6 +54,10 @@ pub struct BackupConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify_on_failure: Option<bool>,
     pub hooks: HooksConfig,
+    /// The environment file clawback loads at start (default `$XDG_CONFIG_HOME/clawback/env`);
+    /// `~` expanded, relative to the config's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -461,7 +465,7 @@ fn drop_null_items(v: &mut Value) {
 }
 
 /// `~` expansion (OpenClaw's home) and resolution of relative paths against the file's folder,
-/// for `include.extraPaths`, `storage.path` and `encryption.keyFile`.
+/// for `include.extraPaths`, `storage.path`, `encryption.keyFile` and `envFile`.
 fn resolve_paths(v: &mut Value, file: &Path, env: &Env) {
     let base = file.parent().unwrap_or(Path::new("/"));
     let fix = |s: &mut Value| {
@@ -475,7 +479,7 @@ fn resolve_paths(v: &mut Value, file: &Path, env: &Env) {
     if let Some(Value::Array(items)) = v.pointer_mut("/include/extraPaths") {
         items.iter_mut().for_each(fix);
     }
-    for ptr in ["/storage/path", "/encryption/keyFile"] {
+    for ptr in ["/storage/path", "/encryption/keyFile", "/envFile"] {
         if let Some(s) = v.pointer_mut(ptr) {
             fix(s);
         }
@@ -786,6 +790,17 @@ mod tests {
         assert_eq!(l.config.schedule.as_deref(), Some("7h"));
         assert_eq!(l.file, Some(flag));
         let _ = named;
+    }
+
+    #[test]
+    fn env_file_is_a_path_resolved_like_the_others() {
+        let f = fx();
+        f.write(".openclaw/clawback.json", r#"{ envFile: "secrets/clawback.env" }"#);
+        assert_eq!(f.load().config.env_file, Some(f.state.join("secrets/clawback.env")));
+        f.write(".openclaw/clawback.json", r#"{ envFile: "~/cb.env" }"#);
+        let l = f.load();
+        assert_eq!(l.config.env_file, Some(f.home.join("cb.env")));
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     }
 
     #[test]

@@ -236,6 +236,8 @@ fn fake_crontab(sb: &Sandbox) -> (PathBuf, PathBuf) {
 #[test]
 fn schedule_install_cron_writes_one_tagged_block_and_remove_deletes_it() {
     let sb = Sandbox::with_repo();
+    // `schedule install` checks the job would find the OpenClaw state dir.
+    fs::create_dir_all(state_dir(&sb)).unwrap();
     let (script, store) = fake_crontab(&sb);
     fs::write(&store, "MAILTO=me\n15 4 * * * /usr/bin/true\n").unwrap();
     let pwfile = sb.path("pw");
@@ -294,6 +296,8 @@ fn unit_dir(sb: &Sandbox) -> PathBuf {
 #[test]
 fn schedule_install_systemd_writes_units_and_enables_the_timer() {
     let sb = Sandbox::with_repo();
+    // `schedule install` checks the job would find the OpenClaw state dir.
+    fs::create_dir_all(state_dir(&sb)).unwrap();
     let log = sb.path("systemctl.log");
     let fake = sb.path("fake-systemctl");
     fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display())).unwrap();
@@ -340,6 +344,8 @@ fn schedule_install_systemd_writes_units_and_enables_the_timer() {
 #[test]
 fn schedule_install_openclaw_prints_the_command_without_openclaw() {
     let sb = Sandbox::with_repo();
+    // `schedule install` checks the job would find the OpenClaw state dir.
+    fs::create_dir_all(state_dir(&sb)).unwrap();
     let r =
         sb.cb().env("PATH", "/usr/bin:/bin").args(["schedule", "install", "--openclaw", "--every", "2h"]).run().ok();
     assert!(r.stdout.contains("openclaw cron add --name clawback-backup --every 2h --command"), "{}", r.stdout);

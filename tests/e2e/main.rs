@@ -37,6 +37,7 @@ mod roundtrip;
 mod s3;
 mod s3_errors;
 mod s3_fleet;
+mod scheduled_env;
 mod secrets;
 mod setup;
 mod status;

@@ -92,6 +92,7 @@ fn test_reports_each_broken_piece() {
 #[test]
 fn setup_by_flags_writes_references_not_secrets() {
     let sb = Sandbox::new();
+    fs::create_dir_all(sb.home.join(".openclaw")).unwrap();
     let cfg = sb.path("cfg/clawback.json");
     let pwfile = sb.path("secret/password");
     let repo = sb.path("repo-setup");
@@ -154,9 +155,15 @@ fn setup_by_flags_writes_references_not_secrets() {
 /// Runs `clawback ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt when it
 /// appears. Returns everything the terminal showed and the exit code.
 fn on_pty(sb: &Sandbox, args: &str, answers: &[(&str, &str)]) -> (String, i32) {
+    on_pty_env(sb, args, &[], answers)
+}
+
+/// Like `on_pty`, with more environment variables.
+fn on_pty_env(sb: &Sandbox, args: &str, env: &[(&str, &str)], answers: &[(&str, &str)]) -> (String, i32) {
     let cmdline = format!("{} {}", bin().display(), args);
     let mut c = Command::new("script");
     sb.clean_env(&mut c);
+    c.envs(env.iter().copied());
     c.args(["-qfec", &cmdline, "/dev/null"])
         .env("OPENCLAW_STATE_DIR", sb.root.join("state"))
         .env("TERM", "dumb")
@@ -228,6 +235,7 @@ fn setup_wizard_on_a_terminal_ends_with_a_working_repository() {
             ("Passphrase (empty: generate a random one): ", "typed wizard passphrase"),
             ("Passphrase again: ", "typed wizard passphrase"),
             ("Install the schedule now?", "none"),
+            ("Run a first backup now", "n"),
         ],
     );
     assert_eq!(code, 0, "the wizard failed:\n{text}");
@@ -300,4 +308,333 @@ fn skill_parses_as_openclaw_frontmatter_and_installs() {
     assert_eq!(fs::read_to_string(&installed).unwrap(), "my own notes");
     cb().args(["skill", "install", "--force"]).run().ok();
     assert_eq!(fs::read_to_string(&installed).unwrap(), repo_file);
+}
+
+// ---- re-running setup never locks anyone out ----
+
+/// Every snapshot in `ids` still opens with what is on disk now (the config alone, as a scheduled
+/// run sees it): listed by `snapshots` and restored, file for file.
+#[track_caller]
+fn all_still_open(cb: &dyn Fn() -> Cmd, ids: &[String], src: &Path, scratch: &Path) {
+    let listed = cb().args(["snapshots", "--json"]).run().ok().json();
+    let have: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    for id in ids {
+        assert!(have.contains(&id.as_str()), "snapshot {id} is gone: {have:?}");
+        let target = scratch.join(format!("restore-{}", &id[..8]));
+        cb().args(["restore", id, "--target"]).arg(&target).run().ok();
+        assert!(restored(&target, src).join("MEMORY.md").is_file(), "restore of {id} is empty");
+    }
+}
+
+fn backup_id(cb: Cmd, src: &Path) -> String {
+    cb.args(["backup", "--json"]).arg(src).run().ok().json()["snapshot_id"].as_str().unwrap().to_string()
+}
+
+/// The case and every other way to re-run setup by flags, on a local repository: the
+/// password file that opens it is never replaced, a generated password is refused with the fix,
+/// and every earlier snapshot still opens after each re-run.
+#[test]
+fn setup_run_again_by_flags_keeps_the_repository_open() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.home.join(".openclaw")).unwrap();
+    let repo = sb.path("repo-local");
+    let src = sb.path("src");
+    write(&src.join("MEMORY.md"), b"do not lose me");
+    let pwfile = sb.path("xdg/config/clawback/password");
+    let cb = || sb.bare();
+    cb().args(["setup", "--yes", "--storage", "local", "--path"])
+        .arg(&repo)
+        .args(["--schedule", "1d", "--install-schedule", "none"])
+        .run()
+        .ok();
+    let original = fs::read(&pwfile).unwrap();
+    let mut ids = vec![backup_id(cb(), &src)];
+
+    // The command: it used to write a new generated password over the file.
+    let r = cb()
+        .args(["setup", "--yes", "--force", "--storage", "local", "--path"])
+        .arg(&repo)
+        .args(["--schedule", "1d", "--install-schedule", "none"])
+        .run()
+        .ok();
+    assert!(r.stdout.contains("exists") && r.stdout.contains("opens it"), "{}", r.stdout);
+    assert_eq!(fs::read(&pwfile).unwrap(), original, "the password file was replaced");
+    all_still_open(&cb, &ids, &src, &sb.path("r1"));
+    ids.push(backup_id(cb(), &src));
+
+    // --generate-password on an existing repository: refused, with `key add` as the way.
+    let r = cb()
+        .args(["setup", "--yes", "--force", "--generate-password", "--storage", "local", "--path"])
+        .arg(&repo)
+        .run()
+        .code(2);
+    assert!(r.one_error_line().contains("key add"), "{}", r.stderr);
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+
+    // A password file that does not open it, given by flag, next to the one that does: the one
+    // that opens it is used, and neither file is touched.
+    let wrong = sb.path("wrong-password");
+    fs::write(&wrong, "not it").unwrap();
+    cb().arg("--password-file")
+        .arg(&wrong)
+        .args(["setup", "--yes", "--force", "--storage", "local", "--path"])
+        .arg(&repo)
+        .args(["--install-schedule", "none"])
+        .run()
+        .ok();
+    assert_eq!(fs::read(&wrong).unwrap(), b"not it");
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+    all_still_open(&cb, &ids, &src, &sb.path("r2"));
+
+    // Nothing that opens it at all (another user's config folder, no terminal): exit 11, the
+    // fix in one line, nothing written.
+    let other_cfg = sb.path("other/clawback.json");
+    let r = cb()
+        .env("XDG_CONFIG_HOME", sb.path("other-xdg"))
+        .arg("--config")
+        .arg(&other_cfg)
+        .args(["setup", "--yes", "--storage", "local", "--path"])
+        .arg(&repo)
+        .run()
+        .code(11);
+    let line = r.one_error_line();
+    assert!(line.contains("--password-file") && line.contains("key add"), "{line}");
+    assert!(!other_cfg.exists() && !sb.path("other-xdg/clawback/password").exists());
+
+    // The right password by --password-env: used as ${VAR}, nothing written to a file.
+    let cfg3 = sb.path("third/clawback.json");
+    cb().env("XDG_CONFIG_HOME", sb.path("other-xdg"))
+        .env("REPO_PW", String::from_utf8(original.clone()).unwrap())
+        .arg("--config")
+        .arg(&cfg3)
+        .args(["setup", "--yes", "--storage", "local", "--password-env", "REPO_PW", "--path"])
+        .arg(&repo)
+        .args(["--install-schedule", "none"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&cfg3).unwrap()).unwrap();
+    assert_eq!(v["encryption"]["passphrase"], "${REPO_PW}");
+    all_still_open(&cb, &ids, &src, &sb.path("r3"));
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+
+    // With --yes a first backup runs only when asked for (--backup-now): of the OpenClaw state.
+    write(&sb.home.join(".openclaw/workspace/MEMORY.md"), b"the agent's memory");
+    let before = cb().args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len();
+    cb().args(["setup", "--yes", "--force", "--storage", "local", "--backup-now", "--path"])
+        .arg(&repo)
+        .args(["--install-schedule", "none"])
+        .run()
+        .ok();
+    let after = cb().args(["snapshots", "--json"]).run().ok().json();
+    assert_eq!(after.as_array().unwrap().len(), before + 1, "--backup-now ran no backup");
+    all_still_open(&cb, &ids, &src, &sb.path("r4"));
+}
+
+/// Pressing Enter through the wizard on an existing repository (the embedded default location),
+/// with --force: it finds the password that opens it, asks nothing about passwords, and every
+/// snapshot still opens; a wrong typed password is asked again, never saved.
+#[test]
+fn setup_wizard_enter_through_on_an_existing_repository_keeps_it_open() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("note: util-linux `script` not found; skipping the pseudo-terminal wizard test");
+        return;
+    }
+    let sb = Sandbox::new();
+    let state = sb.root.join("state");
+    write(&state.join("workspace/MEMORY.md"), b"the workspace");
+    let src = sb.path("src");
+    write(&src.join("MEMORY.md"), b"do not lose me");
+    let pwfile = sb.path("xdg/config/clawback/password");
+    let cb = || sb.bare().env("OPENCLAW_STATE_DIR", &state);
+    cb().args(["setup", "--yes", "--storage", "local", "--schedule", "2h", "--install-schedule", "none"]).run().ok();
+    let original = fs::read(&pwfile).unwrap();
+    let ids = vec![backup_id(cb(), &src)];
+
+    let (text, code) = on_pty(
+        &sb,
+        "setup --force",
+        &[
+            ("Where should backups go?", ""),
+            ("Repository folder", ""),
+            ("How often to back up", ""),
+            ("Snapshots to keep", ""),
+            ("Install the schedule now?", ""),
+            ("Run a first backup now", "n"),
+        ],
+    );
+    assert_eq!(code, 0, "the wizard failed:\n{text}");
+    assert!(text.contains("opens it"), "{text}");
+    assert!(!text.contains("Passphrase"), "asked for a new passphrase:\n{text}");
+    assert!(text.contains("schedule:"), "the final check shows the schedule:\n{text}");
+    assert_eq!(fs::read(&pwfile).unwrap(), original, "the password file was replaced");
+    all_still_open(&cb, &ids, &src, &sb.path("r1"));
+
+    // No password it can find: asked for, a wrong one asked again, the right one kept in a new
+    // file (the existing one is never written over).
+    let moved = sb.path("kept-elsewhere");
+    fs::rename(&pwfile, &moved).unwrap();
+    let (text, code) = on_pty(
+        &sb,
+        "setup --force",
+        &[
+            ("Where should backups go?", "9"),
+            ("choose", "local"),
+            ("Repository folder", ""),
+            ("Password of the existing repository: ", "wrong password"),
+            ("Password of the existing repository: ", std::str::from_utf8(&original).unwrap()),
+            ("Keep it in which file", ""),
+            ("How often to back up", "every tuesday"),
+            ("try again", "4h"),
+            ("Snapshots to keep", ""),
+            ("Install the schedule now?", ""),
+            ("Run a first backup now", "n"),
+        ],
+    );
+    assert_eq!(code, 0, "the wizard failed:\n{text}");
+    assert!(text.contains("please answer 1 to 5"), "an invalid choice is asked again:\n{text}");
+    assert!(text.contains("does not open"), "a wrong password is said to be wrong:\n{text}");
+    assert!(!text.contains("wrong password"), "the typed password was echoed:\n{text}");
+    assert_eq!(fs::read(&pwfile).unwrap(), original, "the typed password was kept");
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(state.join("clawback.json")).unwrap()).unwrap();
+    assert_eq!(v["schedule"], "4h");
+    all_still_open(&cb, &ids, &src, &sb.path("r2"));
+}
+
+/// The same on S3 (SeaweedFS): the bucket is created when asked, setup run again with --force
+/// keeps the password, --generate-password is refused, and the snapshots open.
+#[test]
+fn setup_run_again_on_s3_keeps_the_repository_open() {
+    let weed = crate::seaweed::Seaweed::start();
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.home.join(".openclaw")).unwrap();
+    let src = sb.path("src");
+    write(&src.join("MEMORY.md"), b"do not lose me");
+    let pwfile = sb.path("xdg/config/clawback/password");
+    let cb = || {
+        sb.bare()
+            .env("SEAWEED_KEY_ID", crate::seaweed::ACCESS_KEY)
+            .env("SEAWEED_KEY", crate::seaweed::SECRET_KEY)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    };
+    let s3 = |c: Cmd| {
+        c.args(["--storage", "minio", "--endpoint", &weed.endpoint, "--bucket", "setup-again", "--prefix", "p"])
+            .args(["--access-key-env", "SEAWEED_KEY_ID", "--secret-key-env", "SEAWEED_KEY"])
+            .args(["--install-schedule", "none", "--schedule", "1d"])
+    };
+    // A missing bucket without --create-bucket: stopped, nothing written.
+    let r = s3(cb().args(["setup", "--yes"])).run().code(10);
+    assert!(r.one_error_line().contains("--create-bucket"), "{}", r.stderr);
+    assert!(!sb.home.join(".openclaw/clawback.json").exists());
+    s3(cb().args(["setup", "--yes", "--create-bucket"])).run().ok();
+    let original = fs::read(&pwfile).unwrap();
+    let ids = vec![backup_id(cb(), &src)];
+    s3(cb().args(["setup", "--yes", "--force"])).run().ok();
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+    let r = s3(cb().args(["setup", "--yes", "--force", "--generate-password"])).run().code(2);
+    assert!(r.one_error_line().contains("key add"));
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+    all_still_open(&cb, &ids, &src, &sb.path("r1"));
+
+    // The wizard on a terminal, Enter wherever there is a default, for the same bucket.
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    fs::create_dir_all(sb.root.join("state")).unwrap();
+    let (text, code) = on_pty_env(
+        &sb,
+        "setup",
+        &[
+            ("SEAWEED_KEY_ID", crate::seaweed::ACCESS_KEY),
+            ("SEAWEED_KEY", crate::seaweed::SECRET_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &[
+            ("Where should backups go?", "minio"),
+            ("Region", ""),
+            ("Endpoint", "not a url"),
+            ("try again", &weed.endpoint),
+            ("Bucket", "setup-again"),
+            ("Folder inside the bucket", "p"),
+            ("holding the access key id", "SEAWEED_KEY_ID"),
+            ("holding the secret access key", "SEAWEED_KEY"),
+            ("How often to back up", ""),
+            ("Snapshots to keep", ""),
+            ("Install the schedule now?", ""),
+            ("Run a first backup now", "n"),
+        ],
+    );
+    assert_eq!(code, 0, "the wizard failed:\n{text}");
+    assert!(text.contains("opens it") && !text.contains("Passphrase"), "{text}");
+    assert_eq!(fs::read(&pwfile).unwrap(), original);
+    all_still_open(&cb, &ids, &src, &sb.path("r2"));
+    // The config the wizard wrote opens them too.
+    let wizard = || cb().env("OPENCLAW_STATE_DIR", sb.root.join("state"));
+    all_still_open(&wizard, &ids, &src, &sb.path("r3"));
+}
+
+/// `test` gives the fix for what failed: a wrong secret and a server that is down are not
+/// permission problems, and a wrong password is a password problem.
+#[test]
+fn test_suggests_the_fix_for_what_actually_failed() {
+    let mut weed = crate::seaweed::Seaweed::start();
+    let sb = Sandbox::new();
+    let url = weed.url("fixes/repo");
+    crate::seaweed::s3cb(&sb, &url)
+        .args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    let storage = |c: Cmd| {
+        let r = c.args(["test", "--json"]).run().code(1);
+        let v = r.json();
+        v.as_array().unwrap().iter().find(|c| c["name"] == "storage").unwrap().clone()
+    };
+    let key = |c: Cmd| {
+        let r = c.args(["test", "--json"]).run().code(1);
+        let v = r.json();
+        v.as_array().unwrap().iter().find(|c| c["name"] == "key").unwrap().clone()
+    };
+    // A wrong secret.
+    let s = storage(crate::seaweed::s3cb(&sb, &url).env("AWS_SECRET_ACCESS_KEY", "not-the-secret-0000000000"));
+    assert_eq!(s["ok"], false, "{s}");
+    let fix = s["fix"].as_str().unwrap();
+    assert!(fix.contains("access key id or secret") && !fix.contains("rights"), "{s}");
+    // A wrong password.
+    let k = key(crate::seaweed::s3cb(&sb, &url).env("CLAWBACK_PASSWORD", "not the password"));
+    assert!(k["fix"].as_str().unwrap().contains("password") && !k["fix"].as_str().unwrap().contains("rights"), "{k}");
+    // The server is down.
+    weed.kill();
+    let s = storage(crate::seaweed::s3cb(&sb, &url));
+    let fix = s["fix"].as_str().unwrap();
+    assert!(fix.contains("endpoint") && !fix.contains("rights") && !fix.contains("access key"), "{s}");
+}
+
+/// CLAWBACK_PASSWORD in the environment file (as `schedule install` writes it) is what every
+/// command opens repositories with, so a new repository made by setup uses it rather than a
+/// generated password that would never be the one in use.
+#[test]
+fn setup_uses_clawback_password_from_the_environment_file_for_a_new_repository() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.home.join(".openclaw")).unwrap();
+    let envf = sb.path("xdg/config/clawback/env");
+    write(&envf, format!("CLAWBACK_PASSWORD={PASSWORD}\n").as_bytes());
+    chmod(&envf, 0o600);
+    let repo = sb.path("new-repo");
+    let r = sb
+        .bare()
+        .args(["setup", "--yes", "--generate-password", "--storage", "local", "--path"])
+        .arg(&repo)
+        .run()
+        .code(2);
+    assert!(r.one_error_line().contains("CLAWBACK_PASSWORD is set"), "{}", r.stderr);
+    assert!(!repo.exists() && !sb.path("xdg/config/clawback/password").exists());
+    sb.bare()
+        .args(["setup", "--yes", "--storage", "local", "--install-schedule", "none", "--path"])
+        .arg(&repo)
+        .run()
+        .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(sb.home.join(".openclaw/clawback.json")).unwrap()).unwrap();
+    assert_eq!(v["encryption"]["passphrase"], "${CLAWBACK_PASSWORD}");
+    // The repository opens with that password, given directly.
+    sb.bare().env("CLAWBACK_PASSWORD", PASSWORD).arg("--repo").arg(&repo).args(["snapshots"]).run().ok();
 }

@@ -2,7 +2,10 @@
 //! schedule with a systemd user timer, a crontab block, or OpenClaw's own scheduler. Each job runs
 //! `clawback daemon --once --low-priority` (backup, retention, prune when due; one at a time) with
 //! the absolute path of this program and the flags and OpenClaw variables of this shell, and
-//! each install prints what it wrote and how to check it.
+//! each install prints what it wrote and how to check it. Before installing, the variables the job
+//! needs from this shell go into clawback's environment file, and the job's command is run under
+//! the scheduler's empty environment (`test --scheduled-probe`): a job that would fail is not
+//! installed, and the one-line error says what it lacks.
 
 use crate::ui::usage;
 use crate::GlobalArgs;
@@ -90,7 +93,8 @@ fn schedule_from(g: &GlobalArgs, every: &Option<String>, expr: &Option<String>) 
     if let Some(x) = expr {
         return Schedule::parse(x).map_err(|e| usage(e.to_string()));
     }
-    let s = crate::context::Settings::load(g)?;
+    // Quietly: what the job would lack is said by the check that follows, in one line.
+    let s = crate::context::Settings::load(&GlobalArgs { quiet: true, ..g.clone() })?;
     s.config.schedule().ok_or_else(|| {
         usage("no schedule: set `schedule` in the config (\"2h\", \"1d\" or a cron expression), or pass --every 2h")
     })
@@ -146,17 +150,33 @@ fn carried_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn warn_env_password(g: &GlobalArgs) {
-    if std::env::var("CLAWBACK_PASSWORD").is_ok_and(|p| !p.is_empty())
+/// Whether this shell's runs take the password from CLAWBACK_PASSWORD (it beats the config).
+fn password_from_env(g: &GlobalArgs) -> bool {
+    std::env::var("CLAWBACK_PASSWORD").is_ok_and(|p| !p.is_empty())
         && g.password_file.is_none()
         && g.password_command.is_none()
-    {
+}
+
+/// Writes what the job needs from this shell into the environment file: the variables the
+/// config refers to, CLAWBACK_PASSWORD when it is the password source, an S3 repository's AWS_*
+/// settings, PATH. Never a value on the terminal.
+pub fn write_job_env(g: &GlobalArgs) -> Result<()> {
+    let env = clawback_engine::openclaw::Env::from_process();
+    let explicit = g.config.clone().or_else(|| env.get("CLAWBACK_CONFIG").map(PathBuf::from));
+    let loaded = clawback_engine::config::load(&env, explicit.as_deref()).ok();
+    let text = loaded.as_ref().and_then(|l| l.file.as_ref()).and_then(|f| std::fs::read_to_string(f).ok());
+    let settings =
+        crate::context::Settings { env, config: loaded.as_ref().map(|l| l.config.clone()).unwrap_or_default() };
+    let s3 = crate::context::resolve(g, &settings).is_ok_and(|r| matches!(r.location, crate::context::Location::S3(_)));
+    let pw_env = password_from_env(g);
+    if pw_env && !g.quiet {
         eprintln!(
-            "clawback: warning: CLAWBACK_PASSWORD is set in this shell but the scheduled job will not see it (it is \
-             never written into a job); give --password-file or --password-command, or set encryption.keyFile or \
-             encryption.passwordCommand in the config"
+            "clawback: note: CLAWBACK_PASSWORD is set in this shell and is the password; the scheduled job reads it \
+             from the environment file (0600), never from the job's own definition"
         );
     }
+    let path = crate::envfile::path_for(g.config.as_deref());
+    crate::envfile::write_needed(&path, &crate::envfile::needed(text.as_deref(), pw_env, s3), g.quiet)
 }
 
 /// POSIX shell quoting.
@@ -195,7 +215,21 @@ fn install(g: &GlobalArgs, a: &InstallArgs) -> Result<i32> {
     }
     let schedule = schedule_from(g, &a.every, &a.schedule)?;
     let argv = job_argv(g)?;
-    warn_env_password(g);
+    write_job_env(g)?;
+    let kind = if w.systemd {
+        JobKind::Systemd
+    } else if w.cron {
+        JobKind::Cron
+    } else {
+        JobKind::Openclaw
+    };
+    let job = Job { kind, argv: argv.clone(), env: job_env(kind) };
+    let probe = job
+        .probe()
+        .map_err(|e| clawback_engine::Error::Other(format!("not installed: the scheduled job would fail: {e}")))?;
+    if !g.quiet && !g.json {
+        say(format!("checked the job as {} would run it (an empty environment but its own): {probe}", kind.name()));
+    }
     let report = if w.systemd {
         install_systemd(&schedule, &argv, &a.memory_max)?
     } else if w.cron {
@@ -211,6 +245,293 @@ fn install(g: &GlobalArgs, a: &InstallArgs) -> Result<i32> {
 
 fn say(msg: impl AsRef<str>) {
     println!("{}", msg.as_ref());
+}
+
+// ---------- the job as its scheduler runs it ----------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    Systemd,
+    Cron,
+    Openclaw,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Systemd => "systemd",
+            JobKind::Cron => "cron",
+            JobKind::Openclaw => "OpenClaw",
+        }
+    }
+}
+
+/// A scheduled job: the command it runs and the variables its definition sets.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub kind: JobKind,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(String, String)>,
+}
+
+/// The variables `schedule install` writes into a job of `kind`.
+pub fn job_env(kind: JobKind) -> Vec<(String, String)> {
+    let trigger = match kind {
+        JobKind::Systemd => "systemd",
+        JobKind::Cron => "cron",
+        JobKind::Openclaw => "openclaw",
+    };
+    let mut v = vec![("CLAWBACK_TRIGGER".to_string(), trigger.to_string())];
+    v.extend(carried_env());
+    v
+}
+
+/// How long the probe may take (an S3 endpoint that does not answer is retried for a while).
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+impl Job {
+    /// The environment the scheduler gives the job: systemd (and OpenClaw's gateway, usually a
+    /// systemd user service) sets HOME, USER, LOGNAME and PATH=/usr/local/bin:/usr/bin:/bin; cron
+    /// sets HOME, LOGNAME, SHELL=/bin/sh and PATH=/usr/bin:/bin; then the job's own variables.
+    pub fn scheduled_env(&self) -> Vec<(String, String)> {
+        let home = clawback_engine::repo::home_dir().to_string_lossy().into_owned();
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+        let mut v = vec![("HOME".to_string(), home)];
+        match self.kind {
+            JobKind::Cron => {
+                v.push(("LOGNAME".into(), user));
+                v.push(("SHELL".into(), "/bin/sh".into()));
+                v.push(("PATH".into(), "/usr/bin:/bin".into()));
+            }
+            JobKind::Systemd | JobKind::Openclaw => {
+                v.push(("USER".into(), user.clone()));
+                v.push(("LOGNAME".into(), user));
+                v.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+            }
+        }
+        for (k, val) in &self.env {
+            v.retain(|(old, _)| old != k);
+            v.push((k.clone(), val.clone()));
+        }
+        v
+    }
+
+    /// Runs the job's command line with `test --scheduled-probe` in place of its `daemon ...`
+    /// under the scheduled environment, from the home folder: what the run would find (config,
+    /// variables, password, repository, hooks) without backing anything up. Ok: what was checked;
+    /// Err: the probe's one-line error.
+    pub fn probe(&self) -> std::result::Result<String, String> {
+        let Some(cut) = self.argv.iter().rposition(|a| a == "daemon") else {
+            return Err("the job does not run `clawback daemon`".into());
+        };
+        let home = clawback_engine::repo::home_dir();
+        let mut c = Command::new(&self.argv[0]);
+        c.args(&self.argv[1..cut]).args(["test", "--scheduled-probe"]).env_clear();
+        for (k, v) in self.scheduled_env() {
+            c.env(k, v);
+        }
+        c.current_dir(if home.is_dir() { home } else { PathBuf::from("/") });
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|e| format!("cannot run {}: {e}", self.argv[0].to_string_lossy()))?;
+        let start = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if start.elapsed() > PROBE_LIMIT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("the check did not finish within {}s", PROBE_LIMIT.as_secs()));
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let mut out = String::new();
+        let mut err = String::new();
+        use std::io::Read;
+        let _ = child.stdout.take().map(|mut o| o.read_to_string(&mut out));
+        let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+        let last = |t: &str| t.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        if status.success() {
+            Ok(last(&out))
+        } else {
+            let l = last(&err);
+            let l = l.strip_prefix("clawback: ").unwrap_or(&l).to_string();
+            Err(if l.is_empty() { format!("the check exited {status}") } else { l })
+        }
+    }
+}
+
+/// Splits a command line as sh does for the words clawback writes (plain, '...', "...", \x).
+pub fn sh_words(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\'' => {
+                has = true;
+                loop {
+                    match it.next()? {
+                        '\'' => break,
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '"' => {
+                has = true;
+                loop {
+                    match it.next()? {
+                        '"' => break,
+                        '\\' => match it.next()? {
+                            x @ ('"' | '\\' | '$' | '`') => cur.push(x),
+                            x => {
+                                cur.push('\\');
+                                cur.push(x);
+                            }
+                        },
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '\\' => {
+                has = true;
+                cur.push(it.next()?);
+            }
+            c if c.is_whitespace() => {
+                if has {
+                    out.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            c => {
+                has = true;
+                cur.push(c);
+            }
+        }
+    }
+    if has {
+        out.push(cur);
+    }
+    Some(out)
+}
+
+/// Splits a systemd command line or Environment= value into words (undoing [`systemd_quote`]).
+fn systemd_words(s: &str) -> Option<Vec<String>> {
+    let words = sh_words(s)?;
+    Some(words.into_iter().map(|w| w.replace("%%", "%").replace("$$", "$")).collect())
+}
+
+/// `K=V` words at the front of a command line, and the rest.
+fn split_assignments(words: Vec<String>) -> (Vec<(String, String)>, Vec<OsString>) {
+    let mut env = Vec::new();
+    let mut rest = words.into_iter().peekable();
+    while let Some(w) = rest.peek() {
+        match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                env.push((k.to_string(), v.to_string()));
+                rest.next();
+            }
+            _ => break,
+        }
+    }
+    (env, rest.map(OsString::from).collect())
+}
+
+/// The job in an installed systemd service file.
+fn job_from_unit(text: &str) -> Option<Job> {
+    let mut argv = None;
+    let mut env = Vec::new();
+    for l in text.lines() {
+        if let Some(x) = l.strip_prefix("ExecStart=") {
+            argv = Some(systemd_words(x)?.into_iter().map(OsString::from).collect());
+        } else if let Some(x) = l.strip_prefix("Environment=") {
+            for w in systemd_words(x)? {
+                if let Some((k, v)) = w.split_once('=') {
+                    env.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
+    }
+    Some(Job { kind: JobKind::Systemd, argv: argv?, env })
+}
+
+/// The job in clawback's crontab line: five fields, `K=V` words, the command, the redirection.
+fn job_from_cron_line(line: &str) -> Option<Job> {
+    let rest = line.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+    let cmd = rest.split(" >> ").next()?;
+    let (env, argv) = split_assignments(sh_words(cmd)?);
+    Some(Job { kind: JobKind::Cron, argv, env })
+}
+
+/// The job in OpenClaw's command (`env K=V ... clawback ...`).
+fn job_from_openclaw_command(cmd: &str) -> Option<Job> {
+    let mut words = sh_words(cmd)?;
+    if words.first().is_some_and(|w| w == "env") {
+        words.remove(0);
+    }
+    let (env, argv) = split_assignments(words);
+    Some(Job { kind: JobKind::Openclaw, argv, env })
+}
+
+/// Every clawback job installed for this user, with where it was found: the systemd user
+/// service, the crontab block, an OpenClaw cron job (OpenClaw's job store in the state dir).
+pub fn installed_jobs(state_dir: &Path) -> Vec<(String, Job)> {
+    let mut out = Vec::new();
+    let dir = systemd_dir();
+    let service = dir.join("clawback.service");
+    if dir.join("clawback.timer").exists() {
+        if let Some(j) = std::fs::read_to_string(&service).ok().and_then(|t| job_from_unit(&t)) {
+            out.push((format!("systemd user timer {}", dir.join("clawback.timer").display()), j));
+        }
+    }
+    if let Ok(text) = read_crontab() {
+        let mut inside = false;
+        for l in text.lines() {
+            if l.trim_start().starts_with("# >>> clawback") {
+                inside = true;
+            } else if l.trim() == CRON_END {
+                inside = false;
+            } else if inside && l.contains("daemon") && !l.trim_start().starts_with('#') {
+                if let Some(j) = job_from_cron_line(l) {
+                    out.push((format!("crontab line `{}`", l.trim()), j));
+                }
+            }
+        }
+    }
+    for f in ["cron/jobs.json", "cron.json"] {
+        let p = state_dir.join(f);
+        let Ok(v) = std::fs::read_to_string(&p).map(|t| serde_json::from_str::<serde_json::Value>(&t)) else {
+            continue;
+        };
+        let mut cmds = Vec::new();
+        if let Ok(v) = v {
+            collect_commands(&v, &mut cmds);
+        }
+        for c in cmds {
+            if let Some(j) = job_from_openclaw_command(&c) {
+                out.push((format!("OpenClaw cron job in {}", p.display()), j));
+            }
+        }
+    }
+    out
+}
+
+/// Strings in OpenClaw's job store that run `clawback ... daemon`.
+fn collect_commands(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) if s.contains("clawback") && s.contains(" daemon ") => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_commands(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| collect_commands(x, out)),
+        _ => {}
+    }
+}
+
+/// The job `schedule install --systemd` would write from this shell (for `test` before any
+/// schedule is installed).
+pub fn prospective_job(g: &GlobalArgs) -> Result<Job> {
+    Ok(Job { kind: JobKind::Systemd, argv: job_argv(g)?, env: job_env(JobKind::Systemd) })
 }
 
 // ---------- systemd ----------
@@ -350,7 +671,7 @@ fn crontab_cmd() -> OsString {
     std::env::var_os(CRONTAB_ENV).filter(|v| !v.is_empty()).unwrap_or_else(|| "crontab".into())
 }
 
-fn read_crontab() -> Result<String> {
+pub fn read_crontab() -> Result<String> {
     let cmd = crontab_cmd();
     let out = Command::new(&cmd)
         .arg("-l")
@@ -737,6 +1058,22 @@ mod tests {
         );
         assert_eq!(on_calendar("@daily").unwrap(), "*-*-* 00:00:00");
         assert!(on_calendar("0 0 1 * 1").is_err());
+    }
+
+    #[test]
+    fn installed_jobs_read_back_what_was_written() {
+        let argv: Vec<OsString> =
+            vec!["/opt/claw back/clawback".into(), "--config".into(), "/a/it's.json".into(), "daemon".into()];
+        let env = vec![("X".to_string(), "a b%$c".to_string())];
+        let exec = argv.iter().map(|a| systemd_quote(&a.to_string_lossy())).collect::<Vec<_>>().join(" ");
+        let unit = format!("ExecStart={exec}\nEnvironment={}\n", systemd_quote("X=a b%$c"));
+        let j = job_from_unit(&unit).unwrap();
+        assert_eq!((j.argv.clone(), j.env.clone()), (argv.clone(), env.clone()));
+        let line = format!("0 */2 * * * X={} {} >> /log 2>&1", sh_quote("a b%$c"), sh_line(&argv));
+        let j = job_from_cron_line(&line).unwrap();
+        assert_eq!((j.argv, j.env), (argv.clone(), env.clone()));
+        let j = job_from_openclaw_command(&format!("env X={} {}", sh_quote("a b%$c"), sh_line(&argv))).unwrap();
+        assert_eq!((j.argv, j.env), (argv, env));
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub(super) static SECTION: Kind = Object(&[
     ),
     ("notifyOnFailure", Bool),
     ("hooks", Object(&[("before", StrList), ("after", StrList), ("timeout", UInt), ("abortOnFailure", Bool)])),
+    ("envFile", Str),
 ]);
 
 pub(super) struct Checker<'a> {
