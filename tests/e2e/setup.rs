@@ -214,10 +214,6 @@ fn on_pty_env(sb: &Sandbox, args: &str, env: &[(&str, &str)], answers: &[(&str, 
 
 #[test]
 fn setup_wizard_on_a_terminal_ends_with_a_working_repository() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("note: util-linux `script` not found; skipping the pseudo-terminal wizard test");
-        return;
-    }
     let sb = Sandbox::new();
     let repo = sb.path("wizard-repo");
     let pwfile = sb.path("wizard/password");
@@ -435,10 +431,6 @@ fn setup_run_again_by_flags_keeps_the_repository_open() {
 /// snapshot still opens; a wrong typed password is asked again, never saved.
 #[test]
 fn setup_wizard_enter_through_on_an_existing_repository_keeps_it_open() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("note: util-linux `script` not found; skipping the pseudo-terminal wizard test");
-        return;
-    }
     let sb = Sandbox::new();
     let state = sb.root.join("state");
     write(&state.join("workspace/MEMORY.md"), b"the workspace");
@@ -536,9 +528,6 @@ fn setup_run_again_on_s3_keeps_the_repository_open() {
     all_still_open(&cb, &ids, &src, &sb.path("r1"));
 
     // The wizard on a terminal, Enter wherever there is a default, for the same bucket.
-    if Command::new("script").arg("--version").output().is_err() {
-        return;
-    }
     fs::create_dir_all(sb.root.join("state")).unwrap();
     let (text, code) = on_pty_env(
         &sb,
