@@ -379,8 +379,5 @@ fn start_prune(g: &GlobalArgs, pw: &Secret) -> Result<()> {
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(&pw.0)?;
     }
-    if !g.quiet && !g.json {
-        eprintln!("clawback: prune started in the background (pid {}, output in {})", child.id(), path.display());
-    }
     Ok(())
 }

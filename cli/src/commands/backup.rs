@@ -398,12 +398,16 @@ fn print_retention(rt: &clawback_engine::runlog::RetentionOutcome) {
         return;
     }
     let prune = match (rt.prune.as_deref(), rt.next_prune) {
-        (Some("started"), _) => "; prune started in the background".to_string(),
+        (Some("started"), _) => {
+            format!("; prune started in the background (output in {})", crate::runs::prune_log().display())
+        }
         (Some("not_due"), Some(t)) => format!("; prune is next due at {}", t.format("%Y-%m-%d %H:%M UTC")),
         (Some("daemon"), _) => "; the daemon prunes when due".to_string(),
         _ => String::new(),
     };
-    println!("retention: forgot {} snapshots of this host and paths, kept {}{prune}", rt.removed.len(), rt.kept);
+    let n = rt.removed.len();
+    let s = if n == 1 { "" } else { "s" };
+    println!("retention: forgot {n} snapshot{s} of this host and paths, kept {}{prune}", rt.kept);
 }
 
 /// The dry-run report as tables: per path, what is left out (largest first) and the largest files.
