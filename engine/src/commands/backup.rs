@@ -173,6 +173,8 @@ struct Counters {
     files_new: AtomicU64,
     files_changed: AtomicU64,
     files_content_changed: AtomicU64,
+    /// Symlinks stored: with files, what makes a backup set non-empty.
+    symlinks: AtomicU64,
     files_unmodified: AtomicU64,
     dirs: AtomicU64,
     bytes_read: AtomicU64,
@@ -501,9 +503,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     progress.bytes_stored.store(packed.bytes_stored, Relaxed);
     let root = root?;
     let [errors, skipped, changed, warnings] = issues;
-    if !dry && counters.total_files.load(Relaxed) == 0 && opts.stdin_commands.is_empty() {
+    let stored = counters.total_files.load(Relaxed) + counters.symlinks.load(Relaxed);
+    if !dry && stored == 0 && opts.stdin_commands.is_empty() {
         return Err(Error::Usage(format!(
-            "nothing to back up: {} hold no files (after excludes); give paths that hold files, or check the excludes",
+            "nothing to back up: {} hold no files or symlinks (after excludes); give paths that hold files, or check \
+             the excludes",
             path_strings.join(", ")
         )));
     }
@@ -1062,6 +1066,7 @@ impl Ctx<'_> {
             };
             let mut n = node_from_meta(name, NodeKind::Symlink, &md);
             n.target = target.into_os_string().into_vec();
+            self.c.symlinks.fetch_add(1, Relaxed);
             Ok(Some(n))
         } else if ft.is_file() {
             let n = self.process_file(path, name, &md, pnode, has_sidecar)?;
