@@ -178,7 +178,7 @@ fn watch_interrupts(g: GlobalArgs) {
 
 /// The snapshot a backup wrote and its parent, as anomaly detection and retention need them.
 pub struct Written<'a> {
-    pub snapshot: Option<&'a Snapshot>,
+    pub snapshot: &'a Snapshot,
     pub parent: Option<&'a Snapshot>,
     pub forced: bool,
 }
@@ -193,9 +193,9 @@ pub fn backup_done(g: &GlobalArgs, r: &clawback_engine::commands::backup::Backup
         .map(|(t, _)| t.elapsed().as_secs_f64())
         .unwrap_or(r.summary.duration_s)
         .max(r.summary.duration_s);
-    let mut paths = w.snapshot.map(|s| s.paths.clone()).unwrap_or_default();
+    let mut paths = w.snapshot.paths.clone();
     paths.sort();
-    let host = w.snapshot.map(|s| s.hostname.as_str()).unwrap_or("");
+    let host = w.snapshot.hostname.as_str();
     // Like with like: a parent of other paths (`--parent`) is no baseline.
     let parent = w.parent.filter(|p| {
         let mut pp = p.paths.clone();

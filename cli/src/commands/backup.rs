@@ -223,11 +223,9 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
         r => r?,
     };
     *saved = r.snapshot_id.map(|i| i.to_hex());
-    let (anomalies, retention) = match r.snapshot_id {
-        Some(id) if !a.dry_run => {
-            let snap = repo.find_snapshot(&id.to_hex(), |_| true).map(|(_, s)| s).ok();
-            let parent = r.parent_id.and_then(|p| repo.find_snapshot(&p.to_hex(), |_| true).ok()).map(|(_, s)| s);
-            let w = crate::runs::Written { snapshot: snap.as_ref(), parent: parent.as_ref(), forced: a.force };
+    let (anomalies, retention) = match (r.snapshot_id, &r.snapshot) {
+        (Some(id), Some(snapshot)) if !a.dry_run => {
+            let w = crate::runs::Written { snapshot, parent: r.parent.as_ref(), forced: a.force };
             let anomalies = crate::runs::backup_done(g, &r, &w);
             if let Some(sig) = crate::runs::interrupted() {
                 return Err(crate::runs::interrupted_error(sig, 0, Some(&id.to_hex())));

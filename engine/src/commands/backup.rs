@@ -107,6 +107,10 @@ pub struct BackupResult {
     /// Files of the parent whose content changed (`files_changed` also counts files re-read for
     /// new metadata or `force` whose content is the same): what anomaly detection compares.
     pub files_content_changed: u64,
+    /// The snapshot as saved (on a dry run, as it would have been), and its parent: what the
+    /// caller's retention and anomaly checks need, without reading them back.
+    pub snapshot: Option<Snapshot>,
+    pub parent: Option<Snapshot>,
 }
 
 /// What a backup would read and leave out (filled on a dry run).
@@ -569,6 +573,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         warnings,
         dry_run: report.map(ReportAcc::finish),
         files_content_changed,
+        snapshot: Some(snap),
+        parent: parent.map(|(_, p)| p),
     })
 }
 
