@@ -136,9 +136,7 @@ pub fn written() {
 /// The error an interrupted backup ends with: one line saying what the repository now holds.
 pub fn interrupted_error(sig: i32, stored: u64, snapshot: Option<&str>) -> anyhow::Error {
     let msg = match snapshot {
-        Some(id) => {
-            format!("interrupted by {} after snapshot {id} was saved; retention was not applied", signal_name(sig))
-        }
+        Some(id) => format!("interrupted by {} after snapshot {id} was saved", signal_name(sig)),
         None if stored > 0 => format!(
             "interrupted by {}: no snapshot was written; {} of new data is in the repository and will be reused \
              by the next backup",
@@ -290,6 +288,14 @@ pub fn record(g: &GlobalArgs, dry_run: bool, backup: impl FnOnce() -> Result<i32
         return result;
     }
     written();
+    // A signal while the saved backup was finishing up (retention, output): the snapshot stands.
+    let result = match (result, interrupted()) {
+        (Ok(_), Some(sig)) => {
+            let id = DONE.lock().unwrap().as_ref().and_then(|d| d.snapshot_id.clone());
+            Err(interrupted_error(sig, 0, id.as_deref()))
+        }
+        (r, _) => r,
+    };
     let exit_code = match &result {
         Ok(c) => *c,
         Err(e) => crate::ui::exit_code(e),
@@ -304,7 +310,8 @@ pub fn record(g: &GlobalArgs, dry_run: bool, backup: impl FnOnce() -> Result<i32
     if exit_code != 2 || run_log().path().exists() {
         write_record(g, exit_code, error, DONE.lock().unwrap().take());
     }
-    if let Some(pw) = PRUNE.lock().unwrap().take() {
+    // Not after a Ctrl-C: the user wants clawback to stop, not to start more work.
+    if let Some(pw) = PRUNE.lock().unwrap().take().filter(|_| interrupted().is_none()) {
         if let Err(e) = start_prune(g, &pw) {
             if !g.quiet {
                 eprintln!("clawback: warning: cannot start prune after the backup: {}", error_line(&e));
