@@ -273,11 +273,7 @@ pub fn set_create_bucket(res: &mut Resolved) -> Result<()> {
 /// Opens the storage at `loc` with its decorators: retries of transient failures, the traffic
 /// flags, and (tests only) the faults `CLAWBACK_FAULTS` asks for.
 pub fn backend(loc: &Location) -> Result<Arc<dyn Backend>> {
-    let id = match loc {
-        Location::Local(p) => format!("local:{}", p.display()),
-        // Debug leaves the secrets out; which key is used is part of what was opened.
-        Location::S3(o) => format!("{o:?} {:?}", o.access_key_id),
-    };
+    let id = location_key(loc);
     let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, be)) = opened.iter().find(|(k, _)| *k == id) {
         return Ok(be.clone());
@@ -302,6 +298,15 @@ pub fn backend(loc: &Location) -> Result<Arc<dyn Backend>> {
     let be: Arc<dyn Backend> = Arc::new(Retry::new(base, RetryPolicy::default()));
     opened.push((id, be.clone()));
     Ok(be)
+}
+
+/// What a location is known by within this process (never a secret).
+fn location_key(loc: &Location) -> String {
+    match loc {
+        Location::Local(p) => format!("local:{}", p.display()),
+        // Debug leaves the secrets out; which key is used is part of what was opened.
+        Location::S3(o) => format!("{o:?} {:?}", o.access_key_id),
+    }
 }
 
 /// With `-v`: the requests each repository was sent, by type (S3 counts them).
@@ -374,9 +379,14 @@ pub fn password_from_command(cmd: &str) -> Result<Secret> {
     Ok(Secret(pw))
 }
 
+/// Passwords typed at the prompt in this process, by repository: a command that creates a
+/// repository and then opens it (or starts prune after a backup) asks once.
+static TYPED: Mutex<Vec<(String, Secret)>> = Mutex::new(Vec::new());
+
 /// The password from, in order: `--password-file`, `--password-command`, `CLAWBACK_PASSWORD`, `CLAWBACK_PASSWORD_FILE`, the
 /// config's `encryption` (passphrase, keyFile, passwordCommand), the embedded default repository's
-/// generated file, or a prompt on a terminal.
+/// generated file, or a prompt on a terminal. A new embedded default repository's password typed
+/// at the prompt is kept (0600) where later unattended runs look, [`default_password_file`].
 pub fn password(g: &GlobalArgs, s: &Settings, res: &Resolved, new_repo: bool) -> Result<Secret> {
     if let Some(f) = &g.password_file {
         return read_password_file(f);
@@ -408,18 +418,30 @@ pub fn password(g: &GlobalArgs, s: &Settings, res: &Resolved, new_repo: bool) ->
             return read_password_file(&f);
         }
     }
+    let key = location_key(&res.location);
+    if let Some((_, pw)) = TYPED.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
+        return Ok(pw.clone());
+    }
     if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password("enter repository password: ").context("cannot read the password")?;
+        let first = if new_repo { "enter a password for the new repository: " } else { "enter repository password: " };
+        let p = rpassword::prompt_password(first).context("cannot read the password")?;
+        if p.is_empty() {
+            return Err(usage("empty password: type a password, or set CLAWBACK_PASSWORD_FILE"));
+        }
         if new_repo {
             let again = rpassword::prompt_password("enter the password again: ").context("cannot read the password")?;
             if again != p {
-                return Err(usage("the passwords do not match"));
+                return Err(usage(
+                    "the passwords do not match; run the command again and type the same password twice",
+                ));
             }
         }
-        if p.is_empty() {
-            return Err(usage("empty password"));
+        let pw = Secret(p.into_bytes());
+        if new_repo && res.is_default {
+            keep_default_password(&pw)?;
         }
-        return Ok(Secret(p.into_bytes()));
+        TYPED.lock().unwrap_or_else(|e| e.into_inner()).push((key, pw.clone()));
+        return Ok(pw);
     }
     if res.is_default && new_repo {
         return generate_default_password();
@@ -430,28 +452,51 @@ pub fn password(g: &GlobalArgs, s: &Settings, res: &Resolved, new_repo: bool) ->
 /// For the embedded default repository with no password given and no terminal to ask on: make a
 /// random one and keep it in a 0600 file, saying where.
 fn generate_default_password() -> Result<Secret> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = default_password_file();
-    let dir = f.parent().unwrap();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut b = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut u| std::io::Read::read_exact(&mut u, &mut b))
         .context("cannot read /dev/urandom")?;
-    let pw = hex::encode(b);
+    let pw = Secret(hex::encode(b).into_bytes());
+    let f = write_default_password(&pw)?;
+    eprintln!(
+        "clawback: generated a password for the default repository in {} (keep a copy elsewhere: without it the backups cannot be read)",
+        f.display()
+    );
+    Ok(pw)
+}
+
+/// The password typed for a new embedded default repository, kept where scheduled runs (cron,
+/// systemd, the daemon) look for it, since they have no terminal to ask on.
+fn keep_default_password(pw: &Secret) -> Result<()> {
+    let f = write_default_password(pw)?;
+    eprintln!(
+        "clawback: saved the password in {} (readable only by you) so scheduled backups can open the repository; \
+         keep a copy elsewhere: without it the backups cannot be read",
+        f.display()
+    );
+    Ok(())
+}
+
+/// Writes [`default_password_file`] (0600, in a 0700 folder). Never replaces an existing file:
+/// that one may open a repository.
+fn write_default_password(pw: &Secret) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let f = default_password_file();
+    let dir = f.parent().unwrap();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&f)
-        .with_context(|| format!("cannot create {}", f.display()))?;
-    file.write_all(pw.as_bytes())?;
-    eprintln!(
-        "clawback: generated a password for the default repository in {} (keep a copy elsewhere: without it the backups cannot be read)",
-        f.display()
-    );
-    Ok(Secret(pw.into_bytes()))
+        .with_context(|| format!("cannot create {} (it must not exist yet)", f.display()))?;
+    file.write_all(&pw.0).with_context(|| format!("cannot write {}", f.display()))?;
+    Ok(f)
 }
 
 pub fn cache_options(g: &GlobalArgs) -> CacheOptions {

@@ -1,8 +1,10 @@
-//! Anomaly warnings: a backup run compared with the recent successful runs in the run log. New
-//! data, changed files or duration far above the recent median (by default 10×, and above an
-//! absolute floor so small numbers never alarm), or most files changed at once (what ransomware
-//! encrypting a workspace looks like), become warnings for the backup output, the run log, `status`
-//! and a notification.
+//! Anomaly warnings: a backup run compared like with like. Its parent snapshot (same host, same
+//! paths) says how many files were there before, so most of them given new content at once (what
+//! ransomware encrypting a workspace looks like) or gone at once is flagged; the recent successful
+//! runs of the same group give medians, and new data, new-content files or duration far above
+//! them (by default 10×, and above an absolute floor so small numbers never alarm) are flagged.
+//! A group's first run, a run after the path set changed and re-reads (`--force`, a touch) are not
+//! anomalies. Warnings go to the backup output, the run log, `status` and notifications.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +16,7 @@ use crate::snapshot::Summary;
 pub struct Thresholds {
     /// A value this many times the recent median is flagged.
     pub factor: f64,
-    /// Runs needed in the history before anything is flagged (the first backups are all large).
+    /// Runs needed in the history before a jump over the median is flagged.
     pub min_history: usize,
     /// Successful runs the median is taken over.
     pub window: usize,
@@ -22,7 +24,8 @@ pub struct Thresholds {
     pub min_bytes_added: u64,
     pub min_files_changed: u64,
     pub min_duration_s: f64,
-    /// Share of the previously existing files changed in one run that counts as a mass change.
+    /// Share of the parent's files given new content (or gone) in one run that counts as a mass
+    /// change (or deletion), and the fewest files that can.
     pub mass_change_fraction: f64,
     pub min_mass_change_files: u64,
 }
@@ -50,6 +53,7 @@ pub enum AnomalyKind {
     FilesChanged,
     Duration,
     MassChange,
+    MassDeletion,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,10 +61,30 @@ pub struct Anomaly {
     pub kind: AnomalyKind,
     /// This run's value.
     pub value: f64,
-    /// The recent median (or, for a mass change, the number of files that existed before).
+    /// The recent median (or, for a mass change or deletion, the number of files in the parent).
     pub baseline: f64,
     /// One line for people.
     pub message: String,
+}
+
+/// One finished backup, as anomaly detection sees it.
+#[derive(Clone, Debug)]
+pub struct Run<'a> {
+    pub summary: &'a Summary,
+    /// Files of the parent whose content changed (not merely re-read).
+    pub content_changed: u64,
+    /// Wall-clock seconds.
+    pub duration_s: f64,
+    /// `--force`: every file re-read, so the duration says nothing.
+    pub forced: bool,
+    /// Files that could not be read (still in the parent, not gone).
+    pub unreadable: u64,
+    /// The snapshot's host and sorted paths: its group.
+    pub host: &'a str,
+    pub paths: &'a [String],
+    /// The parent snapshot's summary when the parent is of the same group; `None` on a first run
+    /// or after the path set changed.
+    pub parent: Option<&'a Summary>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -79,48 +103,83 @@ fn mib(b: f64) -> String {
     format!("{:.1} MiB", b / (1024.0 * 1024.0))
 }
 
-/// Compares `run` (its counters and wall-clock duration) with `history` (earlier runs, any order;
-/// only successful ones count).
-pub fn detect(run: &Summary, duration_s: f64, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> {
-    let mut past: Vec<&RunRecord> = history.iter().filter(|r| r.status.succeeded() && r.counters.is_some()).collect();
+/// Files given new content or added, from a run-log record (older records lack the content
+/// counter: their `files_changed` stands in).
+fn new_content_files(r: &RunRecord) -> f64 {
+    let c = r.counters.as_ref().map(|s| (s.files_new, s.files_changed)).unwrap_or_default();
+    (c.0 + r.files_content_changed.unwrap_or(c.1)) as f64
+}
+
+/// The files a summary's snapshot holds.
+fn files_in(s: &Summary) -> u64 {
+    match s.total_files {
+        0 => s.files_new + s.files_changed + s.files_unmodified,
+        n => n,
+    }
+}
+
+/// Compares `run` with its parent and with `history` (earlier runs, any order, any group: only
+/// successful runs of the same group that had a parent count).
+pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    // A first run, or the first since the paths changed: nothing to compare with.
+    let Some(parent) = run.parent else {
+        return out;
+    };
+    let before = files_in(parent);
+    let mass =
+        |n: u64| before > 0 && n >= t.min_mass_change_files && n as f64 >= t.mass_change_fraction * before as f64;
+    let pct = |n: u64| 100.0 * n as f64 / before.max(1) as f64;
+    if mass(run.content_changed) {
+        out.push(Anomaly {
+            kind: AnomalyKind::MassChange,
+            value: run.content_changed as f64,
+            baseline: before as f64,
+            message: format!(
+                "{} of {} files got new content in one run ({:.0}%): check for mass modification or encryption \
+                 (ransomware) before trusting this snapshot",
+                run.content_changed,
+                before,
+                pct(run.content_changed)
+            ),
+        });
+    }
+    // Files of the parent still there: re-read or reused (a file that could not be read is not gone).
+    let still = run.summary.files_changed + run.summary.files_unmodified + run.unreadable;
+    let gone = before.saturating_sub(still);
+    if mass(gone) {
+        out.push(Anomaly {
+            kind: AnomalyKind::MassDeletion,
+            value: gone as f64,
+            baseline: before as f64,
+            message: format!(
+                "{gone} of {before} files disappeared since the last backup ({:.0}%): check for mass deletion \
+                 before forgetting older snapshots",
+                pct(gone)
+            ),
+        });
+    }
+
+    let mut past: Vec<&RunRecord> = history
+        .iter()
+        .filter(|r| {
+            r.status.succeeded()
+                && r.counters.is_some()
+                && r.parent_id.is_some()
+                && r.host == run.host
+                && r.paths.as_slice() == run.paths
+        })
+        .collect();
     past.sort_by_key(|r| r.end);
     let skip = past.len().saturating_sub(t.window);
     let past = &past[skip..];
-    let mut out = Vec::new();
-
-    // Most of the files that were there last time changed in this one run.
-    if let Some(prev) = past.last().and_then(|r| r.counters.as_ref()) {
-        let before = match prev.total_files {
-            0 => prev.files_new + prev.files_changed + prev.files_unmodified,
-            n => n,
-        };
-        if before > 0
-            && run.files_changed >= t.min_mass_change_files
-            && run.files_changed as f64 >= t.mass_change_fraction * before as f64
-        {
-            out.push(Anomaly {
-                kind: AnomalyKind::MassChange,
-                value: run.files_changed as f64,
-                baseline: before as f64,
-                message: format!(
-                    "{} of {} files changed in one run ({:.0}%): check for mass modification or encryption \
-                     (ransomware) before trusting this snapshot",
-                    run.files_changed,
-                    before,
-                    100.0 * run.files_changed as f64 / before as f64
-                ),
-            });
-        }
-    }
-
     if past.len() < t.min_history {
         return out;
     }
-    let counters = |f: fn(&Summary) -> f64| median(past.iter().filter_map(|r| r.counters.as_ref()).map(f).collect());
     let jump = |value: f64, base: f64, floor: f64| value >= floor && value > t.factor * base.max(f64::MIN_POSITIVE);
 
-    let added = run.bytes_added as f64;
-    let base = counters(|s| s.bytes_added as f64);
+    let added = run.summary.bytes_added as f64;
+    let base = median(past.iter().filter_map(|r| r.counters.as_ref()).map(|s| s.bytes_added as f64).collect());
     if jump(added, base, t.min_bytes_added as f64) {
         out.push(Anomaly {
             kind: AnomalyKind::BytesAdded,
@@ -134,31 +193,32 @@ pub fn detect(run: &Summary, duration_s: f64, history: &[RunRecord], t: &Thresho
             ),
         });
     }
-    let changed = (run.files_new + run.files_changed) as f64;
-    let base = counters(|s| (s.files_new + s.files_changed) as f64);
+    let changed = (run.summary.files_new + run.content_changed) as f64;
+    let base = median(past.iter().map(|r| new_content_files(r)).collect());
     if jump(changed, base, t.min_files_changed as f64) {
         out.push(Anomaly {
             kind: AnomalyKind::FilesChanged,
             value: changed,
             baseline: base,
             message: format!(
-                "{} files new or changed in this run, {:.0}× the recent median of {}",
+                "{} files new or with new content in this run, {:.0}× the recent median of {}",
                 changed,
                 changed / base.max(1.0),
                 base
             ),
         });
     }
-    let base = median(past.iter().map(|r| r.duration_s).collect());
-    if jump(duration_s, base, t.min_duration_s) {
+    let timed: Vec<f64> = past.iter().filter(|r| !r.forced).map(|r| r.duration_s).collect();
+    let base = median(timed.clone());
+    if !run.forced && timed.len() >= t.min_history && jump(run.duration_s, base, t.min_duration_s) {
         out.push(Anomaly {
             kind: AnomalyKind::Duration,
-            value: duration_s,
+            value: run.duration_s,
             baseline: base,
             message: format!(
                 "this run took {:.0}s, {:.0}× the recent median of {:.1}s",
-                duration_s,
-                duration_s / base.max(0.001),
+                run.duration_s,
+                run.duration_s / base.max(0.001),
                 base
             ),
         });
@@ -170,6 +230,10 @@ pub fn detect(run: &Summary, duration_s: f64, history: &[RunRecord], t: &Thresho
 mod tests {
     use super::*;
     use crate::runlog::RunStatus;
+
+    fn paths() -> Vec<String> {
+        vec!["/w".to_string()]
+    }
 
     fn hist(added: u64, files: u64) -> RunRecord {
         RunRecord {
@@ -189,39 +253,90 @@ mod tests {
             error: None,
             anomalies: vec![],
             notify_errors: vec![],
-            host: String::new(),
+            host: "h".into(),
             repo: None,
             trigger: None,
             pid: 0,
+            paths: paths(),
+            parent_id: Some("p".into()),
+            files_content_changed: Some(3),
+            forced: false,
+            retention: None,
+        }
+    }
+
+    fn parent(files: u64) -> Summary {
+        Summary { files_unmodified: files, total_files: files, ..Default::default() }
+    }
+
+    fn run<'a>(s: &'a Summary, parent: Option<&'a Summary>, paths: &'a [String]) -> Run<'a> {
+        Run {
+            summary: s,
+            content_changed: s.files_changed,
+            duration_s: 2.0,
+            forced: false,
+            unreadable: 0,
+            host: "h",
+            paths,
+            parent,
         }
     }
 
     #[test]
     fn jumps_over_the_median_and_floor_are_flagged() {
         let t = Thresholds::default();
+        let (p, ps) = (parent(1000), paths());
         let h: Vec<RunRecord> = (0..4).map(|_| hist(1024 * 1024, 1000)).collect();
-        let normal = Summary { bytes_added: 2 * 1024 * 1024, files_changed: 5, ..Default::default() };
-        assert!(detect(&normal, 2.0, &h, &t).is_empty());
-        let big = Summary { bytes_added: 20 * 1024 * 1024, files_changed: 5, ..Default::default() };
-        let a = detect(&big, 2.0, &h, &t);
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0].kind, AnomalyKind::BytesAdded);
-        // Not enough history: nothing but mass changes.
-        assert!(detect(&big, 2.0, &h[..2], &t).is_empty());
+        let normal =
+            Summary { bytes_added: 2 * 1024 * 1024, files_changed: 5, files_unmodified: 995, ..Default::default() };
+        assert!(detect(&run(&normal, Some(&p), &ps), &h, &t).is_empty());
+        let big = Summary { bytes_added: 20 * 1024 * 1024, ..normal.clone() };
+        let a = detect(&run(&big, Some(&p), &ps), &h, &t);
+        assert_eq!(a.iter().map(|a| a.kind).collect::<Vec<_>>(), vec![AnomalyKind::BytesAdded]);
+        // Not enough history: no median to jump over.
+        assert!(detect(&run(&big, Some(&p), &ps), &h[..2], &t).is_empty());
+        // History of another path set does not count.
+        let other = vec!["/elsewhere".to_string()];
+        assert!(detect(&run(&big, Some(&p), &other), &h, &t).is_empty());
         // Small absolute numbers never alarm, however large the factor.
         let small: Vec<RunRecord> = (0..4).map(|_| hist(10, 1000)).collect();
-        assert!(detect(&Summary { bytes_added: 10_000, ..Default::default() }, 2.0, &small, &t).is_empty());
-        let slow = detect(&normal, 100.0, &h, &t);
-        assert_eq!(slow[0].kind, AnomalyKind::Duration);
+        let tick = Summary { bytes_added: 10_000, files_unmodified: 1000, ..Default::default() };
+        assert!(detect(&run(&tick, Some(&p), &ps), &small, &t).is_empty());
+        let mut slow = run(&normal, Some(&p), &ps);
+        slow.duration_s = 100.0;
+        assert_eq!(detect(&slow, &h, &t)[0].kind, AnomalyKind::Duration);
+        slow.forced = true;
+        assert!(detect(&slow, &h, &t).is_empty(), "a forced run is slow by request");
     }
 
     #[test]
-    fn most_files_changed_is_a_mass_change() {
+    fn new_content_in_most_files_is_a_mass_change_and_re_reads_are_not() {
         let t = Thresholds::default();
-        let h = vec![hist(0, 1000)];
-        let a = detect(&Summary { files_changed: 800, ..Default::default() }, 1.0, &h, &t);
+        let (p, ps) = (parent(1000), paths());
+        let s = Summary { files_changed: 800, files_unmodified: 200, ..Default::default() };
+        let a = detect(&run(&s, Some(&p), &ps), &[], &t);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].kind, AnomalyKind::MassChange);
         assert!(a[0].message.contains("800 of 1000"));
+        // Re-read (--force, touched) with the same content: not a change.
+        let mut forced = run(&s, Some(&p), &ps);
+        forced.content_changed = 0;
+        assert!(detect(&forced, &[], &t).is_empty());
+        // No parent (first run, or paths changed): nothing to compare with.
+        assert!(detect(&run(&s, None, &ps), &[], &t).is_empty());
+    }
+
+    #[test]
+    fn most_files_gone_is_a_mass_deletion() {
+        let t = Thresholds::default();
+        let (p, ps) = (parent(1000), paths());
+        let s = Summary { files_unmodified: 300, ..Default::default() };
+        let a = detect(&run(&s, Some(&p), &ps), &[], &t);
+        assert_eq!(a.iter().map(|a| a.kind).collect::<Vec<_>>(), vec![AnomalyKind::MassDeletion]);
+        assert!(a[0].message.contains("700 of 1000"), "{}", a[0].message);
+        // Unreadable files are not gone.
+        let mut r = run(&s, Some(&p), &ps);
+        r.unreadable = 650;
+        assert!(detect(&r, &[], &t).is_empty());
     }
 }

@@ -159,12 +159,24 @@ pub struct RetentionConfig {
     /// A restic-style duration (`"2y5m7d3h"`), parsed by `forget`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<String>,
+    /// How often prune (which frees what retention forgot) may run: `"1d"` (the default), `"12h"`.
+    /// Checked when loaded, see [`RetentionConfig::prune_every`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune_every: Option<String>,
 }
 
+/// Prune runs at most this often unless `retention.pruneEvery` says otherwise.
+pub const DEFAULT_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 impl RetentionConfig {
-    /// Whether any rule is set.
+    /// Whether any rule is set (`pruneEvery` alone is not a rule: it only paces prune).
     pub fn is_set(&self) -> bool {
-        *self != RetentionConfig::default()
+        RetentionConfig { prune_every: None, ..self.clone() } != RetentionConfig::default()
+    }
+
+    /// `pruneEvery`, default one day (it was checked when the config was loaded).
+    pub fn prune_every(&self) -> std::time::Duration {
+        self.prune_every.as_deref().and_then(parse_duration).unwrap_or(DEFAULT_PRUNE_EVERY)
     }
 }
 
@@ -397,6 +409,15 @@ pub fn load_with(env: &Env, oc: &OpenClawConfig, explicit: Option<&Path>) -> Res
             key: "schedule".into(),
             why: e.to_string(),
         })?;
+    }
+    if let Some(p) = &config.retention.prune_every {
+        if parse_duration(p).is_none_or(|d| d.is_zero()) {
+            return Err(ConfigError::Invalid {
+                path: file.clone().unwrap_or_else(|| oc.path.clone()),
+                key: "retention.pruneEvery".into(),
+                why: format!("{p:?} is not a duration; write one like \"1d\", \"12h\" or \"1w\""),
+            });
+        }
     }
     sources.dedup();
     Ok(Loaded { config, warnings, sources, file })
@@ -863,6 +884,19 @@ mod tests {
         f.write(".openclaw/clawback.json", r#"{ schedule: "CRON_TZ=Europe/Berlin 0 */2 * * *" }"#);
         let l = f.load();
         assert!(l.config.schedule().unwrap().is_cron());
+    }
+
+    #[test]
+    fn prune_every_defaults_to_a_day_and_a_bad_one_names_its_key() {
+        let f = fx();
+        f.write(".openclaw/clawback.json", r#"{ retention: { pruneEvery: "12h" } }"#);
+        let r = f.load().config.retention;
+        assert_eq!(r.prune_every().as_secs(), 12 * 3600);
+        assert!(!r.is_set(), "pruneEvery alone is no retention rule");
+        assert_eq!(RetentionConfig::default().prune_every(), DEFAULT_PRUNE_EVERY);
+        f.write(".openclaw/clawback.json", r#"{ retention: { keepLast: 3, pruneEvery: "sometimes" } }"#);
+        let e = load(&f.env(), None).unwrap_err().to_string();
+        assert!(e.contains("clawback.json") && e.contains("retention.pruneEvery"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! when the last successful run is older than one interval: catching up once after downtime, not
 //! once per missed slot), when the next is due after a cycle (due times that passed while a run was
 //! still going are skipped, never doubled), the random jitter, whether prune is due (at most once
-//! a day), and the lock that keeps a second daemon off the same state dir.
+//! per `retention.pruneEvery`, for the daemon and for the backups that start prune themselves:
+//! one state file), and the lock that keeps a second daemon off the same state dir.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -17,9 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Schedule;
 use crate::error::{Error, IoContext, Result};
-
-/// Prune runs at most this often.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// The default jitter: a twentieth of the interval, at most two minutes.
 pub fn default_jitter(s: &Schedule) -> Duration {
@@ -99,26 +97,34 @@ impl Planner {
     }
 }
 
-/// What the daemon remembers between runs (`<state dir>/clawback/daemon.json`).
+/// What scheduled and manual runs remember between runs (`<state dir>/clawback/daemon.json`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DaemonState {
+    /// When the last prune started (by the daemon, or by a backup after its retention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_prune: Option<DateTime<Utc>>,
+    /// What started it: "daemon", or "backup" (a detached prune after a backup's retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_prune_by: Option<String>,
+    /// Snapshots backups forgot since then: a backup starts prune only when there is something
+    /// to free.
+    #[serde(default)]
+    pub forgotten: u64,
 }
 
 impl DaemonState {
-    pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join("clawback").join("daemon.json")
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("daemon.json")
     }
 
-    /// The saved state; a missing or unreadable file is the empty state.
-    pub fn load(state_dir: &Path) -> DaemonState {
-        fs::read(Self::path(state_dir)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    /// The saved state in clawback's folder `dir`; a missing or unreadable file is the empty state.
+    pub fn load(dir: &Path) -> DaemonState {
+        fs::read(Self::path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
     /// Saves atomically (write then rename).
-    pub fn save(&self, state_dir: &Path) -> Result<()> {
-        let p = Self::path(state_dir);
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let p = Self::path(dir);
         let dir = p.parent().unwrap();
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ctx("create", dir)?;
         let tmp = p.with_extension("json.tmp");
@@ -128,13 +134,19 @@ impl DaemonState {
         Ok(())
     }
 
-    pub fn prune_due(&self, now: DateTime<Utc>) -> bool {
-        self.last_prune.is_none_or(|t| now - t >= chrono(PRUNE_EVERY))
+    /// Whether prune may run again: none yet, or the last one started at least `every` ago.
+    pub fn prune_due(&self, now: DateTime<Utc>, every: Duration) -> bool {
+        self.last_prune.is_none_or(|t| now - t >= chrono(every))
+    }
+
+    /// When prune is next due.
+    pub fn next_prune(&self, every: Duration) -> Option<DateTime<Utc>> {
+        self.last_prune.map(|t| t + chrono(every))
     }
 }
 
-/// An exclusive lock on `<state dir>/clawback/daemon.lock` (flock, released when dropped or when
-/// the process dies), holding the owner's pid for the error message.
+/// An exclusive lock on `<clawback dir>/daemon.lock` (flock, released when dropped or when the
+/// process dies), holding the owner's pid for the error message.
 #[derive(Debug)]
 pub struct DaemonLock {
     _file: File,
@@ -142,8 +154,9 @@ pub struct DaemonLock {
 }
 
 impl DaemonLock {
-    pub fn acquire(state_dir: &Path) -> Result<DaemonLock> {
-        let dir = state_dir.join("clawback");
+    /// Takes the lock in clawback's folder `dir` (created 0700).
+    pub fn acquire(dir: &Path) -> Result<DaemonLock> {
+        let dir = dir.to_path_buf();
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).ctx("create", &dir)?;
         let path = dir.join("daemon.lock");
         let mut file = OpenOptions::new()
@@ -229,15 +242,18 @@ mod tests {
     }
 
     #[test]
-    fn prune_at_most_daily() {
+    fn prune_at_most_once_per_period() {
         let t = tempfile::tempdir().unwrap();
         let now = utc("2026-01-02T10:00:00Z");
+        let day = Duration::from_secs(24 * 3600);
         let mut s = DaemonState::load(t.path());
-        assert!(s.prune_due(now));
+        assert!(s.prune_due(now, day));
         s.last_prune = Some(now);
         s.save(t.path()).unwrap();
         let s = DaemonState::load(t.path());
-        assert!(!s.prune_due(utc("2026-01-02T20:00:00Z")));
-        assert!(s.prune_due(utc("2026-01-03T10:00:00Z")));
+        assert!(!s.prune_due(utc("2026-01-02T20:00:00Z"), day));
+        assert!(s.prune_due(utc("2026-01-03T10:00:00Z"), day));
+        assert!(s.prune_due(utc("2026-01-02T22:00:00Z"), Duration::from_secs(12 * 3600)));
+        assert_eq!(s.next_prune(day), Some(utc("2026-01-03T10:00:00Z")));
     }
 }

@@ -28,6 +28,7 @@ pub mod packer;
 pub mod prefetch;
 pub mod progress;
 pub mod repo;
+pub mod retention;
 pub mod runlog;
 pub mod snapshot;
 pub mod tree;

@@ -15,6 +15,11 @@ pub struct Progress {
     pub bytes_total: AtomicU64,
     /// Set once the total is known (the walk finished).
     pub total_known: AtomicBool,
+    /// Set by the caller to stop the operation early (Ctrl-C): it winds down, keeps what it
+    /// finished, and fails with `Error::Interrupted`.
+    pub stop: AtomicBool,
+    /// Bytes written to the repository, set when the writing ends (also when stopped).
+    pub bytes_stored: AtomicU64,
     /// Uploads of the operation (shared with the uploader threads, hence the `Arc`).
     pub upload: Arc<Transfer>,
     /// The step running now ("index", "trees", "read data"...) and what its items are ("packs");
@@ -39,6 +44,9 @@ impl Transfer {
 }
 
 impl Progress {
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
     pub fn add_done(&self, files: u64, bytes: u64) {
         self.files_done.fetch_add(files, Ordering::Relaxed);
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! The run log: one JSON line per backup run in `<state dir>/clawback/runs.jsonl` (start, end,
-//! status, exit code, counters, snapshot id, error, anomalies), so `status`, the daemon, anomaly
-//! detection and monitors know how recent runs went without opening the repository.
+//! status, exit code, counters, snapshot id and group, error, anomalies, retention), so `status`,
+//! the daemon, anomaly detection and monitors know how recent runs went without opening the
+//! repository.
 //!
 //! The folder is created 0700 and the file 0600. Each record is written with one `write` on a file
 //! opened for appending, so concurrent writers do not interleave lines. When the file reaches
@@ -88,6 +89,42 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
     pub pid: u32,
+    /// The snapshot's paths, sorted: with `host`, its group (what anomalies compare like with like).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// The parent snapshot; absent on a group's first run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Files of the parent whose content changed (`counters.files_changed` also counts re-reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_content_changed: Option<u64>,
+    /// Run with `--force` (every file re-read: slower, and no guide to the next run's duration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// What the retention policy did after the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionOutcome>,
+}
+
+/// Retention after a backup: the snapshots of its group the policy forgot, and prune.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetentionOutcome {
+    /// Snapshot ids forgotten.
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Snapshots the group keeps.
+    #[serde(default)]
+    pub kept: usize,
+    /// Why retention could not be applied (the backup itself still succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// "started" (a detached prune), "not_due" (pruned less than `pruneEvery` ago), "daemon"
+    /// (the daemon prunes after the backup), "interrupted"; absent when no prune was considered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<String>,
+    /// When prune is next allowed, with "not_due".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_prune: Option<DateTime<Utc>>,
 }
 
 /// The run log of one OpenClaw state dir.
@@ -100,6 +137,11 @@ impl RunLog {
     /// The log under `state_dir` (`<state dir>/clawback/runs.jsonl`).
     pub fn for_state_dir(state_dir: &Path) -> RunLog {
         RunLog { path: state_dir.join("clawback").join("runs.jsonl") }
+    }
+
+    /// The log in clawback's own folder `dir` (`<state dir>/clawback`).
+    pub fn in_dir(dir: &Path) -> RunLog {
+        RunLog { path: dir.join("runs.jsonl") }
     }
 
     /// A log at an explicit path (tests).
@@ -226,6 +268,11 @@ mod tests {
             repo: None,
             trigger: None,
             pid: 1,
+            paths: Vec::new(),
+            parent_id: None,
+            files_content_changed: None,
+            forced: false,
+            retention: None,
         }
     }
 

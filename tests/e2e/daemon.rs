@@ -133,18 +133,23 @@ fn sigterm_during_a_backup_is_passed_on_and_the_daemon_exits_cleanly() {
 fn daemon_once_runs_backup_retention_and_prune_at_most_daily() {
     let sb = Sandbox::with_repo();
     openclaw_state(&sb);
-    let cfg = sb.path("clawback.json");
-    fs::write(&cfg, r#"{ schedule: "1h", retention: { keepLast: 2 } }"#).unwrap();
     for i in 0..3 {
         write(&state_dir(&sb).join(format!("workspace/f{i}")), &random_bytes(i, 50_000));
-        sb.cb().arg("--config").arg(&cfg).args(["backup", "-q"]).run().ok();
+        sb.cb().args(["backup", "-q"]).run().ok();
     }
+    let cfg = sb.path("clawback.json");
+    fs::write(&cfg, r#"{ schedule: "1h", retention: { keepLast: 2 } }"#).unwrap();
+    // The backup child applies retention (once: the daemon does not forget again) and leaves
+    // prune to the daemon, which runs it when due.
     let r = sb.cb().arg("--config").arg(&cfg).args(["daemon", "--once", "--json"]).run().ok();
     let v: serde_json::Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["backup_exit"], 0, "{v}");
-    assert_eq!(v["forget_exit"], 0, "{v}");
+    assert_eq!(v["retention"]["removed"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["retention"]["prune"], "daemon", "{v}");
+    assert!(v.get("forget_exit").is_none(), "the daemon does not forget a second time: {v}");
     assert_eq!(v["prune_exit"], 0, "{v}\n{}", r.stderr);
     assert_eq!(sb.snapshots().len(), 2, "retention keepLast 2 applied");
+    assert!(!state_dir(&sb).join("clawback/prune.log").exists(), "no second prune from the backup child");
     // Every stdout line is the daemon's own JSON.
     for l in r.stdout.lines() {
         serde_json::from_str::<serde_json::Value>(l).unwrap();
@@ -153,6 +158,8 @@ fn daemon_once_runs_backup_retention_and_prune_at_most_daily() {
     let r = sb.cb().arg("--config").arg(&cfg).args(["daemon", "--once", "--json"]).run().ok();
     let v: serde_json::Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
     assert!(v.get("prune_exit").is_none(), "{v}");
+    let state = fs::read_to_string(state_dir(&sb).join("clawback/daemon.json")).unwrap();
+    assert!(state.contains("\"last_prune_by\": \"daemon\""), "{state}");
     assert_eq!(sb.cb().args(["check", "--json"]).run().ok().json()["ok"], true);
 }
 

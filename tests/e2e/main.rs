@@ -7,6 +7,7 @@
 mod seaweed;
 mod support;
 
+mod anomalies;
 mod archive;
 mod cache;
 mod cli_json;
@@ -19,6 +20,7 @@ mod diff_dump;
 mod dumps;
 mod enospc;
 mod errors;
+mod first_run;
 mod group;
 mod hooks;
 mod hostile;
@@ -33,6 +35,7 @@ mod prune;
 mod readme;
 mod repair;
 mod restore_openclaw;
+mod retention;
 mod roundtrip;
 mod s3;
 mod s3_errors;

@@ -161,3 +161,52 @@ fn status_without_any_backup_is_unhealthy() {
     assert_eq!(v["state"], "no_backup");
     assert_eq!(v["last_snapshot"], serde_json::Value::Null);
 }
+
+#[test]
+fn ctrl_c_during_a_backup_says_what_was_kept_exits_130_and_is_logged() {
+    // Small packs and a slow upload: the backup is still writing when the signal comes.
+    let sb = Sandbox::with_repo_args(&["--pack-size", "1"]);
+    let data = sb.path("big");
+    for i in 0..24 {
+        write(&data.join(format!("f{i:02}.bin")), &random_bytes(300 + i, 1 << 20));
+    }
+    let err = sb.path("backup.err");
+    let mut child = sb
+        .cb_command()
+        .args(["--limit-upload", "1024", "backup"])
+        .arg(&data)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    // Interrupt once a few packs are in the repository.
+    let packs = || crate::support::files_under(&sb.repo.join("data")).len();
+    let t = std::time::Instant::now();
+    while packs() < 3 {
+        assert!(t.elapsed() < std::time::Duration::from_secs(60), "no pack written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = wait_or_kill(&mut child, std::time::Duration::from_secs(60), || "backup ignored SIGINT".into());
+    let stderr = fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let line = stderr.lines().last().unwrap();
+    assert!(
+        line.contains("interrupted by SIGINT: no snapshot was written;")
+            && line.contains("MiB of new data is in the repository and will be reused by the next backup"),
+        "{stderr}"
+    );
+    let runs = run_log(&sb);
+    let last = runs.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["exit_code"].as_i64()), (Some("failed"), Some(130)), "{last}");
+    assert!(last["error"].as_str().unwrap().contains("interrupted by SIGINT"), "{last}");
+    assert!(sb.snapshots().is_empty());
+    assert_eq!(sb.cb().args(["check", "--json"]).run().ok().json()["ok"], true);
+    // The next backup reuses what the interrupted one stored.
+    let b = sb.backup(&[&data]);
+    assert!(b["bytes_added"].as_u64().unwrap() < 24 << 20, "nothing was reused: {b}");
+    let v = sb.cb().args(["status", "--json"]).run().ok().json();
+    assert_eq!(v["last_run"]["status"], "ok");
+}

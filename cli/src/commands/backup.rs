@@ -1,4 +1,6 @@
-//! `clawback backup [PATH...]` (alias `now`): snapshot paths, by default the OpenClaw state.
+//! `clawback backup [PATH...]` (alias `now`): snapshot paths, by default the OpenClaw state; then
+//! the configured retention for the new snapshot's group (host and paths), with prune started
+//! in the background at most once per `retention.pruneEvery` (see runs.rs).
 
 use crate::context;
 use crate::ui::{self, usage};
@@ -89,6 +91,9 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
                 out.push(c);
             }
         }
+        // A state dir holding nothing but clawback's own files (left by an older version) is no
+        // OpenClaw install: backing it up would save an empty snapshot.
+        out.retain(|p| *p != layout.state_dir || holds_more_than_clawback(p));
         if out.is_empty() {
             return Err(usage(format!(
                 "no OpenClaw state dir at {} (set OPENCLAW_STATE_DIR, or give the paths to back up)",
@@ -127,6 +132,14 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
     })
 }
 
+/// Whether `dir` holds anything besides clawback's own folder and config file.
+fn holds_more_than_clawback(dir: &std::path::Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().any(|e| !matches!(e.file_name().to_str(), Some("clawback" | "clawback.json"))),
+        Err(_) => true,
+    }
+}
+
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     // One run-log line and the notifications, whatever the outcome (see runs.rs).
     crate::runs::record(g, a.dry_run, || run_recorded(g, a))
@@ -134,6 +147,20 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
 
 fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
+    if !s.config.enabled() && !a.dry_run {
+        // Scheduled runs stop; one asked for by hand still runs, and says so.
+        if std::env::var(crate::runs::TRIGGER_ENV).is_ok_and(|t| !t.is_empty()) {
+            if !g.quiet {
+                eprintln!("clawback: backups are disabled in the config (enabled: false)");
+            }
+            return Ok(0);
+        }
+        if !g.quiet {
+            eprintln!(
+                "clawback: note: backups are disabled in the config (enabled: false); backing up because you asked"
+            );
+        }
+    }
     let hooks = s.config.hooks.clone();
     if a.dry_run || (hooks.before.is_empty() && hooks.after.is_empty()) {
         return run_backup(g, a, s, &mut None);
@@ -183,11 +210,30 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "backup");
+    crate::runs::writing(&progress);
     let r = backup(&repo, &opts, &progress);
+    crate::runs::written();
     bar.finish();
-    let r = r?;
+    let r = match r {
+        Err(clawback_engine::Error::Interrupted) => {
+            let sig = crate::runs::interrupted().unwrap_or(libc::SIGINT);
+            let stored = progress.bytes_stored.load(std::sync::atomic::Ordering::Relaxed);
+            return Err(crate::runs::interrupted_error(sig, stored, None));
+        }
+        r => r?,
+    };
     *saved = r.snapshot_id.map(|i| i.to_hex());
-    let anomalies = if a.dry_run { Vec::new() } else { crate::runs::backup_done(g, &r) };
+    let (anomalies, retention) = match (r.snapshot_id, &r.snapshot) {
+        (Some(id), Some(snapshot)) if !a.dry_run => {
+            let w = crate::runs::Written { snapshot, parent: r.parent.as_ref(), forced: a.force };
+            let anomalies = crate::runs::backup_done(g, &r, &w);
+            if let Some(sig) = crate::runs::interrupted() {
+                return Err(crate::runs::interrupted_error(sig, 0, Some(&id.to_hex())));
+            }
+            (anomalies, retention(g, &s, &repo, &res, &id))
+        }
+        _ => (Vec::new(), None),
+    };
     let s = &r.summary;
     if g.json {
         ui::print_json(&serde_json::json!({
@@ -209,8 +255,13 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
             "skipped": r.skipped,
             "changed": r.changed,
             "warnings": r.warnings,
-            // Unusual jumps against the recent runs (new data, changed files, duration, mass change).
+            // Files of the parent given new content (files_changed also counts re-reads).
+            "files_content_changed": r.files_content_changed,
+            // Against the parent and the recent runs of the same host and paths: mass change or
+            // deletion, jumps in new data, new-content files or duration.
             "anomalies": anomalies,
+            // What the retention policy forgot after the backup, and prune; null with no policy.
+            "retention": retention,
             // Requests sent to the repository by type (S3 counts them; {} for a folder).
             "requests": context::requests_json(repo.backend().as_ref()),
         }));
@@ -247,6 +298,9 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
             Some(id) => println!("snapshot {} saved", id.short()),
             None => println!("dry run: nothing stored"),
         }
+        if let Some(rt) = &retention {
+            print_retention(rt);
+        }
     }
     if !r.errors.is_empty() {
         if !g.json {
@@ -255,6 +309,103 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
         return Ok(3);
     }
     Ok(0)
+}
+
+/// Applies the config's retention policy to the new snapshot's group (same host, same paths), and
+/// decides whether prune starts once the run is recorded (at most once per `retention.pruneEvery`,
+/// and only when something was forgotten since the last one). A failure is reported in the
+/// outcome and as a warning: the backup itself succeeded.
+fn retention(
+    g: &GlobalArgs,
+    s: &context::Settings,
+    repo: &clawback_engine::repo::Repository,
+    res: &context::Resolved,
+    id: &clawback_engine::id::SnapshotId,
+) -> Option<clawback_engine::runlog::RetentionOutcome> {
+    use clawback_engine::commands::forget::{self, Policy};
+    use clawback_engine::daemon::DaemonState;
+    use clawback_engine::runlog::RetentionOutcome;
+    let rc = &s.config.retention;
+    if !rc.is_set() {
+        return None;
+    }
+    let mut out = RetentionOutcome::default();
+    let applied = Policy::from_config(rc).map_err(anyhow::Error::from).and_then(|(policy, _)| {
+        let Some(policy) = policy else { return Ok(None) };
+        let snaps = repo.snapshots()?;
+        let plan =
+            clawback_engine::retention::plan_after_backup(&snaps, id, &policy, chrono::Utc::now(), &chrono::Local);
+        let removed = forget::apply(repo, &plan)?;
+        Ok(Some((plan.keep().len(), removed)))
+    });
+    match applied {
+        Ok(Some((kept, removed))) => {
+            out.kept = kept;
+            out.removed = removed.iter().map(|i| i.to_hex()).collect();
+        }
+        Ok(None) => return None,
+        Err(e) => {
+            let line = crate::runs::error_line(&e);
+            if !g.quiet {
+                eprintln!("clawback: warning: retention after the backup failed: {line}; the snapshot is saved");
+            }
+            out.error = Some(line);
+            crate::runs::retention_done(&out, None);
+            return Some(out);
+        }
+    }
+    if std::env::var(crate::runs::DAEMON_PRUNES_ENV).is_ok_and(|v| v == "1") {
+        out.prune = Some("daemon".into());
+        crate::runs::retention_done(&out, None);
+        return Some(out);
+    }
+    // One state file says when prune last started, for this command and the daemon alike.
+    let dir = crate::runs::clawback_dir();
+    let mut st = DaemonState::load(&dir);
+    st.forgotten += out.removed.len() as u64;
+    let now = chrono::Utc::now();
+    let every = rc.prune_every();
+    let mut prune_with = None;
+    if st.forgotten > 0 && st.prune_due(now, every) {
+        match context::password(g, s, res, false) {
+            Ok(pw) => {
+                st.last_prune = Some(now);
+                st.last_prune_by = Some("backup".into());
+                st.forgotten = 0;
+                out.prune = Some("started".into());
+                prune_with = Some(pw);
+            }
+            Err(e) => out.error = Some(format!("prune not started: {}", crate::runs::error_line(&e))),
+        }
+    } else if st.forgotten > 0 {
+        out.prune = Some("not_due".into());
+        out.next_prune = st.next_prune(every);
+    }
+    if let Err(e) = st.save(&dir) {
+        if !g.quiet {
+            eprintln!("clawback: warning: cannot save {}: {e}", DaemonState::path(&dir).display());
+        }
+    }
+    crate::runs::retention_done(&out, prune_with);
+    Some(out)
+}
+
+fn print_retention(rt: &clawback_engine::runlog::RetentionOutcome) {
+    if let Some(e) = &rt.error {
+        println!("retention: {e}");
+        return;
+    }
+    let prune = match (rt.prune.as_deref(), rt.next_prune) {
+        (Some("started"), _) => {
+            format!("; prune started in the background (output in {})", crate::runs::prune_log().display())
+        }
+        (Some("not_due"), Some(t)) => format!("; prune is next due at {}", t.format("%Y-%m-%d %H:%M UTC")),
+        (Some("daemon"), _) => "; the daemon prunes when due".to_string(),
+        _ => String::new(),
+    };
+    let n = rt.removed.len();
+    let s = if n == 1 { "" } else { "s" };
+    println!("retention: forgot {n} snapshot{s} of this host and paths, kept {}{prune}", rt.kept);
 }
 
 /// The dry-run report as tables: per path, what is left out (largest first) and the largest files.

@@ -1,9 +1,10 @@
 //! `clawback daemon`: runs the schedule in the foreground. Each cycle spawns this same program as
-//! `clawback backup` (so the run log, notifications and hooks follow one code path), then `forget`
-//! with the configured retention, then `prune` at most once a day. One cycle at a time, one daemon
-//! per OpenClaw state dir (a lock file), a catch-up run at start or after a wake when the last good
-//! run is older than one interval, and a clean stop on SIGTERM/SIGINT: the signal is passed on to
-//! the running child, the daemon waits for it and exits 0.
+//! `clawback backup` (so the run log, notifications, hooks and the retention after every backup
+//! follow one code path), then `prune` at most once per `retention.pruneEvery` (the backup child
+//! leaves prune to the daemon). `enabled: false` in the config stops it. One cycle at a time, one
+//! daemon per OpenClaw state dir (a lock file), a catch-up run at start or after a wake when the
+//! last good run is older than one interval, and a clean stop on SIGTERM/SIGINT: the signal is
+//! passed on to the running child, the daemon waits for it and exits 0.
 
 use crate::ui::usage;
 use crate::GlobalArgs;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Run one cycle (backup, retention, prune if due) and exit with its status
+    /// Run one cycle (backup with its retention, prune if due) and exit with its status
     #[arg(long)]
     pub once: bool,
     /// Run every DUR instead of the configured schedule (e.g. 2h, 30m, 10s)
@@ -66,18 +67,11 @@ fn stopping() -> Option<i32> {
     }
 }
 
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGKILL => "SIGKILL",
-        _ => "a signal",
-    }
-}
+use crate::runs::signal_name;
 
-/// The global flags a child needs to reach the same repository the same way.
-fn global_flags(g: &GlobalArgs) -> Vec<OsString> {
+/// The global flags a child needs to reach the same repository the same way; without the
+/// password flags when the caller hands the password over itself.
+pub fn global_flags(g: &GlobalArgs, with_password: bool) -> Vec<OsString> {
     let mut v: Vec<OsString> = Vec::new();
     let mut pair = |k: &str, val: OsString| {
         v.push(k.into());
@@ -86,11 +80,13 @@ fn global_flags(g: &GlobalArgs) -> Vec<OsString> {
     if let Some(r) = &g.repo {
         pair("--repo", r.into());
     }
-    if let Some(f) = &g.password_file {
-        pair("--password-file", f.into());
-    }
-    if let Some(c) = &g.password_command {
-        pair("--password-command", c.into());
+    if with_password {
+        if let Some(f) = &g.password_file {
+            pair("--password-file", f.into());
+        }
+        if let Some(c) = &g.password_command {
+            pair("--password-command", c.into());
+        }
     }
     if let Some(c) = &g.config {
         pair("--config", c.into());
@@ -128,8 +124,10 @@ fn global_flags(g: &GlobalArgs) -> Vec<OsString> {
 struct Daemon<'a> {
     g: &'a GlobalArgs,
     exe: std::path::PathBuf,
-    state_dir: std::path::PathBuf,
+    /// clawback's own folder: run log, state, lock.
+    dir: std::path::PathBuf,
     no_prune: bool,
+    prune_every: Duration,
     prune_available: Option<bool>,
 }
 
@@ -145,6 +143,12 @@ enum Outcome {
     Stopped(i32),
 }
 
+/// How one child ended, and its pid (to find its run-log line).
+struct Ended {
+    outcome: Outcome,
+    pid: u32,
+}
+
 impl Daemon<'_> {
     fn say(&self, msg: &str) {
         if !self.g.quiet {
@@ -153,9 +157,13 @@ impl Daemon<'_> {
     }
 
     /// Runs `clawback <globals> <args>`, passing on a stop signal, and waits for it.
-    fn child(&self, args: &[&str]) -> Result<Outcome> {
+    fn child(&self, args: &[&str]) -> Result<Ended> {
         let mut cmd = Command::new(&self.exe);
-        cmd.args(global_flags(self.g)).args(args).env(crate::runs::TRIGGER_ENV, trigger()).stdin(Stdio::null());
+        cmd.args(global_flags(self.g, true))
+            .args(args)
+            .env(crate::runs::TRIGGER_ENV, trigger())
+            .env(crate::runs::DAEMON_PRUNES_ENV, "1")
+            .stdin(Stdio::null());
         if self.g.json {
             // Only the daemon's own JSON lines go to stdout.
             let err = std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr")?;
@@ -165,7 +173,7 @@ impl Daemon<'_> {
         let mut forwarded = None;
         loop {
             if let Some(status) = child.try_wait().context("cannot wait for the backup process")? {
-                return Ok(outcome(status, forwarded));
+                return Ok(Ended { outcome: outcome(status, forwarded), pid: child.id() });
             }
             if let (Some(sig), None) = (stopping(), forwarded) {
                 // SAFETY: signalling our own child by pid, which has not been reaped yet.
@@ -189,14 +197,25 @@ impl Daemon<'_> {
         })
     }
 
-    /// One cycle: backup, retention, prune when due. Returns its exit status and a JSON record.
-    fn cycle(&mut self, config_retention: bool) -> Result<(i32, serde_json::Value)> {
+    /// The run-log line the backup child `pid` wrote, if it wrote one.
+    fn child_record(&self, pid: u32) -> Option<RunRecord> {
+        let log = clawback_engine::runlog::RunLog::in_dir(&self.dir);
+        log.recent(20).ok()?.into_iter().rev().find(|r| r.pid == pid)
+    }
+
+    /// One cycle: backup (which applies retention itself), prune when due. Returns its exit
+    /// status and a JSON record.
+    fn cycle(&mut self) -> Result<(i32, serde_json::Value)> {
         let start = Utc::now();
         let backup = self.child(&["backup"])?;
         let mut out = json!({ "start": start });
-        let code = match backup {
+        let rec = self.child_record(backup.pid);
+        let code = match backup.outcome {
             Outcome::Stopped(sig) => {
-                self.record_interrupted(start, sig);
+                // A child that caught the signal recorded itself, saying what it kept.
+                if rec.is_none() {
+                    self.record_interrupted(start, sig);
+                }
                 out["backup_exit"] = json!(130);
                 out["stopped_by"] = json!(signal_name(sig));
                 return Ok((130, out));
@@ -204,32 +223,24 @@ impl Daemon<'_> {
             Outcome::Exited(c) => c,
         };
         out["backup_exit"] = json!(code);
+        if let Some(rt) = rec.and_then(|r| r.retention) {
+            out["retention"] = json!(rt);
+        }
         self.say(&format!("backup finished (exit {code})"));
         let mut status = code;
         if matches!(code, 0 | 3) && stopping().is_none() {
-            if config_retention {
-                match self.child(&["forget"])? {
-                    Outcome::Exited(c) => {
-                        out["forget_exit"] = json!(c);
-                        if c != 0 {
-                            self.say(&format!("retention (forget) failed (exit {c})"));
-                            status = status.max(1);
-                        }
-                    }
-                    Outcome::Stopped(_) => return Ok((status, out)),
-                }
-            }
-            let mut st = DaemonState::load(&self.state_dir);
-            if !self.no_prune && stopping().is_none() && st.prune_due(Utc::now()) {
+            // The same state as a backup's own prune: one home for "is prune due".
+            let mut st = DaemonState::load(&self.dir);
+            if !self.no_prune && stopping().is_none() && st.prune_due(Utc::now(), self.prune_every) {
                 if self.has_prune() {
-                    match self.child(&["prune"])? {
-                        Outcome::Exited(0) => {
-                            out["prune_exit"] = json!(0);
-                            st.last_prune = Some(Utc::now());
-                            if let Err(e) = st.save(&self.state_dir) {
-                                self.say(&format!("cannot save the daemon state: {e}"));
-                            }
-                        }
+                    st.last_prune = Some(Utc::now());
+                    st.last_prune_by = Some("daemon".into());
+                    st.forgotten = 0;
+                    if let Err(e) = st.save(&self.dir) {
+                        self.say(&format!("cannot save the daemon state: {e}"));
+                    }
+                    match self.child(&["prune"])?.outcome {
+                        Outcome::Exited(0) => out["prune_exit"] = json!(0),
                         Outcome::Exited(c) => {
                             out["prune_exit"] = json!(c);
                             self.say(&format!("prune failed (exit {c})"));
@@ -266,8 +277,13 @@ impl Daemon<'_> {
             repo: None,
             trigger: Some(trigger()),
             pid: std::process::id(),
+            paths: Vec::new(),
+            parent_id: None,
+            files_content_changed: None,
+            forced: false,
+            retention: None,
         };
-        if let Err(e) = clawback_engine::runlog::RunLog::for_state_dir(&self.state_dir).append(&rec) {
+        if let Err(e) = clawback_engine::runlog::RunLog::in_dir(&self.dir).append(&rec) {
             self.say(&format!("cannot write the run log: {e}"));
         }
     }
@@ -295,6 +311,13 @@ fn sleep_until(due: DateTime<Utc>) {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = crate::context::Settings::load(g)?;
+    if !s.config.enabled() {
+        // Not an error: the user turned scheduled backups off (a manual `backup` still runs).
+        if !g.quiet {
+            eprintln!("clawback daemon: backups are disabled in the config (enabled: false)");
+        }
+        return Ok(0);
+    }
     let schedule = match (&a.every, &a.schedule) {
         (Some(e), _) => {
             let d = parse_duration(e).filter(|d| !d.is_zero());
@@ -315,12 +338,12 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         Some(j) => parse_duration(j).ok_or_else(|| usage(format!("--jitter {j}: give a duration like 30s, or 0")))?,
         None => default_jitter(&schedule),
     };
-    let state_dir = crate::runs::state_dir();
-    let lock = DaemonLock::acquire(&state_dir)?;
+    let dir = crate::runs::clawback_dir();
+    let lock = DaemonLock::acquire(&dir)?;
     install_signal_handlers();
     let exe = std::env::current_exe().context("cannot find this program's path")?;
-    let retention = s.config.retention.is_set();
-    let mut d = Daemon { g, exe, state_dir, no_prune: a.no_prune, prune_available: None };
+    let prune_every = s.config.retention.prune_every();
+    let mut d = Daemon { g, exe, dir, no_prune: a.no_prune, prune_every, prune_available: None };
     let emit = |v: &serde_json::Value| {
         if g.json {
             println!("{v}");
@@ -328,7 +351,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     };
 
     if a.once {
-        let (code, out) = d.cycle(retention)?;
+        let (code, out) = d.cycle()?;
         emit(&out);
         drop(lock);
         return Ok(if stopping().is_some() { 0 } else { code });
@@ -354,7 +377,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             return Ok(0);
         }
         let started = Utc::now();
-        let (_, out) = d.cycle(retention)?;
+        let (_, out) = d.cycle()?;
         emit(&out);
         if let Some(sig) = stopping() {
             d.say(&format!("{}: stopped after the current run", signal_name(sig)));

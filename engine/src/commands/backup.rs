@@ -104,6 +104,13 @@ pub struct BackupResult {
     pub warnings: Vec<BackupIssue>,
     /// On a dry run: what would be read and what is left out, and why.
     pub dry_run: Option<DryRunReport>,
+    /// Files of the parent whose content changed (`files_changed` also counts files re-read for
+    /// new metadata or `force` whose content is the same): what anomaly detection compares.
+    pub files_content_changed: u64,
+    /// The snapshot as saved (on a dry run, as it would have been), and its parent: what the
+    /// caller's retention and anomaly checks need, without reading them back.
+    pub snapshot: Option<Snapshot>,
+    pub parent: Option<Snapshot>,
 }
 
 /// What a backup would read and leave out (filled on a dry run).
@@ -169,6 +176,9 @@ enum PackerMsg {
 struct Counters {
     files_new: AtomicU64,
     files_changed: AtomicU64,
+    files_content_changed: AtomicU64,
+    /// Symlinks stored: with files, what makes a backup set non-empty.
+    symlinks: AtomicU64,
     files_unmodified: AtomicU64,
     dirs: AtomicU64,
     bytes_read: AtomicU64,
@@ -494,8 +504,19 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         (root, c, issues, report, packed)
     });
     let packed = packed?;
+    // What an interrupted backup leaves: the packs written so far, indexed, for the next one.
+    progress.bytes_stored.store(packed.bytes_stored, Relaxed);
     let root = root?;
     let [errors, skipped, changed, warnings] = issues;
+    let stored = counters.total_files.load(Relaxed) + counters.symlinks.load(Relaxed);
+    if !dry && stored == 0 && opts.stdin_commands.is_empty() {
+        return Err(Error::Usage(format!(
+            "nothing to back up: {} hold no files or symlinks (after excludes); give paths that hold files, or check \
+             the excludes",
+            path_strings.join(", ")
+        )));
+    }
+    let files_content_changed = counters.files_content_changed.load(Relaxed);
     let mut summary = Summary {
         files_new: counters.files_new.into_inner(),
         files_changed: counters.files_changed.into_inner(),
@@ -552,6 +573,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         changed,
         warnings,
         dry_run: report.map(ReportAcc::finish),
+        files_content_changed,
+        snapshot: Some(snap),
+        parent: parent.map(|(_, p)| p),
     })
 }
 
@@ -1055,6 +1079,7 @@ impl Ctx<'_> {
             };
             let mut n = node_from_meta(name, NodeKind::Symlink, &md);
             n.target = target.into_os_string().into_vec();
+            self.c.symlinks.fetch_add(1, Relaxed);
             Ok(Some(n))
         } else if ft.is_file() {
             let n = self.process_file(path, name, &md, pnode, has_sidecar)?;
@@ -1102,6 +1127,9 @@ impl Ctx<'_> {
         pnode: Option<&Node>,
         has_sidecar: bool,
     ) -> Result<Option<Node>> {
+        if self.progress.stopped() {
+            return Err(Error::Interrupted);
+        }
         let node = node_from_meta(name, NodeKind::File, md);
         self.c.total_files.fetch_add(1, Relaxed);
         if !has_sidecar {
@@ -1158,8 +1186,11 @@ impl Ctx<'_> {
     }
 
     fn count_read(&self, node: &Node, pnode: Option<&Node>) {
-        if pnode.is_some() {
+        if let Some(p) = pnode {
             self.c.files_changed.fetch_add(1, Relaxed);
+            if p.content != node.content {
+                self.c.files_content_changed.fetch_add(1, Relaxed);
+            }
         } else {
             self.c.files_new.fetch_add(1, Relaxed);
         }
@@ -1270,6 +1301,9 @@ impl Ctx<'_> {
             // Take the buffer out so nested rayon work on this thread gets its own.
             let mut buf = std::mem::take(&mut *b.borrow_mut());
             let each = |data: &[u8], cuts: &[std::ops::Range<usize>]| -> Result<(), ReadErr> {
+                if self.progress.stopped() {
+                    return Err(ReadErr::Fatal(Error::Interrupted));
+                }
                 self.c.bytes_read.fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
                 let work = |r: &std::ops::Range<usize>| -> Result<(BlobId, Option<bool>)> {
                     let chunk = &data[r.clone()];

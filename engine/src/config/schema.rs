@@ -80,6 +80,7 @@ pub(super) static SECTION: Kind = Object(&[
             ("keepMonthly", UInt),
             ("keepYearly", UInt),
             ("keepWithin", Str),
+            ("pruneEvery", Str),
         ]),
     ),
     ("exclude", StrList),
