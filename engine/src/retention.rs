@@ -21,7 +21,7 @@ pub fn plan_after_backup<Tz: TimeZone>(
     let Some((_, snap)) = snapshots.iter().find(|(id, _)| id == new) else {
         return Plan::default();
     };
-    let filter = Filter { hosts: vec![snap.hostname.clone()], tags: Vec::new() };
+    let filter = Filter { hosts: vec![snap.hostname.clone()], ..Default::default() };
     let mut paths = snap.paths.clone();
     paths.sort();
     let mut plan = forget::plan(snapshots, &filter, GroupBy { host: true, paths: true, tags: false }, policy, now, tz);
