@@ -496,13 +496,14 @@ mod tests {
         }
     }
 
+    /// A snapshot of the usual roots (state dir, the outside workspace and agent dir, /h/y, /data).
     fn snap_with(m: Option<OpenclawMeta>) -> Snapshot {
         Snapshot {
             version: 1,
             time: "2026-01-01T00:00:00Z".into(),
             hostname: "h".into(),
             username: "u".into(),
-            paths: vec![],
+            paths: ["/h/.oc", "/h/ws-ops", "/srv/ops-agent", "/h/y", "/data"].map(String::from).to_vec(),
             tags: vec![],
             parent: None,
             tree: BlobId::default(),
@@ -560,6 +561,17 @@ mod tests {
             assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("no OpenClaw metadata"), "{e}");
         }
         assert_eq!(roots(&bare, &["/data"]).unwrap(), pb(&["/data"]));
+
+        // What the snapshot did not back up is an error, not an empty restore; a root that holds
+        // something backed up is fine, and of an agent only the parts held are kept.
+        let e = roots(&bare, &["/elsewhere"]).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("does not hold /elsewhere"), "{e}");
+        assert_eq!(roots(&bare, &["/h"]).unwrap(), pb(&["/h"]));
+        let mut only_state = s.clone();
+        only_state.paths = vec!["/h/.oc".into()];
+        assert_eq!(roots(&only_state, &["agent:ops"]).unwrap(), pb(&["/h/.oc/agents/ops"]));
+        let e = roots(&only_state, &["/srv/ops-agent"]).unwrap_err();
+        assert!(e.to_string().contains("latest --path /h/.oc"), "{e}");
     }
 
     struct World {
