@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub enum Location {
     Local(PathBuf),
-    S3(S3Options),
+    S3(Box<S3Options>),
 }
 
 impl Location {
@@ -131,7 +131,7 @@ pub fn resolve(g: &GlobalArgs, s: &Settings) -> Result<Resolved> {
             let mut o = S3Options::new(bucket);
             o.prefix = st.prefix.as_deref().unwrap_or("").trim_matches('/').to_string();
             apply_s3_settings(g, s, &mut o)?;
-            Ok(Resolved { location: Location::S3(o), is_default: false })
+            Ok(Resolved { location: Location::S3(Box::new(o)), is_default: false })
         }
         Some(Provider::Local) | None if st.path.is_some() => {
             Ok(Resolved { location: Location::Local(st.path.clone().unwrap()), is_default: false })
@@ -156,7 +156,7 @@ pub fn location_for(g: &GlobalArgs, s: &Settings, r: &str) -> Result<Location> {
 /// `AWS_REGION`; [`location_for`] adds the config's).
 pub fn parse_location(r: &str) -> Result<Location> {
     if let Some(rest) = r.strip_prefix("s3:") {
-        return parse_s3(r, rest).map(Location::S3);
+        return parse_s3(r, rest).map(|o| Location::S3(Box::new(o)));
     }
     let p = r.strip_prefix("local:").unwrap_or(r);
     if p.is_empty() {
@@ -280,9 +280,9 @@ pub fn backend(loc: &Location) -> Result<Arc<dyn Backend>> {
     }
     let base: Arc<dyn Backend> = match loc {
         Location::Local(p) => Arc::new(LocalBackend::new(p.clone())),
-        Location::S3(o) => {
-            Arc::new(S3Backend::new(o.clone()).with_context(|| format!("cannot set up the S3 client for {}", o.url()))?)
-        }
+        Location::S3(o) => Arc::new(
+            S3Backend::new((**o).clone()).with_context(|| format!("cannot set up the S3 client for {}", o.url()))?,
+        ),
     };
     let base: Arc<dyn Backend> = match FaultConfig::from_env() {
         None => base,

@@ -34,9 +34,9 @@ impl ChunkParams {
             && self.max <= 16 << 20
             && self.min < self.avg
             && self.avg < self.max
-            && self.min % 2 == 0
-            && self.avg % 2 == 0
-            && self.max % 2 == 0;
+            && self.min.is_multiple_of(2)
+            && self.avg.is_multiple_of(2)
+            && self.max.is_multiple_of(2);
         if ok {
             Ok(())
         } else {

@@ -68,7 +68,7 @@ impl LeaseInfo {
         if self.expires_at() <= now {
             return false;
         }
-        !(self.hostname == crate::repo::hostname() && !process_alive(self.pid))
+        self.hostname != crate::repo::hostname() || process_alive(self.pid)
     }
 
     pub fn describe(&self) -> String {

@@ -111,7 +111,7 @@ fn a_damaged_pack_names_the_lost_files_and_restores_the_rest() {
             assert!(!r.stdout.contains("restored") || r.stderr.contains("could not"));
         }
         // Lost files are absent (no truncated or zero-filled stand-ins); the rest is exact.
-        for (p, _) in &files {
+        for p in files.keys() {
             let out = restored(&t, p);
             if expect_lost.contains(p) {
                 assert!(
@@ -249,7 +249,8 @@ fn a_malicious_tree_cannot_escape_the_target() {
     let repo = open_repo(&sb);
     let mut evil = Vec::new();
     let abs_name = outside.join("escaped-absolute");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Forge) -> BlobId>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn(&mut Forge) -> BlobId + 'a>);
+    let cases: Vec<Case<'_>> = vec![
         (
             "a name with a slash",
             Box::new(|f| {

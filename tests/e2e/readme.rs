@@ -92,8 +92,7 @@ fn the_openclaw_docs_commands_run_as_written() {
     let id = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_hexdigit()))
-        .last()
+        .rfind(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_hexdigit()))
         .expect("list shows snapshot ids");
     run(&format!("clawback restore {id} --target ~/restored"));
     assert!(sb

@@ -58,7 +58,7 @@ fn s3_fleet_concurrent_backups_with_prune_running() {
             let sb = Sandbox::new();
             let mut runs = 0u32;
             while running.load(Ordering::SeqCst) {
-                let r = if runs % 2 == 0 {
+                let r = if runs.is_multiple_of(2) {
                     s3cb(&sb, &url).args(["forget", "--keep-last", "1", "--prune", "--json"]).run()
                 } else {
                     s3cb(&sb, &url).args(["prune", "--json"]).run()

@@ -208,10 +208,8 @@ fn no_secret_reaches_any_output_log_or_cache_and_permissions_are_private() {
             bad.push(format!("cache file {} is {:o}", f.display(), mode(&f)));
         }
     }
-    if runlog.exists() {
-        if mode(&runlog) != 0o600 {
-            bad.push(format!("run log is {:o}", mode(&runlog)));
-        }
+    if runlog.exists() && mode(&runlog) != 0o600 {
+        bad.push(format!("run log is {:o}", mode(&runlog)));
     }
     assert!(bad.is_empty(), "permissions too open:\n{}", bad.join("\n"));
 }

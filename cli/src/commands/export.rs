@@ -76,7 +76,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "export");
         let r = write_archive(&repo, &id, &snap, &recipients, std::io::BufWriter::with_capacity(1 << 20, f), &progress);
         bar.finish();
-        let done = r.map_err(anyhow::Error::from).and_then(|(r, out)| {
+        let done = r.and_then(|(r, out)| {
             let f = out.into_inner().map_err(|e| e.into_error()).context("write the archive")?;
             f.sync_all().context("write the archive")?;
             // A hard link never replaces an existing file, so a concurrent writer cannot be clobbered.

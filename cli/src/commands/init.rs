@@ -34,13 +34,12 @@ pub struct Args {
 /// The repository settings the flags ask for.
 pub fn options(a: &Args) -> InitOptions {
     let avg = a.chunk_size.max(1) * 1024;
-    let opts = InitOptions {
+    InitOptions {
         kdf: KdfParams { m_cost: a.kdf_memory.max(1) * 1024, t_cost: a.kdf_iterations.max(1), p_cost: 1 },
         chunker: ChunkParams { min: avg / 4, avg, max: avg * 4 },
         pack_size: a.pack_size << 20,
         compression: a.compression,
-    };
-    opts
+    }
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {

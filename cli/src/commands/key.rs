@@ -86,7 +86,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             if g.json {
                 crate::ui::print_json(&serde_json::to_value(&keys)?);
             } else {
-                println!(" {:<9} {:<12} {:<20} {}", "ID", "User", "Host", "Created");
+                println!(" {:<9} {:<12} {:<20} Created", "ID", "User", "Host");
                 for k in &keys {
                     let mark = if k.current { '*' } else { ' ' };
                     println!("{mark}{:<9} {:<12} {:<20} {}", k.short_id, k.username, k.hostname, k.created);

@@ -26,7 +26,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         crate::ui::print_json(&serde_json::Value::Array(v));
         return Ok(0);
     }
-    println!("{:<9} {:<20} {:<16} {:<16} {}", "ID", "Time", "Host", "Tags", "Paths");
+    println!("{:<9} {:<20} {:<16} {:<16} Paths", "ID", "Time", "Host", "Tags");
     for (id, s) in &list {
         let t = s.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S");
         println!("{:<9} {:<20} {:<16} {:<16} {}", id.short(), t, s.hostname, s.tags.join(","), s.paths.join(" "));

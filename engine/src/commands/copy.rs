@@ -135,7 +135,7 @@ impl Copier<'_> {
         };
         if claimed {
             // Stored raw in the source: it did not compress, so do not try again.
-            let raw = loc.length as usize >= loc.raw_length as usize + OVERHEAD + 1;
+            let raw = loc.length as usize > loc.raw_length as usize + OVERHEAD;
             let level = if raw { 0 } else { self.level };
             let stored = blob::encode(self.dst.keys(), BlobType::Data, &tid, &plain, level);
             packer.lock().add(BlobType::Data, tid, &stored, plain.len())?;

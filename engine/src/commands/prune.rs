@@ -125,9 +125,12 @@ pub fn read_index_files(repo: &Repository, names: &[String]) -> Result<Vec<Index
         .collect()
 }
 
+/// Index file names (sorted), their decoded contents, and the packs on disk with their sizes.
+type IndexesAndPacks = (Vec<String>, Vec<IndexFile>, IdMap<PackId, u64>);
+
 /// The index files (names sorted, contents decoded and checked) and the packs on disk with their
 /// sizes, as listed now.
-fn list_indexes_and_packs(repo: &Repository) -> Result<(Vec<String>, Vec<IndexFile>, IdMap<PackId, u64>)> {
+fn list_indexes_and_packs(repo: &Repository) -> Result<IndexesAndPacks> {
     let be = repo.backend();
     let mut index_names: Vec<String> =
         be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
