@@ -41,28 +41,10 @@ pub fn plan_after_backup<Tz: TimeZone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{BlobId, ObjectId};
+    use crate::id::ObjectId;
 
     fn snap(host: &str, paths: &[&str], day: u32) -> Snapshot {
-        Snapshot {
-            version: 1,
-            time: format!("2026-01-{day:02}T10:00:00Z"),
-            hostname: host.into(),
-            username: "u".into(),
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-            tags: vec![],
-            parent: None,
-            tree: BlobId([0; 32]),
-            summary: Default::default(),
-            program_version: "t".into(),
-            errors: vec![],
-            skipped: vec![],
-            changed: vec![],
-            warnings: vec![],
-            openclaw: None,
-            group: None,
-            original: None,
-        }
+        Snapshot::for_test(host, paths, &format!("2026-01-{day:02}T10:00:00Z"))
     }
 
     #[test]

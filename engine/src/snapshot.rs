@@ -130,6 +130,30 @@ pub fn tag_lists(values: &[String]) -> Vec<Vec<String>> {
 }
 
 impl Snapshot {
+    /// A snapshot of `paths` on `host` at `time` with an empty tree, for the engine's unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(host: &str, paths: &[&str], time: &str) -> Snapshot {
+        Snapshot {
+            version: 1,
+            time: time.to_string(),
+            hostname: host.into(),
+            username: "u".into(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            tags: vec![],
+            parent: None,
+            tree: BlobId([0; 32]),
+            summary: Summary::default(),
+            program_version: "t".into(),
+            errors: vec![],
+            skipped: vec![],
+            warnings: vec![],
+            changed: vec![],
+            openclaw: None,
+            group: None,
+            original: None,
+        }
+    }
+
     /// The error for a path this snapshot does not hold: it names what the snapshot backed up and,
     /// when the path lies outside all of that, how to pick a snapshot that has it.
     pub fn path_not_held(&self, path: &std::path::Path) -> Error {

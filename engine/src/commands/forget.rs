@@ -435,29 +435,11 @@ pub fn apply(repo: &Repository, plan: &Plan) -> Result<Vec<SnapshotId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{BlobId, ObjectId};
+    use crate::id::ObjectId;
     use chrono::FixedOffset;
 
     fn snap(time: &str, tags: &[&str]) -> Snapshot {
-        Snapshot {
-            version: 1,
-            time: time.to_string(),
-            hostname: "h".into(),
-            username: "u".into(),
-            paths: vec!["/p".into()],
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            parent: None,
-            tree: BlobId([0; 32]),
-            summary: Default::default(),
-            program_version: "t".into(),
-            errors: vec![],
-            skipped: vec![],
-            changed: vec![],
-            warnings: vec![],
-            openclaw: None,
-            group: None,
-            original: None,
-        }
+        Snapshot { tags: tags.iter().map(|t| t.to_string()).collect(), ..Snapshot::for_test("h", &["/p"], time) }
     }
 
     /// Snapshots numbered by position: id byte = index + 1.
