@@ -97,14 +97,7 @@ fn long_commands_show_progress_on_a_terminal_only() {
 
     assert_bar(&on_tty(&sb, &[a("prune")], &[]).ok(), "prune");
 
-    let target = sb.path("target");
-    sb.bare()
-        .arg("--repo")
-        .arg(&target)
-        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .env("CLAWBACK_PASSWORD", TO_PASSWORD)
-        .run()
-        .ok();
+    let target = copy_target(&sb);
     assert_bar(&on_tty(&sb, &[a("copy"), a("--to"), target.as_os_str()], &[]).ok(), "copy");
 
     let archive = sb.path("export.tar.gz");
@@ -135,14 +128,7 @@ fn no_terminal_no_progress() {
     piped(&[a("--limit-upload"), a("4096"), a("backup"), state.as_os_str()]);
     piped(&[a("check"), a("--read-data")]);
     piped(&[a("prune")]);
-    let target = sb.path("target");
-    sb.bare()
-        .arg("--repo")
-        .arg(&target)
-        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .env("CLAWBACK_PASSWORD", TO_PASSWORD)
-        .run()
-        .ok();
+    let target = copy_target(&sb);
     piped(&[a("copy"), a("--to"), target.as_os_str()]);
     let archive = sb.path("export.tar.gz");
     piped(&[a("export"), a("latest"), a("-o"), archive.as_os_str()]);
@@ -175,4 +161,17 @@ fn s3_check_read_data_shows_progress() {
         on_tty_at(&sb, OsStr::new(&url), &[a("--limit-download"), a("1024"), a("check"), a("--read-data")], &keys).ok();
     assert_bar(&r, "check");
     assert!(r.stdout.contains("check: read data"), "no read-data step shown:\n{:?}", r.stdout);
+}
+
+/// A second repository for `copy --to`, with the target password.
+fn copy_target(sb: &Sandbox) -> std::path::PathBuf {
+    let target = sb.path("target");
+    sb.bare()
+        .arg("--repo")
+        .arg(&target)
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .env("CLAWBACK_PASSWORD", TO_PASSWORD)
+        .run()
+        .ok();
+    target
 }
