@@ -165,7 +165,7 @@ fn watch_interrupts(g: GlobalArgs) {
         if preparing {
             let e = interrupted_error(sig, 0, None);
             let code = crate::ui::report_error(&e);
-            write_record(&g, code, Some(error_line(&e)), None);
+            write_record(&g, code, Some(crate::ui::error_line(&e)), None);
             std::process::exit(code);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -245,18 +245,6 @@ pub fn retention_done(outcome: &RetentionOutcome, prune_with: Option<Secret>) {
     *PRUNE.lock().unwrap() = prune_with;
 }
 
-/// The error as the one line `main` prints for it.
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg = format!("{msg}: {c}");
-        }
-    }
-    msg.replace('\n', " ")
-}
-
 /// The config, loaded quietly (the backup itself prints its warnings).
 fn quiet_config(g: &GlobalArgs, env: &Env) -> BackupConfig {
     let explicit = g.config.clone().or_else(|| env.get("CLAWBACK_CONFIG").map(PathBuf::from));
@@ -301,7 +289,7 @@ pub fn record(g: &GlobalArgs, dry_run: bool, backup: impl FnOnce() -> Result<i32
         Err(e) => crate::ui::exit_code(e),
     };
     let error = match &result {
-        Err(e) => Some(error_line(e)),
+        Err(e) => Some(crate::ui::error_line(e)),
         Ok(3) => DONE.lock().unwrap().as_ref().map(|d| format!("{} files could not be read", d.unreadable)),
         Ok(_) => None,
     };
@@ -314,7 +302,7 @@ pub fn record(g: &GlobalArgs, dry_run: bool, backup: impl FnOnce() -> Result<i32
     if let Some(pw) = PRUNE.lock().unwrap().take().filter(|_| interrupted().is_none()) {
         if let Err(e) = start_prune(g, &pw) {
             if !g.quiet {
-                eprintln!("clawback: warning: cannot start prune after the backup: {}", error_line(&e));
+                eprintln!("clawback: warning: cannot start prune after the backup: {}", crate::ui::error_line(&e));
             }
         }
     }

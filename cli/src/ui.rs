@@ -9,7 +9,13 @@ use std::time::Duration;
 
 /// Prints an error as one line and returns its exit code.
 pub fn report_error(e: &anyhow::Error) -> i32 {
-    let code = exit_code(e);
+    eprintln!("clawback: {}", error_line(e));
+    exit_code(e)
+}
+
+/// The error and the causes it does not already say, as one line (what `main` prints, and what the
+/// run log and `test` record).
+pub fn error_line(e: &anyhow::Error) -> String {
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -17,9 +23,7 @@ pub fn report_error(e: &anyhow::Error) -> i32 {
             msg = format!("{msg}: {c}");
         }
     }
-    let msg = msg.replace('\n', " ");
-    eprintln!("clawback: {msg}");
-    code
+    msg.replace('\n', " ")
 }
 
 pub fn exit_code(e: &anyhow::Error) -> i32 {

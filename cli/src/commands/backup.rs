@@ -345,7 +345,7 @@ fn retention(
         }
         Ok(None) => return None,
         Err(e) => {
-            let line = crate::runs::error_line(&e);
+            let line = crate::ui::error_line(&e);
             if !g.quiet {
                 eprintln!("clawback: warning: retention after the backup failed: {line}; the snapshot is saved");
             }
@@ -375,7 +375,7 @@ fn retention(
                 out.prune = Some("started".into());
                 prune_with = Some(pw);
             }
-            Err(e) => out.error = Some(format!("prune not started: {}", crate::runs::error_line(&e))),
+            Err(e) => out.error = Some(format!("prune not started: {}", crate::ui::error_line(&e))),
         }
     } else if st.forgotten > 0 {
         out.prune = Some("not_due".into());

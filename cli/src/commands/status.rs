@@ -93,7 +93,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let repo = read_repo(g, &s);
     let (repo, repo_error) = match repo {
         Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(crate::runs::error_line(&e))),
+        Err(e) => (None, Some(crate::ui::error_line(&e))),
     };
     // The newest snapshot is the truth; the run log stands in when the repository cannot be read.
     let last_time: Option<DateTime<Utc>> = match &repo {

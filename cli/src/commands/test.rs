@@ -15,7 +15,7 @@
 
 use crate::commands::schedule;
 use crate::context;
-use crate::runs::error_line;
+use crate::ui::error_line;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::backend::local::LocalBackend;
