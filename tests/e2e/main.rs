@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo test -p clawback-cli --test e2e`.
 
+mod real_openclaw;
 mod seaweed;
 mod support;
 
@@ -30,6 +31,7 @@ mod keys;
 mod live;
 mod maintenance;
 mod notify;
+mod oc_home;
 mod progress;
 mod prune;
 mod readme;

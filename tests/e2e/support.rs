@@ -87,6 +87,10 @@ pub struct Cmd {
 }
 
 impl Cmd {
+    /// Wraps a prepared command (another program than clawback, with its own environment).
+    pub fn from_command(c: Command) -> Cmd {
+        Cmd { c }
+    }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
         self.c.arg(a);
         self
