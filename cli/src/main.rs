@@ -161,6 +161,7 @@ fn parse_or_exit() -> Cli {
 
 fn main() {
     keep_large_buffers_out_of_the_heap();
+    ui::quiet_on_closed_stdout();
     let mut cli = parse_or_exit();
     // The environment file, before the config is read and before any thread starts; parsed again
     // when it set something, so flags that read the environment (CLAWBACK_REPO) see it.

@@ -8,6 +8,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Prints an error as one line and returns its exit code.
+/// A reader that stops early (`clawback ls latest | head`) closes our stdout; `println!` then
+/// panics with "Broken pipe". That is not a crash: exit quietly with 141 (128 + SIGPIPE, what a
+/// shell reports for a program killed by it). Every other panic keeps the default report.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 pub fn report_error(e: &anyhow::Error) -> i32 {
     eprintln!("clawback: {}", error_line(e));
     exit_code(e)

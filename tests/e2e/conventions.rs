@@ -230,3 +230,23 @@ impl ExposeStr for age::secrecy::SecretString {
         self.expose_secret().to_string()
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    let sb = Sandbox::with_repo();
+    let src = sb.path("src");
+    for i in 0..2000 {
+        write(&src.join(format!("d{}/f{i}", i % 20)), b"x");
+    }
+    sb.backup(&[&src]);
+    let mut c = sb.cb_command();
+    c.args(["ls", "latest"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "ls into a closed pipe panicked:\n{err}");
+    assert_eq!(out.status.code(), Some(141), "exit status {:?}, stderr:\n{err}", out.status);
+}
