@@ -188,6 +188,46 @@ pub enum TarMeta {
     Full,
 }
 
+/// Appends a PAX extended header (`x`) with `records` for the entry named `name`. Its own header
+/// is named as GNU tar names it, `<dir>/PaxHeaders/<file>` (in the ustar prefix and name fields,
+/// else `PaxHeaders/<file>` cut to the 100-byte name field): node-tar, which `openclaw backup
+/// verify` and `restore` read archives with, refuses any header without a name, and the tar
+/// crate's `append_pax_extensions` leaves it empty.
+pub fn append_pax<W: Write>(b: &mut tar::Builder<W>, name: &[u8], records: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        // `<len> <key>=<value>\n`, where len counts itself.
+        let rest = k.len() + v.len() + 3;
+        let mut len = rest + 1;
+        while len.to_string().len() + rest != len {
+            len += 1;
+        }
+        data.extend_from_slice(format!("{len} {k}=").as_bytes());
+        data.extend_from_slice(v);
+        data.push(b'\n');
+    }
+    let name = name.strip_suffix(b"/").unwrap_or(name);
+    let (dir, file) = match name.iter().rposition(|&c| c == b'/') {
+        Some(i) => (&name[..=i], &name[i + 1..]),
+        None => (&b""[..], name),
+    };
+    let mut h = tar::Header::new_ustar();
+    let mut own = [dir, b"PaxHeaders/", file].concat();
+    if h.set_path(Path::new(OsStr::from_bytes(&own))).is_err() {
+        h = tar::Header::new_ustar();
+        own = [&b"PaxHeaders/"[..], file].concat();
+        own.truncate(100);
+        let field = &mut h.as_old_mut().name;
+        field.fill(0);
+        field[..own.len()].copy_from_slice(&own);
+    }
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    b.append(&h, data.as_slice())
+}
+
 /// Largest value a GNU header's 8-byte octal owner field holds.
 const MAX_OCTAL_ID: u64 = 0o7777777;
 
@@ -226,7 +266,7 @@ pub fn append_node<W: Write>(
         }
     }
     if !pax.is_empty() {
-        b.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice()))).map_err(werr)?;
+        append_pax(b, name, &pax).map_err(werr)?;
     }
     let mut h = tar::Header::new_gnu();
     h.set_mode(node.mode & 0o7777);
