@@ -62,7 +62,11 @@ fn node_tar_list(file: &Path) -> (Vec<String>, Vec<String>) {
     )
     .unwrap();
     let mut c = std::process::Command::new("node");
-    c.env_clear().env("PATH", openclaw_path()).arg(&script).arg(tools_dir().join("openclaw/node_modules/tar")).arg(file);
+    c.env_clear()
+        .env("PATH", openclaw_path())
+        .arg(&script)
+        .arg(tools_dir().join("openclaw/node_modules/tar"))
+        .arg(file);
     let r = Cmd::from_command(c).run();
     assert_eq!(r.code, 0, "node-tar could not list {}: {}", file.display(), r.stderr);
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
@@ -122,7 +126,8 @@ fn export_and_dump_tar_are_archives_openclaw_accepts_and_restores() {
 
     // dump --tar is a plain tar of original paths (not an OpenClaw archive): node-tar lists every
     // entry, PAX and long-name headers included, without a warning.
-    let dumped = raw_stdout(&h.sb, None, &[OsStr::new("dump"), OsStr::new("latest"), state.as_os_str(), OsStr::new("--tar")]);
+    let dumped =
+        raw_stdout(&h.sb, None, &[OsStr::new("dump"), OsStr::new("latest"), state.as_os_str(), OsStr::new("--tar")]);
     let kinds = header_kinds(&dumped);
     assert!(kinds.contains(&tar::EntryType::XHeader), "the dump carries PAX headers");
     let dump_file = h.sb.path("state.tar");
@@ -208,7 +213,11 @@ fn import_records_the_agents_and_workspaces_the_archive_declares() {
         // agent folder, and nothing of the other agents.
         let t = h.sb.path(&format!("only-worker-{who}"));
         h.cb().args(["restore", &id, "--only", "agent:worker", "--target"]).arg(&t).run().ok();
-        assert_eq!(fs::read_to_string(restored(&t, &worker.join("notes.md"))).unwrap(), "worker's own notes\n", "{who}");
+        assert_eq!(
+            fs::read_to_string(restored(&t, &worker.join("notes.md"))).unwrap(),
+            "worker's own notes\n",
+            "{who}"
+        );
         assert!(restored(&t, &worker.join("AGENTS.md")).is_file(), "{who}");
         assert!(restored(&t, &state.join("agents/worker/agent/openclaw-agent.sqlite")).is_file(), "{who}");
         assert!(!restored(&t, &state.join("workspace")).exists(), "{who}: molty's workspace is not worker's");

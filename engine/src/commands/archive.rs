@@ -2,12 +2,14 @@
 //!
 //! The archive layout, from OpenClaw's `docs/cli/backup.md` and `src/commands/backup.ts`,
 //! `backup-shared.ts` and `backup-verify.ts`: a `.tar.gz` whose entries all live under one root
-//! folder `<archiveRoot>/` (named like `2026-03-09T08-00-00.000Z-openclaw-backup`), holding
+//! folder `<archiveRoot>/` (named like `2026-03-09T08-00-00.000+00-00-openclaw-backup`, the
+//! local time with its offset; releases before 2026.9 wrote `...000Z-openclaw-backup`), holding
 //!
 //! - `<archiveRoot>/manifest.json`: `schemaVersion` (1), `createdAt` (ISO 8601), `archiveRoot`,
 //!   `runtimeVersion`, `platform`, `nodeVersion`, `options {includeWorkspace, onlyConfig}`,
-//!   `paths {stateDir, configPath, oauthDir, workspaceDirs}`, `assets [{kind, sourcePath,
-//!   archivePath}]` (kinds `state`, `config`, `credentials`, `workspace`) and `skipped`;
+//!   `paths {stateDir, configPath, oauthDir, workspaceDirs, agentRoots [{agentId, sourcePath}]}`,
+//!   `assets [{kind, sourcePath, archivePath}]` (kinds `state`, `config`, `credentials`,
+//!   `workspace`, `agent`), `skipped` and, optionally, `externalSymbolicLinks`;
 //! - `<archiveRoot>/payload/posix/<absolute source path without its leading slash>/...`: each
 //!   asset's tree (`payload/windows/<DRIVE>/...` and `payload/relative/...` for paths that are not
 //!   POSIX-absolute, which a snapshot cannot hold and `import` leaves out).
@@ -15,7 +17,9 @@
 //! So a payload entry maps back to its original absolute path by dropping the prefix up to
 //! `posix` and putting back the leading `/`, and an imported snapshot has the same paths as a
 //! clawback backup of the same machine. Its time is the manifest's `createdAt`, its paths are the
-//! assets' source paths, and its OpenClaw metadata comes from the manifest's `paths`.
+//! assets' source paths, and its OpenClaw metadata is what the archive declares: the archived
+//! openclaw.json (at `paths.configPath`) resolved by the layout code discovery uses, so each agent
+//! has the workspace its config gives it, completed by `paths.agentRoots` and `workspaceDirs`.
 //!
 //! `import` streams the archive: each file's content goes through the chunker into packs as it is
 //! read, nothing is extracted to disk, and only the tree (names and chunk ids) is held in memory.
@@ -24,8 +28,9 @@
 //! kept as symlinks and never followed.
 //!
 //! `export` writes the same layout from a snapshot's trees, with the manifest OpenClaw's
-//! `backup verify` and `backup restore` read. What a tar header cannot carry goes into standard
-//! PAX keys: nanosecond `mtime`, `ctime`, and for hard-linked files `SCHILY.dev`, `SCHILY.ino` and
+//! `backup verify` and `backup restore` read (the fields `openclaw backup create` writes). The tar
+//! is read by node-tar there, so every header has a name, PAX headers included (see
+//! `dump::append_pax`). What a tar header cannot carry goes into standard PAX keys: nanosecond `mtime`, `ctime`, and for hard-linked files `SCHILY.dev`, `SCHILY.ino` and
 //! `SCHILY.nlink`; the manifest gets a `clawback` key with the snapshot's own time, host, tags and
 //! OpenClaw metadata. So `import` of an export rebuilds the same content, modes, owners, times,
 //! symlinks and hard links; only the device and inode numbers of singly linked files (which no
@@ -42,7 +47,9 @@ use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLIN
 use crate::commands::stdin::made_up_node;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
-use crate::openclaw::paths::{normalize_agent_id, CONFIG_FILENAME, LEGACY_CONFIG_FILENAMES, LEGACY_STATE_DIRNAMES, STATE_DIRNAME};
+use crate::openclaw::paths::{
+    normalize_agent_id, CONFIG_FILENAME, LEGACY_CONFIG_FILENAMES, LEGACY_STATE_DIRNAMES, STATE_DIRNAME,
+};
 use crate::openclaw::{include, layout, sqlite, vars, Env, OpenClawConfig};
 use crate::packer::Packer;
 use crate::progress::Progress;
@@ -940,7 +947,12 @@ fn openclaw_meta(
 
     let config_path = match config {
         Some((p, _)) => p.to_path_buf(),
-        None => m.config_path.as_ref().filter(|p| p.starts_with('/')).map(PathBuf::from).unwrap_or_else(|| state.join(CONFIG_FILENAME)),
+        None => m
+            .config_path
+            .as_ref()
+            .filter(|p| p.starts_with('/'))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| state.join(CONFIG_FILENAME)),
     };
     let parsed = config.and_then(|(p, bytes)| {
         let v = std::str::from_utf8(bytes)
@@ -952,7 +964,9 @@ fn openclaw_meta(
             Err(why) => {
                 warnings.push(BackupIssue {
                     path: p.to_string_lossy().into_owned(),
-                    error: format!("cannot read the archived config ({why}); its agents were placed by OpenClaw's defaults"),
+                    error: format!(
+                        "cannot read the archived config ({why}); its agents were placed by OpenClaw's defaults"
+                    ),
                 });
                 None
             }
@@ -997,7 +1011,9 @@ fn openclaw_meta(
 
     let declared: Vec<PathBuf> = m.workspace_dirs.iter().filter(|p| p.starts_with('/')).map(PathBuf::from).collect();
     for a in &mut meta.agents {
-        if let Some((_, dir)) = m.agent_roots.iter().find(|(id, d)| normalize_agent_id(id) == a.id && d.starts_with('/')) {
+        if let Some((_, dir)) =
+            m.agent_roots.iter().find(|(id, d)| normalize_agent_id(id) == a.id && d.starts_with('/'))
+        {
             a.agent_dir = dir.clone();
         }
         // An agent without a workspace of its own lives in `<state>/workspace-<id>` or, in newer
@@ -1088,10 +1104,7 @@ fn agent_roots(m: &OpenclawMeta) -> Vec<AgentRootOut> {
         let dir = Path::new(&a.agent_dir);
         let normalized = clean_abs(dir).is_some_and(|c| c.as_os_str() == dir.as_os_str()) && a.agent_dir.len() > 1;
         let canonical = !a.id.is_empty() && normalize_agent_id(&a.id) == a.id;
-        if normalized
-            && canonical
-            && !out.iter().any(|o| o.agent_id == a.id || o.source_path == a.agent_dir)
-        {
+        if normalized && canonical && !out.iter().any(|o| o.agent_id == a.id || o.source_path == a.agent_dir) {
             out.push(AgentRootOut { agent_id: a.id.clone(), source_path: a.agent_dir.clone() });
         }
     }
@@ -1440,6 +1453,100 @@ mod tests {
         assert_eq!(portable_target(l, b"../../../etc", &assets), None);
         assert_eq!(portable_target(l, b"../../../../../..", &assets), None);
         assert_eq!(portable_target(Path::new("/h/.openclaw/a"), b"/h/.openclaw", &assets), Some(b".".to_vec()));
+    }
+
+    /// An archive tree holding `paths` as folders.
+    fn tree_with(paths: &[&str]) -> DirB {
+        let mut top = DirB::default();
+        for p in paths {
+            let comps = comps_of(Path::new(p));
+            for i in 1..=comps.len() {
+                let name = comps[i - 1].to_vec();
+                let _ = top.insert(&comps[..i], made_up_node(name, NodeKind::Dir, 0o755, 0, 0, 0), p);
+            }
+        }
+        top
+    }
+
+    #[test]
+    fn import_reads_the_agents_the_archived_config_declares() {
+        let m = parse_manifest(
+            br#"{"schemaVersion":1,"createdAt":"2026-03-09T08:00:00Z","archiveRoot":"r","runtimeVersion":"2026.9.6",
+                "paths":{"stateDir":"/h/.openclaw","configPath":"/h/.openclaw/openclaw.json",
+                         "workspaceDirs":["/h/.openclaw/workspace","/h/work/worker","/h/ws/helper"],
+                         "agentRoots":[{"agentId":"worker","sourcePath":"/data/worker-agent"}]},
+                "assets":[{"kind":"state","sourcePath":"/h/.openclaw","archivePath":"r/payload/posix/h/.openclaw"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.agent_roots, [("worker".to_string(), "/data/worker-agent".to_string())]);
+        let config = br#"{
+            // JSON5, as OpenClaw reads it
+            agents: {
+                defaults: { workspace: "~/ws" },
+                entries: { molty: { default: true }, worker: { workspace: "~/work/worker" }, helper: {} },
+            },
+            meta: { lastTouchedVersion: "2026.9.1" },
+        }"#;
+        let top = tree_with(&["/h/.openclaw/agents/molty", "/h/work/worker"]);
+        let mut warnings = Vec::new();
+        let cfg = Path::new("/h/.openclaw/openclaw.json");
+        let meta = openclaw_meta(&m, Some((cfg, config.as_slice())), &top, &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<(&str, bool, &str, &str)> = meta
+            .agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.default, a.workspace.as_str(), a.agent_dir.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // The default agent: agents.defaults.workspace; `~` is the archived machine's home.
+                ("helper", false, "/h/ws/helper", "/h/.openclaw/agents/helper/agent"),
+                ("molty", true, "/h/ws", "/h/.openclaw/agents/molty/agent"),
+                // Its own workspace, and its dir as the manifest's agentRoots has it.
+                ("worker", false, "/h/work/worker", "/data/worker-agent"),
+            ]
+        );
+        assert_eq!(meta.config_path.as_deref(), Some("/h/.openclaw/openclaw.json"));
+        assert_eq!(meta.openclaw_version.as_deref(), Some("2026.9.6"), "the manifest's runtime version");
+        assert_eq!(meta.workspaces[0], "/h/ws", "the default agent's first");
+        for w in ["/h/ws/helper", "/h/work/worker", "/h/.openclaw/workspace"] {
+            assert!(meta.workspaces.iter().any(|x| x == w), "{w} in {:?}", meta.workspaces);
+        }
+
+        // A config that does not parse: a warning, and the agents the manifest names.
+        let meta = openclaw_meta(&m, Some((cfg, b"{ agents: ".as_slice())), &top, &mut warnings).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].error.contains("cannot read the archived config"), "{warnings:?}");
+        let ids: Vec<&str> = meta.agents.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["worker"]);
+        assert_eq!(meta.agents[0].agent_dir, "/data/worker-agent");
+        assert_eq!(meta.config_path, None);
+    }
+
+    #[test]
+    fn agent_roots_are_those_openclaw_accepts() {
+        let a = |id: &str, dir: &str| crate::snapshot::AgentMeta {
+            id: id.into(),
+            default: false,
+            workspace: "/w".into(),
+            agent_dir: dir.into(),
+        };
+        let meta = OpenclawMeta {
+            state_dir: "/h/.openclaw".into(),
+            agents: vec![
+                a("molty", "/h/.openclaw/agents/molty/agent"),
+                a("Upper", "/h/.openclaw/agents/upper/agent"),
+                a("rel", "agents/rel/agent"),
+                a("dots", "/h/.openclaw/agents/../x"),
+                a("slash", "/h/.openclaw/agents/slash/"),
+                a("again", "/h/.openclaw/agents/molty/agent"),
+            ],
+            ..Default::default()
+        };
+        let roots: Vec<(String, String)> =
+            agent_roots(&meta).into_iter().map(|r| (r.agent_id, r.source_path)).collect();
+        assert_eq!(roots, [("molty".to_string(), "/h/.openclaw/agents/molty/agent".to_string())]);
     }
 
     #[test]

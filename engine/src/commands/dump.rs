@@ -371,6 +371,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pax_headers_are_named_as_gnu_tar_names_them() {
+        let long_dir = format!("root/{}", "d".repeat(150));
+        let longer_dir = format!("root/{}/{}", "d".repeat(150), "e".repeat(150));
+        let mut b = tar::Builder::new(Vec::new());
+        for dir in ["root/payload", long_dir.as_str(), longer_dir.as_str()] {
+            let name = format!("{dir}/file.md");
+            append_pax(&mut b, name.as_bytes(), &[("mtime", b"1.5".to_vec()), ("comment", b"a=b".to_vec())]).unwrap();
+        }
+        let bytes = b.into_inner().unwrap();
+        let mut ar = tar::Archive::new(bytes.as_slice());
+        let mut names = Vec::new();
+        for e in ar.entries().unwrap().raw(true) {
+            let mut e = e.unwrap();
+            assert_eq!(e.header().entry_type(), tar::EntryType::XHeader);
+            names.push(e.path_bytes().into_owned());
+            let recs: Vec<(String, Vec<u8>)> = e
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|r| r.unwrap())
+                .map(|r| (r.key().unwrap().to_string(), r.value_bytes().to_vec()))
+                .collect();
+            assert_eq!(recs, [("mtime".into(), b"1.5".to_vec()), ("comment".into(), b"a=b".to_vec())]);
+        }
+        assert_eq!(names[0], b"root/payload/PaxHeaders/file.md");
+        // In the ustar prefix and name fields when it fits them, else cut to the name field.
+        assert_eq!(names[1], format!("{long_dir}/PaxHeaders/file.md").as_bytes());
+        assert_eq!(names[2], b"PaxHeaders/file.md");
+        assert!(names.iter().all(|n| !n.is_empty()));
+    }
+
+    #[test]
     fn pax_times_round_trip() {
         for ns in [0i64, 1, 999_999_999, 1_000_000_000, 1_700_000_000_123_456_789, -1, -1_500_000_000, -3_000_000_000] {
             assert_eq!(parse_pax_time(&pax_time(ns)), Some(ns), "{ns} -> {}", pax_time(ns));
