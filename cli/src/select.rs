@@ -68,7 +68,10 @@ pub fn find(
             let with = if filter.is_empty() { String::new() } else { format!(" with {}", f.describe()) };
             let only_safety = spec.starts_with("latest")
                 && !safety_too
-                && repo.snapshots().map(|all| all.iter().any(|(_, s)| pick(s) && s.is_pre_restore())).unwrap_or(false);
+                && repo.snapshots().is_ok_and(|all| {
+                    let mut picked = all.iter().filter(|(_, s)| pick(s));
+                    picked.clone().next().is_some() && picked.all(|(_, s)| s.is_pre_restore())
+                });
             let hint = if only_safety {
                 format!(
                     " (only {PRE_RESTORE_TAG} safety snapshots match, which `latest` passes over; \
