@@ -1,13 +1,15 @@
 //! Picking snapshots on the command line, as restic does: `--host`, `--tag`, `--path` and `--group`
 //! narrow the snapshots a command considers, and `latest` is the newest of those. One definition
 //! shared by every command that takes a SNAPSHOT or lists snapshots, so the flags mean the same
-//! everywhere (`--tag a,b`: both a and b; a repeated `--tag`: either list).
+//! everywhere (`--tag a,b`: both a and b; a repeated `--tag`: either list). `latest` is the latest
+//! backup: the safety snapshots in-place restores take (tag `pre-restore`) are passed over unless
+//! `--tag pre-restore` asks for them; an id or prefix names any snapshot.
 
 use anyhow::Result;
 use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::id::SnapshotId;
 use clawback_engine::repo::Repository;
-use clawback_engine::snapshot::{tag_lists, Filter, Snapshot};
+use clawback_engine::snapshot::{tag_lists, Filter, Snapshot, PRE_RESTORE_TAG};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -50,7 +52,8 @@ impl SnapshotFilter {
 }
 
 /// Resolves SNAPSHOT (`latest`, an id or a prefix) among the snapshots the filter and `also` let
-/// through. With filters, a `latest` that matches nothing says which filters.
+/// through; `latest` skips safety snapshots unless the filter's tags name them. With filters, a
+/// `latest` that matches nothing says which filters.
 pub fn find(
     repo: &Repository,
     spec: &str,
@@ -58,12 +61,34 @@ pub fn find(
     also: impl Fn(&Snapshot) -> bool,
 ) -> Result<(SnapshotId, Snapshot)> {
     let filter = f.filter()?;
-    repo.find_snapshot(spec, |s| filter.matches(s) && also(s)).map_err(|e| match e {
-        clawback_engine::Error::SnapshotNotFound(what) if !filter.is_empty() => {
-            clawback_engine::Error::SnapshotNotFound(format!("{what} with {}", f.describe())).into()
+    let safety_too = filter.names_pre_restore();
+    let pick = |s: &Snapshot| filter.matches(s) && also(s);
+    repo.find_snapshot(spec, |s| pick(s) && (safety_too || !s.is_pre_restore())).map_err(|e| match e {
+        clawback_engine::Error::SnapshotNotFound(what) => {
+            let with = if filter.is_empty() { String::new() } else { format!(" with {}", f.describe()) };
+            let only_safety = spec.starts_with("latest")
+                && !safety_too
+                && repo.snapshots().is_ok_and(|all| {
+                    let mut picked = all.iter().filter(|(_, s)| pick(s));
+                    picked.clone().next().is_some() && picked.all(|(_, s)| s.is_pre_restore())
+                });
+            let hint = if only_safety {
+                format!(
+                    " (only {PRE_RESTORE_TAG} safety snapshots match, which `latest` passes over; \
+                     give one's id or add --tag {PRE_RESTORE_TAG})"
+                )
+            } else {
+                String::new()
+            };
+            clawback_engine::Error::SnapshotNotFound(format!("{what}{with}{hint}")).into()
         }
         e => e.into(),
     })
+}
+
+/// Resolves SNAPSHOT for commands without selection flags, by the same rules as [`find`].
+pub fn find_any(repo: &Repository, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+    find(repo, spec, &SnapshotFilter::default(), |_| true)
 }
 
 /// The tags a new snapshot gets from `--tag` values: `a,b` and a repeated `--tag` both add each

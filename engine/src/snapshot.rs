@@ -106,7 +106,17 @@ pub struct Filter {
     pub group: Option<String>,
 }
 
+/// The tag of the safety snapshot an in-place restore takes before it changes anything. Such a
+/// snapshot is not a backup: `latest` passes over it unless the tags ask for it, and `forget`
+/// keeps it for a week whatever the policy.
+pub const PRE_RESTORE_TAG: &str = "pre-restore";
+
 impl Filter {
+    /// Whether the tag lists ask for safety snapshots (`--tag pre-restore`).
+    pub fn names_pre_restore(&self) -> bool {
+        self.tags.iter().any(|l| l.iter().any(|t| t == PRE_RESTORE_TAG))
+    }
+
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && (self.tags.is_empty() || self.tags.iter().any(|l| l.iter().all(|t| s.tags.contains(t))))
@@ -130,6 +140,11 @@ pub fn tag_lists(values: &[String]) -> Vec<Vec<String>> {
 }
 
 impl Snapshot {
+    /// Whether this is the safety snapshot of an in-place restore (tag `pre-restore`).
+    pub fn is_pre_restore(&self) -> bool {
+        self.tags.iter().any(|t| t == PRE_RESTORE_TAG)
+    }
+
     /// A snapshot of `paths` on `host` at `time` with an empty tree, for the engine's unit tests.
     #[cfg(test)]
     pub(crate) fn for_test(host: &str, paths: &[&str], time: &str) -> Snapshot {

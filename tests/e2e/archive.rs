@@ -126,7 +126,11 @@ fn import_of_an_openclaw_archive_restores_its_payload_at_the_original_paths() {
         assert_eq!(oc["state_dir"], STATE, "{raw}");
         assert_eq!(oc["config_path"], format!("{STATE}/openclaw.json"), "{raw}");
         assert!(oc["workspaces"].as_array().unwrap().contains(&serde_json::json!(WS)), "{raw}");
-        assert_eq!(oc["agents"][0]["id"], "main", "{raw}");
+        // The agents its openclaw.json declares, with their own workspaces.
+        assert_eq!(oc["agents"].as_array().unwrap().len(), 1, "{raw}");
+        assert_eq!(oc["agents"][0]["id"], "ops", "{raw}");
+        assert_eq!(oc["agents"][0]["workspace"], WS, "{raw}");
+        assert_eq!(oc["agents"][0]["agent_dir"], format!("{STATE}/agents/ops/agent"), "{raw}");
         assert_eq!(oc["openclaw_version"], "2026.3.8", "{raw}");
 
         let t = sb.path(&format!("restored-{manifest_last}"));

@@ -176,7 +176,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
 
     let time = ui::parse_time(a.time.as_deref())?;
     let parent = match &a.parent {
-        Some(p) => Some(repo.find_snapshot(p, |_| true)?.0),
+        Some(p) => Some(crate::select::find_any(&repo, p)?.0),
         None => None,
     };
     let mut skip_paths = Vec::new();

@@ -39,7 +39,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let v = match a.what.as_str() {
         "config" => serde_json::to_value(repo.config())?,
         "snapshot" => {
-            let (id, s) = repo.find_snapshot(need_id(a)?, |_| true)?;
+            let (id, s) = crate::select::find_any(&repo, need_id(a)?)?;
             let mut v = serde_json::to_value(&s)?;
             v["id"] = id.to_hex().into();
             v

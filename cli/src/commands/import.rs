@@ -64,10 +64,14 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             "bytes_added": r.snapshot.summary.bytes_added,
             "bytes_stored": r.snapshot.summary.bytes_stored,
             "skipped": r.skipped,
+            "warnings": r.warnings,
         }));
     } else if !g.quiet {
         for s in &r.skipped {
             eprintln!("clawback: left out: {}: {}", s.path, s.error);
+        }
+        for w in &r.warnings {
+            eprintln!("clawback: warning: {}: {}", w.path, w.error);
         }
         println!(
             "imported {} ({} files, {}, {} folders, {} symlinks) as snapshot {} of {}",

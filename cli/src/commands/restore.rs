@@ -50,7 +50,7 @@ pub struct Args {
 }
 
 /// The tag of the safety snapshot an in-place restore takes first.
-pub const SAFETY_TAG: &str = "pre-restore";
+pub use clawback_engine::snapshot::PRE_RESTORE_TAG as SAFETY_TAG;
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let in_place = a.target.is_none();
@@ -59,9 +59,10 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     }
     let s = context::Settings::load(g)?;
     let repo = context::open_with(g, &s)?;
-    // `latest` is the latest backup: not the safety snapshot a previous in-place restore took.
+    // `latest` is the latest backup, not the safety snapshot a previous in-place restore took
+    // (`select::find` passes over those unless `--tag pre-restore` asks for them).
     let spec = a.snapshot.as_deref().unwrap_or("latest");
-    let (id, snap) = crate::select::find(&repo, spec, &a.filter, |s| !s.tags.iter().any(|t| t == SAFETY_TAG))?;
+    let (id, snap) = crate::select::find(&repo, spec, &a.filter, |_| true)?;
     let only = only_roots(&snap, &a.only)?;
 
     let mut safety = None;

@@ -2,12 +2,14 @@
 //!
 //! The archive layout, from OpenClaw's `docs/cli/backup.md` and `src/commands/backup.ts`,
 //! `backup-shared.ts` and `backup-verify.ts`: a `.tar.gz` whose entries all live under one root
-//! folder `<archiveRoot>/` (named like `2026-03-09T08-00-00.000Z-openclaw-backup`), holding
+//! folder `<archiveRoot>/` (named like `2026-03-09T08-00-00.000+00-00-openclaw-backup`, the
+//! local time with its offset; releases before 2026.9 wrote `...000Z-openclaw-backup`), holding
 //!
 //! - `<archiveRoot>/manifest.json`: `schemaVersion` (1), `createdAt` (ISO 8601), `archiveRoot`,
 //!   `runtimeVersion`, `platform`, `nodeVersion`, `options {includeWorkspace, onlyConfig}`,
-//!   `paths {stateDir, configPath, oauthDir, workspaceDirs}`, `assets [{kind, sourcePath,
-//!   archivePath}]` (kinds `state`, `config`, `credentials`, `workspace`) and `skipped`;
+//!   `paths {stateDir, configPath, oauthDir, workspaceDirs, agentRoots [{agentId, sourcePath}]}`,
+//!   `assets [{kind, sourcePath, archivePath}]` (kinds `state`, `config`, `credentials`,
+//!   `workspace`, `agent`), `skipped` and, optionally, `externalSymbolicLinks`;
 //! - `<archiveRoot>/payload/posix/<absolute source path without its leading slash>/...`: each
 //!   asset's tree (`payload/windows/<DRIVE>/...` and `payload/relative/...` for paths that are not
 //!   POSIX-absolute, which a snapshot cannot hold and `import` leaves out).
@@ -15,7 +17,9 @@
 //! So a payload entry maps back to its original absolute path by dropping the prefix up to
 //! `posix` and putting back the leading `/`, and an imported snapshot has the same paths as a
 //! clawback backup of the same machine. Its time is the manifest's `createdAt`, its paths are the
-//! assets' source paths, and its OpenClaw metadata comes from the manifest's `paths`.
+//! assets' source paths, and its OpenClaw metadata is what the archive declares: the archived
+//! openclaw.json (at `paths.configPath`) resolved by the layout code discovery uses, so each agent
+//! has the workspace its config gives it, completed by `paths.agentRoots` and `workspaceDirs`.
 //!
 //! `import` streams the archive: each file's content goes through the chunker into packs as it is
 //! read, nothing is extracted to disk, and only the tree (names and chunk ids) is held in memory.
@@ -24,8 +28,9 @@
 //! kept as symlinks and never followed.
 //!
 //! `export` writes the same layout from a snapshot's trees, with the manifest OpenClaw's
-//! `backup verify` and `backup restore` read. What a tar header cannot carry goes into standard
-//! PAX keys: nanosecond `mtime`, `ctime`, and for hard-linked files `SCHILY.dev`, `SCHILY.ino` and
+//! `backup verify` and `backup restore` read (the fields `openclaw backup create` writes). The tar
+//! is read by node-tar there, so every header has a name, PAX headers included (see
+//! `dump::append_pax`). What a tar header cannot carry goes into standard PAX keys: nanosecond `mtime`, `ctime`, and for hard-linked files `SCHILY.dev`, `SCHILY.ino` and
 //! `SCHILY.nlink`; the manifest gets a `clawback` key with the snapshot's own time, host, tags and
 //! OpenClaw metadata. So `import` of an export rebuilds the same content, modes, owners, times,
 //! symlinks and hard links; only the device and inode numbers of singly linked files (which no
@@ -42,11 +47,14 @@ use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLIN
 use crate::commands::stdin::made_up_node;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IdSet, SnapshotId};
-use crate::openclaw::sqlite;
+use crate::openclaw::paths::{
+    normalize_agent_id, CONFIG_FILENAME, LEGACY_CONFIG_FILENAMES, LEGACY_STATE_DIRNAMES, STATE_DIRNAME,
+};
+use crate::openclaw::{include, layout, sqlite, vars, Env, OpenClawConfig};
 use crate::packer::Packer;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::{AgentMeta, BackupIssue, OpenclawMeta, Snapshot, Summary};
+use crate::snapshot::{BackupIssue, OpenclawMeta, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Tree};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -71,6 +79,11 @@ const MAX_ENTRIES: u64 = 4_000_000;
 const MAX_DEPTH: usize = 1024;
 /// Skipped entries listed one by one; past this they are only counted.
 const MAX_LISTED_SKIPS: usize = 200;
+
+/// Largest file read as OpenClaw's config, and how many candidates are held (see
+/// `config_candidate`).
+const MAX_CONFIG: u64 = 4 << 20;
+const MAX_CONFIG_CANDIDATES: usize = 16;
 
 /// Bytes of file data per chunking batch.
 const BATCH: usize = 8 << 20;
@@ -97,6 +110,8 @@ pub struct ImportResult {
     pub bytes: u64,
     /// Entries left out (devices, fifos, Windows paths, entries outside the payload).
     pub skipped: Vec<BackupIssue>,
+    /// What the import could not read as it should (an archived config that does not parse).
+    pub warnings: Vec<BackupIssue>,
 }
 
 /// `openclaw backup` manifest, as much of it as import and export use.
@@ -109,6 +124,8 @@ struct Manifest {
     state_dir: Option<String>,
     config_path: Option<String>,
     workspace_dirs: Vec<String>,
+    /// `paths.agentRoots`: (agentId, sourcePath), each agent's dir as OpenClaw resolved it.
+    agent_roots: Vec<(String, String)>,
     /// (kind, sourcePath, archivePath)
     assets: Vec<(String, String, String)>,
     clawback: Option<ClawbackExt>,
@@ -163,6 +180,11 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             .and_then(|p| p.get("workspaceDirs"))
             .and_then(|w| w.as_array())
             .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        agent_roots: paths
+            .and_then(|p| p.get("agentRoots"))
+            .and_then(|w| w.as_array())
+            .map(|a| a.iter().filter_map(|r| Some((s(r.get("agentId"))?, s(r.get("sourcePath"))?))).collect())
             .unwrap_or_default(),
         ..Manifest::default()
     };
@@ -475,6 +497,15 @@ fn archive_path_to_abs(ap: &str, root: &str) -> Option<PathBuf> {
     Some(p)
 }
 
+/// The absolute path whose components (below `/`) are `comps`.
+fn abs_path(comps: &[&[u8]]) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in comps {
+        p.push(OsStr::from_bytes(c));
+    }
+    p
+}
+
 fn comps_of(p: &Path) -> Vec<&[u8]> {
     p.components().skip(1).map(|c| c.as_os_str().as_bytes()).collect()
 }
@@ -507,6 +538,8 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
     let mut long_name: Option<Vec<u8>> = None;
     let mut long_link: Option<Vec<u8>> = None;
     let mut next_ino: u64 = 1 << 48;
+    // Files that may be OpenClaw's config, held to read the agents from (see `config_candidate`).
+    let mut configs: Vec<(PathBuf, Vec<u8>)> = Vec::new();
 
     for e in entries {
         let mut e = e.map_err(|e| bad(format!("cannot read the archive: {e}")))?;
@@ -655,7 +688,19 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
                 progress.files_done.fetch_add(1, Relaxed);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let (content, n) = match sink.store_content(&chunker, &mut e, &mut buf, progress) {
+                let abs = abs_path(&comps);
+                let stored = if size <= MAX_CONFIG
+                    && configs.len() < MAX_CONFIG_CANDIDATES
+                    && config_candidate(&abs, manifest.as_ref())
+                {
+                    let data = read_bounded(&mut e, size, MAX_CONFIG, &format!("{shown:?}"))?;
+                    let r = sink.store_content(&chunker, data.as_slice(), &mut buf, progress);
+                    configs.push((abs, data));
+                    r
+                } else {
+                    sink.store_content(&chunker, &mut e, &mut buf, progress)
+                };
+                let (content, n) = match stored {
                     Ok(x) => x,
                     Err(ReadErr::Io(err)) => return Err(bad(format!("reading {shown:?}: {err}"))),
                     Err(ReadErr::Fatal(err)) => return Err(err),
@@ -738,9 +783,10 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
 
     let default_dir =
         made_up_node(Vec::new(), NodeKind::Dir, 0o755, 0, 0, m.created_at.timestamp_nanos_opt().unwrap_or(0));
+    let mut warnings = Vec::new();
     let openclaw = match ext.as_ref().and_then(|x| x.openclaw.clone()) {
         Some(o) => Some(o),
-        None => openclaw_meta(&m, &top),
+        None => openclaw_meta(&m, archived_config(&m, &configs), &top, &mut warnings),
     };
     let DirB { children, .. } = top;
     let tree = build_tree(&mut sink, children, &default_dir, 0)?;
@@ -791,7 +837,7 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         errors: Vec::new(),
         skipped: skipped.clone(),
         changed: Vec::new(),
-        warnings: Vec::new(),
+        warnings: warnings.clone(),
         openclaw,
         group: None,
         original: None,
@@ -810,6 +856,7 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         symlinks,
         bytes,
         skipped,
+        warnings,
     })
 }
 
@@ -836,46 +883,241 @@ fn build_tree(sink: &mut Sink, children: BTreeMap<Vec<u8>, Child>, default_dir: 
     Ok(Tree::new(nodes))
 }
 
-/// OpenClaw's layout from the manifest's `paths` (or its `state` asset), with the agents found
-/// under `<state>/agents/`.
-fn openclaw_meta(m: &Manifest, top: &DirB) -> Option<OpenclawMeta> {
-    let abs = |s: &String| s.starts_with('/').then(|| s.clone());
-    let state =
-        m.state_dir.as_ref().and_then(abs).or_else(|| {
-            m.assets.iter().find(|(k, s, _)| k == "state" && s.starts_with('/')).map(|(_, s, _)| s.clone())
-        })?;
-    let workspaces: Vec<String> = m.workspace_dirs.iter().filter_map(abs).collect();
-    let sp = PathBuf::from(&state);
-    let mut agents = Vec::new();
-    let mut ac = comps_of(&sp);
-    ac.push(b"agents");
-    for id in top.subdirs(&ac) {
-        let id = String::from_utf8_lossy(&id).into_owned();
-        let own = sp.join(format!("workspace-{id}")).to_string_lossy().into_owned();
-        let main = sp.join("workspace").to_string_lossy().into_owned();
-        let workspace = if id == "main" {
-            if workspaces.contains(&main) {
-                main
-            } else {
-                workspaces.first().cloned().unwrap_or(main)
-            }
-        } else {
-            own
-        };
-        agents.push(AgentMeta {
-            default: id == "main",
-            agent_dir: sp.join("agents").join(&id).join("agent").to_string_lossy().into_owned(),
-            workspace,
-            id,
-        });
+/// The state dir an archive declares: the manifest's `paths.stateDir`, else its `state` asset.
+fn manifest_state(m: &Manifest) -> Option<PathBuf> {
+    let abs = |s: &String| s.starts_with('/').then(|| PathBuf::from(s));
+    m.state_dir
+        .as_ref()
+        .and_then(abs)
+        .or_else(|| m.assets.iter().find(|(k, s, _)| k == "state" && s.starts_with('/')).map(|(_, s, _)| s.into()))
+}
+
+/// Whether an archived file may be OpenClaw's config: the path the manifest names (once read:
+/// OpenClaw writes the manifest last, clawback first), or any file with one of the config's names.
+/// Such files are held in memory until the end, when `archived_config` picks the one the
+/// manifest names.
+fn config_candidate(abs: &Path, m: Option<&Manifest>) -> bool {
+    let named = m.into_iter().flat_map(|m| {
+        let ext = m.clawback.as_ref().and_then(|x| x.openclaw.as_ref()).and_then(|o| o.config_path.as_deref());
+        m.config_path.as_deref().into_iter().chain(ext)
+    });
+    if named.into_iter().any(|p| Path::new(p) == abs) {
+        return true;
     }
-    Some(OpenclawMeta {
-        state_dir: state,
-        config_path: m.config_path.as_ref().and_then(abs),
-        workspaces,
-        agents,
-        openclaw_version: m.runtime_version.clone(),
-    })
+    abs.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == CONFIG_FILENAME || LEGACY_CONFIG_FILENAMES.contains(&n))
+}
+
+/// The archived config: the file at the manifest's `configPath`, else `<state>/openclaw.json` (or
+/// a legacy name), if the archive holds it.
+fn archived_config<'c>(m: &Manifest, configs: &'c [(PathBuf, Vec<u8>)]) -> Option<(&'c Path, &'c [u8])> {
+    let state = manifest_state(m)?;
+    let mut want: Vec<PathBuf> = m.config_path.iter().filter(|p| p.starts_with('/')).map(PathBuf::from).collect();
+    want.push(state.join(CONFIG_FILENAME));
+    want.extend(LEGACY_CONFIG_FILENAMES.iter().map(|n| state.join(n)));
+    want.iter().find_map(|w| configs.iter().find(|(p, _)| p == w)).map(|(p, d)| (p.as_path(), d.as_slice()))
+}
+
+/// OpenClaw's layout as the archive declares it. Its config (`config`, the archived
+/// openclaw.json) is resolved by the layout code discovery uses (`agents.entries` / `agents.list`
+/// with each agent's `workspace` and `agentDir`, `agents.defaults.workspace`), as on the machine
+/// it came from (HOME the state dir's parent); the manifest's `agentRoots` (each agent's dir as
+/// OpenClaw resolved it) and `workspaceDirs` complete it. Without a config the agents are those of
+/// `agentRoots`, else the folders under `<state>/agents/`, placed by OpenClaw's defaults.
+fn openclaw_meta(
+    m: &Manifest,
+    config: Option<(&Path, &[u8])>,
+    top: &DirB,
+    warnings: &mut Vec<BackupIssue>,
+) -> Option<OpenclawMeta> {
+    let state = manifest_state(m)?;
+    let held = |p: &Path| top.contains(&comps_of(p));
+    let home = state
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| *n == STATE_DIRNAME || LEGACY_STATE_DIRNAMES.contains(n))
+        .and_then(|_| state.parent());
+    let mut env = Env::from_pairs([("OPENCLAW_STATE_DIR", state.to_string_lossy().into_owned())]);
+    if let Some(h) = home {
+        env = env.with("HOME", h.to_string_lossy().into_owned());
+    }
+    // Relative settings resolve against the archived machine's folders, never this process's.
+    env.cwd = Some(home.unwrap_or(&state).to_path_buf());
+
+    let config_path = match config {
+        Some((p, _)) => p.to_path_buf(),
+        None => m
+            .config_path
+            .as_ref()
+            .filter(|p| p.starts_with('/'))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| state.join(CONFIG_FILENAME)),
+    };
+    let parsed = config.and_then(|(p, bytes)| {
+        let v = std::str::from_utf8(bytes)
+            .map_err(|_| "it is not UTF-8".to_string())
+            .and_then(|t| include::parse_json5(p, t).map_err(|e| e.to_string()))
+            .and_then(|v| if v.is_object() { Ok(v) } else { Err("it is not a JSON object".into()) });
+        match v {
+            Ok(v) => Some(v),
+            Err(why) => {
+                warnings.push(BackupIssue {
+                    path: p.to_string_lossy().into_owned(),
+                    error: format!(
+                        "cannot read the archived config ({why}); its agents were placed by OpenClaw's defaults"
+                    ),
+                });
+                None
+            }
+        }
+    });
+    let exists = parsed.is_some();
+    let raw = parsed.unwrap_or_else(|| {
+        // No config: the agents the manifest or the state dir names, with their folders.
+        let mut entries = serde_json::Map::new();
+        for (id, dir) in &m.agent_roots {
+            entries.insert(id.clone(), serde_json::json!({ "agentDir": dir }));
+        }
+        if entries.is_empty() {
+            let mut ac = comps_of(&state);
+            ac.push(b"agents");
+            for id in top.subdirs(&ac) {
+                entries.insert(String::from_utf8_lossy(&id).into_owned(), serde_json::json!({}));
+            }
+        }
+        serde_json::json!({ "agents": { "entries": entries } })
+    });
+    let mut unresolved = Vec::new();
+    let value = vars::substitute(&raw, &env, &mut unresolved);
+    let cfg = OpenClawConfig {
+        state_dir: state.clone(),
+        path: config_path.clone(),
+        exists,
+        raw,
+        value,
+        vars: env.clone(),
+        files: vec![config_path],
+        unresolved,
+        warnings: Vec::new(),
+    };
+    let defaults_ws = cfg
+        .get("agents.defaults.workspace")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| env.resolve_user_path(s));
+    let lay = layout::layout_from(&cfg, &env);
+    let mut meta = lay.to_meta();
+
+    let declared: Vec<PathBuf> = m.workspace_dirs.iter().filter(|p| p.starts_with('/')).map(PathBuf::from).collect();
+    for a in &mut meta.agents {
+        if let Some((_, dir)) =
+            m.agent_roots.iter().find(|(id, d)| normalize_agent_id(id) == a.id && d.starts_with('/'))
+        {
+            a.agent_dir = dir.clone();
+        }
+        // An agent without a workspace of its own lives in `<state>/workspace-<id>` or, in newer
+        // releases, `<agents.defaults.workspace>/<id>`; discovery tells them apart on disk, an
+        // archive by what it declares and holds.
+        let ws = PathBuf::from(&a.workspace);
+        let fallbacks = [Some(state.join(format!("workspace-{}", a.id))), defaults_ws.as_ref().map(|d| d.join(&a.id))];
+        let known = |p: &Path| declared.iter().any(|d| d == p) || held(p);
+        if !known(&ws) && fallbacks.iter().flatten().any(|f| *f == ws) {
+            if let Some(f) = fallbacks.iter().flatten().find(|f| **f != ws && known(f)) {
+                a.workspace = f.to_string_lossy().into_owned();
+            }
+        }
+    }
+    // The default agent's workspace first, as discovery orders them, then what the manifest adds.
+    let mut workspaces: Vec<String> = Vec::new();
+    let by_default = meta.agents.iter().filter(|a| a.default).chain(meta.agents.iter().filter(|a| !a.default));
+    let also = declared.iter().map(|d| d.to_string_lossy().into_owned());
+    for w in by_default.map(|a| a.workspace.clone()).chain(also) {
+        if !workspaces.contains(&w) {
+            workspaces.push(w);
+        }
+    }
+    meta.workspaces = workspaces;
+    meta.openclaw_version = m.runtime_version.clone().or(meta.openclaw_version);
+    Some(meta)
+}
+
+/// The manifest `export` writes: the fields and order of `openclaw backup create`'s (its
+/// `buildManifest`), without `externalSymbolicLinks` (so the verifier checks instead that every
+/// symlink is relative and stays within the assets, which `portable_target` makes sure of), plus
+/// the `clawback` key.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestOut {
+    schema_version: u32,
+    created_at: String,
+    archive_root: String,
+    runtime_version: String,
+    platform: &'static str,
+    node_version: &'static str,
+    options: OptionsOut,
+    paths: PathsOut,
+    assets: Vec<AssetOut>,
+    skipped: Vec<serde_json::Value>,
+    clawback: ClawbackExt,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OptionsOut {
+    include_workspace: bool,
+    only_config: bool,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PathsOut {
+    state_dir: String,
+    config_path: String,
+    oauth_dir: String,
+    workspace_dirs: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    agent_roots: Vec<AgentRootOut>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentRootOut {
+    agent_id: String,
+    source_path: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssetOut {
+    kind: &'static str,
+    source_path: String,
+    archive_path: String,
+}
+
+/// `paths.agentRoots`: each agent's dir, for the agents whose id and dir OpenClaw's manifest
+/// parser accepts (a canonical id, an absolute normalized path, each once); it refuses the whole
+/// archive over one bad entry.
+fn agent_roots(m: &OpenclawMeta) -> Vec<AgentRootOut> {
+    let mut out: Vec<AgentRootOut> = Vec::new();
+    for a in &m.agents {
+        let dir = Path::new(&a.agent_dir);
+        let normalized = clean_abs(dir).is_some_and(|c| c.as_os_str() == dir.as_os_str()) && a.agent_dir.len() > 1;
+        let canonical = !a.id.is_empty() && normalize_agent_id(&a.id) == a.id;
+        if normalized && canonical && !out.iter().any(|o| o.agent_id == a.id || o.source_path == a.agent_dir) {
+            out.push(AgentRootOut { agent_id: a.id.clone(), source_path: a.agent_dir.clone() });
+        }
+    }
+    out
+}
+
+/// This system as Node's `process.platform` names it, which OpenClaw records and reads.
+fn node_platform() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        os => os,
+    }
 }
 
 /// `createdAt` as JavaScript's `toISOString` writes it.
@@ -883,9 +1125,10 @@ fn js_iso(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The archive's root folder name, from the snapshot's time, as OpenClaw names it.
+/// The archive's root folder name, from the snapshot's time, as OpenClaw 2026.9 names it
+/// (`formatBackupArchiveTimestamp`: the time with its UTC offset, here always UTC's).
 pub fn archive_root_name(t: chrono::DateTime<chrono::Utc>) -> String {
-    format!("{}-openclaw-backup", t.format("%Y-%m-%dT%H-%M-%S%.3fZ"))
+    format!("{}-openclaw-backup", t.format("%Y-%m-%dT%H-%M-%S%.3f+00-00"))
 }
 
 /// OpenClaw's asset kind for a snapshot path.
@@ -899,6 +1142,9 @@ fn asset_kind(p: &Path, meta: Option<&OpenclawMeta>) -> &'static str {
         }
         if m.workspaces.iter().any(|w| Path::new(w) == p) {
             return "workspace";
+        }
+        if m.agents.iter().any(|a| Path::new(&a.agent_dir) == p) {
+            return "agent";
         }
     }
     let name = p.file_name().map(|n| n.as_bytes()).unwrap_or_default();
@@ -1013,31 +1259,36 @@ pub fn export<W: Write>(
         .or_else(|| assets.iter().find(|p| asset_kind(p, None) == "state").map(|p| p.to_string_lossy().into_owned()))
         .or_else(|| snap.paths.first().cloned())
         .unwrap_or_default();
-    let manifest = serde_json::json!({
-        "schemaVersion": 1,
-        "createdAt": js_iso(time),
-        "archiveRoot": root,
-        "runtimeVersion": meta.and_then(|m| m.openclaw_version.clone()).unwrap_or_else(|| "unknown".into()),
-        "platform": std::env::consts::OS,
-        "nodeVersion": "unknown",
-        "options": {
-            "includeWorkspace": assets.iter().any(|p| asset_kind(p, meta) == "workspace"),
-            "onlyConfig": false,
+    let manifest = ManifestOut {
+        schema_version: 1,
+        created_at: js_iso(time),
+        archive_root: root.clone(),
+        runtime_version: meta.and_then(|m| m.openclaw_version.clone()).unwrap_or_else(|| "unknown".into()),
+        platform: node_platform(),
+        node_version: "unknown",
+        options: OptionsOut {
+            include_workspace: assets.iter().any(|p| asset_kind(p, meta) == "workspace"),
+            only_config: false,
         },
-        "paths": {
-            "stateDir": state_dir,
-            "configPath": meta.and_then(|m| m.config_path.clone())
+        paths: PathsOut {
+            config_path: meta
+                .and_then(|m| m.config_path.clone())
                 .unwrap_or_else(|| Path::new(&state_dir).join("openclaw.json").to_string_lossy().into_owned()),
-            "oauthDir": Path::new(&state_dir).join("credentials").to_string_lossy(),
-            "workspaceDirs": meta.map(|m| m.workspaces.clone()).unwrap_or_default(),
+            oauth_dir: Path::new(&state_dir).join("credentials").to_string_lossy().into_owned(),
+            workspace_dirs: meta.map(|m| m.workspaces.clone()).unwrap_or_default(),
+            agent_roots: meta.map(agent_roots).unwrap_or_default(),
+            state_dir,
         },
-        "assets": assets.iter().map(|p| serde_json::json!({
-            "kind": asset_kind(p, meta),
-            "sourcePath": p.to_string_lossy(),
-            "archivePath": archive_path(p),
-        })).collect::<Vec<_>>(),
-        "skipped": [],
-        "clawback": ClawbackExt {
+        assets: assets
+            .iter()
+            .map(|p| AssetOut {
+                kind: asset_kind(p, meta),
+                source_path: p.to_string_lossy().into_owned(),
+                archive_path: archive_path(p),
+            })
+            .collect(),
+        skipped: Vec::new(),
+        clawback: ClawbackExt {
             snapshot_id: Some(id.to_hex()),
             snapshot_time: snap.time.clone(),
             hostname: Some(snap.hostname.clone()),
@@ -1046,7 +1297,7 @@ pub fn export<W: Write>(
             paths: snap.paths.clone(),
             openclaw: snap.openclaw.clone(),
         },
-    });
+    };
     let mut mbytes = serde_json::to_vec_pretty(&manifest).expect("manifest JSON");
     mbytes.push(b'\n');
 
@@ -1204,10 +1455,104 @@ mod tests {
         assert_eq!(portable_target(Path::new("/h/.openclaw/a"), b"/h/.openclaw", &assets), Some(b".".to_vec()));
     }
 
+    /// An archive tree holding `paths` as folders.
+    fn tree_with(paths: &[&str]) -> DirB {
+        let mut top = DirB::default();
+        for p in paths {
+            let comps = comps_of(Path::new(p));
+            for i in 1..=comps.len() {
+                let name = comps[i - 1].to_vec();
+                let _ = top.insert(&comps[..i], made_up_node(name, NodeKind::Dir, 0o755, 0, 0, 0), p);
+            }
+        }
+        top
+    }
+
+    #[test]
+    fn import_reads_the_agents_the_archived_config_declares() {
+        let m = parse_manifest(
+            br#"{"schemaVersion":1,"createdAt":"2026-03-09T08:00:00Z","archiveRoot":"r","runtimeVersion":"2026.9.6",
+                "paths":{"stateDir":"/h/.openclaw","configPath":"/h/.openclaw/openclaw.json",
+                         "workspaceDirs":["/h/.openclaw/workspace","/h/work/worker","/h/ws/helper"],
+                         "agentRoots":[{"agentId":"worker","sourcePath":"/data/worker-agent"}]},
+                "assets":[{"kind":"state","sourcePath":"/h/.openclaw","archivePath":"r/payload/posix/h/.openclaw"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.agent_roots, [("worker".to_string(), "/data/worker-agent".to_string())]);
+        let config = br#"{
+            // JSON5, as OpenClaw reads it
+            agents: {
+                defaults: { workspace: "~/ws" },
+                entries: { molty: { default: true }, worker: { workspace: "~/work/worker" }, helper: {} },
+            },
+            meta: { lastTouchedVersion: "2026.9.1" },
+        }"#;
+        let top = tree_with(&["/h/.openclaw/agents/molty", "/h/work/worker"]);
+        let mut warnings = Vec::new();
+        let cfg = Path::new("/h/.openclaw/openclaw.json");
+        let meta = openclaw_meta(&m, Some((cfg, config.as_slice())), &top, &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<(&str, bool, &str, &str)> = meta
+            .agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.default, a.workspace.as_str(), a.agent_dir.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // The default agent: agents.defaults.workspace; `~` is the archived machine's home.
+                ("helper", false, "/h/ws/helper", "/h/.openclaw/agents/helper/agent"),
+                ("molty", true, "/h/ws", "/h/.openclaw/agents/molty/agent"),
+                // Its own workspace, and its dir as the manifest's agentRoots has it.
+                ("worker", false, "/h/work/worker", "/data/worker-agent"),
+            ]
+        );
+        assert_eq!(meta.config_path.as_deref(), Some("/h/.openclaw/openclaw.json"));
+        assert_eq!(meta.openclaw_version.as_deref(), Some("2026.9.6"), "the manifest's runtime version");
+        assert_eq!(meta.workspaces[0], "/h/ws", "the default agent's first");
+        for w in ["/h/ws/helper", "/h/work/worker", "/h/.openclaw/workspace"] {
+            assert!(meta.workspaces.iter().any(|x| x == w), "{w} in {:?}", meta.workspaces);
+        }
+
+        // A config that does not parse: a warning, and the agents the manifest names.
+        let meta = openclaw_meta(&m, Some((cfg, b"{ agents: ".as_slice())), &top, &mut warnings).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].error.contains("cannot read the archived config"), "{warnings:?}");
+        let ids: Vec<&str> = meta.agents.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["worker"]);
+        assert_eq!(meta.agents[0].agent_dir, "/data/worker-agent");
+        assert_eq!(meta.config_path, None);
+    }
+
+    #[test]
+    fn agent_roots_are_those_openclaw_accepts() {
+        let a = |id: &str, dir: &str| crate::snapshot::AgentMeta {
+            id: id.into(),
+            default: false,
+            workspace: "/w".into(),
+            agent_dir: dir.into(),
+        };
+        let meta = OpenclawMeta {
+            state_dir: "/h/.openclaw".into(),
+            agents: vec![
+                a("molty", "/h/.openclaw/agents/molty/agent"),
+                a("Upper", "/h/.openclaw/agents/upper/agent"),
+                a("rel", "agents/rel/agent"),
+                a("dots", "/h/.openclaw/agents/../x"),
+                a("slash", "/h/.openclaw/agents/slash/"),
+                a("again", "/h/.openclaw/agents/molty/agent"),
+            ],
+            ..Default::default()
+        };
+        let roots: Vec<(String, String)> =
+            agent_roots(&meta).into_iter().map(|r| (r.agent_id, r.source_path)).collect();
+        assert_eq!(roots, [("molty".to_string(), "/h/.openclaw/agents/molty/agent".to_string())]);
+    }
+
     #[test]
     fn names_follow_openclaw() {
         let t = chrono::DateTime::parse_from_rfc3339("2026-03-09T08:00:00.5Z").unwrap().with_timezone(&chrono::Utc);
-        assert_eq!(archive_root_name(t), "2026-03-09T08-00-00.500Z-openclaw-backup");
+        assert_eq!(archive_root_name(t), "2026-03-09T08-00-00.500+00-00-openclaw-backup");
         assert_eq!(js_iso(t), "2026-03-09T08:00:00.500Z");
         let meta =
             OpenclawMeta { state_dir: "/h/.openclaw".into(), workspaces: vec!["/h/ws".into()], ..Default::default() };

@@ -188,6 +188,46 @@ pub enum TarMeta {
     Full,
 }
 
+/// Appends a PAX extended header (`x`) with `records` for the entry named `name`. Its own header
+/// is named as GNU tar names it, `<dir>/PaxHeaders/<file>` (in the ustar prefix and name fields,
+/// else `PaxHeaders/<file>` cut to the 100-byte name field): node-tar, which `openclaw backup
+/// verify` and `restore` read archives with, refuses any header without a name, and the tar
+/// crate's `append_pax_extensions` leaves it empty.
+pub fn append_pax<W: Write>(b: &mut tar::Builder<W>, name: &[u8], records: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        // `<len> <key>=<value>\n`, where len counts itself.
+        let rest = k.len() + v.len() + 3;
+        let mut len = rest + 1;
+        while len.to_string().len() + rest != len {
+            len += 1;
+        }
+        data.extend_from_slice(format!("{len} {k}=").as_bytes());
+        data.extend_from_slice(v);
+        data.push(b'\n');
+    }
+    let name = name.strip_suffix(b"/").unwrap_or(name);
+    let (dir, file) = match name.iter().rposition(|&c| c == b'/') {
+        Some(i) => (&name[..=i], &name[i + 1..]),
+        None => (&b""[..], name),
+    };
+    let mut h = tar::Header::new_ustar();
+    let mut own = [dir, b"PaxHeaders/", file].concat();
+    if h.set_path(Path::new(OsStr::from_bytes(&own))).is_err() {
+        h = tar::Header::new_ustar();
+        own = [&b"PaxHeaders/"[..], file].concat();
+        own.truncate(100);
+        let field = &mut h.as_old_mut().name;
+        field.fill(0);
+        field[..own.len()].copy_from_slice(&own);
+    }
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    b.append(&h, data.as_slice())
+}
+
 /// Largest value a GNU header's 8-byte octal owner field holds.
 const MAX_OCTAL_ID: u64 = 0o7777777;
 
@@ -226,7 +266,7 @@ pub fn append_node<W: Write>(
         }
     }
     if !pax.is_empty() {
-        b.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice()))).map_err(werr)?;
+        append_pax(b, name, &pax).map_err(werr)?;
     }
     let mut h = tar::Header::new_gnu();
     h.set_mode(node.mode & 0o7777);
@@ -329,6 +369,38 @@ fn write_tree<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pax_headers_are_named_as_gnu_tar_names_them() {
+        let long_dir = format!("root/{}", "d".repeat(150));
+        let longer_dir = format!("root/{}/{}", "d".repeat(150), "e".repeat(150));
+        let mut b = tar::Builder::new(Vec::new());
+        for dir in ["root/payload", long_dir.as_str(), longer_dir.as_str()] {
+            let name = format!("{dir}/file.md");
+            append_pax(&mut b, name.as_bytes(), &[("mtime", b"1.5".to_vec()), ("comment", b"a=b".to_vec())]).unwrap();
+        }
+        let bytes = b.into_inner().unwrap();
+        let mut ar = tar::Archive::new(bytes.as_slice());
+        let mut names = Vec::new();
+        for e in ar.entries().unwrap().raw(true) {
+            let mut e = e.unwrap();
+            assert_eq!(e.header().entry_type(), tar::EntryType::XHeader);
+            names.push(e.path_bytes().into_owned());
+            let recs: Vec<(String, Vec<u8>)> = e
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|r| r.unwrap())
+                .map(|r| (r.key().unwrap().to_string(), r.value_bytes().to_vec()))
+                .collect();
+            assert_eq!(recs, [("mtime".into(), b"1.5".to_vec()), ("comment".into(), b"a=b".to_vec())]);
+        }
+        assert_eq!(names[0], b"root/payload/PaxHeaders/file.md");
+        // In the ustar prefix and name fields when it fits them, else cut to the name field.
+        assert_eq!(names[1], format!("{long_dir}/PaxHeaders/file.md").as_bytes());
+        assert_eq!(names[2], b"PaxHeaders/file.md");
+        assert!(names.iter().all(|n| !n.is_empty()));
+    }
 
     #[test]
     fn pax_times_round_trip() {

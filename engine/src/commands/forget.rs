@@ -27,8 +27,7 @@ use crate::snapshot::Snapshot;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use std::collections::BTreeMap;
 
-/// The tag of the safety snapshots `restore` takes before it overwrites anything.
-pub const PRE_RESTORE_TAG: &str = "pre-restore";
+pub use crate::snapshot::PRE_RESTORE_TAG;
 /// How long a `pre-restore` snapshot survives every policy.
 pub const PRE_RESTORE_DAYS: i64 = 7;
 pub const PRE_RESTORE_REASON: &str = "pre-restore safety (7 days)";
