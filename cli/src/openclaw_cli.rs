@@ -126,11 +126,8 @@ pub fn parse_last_json(text: &str) -> Option<Value> {
     if let Ok(v) = serde_json::from_str(text.trim()) {
         return Some(v);
     }
-    let starts: Vec<usize> = text
-        .match_indices(['{', '['])
-        .map(|(i, _)| i)
-        .filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
-        .collect();
+    let starts: Vec<usize> =
+        text.match_indices(['{', '[']).map(|(i, _)| i).filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n').collect();
     starts.into_iter().rev().find_map(|i| serde_json::from_str(text[i..].trim()).ok())
 }
 
@@ -181,7 +178,9 @@ fn verdict(o: &Output) -> Verdict {
         })
         .unwrap_or_default();
     let about_backup = |(path, msg): &(String, String)| {
-        path == "backup" || path.starts_with("backup.") || ((path == "<root>" || path.is_empty()) && msg.contains("\"backup\""))
+        path == "backup"
+            || path.starts_with("backup.")
+            || ((path == "<root>" || path.is_empty()) && msg.contains("\"backup\""))
     };
     match issues.iter().find(|i| about_backup(i)) {
         Some((path, msg)) => Verdict::Rejects(format!("{path}: {msg}")),
@@ -194,12 +193,21 @@ mod tests {
     use super::*;
 
     fn out(stdout: &str) -> Output {
-        Output { success: false, code: Some(1), stdout: stdout.into(), stderr: String::new(), json: parse_last_json(stdout) }
+        Output {
+            success: false,
+            code: Some(1),
+            stdout: stdout.into(),
+            stderr: String::new(),
+            json: parse_last_json(stdout),
+        }
     }
 
     #[test]
     fn verdicts_as_openclaw_2026_9_prints_them() {
-        assert_eq!(verdict(&out(r#"{"valid":true,"path":"/h/.openclaw/openclaw.json","warnings":[]}"#)), Verdict::Accepts);
+        assert_eq!(
+            verdict(&out(r#"{"valid":true,"path":"/h/.openclaw/openclaw.json","warnings":[]}"#)),
+            Verdict::Accepts
+        );
         let rejected = r#"{
   "ok": false,
   "error": { "type": "cli_error", "message": "OpenClaw config is invalid: ~/.openclaw/openclaw.json" },
@@ -207,7 +215,10 @@ mod tests {
   "path": "/h/.openclaw/openclaw.json",
   "issues": [ { "path": "<root>", "message": "Unrecognized key: \"backup\"" } ]
 }"#;
-        assert_eq!(verdict(&out(&format!("some log line\n{rejected}\n"))), Verdict::Rejects("<root>: Unrecognized key: \"backup\"".into()));
+        assert_eq!(
+            verdict(&out(&format!("some log line\n{rejected}\n"))),
+            Verdict::Rejects("<root>: Unrecognized key: \"backup\"".into())
+        );
         let other = r#"{"valid":false,"issues":[{"path":"gateway.port","message":"Expected number"}]}"#;
         assert_eq!(verdict(&out(other)), Verdict::OtherIssues(vec!["gateway.port: Expected number".into()]));
         assert!(matches!(verdict(&out("error: unknown option '--json'")), Verdict::Unknown(_)));

@@ -102,7 +102,8 @@ fn a_backup_section_in_openclaw_json_is_moved_into_clawbacks_file() {
     assert_eq!(st["schedule"], "2h", "the section is still read");
     let r = h.cb().args(["test", "--json"]).run().code(1);
     let checks = r.json();
-    let check = checks.as_array().unwrap().iter().find(|c| c["name"] == "openclaw.json").expect("an openclaw.json check");
+    let check =
+        checks.as_array().unwrap().iter().find(|c| c["name"] == "openclaw.json").expect("an openclaw.json check");
     assert_eq!((check["ok"].clone(), check["fix"].clone()), (json!(false), json!(fix)), "{check}");
     assert!(check["detail"].as_str().unwrap().contains("rejects"), "{check}");
     let r = h.cb().args(["backup"]).run().ok();

@@ -82,15 +82,11 @@ fn store_openclaw_job(sb: &Sandbox) -> (Vec<String>, Vec<String>, String) {
     let args: Vec<&str> = args.lines().collect();
     let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1].to_string());
     let argv: Vec<String> = serde_json::from_str(&after("--command-argv").expect("--command-argv")).unwrap();
-    let env: Vec<String> =
-        args.windows(2).filter(|w| w[0] == "--command-env").map(|w| w[1].to_string()).collect();
+    let env: Vec<String> = args.windows(2).filter(|w| w[0] == "--command-env").map(|w| w[1].to_string()).collect();
     let cwd = after("--command-cwd").expect("--command-cwd");
     assert_eq!(after("--declaration-key").as_deref(), Some("clawback-backup"), "{args:?}");
-    let vars: serde_json::Map<String, serde_json::Value> = env
-        .iter()
-        .map(|kv| kv.split_once('=').unwrap())
-        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
-        .collect();
+    let vars: serde_json::Map<String, serde_json::Value> =
+        env.iter().map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
     let jobs = serde_json::json!({ "jobs": [{
         "id": "fake-1", "name": "clawback-backup", "declarationKey": "clawback-backup", "enabled": true,
         "payload": { "kind": "command", "argv": argv, "env": vars, "cwd": cwd },

@@ -136,13 +136,19 @@ pub fn run(g: &GlobalArgs) -> Result<i32> {
         ));
     }
     if !plan.made_absolute.is_empty() {
-        say(format!("made relative paths absolute (as they were read from openclaw.json's folder): {}", plan.made_absolute.join(", ")));
+        say(format!(
+            "made relative paths absolute (as they were read from openclaw.json's folder): {}",
+            plan.made_absolute.join(", ")
+        ));
     }
     if plan.section_had_includes {
         say("the section used `$include`: what it included was copied in; those files were left in place".into());
     }
     if let Some(c) = &applied.clawback_copy {
-        say(format!("{cb} had comments or JSON5 syntax, which its rewrite as JSON does not keep; the original is at {}", c.display()));
+        say(format!(
+            "{cb} had comments or JSON5 syntax, which its rewrite as JSON does not keep; the original is at {}",
+            c.display()
+        ));
     }
     say(format!("removed the `backup` key from {} (the rest of the file is unchanged)", plan.openclaw_path.display()));
     if unchanged == Some(false) {

@@ -48,9 +48,8 @@ fn every(s: &Schedule) -> Option<String> {
 
 /// `openclaw cron add ...` for this schedule and job.
 pub fn add_args(s: &Schedule, argv: &[OsString], env: &[(String, String)], cwd: &Path) -> Vec<String> {
-    let mut v: Vec<String> = ["cron", "add", "--name", DECLARATION_KEY, "--declaration-key", DECLARATION_KEY]
-        .map(String::from)
-        .to_vec();
+    let mut v: Vec<String> =
+        ["cron", "add", "--name", DECLARATION_KEY, "--declaration-key", DECLARATION_KEY].map(String::from).to_vec();
     v.extend(["--description".into(), format!("clawback backup of OpenClaw (schedule {s})")]);
     match every(s) {
         Some(e) => v.extend(["--every".into(), e]),
@@ -106,7 +105,11 @@ pub fn install(s: &Schedule, argv: &[OsString], env: &[(String, String)]) -> Res
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = oc.run(&refs, CRON_LIMIT).map_err(clawback_engine::Error::Other)?;
     if !out.success {
-        return Err(clawback_engine::Error::Other(format!("`openclaw cron add` failed: {}; {NEEDS_GATEWAY}", out.complaint())).into());
+        return Err(clawback_engine::Error::Other(format!(
+            "`openclaw cron add` failed: {}; {NEEDS_GATEWAY}",
+            out.complaint()
+        ))
+        .into());
     }
     let answer = out.json.unwrap_or(Value::Null);
     let id = answer.pointer("/job/id").and_then(Value::as_str).map(str::to_string);
@@ -146,7 +149,9 @@ fn rm(oc: &OpenClaw, id: &str) -> Result<()> {
     let out = oc.run(&["cron", "rm", id, "--json"], CRON_LIMIT).map_err(clawback_engine::Error::Other)?;
     let removed = out.json.as_ref().and_then(|v| v.get("removed")).and_then(Value::as_bool);
     if !out.success || removed == Some(false) {
-        return Err(clawback_engine::Error::Other(format!("`openclaw cron rm {id}` failed: {}", out.complaint())).into());
+        return Err(
+            clawback_engine::Error::Other(format!("`openclaw cron rm {id}` failed: {}", out.complaint())).into()
+        );
     }
     Ok(())
 }
@@ -177,7 +182,10 @@ pub fn remove(asked: bool, state_dir: &Path) -> Result<Vec<String>> {
     let jobs = match oc.cron_list() {
         Ok(j) => j,
         Err(e) if asked => {
-            return Err(clawback_engine::Error::Other(format!("cannot list OpenClaw's cron jobs ({e}); {NEEDS_GATEWAY}")).into())
+            return Err(clawback_engine::Error::Other(format!(
+                "cannot list OpenClaw's cron jobs ({e}); {NEEDS_GATEWAY}"
+            ))
+            .into())
         }
         Err(e) => {
             eprintln!(
@@ -249,7 +257,10 @@ mod tests {
         let s = a.join(" ");
         assert!(s.starts_with("cron add --name clawback-backup --declaration-key clawback-backup"), "{s}");
         assert!(s.contains("--every 2h --command-argv [\"/opt/clawback\",\"daemon\",\"--once\"]"), "{s}");
-        assert!(s.contains("--command-env CLAWBACK_TRIGGER=openclaw --command-cwd /home/u --timeout-seconds 86400"), "{s}");
+        assert!(
+            s.contains("--command-env CLAWBACK_TRIGGER=openclaw --command-cwd /home/u --timeout-seconds 86400"),
+            "{s}"
+        );
         let a = add_args(&Schedule::parse("CRON_TZ=Europe/Berlin 30 3 * * *").unwrap(), &argv, &env, Path::new("/h"));
         assert!(a.join(" ").contains("--cron 30 3 * * * --tz Europe/Berlin"), "{a:?}");
         assert_eq!(every(&Schedule::parse("1d").unwrap()).unwrap(), "1d");

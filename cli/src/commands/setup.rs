@@ -9,7 +9,8 @@
 //! Nothing it does locks a user out: on an existing repository it first proves that the password
 //! it holds or is given opens it, asks for the right one (or stops with exit 11) when none does,
 //! and never writes over a password file. Every question is a flag; with `--yes`, or without a
-//! terminal, nothing is asked and defaults fill the gaps.
+//! terminal, nothing is asked and defaults fill the gaps. `--migrate-config` does only one thing:
+//! move a `backup` section out of openclaw.json into clawback's file (`commands::migrate`).
 
 use crate::context;
 use crate::ui::usage;

@@ -113,16 +113,13 @@ pub fn plan(env: &Env, explicit: Option<&Path>) -> Result<Option<Plan>, Error> {
     if let Some(o) = want.as_object_mut() {
         o.remove(SECTION_KEY);
     }
-    let edited = parse_json5(&oc_path, &new_text)
-        .ok()
-        .filter(|v| *v == want)
-        .ok_or_else(|| {
-            Error::Other(format!(
-                "removing `{SECTION_KEY}` from {} as text did not give the same document without it; nothing was \
+    let edited = parse_json5(&oc_path, &new_text).ok().filter(|v| *v == want).ok_or_else(|| {
+        Error::Other(format!(
+            "removing `{SECTION_KEY}` from {} as text did not give the same document without it; nothing was \
                  changed: move the section into clawback's file by hand",
-                oc_path.display()
-            ))
-        })?;
+            oc_path.display()
+        ))
+    })?;
     let roots = include_roots(env);
     let after = resolve_includes(edited, &oc_path, &roots)?;
     if after.value.get(SECTION_KEY).is_some() {
@@ -157,11 +154,8 @@ pub fn plan(env: &Env, explicit: Option<&Path>) -> Result<Option<Plan>, Error> {
     let eff_section = eff_section.and_then(Value::as_object).cloned().unwrap_or_default();
 
     let oc_dir = oc_path.parent().unwrap_or(Path::new("/"));
-    let made_absolute = if clawback_path.parent() != Some(oc_dir) {
-        absolutize(&mut section, oc_dir)
-    } else {
-        Vec::new()
-    };
+    let made_absolute =
+        if clawback_path.parent() != Some(oc_dir) { absolutize(&mut section, oc_dir) } else { Vec::new() };
     let mut d = Diff::default();
     diff(&section, Some(&eff_section), &[], &mut d);
 
@@ -220,10 +214,9 @@ pub fn apply(plan: &Plan, stamp: &str) -> Result<Applied, Error> {
             write_atomic(&plan.clawback_path, text, 0o600)?;
         }
     }
-    let mode = std::fs::metadata(&plan.openclaw_real)
-        .map_err(|e| Error::io("cannot read", &plan.openclaw_real, e))?
-        .mode()
-        & 0o7777;
+    let mode =
+        std::fs::metadata(&plan.openclaw_real).map_err(|e| Error::io("cannot read", &plan.openclaw_real, e))?.mode()
+            & 0o7777;
     write_atomic(&plan.openclaw_real, &plan.openclaw_text, mode)?;
     Ok(Applied { openclaw_copy, clawback_copy, clawback_written: plan.clawback_text.is_some() })
 }
@@ -249,7 +242,10 @@ fn in_included_file(oc: &OpenClawConfig) -> Error {
         .map(|f| f.display().to_string())
         .collect();
     let which = if holders.is_empty() {
-        format!("one of the files it includes ({})", oc.files.iter().skip(1).map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))
+        format!(
+            "one of the files it includes ({})",
+            oc.files.iter().skip(1).map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
     } else {
         holders.join(", ")
     };
@@ -294,7 +290,8 @@ fn absolutize(section: &mut Map<String, Value>, base: &Path) -> Vec<String> {
         Some(v) => fix(v, "include.extraPaths"),
         None => {}
     }
-    for (ptr, key) in [("/storage/path", "storage.path"), ("/encryption/keyFile", "encryption.keyFile"), ("/envFile", "envFile")]
+    for (ptr, key) in
+        [("/storage/path", "storage.path"), ("/encryption/keyFile", "encryption.keyFile"), ("/envFile", "envFile")]
     {
         if let Some(v) = root.pointer_mut(ptr) {
             fix(v, key);

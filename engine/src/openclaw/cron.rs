@@ -53,8 +53,13 @@ impl CronJob {
         if self.payload.get("kind").and_then(Value::as_str) != Some("command") {
             return None;
         }
-        let argv: Vec<String> =
-            self.payload.get("argv")?.as_array()?.iter().map(|a| a.as_str().map(str::to_string)).collect::<Option<_>>()?;
+        let argv: Vec<String> = self
+            .payload
+            .get("argv")?
+            .as_array()?
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<_>>()?;
         (!argv.is_empty()).then_some(argv)
     }
 
