@@ -102,6 +102,21 @@ pub fn install(s: &Schedule, argv: &[OsString], env: &[(String, String)]) -> Res
         say("then check it with: openclaw cron list; clawback status");
         return Ok(json!({ "kind": "openclaw", "command": line, "added": false, "schedule": s.to_string() }));
     }
+    // As `openclaw backup enable`: a remote gateway would run the job on its own host, where this
+    // program's path and the repository may not exist.
+    let env = clawback_engine::openclaw::Env::from_process();
+    let remote = clawback_engine::openclaw::config::load(&env)
+        .ok()
+        .is_some_and(|c| c.get_raw("gateway.mode").and_then(Value::as_str) == Some("remote"));
+    if remote {
+        return Err(clawback_engine::Error::Other(
+            "OpenClaw's gateway here is remote (gateway.mode: \"remote\"): its jobs run on the gateway's host, where \
+             this clawback and its repository may not be; run `clawback schedule install --openclaw` on that host, or \
+             use --systemd or --cron here"
+                .into(),
+        )
+        .into());
+    }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = oc.run(&refs, CRON_LIMIT).map_err(clawback_engine::Error::Other)?;
     if !out.success {
