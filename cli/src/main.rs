@@ -5,6 +5,7 @@ mod commands;
 mod context;
 mod envfile;
 mod hooks;
+mod openclaw_cli;
 mod priority;
 mod runs;
 mod select;

@@ -7,11 +7,15 @@
 //! `.env` files, `openclaw.json`'s `env.vars`). Its top level is the backup section itself (a
 //! file wrapped in `{ backup: {...} }` is read too). The `backup` section of `openclaw.json` is
 //! read with lower precedence: objects merge key by key, anything else in clawback's file wins.
+//! That section is legacy: OpenClaw 2026.9 rejects the unknown key (its gateway does not start),
+//! so nothing clawback says puts it there, and [`migrate`] moves it into clawback's file.
 //!
 //! Unknown keys are warnings, never errors. A secret written literally into a file (not as
 //! `${VAR}`) is a warning. A `${VAR}` whose variable is unset makes that setting unset, with a
 //! warning. No secret value ever reaches a message or `Debug` output ([`Secret`]).
 
+mod json5_edit;
+pub mod migrate;
 mod schedule;
 mod schema;
 mod secret;

@@ -355,6 +355,11 @@ fn schedule_install_openclaw_prints_the_command_without_openclaw() {
     fs::create_dir_all(state_dir(&sb)).unwrap();
     let r =
         sb.cb().env("PATH", "/usr/bin:/bin").args(["schedule", "install", "--openclaw", "--every", "2h"]).run().ok();
-    assert!(r.stdout.contains("openclaw cron add --name clawback-backup --every 2h --command"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("openclaw cron add --name clawback-backup --declaration-key clawback-backup")
+            && r.stdout.contains("--every 2h --command-argv"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("openclaw cron list"));
 }

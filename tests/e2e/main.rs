@@ -32,6 +32,7 @@ mod live;
 mod maintenance;
 mod notify;
 mod oc_archive;
+mod oc_config;
 mod oc_home;
 mod progress;
 mod prune;

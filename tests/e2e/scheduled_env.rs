@@ -1,8 +1,8 @@
 //! Scheduled runs get what they need: `setup` and `schedule install` write the variables the
 //! config refers to, the password source and PATH into clawback's 0600 environment file, and the
 //! command each scheduler was given (systemd's ExecStart= and Environment=, the crontab line,
-//! OpenClaw's job command) succeeds when run under `env -i` with only what that scheduler sets,
-//! against SeaweedFS and a local repository. A job that would fail is refused at install time,
+//! the argv and variables of OpenClaw's command job) succeeds when run under `env -i` with only
+//! what that scheduler sets, against SeaweedFS and a local repository. A job that would fail is refused at install time,
 //! and `test` says so, with the one-line fix.
 
 use crate::seaweed::{Seaweed, ACCESS_KEY, SECRET_KEY};
@@ -30,7 +30,7 @@ fn shell(sb: &Sandbox) -> Cmd {
 }
 
 /// Fake `systemctl` (logs its calls), `crontab` (keeps the crontab in a file) and `openclaw`
-/// (keeps each `cron add --command` in the state dir's job store) in `fakebin/`.
+/// (keeps the arguments of `cron add`) in `fakebin/`.
 fn fakes(sb: &Sandbox) {
     let bin = sb.path("fakebin");
     fs::create_dir_all(&bin).unwrap();
@@ -47,20 +47,21 @@ fn fakes(sb: &Sandbox) {
             sb.path("crontab.txt").display()
         ),
     );
-    // `openclaw cron add --help` lists --command; `cron add ... --command CMD` stores CMD.
+    // `openclaw cron add --help` lists the flags a command job needs; `cron add ...` keeps its
+    // arguments, one a line, and answers as OpenClaw does; `cron list` finds no gateway (so the job
+    // is read from the store on disk, which `store_openclaw_job` writes).
     put(
         "openclaw",
         format!(
             r#"#!/bin/sh
 S={jobs}
 if [ "$1 $2" = "cron add" ]; then
-  case "$3" in --help) echo "  --command <cmd>  run a shell command"; exit 0;; esac
-  while [ $# -gt 0 ]; do
-    if [ "$1" = --command ]; then mkdir -p "$(dirname "$S")"; printf '%s' "$2" > "$S.cmd"; fi
-    shift
-  done
+  case "$3" in --help) echo "  --command-argv <json>  --declaration-key <key>"; exit 0;; esac
+  mkdir -p "$(dirname "$S")"; shift 2; printf '%s\n' "$@" > "$S.args"
+  echo '{{"created": true, "job": {{"id": "fake-1"}}}}'
   exit 0
 fi
+if [ "$1 $2" = "cron list" ]; then echo "Gateway not reachable" >&2; exit 1; fi
 exit 0
 "#,
             jobs = sb.home.join(".openclaw/cron/jobs.json").display()
@@ -74,12 +75,24 @@ fn openclaw_state(sb: &Sandbox) {
     write(&sb.home.join(".openclaw/openclaw.json"), b"{}\n");
 }
 
-/// Writes the OpenClaw job store the way the fake received the command (JSON, as `test` reads it).
-fn store_openclaw_job(sb: &Sandbox) -> String {
-    let cmd = fs::read_to_string(sb.home.join(".openclaw/cron/jobs.json.cmd")).expect("openclaw cron add was called");
-    let jobs = serde_json::json!({ "jobs": [{ "name": "clawback-backup", "command": cmd }] });
+/// Writes the OpenClaw job store (`cron/jobs.json`) with the command job the fake was given, as
+/// OpenClaw stores it; returns the job's argv, variables and folder.
+fn store_openclaw_job(sb: &Sandbox) -> (Vec<String>, Vec<String>, String) {
+    let args = fs::read_to_string(sb.home.join(".openclaw/cron/jobs.json.args")).expect("openclaw cron add was called");
+    let args: Vec<&str> = args.lines().collect();
+    let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1].to_string());
+    let argv: Vec<String> = serde_json::from_str(&after("--command-argv").expect("--command-argv")).unwrap();
+    let env: Vec<String> = args.windows(2).filter(|w| w[0] == "--command-env").map(|w| w[1].to_string()).collect();
+    let cwd = after("--command-cwd").expect("--command-cwd");
+    assert_eq!(after("--declaration-key").as_deref(), Some("clawback-backup"), "{args:?}");
+    let vars: serde_json::Map<String, serde_json::Value> =
+        env.iter().map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
+    let jobs = serde_json::json!({ "jobs": [{
+        "id": "fake-1", "name": "clawback-backup", "declarationKey": "clawback-backup", "enabled": true,
+        "payload": { "kind": "command", "argv": argv, "env": vars, "cwd": cwd },
+    }] });
     fs::write(sb.home.join(".openclaw/cron/jobs.json"), jobs.to_string()).unwrap();
-    cmd
+    (argv, env, cwd)
 }
 
 /// Splits a systemd ExecStart=/Environment= value into words ("..." quoting, \ escapes).
@@ -139,10 +152,14 @@ fn run_as_scheduled(sb: &Sandbox, kind: Kind) -> (i32, String) {
                 .args(["/bin/sh", "-c", cmd]);
         }
         Kind::Openclaw => {
-            let cmd = store_openclaw_job(sb);
+            // The gateway runs the argv itself (no shell) with its service environment plus the
+            // job's variables, in the job's folder.
+            let (argv, env, cwd) = store_openclaw_job(sb);
             c.args([format!("HOME={home}"), "USER=e2e".into(), "LOGNAME=e2e".into()])
                 .arg("PATH=/usr/local/bin:/usr/bin:/bin")
-                .args(["/bin/sh", "-c", &cmd]);
+                .args(env)
+                .args(argv)
+                .current_dir(cwd);
         }
     }
     let out = c.output().unwrap();
@@ -273,7 +290,7 @@ fn a_missing_variable_is_caught_before_any_scheduled_run() {
     }
     assert!(!units.join("clawback.service").exists(), "a failing job was installed");
     assert!(!sb.path("crontab.txt").exists(), "a failing crontab line was installed");
-    assert!(!sb.home.join(".openclaw/cron/jobs.json.cmd").exists(), "a failing OpenClaw job was installed");
+    assert!(!sb.home.join(".openclaw/cron/jobs.json.args").exists(), "a failing OpenClaw job was installed");
 
     // `test` from the shell that has the keys: the storage works here, the scheduled run would not.
     let r = shell(&sb).args(["test", "--json"]).run().code(1);

@@ -147,6 +147,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
 
 fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
+    crate::commands::migrate::warn(g);
     if !s.config.enabled() && !a.dry_run {
         // Scheduled runs stop; one asked for by hand still runs, and says so.
         if std::env::var(crate::runs::TRIGGER_ENV).is_ok_and(|t| !t.is_empty()) {

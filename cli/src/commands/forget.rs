@@ -103,7 +103,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
                 (Some(p), note) => (p, note),
                 (None, _) => return Err(usage(
                     "no retention policy: give --keep-last/--keep-hourly/--keep-daily/--keep-weekly/--keep-monthly/\
-                     --keep-yearly/--keep-within/--keep-tag, or set backup.retention in the config",
+                     --keep-yearly/--keep-within/--keep-tag, or set `retention` in clawback's config file",
                 )),
             },
         };

@@ -14,6 +14,8 @@ pub mod init;
 pub mod key;
 pub mod ls;
 pub mod manual;
+pub mod migrate;
+pub mod openclaw_job;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -5,7 +5,8 @@
 //! each install prints what it wrote and how to check it. Before installing, the variables the job
 //! needs from this shell go into clawback's environment file, and the job's command is run under
 //! the scheduler's empty environment (`test --scheduled-probe`): a job that would fail is not
-//! installed, and the one-line error says what it lacks.
+//! installed, and the one-line error says what it lacks. OpenClaw's job is a command job with a
+//! declaration key, made and removed as OpenClaw makes its own (see `openclaw_job`).
 
 use crate::ui::usage;
 use crate::GlobalArgs;
@@ -21,8 +22,6 @@ use std::process::{Command, Stdio};
 pub const CRONTAB_ENV: &str = "CLAWBACK_CRONTAB_CMD";
 /// Overrides the `systemctl` program.
 pub const SYSTEMCTL_ENV: &str = "CLAWBACK_SYSTEMCTL_CMD";
-/// The name of the OpenClaw cron job.
-pub const OPENCLAW_JOB: &str = "clawback-backup";
 const CRON_BEGIN: &str =
     "# >>> clawback (managed by `clawback schedule install --cron`; remove with `clawback schedule remove --cron`)";
 const CRON_END: &str = "# <<< clawback";
@@ -202,6 +201,7 @@ fn systemd_quote(s: &str) -> String {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    JSON_OUTPUT.store(g.json, std::sync::atomic::Ordering::Relaxed);
     match &a.action {
         Action::Install(i) => install(g, i),
         Action::Remove(w) => remove(g, *w),
@@ -235,7 +235,7 @@ fn install(g: &GlobalArgs, a: &InstallArgs) -> Result<i32> {
     } else if w.cron {
         install_cron(&schedule, &argv)?
     } else {
-        install_openclaw(&schedule, &argv)?
+        super::openclaw_job::install(&schedule, &argv, &job_env(JobKind::Openclaw))?
     };
     if g.json {
         crate::ui::print_json(&report);
@@ -243,8 +243,14 @@ fn install(g: &GlobalArgs, a: &InstallArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn say(msg: impl AsRef<str>) {
-    println!("{}", msg.as_ref());
+/// Set for `--json`: stdout then carries the JSON report only.
+static JSON_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What was written and how to check it, on stdout (not with `--json`).
+pub(super) fn say(msg: impl AsRef<str>) {
+    if !JSON_OUTPUT.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{}", msg.as_ref());
+    }
 }
 
 // ---------- the job as its scheduler runs it ----------
@@ -290,9 +296,12 @@ pub fn job_env(kind: JobKind) -> Vec<(String, String)> {
 const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 impl Job {
-    /// The environment the scheduler gives the job: systemd (and OpenClaw's gateway, usually a
-    /// systemd user service) sets HOME, USER, LOGNAME and PATH=/usr/local/bin:/usr/bin:/bin; cron
-    /// sets HOME, LOGNAME, SHELL=/bin/sh and PATH=/usr/bin:/bin; then the job's own variables.
+    /// The environment the scheduler gives the job: systemd sets HOME, USER, LOGNAME and
+    /// PATH=/usr/local/bin:/usr/bin:/bin; cron sets HOME, LOGNAME, SHELL=/bin/sh and
+    /// PATH=/usr/bin:/bin; OpenClaw's gateway runs the job's argv (no shell) with its own
+    /// environment, which for a gateway installed as a service is about systemd's (HOME, a
+    /// minimal PATH, OpenClaw's own variables), so it is checked as systemd's; then the job's own
+    /// variables (`--command-env` for OpenClaw).
     pub fn scheduled_env(&self) -> Vec<(String, String)> {
         let home = clawback_engine::repo::home_dir().to_string_lossy().into_owned();
         let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
@@ -465,8 +474,9 @@ fn job_from_cron_line(line: &str) -> Option<Job> {
     Some(Job { kind: JobKind::Cron, argv, env })
 }
 
-/// The job in OpenClaw's command (`env K=V ... clawback ...`).
-fn job_from_openclaw_command(cmd: &str) -> Option<Job> {
+/// The job in the shell line of an OpenClaw job an earlier clawback made with `--command`
+/// (`env K=V ... clawback ...`).
+pub(super) fn job_from_openclaw_command(cmd: &str) -> Option<Job> {
     let mut words = sh_words(cmd)?;
     if words.first().is_some_and(|w| w == "env") {
         words.remove(0);
@@ -476,7 +486,8 @@ fn job_from_openclaw_command(cmd: &str) -> Option<Job> {
 }
 
 /// Every clawback job installed for this user, with where it was found: the systemd user
-/// service, the crontab block, an OpenClaw cron job (OpenClaw's job store in the state dir).
+/// service, the crontab block, a job in OpenClaw's scheduler (`openclaw cron list`, else its store
+/// in the state dir).
 pub fn installed_jobs(state_dir: &Path) -> Vec<(String, Job)> {
     let mut out = Vec::new();
     let dir = systemd_dir();
@@ -500,32 +511,8 @@ pub fn installed_jobs(state_dir: &Path) -> Vec<(String, Job)> {
             }
         }
     }
-    for f in ["cron/jobs.json", "cron.json"] {
-        let p = state_dir.join(f);
-        let Ok(v) = std::fs::read_to_string(&p).map(|t| serde_json::from_str::<serde_json::Value>(&t)) else {
-            continue;
-        };
-        let mut cmds = Vec::new();
-        if let Ok(v) = v {
-            collect_commands(&v, &mut cmds);
-        }
-        for c in cmds {
-            if let Some(j) = job_from_openclaw_command(&c) {
-                out.push((format!("OpenClaw cron job in {}", p.display()), j));
-            }
-        }
-    }
+    out.extend(super::openclaw_job::installed(state_dir));
     out
-}
-
-/// Strings in OpenClaw's job store that run `clawback ... daemon`.
-fn collect_commands(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::String(s) if s.contains("clawback") && s.contains(" daemon ") => out.push(s.clone()),
-        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_commands(x, out)),
-        serde_json::Value::Object(m) => m.values().for_each(|x| collect_commands(x, out)),
-        _ => {}
-    }
 }
 
 /// The job `schedule install --systemd` would write from this shell (for `test` before any
@@ -781,7 +768,7 @@ pub fn cron_fields(s: &Schedule) -> Result<(String, Option<String>)> {
     }
 }
 
-fn split_tz(text: &str) -> (Option<&str>, &str) {
+pub(super) fn split_tz(text: &str) -> (Option<&str>, &str) {
     for p in ["CRON_TZ=", "TZ="] {
         if let Some(r) = text.strip_prefix(p) {
             let (z, rest) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
@@ -816,69 +803,6 @@ fn install_cron(s: &Schedule, argv: &[OsString]) -> Result<serde_json::Value> {
     Ok(
         serde_json::json!({ "kind": "cron", "line": line, "cron_tz": tz, "replaced": replaced, "schedule": s.to_string() }),
     )
-}
-
-// ---------- OpenClaw ----------
-
-fn openclaw_supports_command_jobs(bin: &Path) -> bool {
-    Command::new(bin)
-        .args(["cron", "add", "--help"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--command"))
-}
-
-fn openclaw_add_args(s: &Schedule, command: &str) -> Vec<String> {
-    let mut v: Vec<String> = vec!["cron".into(), "add".into(), "--name".into(), OPENCLAW_JOB.into()];
-    match s {
-        Schedule::Every { text, .. } => v.extend(["--every".into(), text.clone()]),
-        Schedule::Cron(_) => {
-            let (tz, rest) = split_tz(s.as_str());
-            v.extend(["--cron".into(), rest.to_string()]);
-            if let Some(z) = tz {
-                v.extend(["--tz".into(), z.to_string()]);
-            }
-        }
-    }
-    v.extend(["--command".into(), command.to_string()]);
-    v
-}
-
-fn install_openclaw(s: &Schedule, argv: &[OsString]) -> Result<serde_json::Value> {
-    let mut env_words: Vec<String> = vec!["CLAWBACK_TRIGGER=openclaw".into()];
-    env_words.extend(carried_env().into_iter().map(|(k, v)| format!("{k}={}", sh_quote(&v))));
-    let command = format!("env {} {}", env_words.join(" "), sh_line(argv));
-    let args = openclaw_add_args(s, &command);
-    let printable = format!("openclaw {}", args.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" "));
-    let bin = find_on_path("openclaw");
-    let added = match &bin {
-        Some(b) if openclaw_supports_command_jobs(b) => {
-            let _ = Command::new(b).args(["cron", "rm", OPENCLAW_JOB]).stdin(Stdio::null()).output();
-            let out = Command::new(b).args(&args).stdin(Stdio::null()).output().context("cannot run openclaw")?;
-            if !out.status.success() {
-                return Err(clawback_engine::Error::Other(format!(
-                    "`openclaw cron add` failed: {}",
-                    String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").trim()
-                ))
-                .into());
-            }
-            say(format!("added the OpenClaw cron job {OPENCLAW_JOB}:\n  {printable}"));
-            true
-        }
-        Some(_) => {
-            say("this OpenClaw's `cron add` has no --command (it schedules agent messages only); run this with an OpenClaw that supports command jobs, or use --systemd or --cron:");
-            say(format!("  {printable}"));
-            false
-        }
-        None => {
-            say("the openclaw command is not on PATH; on the machine that runs the gateway, run:");
-            say(format!("  {printable}"));
-            false
-        }
-    };
-    say("check it with: openclaw cron list; clawback status");
-    Ok(serde_json::json!({ "kind": "openclaw", "command": printable, "added": added, "schedule": s.to_string() }))
 }
 
 // ---------- remove ----------
@@ -925,18 +849,10 @@ fn remove(g: &GlobalArgs, w: Which) -> Result<i32> {
             Err(_) => {}
         }
     }
-    if w.openclaw || (all && find_on_path("openclaw").is_some()) {
-        match find_on_path("openclaw") {
-            Some(b) => {
-                let out = Command::new(b).args(["cron", "rm", OPENCLAW_JOB]).stdin(Stdio::null()).output();
-                if out.is_ok_and(|o| o.status.success()) {
-                    say(format!("removed the OpenClaw cron job {OPENCLAW_JOB}"));
-                    removed.push("openclaw");
-                } else if w.openclaw {
-                    say(format!("no OpenClaw cron job {OPENCLAW_JOB} was removed (check `openclaw cron list`)"));
-                }
-            }
-            None => say(format!("the openclaw command is not on PATH; run: openclaw cron rm {OPENCLAW_JOB}")),
+    if w.openclaw || all {
+        let state = clawback_engine::openclaw::state_dir(&clawback_engine::openclaw::Env::from_process());
+        if !super::openclaw_job::remove(w.openclaw, &state)?.is_empty() {
+            removed.push("openclaw");
         }
     }
     if all && removed.is_empty() {

@@ -9,7 +9,8 @@
 //! Nothing it does locks a user out: on an existing repository it first proves that the password
 //! it holds or is given opens it, asks for the right one (or stops with exit 11) when none does,
 //! and never writes over a password file. Every question is a flag; with `--yes`, or without a
-//! terminal, nothing is asked and defaults fill the gaps.
+//! terminal, nothing is asked and defaults fill the gaps. `--migrate-config` does only one thing:
+//! move a `backup` section out of openclaw.json into clawback's file (`commands::migrate`).
 
 use crate::context;
 use crate::ui::usage;
@@ -109,6 +110,14 @@ pub struct Args {
     /// Run a first backup once the checks pass (asked on a terminal; with --yes only with this)
     #[arg(long)]
     pub backup_now: bool,
+    /// Only move a `backup` section out of openclaw.json (which OpenClaw 2026.9 rejects) into
+    /// clawback's own file, after a copy of openclaw.json; nothing else is set up
+    #[arg(long, conflicts_with_all = [
+        "storage", "path", "endpoint", "bucket", "prefix", "region", "access_key_env", "secret_key_env",
+        "generate_password", "password_env", "schedule", "keep_last", "keep_hourly", "keep_daily", "keep_weekly",
+        "keep_monthly", "keep_yearly", "install_schedule", "force", "no_test", "create_bucket", "backup_now",
+    ])]
+    pub migrate_config: bool,
 }
 
 /// Questions on the terminal, or none.
@@ -483,6 +492,9 @@ fn prove_existing(
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    if a.migrate_config {
+        return crate::commands::migrate::run(g);
+    }
     let env = Env::from_process();
     let asker = Asker { tty: !a.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() };
     let say = |m: String| {

@@ -1,7 +1,9 @@
 //! `clawback status`: is the backup healthy? Healthy when the newest snapshot is younger than
 //! 1.5 × the schedule interval (for cron, the longest gap between two runs) and the last run did not
 //! fail. Exit 0 when healthy, 1 when not, so monitors can run it as is. `--metrics-file F` also
-//! writes Prometheus textfile-collector metrics (atomically).
+//! writes Prometheus textfile-collector metrics (atomically). A `backup` section in openclaw.json
+//! (which OpenClaw 2026.9 rejects) gets a warning line and, with `--json`, the
+//! `openclaw_backup_section` field; it does not change the exit code.
 
 use crate::context;
 use crate::ui::{human_bytes, usage};
@@ -73,6 +75,8 @@ fn human_age(secs: i64) -> String {
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
+    // A `backup` section in openclaw.json: one warning line, and a field in the JSON.
+    let legacy = crate::commands::migrate::warn(g);
     let now = Utc::now();
     let schedule: Option<Schedule> = s.config.schedule();
     let interval = schedule.as_ref().map(|s| s.interval_hint()).unwrap_or(DEFAULT_INTERVAL);
@@ -148,6 +152,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             "anomalies": anomalies,
             "encryption": repo.as_ref().map(|r| json!({"algorithm": "aes-256-gcm-siv", "key_id": r.key_id})),
             "run_log": log.path(),
+            "openclaw_backup_section": legacy,
         }));
     } else if !g.quiet {
         let verdict = match state {

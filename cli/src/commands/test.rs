@@ -1,5 +1,6 @@
 //! `clawback test` (alias `doctor`): checks each piece a backup needs and prints a ✓ or ✗ line per
-//! check, with the fix for each ✗; exit 1 on any ✗.
+//! check, with the fix for each ✗; exit 1 on any ✗. A `backup` section in openclaw.json adds an
+//! `openclaw.json` check: ✗ when the installed OpenClaw rejects it, else a warning.
 //!
 //! The checks: the config loads; the storage answers and lets clawback list, write, read back and
 //! delete a scratch object (under `locks/`, where clawback's own short-lived objects live); the
@@ -228,6 +229,11 @@ pub fn checks(g: &GlobalArgs) -> Vec<Check> {
         ),
     };
     out.push(config_check);
+    if let Some(n) = crate::commands::migrate::notice(g) {
+        // The installed OpenClaw refuses to start with it: a ✗; otherwise a warning.
+        let ok = n.openclaw_rejects != Some(true);
+        out.push(Check { name: "openclaw.json", ok, detail: n.message, fix: Some(n.fix.into()), warning: ok });
+    }
     match settings {
         Some(s) => {
             out.extend(repository_checks(g, &s));
@@ -406,19 +412,9 @@ fn schedule_check(g: &GlobalArgs, s: &context::Settings) -> Check {
 }
 
 /// Where a clawback schedule is installed, if anywhere: a systemd user timer, a crontab line, or
-/// an OpenClaw cron job.
+/// a job in OpenClaw's scheduler.
 fn installed_schedule(state_dir: &Path) -> Option<String> {
-    if let Some((how, _)) = schedule::installed_jobs(state_dir).into_iter().next() {
-        return Some(how);
-    }
-    // An OpenClaw job store that names clawback in a shape not read above.
-    for f in ["cron/jobs.json", "cron.json"] {
-        let p = state_dir.join(f);
-        if std::fs::read_to_string(&p).is_ok_and(|t| t.contains("clawback")) {
-            return Some(format!("OpenClaw cron job in {}", p.display()));
-        }
-    }
-    None
+    schedule::installed_jobs(state_dir).into_iter().next().map(|(how, _)| how)
 }
 
 /// Whether a scheduled run would have what it needs: each installed job's command (or, with

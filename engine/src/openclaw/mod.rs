@@ -8,10 +8,12 @@
 //! - [`layout`]: agents, workspaces and the folders a default backup reads ([`discover`]).
 //! - [`excludes`]: the default exclude patterns, each with its reason.
 //! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore).
+//! - [`cron`]: its cron jobs, from `openclaw cron list --json` or, without a gateway, its store.
 //! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
 //!   sidecars, and their change stamps.
 
 pub mod config;
+pub mod cron;
 pub mod env;
 pub mod error;
 pub mod excludes;

@@ -1,0 +1,226 @@
+//! Running the installed `openclaw` program: found on PATH, run with a time limit (a slow Node
+//! start or a gateway that does not answer never hangs clawback; the whole process group is
+//! killed), and its JSON answer parsed. clawback asks it two things: its verdict on its own config
+//! (`config validate --json`, at most once per run) and its cron jobs (`cron list/add/rm`, which
+//! go through a running gateway).
+
+use clawback_engine::openclaw::cron::{jobs_from_list, CronJob};
+use serde_json::Value;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long `openclaw config validate` may take (Node starts in a few seconds on a busy machine).
+pub const VALIDATE_LIMIT: Duration = Duration::from_secs(45);
+/// How long one `openclaw cron ...` call may take (its own gateway timeout is 30 s).
+pub const CRON_LIMIT: Duration = Duration::from_secs(60);
+
+/// The `openclaw` program on PATH.
+#[derive(Clone, Debug)]
+pub struct OpenClaw {
+    pub bin: PathBuf,
+}
+
+/// What one run printed.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The last JSON document on stdout (some commands print log lines first).
+    pub json: Option<Value>,
+}
+
+impl Output {
+    /// What OpenClaw said went wrong, in one line: its JSON error message, else the first line of
+    /// stderr, else the exit status.
+    pub fn complaint(&self) -> String {
+        let from_json = self.json.as_ref().and_then(|v| {
+            let m = v.pointer("/error/message").or_else(|| v.get("error")).and_then(Value::as_str)?;
+            m.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+        });
+        from_json
+            .or_else(|| {
+                self.stderr
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with("OpenClaw 20") && !l.starts_with('🦞'))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| match self.code {
+                Some(c) => format!("exit {c}"),
+                None => "killed by a signal".into(),
+            })
+    }
+}
+
+impl OpenClaw {
+    pub fn find() -> Option<OpenClaw> {
+        clawback_engine::notify::find_on_path("openclaw").map(|bin| OpenClaw { bin })
+    }
+
+    /// Runs `openclaw ARGS` with stdin closed and colour off; Err when it cannot start or does not
+    /// finish within `limit` (then its process group is killed).
+    pub fn run(&self, args: &[&str], limit: Duration) -> Result<Output, String> {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        let reader = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut b = Vec::new();
+                let _ = r.read_to_end(&mut b);
+                String::from_utf8_lossy(&b).into_owned()
+            })
+        };
+        let out = reader(Box::new(child.stdout.take().expect("piped")));
+        let err = reader(Box::new(child.stderr.take().expect("piped")));
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if start.elapsed() > limit => {
+                    // SAFETY: kill has no memory preconditions; the group is the child's own.
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                    let _ = child.wait();
+                    return Err(format!("`openclaw {}` did not finish within {}s", args.join(" "), limit.as_secs()));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(format!("cannot wait for openclaw: {e}")),
+            }
+        };
+        // Helpers it left in its group hold the pipes open; they go with it.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        Ok(Output { success: status.success(), code: status.code(), json: parse_last_json(&stdout), stdout, stderr })
+    }
+
+    /// The jobs of OpenClaw's scheduler, disabled ones too (`cron list --all --json`, through the
+    /// gateway). Err says why it could not be asked.
+    pub fn cron_list(&self) -> Result<Vec<CronJob>, String> {
+        let o = self.run(&["cron", "list", "--all", "--json"], CRON_LIMIT)?;
+        if !o.success {
+            return Err(o.complaint());
+        }
+        o.json.as_ref().and_then(jobs_from_list).ok_or_else(|| "`openclaw cron list --json` printed no job list".into())
+    }
+
+    /// `cron add --help`, to see which flags this OpenClaw has.
+    pub fn cron_add_help(&self) -> String {
+        self.run(&["cron", "add", "--help"], CRON_LIMIT).map(|o| o.stdout).unwrap_or_default()
+    }
+}
+
+/// The last top-level JSON object or array in `text`.
+pub fn parse_last_json(text: &str) -> Option<Value> {
+    if let Ok(v) = serde_json::from_str(text.trim()) {
+        return Some(v);
+    }
+    let starts: Vec<usize> =
+        text.match_indices(['{', '[']).map(|(i, _)| i).filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n').collect();
+    starts.into_iter().rev().find_map(|i| serde_json::from_str(text[i..].trim()).ok())
+}
+
+/// OpenClaw's verdict on a `backup` key in its config.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The config is valid with the key in it.
+    Accepts,
+    /// It refuses the key; OpenClaw's own words (`<root>: Unrecognized key: "backup"`).
+    Rejects(String),
+    /// It refuses the config for other reasons only (listed); the key itself is not named.
+    OtherIssues(Vec<String>),
+    /// No verdict: it could not run, timed out, or printed none (why).
+    Unknown(String),
+}
+
+/// `openclaw config validate --json`, run once per process (whatever asks first), read for what it
+/// says about the `backup` key.
+pub fn validate(oc: &OpenClaw) -> Verdict {
+    static CACHE: OnceLock<Verdict> = OnceLock::new();
+    CACHE.get_or_init(|| validate_now(oc)).clone()
+}
+
+/// `openclaw config validate --json`, run now (after a change, to confirm it).
+pub fn validate_now(oc: &OpenClaw) -> Verdict {
+    match oc.run(&["config", "validate", "--json"], VALIDATE_LIMIT) {
+        Ok(o) => verdict(&o),
+        Err(e) => Verdict::Unknown(e),
+    }
+}
+
+fn verdict(o: &Output) -> Verdict {
+    let Some(v) = o.json.as_ref().filter(|v| v.get("valid").is_some_and(Value::is_boolean)) else {
+        return Verdict::Unknown(format!("`openclaw config validate --json` gave no verdict ({})", o.complaint()));
+    };
+    if v["valid"] == true {
+        return Verdict::Accepts;
+    }
+    let issues: Vec<(String, String)> = v["issues"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    (s("path"), s("message"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let about_backup = |(path, msg): &(String, String)| {
+        path == "backup"
+            || path.starts_with("backup.")
+            || ((path == "<root>" || path.is_empty()) && msg.contains("\"backup\""))
+    };
+    match issues.iter().find(|i| about_backup(i)) {
+        Some((path, msg)) => Verdict::Rejects(format!("{path}: {msg}")),
+        None => Verdict::OtherIssues(issues.iter().map(|(p, m)| format!("{p}: {m}")).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(stdout: &str) -> Output {
+        Output {
+            success: false,
+            code: Some(1),
+            stdout: stdout.into(),
+            stderr: String::new(),
+            json: parse_last_json(stdout),
+        }
+    }
+
+    #[test]
+    fn verdicts_as_openclaw_2026_9_prints_them() {
+        assert_eq!(
+            verdict(&out(r#"{"valid":true,"path":"/h/.openclaw/openclaw.json","warnings":[]}"#)),
+            Verdict::Accepts
+        );
+        let rejected = r#"{
+  "ok": false,
+  "error": { "type": "cli_error", "message": "OpenClaw config is invalid: ~/.openclaw/openclaw.json" },
+  "valid": false,
+  "path": "/h/.openclaw/openclaw.json",
+  "issues": [ { "path": "<root>", "message": "Unrecognized key: \"backup\"" } ]
+}"#;
+        assert_eq!(
+            verdict(&out(&format!("some log line\n{rejected}\n"))),
+            Verdict::Rejects("<root>: Unrecognized key: \"backup\"".into())
+        );
+        let other = r#"{"valid":false,"issues":[{"path":"gateway.port","message":"Expected number"}]}"#;
+        assert_eq!(verdict(&out(other)), Verdict::OtherIssues(vec!["gateway.port: Expected number".into()]));
+        assert!(matches!(verdict(&out("error: unknown option '--json'")), Verdict::Unknown(_)));
+    }
+}
