@@ -6,6 +6,7 @@ mod context;
 mod envfile;
 mod hooks;
 mod priority;
+mod relocate;
 mod runs;
 mod select;
 mod ui;
