@@ -57,7 +57,10 @@ pub fn check_gateway(g: &GlobalArgs, env: &Env, r: &Relocation, dry_run: bool) -
             );
         }
         if !g.quiet {
-            eprintln!("clawback: warning: an OpenClaw gateway is running on {} ({ev}); relocating would be refused", state.display());
+            eprintln!(
+                "clawback: warning: an OpenClaw gateway is running on {} ({ev}); relocating would be refused",
+                state.display()
+            );
         }
     }
     Ok(())

@@ -424,7 +424,8 @@ pub fn rewrite_config(
     new_dir: &Path,
 ) -> Result<ConfigRewrite, ConfigError> {
     parse_json5(shown, text)?;
-    let resolve = |v: &str, dir: &Path| if Path::new(v).is_absolute() { clean(Path::new(v)) } else { clean(&dir.join(v)) };
+    let resolve =
+        |v: &str, dir: &Path| if Path::new(v).is_absolute() { clean(Path::new(v)) } else { clean(&dir.join(v)) };
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut edits = Vec::new();
@@ -594,7 +595,9 @@ pub fn rewrite_database_paths(db: &Path, map: &PathMap) -> Result<DbPaths, crate
                 );
                 let found: Vec<(String, u64)> = c
                     .prepare(&sql)?
-                    .query_map(rusqlite::params_from_iter(olds.iter()), |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                    .query_map(rusqlite::params_from_iter(olds.iter()), |r| {
+                        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut left = 0;
                 let mut edits: Vec<DbEdit> = Vec::new();
@@ -837,7 +840,11 @@ mod tests {
             [
                 ("agents.defaults.workspace", "/home/ann/.openclaw/workspace", "/srv/oc/workspace"),
                 ("agents.entries.worker.workspace", "/home/ann/work/worker", "/home/bob/work/worker"),
-                ("agents.entries.worker.agentDir", "/home/ann/.openclaw/agents/worker/agent", "/srv/oc/agents/worker/agent"),
+                (
+                    "agents.entries.worker.agentDir",
+                    "/home/ann/.openclaw/agents/worker/agent",
+                    "/srv/oc/agents/worker/agent"
+                ),
                 ("agents.entries.tilde.workspace", "~/.openclaw/workspace-t", "/srv/oc/workspace-t"),
                 ("env.vars.PATH", "/home/ann/bin", "/home/bob/bin"),
                 ("/home/ann/keyed (key)", "/home/ann/keyed", "/home/bob/keyed"),
@@ -853,8 +860,8 @@ mod tests {
         assert!(r.edits.is_empty());
         assert_eq!(r.includes, vec![PathBuf::from("/home/ann/d/x.json")]);
         // What OpenClaw could not read is refused, naming the file and the place.
-        let e = rewrite_config(Path::new("/x/oc.json"), "{a: }", &map, &homes, Path::new("/"), Path::new("/"))
-            .unwrap_err();
+        let e =
+            rewrite_config(Path::new("/x/oc.json"), "{a: }", &map, &homes, Path::new("/"), Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("/x/oc.json") && e.to_string().contains("line 1"), "{e}");
     }
 
@@ -896,7 +903,12 @@ mod tests {
         assert_eq!(
             edits,
             [
-                ("cron_job_scratch.store_key", "/home/ann/.openclaw/cron/jobs.json", "/home/bob/.openclaw/cron/jobs.json", 1),
+                (
+                    "cron_job_scratch.store_key",
+                    "/home/ann/.openclaw/cron/jobs.json",
+                    "/home/bob/.openclaw/cron/jobs.json",
+                    1
+                ),
                 ("cron_jobs.store_key", "/home/ann/.openclaw/cron/jobs.json", "/home/bob/.openclaw/cron/jobs.json", 2),
                 ("cron_jobs.job_json", "/home/ann/work", "/home/bob/work", 1),
                 ("workspace_path_aliases.alias_path", ws, "/home/bob/.openclaw/workspace", 1),
@@ -905,7 +917,10 @@ mod tests {
         );
         assert_eq!(
             r.left,
-            vec![DbLeft { location: "cron_jobs.job_json".into(), rows: 1 }, DbLeft { location: "notes.body".into(), rows: 1 }]
+            vec![
+                DbLeft { location: "cron_jobs.job_json".into(), rows: 1 },
+                DbLeft { location: "notes.body".into(), rows: 1 }
+            ]
         );
         let h = rewrite_database_hashes(&db, &r.moved).unwrap();
         let nk = path_key("/home/bob/.openclaw/workspace");
@@ -916,10 +931,14 @@ mod tests {
         let row: (String, String, String, String) = c
             .query_row("SELECT * FROM workspace_path_aliases", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap();
-        assert_eq!(row, (nk.clone(), "/home/bob/.openclaw/workspace".into(), nk, "/home/bob/.openclaw/workspace".into()));
+        assert_eq!(
+            row,
+            (nk.clone(), "/home/bob/.openclaw/workspace".into(), nk, "/home/bob/.openclaw/workspace".into())
+        );
         let job: String = c.query_row("SELECT job_json FROM cron_jobs WHERE job_id = 'j1'", [], |r| r.get(0)).unwrap();
         assert_eq!(job, r#"{"cwd":"/home/bob/work","msg":"look in /home/ann/x"}"#, "prose is left");
-        let other: String = c.query_row("SELECT store_key FROM cron_jobs WHERE job_id = 'j3'", [], |r| r.get(0)).unwrap();
+        let other: String =
+            c.query_row("SELECT store_key FROM cron_jobs WHERE job_id = 'j3'", [], |r| r.get(0)).unwrap();
         assert_eq!(other, "/home/anna/.openclaw/cron/jobs.json");
         let fts: String = c.query_row("SELECT body FROM fts", [], |r| r.get(0)).unwrap();
         assert_eq!(fts, "/home/ann/.openclaw/workspace", "full-text indexes are not written behind their back");

@@ -130,7 +130,8 @@ fn roots(snap: &Snapshot) -> Vec<(String, PathBuf)> {
             }
         }
         for (p, ids) in ws {
-            let what = if ids.is_empty() { "workspace".to_string() } else { format!("workspace of {}", ids.join(", ")) };
+            let what =
+                if ids.is_empty() { "workspace".to_string() } else { format!("workspace of {}", ids.join(", ")) };
             out.push((what, p));
         }
         for a in &m.agents {
@@ -213,11 +214,8 @@ pub fn resolve(snap: &Snapshot, env: &Env, spec: &RelocateSpec) -> Result<Reloca
 
     // Every root mapped, and no two landing one inside the other.
     let all = roots(snap);
-    let unmapped: Vec<String> = all
-        .iter()
-        .filter(|(_, p)| map.map(p).is_none())
-        .map(|(what, p)| format!("{} ({what})", p.display()))
-        .collect();
+    let unmapped: Vec<String> =
+        all.iter().filter(|(_, p)| map.map(p).is_none()).map(|(what, p)| format!("{} ({what})", p.display())).collect();
     if !unmapped.is_empty() {
         let why = match (&old_home, spec.onto_home) {
             (Some(h), true) => format!(" (outside the snapshot's home {})", h.display()),
@@ -254,7 +252,8 @@ pub fn resolve(snap: &Snapshot, env: &Env, spec: &RelocateSpec) -> Result<Reloca
 
     let state_dir = meta.and_then(|m| map.map(Path::new(&m.state_dir)));
     let config_path = meta.map(|m| {
-        let c = m.config_path.clone().map(PathBuf::from).unwrap_or_else(|| Path::new(&m.state_dir).join("openclaw.json"));
+        let c =
+            m.config_path.clone().map(PathBuf::from).unwrap_or_else(|| Path::new(&m.state_dir).join("openclaw.json"));
         map.map(&c).unwrap_or(c)
     });
     let mut warnings = Vec::new();
@@ -286,7 +285,8 @@ pub fn resolve(snap: &Snapshot, env: &Env, spec: &RelocateSpec) -> Result<Reloca
 /// Whether OpenClaw, run here with `env`, finds the state dir and config at their new places.
 fn lookup_warnings(env: &Env, state: &Path, config: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let named = ["OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR", "OPENCLAW_PROFILE"].iter().any(|k| env.get_trimmed(k).is_some());
+    let named =
+        ["OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR", "OPENCLAW_PROFILE"].iter().any(|k| env.get_trimmed(k).is_some());
     let found = if named {
         paths::state_dir(env) == state
     } else {
@@ -357,11 +357,8 @@ pub(super) fn restore(
     let root = Path::new("/");
     let items = plan(repo, snap, sel)?;
     // What the rewrite may change: only files this restore writes, in the snapshot's paths.
-    let written: HashSet<PathBuf> = items
-        .iter()
-        .filter(|i| i.selected && i.node.kind == NodeKind::File)
-        .map(|i| root.join(&i.rel))
-        .collect();
+    let written: HashSet<PathBuf> =
+        items.iter().filter(|i| i.selected && i.node.kind == NodeKind::File).map(|i| root.join(&i.rel)).collect();
     let msnap = mapped_snapshot(snap, &rel.map);
     let (items, links) = map_items(items, &rel.map, &msnap)?;
 
@@ -369,8 +366,16 @@ pub(super) fn restore(
     for m in &mut report.moves {
         m.occupied = occupied(Path::new(&m.to));
     }
-    let taken: Vec<String> =
-        report.moves.iter().filter(|m| m.occupied).map(|m| format!("{} ({})", m.to, m.what)).collect();
+    // Named once: not a workspace inside a state dir already named.
+    let occupied_at: Vec<&Path> = report.moves.iter().filter(|m| m.occupied).map(|m| Path::new(&m.to)).collect();
+    let taken: Vec<String> = report
+        .moves
+        .iter()
+        .filter(|m| {
+            m.occupied && !occupied_at.iter().any(|o| *o != Path::new(&m.to) && Path::new(&m.to).starts_with(o))
+        })
+        .map(|m| format!("{} ({})", m.to, m.what))
+        .collect();
     if !taken.is_empty() && !rel.replace {
         return Err(Error::Usage(format!(
             "--relocate: {} already {} something; an existing install is not merged into: move it aside \
@@ -528,8 +533,11 @@ struct Stage<'a> {
 impl<'a> Stage<'a> {
     fn new(repo: &'a Repository, snap: &'a Snapshot) -> Result<Stage<'a>> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir()
-            .join(format!("clawback-relocate-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        let dir = std::env::temp_dir().join(format!(
+            "clawback-relocate-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir).ctx("create temporary folder", &dir)?;
         Ok(Stage { repo, snap, dir, done: HashSet::new() })
     }
@@ -790,7 +798,11 @@ mod tests {
                 t("state dir", "/home/ann/.openclaw", "/home/bob/.openclaw"),
                 t("workspace of molty", "/home/ann/.openclaw/workspace", "/home/bob/.openclaw/workspace"),
                 t("workspace of worker", "/home/ann/work/worker", "/home/bob/work/worker"),
-                t("workspace of scribe", "/home/ann/.openclaw/workspace/scribe", "/home/bob/.openclaw/workspace/scribe"),
+                t(
+                    "workspace of scribe",
+                    "/home/ann/.openclaw/workspace/scribe",
+                    "/home/bob/.openclaw/workspace/scribe"
+                ),
             ]
         );
         assert_eq!(r.state_dir.as_deref(), Some(Path::new("/home/bob/.openclaw")));
@@ -806,8 +818,9 @@ mod tests {
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 
         // An explicit pair wins for what lies below it.
-        let r = resolve(&ann(), &Env::from_pairs([("HOME", "/home/bob")]), &spec(true, &[("/home/ann/work", "/srv/w")]))
-            .unwrap();
+        let r =
+            resolve(&ann(), &Env::from_pairs([("HOME", "/home/bob")]), &spec(true, &[("/home/ann/work", "/srv/w")]))
+                .unwrap();
         assert_eq!(r.moves[2].to, "/srv/w/worker");
     }
 
@@ -819,7 +832,10 @@ mod tests {
         let e = resolve(&s, &env, &spec(true, &[])).unwrap_err();
         assert!(matches!(e, Error::Usage(_)), "{e}");
         let msg = e.to_string();
-        assert!(msg.contains("/srv/shared (backed-up path)") && msg.contains("outside the snapshot's home /home/ann"), "{msg}");
+        assert!(
+            msg.contains("/srv/shared (backed-up path)") && msg.contains("outside the snapshot's home /home/ann"),
+            "{msg}"
+        );
         assert!(resolve(&s, &env, &spec(true, &[("/srv/shared", "/srv/shared")])).is_ok());
 
         // Explicit pairs only: the worker's workspace is left out.
@@ -827,12 +843,8 @@ mod tests {
         assert!(e.to_string().contains("/home/ann/work/worker (workspace of worker)"), "{e}");
 
         // Two roots one inside the other at the new places.
-        let e = resolve(
-            &ann(),
-            &env,
-            &spec(true, &[("/home/ann/work/worker", "/home/bob/.openclaw/workspace/w")]),
-        )
-        .unwrap_err();
+        let e = resolve(&ann(), &env, &spec(true, &[("/home/ann/work/worker", "/home/bob/.openclaw/workspace/w")]))
+            .unwrap_err();
         assert!(e.to_string().contains("inside where /home/ann/.openclaw"), "{e}");
 
         // Pairs must name something the snapshot has, absolutely.
@@ -856,7 +868,11 @@ mod tests {
         assert_eq!(r.moves[0].to, "/data/oc");
         assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR=/data/oc")), "{:?}", r.warnings);
         // A profile's state dir keeps its name in the new home.
-        let s = snap_of("/home/ann/.openclaw-work", &[("main", "/home/ann/.openclaw-work/workspace")], &["/home/ann/.openclaw-work"]);
+        let s = snap_of(
+            "/home/ann/.openclaw-work",
+            &[("main", "/home/ann/.openclaw-work/workspace")],
+            &["/home/ann/.openclaw-work"],
+        );
         let r = resolve(&s, &env, &spec(true, &[])).unwrap();
         assert_eq!(r.moves[0].to, "/home/bob/.openclaw-work");
         assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR")), "{:?}", r.warnings);
@@ -891,7 +907,11 @@ mod tests {
             subtree: None,
             target: target.as_bytes().to_vec(),
         };
-        let it = |rel: &str, kind: NodeKind, target: &str| Item { rel: PathBuf::from(rel), node: node(kind, target), selected: true };
+        let it = |rel: &str, kind: NodeKind, target: &str| Item {
+            rel: PathBuf::from(rel),
+            node: node(kind, target),
+            selected: true,
+        };
         let items = vec![
             it("home", NodeKind::Dir, ""),
             it("home/ann", NodeKind::Dir, ""),
@@ -907,12 +927,22 @@ mod tests {
         // `/home` is above everything; `~/work` would be an empty folder: the worker went to /data.
         assert_eq!(
             rels,
-            ["home/bob", "home/bob/.openclaw", "home/bob/.openclaw/link", "home/bob/.openclaw/rel", "data/w", "data/w/notes.md"]
+            [
+                "home/bob",
+                "home/bob/.openclaw",
+                "home/bob/.openclaw/link",
+                "home/bob/.openclaw/rel",
+                "data/w",
+                "data/w/notes.md"
+            ]
         );
         assert_eq!(out[2].node.target, b"/data/w/notes.md");
         assert_eq!(out[3].node.target, b"workspace");
         assert_eq!(links.len(), 1);
-        assert_eq!((links[0].from.as_str(), links[0].to.as_str()), ("/home/ann/work/worker/notes.md", "/data/w/notes.md"));
+        assert_eq!(
+            (links[0].from.as_str(), links[0].to.as_str()),
+            ("/home/ann/work/worker/notes.md", "/data/w/notes.md")
+        );
         assert_eq!(map_pattern("!/home/ann/.openclaw/**/*.md", &map), "!/home/bob/.openclaw/**/*.md");
         assert_eq!(map_pattern("*.md", &map), "*.md");
     }
