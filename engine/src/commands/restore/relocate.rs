@@ -362,7 +362,13 @@ pub(super) fn restore(
     let msnap = mapped_snapshot(snap, &rel.map);
     let (items, links) = map_items(items, &rel.map, &msnap)?;
 
-    let mut report = Report { moves: rel.moves.clone(), warnings: rel.warnings.clone(), ..Default::default() };
+    // The roots this restore writes to (all of them, unless `only` narrows it).
+    let selected = |m: &Move| {
+        let from = Path::new(&m.from);
+        opts.only.is_empty() || opts.only.iter().any(|r| from.starts_with(r) || r.starts_with(from))
+    };
+    let moves: Vec<Move> = rel.moves.iter().filter(|m| selected(m)).cloned().collect();
+    let mut report = Report { moves, warnings: rel.warnings.clone(), ..Default::default() };
     for m in &mut report.moves {
         m.occupied = occupied(Path::new(&m.to));
     }
@@ -945,5 +951,123 @@ mod tests {
         );
         assert_eq!(map_pattern("!/home/ann/.openclaw/**/*.md", &map), "!/home/bob/.openclaw/**/*.md");
         assert_eq!(map_pattern("*.md", &map), "*.md");
+    }
+
+    /// A repository and a fake home `a` with a JSON5 config that `$include`s a file outside the
+    /// state dir, a database, an outside workspace and a symlink into it.
+    struct World {
+        dir: tempfile::TempDir,
+    }
+
+    impl World {
+        fn new() -> World {
+            use crate::backend::local::LocalBackend;
+            use crate::crypto::KdfParams;
+            use crate::repo::{InitOptions, Secret};
+            let w = World { dir: tempfile::tempdir().unwrap() };
+            let be = std::sync::Arc::new(LocalBackend::new(w.p("repo")));
+            let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+            Repository::init(be, &Secret(b"pw".to_vec()), &opts).unwrap();
+            w
+        }
+        fn p(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+        fn s(&self, rel: &str) -> String {
+            self.p(rel).to_string_lossy().into_owned()
+        }
+        fn repo(&self) -> Repository {
+            use crate::backend::local::LocalBackend;
+            use crate::repo::{CacheOptions, Secret};
+            let be = std::sync::Arc::new(LocalBackend::new(self.p("repo")));
+            Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
+        }
+        fn put(&self, rel: &str, text: &str) {
+            let p = self.p(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        fn read(&self, rel: &str) -> String {
+            std::fs::read_to_string(self.p(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+        }
+    }
+
+    #[test]
+    fn a_relocated_restore_moves_files_config_databases_and_symlinks() {
+        let w = World::new();
+        let (a, st) = (w.s("a"), w.s("a/.openclaw"));
+        let config = format!(
+            "// written by hand\n{{\n  agents: {{ defaults: {{ workspace: '{a}/.openclaw/workspace' }},\n    \
+             entries: {{ ops: {{ workspace: \"{a}/ops\" }} }} }},\n  $include: \"../shared/extra.json5\",\n}}\n"
+        );
+        w.put("a/.openclaw/openclaw.json", &config);
+        w.put("a/shared/extra.json5", &format!("{{ tools: {{ root: \"{a}/ops/tools\" }} }}\n"));
+        w.put("a/.openclaw/workspace/MEMORY.md", "memory\n");
+        w.put("a/ops/notes.md", "ops notes\n");
+        std::os::unix::fs::symlink(format!("{a}/ops/notes.md"), w.p("a/.openclaw/workspace/ops-notes")).unwrap();
+        std::fs::create_dir_all(w.p("a/.openclaw/state")).unwrap();
+        let c = rusqlite::Connection::open(w.p("a/.openclaw/state/openclaw.sqlite")).unwrap();
+        c.execute_batch(&format!(
+            "CREATE TABLE cron_jobs (store_key TEXT, job_id TEXT); INSERT INTO cron_jobs VALUES ('{st}/cron/jobs.json', 'j');"
+        ))
+        .unwrap();
+        drop(c);
+        let mut meta =
+            snap_of(&st, &[("main", &format!("{st}/workspace")), ("ops", &format!("{a}/ops"))], &[]).openclaw.unwrap();
+        meta.agents[1].agent_dir = format!("{st}/agents/ops/agent");
+        let repo = w.repo();
+        let bo = BackupOptions {
+            paths: vec![w.p("a/.openclaw"), w.p("a/ops"), w.p("a/shared/extra.json5")],
+            openclaw: Some(meta),
+            host: Some("old-box".into()),
+            ..Default::default()
+        };
+        let id = backup(&repo, &bo, &Progress::default()).unwrap().snapshot_id.unwrap();
+        let (_, snap) = repo.find_snapshot(&id.to_hex(), |_| true).unwrap();
+
+        let b = w.s("b");
+        let env = Env::from_pairs([("HOME", b.as_str())]);
+        let rel = resolve(&snap, &env, &RelocateSpec { onto_home: true, ..Default::default() }).unwrap();
+        let run = |dry_run: bool, only: Vec<PathBuf>| {
+            let o = RestoreOptions { in_place: true, dry_run, only, relocate: Some(rel.clone()), ..Default::default() };
+            super::super::restore(&repo, &snap, &o, &Progress::default()).unwrap()
+        };
+
+        // A dry run reports the same rewrites and writes nothing.
+        let dry = run(true, vec![]).relocation.unwrap();
+        assert!(!w.p("b").exists());
+        let r = run(false, vec![]);
+        let rep = r.relocation.unwrap();
+        assert_eq!(dry.rewrites, rep.rewrites);
+        let got: Vec<(&str, &str, &str)> =
+            rep.rewrites.iter().map(|r| (r.kind, r.location.as_str(), r.to.as_str())).collect();
+        let ops_notes = format!("{b}/ops/notes.md");
+        let jobs = format!("{b}/.openclaw/cron/jobs.json");
+        assert!(got.contains(&("symlink", "target", ops_notes.as_str())), "{got:?}");
+        assert!(got.contains(&("database", "cron_jobs.store_key", jobs.as_str())), "{got:?}");
+        assert!(got.iter().any(|g| g.1 == "tools.root"), "the included file too: {got:?}");
+
+        // The config keeps its comment and quotes; the relative include still resolves.
+        let want = config.replace(&format!("{a}/"), &format!("{b}/"));
+        assert_eq!(w.read("b/.openclaw/openclaw.json"), want);
+        assert_eq!(w.read("b/shared/extra.json5"), format!("{{ tools: {{ root: \"{b}/ops/tools\" }} }}\n"));
+        assert_eq!(std::fs::read_link(w.p("b/.openclaw/workspace/ops-notes")).unwrap(), PathBuf::from(&ops_notes));
+        assert_eq!(w.read("b/.openclaw/workspace/ops-notes"), "ops notes\n");
+        let c = rusqlite::Connection::open(w.p("b/.openclaw/state/openclaw.sqlite")).unwrap();
+        let k: String = c.query_row("SELECT store_key FROM cron_jobs", [], |r| r.get(0)).unwrap();
+        assert_eq!(k, jobs);
+        // The source is untouched.
+        assert_eq!(w.read("a/.openclaw/openclaw.json"), config);
+
+        // `only` narrows what is checked and written: the ops workspace alone, onto a fresh home.
+        let c2 = w.s("c");
+        let env = Env::from_pairs([("HOME", c2.as_str())]);
+        let rel = resolve(&snap, &env, &RelocateSpec { onto_home: true, ..Default::default() }).unwrap();
+        let o = RestoreOptions { in_place: true, only: vec![w.p("a/ops")], relocate: Some(rel), ..Default::default() };
+        let r = super::super::restore(&repo, &snap, &o, &Progress::default()).unwrap();
+        let rep = r.relocation.unwrap();
+        assert_eq!(rep.moves.iter().map(|m| m.what.as_str()).collect::<Vec<_>>(), ["workspace of ops"]);
+        assert_eq!(w.read("c/ops/notes.md"), "ops notes\n");
+        assert!(!w.p("c/.openclaw").exists() && rep.rewrites.is_empty(), "{:?}", rep.rewrites);
     }
 }
