@@ -419,6 +419,7 @@ pub(super) fn restore(
             report.left = r.left;
             report.warnings.extend(r.warnings);
         }
+        Err(e) if opts.dry_run => return Err(Error::Other(format!("moving the paths would fail: {e}"))),
         Err(e) => {
             let held = res
                 .safety_snapshot
@@ -618,7 +619,15 @@ fn rewrite_paths(
         let text = std::fs::read_to_string(&disk).ctx("read", &new)?;
         let old_dir = old.parent().unwrap_or(Path::new("/"));
         let new_dir = new.parent().unwrap_or(Path::new("/"));
-        let r = repath::rewrite_config(&new, &text, map, &rel.homes, old_dir, new_dir)?;
+        let r = match repath::rewrite_config(&new, &text, map, &rel.homes, old_dir, new_dir) {
+            Ok(r) => r,
+            // A damaged fallback copy is not worth stopping for; the config itself is.
+            Err(e) if !follow => {
+                out.warnings.push(format!("{e}; its paths were not moved"));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if follow {
             // Included files are rewritten next.
             queue.extend(r.includes.iter().rev().map(|p| (p.clone(), true)));
