@@ -7,6 +7,7 @@ mod envfile;
 mod hooks;
 mod openclaw_cli;
 mod priority;
+mod relocate;
 mod runs;
 mod select;
 mod ui;

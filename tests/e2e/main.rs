@@ -34,6 +34,7 @@ mod notify;
 mod oc_archive;
 mod oc_config;
 mod oc_home;
+mod oc_relocate;
 mod progress;
 mod prune;
 mod readme;

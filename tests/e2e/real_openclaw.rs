@@ -350,7 +350,8 @@ pub fn cron_names(home: &Path) -> Vec<String> {
 
 /// Copies the home `from` into `to` (which may exist), rewriting `from`'s path to `to`'s in every
 /// JSON file and in every text column of every SQLite database (OpenClaw keys its cron store by the
-/// absolute path of `<state>/cron/jobs.json`); other files are copied byte for byte.
+/// absolute path of `<state>/cron/jobs.json`), and the sha256 keys of the paths moved
+/// ([`rewrite_path_keys`]); other files are copied byte for byte.
 pub fn copy_home(from: &Path, to: &Path) {
     copy_tree(from, to);
     for e in walkdir::WalkDir::new(to).into_iter().filter_map(Result::ok) {
@@ -358,6 +359,7 @@ pub fn copy_home(from: &Path, to: &Path) {
         if e.file_type().is_file() && name.ends_with(".sqlite") && !name.contains("-lock") && !name.contains("-writer")
         {
             rewrite_sqlite_paths(e.path(), from.to_str().unwrap(), to.to_str().unwrap());
+            rewrite_path_keys(e.path(), from.to_str().unwrap(), to.to_str().unwrap());
         }
     }
 }
@@ -365,6 +367,9 @@ pub fn copy_home(from: &Path, to: &Path) {
 /// Replaces `a` with `b` in every text column of every table of the database at `db`.
 pub fn rewrite_sqlite_paths(db: &Path, a: &str, b: &str) {
     let c = rusqlite::Connection::open(db).unwrap();
+    // Keys and the rows referring to them change one after the other (rusqlite's SQLite enforces
+    // foreign keys by default, which would refuse the first of them).
+    c.pragma_update(None, "foreign_keys", false).unwrap();
     let tables: Vec<String> = c
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
         .unwrap()
@@ -434,4 +439,48 @@ pub fn file_sizes(root: &Path) -> std::collections::BTreeMap<PathBuf, u64> {
 /// Checks a run of OpenClaw printed nothing that says the config is invalid.
 pub fn config_valid(home: &Path) -> Run {
     openclaw(home).args(["config", "validate", "--json"]).run()
+}
+
+/// After [`rewrite_sqlite_paths`]: OpenClaw keys workspace state by the sha256 of the workspace's
+/// path (`workspace_key`, `alias_key`), so a key of a path under `a` becomes the key of the same
+/// path under `b`, in every text column of every table.
+pub fn rewrite_path_keys(db: &Path, a: &str, b: &str) {
+    use sha2::{Digest, Sha256};
+    let key = |p: &str| hex::encode(Sha256::digest(p.as_bytes()));
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.pragma_update(None, "foreign_keys", false).unwrap();
+    let tables: Vec<String> = c
+        .prepare(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let columns = |t: &str| -> Vec<String> {
+        c.prepare("SELECT name FROM pragma_table_info(?1)")
+            .unwrap()
+            .query_map([t], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for t in &tables {
+        for col in columns(t) {
+            let sql = format!("SELECT DISTINCT \"{col}\" FROM \"{t}\" WHERE typeof(\"{col}\") = 'text' AND (\"{col}\" = ?1 OR substr(\"{col}\", 1, length(?1) + 1) = ?1 || '/')");
+            let found: Vec<String> =
+                c.prepare(&sql).unwrap().query_map([b], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+            keys.extend(found.iter().map(|v| (key(&format!("{a}{}", &v[b.len()..])), key(v))));
+        }
+    }
+    for t in &tables {
+        for col in columns(t) {
+            for (old, new) in &keys {
+                let sql = format!("UPDATE \"{t}\" SET \"{col}\" = ?2 WHERE \"{col}\" = ?1");
+                c.execute(&sql, [old, new]).unwrap();
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `clawback restore SNAPSHOT [--target DIR]`: restore all or part of a snapshot, into a folder or
 //! in place (to the original paths, after a safety snapshot, refusing while the OpenClaw gateway
-//! runs on the state dir unless `--force`).
+//! runs on the state dir unless `--force`), or onto this machine's home with `--relocate`.
 
 use crate::context;
 use crate::ui::{self, usage};
@@ -40,9 +40,15 @@ pub struct Args {
     /// In place: remove files the snapshot does not have, within what is restored
     #[arg(long)]
     pub delete: bool,
-    /// In place: restore even while an OpenClaw gateway is running
+    /// In place: restore even while an OpenClaw gateway is running. With --relocate: restore over
+    /// what is already at the new places, after a safety snapshot
     #[arg(long)]
     pub force: bool,
+    /// Restore onto this machine's home: the snapshot's home maps to $HOME, its state dir to where
+    /// OpenClaw looks here; `--relocate=OLD=NEW` maps one path (repeatable). The paths in
+    /// OpenClaw's config and databases move with them, each reported
+    #[arg(long, value_name = "OLD=NEW", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub relocate: Vec<String>,
     /// With `latest`: the newest snapshot these select (with --group alone: the group's snapshot;
     /// with --group and --host, that host's member)
     #[command(flatten)]
@@ -64,10 +70,17 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let spec = a.snapshot.as_deref().unwrap_or("latest");
     let (id, snap) = crate::select::find(&repo, spec, &a.filter, |_| true)?;
     let only = only_roots(&snap, &a.only)?;
+    let relocation = crate::relocate::resolve(&a.relocate, a.force, &snap, &s.env)?;
+    if relocation.is_some() && a.target.is_some() {
+        return Err(usage("--relocate restores to the new places it maps; leave out --target"));
+    }
+    if let Some(r) = &relocation {
+        crate::relocate::check_gateway(g, &s.env, r, a.dry_run)?;
+    }
 
     let mut safety = None;
     if in_place {
-        let running = running_gateway(&s.env, &snap);
+        let running = if relocation.is_some() { Vec::new() } else { running_gateway(&s.env, &snap) };
         if let Some(ev) = running.first() {
             if a.dry_run {
                 if !g.quiet {
@@ -106,6 +119,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         delete: a.delete,
         safety,
         protect: s.config.exclude.clone(),
+        relocate: relocation,
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "restore");
@@ -130,10 +144,16 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             o.insert("undo".into(), undo.clone().into());
             o.insert("changes".into(), serde_json::to_value(&r.changes)?);
             o.insert("kept".into(), serde_json::to_value(&r.kept)?);
+            if let Some(rep) = &r.relocation {
+                o.insert("relocation".into(), serde_json::to_value(rep)?);
+            }
         }
         ui::print_json(&v);
     } else if !g.quiet {
         if in_place {
+            if let Some(rep) = &r.relocation {
+                crate::relocate::print_moves(rep, &id.short(), &snap.hostname, a.dry_run);
+            }
             if a.dry_run || g.verbose > 0 {
                 for c in &r.changes {
                     let verb = match c.action {
@@ -153,8 +173,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             }
             let verb = if a.dry_run { "would restore" } else { "restored" };
             let del = if a.dry_run { "would delete" } else { "deleted" };
+            let place = if r.relocation.is_some() { "at the new places" } else { "in place" };
             println!(
-                "{verb} {} files ({}), {} folders, {} symlinks in place from snapshot {}; {} unchanged; {del} {}",
+                "{verb} {} files ({}), {} folders, {} symlinks {place} from snapshot {}; {} unchanged; {del} {}",
                 r.files,
                 ui::human_bytes(r.bytes),
                 r.dirs,
@@ -163,10 +184,18 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
                 r.unchanged,
                 r.deleted
             );
-            match &undo {
-                Some(u) => println!("to undo: {u}"),
-                None if !a.dry_run => println!("nothing was there before: to undo, remove what was restored"),
-                None => {}
+            if let Some(rep) = &r.relocation {
+                crate::relocate::print_rewrites(rep, a.dry_run);
+            }
+            match (&undo, &r.relocation) {
+                (Some(u), _) => println!("to undo: {u}"),
+                (None, Some(rep)) if !a.dry_run => {
+                    let roots: Vec<String> =
+                        crate::relocate::created_roots(rep).iter().map(|p| p.display().to_string()).collect();
+                    println!("nothing was there before: to undo, remove {}", roots.join(" "))
+                }
+                (None, _) if !a.dry_run => println!("nothing was there before: to undo, remove what was restored"),
+                _ => {}
             }
         } else {
             let verb = if a.dry_run { "would restore" } else { "restored" };
@@ -215,7 +244,9 @@ fn undo_command(g: &GlobalArgs, a: &Args, safety: &str, scope: &[PathBuf], held:
         parts.extend(["--config".into(), c.to_string_lossy().into_owned()]);
     }
     parts.extend(["restore".into(), safety.into()]);
-    let mut only: Vec<String> = a.only.clone();
+    // Relocated: the safety snapshot holds the new places; name them, not the snapshot's paths.
+    let relocated = !a.relocate.is_empty();
+    let mut only: Vec<String> = if relocated { Vec::new() } else { a.only.clone() };
     // Roots that did not exist are not among the safety snapshot's paths: name them all, so the
     // undo also removes what the restore created there.
     if only.is_empty() && scope != held {
@@ -224,10 +255,10 @@ fn undo_command(g: &GlobalArgs, a: &Args, safety: &str, scope: &[PathBuf], held:
     for o in only {
         parts.extend(["--only".into(), o]);
     }
-    for i in &a.includes {
+    for i in a.includes.iter().filter(|_| !relocated) {
         parts.extend(["--include".into(), i.clone()]);
     }
-    for e in &a.excludes {
+    for e in a.excludes.iter().filter(|_| !relocated) {
         parts.extend(["--exclude".into(), e.clone()]);
     }
     parts.push("--delete".into());

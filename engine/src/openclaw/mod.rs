@@ -9,6 +9,8 @@
 //! - [`excludes`]: the default exclude patterns, each with its reason.
 //! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore).
 //! - [`cron`]: its cron jobs, from `openclaw cron list --json` or, without a gateway, its store.
+//! - [`repath`]: moving the absolute paths in the config and databases to another home (a
+//!   relocating restore).
 //! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
 //!   sidecars, and their change stamps.
 
@@ -21,6 +23,7 @@ pub mod gateway;
 pub mod include;
 pub mod layout;
 pub mod paths;
+pub mod repath;
 pub mod sqlite;
 pub mod vars;
 

@@ -27,6 +27,10 @@
 //!   database it replaces (unless the snapshot has them): SQLite would otherwise apply the old
 //!   write-ahead log to the new file. Backups store databases as consistent images without them.
 //!
+//! Onto another home ([`RestoreOptions::relocate`], module [`relocate`]): the roots go to new
+//! places, written with the in-place rules, and the paths in OpenClaw's config and databases move
+//! with them.
+//!
 //! `--only` roots ([`only_roots`]): `state` is the state dir as a whole, including any workspace
 //! that lives inside it (the state dir is the state dir); `workspace` is every workspace, wherever
 //! it lives; `agent:<id>` is `<state>/agents/<id>/` (sessions and, by default, the agent dir), the
@@ -56,6 +60,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 mod in_place;
+pub mod relocate;
 mod select;
 mod write;
 
@@ -85,6 +90,9 @@ pub struct RestoreOptions {
     /// In place: patterns (gitignore syntax, absolute) of entries never deleted and left out of
     /// the safety snapshot, as a backup leaves them out (the config's `exclude`).
     pub protect: Vec<String>,
+    /// Restore onto other places than the snapshot's ([`relocate::resolve`]), in place there;
+    /// selections (`only`, patterns) still name the snapshot's paths.
+    pub relocate: Option<relocate::Relocation>,
 }
 
 /// How the safety snapshot of an in-place restore is taken.
@@ -143,6 +151,8 @@ pub struct RestoreResult {
     pub scope: Vec<PathBuf>,
     /// In place: the roots that existed, which the safety snapshot holds.
     pub safety_paths: Vec<PathBuf>,
+    /// Relocating: where each root went and each path moved.
+    pub relocation: Option<relocate::Report>,
 }
 
 /// Creates `target/rel` as a real folder; refuses a symlink or a file in its place. Returns
@@ -202,6 +212,9 @@ pub fn restore(
         return Err(Error::Usage("--delete applies only to a restore in place (without --target)".into()));
     }
     let sel = Selection::new(&opts.includes, &opts.excludes)?.with_roots(minimal_roots(opts.only.clone()));
+    if let Some(r) = &opts.relocate {
+        return relocate::restore(repo, snap, opts, r, &sel, progress);
+    }
     if opts.in_place {
         let items = plan(repo, snap, &sel)?;
         return in_place::restore_in_place(repo, snap, opts, &sel, items, progress);

@@ -1,0 +1,1082 @@
+//! Restoring onto another home or machine (`restore --relocate`): every root of the snapshot (the
+//! state dir, each workspace, agent dirs and config files outside the state dir, any other path
+//! it backed up) is given a new place, the restore writes there with the in-place rules (compare,
+//! safety snapshot of what is there, atomic renames), and then every absolute path into the old
+//! places is moved in what was restored: openclaw.json, its `$include`d files and the copies
+//! OpenClaw falls back to (`.bak*`, `.last-good`), OpenClaw's SQLite databases in the state dir
+//! (the cron store is keyed by the absolute path of `<state>/cron/jobs.json`; workspaces by their
+//! path and its sha256) and symlinks whose target is an absolute old path. Each change is
+//! reported ([`Report`]); see [`crate::openclaw::repath`] for which values move.
+//!
+//! Where the roots go ([`resolve`]): `onto_home` maps the snapshot's home (the folder holding its
+//! `.openclaw`) to this machine's (`OPENCLAW_HOME`, else `HOME`), and the state dir to where
+//! OpenClaw looks for it here (`OPENCLAW_STATE_DIR` or a profile when set, else the same name
+//! in the new home), and the config to `OPENCLAW_CONFIG_PATH` when that is set; explicit (old,
+//! new) pairs add to those or replace them. A path moves with the longest old prefix it lies
+//! under. Every root must be mapped, or nothing happens and the unmapped ones are named.
+//!
+//! What is refused: a new place that already holds something (an existing install is not merged
+//! into; with `replace` the restore goes over it after a safety snapshot, as in place), two roots
+//! landing one inside the other, and `--target` (the new places are the target).
+
+use super::*;
+use crate::openclaw::paths::{self, LEGACY_STATE_DIRNAMES, STATE_DIRNAME};
+use crate::openclaw::repath::{self, Homes, PathMap};
+use crate::openclaw::Env;
+
+/// What the user asked for.
+#[derive(Clone, Debug, Default)]
+pub struct RelocateSpec {
+    /// Map the snapshot's home onto this machine's (`--relocate`).
+    pub onto_home: bool,
+    /// Explicit (old, new) pairs (`--relocate=OLD=NEW`); they win over the automatic ones.
+    pub pairs: Vec<(PathBuf, PathBuf)>,
+    /// Restore over what is already at the new places, after a safety snapshot (`--force`).
+    pub replace: bool,
+}
+
+/// Where a snapshot's roots go, resolved and checked.
+#[derive(Clone, Debug)]
+pub struct Relocation {
+    pub map: PathMap,
+    pub homes: Homes,
+    /// Each root of the snapshot and its new place.
+    pub moves: Vec<Move>,
+    /// The state dir at its new place (for an OpenClaw snapshot).
+    pub state_dir: Option<PathBuf>,
+    /// The config file at its new place (for an OpenClaw snapshot).
+    pub config_path: Option<PathBuf>,
+    pub replace: bool,
+    pub warnings: Vec<String>,
+}
+
+/// One root and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Move {
+    /// `state dir`, `config`, `workspace of molty`, `agent dir of ops`, `backed-up path`.
+    pub what: String,
+    pub from: String,
+    pub to: String,
+    /// Something is already there (refused unless `replace`).
+    pub occupied: bool,
+}
+
+/// One path moved in a restored file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    /// The file, at its new place.
+    pub file: String,
+    /// `config`, `database` or `symlink`.
+    pub kind: &'static str,
+    /// The config key, the `table.column`, or `target` for a symlink.
+    pub location: String,
+    pub from: String,
+    pub to: String,
+    /// Database rows changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+/// Rows that mention an old path inside longer text (transcripts, logs), left as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Left {
+    pub file: String,
+    pub location: String,
+    pub rows: u64,
+}
+
+/// What a relocating restore did (or, on a dry run, would do).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub moves: Vec<Move>,
+    pub rewrites: Vec<Rewrite>,
+    pub left: Vec<Left>,
+    pub warnings: Vec<String>,
+}
+
+/// The home a state dir lives in: the parent of a folder named `.openclaw`, `.openclaw-<profile>`
+/// or one of the legacy names; `None` for a state dir placed elsewhere.
+fn home_of(state: &Path) -> Option<PathBuf> {
+    let name = state.file_name()?.to_str()?;
+    let known = name == STATE_DIRNAME
+        || name.strip_prefix(STATE_DIRNAME).is_some_and(|r| r.starts_with('-'))
+        || LEGACY_STATE_DIRNAMES.contains(&name);
+    known.then(|| state.parent().map(Path::to_path_buf)).flatten()
+}
+
+/// The roots of a snapshot, with what each is: the OpenClaw ones first, then every other path it
+/// backed up.
+fn roots(snap: &Snapshot) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    if let Some(m) = &snap.openclaw {
+        let state = PathBuf::from(&m.state_dir);
+        out.push(("state dir".into(), state.clone()));
+        if let Some(c) = &m.config_path {
+            if !Path::new(c).starts_with(&state) {
+                out.push(("config".into(), PathBuf::from(c)));
+            }
+        }
+        let mut ws: Vec<(PathBuf, Vec<&str>)> = Vec::new();
+        for a in &m.agents {
+            let p = PathBuf::from(&a.workspace);
+            match ws.iter_mut().find(|(w, _)| *w == p) {
+                Some((_, ids)) => ids.push(&a.id),
+                None => ws.push((p, vec![&a.id])),
+            }
+        }
+        for w in &m.workspaces {
+            if !ws.iter().any(|(p, _)| p == Path::new(w)) {
+                ws.push((PathBuf::from(w), Vec::new()));
+            }
+        }
+        for (p, ids) in ws {
+            let what =
+                if ids.is_empty() { "workspace".to_string() } else { format!("workspace of {}", ids.join(", ")) };
+            out.push((what, p));
+        }
+        for a in &m.agents {
+            let d = PathBuf::from(&a.agent_dir);
+            if !a.agent_dir.is_empty() && !d.starts_with(&state) {
+                out.push((format!("agent dir of {}", a.id), d));
+            }
+        }
+    }
+    for p in &snap.paths {
+        if !out.iter().any(|(_, r)| r == Path::new(p)) {
+            out.push(("backed-up path".into(), PathBuf::from(p)));
+        }
+    }
+    out.retain(|(_, p)| !p.as_os_str().is_empty());
+    out
+}
+
+/// Whether the snapshot backed up `p`, something inside it, or something it lies inside.
+fn touches(snap: &Snapshot, p: &Path) -> bool {
+    snap.paths.iter().any(|s| p.starts_with(s) || Path::new(s).starts_with(p))
+        || roots(snap).iter().any(|(_, r)| r.starts_with(p) || p.starts_with(r))
+}
+
+/// Resolves where the snapshot's roots go on this machine (`env`: its environment), checking the
+/// mapping covers them all without overlaps. Nothing on disk is looked at but the new places'
+/// folders (for symlinks in them).
+pub fn resolve(snap: &Snapshot, env: &Env, spec: &RelocateSpec) -> Result<Relocation> {
+    let meta = snap.openclaw.as_ref();
+    let old_home = meta.and_then(|m| home_of(Path::new(&m.state_dir)));
+    let new_home = env.home();
+    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if spec.onto_home {
+        let Some(m) = meta else {
+            return Err(Error::Usage(format!(
+                "--relocate: this snapshot has no OpenClaw metadata, so where its home was is unknown; \
+                 map each path it backed up ({}) with --relocate=OLD=NEW",
+                snap.paths.join(" ")
+            )));
+        };
+        if let Some(h) = &old_home {
+            pairs.push((h.clone(), new_home.clone()));
+        }
+        let old_state = PathBuf::from(&m.state_dir);
+        let named = ["OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR", "OPENCLAW_PROFILE"]
+            .iter()
+            .any(|k| env.get_trimmed(k).is_some());
+        let new_state = match (&old_home, old_state.file_name()) {
+            (Some(_), Some(name)) if !named => new_home.join(name),
+            _ => paths::state_dir(env),
+        };
+        pairs.push((old_state, new_state.clone()));
+        let config_env = env.get_trimmed("OPENCLAW_CONFIG_PATH").or_else(|| env.get_trimmed("CLAWDBOT_CONFIG_PATH"));
+        if let (Some(_), Some(c)) = (config_env, &m.config_path) {
+            pairs.push((PathBuf::from(c), paths::config_path(env, &new_state)));
+        }
+    }
+    for (old, new) in &spec.pairs {
+        let pair = format!("--relocate={}={}", old.display(), new.display());
+        if !old.is_absolute() || !new.is_absolute() {
+            return Err(Error::Usage(format!("{pair}: both paths must be absolute")));
+        }
+        let (old, new) = (crate::openclaw::env::clean(old), crate::openclaw::env::clean(new));
+        if old == Path::new("/") || new == Path::new("/") {
+            return Err(Error::Usage(format!("{pair}: map folders, not the whole file system")));
+        }
+        if !touches(snap, &old) {
+            return Err(Error::Usage(format!(
+                "{pair}: the snapshot holds nothing at {} (it backed up {})",
+                old.display(),
+                snap.paths.join(" ")
+            )));
+        }
+        pairs.push((old, new));
+    }
+    if pairs.is_empty() {
+        return Err(Error::Usage("--relocate: no mapping given".into()));
+    }
+    let map = PathMap::new(pairs);
+
+    // Every root mapped, and no two landing one inside the other.
+    let all = roots(snap);
+    let unmapped: Vec<String> =
+        all.iter().filter(|(_, p)| map.map(p).is_none()).map(|(what, p)| format!("{} ({what})", p.display())).collect();
+    if !unmapped.is_empty() {
+        let why = match (&old_home, spec.onto_home) {
+            (Some(h), true) => format!(" (outside the snapshot's home {})", h.display()),
+            (None, true) => " (the snapshot's state dir is not in a home, so only it was mapped)".to_string(),
+            _ => String::new(),
+        };
+        return Err(Error::Usage(format!(
+            "--relocate leaves {} unmapped{why}; map each with --relocate=OLD=NEW \
+             (--relocate=P=P keeps one where it is)",
+            unmapped.join(", ")
+        )));
+    }
+    let mut moves: Vec<Move> = Vec::new();
+    for (what, p) in &all {
+        let to = map.map(p).expect("checked above");
+        moves.push(Move {
+            what: what.clone(),
+            from: p.to_string_lossy().into_owned(),
+            to: to.to_string_lossy().into_owned(),
+            occupied: false,
+        });
+    }
+    for a in &moves {
+        for b in &moves {
+            let (af, at, bf, bt) = (Path::new(&a.from), Path::new(&a.to), Path::new(&b.from), Path::new(&b.to));
+            if af != bf && bt.starts_with(at) && !bf.starts_with(af) {
+                return Err(Error::Usage(format!(
+                    "--relocate puts {} ({}) at {}, inside where {} ({}) goes ({}); give them separate places",
+                    b.from, b.what, b.to, a.from, a.what, a.to
+                )));
+            }
+        }
+    }
+
+    let state_dir = meta.and_then(|m| map.map(Path::new(&m.state_dir)));
+    let config_path = meta.map(|m| {
+        let c =
+            m.config_path.clone().map(PathBuf::from).unwrap_or_else(|| Path::new(&m.state_dir).join("openclaw.json"));
+        map.map(&c).unwrap_or(c)
+    });
+    let mut warnings = Vec::new();
+    if let (Some(s), Some(c)) = (&state_dir, &config_path) {
+        warnings.extend(lookup_warnings(env, s, c));
+    }
+    for (_, new) in map.pairs() {
+        if let Some(real) = through_symlink(new) {
+            warnings.push(format!(
+                "{} is reached through a symlink ({}); OpenClaw keys a workspace's state by its resolved \
+                 path, so run `openclaw doctor` after the move and let it rebind the workspace if it asks",
+                new.display(),
+                real.display()
+            ));
+        }
+    }
+    warnings.dedup();
+    Ok(Relocation {
+        map,
+        homes: Homes { old: old_home, new: new_home },
+        moves,
+        state_dir,
+        config_path,
+        replace: spec.replace,
+        warnings,
+    })
+}
+
+/// Whether OpenClaw, run here with `env`, finds the state dir and config at their new places.
+fn lookup_warnings(env: &Env, state: &Path, config: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let named =
+        ["OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR", "OPENCLAW_PROFILE"].iter().any(|k| env.get_trimmed(k).is_some());
+    let found = if named {
+        paths::state_dir(env) == state
+    } else {
+        // Without a variable OpenClaw takes ~/.openclaw, else a legacy folder when that is missing.
+        let home = env.home();
+        state == home.join(STATE_DIRNAME) || LEGACY_STATE_DIRNAMES.iter().any(|n| state == home.join(n))
+    };
+    if !found {
+        out.push(format!(
+            "OpenClaw here looks for its state dir at {}; set OPENCLAW_STATE_DIR={} where it runs so it finds the moved one",
+            paths::state_dir(env).display(),
+            state.display()
+        ));
+    }
+    let config_env = env.get_trimmed("OPENCLAW_CONFIG_PATH").or_else(|| env.get_trimmed("CLAWDBOT_CONFIG_PATH"));
+    let read = match config_env {
+        Some(p) => env.resolve_user_path(p) == config,
+        None => config.parent() == Some(state),
+    };
+    if !read {
+        out.push(format!(
+            "OpenClaw here reads its config from {}; set OPENCLAW_CONFIG_PATH={} where it runs",
+            paths::config_path(env, state).display(),
+            config.display()
+        ));
+    }
+    out
+}
+
+/// The resolved path of `p`'s nearest existing folder joined with the rest, when a symlink lies
+/// on the way.
+fn through_symlink(p: &Path) -> Option<PathBuf> {
+    let mut existing = p;
+    let mut rest = Vec::new();
+    while std::fs::symlink_metadata(existing).is_err() {
+        rest.push(existing.file_name()?);
+        existing = existing.parent()?;
+    }
+    let real = std::fs::canonicalize(existing).ok()?;
+    let real = rest.iter().rev().fold(real, |acc, n| acc.join(n));
+    (real != p).then_some(real)
+}
+
+/// Whether something is at `p`: a file, a symlink, or a folder with anything in it.
+fn occupied(p: &Path) -> bool {
+    match std::fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true),
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// The restore of [`restore`](super::restore) with `opts.relocate` set: `sel` selects in the
+/// snapshot's paths.
+pub(super) fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    rel: &Relocation,
+    sel: &Selection,
+    progress: &Progress,
+) -> Result<RestoreResult> {
+    if !opts.in_place {
+        return Err(Error::Usage(
+            "--relocate restores to the new places it maps; it cannot be combined with --target".into(),
+        ));
+    }
+    let root = Path::new("/");
+    let items = plan(repo, snap, sel)?;
+    // What the rewrite may change: only files this restore writes, in the snapshot's paths.
+    let written: HashSet<PathBuf> =
+        items.iter().filter(|i| i.selected && i.node.kind == NodeKind::File).map(|i| root.join(&i.rel)).collect();
+    let msnap = mapped_snapshot(snap, &rel.map);
+    let (items, links) = map_items(items, &rel.map, &msnap)?;
+
+    // The roots this restore writes to (all of them, unless `only` narrows it).
+    let selected = |m: &Move| {
+        let from = Path::new(&m.from);
+        opts.only.is_empty() || opts.only.iter().any(|r| from.starts_with(r) || r.starts_with(from))
+    };
+    let moves: Vec<Move> = rel.moves.iter().filter(|m| selected(m)).cloned().collect();
+    let mut report = Report { moves, warnings: rel.warnings.clone(), ..Default::default() };
+    for m in &mut report.moves {
+        m.occupied = occupied(Path::new(&m.to));
+    }
+    // Named once: not a workspace inside a state dir already named.
+    let occupied_at: Vec<&Path> = report.moves.iter().filter(|m| m.occupied).map(|m| Path::new(&m.to)).collect();
+    let taken: Vec<String> = report
+        .moves
+        .iter()
+        .filter(|m| {
+            m.occupied && !occupied_at.iter().any(|o| *o != Path::new(&m.to) && Path::new(&m.to).starts_with(o))
+        })
+        .map(|m| format!("{} ({})", m.to, m.what))
+        .collect();
+    if !taken.is_empty() && !rel.replace {
+        return Err(Error::Usage(format!(
+            "--relocate: {} already {} something; an existing install is not merged into: move it aside \
+             (clawback leaves it alone), or pass --force to restore over it after a safety snapshot",
+            taken.join(", "),
+            if taken.len() == 1 { "holds" } else { "hold" }
+        )));
+    }
+    report.rewrites.extend(links);
+
+    // The folders the new places hang from (the new home, a parent of OPENCLAW_STATE_DIR).
+    if !opts.dry_run {
+        let listed: HashSet<&Path> = items.iter().map(|i| i.rel.as_path()).collect();
+        for it in &items {
+            if let Some(parent) = it.rel.parent().filter(|p| !listed.contains(p)) {
+                let p = root.join(parent);
+                std::fs::create_dir_all(&p).ctx("create folder", &p)?;
+            }
+        }
+    }
+
+    let mopts = RestoreOptions {
+        only: opts.only.iter().map(|p| rel.map.map(p).unwrap_or_else(|| p.clone())).collect(),
+        includes: opts.includes.iter().map(|p| map_pattern(p, &rel.map)).collect(),
+        excludes: opts.excludes.iter().map(|p| map_pattern(p, &rel.map)).collect(),
+        relocate: None,
+        ..opts.clone()
+    };
+    let msel = Selection::new(&mopts.includes, &mopts.excludes)?.with_roots(minimal_roots(mopts.only.clone()));
+    let mut res = in_place::restore_in_place(repo, &msnap, &mopts, &msel, items, progress)?;
+
+    match rewrite_paths(repo, snap, rel, &written, opts.dry_run) {
+        Ok(r) => {
+            report.rewrites.extend(r.rewrites);
+            report.left = r.left;
+            report.warnings.extend(r.warnings);
+        }
+        Err(e) if opts.dry_run => return Err(Error::Other(format!("moving the paths would fail: {e}"))),
+        Err(e) => {
+            let held = res
+                .safety_snapshot
+                .map(|id| format!("; what was there before is in safety snapshot {}", id.to_hex()))
+                .unwrap_or_default();
+            return Err(Error::Other(format!(
+                "the files are restored at their new places, but moving the paths in them failed: {e}{held}"
+            )));
+        }
+    }
+    res.relocation = Some(report);
+    Ok(res)
+}
+
+/// The snapshot as if it had been taken at the new places: its paths and OpenClaw layout mapped.
+fn mapped_snapshot(snap: &Snapshot, map: &PathMap) -> Snapshot {
+    let ms = |s: &str| map.map(Path::new(s)).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| s.to_string());
+    let mut m = snap.clone();
+    m.paths = snap.paths.iter().map(|p| ms(p)).collect();
+    if let Some(meta) = &mut m.openclaw {
+        meta.state_dir = ms(&meta.state_dir);
+        meta.config_path = meta.config_path.as_deref().map(ms);
+        meta.workspaces = meta.workspaces.iter().map(|w| ms(w)).collect();
+        for a in &mut meta.agents {
+            a.workspace = ms(&a.workspace);
+            a.agent_dir = ms(&a.agent_dir);
+        }
+    }
+    m
+}
+
+/// A gitignore-style pattern on old absolute paths, on the new ones.
+fn map_pattern(p: &str, map: &PathMap) -> String {
+    let (neg, rest) = match p.strip_prefix('!') {
+        Some(r) => ("!", r),
+        None => ("", p),
+    };
+    map.map_str(rest).map(|n| format!("{neg}{n}")).unwrap_or_else(|| p.to_string())
+}
+
+/// The plan's entries at their new places. Folders above the roots are dropped (their new
+/// places have folders of their own) unless something lands below them; a symlink whose target
+/// is an absolute old path points to the new one.
+fn map_items(items: Vec<Item>, map: &PathMap, msnap: &Snapshot) -> Result<(Vec<Item>, Vec<Rewrite>)> {
+    let root = Path::new("/");
+    let mut out: Vec<Item> = Vec::with_capacity(items.len());
+    let mut links = Vec::new();
+    for mut it in items {
+        let abs = root.join(&it.rel);
+        let Some(new) = map.map(&abs) else {
+            if it.node.kind == NodeKind::Dir {
+                continue;
+            }
+            return Err(Error::Other(format!("{} is not mapped by --relocate", abs.display())));
+        };
+        if it.node.kind == NodeKind::Symlink {
+            if let Some(to) = std::str::from_utf8(&it.node.target).ok().and_then(|t| map.map_str(t)) {
+                links.push(Rewrite {
+                    file: new.to_string_lossy().into_owned(),
+                    kind: "symlink",
+                    location: "target".into(),
+                    from: String::from_utf8_lossy(&it.node.target).into_owned(),
+                    to: to.clone(),
+                    rows: None,
+                });
+                it.node.target = to.into_bytes();
+            }
+        }
+        it.rel = new.strip_prefix(root).map(Path::to_path_buf).unwrap_or(new);
+        out.push(it);
+    }
+    let below_root = |rel: &Path| msnap.paths.iter().any(|p| root.join(rel).starts_with(p));
+    let mut needed: HashSet<PathBuf> = HashSet::new();
+    let mut keep = vec![false; out.len()];
+    for (i, it) in out.iter().enumerate().rev() {
+        if it.node.kind != NodeKind::Dir || below_root(&it.rel) || needed.contains(&it.rel) {
+            keep[i] = true;
+            if let Some(p) = it.rel.parent() {
+                needed.insert(p.to_path_buf());
+            }
+        }
+    }
+    let mut k = keep.into_iter();
+    out.retain(|_| k.next().unwrap_or(false));
+    Ok((out, links))
+}
+
+/// Where the files to rewrite are: at their new places, or (dry run) copied out of the snapshot
+/// into a private folder, on demand.
+struct Files<'a> {
+    map: &'a PathMap,
+    written: &'a HashSet<PathBuf>,
+    stage: Option<Stage<'a>>,
+}
+
+impl Files<'_> {
+    /// The file on disk that holds the snapshot's `old`, when this restore writes it.
+    fn locate(&mut self, old: &Path) -> Result<Option<PathBuf>> {
+        if !self.written.contains(old) {
+            return Ok(None);
+        }
+        match &mut self.stage {
+            Some(s) => s.fetch(old).map(Some),
+            None => Ok(self.map.map(old)),
+        }
+    }
+}
+
+/// A private folder (0700) holding files restored from the snapshot for a dry run; removed when
+/// dropped.
+struct Stage<'a> {
+    repo: &'a Repository,
+    snap: &'a Snapshot,
+    dir: PathBuf,
+    done: HashSet<PathBuf>,
+}
+
+impl<'a> Stage<'a> {
+    fn new(repo: &'a Repository, snap: &'a Snapshot) -> Result<Stage<'a>> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!(
+            "clawback-relocate-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).ctx("create temporary folder", &dir)?;
+        Ok(Stage { repo, snap, dir, done: HashSet::new() })
+    }
+
+    fn fetch(&mut self, old: &Path) -> Result<PathBuf> {
+        if self.done.insert(old.to_path_buf()) {
+            let sel = Selection::new(&[], &[])?.with_roots(vec![old.to_path_buf()]);
+            let o = RestoreOptions { target: self.dir.clone(), ..Default::default() };
+            restore_to_target(self.repo, self.snap, &o, &sel, &Progress::default(), BATCH)?;
+        }
+        Ok(self.dir.join(old.strip_prefix("/").unwrap_or(old)))
+    }
+}
+
+impl Drop for Stage<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Default)]
+struct Rewritten {
+    rewrites: Vec<Rewrite>,
+    left: Vec<Left>,
+    warnings: Vec<String>,
+}
+
+/// OpenClaw's lock files next to its databases: SQLite files, but no data.
+fn is_lock_file(name: &str) -> bool {
+    [".generation-lock.sqlite", ".generation-writer.sqlite", ".reindex-lock.sqlite", ".lock.sqlite"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Moves the paths in the config files and databases this restore wrote (see the module docs).
+fn rewrite_paths(
+    repo: &Repository,
+    snap: &Snapshot,
+    rel: &Relocation,
+    written: &HashSet<PathBuf>,
+    dry_run: bool,
+) -> Result<Rewritten> {
+    let mut out = Rewritten::default();
+    let Some(m) = &snap.openclaw else { return Ok(out) };
+    let map = &rel.map;
+    let shown = |old: &Path| map.map(old).unwrap_or_else(|| old.to_path_buf());
+    let mut files = Files { map, written, stage: if dry_run { Some(Stage::new(repo, snap)?) } else { None } };
+
+    // The config and what it includes, then the copies OpenClaw falls back to.
+    let old_state = PathBuf::from(&m.state_dir);
+    let old_config = m.config_path.clone().map(PathBuf::from).unwrap_or_else(|| old_state.join("openclaw.json"));
+    let name = old_config.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut copies: Vec<&PathBuf> = written
+        .iter()
+        .filter(|p| p.parent() == old_config.parent())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.strip_prefix(&name).is_some_and(|r| r.starts_with(".bak") || r == ".last-good")
+        })
+        .collect();
+    copies.sort();
+    // A stack: the config first, then what it includes, then the copies.
+    let mut queue: Vec<(PathBuf, bool)> = copies.into_iter().rev().map(|p| (p.clone(), false)).collect();
+    queue.push((old_config.clone(), true));
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    while let Some((old, follow)) = queue.pop() {
+        if !seen.insert(old.clone()) {
+            continue;
+        }
+        let Some(disk) = files.locate(&old)? else { continue };
+        let new = shown(&old);
+        let text = std::fs::read_to_string(&disk).ctx("read", &new)?;
+        let old_dir = old.parent().unwrap_or(Path::new("/"));
+        let new_dir = new.parent().unwrap_or(Path::new("/"));
+        let r = match repath::rewrite_config(&new, &text, map, &rel.homes, old_dir, new_dir) {
+            Ok(r) => r,
+            // A damaged fallback copy is not worth stopping for; the config itself is.
+            Err(e) if !follow => {
+                out.warnings.push(format!("{e}; its paths were not moved"));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if follow {
+            // Included files are rewritten next.
+            queue.extend(r.includes.iter().rev().map(|p| (p.clone(), true)));
+            for inc in &r.includes {
+                let moved = shown(inc);
+                if !moved.starts_with(new_dir) && !env_allows_include(&moved) {
+                    out.warnings.push(format!(
+                        "{} includes {}, outside its folder: OpenClaw reads it only when OPENCLAW_INCLUDE_ROOTS lists {}",
+                        new.display(),
+                        moved.display(),
+                        moved.parent().unwrap_or(Path::new("/")).display()
+                    ));
+                }
+            }
+        }
+        out.warnings.extend(r.warnings);
+        if r.text != text && !dry_run {
+            write_atomic(&disk, r.text.as_bytes())?;
+        }
+        let file = new.to_string_lossy().into_owned();
+        out.rewrites.extend(r.edits.into_iter().map(|e| Rewrite {
+            file: file.clone(),
+            kind: "config",
+            location: e.key,
+            from: e.from,
+            to: e.to,
+            rows: None,
+        }));
+    }
+
+    // OpenClaw's databases in the state dir: the paths, then the keys derived from them.
+    let mut dbs: Vec<&PathBuf> = written
+        .iter()
+        .filter(|p| p.starts_with(&old_state))
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.ends_with(".sqlite") && !is_lock_file(&n)
+        })
+        .collect();
+    dbs.sort();
+    let mut moved: Vec<(String, String)> = rel.moves.iter().map(|m| (m.from.clone(), m.to.clone())).collect();
+    for a in &m.agents {
+        for p in [&a.workspace, &a.agent_dir] {
+            if let Some(n) = map.map_str(p) {
+                moved.push((p.clone(), n));
+            }
+        }
+    }
+    let mut on_disk: Vec<(PathBuf, String)> = Vec::new();
+    for old in dbs {
+        let Some(disk) = files.locate(old)? else { continue };
+        if !crate::openclaw::sqlite::is_database(&disk) {
+            continue;
+        }
+        let file = shown(old).to_string_lossy().into_owned();
+        let r = repath::rewrite_database_paths(&disk, map)?;
+        out.rewrites.extend(r.edits.into_iter().map(|e| Rewrite {
+            file: file.clone(),
+            kind: "database",
+            location: e.location,
+            from: e.from,
+            to: e.to,
+            rows: Some(e.rows),
+        }));
+        out.left.extend(r.left.into_iter().map(|l| Left { file: file.clone(), location: l.location, rows: l.rows }));
+        moved.extend(r.moved);
+        on_disk.push((disk, file));
+    }
+    moved.sort();
+    moved.dedup();
+    for (disk, file) in on_disk {
+        for e in repath::rewrite_database_hashes(&disk, &moved)? {
+            out.rewrites.push(Rewrite {
+                file: file.clone(),
+                kind: "database",
+                location: e.location,
+                from: e.from,
+                to: e.to,
+                rows: Some(e.rows),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `OPENCLAW_INCLUDE_ROOTS` in this process's environment lets OpenClaw read `p`.
+fn env_allows_include(p: &Path) -> bool {
+    let env = Env::from_process();
+    env.get("OPENCLAW_INCLUDE_ROOTS")
+        .map(|s| s.split(':').filter(|r| !r.trim().is_empty()).any(|r| p.starts_with(env.resolve_user_path(r))))
+        .unwrap_or(false)
+}
+
+/// Replaces `path`'s content: a temporary file next to it with the same mode (and owner, as
+/// root), synced, renamed over it.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let md = std::fs::metadata(path).ctx("inspect", path)?;
+    let tmp = temp_name(path);
+    let res = (|| -> Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(md.mode() & 0o7777)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .ctx("create", &tmp)?;
+        f.write_all(data).ctx("write", &tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(md.mode() & 0o7777)).ctx("chmod", &tmp)?;
+        if is_root() {
+            std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid())).ctx("chown", &tmp)?;
+        }
+        f.sync_all().ctx("sync", &tmp)?;
+        std::fs::rename(&tmp, path).ctx("rename into place", path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::AgentMeta;
+
+    fn snap_of(state: &str, agents: &[(&str, &str)], paths: &[&str]) -> Snapshot {
+        let mut s = Snapshot::for_test("old-box", paths, "2026-01-01T00:00:00Z");
+        s.openclaw = Some(OpenclawMeta {
+            state_dir: state.into(),
+            config_path: Some(format!("{state}/openclaw.json")),
+            workspaces: agents.iter().map(|a| a.1.to_string()).collect(),
+            agents: agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| AgentMeta {
+                    id: a.0.into(),
+                    default: i == 0,
+                    workspace: a.1.into(),
+                    agent_dir: format!("{state}/agents/{}/agent", a.0),
+                })
+                .collect(),
+            openclaw_version: None,
+        });
+        s
+    }
+
+    fn ann() -> Snapshot {
+        snap_of(
+            "/home/ann/.openclaw",
+            &[
+                ("molty", "/home/ann/.openclaw/workspace"),
+                ("worker", "/home/ann/work/worker"),
+                ("scribe", "/home/ann/.openclaw/workspace/scribe"),
+            ],
+            &["/home/ann/.openclaw", "/home/ann/work/worker"],
+        )
+    }
+
+    fn spec(onto: bool, pairs: &[(&str, &str)]) -> RelocateSpec {
+        RelocateSpec {
+            onto_home: onto,
+            pairs: pairs.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect(),
+            replace: false,
+        }
+    }
+
+    fn moves(r: &Relocation) -> Vec<(String, String, String)> {
+        r.moves.iter().map(|m| (m.what.clone(), m.from.clone(), m.to.clone())).collect()
+    }
+
+    fn t(a: &str, b: &str, c: &str) -> (String, String, String) {
+        (a.into(), b.into(), c.into())
+    }
+
+    #[test]
+    fn onto_this_home_maps_every_root_and_follows_openclaw_state_dir() {
+        let env = Env::from_pairs([("HOME", "/home/bob")]);
+        let r = resolve(&ann(), &env, &spec(true, &[])).unwrap();
+        assert_eq!(
+            moves(&r),
+            [
+                t("state dir", "/home/ann/.openclaw", "/home/bob/.openclaw"),
+                t("workspace of molty", "/home/ann/.openclaw/workspace", "/home/bob/.openclaw/workspace"),
+                t("workspace of worker", "/home/ann/work/worker", "/home/bob/work/worker"),
+                t(
+                    "workspace of scribe",
+                    "/home/ann/.openclaw/workspace/scribe",
+                    "/home/bob/.openclaw/workspace/scribe"
+                ),
+            ]
+        );
+        assert_eq!(r.state_dir.as_deref(), Some(Path::new("/home/bob/.openclaw")));
+        assert_eq!(r.config_path.as_deref(), Some(Path::new("/home/bob/.openclaw/openclaw.json")));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+        // OPENCLAW_STATE_DIR: the state dir goes there, the rest under the home.
+        let env = env.with("OPENCLAW_STATE_DIR", "/data/oc");
+        let r = resolve(&ann(), &env, &spec(true, &[])).unwrap();
+        assert_eq!(r.moves[0].to, "/data/oc");
+        assert_eq!(r.moves[1].to, "/data/oc/workspace");
+        assert_eq!(r.moves[2].to, "/home/bob/work/worker");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+        // An explicit pair wins for what lies below it.
+        let r =
+            resolve(&ann(), &Env::from_pairs([("HOME", "/home/bob")]), &spec(true, &[("/home/ann/work", "/srv/w")]))
+                .unwrap();
+        assert_eq!(r.moves[2].to, "/srv/w/worker");
+    }
+
+    #[test]
+    fn unmapped_roots_and_collisions_are_refused_by_name() {
+        let env = Env::from_pairs([("HOME", "/home/bob")]);
+        let mut s = ann();
+        s.paths.push("/srv/shared".into());
+        let e = resolve(&s, &env, &spec(true, &[])).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/srv/shared (backed-up path)") && msg.contains("outside the snapshot's home /home/ann"),
+            "{msg}"
+        );
+        assert!(resolve(&s, &env, &spec(true, &[("/srv/shared", "/srv/shared")])).is_ok());
+
+        // Explicit pairs only: the worker's workspace is left out.
+        let e = resolve(&ann(), &env, &spec(false, &[("/home/ann/.openclaw", "/home/bob/.openclaw")])).unwrap_err();
+        assert!(e.to_string().contains("/home/ann/work/worker (workspace of worker)"), "{e}");
+
+        // Two roots one inside the other at the new places.
+        let e = resolve(&ann(), &env, &spec(true, &[("/home/ann/work/worker", "/home/bob/.openclaw/workspace/w")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("inside where /home/ann/.openclaw"), "{e}");
+
+        // Pairs must name something the snapshot has, absolutely.
+        let e = resolve(&ann(), &env, &spec(true, &[("/nowhere", "/x")])).unwrap_err();
+        assert!(e.to_string().contains("holds nothing at /nowhere"), "{e}");
+        let e = resolve(&ann(), &env, &spec(true, &[("/home/ann", "rel")])).unwrap_err();
+        assert!(e.to_string().contains("absolute"), "{e}");
+
+        // Without OpenClaw metadata, only explicit pairs.
+        let bare = Snapshot::for_test("h", &["/data/x"], "2026-01-01T00:00:00Z");
+        let e = resolve(&bare, &env, &spec(true, &[])).unwrap_err();
+        assert!(e.to_string().contains("no OpenClaw metadata") && e.to_string().contains("/data/x"), "{e}");
+        let r = resolve(&bare, &env, &spec(false, &[("/data", "/srv/data")])).unwrap();
+        assert_eq!(moves(&r), [t("backed-up path", "/data/x", "/srv/data/x")]);
+    }
+
+    #[test]
+    fn a_state_dir_openclaw_would_not_find_is_a_warning() {
+        let env = Env::from_pairs([("HOME", "/home/bob")]);
+        let r = resolve(&ann(), &env, &spec(true, &[("/home/ann/.openclaw", "/data/oc")])).unwrap();
+        assert_eq!(r.moves[0].to, "/data/oc");
+        assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR=/data/oc")), "{:?}", r.warnings);
+        // A profile's state dir keeps its name in the new home.
+        let s = snap_of(
+            "/home/ann/.openclaw-work",
+            &[("main", "/home/ann/.openclaw-work/workspace")],
+            &["/home/ann/.openclaw-work"],
+        );
+        let r = resolve(&s, &env, &spec(true, &[])).unwrap();
+        assert_eq!(r.moves[0].to, "/home/bob/.openclaw-work");
+        assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR")), "{:?}", r.warnings);
+        let r = resolve(&s, &env.clone().with("OPENCLAW_PROFILE", "work"), &spec(true, &[])).unwrap();
+        assert_eq!(r.moves[0].to, "/home/bob/.openclaw-work");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn items_move_and_folders_above_the_roots_are_dropped() {
+        let s = ann();
+        let map = PathMap::new([
+            (PathBuf::from("/home/ann"), PathBuf::from("/home/bob")),
+            (PathBuf::from("/home/ann/work/worker"), PathBuf::from("/data/w")),
+        ]);
+        let ms = mapped_snapshot(&s, &map);
+        assert_eq!(ms.paths, ["/home/bob/.openclaw", "/data/w"]);
+        assert_eq!(ms.openclaw.as_ref().unwrap().agents[1].workspace, "/data/w");
+        let node = |kind: NodeKind, target: &str| Node {
+            name: Vec::new(),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            dev: 0,
+            ino: 0,
+            nlink: 1,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: target.as_bytes().to_vec(),
+        };
+        let it = |rel: &str, kind: NodeKind, target: &str| Item {
+            rel: PathBuf::from(rel),
+            node: node(kind, target),
+            selected: true,
+        };
+        let items = vec![
+            it("home", NodeKind::Dir, ""),
+            it("home/ann", NodeKind::Dir, ""),
+            it("home/ann/.openclaw", NodeKind::Dir, ""),
+            it("home/ann/.openclaw/link", NodeKind::Symlink, "/home/ann/work/worker/notes.md"),
+            it("home/ann/.openclaw/rel", NodeKind::Symlink, "workspace"),
+            it("home/ann/work", NodeKind::Dir, ""),
+            it("home/ann/work/worker", NodeKind::Dir, ""),
+            it("home/ann/work/worker/notes.md", NodeKind::File, ""),
+        ];
+        let (out, links) = map_items(items, &map, &ms).unwrap();
+        let rels: Vec<&str> = out.iter().map(|i| i.rel.to_str().unwrap()).collect();
+        // `/home` is above everything; `~/work` would be an empty folder: the worker went to /data.
+        assert_eq!(
+            rels,
+            [
+                "home/bob",
+                "home/bob/.openclaw",
+                "home/bob/.openclaw/link",
+                "home/bob/.openclaw/rel",
+                "data/w",
+                "data/w/notes.md"
+            ]
+        );
+        assert_eq!(out[2].node.target, b"/data/w/notes.md");
+        assert_eq!(out[3].node.target, b"workspace");
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            (links[0].from.as_str(), links[0].to.as_str()),
+            ("/home/ann/work/worker/notes.md", "/data/w/notes.md")
+        );
+        assert_eq!(map_pattern("!/home/ann/.openclaw/**/*.md", &map), "!/home/bob/.openclaw/**/*.md");
+        assert_eq!(map_pattern("*.md", &map), "*.md");
+    }
+
+    /// A repository and a fake home `a` with a JSON5 config that `$include`s a file outside the
+    /// state dir, a database, an outside workspace and a symlink into it.
+    struct World {
+        dir: tempfile::TempDir,
+    }
+
+    impl World {
+        fn new() -> World {
+            use crate::backend::local::LocalBackend;
+            use crate::crypto::KdfParams;
+            use crate::repo::{InitOptions, Secret};
+            let w = World { dir: tempfile::tempdir().unwrap() };
+            let be = std::sync::Arc::new(LocalBackend::new(w.p("repo")));
+            let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+            Repository::init(be, &Secret(b"pw".to_vec()), &opts).unwrap();
+            w
+        }
+        fn p(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+        fn s(&self, rel: &str) -> String {
+            self.p(rel).to_string_lossy().into_owned()
+        }
+        fn repo(&self) -> Repository {
+            use crate::backend::local::LocalBackend;
+            use crate::repo::{CacheOptions, Secret};
+            let be = std::sync::Arc::new(LocalBackend::new(self.p("repo")));
+            Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
+        }
+        fn put(&self, rel: &str, text: &str) {
+            let p = self.p(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        fn read(&self, rel: &str) -> String {
+            std::fs::read_to_string(self.p(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+        }
+    }
+
+    #[test]
+    fn a_relocated_restore_moves_files_config_databases_and_symlinks() {
+        let w = World::new();
+        let (a, st) = (w.s("a"), w.s("a/.openclaw"));
+        let config = format!(
+            "// written by hand\n{{\n  agents: {{ defaults: {{ workspace: '{a}/.openclaw/workspace' }},\n    \
+             entries: {{ ops: {{ workspace: \"{a}/ops\" }} }} }},\n  $include: \"../shared/extra.json5\",\n}}\n"
+        );
+        w.put("a/.openclaw/openclaw.json", &config);
+        w.put("a/shared/extra.json5", &format!("{{ tools: {{ root: \"{a}/ops/tools\" }} }}\n"));
+        w.put("a/.openclaw/workspace/MEMORY.md", "memory\n");
+        w.put("a/ops/notes.md", "ops notes\n");
+        std::os::unix::fs::symlink(format!("{a}/ops/notes.md"), w.p("a/.openclaw/workspace/ops-notes")).unwrap();
+        std::fs::create_dir_all(w.p("a/.openclaw/state")).unwrap();
+        let c = rusqlite::Connection::open(w.p("a/.openclaw/state/openclaw.sqlite")).unwrap();
+        c.execute_batch(&format!(
+            "CREATE TABLE cron_jobs (store_key TEXT, job_id TEXT); INSERT INTO cron_jobs VALUES ('{st}/cron/jobs.json', 'j');"
+        ))
+        .unwrap();
+        drop(c);
+        let mut meta =
+            snap_of(&st, &[("main", &format!("{st}/workspace")), ("ops", &format!("{a}/ops"))], &[]).openclaw.unwrap();
+        meta.agents[1].agent_dir = format!("{st}/agents/ops/agent");
+        let repo = w.repo();
+        let bo = BackupOptions {
+            paths: vec![w.p("a/.openclaw"), w.p("a/ops"), w.p("a/shared/extra.json5")],
+            openclaw: Some(meta),
+            host: Some("old-box".into()),
+            ..Default::default()
+        };
+        let id = backup(&repo, &bo, &Progress::default()).unwrap().snapshot_id.unwrap();
+        let (_, snap) = repo.find_snapshot(&id.to_hex(), |_| true).unwrap();
+
+        let b = w.s("b");
+        let env = Env::from_pairs([("HOME", b.as_str())]);
+        let rel = resolve(&snap, &env, &RelocateSpec { onto_home: true, ..Default::default() }).unwrap();
+        let run = |dry_run: bool, only: Vec<PathBuf>| {
+            let o = RestoreOptions { in_place: true, dry_run, only, relocate: Some(rel.clone()), ..Default::default() };
+            super::super::restore(&repo, &snap, &o, &Progress::default()).unwrap()
+        };
+
+        // A dry run reports the same rewrites and writes nothing.
+        let dry = run(true, vec![]).relocation.unwrap();
+        assert!(!w.p("b").exists());
+        let r = run(false, vec![]);
+        let rep = r.relocation.unwrap();
+        assert_eq!(dry.rewrites, rep.rewrites);
+        let got: Vec<(&str, &str, &str)> =
+            rep.rewrites.iter().map(|r| (r.kind, r.location.as_str(), r.to.as_str())).collect();
+        let ops_notes = format!("{b}/ops/notes.md");
+        let jobs = format!("{b}/.openclaw/cron/jobs.json");
+        assert!(got.contains(&("symlink", "target", ops_notes.as_str())), "{got:?}");
+        assert!(got.contains(&("database", "cron_jobs.store_key", jobs.as_str())), "{got:?}");
+        assert!(got.iter().any(|g| g.1 == "tools.root"), "the included file too: {got:?}");
+
+        // The config keeps its comment and quotes; the relative include still resolves.
+        let want = config.replace(&format!("{a}/"), &format!("{b}/"));
+        assert_eq!(w.read("b/.openclaw/openclaw.json"), want);
+        assert_eq!(w.read("b/shared/extra.json5"), format!("{{ tools: {{ root: \"{b}/ops/tools\" }} }}\n"));
+        assert_eq!(std::fs::read_link(w.p("b/.openclaw/workspace/ops-notes")).unwrap(), PathBuf::from(&ops_notes));
+        assert_eq!(w.read("b/.openclaw/workspace/ops-notes"), "ops notes\n");
+        let c = rusqlite::Connection::open(w.p("b/.openclaw/state/openclaw.sqlite")).unwrap();
+        let k: String = c.query_row("SELECT store_key FROM cron_jobs", [], |r| r.get(0)).unwrap();
+        assert_eq!(k, jobs);
+        // The source is untouched.
+        assert_eq!(w.read("a/.openclaw/openclaw.json"), config);
+
+        // `only` narrows what is checked and written: the ops workspace alone, onto a fresh home.
+        let c2 = w.s("c");
+        let env = Env::from_pairs([("HOME", c2.as_str())]);
+        let rel = resolve(&snap, &env, &RelocateSpec { onto_home: true, ..Default::default() }).unwrap();
+        let o = RestoreOptions { in_place: true, only: vec![w.p("a/ops")], relocate: Some(rel), ..Default::default() };
+        let r = super::super::restore(&repo, &snap, &o, &Progress::default()).unwrap();
+        let rep = r.relocation.unwrap();
+        assert_eq!(rep.moves.iter().map(|m| m.what.as_str()).collect::<Vec<_>>(), ["workspace of ops"]);
+        assert_eq!(w.read("c/ops/notes.md"), "ops notes\n");
+        assert!(!w.p("c/.openclaw").exists() && rep.rewrites.is_empty(), "{:?}", rep.rewrites);
+    }
+}
