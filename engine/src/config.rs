@@ -837,8 +837,11 @@ mod tests {
     fn state_dir_from_profile_finds_clawback_json() {
         let f = fx();
         f.write(".openclaw-work/clawback.json", r#"{ schedule: "8h" }"#);
-        let l = load(&f.env().with("OPENCLAW_PROFILE", "work"), None).unwrap();
+        let l = load(&f.env().with_profile("work").unwrap(), None).unwrap();
         assert_eq!(l.config.schedule.as_deref(), Some("8h"));
+        // The variable alone selects no profile, as in OpenClaw.
+        let l = load(&f.env().with("OPENCLAW_PROFILE", "work"), None).unwrap();
+        assert_eq!(l.config.schedule, None);
     }
 
     #[test]

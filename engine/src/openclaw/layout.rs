@@ -545,7 +545,10 @@ mod tests {
         assert_eq!(l.openclaw_version.as_deref(), Some("2025.12.1"));
         assert_eq!(l.workspaces[0].path, home.join(".clawdbot/workspace"));
 
+        // OPENCLAW_PROFILE alone changes nothing; `--profile dev` (its environment) does.
         let l = discover(&env.clone().with("OPENCLAW_PROFILE", "dev")).unwrap();
+        assert_eq!(l.state_dir, home.join(".clawdbot"));
+        let l = discover(&env.clone().with_profile("dev").unwrap()).unwrap();
         assert_eq!(l.state_dir, home.join(".openclaw-dev"));
         assert_eq!(l.workspaces[0].path, home.join(".openclaw-dev/workspace"));
 

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod include;
 pub mod layout;
 pub mod paths;
+pub mod profile;
 pub mod sqlite;
 pub mod vars;
 
