@@ -31,6 +31,7 @@ mod keys;
 mod live;
 mod maintenance;
 mod notify;
+mod oc_backup;
 mod oc_home;
 mod progress;
 mod prune;

@@ -875,6 +875,7 @@ fn openclaw_meta(m: &Manifest, top: &DirB) -> Option<OpenclawMeta> {
         workspaces,
         agents,
         openclaw_version: m.runtime_version.clone(),
+        openclaw_version_source: m.runtime_version.as_ref().map(|_| crate::snapshot::VersionSource::Archive),
     })
 }
 

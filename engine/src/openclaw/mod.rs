@@ -22,6 +22,7 @@ pub mod paths;
 pub mod profile;
 pub mod sqlite;
 pub mod vars;
+pub mod version;
 
 pub use config::OpenClawConfig;
 pub use env::Env;
