@@ -585,7 +585,12 @@ mod tests {
         let l = f.load();
         assert_eq!(l.config, BackupConfig::default());
         assert!(l.warnings.is_empty() && l.sources.is_empty() && l.file.is_none());
-        assert!(l.config.enabled() && l.config.include_state_dir() && l.config.include_workspace() && !l.config.include_gitignore());
+        assert!(
+            l.config.enabled()
+                && l.config.include_state_dir()
+                && l.config.include_workspace()
+                && !l.config.include_gitignore()
+        );
         assert!(l.config.notify_on_failure(), "on by default; without a channel nothing is sent");
         assert_eq!(l.config.schedule(), None);
     }

@@ -215,13 +215,14 @@ fn a_default_backup_reads_what_openclaws_own_backup_reads() {
     }
     // Treated alike: kept by both (cookies, sandboxes), left out by both (Chromium's marker,
     // transient names).
-    for (rel, kept) in [
-        ".openclaw/browser/openclaw/user-data/Default/Cookies",
-        ".openclaw/sandboxes/agent-molty/notes.md",
-    ]
-    .map(|r| (r, true))
-    .into_iter()
-    .chain([".openclaw/browser/openclaw/user-data/SingletonLock", ".openclaw/workspace/tmp-notes.tmp"].map(|r| (r, false)))
+    for (rel, kept) in
+        [".openclaw/browser/openclaw/user-data/Default/Cookies", ".openclaw/sandboxes/agent-molty/notes.md"]
+            .map(|r| (r, true))
+            .into_iter()
+            .chain(
+                [".openclaw/browser/openclaw/user-data/SingletonLock", ".openclaw/workspace/tmp-notes.tmp"]
+                    .map(|r| (r, false)),
+            )
     {
         let p = h.home().join(rel).to_string_lossy().into_owned();
         assert_eq!((ours.contains_key(&p), theirs.contains_key(&p)), (kept, kept), "{rel}");

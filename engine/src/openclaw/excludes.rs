@@ -46,12 +46,15 @@ pub const STATE_EXCLUDES: &[(&str, &str)] = &[
     ),
     ("tools/", "downloaded tool runtimes (managed state, regenerable: OpenClaw's backup skips it too)"),
     ("plugin-skills/", "generated index of plugin skills, rebuilt by OpenClaw (OpenClaw's backup skips it too)"),
-    ("**/node_modules/", "installed package dependencies; reinstalled by `openclaw plugins update` (OpenClaw's backup skips them too)"),
     (
-        "cache/control-ui-assets/",
-        "the Control UI the gateway unpacks at every start (OpenClaw's backup skips it too)",
+        "**/node_modules/",
+        "installed package dependencies; reinstalled by `openclaw plugins update` (OpenClaw's backup skips them too)",
     ),
-    ("sandbox/skills-workspaces/", "generated copies of skill sources for sandboxes (OpenClaw's backup skips them too)"),
+    ("cache/control-ui-assets/", "the Control UI the gateway unpacks at every start (OpenClaw's backup skips it too)"),
+    (
+        "sandbox/skills-workspaces/",
+        "generated copies of skill sources for sandboxes (OpenClaw's backup skips them too)",
+    ),
     ("agents/*/agent/**/tmp/", "agent temporary files (OpenClaw's backup skips them too)"),
     ("agents/*/agent/**/.tmp/", "agent temporary files (OpenClaw's backup skips them too)"),
     ("browser/*/user-data/SingletonLock", "Chromium's running-instance marker (OpenClaw's backup skips it too)"),
@@ -67,18 +70,27 @@ pub const STATE_EXCLUDES: &[(&str, &str)] = &[
         "session-delivery-queue/**/*.json",
         "session messages waiting for delivery; restored, they would be sent again (OpenClaw's backup skips them too)",
     ),
-    ("session-delivery-queue/**/*.delivered", "delivery receipts of the session queue (OpenClaw's backup skips them too)"),
+    (
+        "session-delivery-queue/**/*.delivered",
+        "delivery receipts of the session queue (OpenClaw's backup skips them too)",
+    ),
     ("session-delivery-queue/**/*.tmp", "session queue scratch files (OpenClaw's backup skips them too)"),
     (
         "logs/.*.doctor-importing*",
         "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
     ),
-    ("logs/*.doctor-scrub-*", "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)"),
+    (
+        "logs/*.doctor-scrub-*",
+        "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
+    ),
     (
         "audit/.*.doctor-importing*",
         "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
     ),
-    ("audit/*.doctor-scrub-*", "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)"),
+    (
+        "audit/*.doctor-scrub-*",
+        "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
+    ),
     // clawback's own choices, not OpenClaw's.
     ("clawback/", "clawback's own run log and daemon state: about the backups, rewritten by every run (clawback only)"),
     ("**/*.lock", "lock file of a running OpenClaw process (clawback only; OpenClaw's backup keeps them)"),
@@ -104,12 +116,8 @@ pub const SQLITE_TRANSIENT: &[&str] = &[
 
 /// Transient names, left out in every root as OpenClaw's backup does (`isTransientBackupPath`:
 /// `.+\.(sock|pid|tmp)$` or `.+\.tmp\..*`, any case): (shown form, extension).
-pub const TRANSIENT_NAMES: &[(&str, &str)] = &[
-    ("*.sock", "sock"),
-    ("*.pid", "pid"),
-    ("*.tmp", "tmp"),
-    ("*.tmp.*", "tmp"),
-];
+pub const TRANSIENT_NAMES: &[(&str, &str)] =
+    &[("*.sock", "sock"), ("*.pid", "pid"), ("*.tmp", "tmp"), ("*.tmp.*", "tmp")];
 
 /// Package-manager lockfiles end in `.lock` but are source files: kept despite `*.lock`.
 pub const KEPT_LOCKFILES: &[&str] = &[
@@ -166,7 +174,8 @@ fn anchor(dir: &Path) -> String {
 
 /// `?*.ext` with the extension in either case, as a gitignore glob (`?*.[sS][oO][cC][kK]`).
 fn any_case_ext(shown: &str, ext: &str) -> String {
-    let class: String = ext.chars().map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())).collect();
+    let class: String =
+        ext.chars().map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())).collect();
     if shown.ends_with(".*") {
         format!("?*.{class}.*")
     } else {
@@ -213,7 +222,10 @@ pub fn default_excludes(layout: &Layout) -> Vec<Exclude> {
         }
     }
     for (shown, ext) in TRANSIENT_NAMES {
-        push(any_case_ext(shown, ext), format!("transient file `{shown}` of a running process (OpenClaw's backup skips it too)"));
+        push(
+            any_case_ext(shown, ext),
+            format!("transient file `{shown}` of a running process (OpenClaw's backup skips it too)"),
+        );
     }
     for name in KEPT_LOCKFILES {
         push(format!("!{state}**/{name}"), "package lockfile: source, kept despite `*.lock`".into());

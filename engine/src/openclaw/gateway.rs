@@ -288,13 +288,19 @@ fn normalize_args(args: &[String]) -> Vec<String> {
 
 fn exe_of(norm: &[String]) -> String {
     let exe = norm.first().map(String::as_str).unwrap_or("");
-    exe.strip_suffix(".exe").or_else(|| exe.strip_suffix(".cmd")).or_else(|| exe.strip_suffix(".bat")).unwrap_or(exe).into()
+    exe.strip_suffix(".exe")
+        .or_else(|| exe.strip_suffix(".cmd"))
+        .or_else(|| exe.strip_suffix(".bat"))
+        .unwrap_or(exe)
+        .into()
 }
 
 /// OpenClaw's `isOpenClawArgv`: an entry script among the arguments, or an `openclaw` executable.
 fn openclaw_argv(norm: &[String]) -> bool {
     let exe = exe_of(norm);
-    norm.iter().any(|a| OPENCLAW_ENTRIES.iter().any(|e| a.ends_with(e))) || exe.ends_with("/openclaw") || exe == "openclaw"
+    norm.iter().any(|a| OPENCLAW_ENTRIES.iter().any(|e| a.ends_with(e)))
+        || exe.ends_with("/openclaw")
+        || exe == "openclaw"
 }
 
 /// OpenClaw's `isOpenClawCommandArgv(args, command)`.
@@ -466,7 +472,8 @@ enum Owner {
 
 fn owner_status(proc_root: &Path, p: &LockPayload) -> Owner {
     let pid = p.pid;
-    if !(pid.fract() == 0.0 && pid > 0.0 && pid <= i32::MAX as f64) || !pid_alive(proc_root, pid as u32) {
+    let valid = pid.fract() == 0.0 && pid > 0.0 && pid <= i32::MAX as f64;
+    if !(valid && pid_alive(proc_root, pid as u32)) {
         return Owner::Dead;
     }
     let pid = pid as u32;
@@ -746,10 +753,16 @@ mod tests {
         b["role"] = "sqlite-maintenance".into();
         write_lock(&state_lock, b);
         let found = scan_locks(&locks, Path::new("/proc"));
-        assert_eq!(found, vec![Evidence::Lock { path: state_lock.clone(), pid: Some(pid), role: Some("sqlite-maintenance".into()) }]);
+        assert_eq!(
+            found,
+            vec![Evidence::Lock { path: state_lock.clone(), pid: Some(pid), role: Some("sqlite-maintenance".into()) }]
+        );
         // A lock without a readable payload counts while it is fresh.
         std::fs::write(&state_lock, "{").unwrap();
-        assert_eq!(scan_locks(&locks, Path::new("/proc")), vec![Evidence::Lock { path: state_lock.clone(), pid: None, role: None }]);
+        assert_eq!(
+            scan_locks(&locks, Path::new("/proc")),
+            vec![Evidence::Lock { path: state_lock.clone(), pid: None, role: None }]
+        );
         let old = filetime::FileTime::from_unix_time(1_700_000_000, 0);
         filetime::set_file_mtime(&state_lock, old).unwrap();
         assert_eq!(scan_locks(&locks, Path::new("/proc")), vec![]);
@@ -833,7 +846,10 @@ mod tests {
     #[test]
     fn config_lock_names_hash_the_config_path() {
         // As seen on a real 2026.9.6 home: sha256("/tmp/hd-scratch/home/.openclaw/openclaw.json").
-        assert_eq!(config_lock_name(Path::new("/tmp/hd-scratch/home/.openclaw/openclaw.json")), "gateway.ac7b8dce.lock");
+        assert_eq!(
+            config_lock_name(Path::new("/tmp/hd-scratch/home/.openclaw/openclaw.json")),
+            "gateway.ac7b8dce.lock"
+        );
     }
 
     #[test]
@@ -849,7 +865,9 @@ mod tests {
         assert_eq!(gateway_port(&env.clone().with("OPENCLAW_PROFILE", "default"), t.path(), &cfg), DEFAULT_PORT);
         std::fs::write(&cfg, "{ gateway: { port: 19001 } }").unwrap();
         assert_eq!(gateway_port(&work, t.path(), &cfg), 19001);
-        for (v, want) in [("19002", 19002), ("127.0.0.1:19003", 19003), ("[::1]:19004", 19004), ("12x", 19001), ("a:b:1", 19001)] {
+        for (v, want) in
+            [("19002", 19002), ("127.0.0.1:19003", 19003), ("[::1]:19004", 19004), ("12x", 19001), ("a:b:1", 19001)]
+        {
             let env = env.clone().with("OPENCLAW_GATEWAY_PORT", v);
             assert_eq!(gateway_port(&env, t.path(), &cfg), want, "{v}");
         }

@@ -2,12 +2,15 @@
 //! resolves them, and what a default backup of them leaves out.
 //!
 //! - [`env`](mod@env): the environment as a value ([`Env`]), so tests never touch the process's.
-//! - [`paths`]: the state dir (`OPENCLAW_STATE_DIR`, profiles, legacy dirs) and config path.
+//! - [`paths`]: the state dir (`OPENCLAW_STATE_DIR`, the legacy `~/.clawdbot`), config path and
+//!   credentials folder; [`profile`]: what `openclaw --profile NAME` does to the environment.
 //! - [`include`](mod@include), [`vars`], [`config`]: reading `openclaw.json` (JSON5,
 //!   `$include`, `${VAR}`, `.env`) exactly as the gateway does.
 //! - [`layout`]: agents, workspaces and the folders a default backup reads ([`discover`]).
 //! - [`excludes`]: the default exclude patterns, each with its reason.
-//! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore).
+//! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore): its
+//!   locks in `<state>/tmp/openclaw-<uid>/`, its process, its port.
+//! - [`version`]: the OpenClaw version a snapshot records, and where it came from.
 //! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
 //!   sidecars, and their change stamps.
 
