@@ -426,3 +426,32 @@ fn profile_selects_the_state_dir_openclaw_uses_and_the_variable_alone_does_not()
     let r = sb.cb().args(["--profile", "no/such", "backup"]).run().code(2);
     assert!(r.one_error_line().contains("invalid OpenClaw profile name \"no/such\""), "{}", r.stderr);
 }
+
+#[test]
+fn the_roots_are_openclaws_own_credentials_and_linked_skills_included() {
+    let (sb, ws) = small_home();
+    let home = sb.home.clone();
+    let skill = home.join("dev/myskill");
+    fs::create_dir_all(&skill).unwrap();
+    fs::write(skill.join("SKILL.md"), "---\nname: myskill\ndescription: a skill linked in\n---\n# My skill\n").unwrap();
+    fs::create_dir_all(home.join(".openclaw/skills")).unwrap();
+    std::os::unix::fs::symlink(&skill, home.join(".openclaw/skills/myskill")).unwrap();
+    fs::create_dir_all(home.join("creds")).unwrap();
+    fs::write(home.join("creds/oauth.json"), "{}\n").unwrap();
+
+    let theirs = openclaw(&home).env("OPENCLAW_OAUTH_DIR", "~/creds").args(["backup", "create", "--dry-run", "--json"]);
+    let theirs = crate::real_openclaw::parse_last_json(&theirs.run().ok().stdout).expect("backup create --dry-run");
+    let mut their_roots: Vec<String> =
+        theirs["assets"].as_array().unwrap().iter().map(|a| a["sourcePath"].as_str().unwrap().to_string()).collect();
+    their_roots.sort();
+
+    sb.cb().env("OPENCLAW_OAUTH_DIR", "~/creds").args(["backup", "--json"]).run().ok();
+    let snap = &sb.snapshots()[0];
+    let mut ours: Vec<String> =
+        snap["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    ours.sort();
+    assert_eq!(ours, their_roots, "clawback reads OpenClaw's roots");
+    for p in [home.join(".openclaw"), ws, home.join("creds"), skill] {
+        assert!(ours.contains(&p.to_string_lossy().into_owned()), "{} not read: {ours:?}", p.display());
+    }
+}
