@@ -550,6 +550,20 @@ pub fn open(g: &GlobalArgs) -> Result<Repository> {
     open_with(g, &Settings::load(g)?)
 }
 
+/// Sets this process's environment as `openclaw --profile NAME` sets its own
+/// (`OPENCLAW_PROFILE`, `OPENCLAW_STATE_DIR`, `OPENCLAW_CONFIG_PATH`). Must run before any thread
+/// starts (it calls `std::env::set_var`).
+pub fn apply_profile(name: &str) -> Result<()> {
+    let changes = openclaw::profile::profile_changes(&Env::from_process(), name).map_err(|e| usage(e.to_string()))?;
+    for (k, v) in changes {
+        match v {
+            Some(v) => std::env::set_var(k, v),
+            None => std::env::remove_var(k),
+        }
+    }
+    Ok(())
+}
+
 /// OpenClaw's layout as discovery finds it; a broken openclaw.json is a warning, not a failure.
 pub fn layout(g: &GlobalArgs, s: &Settings) -> openclaw::Layout {
     match openclaw::discover(&s.env) {

@@ -75,6 +75,9 @@ pub struct GlobalArgs {
     /// S3 storage class for data packs (e.g. STANDARD_IA); indexes and snapshots stay STANDARD
     #[arg(long, global = true, value_name = "CLASS")]
     pub storage_class: Option<String>,
+    /// The OpenClaw profile, as `openclaw --profile NAME` selects it (state dir ~/.openclaw-NAME)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +168,14 @@ fn main() {
     keep_large_buffers_out_of_the_heap();
     ui::quiet_on_closed_stdout();
     let mut cli = parse_or_exit();
+    // `--profile`, as `openclaw --profile` does it: into this process's environment, before any
+    // thread starts and before the environment file (a flag beats it), so discovery, the config's
+    // location, hooks and scheduled jobs all see the profile's state dir.
+    if let Some(p) = cli.global.profile.as_deref() {
+        if let Err(e) = context::apply_profile(p) {
+            std::process::exit(ui::report_error(&e));
+        }
+    }
     // The environment file, before the config is read and before any thread starts; parsed again
     // when it set something, so flags that read the environment (CLAWBACK_REPO) see it.
     match envfile::load_into_process(&envfile::path_for(cli.global.config.as_deref())) {

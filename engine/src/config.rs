@@ -75,6 +75,10 @@ pub struct IncludeConfig {
     /// of the file that names them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_paths: Vec<PathBuf>,
+    /// Honour `.gitignore` files in workspaces (default false: OpenClaw's own backup keeps what
+    /// they name, such as `.env`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gitignore: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +276,11 @@ impl BackupConfig {
     /// `include.workspace`, default true.
     pub fn include_workspace(&self) -> bool {
         self.include.workspace.unwrap_or(true)
+    }
+
+    /// `include.gitignore`, default false.
+    pub fn include_gitignore(&self) -> bool {
+        self.include.gitignore.unwrap_or(false)
     }
 
     /// Notify on failure: `notify.onFailure`, else `notifyOnFailure`, default true (a channel
@@ -580,7 +589,12 @@ mod tests {
         let l = f.load();
         assert_eq!(l.config, BackupConfig::default());
         assert!(l.warnings.is_empty() && l.sources.is_empty() && l.file.is_none());
-        assert!(l.config.enabled() && l.config.include_state_dir() && l.config.include_workspace());
+        assert!(
+            l.config.enabled()
+                && l.config.include_state_dir()
+                && l.config.include_workspace()
+                && !l.config.include_gitignore()
+        );
         assert!(l.config.notify_on_failure(), "on by default; without a channel nothing is sent");
         assert_eq!(l.config.schedule(), None);
     }
@@ -594,7 +608,7 @@ mod tests {
             {
               enabled: true,
               schedule: "2h",
-              include: { stateDir: true, workspace: false, extraPaths: ["~/notes", "rel/dir"] },
+              include: { stateDir: true, workspace: false, extraPaths: ["~/notes", "rel/dir"], gitignore: true },
               storage: { provider: "S3", endpoint: "http://127.0.0.1:9000", bucket: "b", region: "eu-1",
                          accessKeyId: "${AWS_ACCESS_KEY_ID}", secretAccessKey: "${AWS_SECRET_ACCESS_KEY}",
                          prefix: "claw", path: "~/repo" },
@@ -621,6 +635,7 @@ mod tests {
         let c = &l.config;
         assert_eq!(c.schedule().unwrap().interval_hint().as_secs(), 7200);
         assert_eq!(c.include.workspace, Some(false));
+        assert!(c.include_gitignore());
         assert_eq!(c.include.extra_paths, vec![f.home.join("notes"), f.state.join("rel/dir")]);
         assert_eq!(c.storage.provider, Some(Provider::S3));
         assert_eq!(c.storage.secret_access_key.as_ref().unwrap().expose(), SECRET);
@@ -841,8 +856,11 @@ mod tests {
     fn state_dir_from_profile_finds_clawback_json() {
         let f = fx();
         f.write(".openclaw-work/clawback.json", r#"{ schedule: "8h" }"#);
-        let l = load(&f.env().with("OPENCLAW_PROFILE", "work"), None).unwrap();
+        let l = load(&f.env().with_profile("work").unwrap(), None).unwrap();
         assert_eq!(l.config.schedule.as_deref(), Some("8h"));
+        // The variable alone selects no profile, as in OpenClaw.
+        let l = load(&f.env().with("OPENCLAW_PROFILE", "work"), None).unwrap();
+        assert_eq!(l.config.schedule, None);
     }
 
     #[test]

@@ -82,6 +82,21 @@ pub struct OpenclawMeta {
     pub agents: Vec<AgentMeta>,
     #[serde(default)]
     pub openclaw_version: Option<String>,
+    /// Where `openclaw_version` came from; absent in snapshots older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openclaw_version_source: Option<VersionSource>,
+}
+
+/// Where a snapshot's OpenClaw version came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionSource {
+    /// `openclaw --version` of the OpenClaw installed (on `PATH`) when the backup ran.
+    Cli,
+    /// The config's `meta.lastTouchedVersion` (the OpenClaw that last wrote it).
+    Config,
+    /// The `runtimeVersion` of an imported `openclaw backup create` archive.
+    Archive,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

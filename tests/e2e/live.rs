@@ -258,7 +258,7 @@ fn layout_with_ignores(sb: &Sandbox) -> (PathBuf, PathBuf) {
 fn workspace_gitignore_and_clawbackignore_files_are_honoured() {
     let sb = Sandbox::with_repo();
     let (state, ws) = layout_with_ignores(&sb);
-    let v = sb.cb().args(["backup", "--json"]).run().ok().json();
+    let v = sb.cb().args(["backup", "--json", "--gitignore"]).run().ok().json();
     let files = listed(&sb, v["snapshot_id"].as_str().unwrap());
     let has = |rel: &str| files.contains(&state.join(rel).display().to_string());
     for kept in [
@@ -280,15 +280,16 @@ fn workspace_gitignore_and_clawbackignore_files_are_honoured() {
         "workspace/private",
         "workspace/notes.bak",
         "credentials/cache.bin",
-        "browser/openclaw/user-data",
+        "browser/openclaw/user-data/Default/Cache",
         "tmp",
         "gateway.pid",
     ] {
         assert!(!has(gone), "{gone} was backed up");
     }
 
-    // --no-gitignore: the workspace's .gitignore no longer applies; .clawbackignore still does.
-    let v = sb.cb().args(["backup", "--json", "--no-gitignore"]).run().ok().json();
+    // By default (as in OpenClaw's own backup) the workspace's .gitignore does not apply;
+    // .clawbackignore still does.
+    let v = sb.cb().args(["backup", "--json"]).run().ok().json();
     let files = listed(&sb, v["snapshot_id"].as_str().unwrap());
     let has = |rel: &str| files.contains(&ws.join(rel).display().to_string());
     assert!(has("project/dist/bundle.js") && has("project/app.log"));
@@ -307,7 +308,7 @@ fn a_dry_run_shows_what_is_read_and_what_is_left_out_with_sizes() {
         .unwrap();
     let before = files_under(&sb.repo);
 
-    let v = sb.cb().args(["backup", "--json", "--dry-run"]).run().ok().json();
+    let v = sb.cb().args(["backup", "--json", "--dry-run", "--gitignore"]).run().ok().json();
     assert!(v["snapshot_id"].is_null());
     assert_eq!(files_under(&sb.repo), before, "a dry run writes nothing");
     let r = &v["dry_run"];
@@ -324,7 +325,7 @@ fn a_dry_run_shows_what_is_read_and_what_is_left_out_with_sizes() {
             .find(|e| e["path"] == p.display().to_string())
             .unwrap_or_else(|| panic!("{} not among the excluded: {r:#}", p.display()))
     };
-    let e = entry(&state.join("browser/openclaw/user-data"));
+    let e = entry(&state.join("browser/openclaw/user-data/Default/Cache"));
     assert_eq!((u(e, "bytes"), u(e, "files")), (400_000, 2));
     assert!(e["reason"].as_str().unwrap().contains("browser"), "{e}");
     assert_eq!(ex[0]["path"], e["path"], "largest first");
@@ -354,10 +355,10 @@ fn a_dry_run_shows_what_is_read_and_what_is_left_out_with_sizes() {
     assert_eq!(largest[0]["path"], db.display().to_string(), "the database's image is the largest file: {r:#}");
 
     // The human report: tables with sizes and reasons.
-    let out = sb.cb().args(["backup", "--dry-run"]).run().ok().stdout;
+    let out = sb.cb().args(["backup", "--dry-run", "--gitignore"]).run().ok().stdout;
     assert!(out.contains("would back up"), "{out}");
     assert!(out.contains("left out"), "{out}");
-    let row = format!("{}/", state.join("browser/openclaw/user-data").display());
+    let row = format!("{}/", state.join("browser/openclaw/user-data/Default/Cache").display());
     let row = out.lines().find(|l| l.contains(&row)).unwrap_or_else(|| panic!("no row for {row}: {out}"));
     assert!(row.contains("KiB") && row.contains("browser"), "size and reason on the row: {row}");
     assert!(out.contains(&format!(".gitignore in {}", ws.join("project").display())), "{out}");

@@ -32,6 +32,7 @@ mod live;
 mod maintenance;
 mod notify;
 mod oc_archive;
+mod oc_backup;
 mod oc_config;
 mod oc_home;
 mod oc_relocate;

@@ -41,10 +41,15 @@ pub struct Args {
     /// Compare against this snapshot instead of the latest one of this host and paths
     #[arg(long, value_name = "SNAPSHOT")]
     pub parent: Option<String>,
-    /// Do not honour .gitignore files in workspaces
-    #[arg(long)]
+    /// Honour .gitignore files in workspaces (off by default: OpenClaw's own backup keeps what
+    /// they name, such as .env; the config's include.gitignore turns it on too)
+    #[arg(long, overrides_with = "no_gitignore")]
+    pub gitignore: bool,
+    /// Do not honour .gitignore files, whatever the config's include.gitignore says
+    #[arg(long, overrides_with = "gitignore")]
     pub no_gitignore: bool,
-    /// Do not leave out OpenClaw's caches and runtime files (dev/, tmp/, node_modules/, *.sock, ...)
+    /// Do not leave out OpenClaw's caches and runtime files (tmp/, cache/control-ui-assets/,
+    /// node_modules/, *.sock, ...)
     #[arg(long)]
     pub no_default_excludes: bool,
     /// Store this command's standard output (run with `sh -c`) as a file of the snapshot; the
@@ -68,8 +73,10 @@ struct Selection {
     openclaw: Option<clawback_engine::snapshot::OpenclawMeta>,
 }
 
-/// The paths to back up (given, or the OpenClaw state dir, every workspace and `include.extraPaths`)
-/// and the excludes: OpenClaw's default ones, the config's `exclude`, then `--exclude`.
+/// The paths to back up (given, or what `openclaw backup create` reads: the OpenClaw state dir,
+/// every workspace, agent dir and config file outside it, the credentials folder
+/// (`OPENCLAW_OAUTH_DIR`) and symlinked managed skills; then `include.extraPaths`) and the
+/// excludes: OpenClaw's default ones, the config's `exclude`, then `--exclude`.
 fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> {
     let layout = context::layout(g, s);
     let cfg = &s.config;
@@ -79,6 +86,13 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
         let mut cands: Vec<PathBuf> = Vec::new();
         if cfg.include_state_dir() {
             cands.extend(layout.roots().into_iter().filter(|r| !layout.workspaces.iter().any(|w| &w.path == r)));
+            let oauth = openclaw::paths::oauth_dir(&s.env, &layout.state_dir);
+            if !openclaw::layout::is_inside(&layout.state_dir, &oauth) {
+                cands.push(oauth);
+            }
+            let mut owners = cands.clone();
+            owners.extend(layout.workspaces.iter().map(|w| w.path.clone()));
+            cands.extend(openclaw::layout::managed_skill_targets(&layout.state_dir, &owners));
         }
         if cfg.include_workspace() {
             cands.extend(layout.workspaces.iter().map(|w| w.path.clone()));
@@ -120,9 +134,18 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
             reasons.push((l.to_string(), format!("{} in {}", l, f.display())));
         }
     }
+    let honour_gitignore = (a.gitignore || cfg.include_gitignore()) && !a.no_gitignore;
     let gitignore_roots =
-        if a.no_gitignore { Vec::new() } else { layout.workspaces.iter().map(|w| w.path.clone()).collect() };
-    let openclaw = layout.state_dir.is_dir().then(|| layout.to_meta());
+        if honour_gitignore { layout.workspaces.iter().map(|w| w.path.clone()).collect() } else { Vec::new() };
+    let openclaw = layout.state_dir.is_dir().then(|| {
+        let mut meta = layout.to_meta();
+        // One `openclaw --version` per backup (with a time limit); the config's version without it.
+        if let Some((v, source)) = openclaw::version::resolve(layout.openclaw_version.as_deref()) {
+            meta.openclaw_version = Some(v);
+            meta.openclaw_version_source = Some(source);
+        }
+        meta
+    });
     Ok(Selection {
         paths,
         excludes: reasons.iter().map(|(p, _)| p.clone()).collect(),

@@ -1038,7 +1038,12 @@ fn openclaw_meta(
         }
     }
     meta.workspaces = workspaces;
-    meta.openclaw_version = m.runtime_version.clone().or(meta.openclaw_version);
+    if m.runtime_version.is_some() {
+        meta.openclaw_version = m.runtime_version.clone();
+        meta.openclaw_version_source = Some(crate::snapshot::VersionSource::Archive);
+    } else if meta.openclaw_version.is_some() {
+        meta.openclaw_version_source = Some(crate::snapshot::VersionSource::Config);
+    }
     Some(meta)
 }
 

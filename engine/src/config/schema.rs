@@ -38,7 +38,7 @@ pub(super) static SECTION: Kind = Object(&[
     ("$schema", Str),
     ("enabled", Bool),
     ("schedule", Str),
-    ("include", Object(&[("stateDir", Bool), ("workspace", Bool), ("extraPaths", StrList)])),
+    ("include", Object(&[("stateDir", Bool), ("workspace", Bool), ("extraPaths", StrList), ("gitignore", Bool)])),
     (
         "storage",
         Object(&[

@@ -50,38 +50,63 @@ impl Env {
         self.get(k).map(str::trim)
     }
 
-    /// OpenClaw's notion of home: `OPENCLAW_HOME` (itself `~`-expanded against `HOME`), else
-    /// `HOME`, else `USERPROFILE`, else `/`.
+    /// A variable as OpenClaw's `normalizeHomeDirValue` reads a home: trimmed, and unset when
+    /// empty or the strings `undefined`/`null` (what a shell script exporting an unset JS value
+    /// leaves behind).
+    fn home_value(&self, k: &str) -> Option<&str> {
+        self.get_trimmed(k).filter(|v| *v != "undefined" && *v != "null")
+    }
+
+    /// The operating system's home, as OpenClaw's `resolveOsHomeDir` finds it: `HOME`, else
+    /// `USERPROFILE`, else Termux's home (`$PREFIX/../home` on Android), else the user's entry
+    /// in the password database (Node's `os.homedir()`). Not made absolute.
+    fn raw_os_home(&self) -> Option<String> {
+        if let Some(h) = self.home_value("HOME").or_else(|| self.home_value("USERPROFILE")) {
+            return Some(h.to_string());
+        }
+        if let (Some(prefix), Some(_)) = (self.home_value("PREFIX"), self.home_value("ANDROID_DATA")) {
+            let p = prefix.replace('\\', "/");
+            let p = p.trim_end_matches('/');
+            if p.ends_with("com.termux/files/usr") {
+                return Some(format!("{p}/../home"));
+            }
+        }
+        passwd_home().map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// OpenClaw's notion of home (`resolveRequiredHomeDir`): `OPENCLAW_HOME` (a leading `~`
+    /// expanded against the OS home), else the OS home ([`Env::user_home`]), else the working
+    /// directory.
     pub fn home(&self) -> PathBuf {
-        if let Some(h) = self.get_trimmed("OPENCLAW_HOME") {
-            if h == "~" || h.starts_with("~/") {
-                if let Some(base) = self.get_trimmed("HOME").or(self.get_trimmed("USERPROFILE")) {
-                    return self.absolute(&format!("{base}{}", &h[1..]));
-                }
+        if let Some(h) = self.home_value("OPENCLAW_HOME") {
+            if h == "~" || h.starts_with("~/") || h.starts_with("~\\") {
+                return match self.raw_os_home() {
+                    Some(base) => self.absolute(&format!("{base}{}", &h[1..])),
+                    None => self.absolute("."),
+                };
             }
             return self.absolute(h);
         }
-        match self.get_trimmed("HOME").or(self.get_trimmed("USERPROFILE")) {
-            Some(h) => self.absolute(h),
-            None => PathBuf::from("/"),
-        }
+        self.user_home()
     }
 
-    /// The user's own home (`HOME`), for XDG locations that OpenClaw's `OPENCLAW_HOME` does
-    /// not move.
+    /// The user's own home (`HOME`, `USERPROFILE`, the password database), for locations that
+    /// OpenClaw's `OPENCLAW_HOME` does not move (XDG folders); the working directory when there
+    /// is none.
     pub fn user_home(&self) -> PathBuf {
-        match self.get_trimmed("HOME").or(self.get_trimmed("USERPROFILE")) {
-            Some(h) => self.absolute(h),
-            None => self.home(),
+        match self.raw_os_home() {
+            Some(h) => self.absolute(&h),
+            None => self.absolute("."),
         }
     }
 
-    /// Expands a leading `~` (alone or before `/`) against OpenClaw's home; `~user` is left alone,
-    /// as OpenClaw does. The result is not made absolute; see [`Env::resolve_user_path`].
+    /// Expands a leading `~` (alone or before `/` or `\`) against OpenClaw's home; `~user` is
+    /// left alone, as OpenClaw does. The result is not made absolute; see
+    /// [`Env::resolve_user_path`].
     pub fn expand(&self, p: &str) -> PathBuf {
         if p == "~" {
             self.home()
-        } else if let Some(rest) = p.strip_prefix("~/") {
+        } else if let Some(rest) = p.strip_prefix("~/").or_else(|| p.strip_prefix("~\\")) {
             self.home().join(rest)
         } else {
             PathBuf::from(p)
@@ -107,6 +132,26 @@ impl Env {
             let base = self.cwd.clone().or_else(|| std::env::current_dir().ok()).unwrap_or_else(|| PathBuf::from("/"));
             clean(&base.join(p))
         }
+    }
+}
+
+/// The home folder of this process's user in the password database (Node's `os.homedir()`
+/// when `HOME` is unset).
+pub fn passwd_home() -> Option<PathBuf> {
+    use std::ffi::CStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `pwd` and `buf` outlive the call; getpwuid_r writes only into them, and `res`
+    // points into `pwd` when it succeeds.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res);
+        if rc != 0 || res.is_null() || pwd.pw_dir.is_null() {
+            return None;
+        }
+        let dir = CStr::from_ptr(pwd.pw_dir).to_bytes();
+        (!dir.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
     }
 }
 
@@ -151,7 +196,10 @@ mod tests {
         assert_eq!(env.home(), PathBuf::from("/home/u/claw"));
         let env = Env::from_pairs([("HOME", "/home/u")]);
         assert_eq!(env.home(), PathBuf::from("/home/u"));
-        assert_eq!(Env::default().home(), PathBuf::from("/"));
+        // No HOME: the password database, as Node's os.homedir().
+        assert_eq!(Env::default().home(), passwd_home().unwrap());
+        let env = Env::from_pairs([("HOME", "undefined"), ("USERPROFILE", "/w/u"), ("OPENCLAW_HOME", "null")]);
+        assert_eq!(env.home(), PathBuf::from("/w/u"));
     }
 
     #[test]
@@ -160,6 +208,7 @@ mod tests {
         assert_eq!(env.expand("~"), PathBuf::from("/home/u"));
         assert_eq!(env.expand("~/ws"), PathBuf::from("/home/u/ws"));
         assert_eq!(env.expand("~other/ws"), PathBuf::from("~other/ws"));
+        assert_eq!(env.expand("~\\ws"), PathBuf::from("/home/u/ws"));
         assert_eq!(env.resolve_user_path("  ~/a/./b/../c  "), PathBuf::from("/home/u/a/c"));
     }
 

@@ -1,8 +1,22 @@
-//! What a default backup of an OpenClaw install leaves out, and why. The state-dir rules follow
-//! what `openclaw backup create` itself skips (docs/cli/backup.md: installer-managed runtime
-//! roots, plugin `node_modules`, the generated `plugin-skills/` index, agent temporary trees,
-//! sandbox skill copies); the rest are caches that are large and rebuildable. Session
-//! transcripts, logs and credentials are kept: they are what users lose.
+//! What a default backup of an OpenClaw install leaves out, and why.
+//!
+//! The state-dir rules follow what `openclaw backup create` (2026.9.6) itself leaves out
+//! (src/commands/backup-resource-inventory.ts, src/infra/backup-volatile-filter.ts and the SQLite
+//! classification in backup-create): its managed runtime roots (`dev/ git/ npm/ npm-runtime/ tmp/
+//! tools/`, "managed state, regenerable"), the generated `plugin-skills/` index, agent temporary
+//! trees, package content (`node_modules`), the gateway's unpacked Control UI
+//! (`cache/control-ui-assets/`), sandbox skill copies, Chromium's singleton files, the outbound
+//! delivery queues, SQLite lock and scratch databases, and transient names (`*.sock`, `*.pid`,
+//! `*.tmp`, `*.tmp.*`) in every root. Where clawback differs it says so in the reason, and the
+//! README lists each difference:
+//! - it keeps live session transcripts, logs and cron run logs (OpenClaw skips them because tar
+//!   races with appends; clawback re-reads a file that changes and stores a consistent prefix);
+//! - it also leaves out rebuildable trees in workspaces (`node_modules/ .venv/ __pycache__/
+//!   target/ .cache/`), Chromium's caches, `*.lock` files in the state dir and its own folder
+//!   `<state>/clawback/`.
+//!
+//! SQLite `-wal`/`-shm`/`-journal` files are not patterns here: every database is stored as a
+//! consistent image and its sidecars are then left out by the backup itself.
 //!
 //! Patterns are gitignore lines anchored at absolute paths, for a matcher rooted at `/` (see
 //! `commands::backup::build_excludes`). A user overrides any of them with a later `!pattern`.
@@ -20,31 +34,90 @@ pub struct Exclude {
     pub reason: String,
 }
 
-/// Left out under the state dir (relative to it).
+/// Left out under the state dir (relative to it), as OpenClaw's own backup leaves them out.
 pub const STATE_EXCLUDES: &[(&str, &str)] = &[
-    ("dev/", "OpenClaw's managed developer checkout; recreated by updating OpenClaw"),
-    ("git/", "OpenClaw's managed git checkouts; recreated by updating OpenClaw"),
-    ("npm/", "installed npm packages; recreated by reinstalling OpenClaw and its plugins"),
-    ("npm-runtime/", "installed npm runtime (older OpenClaw); recreated by reinstalling"),
-    ("tmp/", "OpenClaw's temporary files"),
-    ("clawback/", "clawback's own run log and daemon state: about the backups, rewritten by every run"),
-    ("tools/", "downloaded tool runtimes; downloaded again when needed"),
-    ("plugin-skills/", "generated symlink index of plugin skills; rebuilt by `openclaw skills list`"),
-    ("sandboxes/", "sandbox working copies; recreated for each sandboxed session"),
-    ("sandbox/skills-workspaces/", "generated copies of skill sources for sandboxes; recreated when needed"),
-    ("extensions/**/node_modules/", "plugin dependencies; reinstall with `openclaw plugins update <id>`"),
-    ("browser/*/user-data/", "browser profile data (caches, often gigabytes); recreated when the browser starts"),
-    ("agents/*/agent/**/tmp/", "agent temporary files; regenerable (OpenClaw's own backup skips them)"),
-    ("agents/*/agent/**/.tmp/", "agent temporary files; regenerable (OpenClaw's own backup skips them)"),
+    ("dev/", "OpenClaw's managed developer checkout (managed state, regenerable: OpenClaw's backup skips it too)"),
+    ("git/", "OpenClaw's managed git checkouts (managed state, regenerable: OpenClaw's backup skips it too)"),
+    ("npm/", "installed npm packages (managed state, regenerable: OpenClaw's backup skips it too)"),
+    ("npm-runtime/", "installed npm runtime (managed state, regenerable: OpenClaw's backup skips it too)"),
+    (
+        "tmp/",
+        "OpenClaw's temporary files and gateway locks (managed state, regenerable: OpenClaw's backup skips it too)",
+    ),
+    ("tools/", "downloaded tool runtimes (managed state, regenerable: OpenClaw's backup skips it too)"),
+    ("plugin-skills/", "generated index of plugin skills, rebuilt by OpenClaw (OpenClaw's backup skips it too)"),
+    (
+        "**/node_modules/",
+        "installed package dependencies; reinstalled by `openclaw plugins update` (OpenClaw's backup skips them too)",
+    ),
+    ("cache/control-ui-assets/", "the Control UI the gateway unpacks at every start (OpenClaw's backup skips it too)"),
+    (
+        "sandbox/skills-workspaces/",
+        "generated copies of skill sources for sandboxes (OpenClaw's backup skips them too)",
+    ),
+    ("agents/*/agent/**/tmp/", "agent temporary files (OpenClaw's backup skips them too)"),
+    ("agents/*/agent/**/.tmp/", "agent temporary files (OpenClaw's backup skips them too)"),
+    ("browser/*/user-data/SingletonLock", "Chromium's running-instance marker (OpenClaw's backup skips it too)"),
+    ("browser/*/user-data/SingletonCookie", "Chromium's running-instance marker (OpenClaw's backup skips it too)"),
+    ("browser/*/user-data/SingletonSocket", "Chromium's running-instance socket (OpenClaw's backup skips it too)"),
+    (
+        "delivery-queue/**/*.json",
+        "outbound messages waiting for delivery; restored, they would be sent again (OpenClaw's backup skips them too)",
+    ),
+    ("delivery-queue/**/*.delivered", "delivery receipts of the outbound queue (OpenClaw's backup skips them too)"),
+    ("delivery-queue/**/*.tmp", "outbound queue scratch files (OpenClaw's backup skips them too)"),
+    (
+        "session-delivery-queue/**/*.json",
+        "session messages waiting for delivery; restored, they would be sent again (OpenClaw's backup skips them too)",
+    ),
+    (
+        "session-delivery-queue/**/*.delivered",
+        "delivery receipts of the session queue (OpenClaw's backup skips them too)",
+    ),
+    ("session-delivery-queue/**/*.tmp", "session queue scratch files (OpenClaw's backup skips them too)"),
+    (
+        "logs/.*.doctor-importing*",
+        "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
+    ),
+    (
+        "logs/*.doctor-scrub-*",
+        "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
+    ),
+    (
+        "audit/.*.doctor-importing*",
+        "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
+    ),
+    (
+        "audit/*.doctor-scrub-*",
+        "`openclaw doctor`'s in-progress copy of a legacy audit log (OpenClaw's backup skips it too)",
+    ),
+    // clawback's own choices, not OpenClaw's.
+    ("clawback/", "clawback's own run log and daemon state: about the backups, rewritten by every run (clawback only)"),
+    ("**/*.lock", "lock file of a running OpenClaw process (clawback only; OpenClaw's backup keeps them)"),
 ];
 
-/// Left out wherever they are.
-pub const ANYWHERE_EXCLUDES: &[(&str, &str)] = &[
-    ("*.sock", "socket of a running process"),
-    ("*.pid", "process id file of a running process"),
-    ("*.tmp", "temporary file"),
-    ("*.lock", "lock file held by a running process"),
+/// Chromium's caches in browser profiles (`<state>/browser/<profile>/user-data/...`): rebuilt by
+/// the browser. OpenClaw's backup keeps them; clawback leaves them out (the profiles' cookies,
+/// logins and settings stay).
+pub const BROWSER_CACHE_DIRS: &[&str] =
+    &["Cache", "Code Cache", "GPUCache", "GrShaderCache", "ShaderCache", "DawnGraphiteCache", "DawnWebGPUCache"];
+
+/// SQLite databases OpenClaw makes only to coordinate or as scratch, beside a database `X.sqlite`
+/// (`SQLITE_MEMORY_TRANSIENT_PATH_PATTERN`), in the state dir and agent dirs; each with its
+/// `-wal`, `-shm` and `-journal`. The `<uuid>` ones are written as `?` runs.
+pub const SQLITE_TRANSIENT: &[&str] = &[
+    "*.sqlite.generation-lock.sqlite",
+    "*.sqlite.generation-writer.sqlite",
+    "*.sqlite.reindex-lock.sqlite",
+    "*.sqlite.backup-????????-????-????-????-????????????",
+    "*.sqlite.memory-reindex-????????-????-????-????-????????????",
+    "*.sqlite.tmp-????????-????-????-????-????????????",
 ];
+
+/// Transient names, left out in every root as OpenClaw's backup does (`isTransientBackupPath`:
+/// `.+\.(sock|pid|tmp)$` or `.+\.tmp\..*`, any case): (shown form, extension).
+pub const TRANSIENT_NAMES: &[(&str, &str)] =
+    &[("*.sock", "sock"), ("*.pid", "pid"), ("*.tmp", "tmp"), ("*.tmp.*", "tmp")];
 
 /// Package-manager lockfiles end in `.lock` but are source files: kept despite `*.lock`.
 pub const KEPT_LOCKFILES: &[&str] = &[
@@ -63,13 +136,14 @@ pub const KEPT_LOCKFILES: &[&str] = &[
     "yarn.lock",
 ];
 
-/// Left out in every workspace, at any depth.
+/// Left out in every workspace, at any depth: trees rebuilt from the project's own files. OpenClaw's
+/// backup keeps them; clawback leaves them out whether or not `.gitignore` files are honoured.
 pub const WORKSPACE_EXCLUDES: &[(&str, &str)] = &[
-    ("node_modules/", "npm dependencies; reinstall with `npm install`"),
-    ("__pycache__/", "Python bytecode cache"),
-    (".venv/", "Python virtual environment; recreate it from the project's requirements"),
-    ("target/", "build output (Rust, Maven); rebuilt from source"),
-    (".cache/", "cache folder"),
+    ("node_modules/", "npm dependencies; reinstall with `npm install` (clawback only)"),
+    ("__pycache__/", "Python bytecode cache, rebuilt on import (clawback only)"),
+    (".venv/", "Python virtual environment; recreate it from the project's requirements (clawback only)"),
+    ("target/", "build output (Rust, Maven); rebuilt from source (clawback only)"),
+    (".cache/", "tool caches, rebuilt when needed (clawback only)"),
 ];
 
 /// Escapes a path for a gitignore glob (`*?[]{}\` and a trailing space are special).
@@ -98,9 +172,22 @@ fn anchor(dir: &Path) -> String {
     }
 }
 
-/// The default excludes for a layout: the state-dir rules anchored at its state dir, the
-/// anywhere rules (with package lockfiles kept), and the workspace rules under each workspace.
-/// Patterns come in an order where later lines may override earlier ones, as in gitignore.
+/// `?*.ext` with the extension in either case, as a gitignore glob (`?*.[sS][oO][cC][kK]`).
+fn any_case_ext(shown: &str, ext: &str) -> String {
+    let class: String =
+        ext.chars().map(|c| format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())).collect();
+    if shown.ends_with(".*") {
+        format!("?*.{class}.*")
+    } else {
+        format!("?*.{class}")
+    }
+}
+
+/// The default excludes for a layout: the state-dir rules anchored at its state dir (with
+/// Chromium's caches and the SQLite scratch databases, also under agent dirs outside it), the
+/// transient names anywhere, the package lockfiles kept, the workspace rules under each
+/// workspace, and the sibling folder of private update captures. Patterns come in an order where
+/// later lines may override earlier ones, as in gitignore.
 pub fn default_excludes(layout: &Layout) -> Vec<Exclude> {
     let mut out: Vec<Exclude> = Vec::new();
     let mut push = |pattern: String, reason: String| {
@@ -112,11 +199,36 @@ pub fn default_excludes(layout: &Layout) -> Vec<Exclude> {
     for (rel, why) in STATE_EXCLUDES {
         push(format!("{state}{rel}"), format!("OpenClaw state: {why}"));
     }
-    for (pat, why) in ANYWHERE_EXCLUDES {
-        push(pat.to_string(), why.to_string());
+    for dir in BROWSER_CACHE_DIRS {
+        push(
+            format!("{state}browser/*/user-data/**/{}/", escape_glob(dir)),
+            "browser cache, rebuilt by the browser (clawback only; profiles' cookies and logins are kept)".into(),
+        );
+    }
+    let mut db_roots = vec![state.clone()];
+    for a in &layout.agents {
+        if !super::layout::is_inside(&layout.state_dir, &a.agent_dir) {
+            db_roots.push(anchor(&a.agent_dir));
+        }
+    }
+    for root in &db_roots {
+        for db in SQLITE_TRANSIENT {
+            for side in ["", "-wal", "-shm", "-journal"] {
+                push(
+                    format!("{root}**/{db}{side}"),
+                    "OpenClaw's SQLite lock or scratch database (OpenClaw's backup skips it too)".into(),
+                );
+            }
+        }
+    }
+    for (shown, ext) in TRANSIENT_NAMES {
+        push(
+            any_case_ext(shown, ext),
+            format!("transient file `{shown}` of a running process (OpenClaw's backup skips it too)"),
+        );
     }
     for name in KEPT_LOCKFILES {
-        push(format!("!{name}"), "package lockfile: source, kept despite `*.lock`".into());
+        push(format!("!{state}**/{name}"), "package lockfile: source, kept despite `*.lock`".into());
     }
     for ws in &layout.workspaces {
         let base = anchor(&ws.path);
@@ -124,6 +236,13 @@ pub fn default_excludes(layout: &Layout) -> Vec<Exclude> {
             push(format!("{base}**/{rel}"), format!("workspace: {why}"));
         }
     }
+    // `openclaw update` keeps private captures in a sibling of the state dir; OpenClaw never
+    // exports them. Read only when a root holds the state dir's parent (a workspace at `~`).
+    let captures = format!("{}.update-captures", layout.state_dir.to_string_lossy().trim_end_matches('/'));
+    push(
+        anchor(Path::new(&captures)),
+        "OpenClaw's private update captures (OpenClaw's backup refuses them too)".into(),
+    );
     out
 }
 
@@ -139,7 +258,7 @@ pub fn reason_for<'a>(excludes: &'a [Exclude], pattern: &str) -> Option<&'a str>
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::Workspace;
+    use super::super::layout::{Agent, Workspace};
     use super::*;
     use ignore::gitignore::{Gitignore, GitignoreBuilder};
     use std::path::PathBuf;
@@ -187,15 +306,30 @@ mod tests {
             "tmp",
             "tools",
             "plugin-skills",
-            "sandboxes",
+            "cache/control-ui-assets",
             "sandbox/skills-workspaces",
             "extensions/voice/node_modules",
             "extensions/voice/sub/node_modules",
-            "browser/openclaw/user-data",
+            "node_modules",
             "agents/main/agent/tmp",
             "agents/main/agent/runtime/.tmp",
+            "browser/openclaw/user-data/Default/Cache",
+            "browser/openclaw/user-data/Default/Code Cache",
+            "browser/openclaw/user-data/GrShaderCache",
         ] {
             assert!(ignored(&g, &format!("/home/u/.openclaw/{d}"), true), "{d}");
+        }
+        for f in [
+            "browser/openclaw/user-data/SingletonLock",
+            "browser/openclaw/user-data/SingletonSocket",
+            "delivery-queue/abc.json",
+            "delivery-queue/sub/abc.delivered",
+            "session-delivery-queue/x.json",
+            "logs/.config-audit.jsonl.doctor-importing",
+            "logs/config-audit.jsonl.migrated.raw.doctor-scrub-staging",
+            "agents/main/sessions/sessions.json.lock",
+        ] {
+            assert!(ignored(&g, &format!("/home/u/.openclaw/{f}"), false), "{f}");
         }
         for d in [
             "sessions",
@@ -204,7 +338,11 @@ mod tests {
             "agents",
             "agents/main/sessions",
             "extensions/voice",
-            "browser/openclaw",
+            "browser/openclaw/user-data",
+            "browser/openclaw/user-data/Default",
+            "sandboxes",
+            "cache",
+            "media",
             "memory",
             "cron",
             "workspace/dev",
@@ -213,24 +351,78 @@ mod tests {
         ] {
             assert!(!ignored(&g, &format!("/home/u/.openclaw/{d}"), true), "{d}");
         }
+        for f in [
+            "browser/openclaw/user-data/Default/Cookies",
+            "agents/main/sessions/abc.jsonl",
+            "logs/gateway.log",
+            "logs/config-audit.jsonl",
+            "cron/runs/nightly.jsonl",
+            "delivery-queue-media/a.png",
+            "extensions/voice/bun.lock",
+        ] {
+            assert!(!ignored(&g, &format!("/home/u/.openclaw/{f}"), false), "{f}");
+        }
         // Only folders: a file named `tmp` stays.
         assert!(!ignored(&g, "/home/u/.openclaw/tmp", false));
         // Not outside the state dir.
         assert!(!ignored(&g, "/home/u/projects/dev", true));
         assert!(!ignored(&g, "/home/u/dev", true));
+        assert!(!ignored(&g, "/home/u/proj/x.lock", false));
+        assert!(!ignored(&g, "/home/u/proj/node_modules", true));
+        // Private update captures beside the state dir.
+        assert!(ignored(&g, "/home/u/.openclaw.update-captures", true));
     }
 
     #[test]
-    fn anywhere_rules_and_kept_lockfiles() {
-        let g = matcher(&default_excludes(&layout("/s", &["/w"])));
-        for f in ["/s/gateway.sock", "/s/gateway.pid", "/w/x/file.tmp", "/anywhere/a.lock", "/s/openclaw.json.123.tmp"]
-        {
+    fn sqlite_scratch_databases_in_the_state_and_outside_agent_dirs() {
+        let mut l = layout("/s", &["/w"]);
+        l.agents = vec![
+            Agent { id: "a".into(), default: true, workspace: "/w".into(), agent_dir: "/s/agents/a/agent".into() },
+            Agent { id: "b".into(), default: false, workspace: "/w".into(), agent_dir: "/elsewhere/b".into() },
+        ];
+        let g = matcher(&default_excludes(&l));
+        for f in [
+            "/s/agents/a/agent/openclaw-agent.sqlite.generation-lock.sqlite",
+            "/s/agents/a/agent/openclaw-agent.sqlite.generation-writer.sqlite-wal",
+            "/s/agents/a/agent/openclaw-agent.sqlite.reindex-lock.sqlite-shm",
+            "/s/state/openclaw.sqlite.backup-0123abcd-0000-4000-8000-0123456789ab",
+            "/s/x.sqlite.memory-reindex-0123abcd-0000-4000-8000-0123456789ab-journal",
+            "/elsewhere/b/openclaw-agent.sqlite.tmp-0123abcd-0000-4000-8000-0123456789ab",
+            "/elsewhere/b/openclaw-agent.sqlite.generation-lock.sqlite",
+        ] {
             assert!(ignored(&g, f, false), "{f}");
         }
         for f in [
+            "/s/agents/a/agent/openclaw-agent.sqlite",
+            "/s/state/openclaw.sqlite",
+            "/s/state/openclaw-quarantine.sqlite",
+            "/s/x.sqlite.backup-short",
+            "/w/notes.sqlite.generation-lock.sqlite",
+        ] {
+            assert!(!ignored(&g, f, false), "{f}");
+        }
+    }
+
+    #[test]
+    fn transient_names_anywhere_in_any_case() {
+        let g = matcher(&default_excludes(&layout("/s", &["/w"])));
+        for f in [
+            "/s/gateway.sock",
+            "/s/gateway.pid",
+            "/w/x/file.tmp",
+            "/w/x/FILE.TMP",
+            "/w/openclaw.json.123.tmp",
+            "/s/openclaw.json.tmp.4567",
+            "/anywhere/a.Sock",
+        ] {
+            assert!(ignored(&g, f, false), "{f}");
+        }
+        for f in [
+            "/w/.tmp",
             "/w/proj/Cargo.lock",
-            "/w/yarn.lock",
-            "/w/flake.lock",
+            "/w/proj/any.lock",
+            "/s/extensions/p/Cargo.lock",
+            "/w/template.tmpl",
             "/s/sessions/x.jsonl",
             "/s/logs/gateway.log",
             "/s/openclaw.json",
@@ -245,6 +437,7 @@ mod tests {
         for d in [
             "/s/workspace/node_modules",
             "/s/workspace/app/node_modules",
+            "/home/u/ws/node_modules",
             "/home/u/ws/__pycache__",
             "/home/u/ws/a/b/.venv",
             "/home/u/ws/proj/target",
@@ -253,15 +446,16 @@ mod tests {
             assert!(ignored(&g, d, true), "{d}");
         }
         assert!(!ignored(&g, "/home/u/other/node_modules", true));
-        assert!(!ignored(&g, "/s/node_modules", true));
         assert!(!ignored(&g, "/home/u/ws/target", false));
         assert!(!ignored(&g, "/home/u/ws/memory", true));
+        assert!(!ignored(&g, "/home/u/ws/.env", false));
     }
 
     #[test]
     fn special_characters_in_paths_are_escaped() {
         let g = matcher(&default_excludes(&layout("/h/we*ird [s]{a,b}", &["/h/ws?"])));
         assert!(ignored(&g, "/h/we*ird [s]{a,b}/tmp", true));
+        assert!(ignored(&g, "/h/we*ird [s]{a,b}/browser/p/user-data/Default/Code Cache", true));
         assert!(!ignored(&g, "/h/weXird [s]{a,b}/tmp", true));
         assert!(!ignored(&g, "/h/we*ird s/tmp", true));
         assert!(ignored(&g, "/h/ws?/node_modules", true));

@@ -78,6 +78,7 @@ impl Layout {
                 })
                 .collect(),
             openclaw_version: self.openclaw_version.clone(),
+            openclaw_version_source: self.openclaw_version.as_ref().map(|_| crate::snapshot::VersionSource::Config),
         }
     }
 
@@ -106,6 +107,39 @@ impl Layout {
         }
         out
     }
+}
+
+/// Folders outside every root that OpenClaw's backup reads for managed skills
+/// (`resolveManagedSkillSymlinkTargetCandidates`): where `<state>/skills`, or a skill folder in
+/// it (one holding a `SKILL.md`), is a symlink, its target, unless it lies inside one of `roots`
+/// or holds one.
+pub fn managed_skill_targets(state_dir: &Path, roots: &[PathBuf]) -> Vec<PathBuf> {
+    let skills = state_dir.join("skills");
+    let mut links = vec![skills.clone()];
+    let mut children: Vec<PathBuf> = std::fs::read_dir(&skills)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("SKILL.md").is_file())
+        .collect();
+    children.sort();
+    links.extend(children);
+    let mut out: Vec<PathBuf> = Vec::new();
+    for link in links {
+        if !std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+            continue;
+        }
+        let Ok(target) = std::fs::canonicalize(&link) else { continue };
+        let owned = roots.iter().any(|r| {
+            let r = std::fs::canonicalize(r).unwrap_or_else(|_| r.clone());
+            target.starts_with(&r) || r.starts_with(&target)
+        });
+        if target.is_dir() && !owned && !out.contains(&target) {
+            out.push(target);
+        }
+    }
+    out
 }
 
 /// True when `p` is `root` or below it, lexically or once symlinks are resolved.
@@ -545,7 +579,10 @@ mod tests {
         assert_eq!(l.openclaw_version.as_deref(), Some("2025.12.1"));
         assert_eq!(l.workspaces[0].path, home.join(".clawdbot/workspace"));
 
+        // OPENCLAW_PROFILE alone changes nothing; `--profile dev` (its environment) does.
         let l = discover(&env.clone().with("OPENCLAW_PROFILE", "dev")).unwrap();
+        assert_eq!(l.state_dir, home.join(".clawdbot"));
+        let l = discover(&env.clone().with_profile("dev").unwrap()).unwrap();
         assert_eq!(l.state_dir, home.join(".openclaw-dev"));
         assert_eq!(l.workspaces[0].path, home.join(".openclaw-dev/workspace"));
 
@@ -584,6 +621,32 @@ mod tests {
         fs::write(f.home.join("cfg.json"), "{}").unwrap();
         let l = discover(&env).unwrap();
         assert_eq!(l.roots(), vec![f.state.clone(), f.home.join("cfg.json")]);
+    }
+
+    #[test]
+    fn symlinked_managed_skills_outside_the_roots_are_read() {
+        let f = fixture(None);
+        let skills = f.state.join("skills");
+        fs::create_dir_all(&skills).unwrap();
+        for d in ["dev/linked", "dev/notaskill", "dev/other"] {
+            fs::create_dir_all(f.home.join(d)).unwrap();
+        }
+        fs::write(f.home.join("dev/linked/SKILL.md"), "# skill").unwrap();
+        fs::write(f.home.join("dev/other/SKILL.md"), "# skill").unwrap();
+        std::os::unix::fs::symlink(f.home.join("dev/linked"), skills.join("linked")).unwrap();
+        std::os::unix::fs::symlink(f.home.join("dev/notaskill"), skills.join("plain")).unwrap();
+        // A skill linked from inside a root is read with that root already.
+        fs::create_dir_all(f.state.join("workspace/own")).unwrap();
+        fs::write(f.state.join("workspace/own/SKILL.md"), "# skill").unwrap();
+        std::os::unix::fs::symlink(f.state.join("workspace/own"), skills.join("own")).unwrap();
+        fs::create_dir_all(skills.join("local")).unwrap();
+        fs::write(skills.join("local/SKILL.md"), "# skill").unwrap();
+        let roots = vec![f.state.clone()];
+        assert_eq!(managed_skill_targets(&f.state, &roots), vec![f.home.join("dev/linked")]);
+        // A link to a folder holding a root is not followed (it would read the whole home).
+        std::os::unix::fs::symlink(&f.home, skills.join("home")).unwrap();
+        fs::write(f.home.join("SKILL.md"), "# not really").unwrap();
+        assert_eq!(managed_skill_targets(&f.state, &roots), vec![f.home.join("dev/linked")]);
     }
 
     #[test]

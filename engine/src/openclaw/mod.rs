@@ -2,15 +2,18 @@
 //! resolves them, and what a default backup of them leaves out.
 //!
 //! - [`env`](mod@env): the environment as a value ([`Env`]), so tests never touch the process's.
-//! - [`paths`]: the state dir (`OPENCLAW_STATE_DIR`, profiles, legacy dirs) and config path.
+//! - [`paths`]: the state dir (`OPENCLAW_STATE_DIR`, the legacy `~/.clawdbot`), config path and
+//!   credentials folder; [`profile`]: what `openclaw --profile NAME` does to the environment.
 //! - [`include`](mod@include), [`vars`], [`config`]: reading `openclaw.json` (JSON5,
 //!   `$include`, `${VAR}`, `.env`) exactly as the gateway does.
 //! - [`layout`]: agents, workspaces and the folders a default backup reads ([`discover`]).
 //! - [`excludes`]: the default exclude patterns, each with its reason.
-//! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore).
+//! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore): its
+//!   locks in `<state>/tmp/openclaw-<uid>/`, its process, its port.
 //! - [`cron`]: its cron jobs, from `openclaw cron list --json` or, without a gateway, its store.
 //! - [`repath`]: moving the absolute paths in the config and databases to another home (a
 //!   relocating restore).
+//! - [`version`]: the OpenClaw version a snapshot records, and where it came from.
 //! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
 //!   sidecars, and their change stamps.
 
@@ -23,9 +26,11 @@ pub mod gateway;
 pub mod include;
 pub mod layout;
 pub mod paths;
+pub mod profile;
 pub mod repath;
 pub mod sqlite;
 pub mod vars;
+pub mod version;
 
 pub use config::OpenClawConfig;
 pub use env::Env;

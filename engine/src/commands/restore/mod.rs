@@ -506,6 +506,7 @@ mod tests {
                 })
                 .collect(),
             openclaw_version: None,
+            openclaw_version_source: None,
         }
     }
 
