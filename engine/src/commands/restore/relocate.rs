@@ -176,9 +176,8 @@ pub fn resolve(snap: &Snapshot, env: &Env, spec: &RelocateSpec) -> Result<Reloca
             pairs.push((h.clone(), new_home.clone()));
         }
         let old_state = PathBuf::from(&m.state_dir);
-        let named = ["OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR", "OPENCLAW_PROFILE"]
-            .iter()
-            .any(|k| env.get_trimmed(k).is_some());
+        // OpenClaw 2026.9.6 reads only OPENCLAW_STATE_DIR (`--profile NAME` sets it).
+        let named = env.get_trimmed("OPENCLAW_STATE_DIR").is_some();
         let new_state = match (&old_home, old_state.file_name()) {
             (Some(_), Some(name)) if !named => new_home.join(name),
             _ => paths::state_dir(env),
@@ -285,8 +284,7 @@ pub fn resolve(snap: &Snapshot, env: &Env, spec: &RelocateSpec) -> Result<Reloca
 /// Whether OpenClaw, run here with `env`, finds the state dir and config at their new places.
 fn lookup_warnings(env: &Env, state: &Path, config: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let named =
-        ["OPENCLAW_STATE_DIR", "CLAWDBOT_STATE_DIR", "OPENCLAW_PROFILE"].iter().any(|k| env.get_trimmed(k).is_some());
+    let named = env.get_trimmed("OPENCLAW_STATE_DIR").is_some();
     let found = if named {
         paths::state_dir(env) == state
     } else {
@@ -771,6 +769,7 @@ mod tests {
                 })
                 .collect(),
             openclaw_version: None,
+            openclaw_version_source: None,
         });
         s
     }
@@ -891,7 +890,11 @@ mod tests {
         let r = resolve(&s, &env, &spec(true, &[])).unwrap();
         assert_eq!(r.moves[0].to, "/home/bob/.openclaw-work");
         assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR")), "{:?}", r.warnings);
+        // OPENCLAW_PROFILE alone selects nothing in OpenClaw 2026.9.6: still the warning.
         let r = resolve(&s, &env.clone().with("OPENCLAW_PROFILE", "work"), &spec(true, &[])).unwrap();
+        assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR")), "{:?}", r.warnings);
+        // What `--profile work` sets: found where OpenClaw looks.
+        let r = resolve(&s, &env.clone().with("OPENCLAW_STATE_DIR", "/home/bob/.openclaw-work"), &spec(true, &[])).unwrap();
         assert_eq!(r.moves[0].to, "/home/bob/.openclaw-work");
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
