@@ -872,6 +872,7 @@ fn openclaw_meta(m: &Manifest, top: &DirB) -> Option<OpenclawMeta> {
     Some(OpenclawMeta {
         state_dir: state,
         config_path: m.config_path.as_ref().and_then(abs),
+        config_files: Vec::new(),
         workspaces,
         agents,
         openclaw_version: m.runtime_version.clone(),

@@ -18,7 +18,9 @@ pub mod excludes;
 pub mod gateway;
 pub mod include;
 pub mod layout;
+pub mod parts;
 pub mod paths;
+pub mod rows;
 pub mod sqlite;
 pub mod vars;
 
