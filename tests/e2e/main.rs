@@ -32,6 +32,7 @@ mod live;
 mod maintenance;
 mod notify;
 mod oc_home;
+mod oc_restore;
 mod progress;
 mod prune;
 mod readme;

@@ -68,6 +68,9 @@ struct Spec {
     siblings: &'static [&'static str],
     /// Cascade children not copied (derived or transient; see the module docs).
     skip: &'static [&'static str],
+    /// Tables whose content OpenClaw validated the units against; a unit copied as validated is
+    /// valid only while these are the same on disk as in the snapshot.
+    context: &'static [&'static str],
     /// How a unit is named in messages (an SQL expression over the root table).
     label: &'static str,
     /// What one unit is called.
@@ -82,8 +85,12 @@ impl RowKind {
                 key: &["session_key"],
                 select: "session_key",
                 scope: None,
-                siblings: &[],
+                // OpenClaw's triggers mark a session row written outside its validation
+                // (`entry_valid = 0`, a pending-validation row); the copied unit takes the
+                // snapshot's validation state, which holds under the same key contract.
+                siblings: &["session_canonical_validation_pending"],
                 skip: &["session_transcript_index_state", "session_pending_inputs"],
+                context: &["session_key_contract"],
                 label: "session_key",
                 noun: "session",
             },
@@ -94,6 +101,7 @@ impl RowKind {
                 scope: Some("store_key"),
                 siblings: &["cron_job_scratch"],
                 skip: &[],
+                context: &[],
                 label: "name || ' (' || job_id || ')'",
                 noun: "cron job",
             },
@@ -104,6 +112,7 @@ impl RowKind {
                 scope: None,
                 siblings: &[],
                 skip: &[],
+                context: &[],
                 label: "store_key",
                 noun: "auth profiles",
             },
@@ -114,6 +123,7 @@ impl RowKind {
                 scope: None,
                 siblings: &[],
                 skip: &[],
+                context: &[],
                 label: "state_key",
                 noun: "auth profile state",
             },
@@ -124,6 +134,7 @@ impl RowKind {
                 scope: None,
                 siblings: &[],
                 skip: &[],
+                context: &[],
                 label: "state_key",
                 noun: "shared auth",
             },
@@ -134,6 +145,7 @@ impl RowKind {
                 scope: None,
                 siblings: &[],
                 skip: &[],
+                context: &[],
                 label: "",
                 noun: "session entry",
             },
@@ -143,6 +155,11 @@ impl RowKind {
     /// What one unit is called in messages (`session`, `cron job`).
     pub fn noun(self) -> &'static str {
         self.spec().noun
+    }
+
+    /// The table its units are rows of.
+    pub fn table(self) -> &'static str {
+        self.spec().table
     }
 }
 
@@ -427,11 +444,21 @@ impl Unit {
     }
 
     /// Copies the unit in `temp.cb_unit` from the snapshot, with the parents it refers to that
-    /// the disk lacks.
+    /// the disk lacks. Then the root's columns that the database's triggers changed on insert are
+    /// set back to the snapshot's values, and the siblings copied last, so the unit is row for row
+    /// the snapshot's.
     fn copy(&self, c: &Connection) -> rusqlite::Result<()> {
         let members: HashSet<&str> = self.tables.iter().map(|(t, _)| t.as_str()).collect();
-        for (t, _) in &self.tables {
+        let siblings = self.spec.siblings;
+        let order = self.tables.iter().filter(|(t, _)| !siblings.contains(&t.as_str())).chain(
+            self.tables.iter().filter(|(t, _)| siblings.contains(&t.as_str())),
+        );
+        for (t, _) in order {
             let filter = self.member(t, "snap", 0);
+            if siblings.contains(&t.as_str()) {
+                self.fix_root(c)?;
+                c.execute(&format!("DELETE FROM main.{} WHERE {}", q(t), self.member(t, "main", 0)), [])?;
+            }
             for f in self.fks.iter().filter(|f| &f.table == t && !members.contains(f.parent.as_str())) {
                 let pcols: Vec<String> =
                     columns(c, "main", &f.parent)?.into_iter().map(|(n, _)| q(&n)).collect::<Vec<_>>();
@@ -456,7 +483,51 @@ impl Unit {
                 [],
             )?;
         }
+        if siblings.iter().all(|s| !members.contains(s)) {
+            self.fix_root(c)?;
+        }
         Ok(())
+    }
+
+    /// Sets the root row's columns that differ from the snapshot's back to the snapshot's values,
+    /// one column at a time (only a trigger's own columns differ after the insert).
+    fn fix_root(&self, c: &Connection) -> rusqlite::Result<()> {
+        let t = self.spec.table;
+        let key: Vec<String> = self.spec.key.iter().map(|k| format!("s.{k} = main.{t}.{k}", k = q(k), t = q(t))).collect();
+        for col in self.cols.get(t).into_iter().flatten() {
+            let pick = format!("(SELECT s.{col} FROM snap.{t} AS s WHERE {})", key.join(" AND "), col = q(col), t = q(t));
+            c.execute(
+                &format!(
+                    "UPDATE main.{t} SET {col} = {pick} WHERE {} AND {col} IS NOT {pick}",
+                    self.member(t, "main", 0),
+                    col = q(col),
+                    t = q(t)
+                ),
+                [],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether the tables the units were validated against are the same on disk as in the
+    /// snapshot.
+    fn same_context(&self, c: &Connection) -> rusqlite::Result<Option<&'static str>> {
+        for t in self.spec.context {
+            let cols: Vec<String> = columns(c, "main", t)?.into_iter().map(|(n, _)| q(&n)).collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let cols = cols.join(", ");
+            let sql = format!(
+                "SELECT EXISTS (SELECT {cols} FROM main.{t} EXCEPT SELECT {cols} FROM snap.{t}) \
+                 OR EXISTS (SELECT {cols} FROM snap.{t} EXCEPT SELECT {cols} FROM main.{t})",
+                t = q(t)
+            );
+            if c.query_row(&sql, [], |r| r.get::<_, bool>(0))? {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -528,6 +599,15 @@ pub fn merge(live: &Path, image: &Path, sets: &[&RowSet], delete: bool, apply: b
                 Err(e) => return Ok(Err(e)),
             };
             let spec = unit.spec;
+            if let Some(t) = unit.same_context(tx)? {
+                return Ok(Err(Error::Usage(format!(
+                    "{}: table {t} differs between the snapshot and the disk, so the snapshot's {}s were validated \
+                     against something else: restore the whole file with --only {}",
+                    live.display(),
+                    spec.noun,
+                    live.display()
+                ))));
+            }
             let cols: Vec<String> = spec.key.iter().map(|k| q(k)).collect();
             tx.execute_batch(&format!("DROP TABLE IF EXISTS temp.cb_unit; CREATE TEMP TABLE cb_unit ({})", cols.join(", ")))?;
             let wanted = units(tx, spec, "snap", set, None)?;
@@ -819,7 +899,21 @@ mod tests {
         PRAGMA user_version = 23;
         CREATE TABLE conversations (conversation_id TEXT PRIMARY KEY, label TEXT) STRICT;
         CREATE TABLE session_nodes (session_key TEXT PRIMARY KEY, current_session_id TEXT NOT NULL,
-            entry_json TEXT NOT NULL, updated_at INTEGER NOT NULL) STRICT;
+            entry_json TEXT NOT NULL, updated_at INTEGER NOT NULL, entry_valid INTEGER NOT NULL DEFAULT 0) STRICT;
+        CREATE TABLE session_key_contract (id INTEGER PRIMARY KEY, main_key TEXT NOT NULL) STRICT;
+        INSERT INTO session_key_contract VALUES (1, 'agent:main:main');
+        CREATE TABLE session_canonical_validation_pending (session_key TEXT PRIMARY KEY) STRICT;
+        -- As OpenClaw's: a row written outside its validation is marked for validation.
+        CREATE TRIGGER nodes_insert AFTER INSERT ON session_nodes BEGIN
+          UPDATE session_nodes SET entry_valid = 0 WHERE session_key = NEW.session_key;
+          INSERT OR IGNORE INTO session_canonical_validation_pending VALUES (NEW.session_key);
+        END;
+        CREATE TRIGGER nodes_valid AFTER UPDATE OF entry_valid ON session_nodes BEGIN
+          INSERT OR IGNORE INTO session_canonical_validation_pending VALUES (NEW.session_key);
+        END;
+        CREATE TRIGGER nodes_delete AFTER DELETE ON session_nodes BEGIN
+          DELETE FROM session_canonical_validation_pending WHERE session_key = OLD.session_key;
+        END;
         CREATE TABLE session_windows (session_id TEXT PRIMARY KEY, session_key TEXT NOT NULL,
             created_at INTEGER NOT NULL, primary_conversation_id TEXT,
             FOREIGN KEY (session_key) REFERENCES session_nodes(session_key) ON DELETE CASCADE,
@@ -840,8 +934,11 @@ mod tests {
         c.execute_batch(SCHEMA).unwrap();
         c.execute_batch("PRAGMA foreign_keys = ON; INSERT INTO conversations VALUES ('c1', 'chat');").unwrap();
         for (key, sid, events) in sessions {
-            c.execute("INSERT INTO session_nodes VALUES (?1, ?2, ?3, 1)", [*key, *sid, &format!("{{\"sessionId\":\"{sid}\"}}")])
+            c.execute("INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at) VALUES (?1, ?2, ?3, 1)", [*key, *sid, &format!("{{\"sessionId\":\"{sid}\"}}")])
                 .unwrap();
+            // Validated, as OpenClaw leaves a row it wrote.
+            c.execute("UPDATE session_nodes SET entry_valid = 1 WHERE session_key = ?1", [key]).unwrap();
+            c.execute("DELETE FROM session_canonical_validation_pending WHERE session_key = ?1", [key]).unwrap();
             c.execute("INSERT INTO session_windows VALUES (?1, ?2, 1, 'c1')", [sid, key]).unwrap();
             for (i, e) in (0i64..).zip(events.iter()) {
                 c.execute("INSERT INTO transcript_events (session_id, seq, event_json) VALUES (?1, ?2, ?3)", rusqlite::params![sid, i, e])
@@ -891,6 +988,9 @@ mod tests {
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_events WHERE session_id = 'sb'"), 2, "b untouched");
         assert_eq!(count(&live, "SELECT count(*) FROM session_nodes WHERE session_key = 'agent:main:c'"), 1);
         assert_eq!(count(&live, "SELECT count(*) FROM memory_index_chunks"), 2);
+        // Its validation state is the snapshot's, not the triggers' "written outside OpenClaw".
+        assert_eq!(count(&live, "SELECT entry_valid FROM session_nodes WHERE session_key = 'agent:main:a'"), 1);
+        assert_eq!(count(&live, "SELECT count(*) FROM session_canonical_validation_pending"), 0);
         // Again: nothing to do.
         let again = merge(&live, &snap, &[&s], false, true).unwrap();
         assert!(again.changes.is_empty() && again.unchanged == 1, "{again:?}");
@@ -920,6 +1020,11 @@ mod tests {
         merge(&live, &snap, &[&set(&live, RowKind::Session, &[])], false, true).unwrap();
         assert_eq!(count(&live, "SELECT count(*) FROM conversations WHERE conversation_id = 'c1'"), 1);
         assert_eq!(count(&live, "SELECT count(*) FROM session_windows"), 1);
+
+        // Validated against another key contract: refused.
+        Connection::open(&live).unwrap().execute("UPDATE session_key_contract SET main_key = 'agent:x:main'", []).unwrap();
+        let e = merge(&live, &snap, &[&set(&live, RowKind::Session, &[])], false, true).unwrap_err();
+        assert!(e.to_string().contains("session_key_contract"), "{e}");
 
         Connection::open(&live).unwrap().execute_batch("PRAGMA user_version = 24").unwrap();
         let e = merge(&live, &snap, &[&set(&live, RowKind::Session, &[])], false, true).unwrap_err();

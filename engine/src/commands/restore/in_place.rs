@@ -239,7 +239,7 @@ pub(super) fn restore_in_place(
 
     // Units of rows: what merging them into the databases on disk changes.
     let row_plans = match images {
-        Some(images) => units::plan_in_place(images, &opts.rows, opts.delete)?,
+        Some(images) => units::plan_in_place(images, opts.delete)?,
         None => Vec::new(),
     };
     // The databases (and sessions.json files) that change, and exist: the safety snapshot holds them.

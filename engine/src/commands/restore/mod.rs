@@ -233,7 +233,7 @@ pub fn restore(
     }
     let mut res = if files { restore_to_target(repo, snap, opts, &sel, progress, BATCH)? } else { RestoreResult::default() };
     if let Some(images) = &images {
-        let (n, bytes) = units::export_to_target(images, &opts.rows, &opts.target, opts.dry_run)?;
+        let (n, bytes) = units::export_to_target(images, &opts.target, opts.dry_run)?;
         res.files += n;
         res.bytes += bytes;
         res.rows = n;

@@ -8,18 +8,25 @@ use crate::openclaw::sqlite::TempDir;
 use serde_json::Value as Json;
 
 /// The snapshot's copies of the files the row sets read, in a private temporary folder (removed
-/// when dropped).
+/// when dropped), and the row sets they serve.
 pub(super) struct Images {
     _tmp: TempDir,
     paths: HashMap<PathBuf, PathBuf>,
+    /// The row sets whose database has the kind's table: a file of that name without it is not
+    /// where this OpenClaw keeps those units, and is left out.
+    pub sets: Vec<RowSet>,
 }
 
 impl Images {
     pub(super) fn load(repo: &Repository, snap: &Snapshot, sets: &[RowSet]) -> Result<Images> {
         let tmp = TempDir::new();
-        let mut paths = HashMap::new();
+        let mut paths: HashMap<PathBuf, PathBuf> = HashMap::new();
+        let mut usable = Vec::new();
         for s in sets {
-            if paths.contains_key(&s.db) {
+            if let Some(image) = paths.get(&s.db) {
+                if s.kind == RowKind::SessionEntry || rows::has_table(image, s.kind.table())? {
+                    usable.push(s.clone());
+                }
                 continue;
             }
             let node = match crate::commands::dump::find(repo, snap, &s.db)? {
@@ -29,9 +36,13 @@ impl Images {
             let image = tmp.file().map_err(Error::Other)?;
             let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&image).ctx("write", &image)?;
             crate::commands::dump::dump_file(repo, &node, &s.db, &mut f)?;
+            drop(f);
+            if s.kind == RowKind::SessionEntry || rows::has_table(&image, s.kind.table())? {
+                usable.push(s.clone());
+            }
             paths.insert(s.db.clone(), image);
         }
-        Ok(Images { _tmp: tmp, paths })
+        Ok(Images { _tmp: tmp, paths, sets: usable })
     }
 
     fn get(&self, db: &Path) -> &Path {
@@ -96,9 +107,9 @@ fn entry_keys(sets: &[RowSet]) -> Vec<String> {
 
 /// What restoring the row sets in place does (nothing is written). A database that is not on
 /// disk is an error: its rows have nowhere to go but a whole file.
-pub(super) fn plan_in_place(images: &Images, sets: &[RowSet], delete: bool) -> Result<Vec<DbPlan>> {
+pub(super) fn plan_in_place(images: &Images, delete: bool) -> Result<Vec<DbPlan>> {
     let mut out = Vec::new();
-    for (db, sets) in group(sets) {
+    for (db, sets) in group(&images.sets) {
         let report = if sets[0].kind == RowKind::SessionEntry {
             let snap = read_json(images.get(&db))?.unwrap_or(Json::Null);
             rows::merge_entries(read_json(&db)?.as_ref(), &snap, &entry_keys(&sets)).1
@@ -162,9 +173,9 @@ fn replace_file(dst: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes the row sets under `target` as the file-era files that hold them (see
 /// [`rows::export`]); `sessions.json` files merge with one already there. Returns (files, bytes),
 /// counted but not written on a dry run.
-pub(super) fn export_to_target(images: &Images, sets: &[RowSet], target: &Path, dry_run: bool) -> Result<(u64, u64)> {
+pub(super) fn export_to_target(images: &Images, target: &Path, dry_run: bool) -> Result<(u64, u64)> {
     let mut docs: Vec<rows::Document> = Vec::new();
-    for s in sets {
+    for s in &images.sets {
         if s.kind == RowKind::SessionEntry {
             let snap = read_json(images.get(&s.db))?.unwrap_or(Json::Null);
             let (picked, _) = rows::merge_entries(None, &snap, &s.keys);
