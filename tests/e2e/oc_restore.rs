@@ -4,7 +4,9 @@
 //! on a home made by OpenClaw's CLI, restored, and read back by OpenClaw itself. The file era's
 //! layout (JSONL transcripts, `sessions.json`, `cron/jobs.json`) comes from the corpus generator.
 
-use crate::real_openclaw::{cron_names, openclaw, openclaw_json, openclaw_path, RealHome, CRON_JOB, MEMORY_LINE, TOKEN};
+use crate::real_openclaw::{
+    cron_names, openclaw, openclaw_json, openclaw_path, RealHome, CRON_JOB, MEMORY_LINE, TOKEN,
+};
 use crate::support::*;
 use clawback_corpus::{generate, Era, Options};
 use std::collections::BTreeSet;
@@ -175,8 +177,12 @@ fn one_session_or_all_come_back_and_openclaw_lists_them() {
     assert_eq!(v["rows"], 1, "{v}");
     assert_eq!(session_keys(h.home()), BTreeSet::from([KEY.to_string(), "agent:molty:later".to_string()]));
     assert_eq!(count(&db, &format!("SELECT count(*) FROM transcript_events WHERE session_id = '{SID}'")), 3);
-    assert_eq!(count(&db, &format!("SELECT count(*) FROM transcript_events WHERE session_id = '{later_sid}'")), other_rows);
-    let inspect = openclaw_json(h.home(), &["doctor", "--session-sqlite", "inspect", "--session-sqlite-agent", "molty"]);
+    assert_eq!(
+        count(&db, &format!("SELECT count(*) FROM transcript_events WHERE session_id = '{later_sid}'")),
+        other_rows
+    );
+    let inspect =
+        openclaw_json(h.home(), &["doctor", "--session-sqlite", "inspect", "--session-sqlite-agent", "molty"]);
     assert_eq!(inspect["totals"]["issues"], 0, "{inspect}");
     assert_eq!(inspect["totals"]["sqliteEntries"], 2, "{inspect}");
     // Its undo puts the database back as it was: without the session.
@@ -257,16 +263,23 @@ fn cron_jobs_come_back_without_the_rest_of_the_state_database() {
     h.cb().args(["restore", "latest", "--only", "cron", "--delete"]).run().ok();
     assert_eq!(count(&db, "SELECT count(*) FROM cron_jobs WHERE name = 'later'"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM config_machine_state WHERE state_key = 'clawback.e2e'"), 1);
-    // OpenClaw's gateway runs it again.
-    let names = cron_names(h.home());
-    assert!(names.iter().any(|n| n == CRON_JOB) && !names.iter().any(|n| n == "later"), "{names:?}");
 
-    // Into a folder: cron/jobs.json, the file era's store, with the job.
+    // Into a folder: cron/jobs.json, the file era's store, with the job...
     let t = h.sb.path("target");
     h.cb().args(["restore", "latest", "--only", "cron", "--target"]).arg(&t).run().ok();
-    let jobs: serde_json::Value =
-        serde_json::from_slice(&fs::read(restored(&t, &h.state().join("cron/jobs.json"))).unwrap()).unwrap();
+    let exported = restored(&t, &h.state().join("cron/jobs.json"));
+    let jobs: serde_json::Value = serde_json::from_slice(&fs::read(&exported).unwrap()).unwrap();
     assert!(jobs["jobs"].as_array().unwrap().iter().any(|j| j["name"] == CRON_JOB), "{jobs}");
+    // ...which OpenClaw's doctor imports: lose the job, put the file in place, `doctor --fix`.
+    sql(&db, &format!("DELETE FROM cron_jobs WHERE name = '{CRON_JOB}'"));
+    fs::create_dir_all(h.state().join("cron")).unwrap();
+    fs::copy(&exported, h.state().join("cron/jobs.json")).unwrap();
+    openclaw(h.home()).args(["doctor", "--fix", "--non-interactive"]).run().ok();
+    assert_eq!(count(&db, &format!("SELECT count(*) FROM cron_jobs WHERE name = '{CRON_JOB}'")), 1);
+
+    // OpenClaw's gateway runs the job.
+    let names = cron_names(h.home());
+    assert!(names.iter().any(|n| n == CRON_JOB) && !names.iter().any(|n| n == "later"), "{names:?}");
 }
 
 #[test]
@@ -310,7 +323,10 @@ fn config_comes_back_valid() {
     v["notAnOpenClawKey"] = serde_json::json!(true);
     fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     let bad = crate::real_openclaw::config_valid(h.home());
-    assert!(bad.code != 0 || bad.stdout.contains("\"valid\": false") || bad.stdout.contains("\"ok\": false"), "{bad:?}");
+    assert!(
+        bad.code != 0 || bad.stdout.contains("\"valid\": false") || bad.stdout.contains("\"ok\": false"),
+        "{bad:?}"
+    );
 
     h.cb().args(["restore", "latest", "--only", "config"]).run().ok();
     assert_eq!(fs::read(&cfg).unwrap(), good);
@@ -425,7 +441,10 @@ fn file_era_parts_restore_from_their_files() {
     let names: BTreeSet<String> =
         fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, BTreeSet::from([format!("{sid}.jsonl"), "sessions.json".to_string()]));
-    assert_eq!(fs::read(dir.join(format!("{sid}.jsonl"))).unwrap(), fs::read(sessions.join(format!("{sid}.jsonl"))).unwrap());
+    assert_eq!(
+        fs::read(dir.join(format!("{sid}.jsonl"))).unwrap(),
+        fs::read(sessions.join(format!("{sid}.jsonl"))).unwrap()
+    );
     let one: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("sessions.json")).unwrap()).unwrap();
     assert_eq!(one, serde_json::json!({ key.clone(): entry.clone() }));
 

@@ -119,7 +119,21 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     bar.finish();
     let r = r?;
 
-    let undo = r.safety_snapshot.map(|sid| undo_command(g, a, &only.undo, &sid.to_hex(), &r.scope, &r.safety_paths));
+    let undo = r.safety_snapshot.map(|sid| {
+        // Parts are undone through the files and databases they resolved to that the safety
+        // snapshot holds (a database whose rows changed goes back whole, as it was just before).
+        let mut undo_only = only.named.clone();
+        undo_only.extend(
+            only.part_paths
+                .iter()
+                .filter(|p| r.safety_paths.iter().any(|s| p.starts_with(s)))
+                .map(|p| p.to_string_lossy().into_owned()),
+        );
+        if undo_only.is_empty() && !a.only.is_empty() {
+            undo_only = r.safety_paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        }
+        undo_command(g, a, &undo_only, &sid.to_hex(), &r.scope, &r.safety_paths)
+    });
     if g.json {
         let mut v = serde_json::json!({
             "snapshot_id": id.to_hex(),
@@ -165,7 +179,8 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             }
             let verb = if a.dry_run { "would restore" } else { "restored" };
             let del = if a.dry_run { "would delete" } else { "deleted" };
-            let rows = if opts.rows.is_empty() { String::new() } else { format!(", {} units of database rows", r.rows) };
+            let rows =
+                if opts.rows.is_empty() { String::new() } else { format!(", {} units of database rows", r.rows) };
             println!(
                 "{verb} {} files ({}), {} folders, {} symlinks{rows} in place from snapshot {}; {} unchanged; {del} {}",
                 r.files,
@@ -215,9 +230,16 @@ fn running_gateway(env: &openclaw::Env, snap: &Snapshot) -> Vec<gateway::Evidenc
 }
 
 /// The command that puts back what the restore replaced: the safety snapshot restored in place
-/// over the same selection (`only`: the `--only` values that name it, parts spelled as their files
-/// and databases), with `--delete` so what the restore added goes too.
-fn undo_command(g: &GlobalArgs, a: &Args, only: &[String], safety: &str, scope: &[PathBuf], held: &[PathBuf]) -> String {
+/// over the same selection (`only`: the `--only` values that name it), with `--delete` so what the
+/// restore added goes too.
+fn undo_command(
+    g: &GlobalArgs,
+    a: &Args,
+    only: &[String],
+    safety: &str,
+    scope: &[PathBuf],
+    held: &[PathBuf],
+) -> String {
     let mut parts: Vec<String> = vec!["clawback".into()];
     // The repository, when it was named on the command line rather than by the environment.
     if let Some(r) = &g.repo {

@@ -208,7 +208,12 @@ mod tests {
                     workspace: "/h/.openclaw/workspace".into(),
                     agent_dir: "/h/.openclaw/agents/molty/agent".into(),
                 },
-                AgentMeta { id: "ops".into(), default: false, workspace: "/h/work".into(), agent_dir: "/srv/ops".into() },
+                AgentMeta {
+                    id: "ops".into(),
+                    default: false,
+                    workspace: "/h/work".into(),
+                    agent_dir: "/srv/ops".into(),
+                },
             ],
             openclaw_version: None,
         }
@@ -242,7 +247,10 @@ mod tests {
         assert_eq!(l.rows[0].within, ["/h/.openclaw/cron/jobs.json"]);
 
         let l = locate(&Part::Sessions, &m);
-        assert_eq!(l.paths, [PathBuf::from("/h/.openclaw/agents/molty/sessions"), PathBuf::from("/h/.openclaw/agents/ops/sessions")]);
+        assert_eq!(
+            l.paths,
+            [PathBuf::from("/h/.openclaw/agents/molty/sessions"), PathBuf::from("/h/.openclaw/agents/ops/sessions")]
+        );
         let dbs: Vec<&Path> = l.rows.iter().map(|r| r.db.as_path()).collect();
         assert_eq!(
             dbs,
@@ -264,7 +272,10 @@ mod tests {
         assert!(l.rows.is_empty());
 
         let l = locate(&Part::Config, &m);
-        assert!(l.paths.contains(&PathBuf::from("/h/.openclaw/agents.json5")) && l.paths.contains(&PathBuf::from("/h/.openclaw/.env")));
+        assert!(
+            l.paths.contains(&PathBuf::from("/h/.openclaw/agents.json5"))
+                && l.paths.contains(&PathBuf::from("/h/.openclaw/.env"))
+        );
 
         let l = locate(&Part::Credentials, &m);
         assert!(l.paths.contains(&PathBuf::from("/h/.openclaw/credentials")));

@@ -347,7 +347,10 @@ impl Unit {
         members.extend(spec.siblings.iter().filter(|s| all.iter().any(|t| t == *s)).map(|s| s.to_string()));
         let root_like = members.len();
         let joins = |t: &String, members: &[String]| -> Vec<Fk> {
-            fks.iter().filter(|f| &f.table == t && f.cascade && &f.parent != t && members.contains(&f.parent)).cloned().collect()
+            fks.iter()
+                .filter(|f| &f.table == t && f.cascade && &f.parent != t && members.contains(&f.parent))
+                .cloned()
+                .collect()
         };
         loop {
             let next: Vec<String> = all
@@ -450,9 +453,11 @@ impl Unit {
     fn copy(&self, c: &Connection) -> rusqlite::Result<()> {
         let members: HashSet<&str> = self.tables.iter().map(|(t, _)| t.as_str()).collect();
         let siblings = self.spec.siblings;
-        let order = self.tables.iter().filter(|(t, _)| !siblings.contains(&t.as_str())).chain(
-            self.tables.iter().filter(|(t, _)| siblings.contains(&t.as_str())),
-        );
+        let order = self
+            .tables
+            .iter()
+            .filter(|(t, _)| !siblings.contains(&t.as_str()))
+            .chain(self.tables.iter().filter(|(t, _)| siblings.contains(&t.as_str())));
         for (t, _) in order {
             let filter = self.member(t, "snap", 0);
             if siblings.contains(&t.as_str()) {
@@ -493,9 +498,11 @@ impl Unit {
     /// one column at a time (only a trigger's own columns differ after the insert).
     fn fix_root(&self, c: &Connection) -> rusqlite::Result<()> {
         let t = self.spec.table;
-        let key: Vec<String> = self.spec.key.iter().map(|k| format!("s.{k} = main.{t}.{k}", k = q(k), t = q(t))).collect();
+        let key: Vec<String> =
+            self.spec.key.iter().map(|k| format!("s.{k} = main.{t}.{k}", k = q(k), t = q(t))).collect();
         for col in self.cols.get(t).into_iter().flatten() {
-            let pick = format!("(SELECT s.{col} FROM snap.{t} AS s WHERE {})", key.join(" AND "), col = q(col), t = q(t));
+            let pick =
+                format!("(SELECT s.{col} FROM snap.{t} AS s WHERE {})", key.join(" AND "), col = q(col), t = q(t));
             c.execute(
                 &format!(
                     "UPDATE main.{t} SET {col} = {pick} WHERE {} AND {col} IS NOT {pick}",
@@ -609,7 +616,10 @@ pub fn merge(live: &Path, image: &Path, sets: &[&RowSet], delete: bool, apply: b
                 ))));
             }
             let cols: Vec<String> = spec.key.iter().map(|k| q(k)).collect();
-            tx.execute_batch(&format!("DROP TABLE IF EXISTS temp.cb_unit; CREATE TEMP TABLE cb_unit ({})", cols.join(", ")))?;
+            tx.execute_batch(&format!(
+                "DROP TABLE IF EXISTS temp.cb_unit; CREATE TEMP TABLE cb_unit ({})",
+                cols.join(", ")
+            ))?;
             let wanted = units(tx, spec, "snap", set, None)?;
             let on_disk: HashSet<String> = units(tx, spec, "main", set, None)?.iter().map(|(k, _)| key_id(k)).collect();
             for (key, label) in &wanted {
@@ -631,7 +641,8 @@ pub fn merge(live: &Path, image: &Path, sets: &[&RowSet], delete: bool, apply: b
                     Some(col) => {
                         let mut s: Vec<String> = set.within.clone();
                         let mut st = tx.prepare(&format!("SELECT DISTINCT {} FROM snap.{}", q(col), q(spec.table)))?;
-                        let found = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                        let found =
+                            st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
                         s.extend(found);
                         Some(s)
                     }
@@ -757,13 +768,18 @@ pub fn export(image: &Path, set: &RowSet) -> Result<Vec<Document>> {
                 }
                 for sid in &windows {
                     let file = set.files_dir.join(format!("{}.jsonl", safe_name(sid)));
-                    docs.push(Document { bytes: transcript(&c, sid).map_err(|e| sql_err("read", image, e))?, path: file });
+                    docs.push(Document {
+                        bytes: transcript(&c, sid).map_err(|e| sql_err("read", image, e))?,
+                        path: file,
+                    });
                 }
                 let mut e: Json = serde_json::from_str(&entry).unwrap_or_else(|_| Json::Object(Map::new()));
                 if let Json::Object(o) = &mut e {
                     o.insert(
                         "sessionFile".into(),
-                        Json::String(set.files_dir.join(format!("{}.jsonl", safe_name(&current))).to_string_lossy().into()),
+                        Json::String(
+                            set.files_dir.join(format!("{}.jsonl", safe_name(&current))).to_string_lossy().into(),
+                        ),
                     );
                 }
                 index.insert(key, e);
@@ -774,7 +790,9 @@ pub fn export(image: &Path, set: &RowSet) -> Result<Vec<Document>> {
         }
         RowKind::CronJob => {
             let mut st = c
-                .prepare(&format!("SELECT job_json, state_json FROM cron_jobs{filter} ORDER BY store_key, sort_order, job_id"))
+                .prepare(&format!(
+                    "SELECT job_json, state_json FROM cron_jobs{filter} ORDER BY store_key, sort_order, job_id"
+                ))
                 .map_err(err)?;
             let jobs: Vec<Json> = st
                 .query_map(params_from_iter(set.keys.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -790,12 +808,17 @@ pub fn export(image: &Path, set: &RowSet) -> Result<Vec<Document>> {
                 })
                 .collect();
             if !jobs.is_empty() {
-                docs.push(json_doc(set.files_dir.join("jobs.json"), &serde_json::json!({ "version": 1, "jobs": jobs })));
+                docs.push(json_doc(
+                    set.files_dir.join("jobs.json"),
+                    &serde_json::json!({ "version": 1, "jobs": jobs }),
+                ));
             }
         }
         RowKind::AuthProfiles | RowKind::AuthState | RowKind::SharedAuth => {
             let (sql, store) = match set.kind {
-                RowKind::AuthProfiles => (format!("SELECT store_key, store_json FROM auth_profile_store{filter}"), true),
+                RowKind::AuthProfiles => {
+                    (format!("SELECT store_key, store_json FROM auth_profile_store{filter}"), true)
+                }
                 RowKind::AuthState => (format!("SELECT state_key, state_json FROM auth_profile_state{filter}"), false),
                 _ => (format!("SELECT state_key, value_json FROM config_machine_state{filter}"), true),
             };
@@ -826,7 +849,8 @@ pub fn export(image: &Path, set: &RowSet) -> Result<Vec<Document>> {
 /// A transcript as JSONL: every event of the window, in order, exactly as stored (compressed
 /// events are zstd frames of the same text).
 fn transcript(c: &Connection, sid: &str) -> rusqlite::Result<Vec<u8>> {
-    let mut st = c.prepare("SELECT event_json, event_zstd FROM transcript_events WHERE session_id = ?1 ORDER BY seq")?;
+    let mut st =
+        c.prepare("SELECT event_json, event_zstd FROM transcript_events WHERE session_id = ?1 ORDER BY seq")?;
     let mut out = Vec::new();
     let mut rows = st.query([sid])?;
     while let Some(r) = rows.next()? {
@@ -941,13 +965,22 @@ mod tests {
             c.execute("DELETE FROM session_canonical_validation_pending WHERE session_key = ?1", [key]).unwrap();
             c.execute("INSERT INTO session_windows VALUES (?1, ?2, 1, 'c1')", [sid, key]).unwrap();
             for (i, e) in (0i64..).zip(events.iter()) {
-                c.execute("INSERT INTO transcript_events (session_id, seq, event_json) VALUES (?1, ?2, ?3)", rusqlite::params![sid, i, e])
-                    .unwrap();
-                c.execute("INSERT INTO transcript_event_identities VALUES (?1, ?2, ?3)", rusqlite::params![sid, i, format!("e{i}")])
-                    .unwrap();
-            }
-            c.execute("INSERT INTO session_transcript_index_state VALUES (?1, ?2)", rusqlite::params![sid, events.len() as i64])
+                c.execute(
+                    "INSERT INTO transcript_events (session_id, seq, event_json) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![sid, i, e],
+                )
                 .unwrap();
+                c.execute(
+                    "INSERT INTO transcript_event_identities VALUES (?1, ?2, ?3)",
+                    rusqlite::params![sid, i, format!("e{i}")],
+                )
+                .unwrap();
+            }
+            c.execute(
+                "INSERT INTO session_transcript_index_state VALUES (?1, ?2)",
+                rusqlite::params![sid, events.len() as i64],
+            )
+            .unwrap();
         }
         c.execute("INSERT INTO memory_index_chunks VALUES ('m1', 'memory')", []).unwrap();
     }
@@ -970,21 +1003,31 @@ mod tests {
     fn one_session_comes_back_with_its_rows_and_nothing_else_changes() {
         let t = tempfile::tempdir().unwrap();
         let (snap, live) = (t.path().join("snap.sqlite"), t.path().join("live.sqlite"));
-        db(&snap, &[("agent:main:a", "sa", &["{\"type\":\"session\"}", "{\"m\":1}"]), ("agent:main:b", "sb", &["{\"b\":1}"])]);
+        db(
+            &snap,
+            &[("agent:main:a", "sa", &["{\"type\":\"session\"}", "{\"m\":1}"]), ("agent:main:b", "sb", &["{\"b\":1}"])],
+        );
         // On disk: `a` is gone, `b` has moved on, `c` is new, the memory index has grown.
         db(&live, &[("agent:main:b", "sb", &["{\"b\":1}", "{\"b\":2}"]), ("agent:main:c", "sc", &["{\"c\":1}"])]);
         Connection::open(&live).unwrap().execute("INSERT INTO memory_index_chunks VALUES ('m2', 'later')", []).unwrap();
 
         let s = set(&live, RowKind::Session, &["agent:main:a"]);
         let plan = merge(&live, &snap, &[&s], false, false).unwrap();
-        assert_eq!(plan.changes, vec![RowChange { kind: RowKind::Session, label: "agent:main:a".into(), action: RowAction::Create }]);
+        assert_eq!(
+            plan.changes,
+            vec![RowChange { kind: RowKind::Session, label: "agent:main:a".into(), action: RowAction::Create }]
+        );
         assert_eq!(count(&live, "SELECT count(*) FROM session_nodes"), 2, "a dry run writes nothing");
 
         let r = merge(&live, &snap, &[&s], false, true).unwrap();
         assert_eq!(r, plan);
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_events WHERE session_id = 'sa'"), 2);
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_event_identities WHERE session_id = 'sa'"), 2);
-        assert_eq!(count(&live, "SELECT count(*) FROM session_transcript_index_state WHERE session_id = 'sa'"), 0, "derived: rebuilt by OpenClaw");
+        assert_eq!(
+            count(&live, "SELECT count(*) FROM session_transcript_index_state WHERE session_id = 'sa'"),
+            0,
+            "derived: rebuilt by OpenClaw"
+        );
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_events WHERE session_id = 'sb'"), 2, "b untouched");
         assert_eq!(count(&live, "SELECT count(*) FROM session_nodes WHERE session_key = 'agent:main:c'"), 1);
         assert_eq!(count(&live, "SELECT count(*) FROM memory_index_chunks"), 2);
@@ -1000,13 +1043,17 @@ mod tests {
         let r = merge(&live, &snap, &[&all], true, true).unwrap();
         let mut got: Vec<(String, RowAction)> = r.changes.iter().map(|c| (c.label.clone(), c.action)).collect();
         got.sort();
-        assert_eq!(got, [("agent:main:b".to_string(), RowAction::Update), ("agent:main:c".to_string(), RowAction::Delete)]);
+        assert_eq!(
+            got,
+            [("agent:main:b".to_string(), RowAction::Update), ("agent:main:c".to_string(), RowAction::Delete)]
+        );
         assert_eq!(r.unchanged, 1);
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_events WHERE session_id = 'sb'"), 1);
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_events WHERE session_id = 'sc'"), 0);
         assert_eq!(count(&live, "SELECT count(*) FROM transcript_event_identities WHERE session_id = 'sc'"), 0);
         assert_eq!(count(&live, "SELECT count(*) FROM memory_index_chunks"), 2);
-        let ok: String = Connection::open(&live).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let ok: String =
+            Connection::open(&live).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(ok, "ok");
     }
 
@@ -1022,13 +1069,21 @@ mod tests {
         assert_eq!(count(&live, "SELECT count(*) FROM session_windows"), 1);
 
         // Validated against another key contract: refused.
-        Connection::open(&live).unwrap().execute("UPDATE session_key_contract SET main_key = 'agent:x:main'", []).unwrap();
+        Connection::open(&live)
+            .unwrap()
+            .execute("UPDATE session_key_contract SET main_key = 'agent:x:main'", [])
+            .unwrap();
         let e = merge(&live, &snap, &[&set(&live, RowKind::Session, &[])], false, true).unwrap_err();
         assert!(e.to_string().contains("session_key_contract"), "{e}");
 
         Connection::open(&live).unwrap().execute_batch("PRAGMA user_version = 24").unwrap();
         let e = merge(&live, &snap, &[&set(&live, RowKind::Session, &[])], false, true).unwrap_err();
-        assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("schema version 23") && e.to_string().contains("--only"), "{e}");
+        assert!(
+            matches!(e, Error::Usage(_))
+                && e.to_string().contains("schema version 23")
+                && e.to_string().contains("--only"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1055,7 +1110,10 @@ mod tests {
                 .unwrap();
         };
         job(&snap, "/s/cron/jobs.json", "j1", "nightly");
-        Connection::open(&snap).unwrap().execute("INSERT INTO cron_job_scratch VALUES ('/s/cron/jobs.json', 'j1', 'notes')", []).unwrap();
+        Connection::open(&snap)
+            .unwrap()
+            .execute("INSERT INTO cron_job_scratch VALUES ('/s/cron/jobs.json', 'j1', 'notes')", [])
+            .unwrap();
         job(&live, "/s/cron/jobs.json", "j2", "later");
         job(&live, "/elsewhere/jobs.json", "j3", "other store");
         Connection::open(&live).unwrap().execute("INSERT INTO user_preferences VALUES ('theme', 'dark')", []).unwrap();
@@ -1073,7 +1131,10 @@ mod tests {
         assert_eq!(count(&live, "SELECT count(*) FROM cron_job_scratch"), 1);
         // With delete: only the snapshot's store loses what the snapshot lacks.
         let r = merge(&live, &snap, &[&s], true, true).unwrap();
-        assert_eq!(r.changes, vec![RowChange { kind: RowKind::CronJob, label: "later (j2)".into(), action: RowAction::Delete }]);
+        assert_eq!(
+            r.changes,
+            vec![RowChange { kind: RowKind::CronJob, label: "later (j2)".into(), action: RowAction::Delete }]
+        );
         assert_eq!(count(&live, "SELECT count(*) FROM cron_jobs WHERE job_id = 'j3'"), 1);
         assert_eq!(count(&live, "SELECT count(*) FROM user_preferences"), 1);
 
@@ -1101,8 +1162,14 @@ mod tests {
         assert!(find_sessions(&snap, "nope").unwrap().is_empty());
         let docs = export(&snap, &set(&snap, RowKind::Session, &["agent:main:a"])).unwrap();
         let names: Vec<String> = docs.iter().map(|d| d.path.to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["/h/.openclaw/agents/main/sessions/sa.jsonl", "/h/.openclaw/agents/main/sessions/sessions.json"]);
-        assert_eq!(String::from_utf8(docs[0].bytes.clone()).unwrap(), format!("{{\"type\":\"session\"}}\n{{\"m\":1}}\n{big}\n"));
+        assert_eq!(
+            names,
+            ["/h/.openclaw/agents/main/sessions/sa.jsonl", "/h/.openclaw/agents/main/sessions/sessions.json"]
+        );
+        assert_eq!(
+            String::from_utf8(docs[0].bytes.clone()).unwrap(),
+            format!("{{\"type\":\"session\"}}\n{{\"m\":1}}\n{big}\n")
+        );
         let idx: Json = serde_json::from_slice(&docs[1].bytes).unwrap();
         assert_eq!(idx["agent:main:a"]["sessionId"], "sa");
         assert_eq!(idx["agent:main:a"]["sessionFile"], "/h/.openclaw/agents/main/sessions/sa.jsonl");
@@ -1115,8 +1182,14 @@ mod tests {
         assert_eq!(find_entries(&snap, "1"), ["a"]);
         assert_eq!(find_entries(&snap, "b"), ["b"]);
         let (out, r) = merge_entries(Some(&live), &snap, &["a".into(), "b".into()]);
-        assert_eq!(out, serde_json::json!({ "a": { "sessionId": "1" }, "b": { "sessionId": "2" }, "c": { "sessionId": "3" } }));
+        assert_eq!(
+            out,
+            serde_json::json!({ "a": { "sessionId": "1" }, "b": { "sessionId": "2" }, "c": { "sessionId": "3" } })
+        );
         assert_eq!(r.unchanged, 1);
-        assert_eq!(r.changes, vec![RowChange { kind: RowKind::SessionEntry, label: "a".into(), action: RowAction::Create }]);
+        assert_eq!(
+            r.changes,
+            vec![RowChange { kind: RowKind::SessionEntry, label: "a".into(), action: RowAction::Create }]
+        );
     }
 }

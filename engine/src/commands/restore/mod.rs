@@ -231,7 +231,8 @@ pub fn restore(
         let items = if files { plan(repo, snap, &sel)? } else { Vec::new() };
         return in_place::restore_in_place(repo, snap, opts, &sel, items, images.as_ref(), progress);
     }
-    let mut res = if files { restore_to_target(repo, snap, opts, &sel, progress, BATCH)? } else { RestoreResult::default() };
+    let mut res =
+        if files { restore_to_target(repo, snap, opts, &sel, progress, BATCH)? } else { RestoreResult::default() };
     if let Some(images) = &images {
         let (n, bytes) = units::export_to_target(images, &opts.target, opts.dry_run)?;
         res.files += n;
@@ -628,7 +629,7 @@ mod tests {
         let o = resolved(&s, &["agent:molty"]).unwrap();
         assert_eq!(o.roots, pb(&["/h/.oc/agents/molty", "/h/.oc/workspace"]));
         assert_eq!(o.except, pb(&["/h/.oc/workspace/odd-agent-dir", "/h/.oc/workspace/scribe"]));
-        assert_eq!(o.undo, ["agent:molty"]);
+        assert_eq!(o.named, ["agent:molty"]);
         // Asking for both: scribe's workspace is asked for, so it is not carved out.
         let o = resolved(&s, &["agent:molty", "agent:scribe"]).unwrap();
         assert_eq!(o.except, pb(&["/h/.oc/workspace/odd-agent-dir"]));
@@ -654,7 +655,10 @@ mod tests {
         let s = |p: &Path| p.to_string_lossy().into_owned();
         let m = meta(
             &s(&st),
-            &[("molty", &s(&ws), &s(&st.join("agents/molty/agent"))), ("scribe", &s(&scribe), &s(&st.join("agents/scribe/agent")))],
+            &[
+                ("molty", &s(&ws), &s(&st.join("agents/molty/agent"))),
+                ("scribe", &s(&scribe), &s(&st.join("agents/scribe/agent"))),
+            ],
         );
         let repo = w.repo();
         let opts = BackupOptions { paths: vec![st.clone()], openclaw: Some(m), ..Default::default() };

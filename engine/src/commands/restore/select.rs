@@ -122,10 +122,11 @@ pub struct Only {
     pub except: Vec<PathBuf>,
     /// Units inside shared databases, restored row by row.
     pub rows: Vec<RowSet>,
-    /// The `--only` values that undo the restore from its safety snapshot: the values given, with
-    /// parts spelled as the files and databases they resolved to (row changes are undone by
-    /// restoring the database as it was).
-    pub undo: Vec<String>,
+    /// The values given that name no part (`state`, `agent:ID`, paths), as given.
+    pub named: Vec<String>,
+    /// The files, folders and databases the parts resolved to. An undo names those its safety
+    /// snapshot holds: a database whose rows changed goes back whole, as it was just before.
+    pub part_paths: Vec<PathBuf>,
 }
 
 /// Resolves `--only` values against a snapshot: `state`, `workspace` (every workspace),
@@ -150,7 +151,7 @@ pub(super) fn resolve(
         let o = o.trim();
         if let Some(part) = Part::parse(o).map_err(Error::Usage)? {
             let (paths, rows) = parts(&part, o)?;
-            out.undo.extend(paths.iter().chain(rows.iter().map(|r| &r.db)).map(|p| p.to_string_lossy().into_owned()));
+            out.part_paths.extend(paths.iter().chain(rows.iter().map(|r| &r.db)).cloned());
             out.roots.extend(paths);
             out.rows.extend(rows);
             continue;
@@ -168,7 +169,7 @@ pub(super) fn resolve(
                 want.join(" ")
             )));
         }
-        out.undo.push(o.to_string());
+        out.named.push(o.to_string());
         asked.extend(mine);
         out.roots.extend(held);
         out.except.extend(except);
@@ -196,7 +197,8 @@ pub(super) fn resolve(
         }
     }
     out.rows = rows;
-    out.undo.dedup();
+    out.named.dedup();
+    out.part_paths = minimal_roots(std::mem::take(&mut out.part_paths));
     Ok(out)
 }
 
@@ -258,12 +260,8 @@ fn part_selection(files: &SnapFiles, part: &Part, o: &str) -> Result<PartSelecti
         return session_selection(files, meta, agent, id, rows, o);
     }
     if paths.is_empty() && rows.is_empty() {
-        let looked: Vec<String> = located
-            .paths
-            .iter()
-            .chain(located.rows.iter().map(|r| &r.db))
-            .map(|p| p.display().to_string())
-            .collect();
+        let looked: Vec<String> =
+            located.paths.iter().chain(located.rows.iter().map(|r| &r.db)).map(|p| p.display().to_string()).collect();
         return Err(Error::Usage(format!(
             "--only {o}: this snapshot ({}) holds no {} (looked for {}); pick one that does (`clawback snapshots`)",
             snap.time,

@@ -34,7 +34,8 @@ impl Images {
                 _ => return Err(snap.path_not_held(&s.db)),
             };
             let image = tmp.file().map_err(Error::Other)?;
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&image).ctx("write", &image)?;
+            let mut f =
+                OpenOptions::new().write(true).create_new(true).mode(0o600).open(&image).ctx("write", &image)?;
             crate::commands::dump::dump_file(repo, &node, &s.db, &mut f)?;
             drop(f);
             if s.kind == RowKind::SessionEntry || rows::has_table(&image, s.kind.table())? {
@@ -90,9 +91,9 @@ fn group(sets: &[RowSet]) -> Vec<(PathBuf, Vec<RowSet>)> {
 
 fn read_json(p: &Path) -> Result<Option<Json>> {
     match std::fs::read(p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| Error::Usage(format!("{} is not valid JSON ({e}); fix or move it, then restore again", p.display()))),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Error::Usage(format!("{} is not valid JSON ({e}); fix or move it, then restore again", p.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", p, e)),
     }
@@ -158,7 +159,8 @@ fn replace_file(dst: &Path, bytes: &[u8]) -> Result<()> {
     let mode = std::fs::metadata(dst).map(|m| m.mode() & 0o7777).unwrap_or(0o600);
     let tmp = temp_name(dst);
     let written = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+        let mut f =
+            OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
         std::io::Write::write_all(&mut f, bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, dst)
