@@ -8,6 +8,9 @@
 //! - [`layout`]: agents, workspaces and the folders a default backup reads ([`discover`]).
 //! - [`excludes`]: the default exclude patterns, each with its reason.
 //! - [`gateway`]: whether a gateway is running on a state dir (before an in-place restore).
+//! - [`parts`]: where each part `restore --only` names (sessions, cron, memory, config,
+//!   credentials) lives, in the file era and the SQLite era.
+//! - [`rows`]: those parts as units of rows in OpenClaw's shared databases, merged one by one.
 //! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
 //!   sidecars, and their change stamps.
 

@@ -221,8 +221,9 @@ pub fn restore(
     if opts.delete && !opts.in_place {
         return Err(Error::Usage("--delete applies only to a restore in place (without --target)".into()));
     }
+    // Not reduced to the outermost roots: one inside a carve-out is only reached as itself.
     let sel = Selection::new(&opts.includes, &opts.excludes)?
-        .with_roots(minimal_roots(opts.only.clone()))
+        .with_roots(opts.only.clone())
         .with_except(opts.only_except.clone());
     // Only rows asked for: no file is selected.
     let files = !opts.only.is_empty() || opts.rows.is_empty();
@@ -630,9 +631,17 @@ mod tests {
         assert_eq!(o.roots, pb(&["/h/.oc/agents/molty", "/h/.oc/workspace"]));
         assert_eq!(o.except, pb(&["/h/.oc/workspace/odd-agent-dir", "/h/.oc/workspace/scribe"]));
         assert_eq!(o.named, ["agent:molty"]);
-        // Asking for both: scribe's workspace is asked for, so it is not carved out.
+        // Asking for both: scribe's workspace is asked for, so it is not carved out; nor is
+        // anything when the whole state dir is asked for.
         let o = resolved(&s, &["agent:molty", "agent:scribe"]).unwrap();
         assert_eq!(o.except, pb(&["/h/.oc/workspace/odd-agent-dir"]));
+        assert!(resolved(&s, &["agent:molty", "state"]).unwrap().except.is_empty());
+        // A path inside scribe's workspace brings that path, not the rest of scribe's workspace.
+        let o = resolved(&s, &["agent:molty", "/h/.oc/workspace/scribe/notes.md"]).unwrap();
+        assert!(o.except.contains(&PathBuf::from("/h/.oc/workspace/scribe")));
+        let sel = Selection::new(&[], &[]).unwrap().with_roots(o.roots.clone()).with_except(o.except.clone());
+        assert!(sel.selects(Path::new("/h/.oc/workspace/scribe/notes.md"), false));
+        assert!(!sel.selects(Path::new("/h/.oc/workspace/scribe/SOUL.md"), false));
         // The selection: deepest wins, and a root inside a carve-out is still reached.
         let sel = Selection::new(&[], &[])
             .unwrap()

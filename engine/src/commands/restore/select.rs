@@ -115,7 +115,7 @@ impl Selection {
 /// What `--only` values select (see [`resolve_only`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Only {
-    /// Files and folders restored whole, none inside another.
+    /// Files and folders restored whole, none inside another unless it lies in a carve-out.
     pub roots: Vec<PathBuf>,
     /// Carved out of the roots: what lies in an agent's folders but belongs to another agent (a
     /// workspace nested in the one restored, another agent's agent dir).
@@ -146,12 +146,14 @@ pub(super) fn resolve(
     parts: &mut dyn FnMut(&Part, &str) -> Result<PartSelection>,
 ) -> Result<Only> {
     let mut out = Only::default();
-    let mut asked: Vec<PathBuf> = Vec::new();
+    // Per value: the roots it named and its carve-outs, which apply against the other values' roots.
+    let mut asked: Vec<(Vec<PathBuf>, Vec<PathBuf>)> = Vec::new();
     for o in only {
         let o = o.trim();
         if let Some(part) = Part::parse(o).map_err(Error::Usage)? {
             let (paths, rows) = parts(&part, o)?;
             out.part_paths.extend(paths.iter().chain(rows.iter().map(|r| &r.db)).cloned());
+            asked.push((paths.clone(), Vec::new()));
             out.roots.extend(paths);
             out.rows.extend(rows);
             continue;
@@ -170,15 +172,31 @@ pub(super) fn resolve(
             )));
         }
         out.named.push(o.to_string());
-        asked.extend(mine);
+        asked.push((mine, except));
         out.roots.extend(held);
-        out.except.extend(except);
     }
-    // A carve-out never hides what a value asked for (`agent:a agent:b` with b's workspace in a's).
-    let all_roots: Vec<PathBuf> = out.roots.iter().chain(asked.iter()).cloned().collect();
-    out.except.retain(|e| !all_roots.iter().any(|r| r.starts_with(e)));
-    out.except = minimal_roots(std::mem::take(&mut out.except));
-    out.roots = minimal_roots(std::mem::take(&mut out.roots));
+    // A carve-out never hides what another value asked for: it goes when another value's root holds
+    // it (`agent:a agent:b` with b's workspace in a's, `state agent:a`); a root deeper inside it
+    // is reached anyway (the deepest of roots and carve-outs decides).
+    for (i, (_, except)) in asked.iter().enumerate() {
+        for e in except {
+            let others = asked.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, (r, _))| r);
+            if !others.clone().any(|r| e.starts_with(r)) {
+                out.except.push(e.clone());
+            }
+        }
+    }
+    out.except.sort();
+    out.except.dedup();
+    // None inside another, except one inside a carve-out, which the one above it does not reach.
+    let all = std::mem::take(&mut out.roots);
+    out.roots = minimal_roots(all.clone());
+    for r in all {
+        if out.except.iter().any(|e| r.starts_with(e)) && !out.roots.contains(&r) {
+            out.roots.push(r);
+        }
+    }
+    out.roots.sort();
     // A database restored whole needs no rows restored into it; the same units asked twice merge.
     let sel = Selection::new(&[], &[])?.with_roots(out.roots.clone()).with_except(out.except.clone());
     let mut rows: Vec<RowSet> = Vec::new();
