@@ -76,6 +76,10 @@ pub struct OpenclawMeta {
     pub state_dir: String,
     #[serde(default)]
     pub config_path: Option<String>,
+    /// The config file and every file it `$include`s (empty in snapshots made before this was
+    /// recorded: then the config file alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_files: Vec<String>,
     #[serde(default)]
     pub workspaces: Vec<String>,
     #[serde(default)]

@@ -36,6 +36,7 @@ mod oc_backup;
 mod oc_config;
 mod oc_home;
 mod oc_relocate;
+mod oc_restore;
 mod progress;
 mod prune;
 mod readme;

@@ -181,7 +181,7 @@ fn only_restores_the_state_dir_the_workspaces_or_one_agent() {
     let line = r.one_error_line();
     assert!(line.contains("ghost") && line.contains("main, research, ops"), "{line}");
     assert!(!h.sb.path("tx").exists());
-    let r = h.cb().args(["restore", &snap, "--only", "sessions", "--target"]).arg(h.sb.path("tx")).run().code(2);
+    let r = h.cb().args(["restore", &snap, "--only", "calendar", "--target"]).arg(h.sb.path("tx")).run().code(2);
     assert!(r.one_error_line().contains("state, workspace, agent:ID"));
 }
 

@@ -6,7 +6,7 @@ use crate::context;
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::commands::restore::{only_roots, restore, Action, RestoreOptions, SafetyOptions};
+use clawback_engine::commands::restore::{resolve_only, restore, Action, RestoreOptions, SafetyOptions};
 use clawback_engine::openclaw::{self, gateway};
 use clawback_engine::progress::Progress;
 use clawback_engine::snapshot::Snapshot;
@@ -28,8 +28,13 @@ pub struct Args {
     #[arg(long = "exclude", short = 'e', value_name = "PAT")]
     pub excludes: Vec<String>,
     /// Restore only the OpenClaw state dir (`state`), every workspace (`workspace`), one agent's
-    /// sessions, agent dir and workspace (`agent:ID`), or an absolute path (repeatable)
-    #[arg(long = "only", value_name = "state|workspace|agent:ID|PATH")]
+    /// sessions, agent dir and workspace (`agent:ID`), every session (`sessions`) or one
+    /// (`session:AGENT/ID`), the memory files (`memory`), the cron jobs (`cron`), the config
+    /// (`config`), the credentials (`credentials`), or an absolute path (repeatable)
+    #[arg(
+        long = "only",
+        value_name = "state|workspace|agent:ID|sessions|session:AGENT/ID|memory|cron|config|credentials|PATH"
+    )]
     pub only: Vec<String>,
     /// Re-read and re-hash every restored file
     #[arg(long)]
@@ -69,7 +74,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     // (`select::find` passes over those unless `--tag pre-restore` asks for them).
     let spec = a.snapshot.as_deref().unwrap_or("latest");
     let (id, snap) = crate::select::find(&repo, spec, &a.filter, |_| true)?;
-    let only = only_roots(&snap, &a.only)?;
+    let only = resolve_only(&repo, &snap, &a.only)?;
     let relocation = crate::relocate::resolve(&a.relocate, a.force, &snap, &s.env)?;
     if relocation.is_some() && a.target.is_some() {
         return Err(usage("--relocate restores to the new places it maps; leave out --target"));
@@ -112,7 +117,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         target: a.target.clone().unwrap_or_else(|| PathBuf::from("/")),
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
-        only,
+        only: only.roots.clone(),
+        only_except: only.except.clone(),
+        rows: only.rows.clone(),
         verify: a.verify,
         dry_run: a.dry_run,
         in_place,
@@ -127,7 +134,21 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     bar.finish();
     let r = r?;
 
-    let undo = r.safety_snapshot.map(|sid| undo_command(g, a, &sid.to_hex(), &r.scope, &r.safety_paths));
+    let undo = r.safety_snapshot.map(|sid| {
+        // Parts are undone through the files and databases they resolved to that the safety
+        // snapshot holds (a database whose rows changed goes back whole, as it was just before).
+        let mut undo_only = only.named.clone();
+        undo_only.extend(
+            only.part_paths
+                .iter()
+                .filter(|p| r.safety_paths.iter().any(|s| p.starts_with(s)))
+                .map(|p| p.to_string_lossy().into_owned()),
+        );
+        if undo_only.is_empty() && !a.only.is_empty() {
+            undo_only = r.safety_paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        }
+        undo_command(g, a, &undo_only, &sid.to_hex(), &r.scope, &r.safety_paths)
+    });
     if g.json {
         let mut v = serde_json::json!({
             "snapshot_id": id.to_hex(),
@@ -136,6 +157,9 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             "files": r.files, "dirs": r.dirs, "symlinks": r.symlinks, "hardlinks": r.hardlinks,
             "bytes": r.bytes, "dry_run": a.dry_run, "errors": r.errors,
         });
+        if !opts.rows.is_empty() {
+            v.as_object_mut().expect("object").insert("rows".into(), r.rows.into());
+        }
         if in_place {
             let o = v.as_object_mut().expect("object");
             o.insert("unchanged".into(), r.unchanged.into());
@@ -162,7 +186,10 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
                         Action::Replace => "replace",
                         Action::Delete => "delete",
                     };
-                    println!("{verb:<8} {}", c.path);
+                    match &c.row {
+                        Some(row) => println!("{verb:<8} {} ({row})", c.path),
+                        None => println!("{verb:<8} {}", c.path),
+                    }
                 }
             }
             if let Some(sid) = &r.safety_snapshot {
@@ -174,8 +201,10 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             let verb = if a.dry_run { "would restore" } else { "restored" };
             let del = if a.dry_run { "would delete" } else { "deleted" };
             let place = if r.relocation.is_some() { "at the new places" } else { "in place" };
+            let rows =
+                if opts.rows.is_empty() { String::new() } else { format!(", {} units of database rows", r.rows) };
             println!(
-                "{verb} {} files ({}), {} folders, {} symlinks {place} from snapshot {}; {} unchanged; {del} {}",
+                "{verb} {} files ({}), {} folders, {} symlinks{rows} {place} from snapshot {}; {} unchanged; {del} {}",
                 r.files,
                 ui::human_bytes(r.bytes),
                 r.dirs,
@@ -231,8 +260,16 @@ fn running_gateway(env: &openclaw::Env, snap: &Snapshot) -> Vec<gateway::Evidenc
 }
 
 /// The command that puts back what the restore replaced: the safety snapshot restored in place
-/// over the same selection, with `--delete` so what the restore added goes too.
-fn undo_command(g: &GlobalArgs, a: &Args, safety: &str, scope: &[PathBuf], held: &[PathBuf]) -> String {
+/// over the same selection (`only`: the `--only` values that name it), with `--delete` so what the
+/// restore added goes too.
+fn undo_command(
+    g: &GlobalArgs,
+    a: &Args,
+    only: &[String],
+    safety: &str,
+    scope: &[PathBuf],
+    held: &[PathBuf],
+) -> String {
     let mut parts: Vec<String> = vec!["clawback".into()];
     // The repository, when it was named on the command line rather than by the environment.
     if let Some(r) = &g.repo {
@@ -246,7 +283,7 @@ fn undo_command(g: &GlobalArgs, a: &Args, safety: &str, scope: &[PathBuf], held:
     parts.extend(["restore".into(), safety.into()]);
     // Relocated: the safety snapshot holds the new places; name them, not the snapshot's paths.
     let relocated = !a.relocate.is_empty();
-    let mut only: Vec<String> = if relocated { Vec::new() } else { a.only.clone() };
+    let mut only: Vec<String> = if relocated { Vec::new() } else { only.to_vec() };
     // Roots that did not exist are not among the safety snapshot's paths: name them all, so the
     // undo also removes what the restore created there.
     if only.is_empty() && scope != held {

@@ -66,6 +66,7 @@ impl Layout {
         crate::snapshot::OpenclawMeta {
             state_dir: s(&self.state_dir),
             config_path: self.config_exists.then(|| s(&self.config_path)),
+            config_files: self.config_files.iter().map(|p| s(p)).collect(),
             workspaces: self.workspaces.iter().map(|w| s(&w.path)).collect(),
             agents: self
                 .agents

@@ -14,6 +14,9 @@
 //! - [`repath`]: moving the absolute paths in the config and databases to another home (a
 //!   relocating restore).
 //! - [`version`]: the OpenClaw version a snapshot records, and where it came from.
+//! - [`parts`]: where each part `restore --only` names (sessions, cron, memory, config,
+//!   credentials) lives, in the file era and the SQLite era.
+//! - [`rows`]: those parts as units of rows in OpenClaw's shared databases, merged one by one.
 //! - [`sqlite`]: consistent images of live SQLite databases (the online backup API), their
 //!   sidecars, and their change stamps.
 
@@ -25,9 +28,11 @@ pub mod excludes;
 pub mod gateway;
 pub mod include;
 pub mod layout;
+pub mod parts;
 pub mod paths;
 pub mod profile;
 pub mod repath;
+pub mod rows;
 pub mod sqlite;
 pub mod vars;
 pub mod version;

@@ -159,7 +159,7 @@ impl TempDir {
     }
 
     /// A fresh file name in the folder, creating the folder if needed.
-    fn file(&self) -> Result<PathBuf, String> {
+    pub fn file(&self) -> Result<PathBuf, String> {
         self.created
             .get_or_init(|| {
                 std::fs::DirBuilder::new()

@@ -126,12 +126,17 @@ pub(super) fn restore_in_place(
     opts: &RestoreOptions,
     sel: &Selection,
     items: Vec<Item>,
+    images: Option<&units::Images>,
     progress: &Progress,
 ) -> Result<RestoreResult> {
     let root = Path::new("/");
     let snap_paths: Vec<PathBuf> = snap.paths.iter().map(PathBuf::from).collect();
     let below_snap = |abs: &Path| snap_paths.iter().any(|p| abs.starts_with(p));
-    let scope = if opts.only.is_empty() { minimal_roots(snap_paths.clone()) } else { minimal_roots(opts.only.clone()) };
+    let scope = if opts.only.is_empty() && opts.rows.is_empty() {
+        minimal_roots(snap_paths.clone())
+    } else {
+        minimal_roots(opts.only.clone())
+    };
     let mut res = RestoreResult { scope: scope.clone(), ..Default::default() };
 
     // 1. Compare with the disk, parents first.
@@ -232,12 +237,26 @@ pub(super) fn restore_in_place(
         }
     }
 
+    // Units of rows: what merging them into the databases on disk changes.
+    let row_plans = match images {
+        Some(images) => units::plan_in_place(images, opts.delete)?,
+        None => Vec::new(),
+    };
+    // The databases (and sessions.json files) that change, and exist: the safety snapshot holds them.
+    let row_files: Vec<PathBuf> = row_plans
+        .iter()
+        .filter(|p| !p.report.changes.is_empty() && std::fs::symlink_metadata(&p.db).is_ok())
+        .map(|p| p.db.clone())
+        .collect();
+
     // 3. The safety snapshot: the roots as they are, before anything changes.
     let touched: Vec<usize> =
         (0..items.len()).filter(|&i| matches!(disk[i], Disk::Differs | Disk::Conflict(_))).collect();
     if !opts.dry_run {
         if let Some(so) = &opts.safety {
             res.safety_paths = scope.iter().filter(|r| std::fs::symlink_metadata(r).is_ok()).cloned().collect();
+            res.safety_paths.extend(row_files.iter().cloned());
+            res.safety_paths = minimal_roots(std::mem::take(&mut res.safety_paths));
             if !res.safety_paths.is_empty() {
                 // Take everything when the restore overwrites what a backup would leave out.
                 let full = touched
@@ -261,10 +280,20 @@ pub(super) fn restore_in_place(
                 let id = br.snapshot_id.ok_or_else(|| Error::Other("the safety snapshot was not saved".into()))?;
                 res.safety_snapshot = Some(id);
                 let (_, safety) = repo.find_snapshot(&id.to_hex(), |_| true)?;
-                let held: HashSet<PathBuf> = plan(repo, &safety, &Selection::new(&[], &[])?.with_roots(scope.clone()))?
-                    .into_iter()
-                    .map(|it| root.join(&it.rel))
-                    .collect();
+                let held: HashSet<PathBuf> =
+                    plan(repo, &safety, &Selection::new(&[], &[])?.with_roots(res.safety_paths.clone()))?
+                        .into_iter()
+                        .map(|it| root.join(&it.rel))
+                        .collect();
+                if let Some(m) = row_files.iter().find(|p| !held.contains(*p)) {
+                    let why = br.errors.iter().find(|e| Path::new(&e.path) == m).map(|e| format!(": {}", e.error));
+                    return Err(Error::Other(format!(
+                        "{} could not be saved in the safety snapshot {}{}; nothing was changed",
+                        m.display(),
+                        id.short(),
+                        why.unwrap_or_default()
+                    )));
+                }
                 // Everything overwritten must be in it, or nothing changes.
                 for &i in &touched {
                     let abs = root.join(&items[i].rel);
@@ -322,18 +351,31 @@ pub(super) fn restore_in_place(
             path: root.join(&it.rel).to_string_lossy().into_owned(),
             action,
             kind: kind_name(it.node.kind),
+            row: None,
         });
     }
     for (p, kind) in &extras {
-        res.changes.push(Change { path: p.to_string_lossy().into_owned(), action: Action::Delete, kind });
+        res.changes.push(Change { path: p.to_string_lossy().into_owned(), action: Action::Delete, kind, row: None });
+    }
+    for p in &row_plans {
+        res.changes.extend(p.changes());
+        res.unchanged += p.report.unchanged;
     }
     progress.total_known.store(true, Relaxed);
     if opts.dry_run {
         res.deleted = extras.len() as u64;
+        for p in &row_plans {
+            for c in &p.report.changes {
+                match c.action {
+                    crate::openclaw::rows::RowAction::Delete => res.deleted += 1,
+                    _ => res.rows += 1,
+                }
+            }
+        }
         return Ok(res);
     }
 
-    // Steps 4 to 8 change the disk; if one fails, say where what was there before is.
+    // Steps 4 to 9 change the disk; if one fails, say where what was there before is.
     let safety_id = res.safety_snapshot;
     let applied = (|| -> Result<()> {
         // 4. Kind conflicts: remove what stands in the way.
@@ -404,7 +446,19 @@ pub(super) fn restore_in_place(
             res.changes.retain(|c| c.action != Action::Delete || !kept.contains(c.path.as_str()));
         }
 
-        // 8. Folder metadata, deepest first: folders created here, and selected folders at or below
+        // 8. Rows, one transaction per database.
+        if let Some(images) = images {
+            for r in units::apply_in_place(images, &row_plans, opts.delete)? {
+                for c in &r.changes {
+                    match c.action {
+                        crate::openclaw::rows::RowAction::Delete => res.deleted += 1,
+                        _ => res.rows += 1,
+                    }
+                }
+            }
+        }
+
+        // 9. Folder metadata, deepest first: folders created here, and selected folders at or below
         // the snapshot's paths; never the folders above them.
         let mut synced: HashSet<PathBuf> = HashSet::new();
         for &i in to_write.iter().chain(created.iter()) {
@@ -475,7 +529,8 @@ fn find_extras(
     if t.is_fifo() || t.is_socket() || t.is_block_device() || t.is_char_device() {
         return false; // never backed up, never deleted
     }
-    if sel.excluded(p, is_dir) || protector.protected(p, is_dir) {
+    // Excluded, protected, or another agent's (carved out of the roots): never deleted.
+    if sel.excluded(p, is_dir) || sel.carved_out(p) || protector.protected(p, is_dir) {
         return false;
     }
     match planned.get(p) {

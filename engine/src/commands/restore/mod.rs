@@ -31,10 +31,16 @@
 //! places, written with the in-place rules, and the paths in OpenClaw's config and databases move
 //! with them.
 //!
-//! `--only` roots ([`only_roots`]): `state` is the state dir as a whole, including any workspace
+//! `--only` ([`resolve_only`]): `state` is the state dir as a whole, including any workspace
 //! that lives inside it (the state dir is the state dir); `workspace` is every workspace, wherever
 //! it lives; `agent:<id>` is `<state>/agents/<id>/` (sessions and, by default, the agent dir), the
-//! agent dir when configured elsewhere, and the agent's workspace.
+//! agent dir when configured elsewhere, and the agent's workspace, never what belongs to another
+//! agent inside them (a workspace nested in this one's, another agent's agent dir): those are
+//! carved out of the selection in every mode, `delete` included. The parts of OpenClaw's state
+//! (`sessions`, `session:AGENT/ID`, `memory`, `cron`, `config`, `credentials`) resolve to the files
+//! the snapshot holds of them and, in the SQLite era, to units of rows in shared databases, which
+//! are merged row by row in place and written as OpenClaw's file-era files into a target
+//! ([`units`], [`crate::openclaw::rows`]).
 
 use crate::backend::Kind;
 use crate::blob::{self, BlobType};
@@ -62,10 +68,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 mod in_place;
 pub mod relocate;
 mod select;
+mod units;
 mod write;
 
+pub use crate::openclaw::rows::RowSet;
 use select::{minimal_roots, Inherited};
-pub use select::{only_roots, plan, Item, Selection};
+pub use select::{plan, resolve_only, Item, Only, Selection};
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -74,8 +82,13 @@ pub struct RestoreOptions {
     /// gitignore-style patterns on the original absolute path; empty: everything.
     pub includes: Vec<String>,
     pub excludes: Vec<String>,
-    /// Restore only at or below these absolute paths (see [`only_roots`]); empty: everything.
+    /// Restore only at or below these absolute paths (see [`resolve_only`]); empty: everything
+    /// (unless `rows` is not empty: then no file at all).
     pub only: Vec<PathBuf>,
+    /// Never at or below these, unless a root of `only` lies deeper ([`Only::except`]).
+    pub only_except: Vec<PathBuf>,
+    /// Units restored row by row ([`Only::rows`]).
+    pub rows: Vec<RowSet>,
     /// Re-read and re-hash every written file (in place: also every file left alone as
     /// identical, which is rewritten if its content differs after all).
     pub verify: bool,
@@ -122,8 +135,12 @@ pub enum Action {
 pub struct Change {
     pub path: String,
     pub action: Action,
-    /// `file`, `dir` or `symlink`: the snapshot's kind, or what is on disk for a deletion.
+    /// `file`, `dir` or `symlink`: the snapshot's kind, or what is on disk for a deletion; `row`
+    /// for a unit inside the database `path` (see `row`).
     pub kind: &'static str,
+    /// For `row`: what the unit is (`session agent:main:main`, `cron job nightly (<id>)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -153,6 +170,9 @@ pub struct RestoreResult {
     pub safety_paths: Vec<PathBuf>,
     /// Relocating: where each root went and each path moved.
     pub relocation: Option<relocate::Report>,
+    /// In place: units restored row by row (created or changed). Into a folder: the files written
+    /// for them (counted in `files` too).
+    pub rows: u64,
 }
 
 /// Creates `target/rel` as a real folder; refuses a symlink or a file in its place. Returns
@@ -211,15 +231,29 @@ pub fn restore(
     if opts.delete && !opts.in_place {
         return Err(Error::Usage("--delete applies only to a restore in place (without --target)".into()));
     }
-    let sel = Selection::new(&opts.includes, &opts.excludes)?.with_roots(minimal_roots(opts.only.clone()));
+    // Not reduced to the outermost roots: one inside a carve-out is only reached as itself.
+    let sel = Selection::new(&opts.includes, &opts.excludes)?
+        .with_roots(opts.only.clone())
+        .with_except(opts.only_except.clone());
     if let Some(r) = &opts.relocate {
         return relocate::restore(repo, snap, opts, r, &sel, progress);
     }
+    // Only rows asked for: no file is selected.
+    let files = !opts.only.is_empty() || opts.rows.is_empty();
+    let images = if opts.rows.is_empty() { None } else { Some(units::Images::load(repo, snap, &opts.rows)?) };
     if opts.in_place {
-        let items = plan(repo, snap, &sel)?;
-        return in_place::restore_in_place(repo, snap, opts, &sel, items, progress);
+        let items = if files { plan(repo, snap, &sel)? } else { Vec::new() };
+        return in_place::restore_in_place(repo, snap, opts, &sel, items, images.as_ref(), progress);
     }
-    restore_to_target(repo, snap, opts, &sel, progress, BATCH)
+    let mut res =
+        if files { restore_to_target(repo, snap, opts, &sel, progress, BATCH)? } else { RestoreResult::default() };
+    if let Some(images) = &images {
+        let (n, bytes) = units::export_to_target(images, &opts.target, opts.dry_run)?;
+        res.files += n;
+        res.bytes += bytes;
+        res.rows = n;
+    }
+    Ok(res)
 }
 
 /// Files handed from the tree walk to the writers at a time, and chunks referenced by them: enough
@@ -494,6 +528,7 @@ mod tests {
         OpenclawMeta {
             state_dir: state.into(),
             config_path: Some(format!("{state}/openclaw.json")),
+            config_files: vec![],
             workspaces: agents.iter().map(|a| a.1.to_string()).collect(),
             agents: agents
                 .iter()
@@ -533,8 +568,14 @@ mod tests {
         }
     }
 
+    /// `--only` values resolved without a repository (parts need one: none is given here).
+    fn resolved(s: &Snapshot, only: &[&str]) -> Result<Only> {
+        let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+        select::resolve(s, &only, &mut |_, o| Err(Error::Other(format!("{o}: a part, not resolved here"))))
+    }
+
     fn roots(s: &Snapshot, only: &[&str]) -> Result<Vec<PathBuf>> {
-        only_roots(s, &only.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        resolved(s, only).map(|o| o.roots)
     }
 
     fn pb(v: &[&str]) -> Vec<PathBuf> {
@@ -567,7 +608,8 @@ mod tests {
         assert!(matches!(e, Error::Usage(_)), "{e}");
         assert!(e.to_string().contains("main, research, ops"), "{e}");
         let e = roots(&s, &["bogus"]).unwrap_err();
-        assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("agent:ID"), "{e}");
+        assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("agent:ID, sessions, session:AGENT/ID"), "{e}");
+        assert!(roots(&s, &["session:main"]).unwrap_err().to_string().contains("session:AGENT/ID"));
 
         let bare = snap_with(None);
         for o in ["state", "workspace", "agent:main"] {
@@ -586,6 +628,84 @@ mod tests {
         assert_eq!(roots(&only_state, &["agent:ops"]).unwrap(), pb(&["/h/.oc/agents/ops"]));
         let e = roots(&only_state, &["/srv/ops-agent"]).unwrap_err();
         assert!(e.to_string().contains("latest --path /h/.oc"), "{e}");
+    }
+
+    #[test]
+    fn an_agent_never_takes_another_agents_nested_folders() {
+        // `openclaw agents add scribe --role writer` nests scribe's workspace in molty's.
+        let s = snap_with(Some(meta(
+            "/h/.oc",
+            &[
+                ("molty", "/h/.oc/workspace", "/h/.oc/agents/molty/agent"),
+                ("scribe", "/h/.oc/workspace/scribe", "/h/.oc/agents/scribe/agent"),
+                ("odd", "/h/ws-ops", "/h/.oc/workspace/odd-agent-dir"),
+            ],
+        )));
+        let o = resolved(&s, &["agent:molty"]).unwrap();
+        assert_eq!(o.roots, pb(&["/h/.oc/agents/molty", "/h/.oc/workspace"]));
+        assert_eq!(o.except, pb(&["/h/.oc/workspace/odd-agent-dir", "/h/.oc/workspace/scribe"]));
+        assert_eq!(o.named, ["agent:molty"]);
+        // Asking for both: scribe's workspace is asked for, so it is not carved out; nor is
+        // anything when the whole state dir is asked for.
+        let o = resolved(&s, &["agent:molty", "agent:scribe"]).unwrap();
+        assert_eq!(o.except, pb(&["/h/.oc/workspace/odd-agent-dir"]));
+        assert!(resolved(&s, &["agent:molty", "state"]).unwrap().except.is_empty());
+        // A path inside scribe's workspace brings that path, not the rest of scribe's workspace.
+        let o = resolved(&s, &["agent:molty", "/h/.oc/workspace/scribe/notes.md"]).unwrap();
+        assert!(o.except.contains(&PathBuf::from("/h/.oc/workspace/scribe")));
+        let sel = Selection::new(&[], &[]).unwrap().with_roots(o.roots.clone()).with_except(o.except.clone());
+        assert!(sel.selects(Path::new("/h/.oc/workspace/scribe/notes.md"), false));
+        assert!(!sel.selects(Path::new("/h/.oc/workspace/scribe/SOUL.md"), false));
+        // The selection: deepest wins, and a root inside a carve-out is still reached.
+        let sel = Selection::new(&[], &[])
+            .unwrap()
+            .with_roots(pb(&["/h/.oc/workspace", "/h/.oc/workspace/scribe/keep"]))
+            .with_except(pb(&["/h/.oc/workspace/scribe"]));
+        assert!(sel.selects(Path::new("/h/.oc/workspace/MEMORY.md"), false));
+        assert!(!sel.selects(Path::new("/h/.oc/workspace/scribe/notes.md"), false));
+        assert!(sel.visit(Path::new("/h/.oc/workspace/scribe"), true, None).is_some_and(|(sel, _)| !sel));
+        assert!(sel.selects(Path::new("/h/.oc/workspace/scribe/keep/x"), false));
+        assert!(sel.carved_out(Path::new("/h/.oc/workspace/scribe/other")));
+    }
+
+    #[test]
+    fn in_place_with_delete_leaves_a_nested_agents_workspace_alone() {
+        let w = World::new();
+        let (st, ws) = (w.state(), w.ws());
+        let scribe = ws.join("scribe");
+        put(&ws.join("MEMORY.md"), "molty\n");
+        put(&scribe.join("notes.md"), "scribe's\n");
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let m = meta(
+            &s(&st),
+            &[
+                ("molty", &s(&ws), &s(&st.join("agents/molty/agent"))),
+                ("scribe", &s(&scribe), &s(&st.join("agents/scribe/agent"))),
+            ],
+        );
+        let repo = w.repo();
+        let opts = BackupOptions { paths: vec![st.clone()], openclaw: Some(m), ..Default::default() };
+        let id = backup(&repo, &opts, &Progress::default()).unwrap().snapshot_id.unwrap();
+        let (_, snap) = repo.find_snapshot(&id.to_hex(), |_| true).unwrap();
+        put(&ws.join("MEMORY.md"), "edited\n");
+        put(&scribe.join("notes.md"), "scribe edited\n");
+        put(&scribe.join("later.md"), "added later\n");
+        let only = select::resolve(&snap, &["agent:molty".to_string()], &mut |_, _| unreachable!()).unwrap();
+        for dry_run in [true, false] {
+            let r = w
+                .restore(&snap, |o| {
+                    o.only = only.roots.clone();
+                    o.only_except = only.except.clone();
+                    o.delete = true;
+                    o.dry_run = dry_run;
+                })
+                .unwrap();
+            assert!(r.changes.iter().all(|c| !c.path.contains("/scribe")), "{:?}", r.changes);
+            assert_eq!(r.files, 1);
+        }
+        assert_eq!(read(&ws.join("MEMORY.md")), "molty\n");
+        assert_eq!(read(&scribe.join("notes.md")), "scribe edited\n");
+        assert_eq!(read(&scribe.join("later.md")), "added later\n");
     }
 
     struct World {

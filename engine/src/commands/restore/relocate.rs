@@ -409,7 +409,7 @@ pub(super) fn restore(
         ..opts.clone()
     };
     let msel = Selection::new(&mopts.includes, &mopts.excludes)?.with_roots(minimal_roots(mopts.only.clone()));
-    let mut res = in_place::restore_in_place(repo, &msnap, &mopts, &msel, items, progress)?;
+    let mut res = in_place::restore_in_place(repo, &msnap, &mopts, &msel, items, None, progress)?;
 
     match rewrite_paths(repo, snap, rel, &written, opts.dry_run) {
         Ok(r) => {
@@ -757,6 +757,7 @@ mod tests {
         s.openclaw = Some(OpenclawMeta {
             state_dir: state.into(),
             config_path: Some(format!("{state}/openclaw.json")),
+            config_files: Vec::new(),
             workspaces: agents.iter().map(|a| a.1.to_string()).collect(),
             agents: agents
                 .iter()
@@ -894,7 +895,8 @@ mod tests {
         let r = resolve(&s, &env.clone().with("OPENCLAW_PROFILE", "work"), &spec(true, &[])).unwrap();
         assert!(r.warnings.iter().any(|w| w.contains("OPENCLAW_STATE_DIR")), "{:?}", r.warnings);
         // What `--profile work` sets: found where OpenClaw looks.
-        let r = resolve(&s, &env.clone().with("OPENCLAW_STATE_DIR", "/home/bob/.openclaw-work"), &spec(true, &[])).unwrap();
+        let r =
+            resolve(&s, &env.clone().with("OPENCLAW_STATE_DIR", "/home/bob/.openclaw-work"), &spec(true, &[])).unwrap();
         assert_eq!(r.moves[0].to, "/home/bob/.openclaw-work");
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
