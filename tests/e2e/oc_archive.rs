@@ -108,6 +108,11 @@ fn export_and_dump_tar_are_archives_openclaw_accepts_and_restores() {
     let agents_before = sorted_agents(&home);
     let jobs_before = cron_jobs_in_db(&state);
     assert!(jobs_before.contains(CRON_JOB), "{jobs_before:?}");
+    // A name past ustar's 100 bytes, so the archives need long-name headers (the Control UI's
+    // hashed paths had them, but a default backup now leaves that cache out, as OpenClaw does).
+    let long = state.join("workspace/projects").join(format!("{}.md", "a-long-note-name-".repeat(8)));
+    fs::create_dir_all(long.parent().unwrap()).unwrap();
+    fs::write(&long, "kept under its long name\n").unwrap();
     let v = h.cb().args(["backup", "--json"]).run().ok().json();
     assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
 
