@@ -5,13 +5,12 @@
 //! go through a running gateway).
 
 use clawback_engine::openclaw::cron::{jobs_from_list, CronJob};
+use clawback_engine::openclaw::program;
 use serde_json::Value;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long `openclaw config validate` may take (Node starts in a few seconds on a busy machine).
 pub const VALIDATE_LIMIT: Duration = Duration::from_secs(45);
@@ -66,43 +65,16 @@ impl OpenClaw {
     /// Runs `openclaw ARGS` with stdin closed and colour off; Err when it cannot start or does not
     /// finish within `limit` (then its process group is killed).
     pub fn run(&self, args: &[&str], limit: Duration) -> Result<Output, String> {
-        let mut child = Command::new(&self.bin)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
-        let reader = |mut r: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut b = Vec::new();
-                let _ = r.read_to_end(&mut b);
-                String::from_utf8_lossy(&b).into_owned()
-            })
-        };
-        let out = reader(Box::new(child.stdout.take().expect("piped")));
-        let err = reader(Box::new(child.stderr.take().expect("piped")));
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if start.elapsed() > limit => {
-                    // SAFETY: kill has no memory preconditions; the group is the child's own.
-                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    let _ = child.wait();
-                    return Err(format!("`openclaw {}` did not finish within {}s", args.join(" "), limit.as_secs()));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => return Err(format!("cannot wait for openclaw: {e}")),
-            }
-        };
-        // Helpers it left in its group hold the pipes open; they go with it.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
-        Ok(Output { success: status.success(), code: status.code(), json: parse_last_json(&stdout), stdout, stderr })
+        let mut c = Command::new(&self.bin);
+        c.args(args);
+        let o = program::run_limited(c, limit)?;
+        Ok(Output {
+            success: o.success,
+            code: o.code,
+            json: parse_last_json(&o.stdout),
+            stdout: o.stdout,
+            stderr: o.stderr,
+        })
     }
 
     /// The jobs of OpenClaw's scheduler, disabled ones too (`cron list --all --json`, through the

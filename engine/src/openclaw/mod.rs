@@ -13,6 +13,7 @@
 //! - [`cron`]: its cron jobs, from `openclaw cron list --json` or, without a gateway, its store.
 //! - [`repath`]: moving the absolute paths in the config and databases to another home (a
 //!   relocating restore).
+//! - [`program`]: running the installed `openclaw` with a time limit.
 //! - [`version`]: the OpenClaw version a snapshot records, and where it came from.
 //! - [`parts`]: where each part `restore --only` names (sessions, cron, memory, config,
 //!   credentials) lives, in the file era and the SQLite era.
@@ -31,6 +32,7 @@ pub mod layout;
 pub mod parts;
 pub mod paths;
 pub mod profile;
+pub mod program;
 pub mod repath;
 pub mod rows;
 pub mod sqlite;

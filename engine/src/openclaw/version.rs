@@ -2,10 +2,9 @@
 //! `PATH`), else the version that last wrote the config (`meta.lastTouchedVersion`). The snapshot
 //! records which of the two it is ([`VersionSource`]).
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 pub use crate::snapshot::VersionSource;
 
@@ -34,29 +33,9 @@ pub fn cli_version(program: &Path, timeout: Duration) -> Option<String> {
 }
 
 fn run_version(mut cmd: Command, timeout: Duration) -> Option<String> {
-    let mut child = cmd
-        .arg("--version")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    };
-    let mut out = String::new();
-    child.stdout.take()?.take(64 * 1024).read_to_string(&mut out).ok()?;
-    status.success().then(|| parse_cli_version(&out)).flatten()
+    cmd.arg("--version");
+    let out = super::program::run_limited(cmd, timeout).ok()?;
+    out.success.then(|| parse_cli_version(&out.stdout)).flatten()
 }
 
 /// The version to record and where it came from: the installed CLI's, else the config's.
@@ -70,6 +49,7 @@ pub fn resolve(config_version: Option<&str>) -> Option<(String, VersionSource)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn parses_the_cli_banner() {
