@@ -9,14 +9,14 @@
 //!   SQLite store, and `schedule remove --openclaw` removes it by id, leaving other jobs alone.
 
 use crate::real_openclaw::{
-    config_valid, free_port, openclaw_json, openclaw_path, parse_last_json, set_gateway_port, Gateway, RealHome,
-    CRON_JOB, TOKEN,
+    config_valid, free_port, gateway_command, openclaw_json, parse_last_json, set_gateway_port, Gateway, RealHome,
+    CRON_JOB,
 };
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// A literal secret in the section: it must never be printed.
@@ -27,16 +27,7 @@ const SECRET: &str = "T0000/B0000/oc-config-secret-6f1d";
 fn gateway_refuses(home: &Path) -> (Option<i32>, String) {
     let port = free_port();
     set_gateway_port(home, port);
-    let mut child = Command::new("openclaw")
-        .env_clear()
-        .env("PATH", openclaw_path())
-        .env("HOME", home)
-        .env("USER", "e2e")
-        .env("TZ", "UTC")
-        .env("NO_COLOR", "1")
-        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
-        .current_dir(home)
-        .args(["gateway", "run", "--port", &port.to_string(), "--bind", "loopback", "--token", TOKEN])
+    let mut child = gateway_command(home, port)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

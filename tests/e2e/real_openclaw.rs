@@ -57,8 +57,8 @@ pub fn openclaw_path() -> String {
     .clone()
 }
 
-/// `openclaw ARGS` run with HOME = `home` and nothing else from this process's environment.
-pub fn openclaw(home: &Path) -> Cmd {
+/// The `openclaw` program with HOME = `home` and nothing else from this process's environment.
+pub fn openclaw_command(home: &Path) -> Command {
     let mut c = Command::new("openclaw");
     c.env_clear()
         .env("PATH", openclaw_path())
@@ -68,7 +68,19 @@ pub fn openclaw(home: &Path) -> Cmd {
         .env("NO_COLOR", "1")
         .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
         .current_dir(home);
-    crate::support::Cmd::from_command(c)
+    c
+}
+
+/// `openclaw ARGS` on `home`, run with a time limit (see [`openclaw_command`]).
+pub fn openclaw(home: &Path) -> Cmd {
+    crate::support::Cmd::from_command(openclaw_command(home))
+}
+
+/// `openclaw gateway run` on loopback, on `port`, with the test token.
+pub fn gateway_command(home: &Path, port: u16) -> Command {
+    let mut c = openclaw_command(home);
+    c.args(["gateway", "run", "--port", &port.to_string(), "--bind", "loopback", "--token", TOKEN]);
+    c
 }
 
 /// Runs `openclaw ARGS --json` expecting success and returns the JSON it printed (the last JSON
@@ -114,20 +126,8 @@ impl Gateway {
         set_gateway_port(home, port);
         let log = home.join(format!("gateway-{port}.log"));
         let out = fs::File::create(&log).unwrap();
-        let mut c = Command::new("openclaw");
-        c.env_clear()
-            .env("PATH", openclaw_path())
-            .env("HOME", home)
-            .env("USER", "e2e")
-            .env("TZ", "UTC")
-            .env("NO_COLOR", "1")
-            .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
-            .current_dir(home)
-            .args(["gateway", "run", "--port", &port.to_string(), "--bind", "loopback", "--token", TOKEN])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0);
+        let mut c = gateway_command(home, port);
+        c.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).process_group(0);
         let child = c.spawn().expect("start openclaw gateway run");
         let mut g = Gateway { child: Some(child), port, log };
         g.wait_ready(Duration::from_secs(90));
