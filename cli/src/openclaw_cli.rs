@@ -6,6 +6,7 @@
 
 use clawback_engine::openclaw::cron::{jobs_from_list, CronJob};
 use clawback_engine::openclaw::program;
+pub use clawback_engine::openclaw::program::Output;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,40 +24,6 @@ pub struct OpenClaw {
     pub bin: PathBuf,
 }
 
-/// What one run printed.
-#[derive(Debug)]
-pub struct Output {
-    pub success: bool,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    /// The last JSON document on stdout (some commands print log lines first).
-    pub json: Option<Value>,
-}
-
-impl Output {
-    /// What OpenClaw said went wrong, in one line: its JSON error message, else the first line of
-    /// stderr, else the exit status.
-    pub fn complaint(&self) -> String {
-        let from_json = self.json.as_ref().and_then(|v| {
-            let m = v.pointer("/error/message").or_else(|| v.get("error")).and_then(Value::as_str)?;
-            m.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
-        });
-        from_json
-            .or_else(|| {
-                self.stderr
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty() && !l.starts_with("OpenClaw 20") && !l.starts_with('🦞'))
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| match self.code {
-                Some(c) => format!("exit {c}"),
-                None => "killed by a signal".into(),
-            })
-    }
-}
-
 impl OpenClaw {
     pub fn find() -> Option<OpenClaw> {
         clawback_engine::notify::find_on_path("openclaw").map(|bin| OpenClaw { bin })
@@ -67,14 +34,7 @@ impl OpenClaw {
     pub fn run(&self, args: &[&str], limit: Duration) -> Result<Output, String> {
         let mut c = Command::new(&self.bin);
         c.args(args);
-        let o = program::run_limited(c, limit)?;
-        Ok(Output {
-            success: o.success,
-            code: o.code,
-            json: parse_last_json(&o.stdout),
-            stdout: o.stdout,
-            stderr: o.stderr,
-        })
+        program::run_limited(c, limit)
     }
 
     /// The jobs of OpenClaw's scheduler, disabled ones too (`cron list --all --json`, through the
@@ -91,16 +51,6 @@ impl OpenClaw {
     pub fn cron_add_help(&self) -> String {
         self.run(&["cron", "add", "--help"], CRON_LIMIT).map(|o| o.stdout).unwrap_or_default()
     }
-}
-
-/// The last top-level JSON object or array in `text`.
-pub fn parse_last_json(text: &str) -> Option<Value> {
-    if let Ok(v) = serde_json::from_str(text.trim()) {
-        return Some(v);
-    }
-    let starts: Vec<usize> =
-        text.match_indices(['{', '[']).map(|(i, _)| i).filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n').collect();
-    starts.into_iter().rev().find_map(|i| serde_json::from_str(text[i..].trim()).ok())
 }
 
 /// OpenClaw's verdict on a `backup` key in its config.
@@ -170,7 +120,7 @@ mod tests {
             code: Some(1),
             stdout: stdout.into(),
             stderr: String::new(),
-            json: parse_last_json(stdout),
+            json: program::parse_last_json(stdout),
         }
     }
 

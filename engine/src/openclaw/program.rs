@@ -3,6 +3,7 @@
 //! Node start or a gateway that does not answer never hangs clawback) or when it is done (helpers
 //! it left in its group would hold the pipes open).
 
+use serde_json::Value;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -15,6 +16,41 @@ pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// The last JSON document on stdout (some commands print log lines first).
+    pub json: Option<Value>,
+}
+
+impl Output {
+    /// What OpenClaw said went wrong, in one line: its JSON error message, else the first line of
+    /// stderr, else the exit status.
+    pub fn complaint(&self) -> String {
+        let from_json = self.json.as_ref().and_then(|v| {
+            let m = v.pointer("/error/message").or_else(|| v.get("error")).and_then(Value::as_str)?;
+            m.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+        });
+        from_json
+            .or_else(|| {
+                self.stderr
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with("OpenClaw 20") && !l.starts_with('🦞'))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| match self.code {
+                Some(c) => format!("exit {c}"),
+                None => "killed by a signal".into(),
+            })
+    }
+}
+
+/// The last top-level JSON object or array in `text`.
+pub fn parse_last_json(text: &str) -> Option<Value> {
+    if let Ok(v) = serde_json::from_str(text.trim()) {
+        return Some(v);
+    }
+    let starts: Vec<usize> =
+        text.match_indices(['{', '[']).map(|(i, _)| i).filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n').collect();
+    starts.into_iter().rev().find_map(|i| serde_json::from_str(text[i..].trim()).ok())
 }
 
 /// Runs `cmd`, waiting at most `limit`. Err says, in one line, that it could not start or did not
@@ -61,5 +97,5 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Result<Output, String> 
     unsafe { libc::kill(group, libc::SIGKILL) };
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
-    Ok(Output { success: status.success(), code: status.code(), stdout, stderr })
+    Ok(Output { success: status.success(), code: status.code(), json: parse_last_json(&stdout), stdout, stderr })
 }
