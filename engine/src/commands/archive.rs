@@ -1412,17 +1412,8 @@ mod tests {
 
     #[test]
     fn pax_records_parse_with_any_bytes() {
-        let mut data = Vec::new();
-        for (k, v) in [("path", &b"a\nb"[..]), ("mtime", b"1.5"), ("CLAWBACK.ino", b"42")] {
-            let rest = 3 + k.len() + v.len();
-            let mut len = rest + 1;
-            while len.to_string().len() + rest != len {
-                len += 1;
-            }
-            data.extend_from_slice(format!("{len} {k}=").as_bytes());
-            data.extend_from_slice(v);
-            data.push(b'\n');
-        }
+        let data =
+            crate::commands::dump::pax_records([("path", &b"a\nb"[..]), ("mtime", b"1.5"), ("CLAWBACK.ino", b"42")]);
         let m = parse_pax(&data).unwrap();
         assert_eq!(m["path"], b"a\nb");
         assert_eq!(m["mtime"], b"1.5");

@@ -193,10 +193,10 @@ pub enum TarMeta {
 /// else `PaxHeaders/<file>` cut to the 100-byte name field): node-tar, which `openclaw backup
 /// verify` and `restore` read archives with, refuses any header without a name, and the tar
 /// crate's `append_pax_extensions` leaves it empty.
-pub fn append_pax<W: Write>(b: &mut tar::Builder<W>, name: &[u8], records: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
+/// PAX extended-header records: `<len> <key>=<value>\n` each, where len counts itself.
+pub fn pax_records<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
     let mut data = Vec::new();
     for (k, v) in records {
-        // `<len> <key>=<value>\n`, where len counts itself.
         let rest = k.len() + v.len() + 3;
         let mut len = rest + 1;
         while len.to_string().len() + rest != len {
@@ -206,6 +206,11 @@ pub fn append_pax<W: Write>(b: &mut tar::Builder<W>, name: &[u8], records: &[(&s
         data.extend_from_slice(v);
         data.push(b'\n');
     }
+    data
+}
+
+pub fn append_pax<W: Write>(b: &mut tar::Builder<W>, name: &[u8], records: &[(&str, Vec<u8>)]) -> std::io::Result<()> {
+    let data = pax_records(records.iter().map(|(k, v)| (*k, v.as_slice())));
     let name = name.strip_suffix(b"/").unwrap_or(name);
     let (dir, file) = match name.iter().rposition(|&c| c == b'/') {
         Some(i) => (&name[..=i], &name[i + 1..]),

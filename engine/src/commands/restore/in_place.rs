@@ -285,14 +285,19 @@ pub(super) fn restore_in_place(
                         .into_iter()
                         .map(|it| root.join(&it.rel))
                         .collect();
-                if let Some(m) = row_files.iter().find(|p| !held.contains(*p)) {
+                // A path the safety snapshot does not hold stops the restore, with the reason the
+                // backup gave for it.
+                let unsaved = |m: &Path| {
                     let why = br.errors.iter().find(|e| Path::new(&e.path) == m).map(|e| format!(": {}", e.error));
-                    return Err(Error::Other(format!(
+                    Error::Other(format!(
                         "{} could not be saved in the safety snapshot {}{}; nothing was changed",
                         m.display(),
                         id.short(),
                         why.unwrap_or_default()
-                    )));
+                    ))
+                };
+                if let Some(m) = row_files.iter().find(|p| !held.contains(*p)) {
+                    return Err(unsaved(m));
                 }
                 // Everything overwritten must be in it, or nothing changes.
                 for &i in &touched {
@@ -302,13 +307,7 @@ pub(super) fn restore_in_place(
                         missing = first_missing(&abs, &held);
                     }
                     if let Some(m) = missing {
-                        let why = br.errors.iter().find(|e| Path::new(&e.path) == m).map(|e| format!(": {}", e.error));
-                        return Err(Error::Other(format!(
-                            "{} could not be saved in the safety snapshot {}{}; nothing was changed",
-                            m.display(),
-                            id.short(),
-                            why.unwrap_or_default()
-                        )));
+                        return Err(unsaved(&m));
                     }
                 }
                 extras.retain(|(p, _)| {
