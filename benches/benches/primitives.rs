@@ -1,9 +1,9 @@
 //! Micro-benchmarks of the per-byte primitives, per MiB: chunking, chunk ids (keyed BLAKE3), and
 //! a blob's compress + encrypt on text-like and random data.
 
-use clawback_engine::blob::{self, BlobType};
-use clawback_engine::chunker::{ChunkParams, Chunker};
-use clawback_engine::crypto::{Keys, MasterKey};
+use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::chunker::{ChunkParams, Chunker};
+use clawback_engine::format::crypto::{Keys, MasterKey};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 

@@ -6,7 +6,7 @@ use crate::ui;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::config::HooksConfig;
-use clawback_engine::hooks::{self, Outcome};
+use clawback_engine::run::hooks::{self, Outcome};
 use std::os::fd::AsFd;
 use std::process::Stdio;
 

@@ -26,7 +26,7 @@ pub struct OpenClaw {
 
 impl OpenClaw {
     pub fn find() -> Option<OpenClaw> {
-        clawback_engine::notify::find_on_path("openclaw").map(|bin| OpenClaw { bin })
+        clawback_engine::run::notify::find_on_path("openclaw").map(|bin| OpenClaw { bin })
     }
 
     /// Runs `openclaw ARGS` with stdin closed and colour off; Err when it cannot start or does not

@@ -1,5 +1,5 @@
 //! Recording backup runs: `clawback backup` is wrapped by [`record`], which appends one line to the
-//! run log (see `clawback_engine::runlog`) whatever the outcome, sends the notifications the config
+//! run log (see `clawback_engine::run::runlog`) whatever the outcome, sends the notifications the config
 //! asks for, turns Ctrl-C (SIGINT, SIGTERM) into one line saying what was and was not committed,
 //! and, once the result is final, starts the prune retention asked for (detached: the backup never
 //! waits for it). The backup reports its counters through [`backup_done`], which also compares
@@ -9,13 +9,13 @@ use crate::context;
 use crate::GlobalArgs;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use clawback_engine::anomaly::{self, Anomaly, Thresholds};
 use clawback_engine::config::BackupConfig;
+use clawback_engine::format::snapshot::{Snapshot, Summary};
 use clawback_engine::openclaw::Env;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::Secret;
-use clawback_engine::runlog::{strip_credentials, RetentionOutcome, RunLog, RunRecord, RunStatus};
-use clawback_engine::snapshot::{Snapshot, Summary};
+use clawback_engine::run::anomaly::{self, Anomaly, Thresholds};
+use clawback_engine::run::runlog::{strip_credentials, RetentionOutcome, RunLog, RunRecord, RunStatus};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -338,7 +338,7 @@ fn write_record(g: &GlobalArgs, exit_code: i32, error: Option<String>, done: Opt
         forced: d.forced,
         retention: d.retention,
     };
-    rec.notify_errors = clawback_engine::notify::notify(&config, &rec);
+    rec.notify_errors = clawback_engine::run::notify::notify(&config, &rec);
     if !g.quiet {
         for e in &rec.notify_errors {
             eprintln!("clawback: warning: notification failed: {e}");

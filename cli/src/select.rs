@@ -7,9 +7,9 @@
 
 use anyhow::Result;
 use clawback_engine::commands::backup::absolute_clean;
-use clawback_engine::id::SnapshotId;
+use clawback_engine::format::id::SnapshotId;
+use clawback_engine::format::snapshot::{tag_lists, Filter, Snapshot, PRE_RESTORE_TAG};
 use clawback_engine::repo::Repository;
-use clawback_engine::snapshot::{tag_lists, Filter, Snapshot, PRE_RESTORE_TAG};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone, Default)]

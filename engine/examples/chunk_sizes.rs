@@ -7,7 +7,7 @@
 
 mod common;
 
-use clawback_engine::chunker::{ChunkParams, Chunker};
+use clawback_engine::format::chunker::{ChunkParams, Chunker};
 use std::collections::HashSet;
 use std::path::Path;
 

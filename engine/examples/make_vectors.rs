@@ -6,9 +6,9 @@
 
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::{Backend, Kind};
-use clawback_engine::chunker::ChunkParams;
 use clawback_engine::commands::backup::{backup, BackupOptions};
-use clawback_engine::crypto::{derive_wrapping_key, KdfParams, KeyFile, Subkeys};
+use clawback_engine::format::chunker::ChunkParams;
+use clawback_engine::format::crypto::{derive_wrapping_key, KdfParams, KeyFile, Subkeys};
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
 use std::path::Path;

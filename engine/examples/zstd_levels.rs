@@ -7,8 +7,8 @@
 
 mod common;
 
-use clawback_engine::chunker::{ChunkParams, Chunker};
-use clawback_engine::codec;
+use clawback_engine::format::chunker::{ChunkParams, Chunker};
+use clawback_engine::format::codec;
 use std::collections::HashSet;
 use std::path::Path;
 

@@ -4,12 +4,12 @@
 //! (trees and blobs), not through restore.
 
 use clawback_engine::backend::local::LocalBackend;
-use clawback_engine::blob::BlobType;
 use clawback_engine::commands::backup::{backup, BackupOptions, BackupResult, DryRunReport, LARGEST_FILES};
-use clawback_engine::crypto::KdfParams;
+use clawback_engine::format::blob::BlobType;
+use clawback_engine::format::crypto::KdfParams;
+use clawback_engine::format::tree::{Node, Tree};
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
-use clawback_engine::tree::{Node, Tree};
 use rusqlite::{Connection, OpenFlags};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -107,7 +107,7 @@ fn live_db(p: &Path, n: usize) -> Connection {
     c
 }
 
-fn issue<'a>(list: &'a [clawback_engine::snapshot::BackupIssue], p: &Path) -> Option<&'a str> {
+fn issue<'a>(list: &'a [clawback_engine::format::snapshot::BackupIssue], p: &Path) -> Option<&'a str> {
     list.iter().find(|i| Path::new(&i.path) == p).map(|i| i.error.as_str())
 }
 

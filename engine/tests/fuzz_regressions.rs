@@ -2,16 +2,16 @@
 //! plus the writer of the fuzzers' seed corpus (`cargo test -p clawback-engine --test
 //! fuzz_regressions -- --ignored write_seed_corpus`), which encodes one valid object of each kind.
 
-use clawback_engine::blob::{self, BlobType};
-use clawback_engine::chunker::ChunkParams;
-use clawback_engine::codec;
-use clawback_engine::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_BLOB};
-use clawback_engine::id::{BlobId, ObjectId};
-use clawback_engine::index::{IndexFile, IndexPack};
-use clawback_engine::pack::{PackEntry, PackWriter};
+use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::chunker::ChunkParams;
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_BLOB};
+use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::index::{IndexFile, IndexPack};
+use clawback_engine::format::pack::{PackEntry, PackWriter};
+use clawback_engine::format::snapshot::{Snapshot, Summary};
+use clawback_engine::format::tree::{Node, NodeKind, Tree};
 use clawback_engine::repo::RepoConfig;
-use clawback_engine::snapshot::{Snapshot, Summary};
-use clawback_engine::tree::{Node, NodeKind, Tree};
 use std::path::{Path, PathBuf};
 
 /// The fuzz targets' fixed key (fuzz/fuzz_targets/common.rs).

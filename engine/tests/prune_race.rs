@@ -12,7 +12,7 @@ use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::commands::check::{check, CheckOptions};
 use clawback_engine::commands::prune::{prune, PruneOptions, PruneReport};
 use clawback_engine::commands::restore::{restore, RestoreOptions};
-use clawback_engine::crypto::KdfParams;
+use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
 use std::collections::BTreeMap;

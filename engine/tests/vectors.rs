@@ -6,12 +6,12 @@ use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::{Backend, Kind};
-use clawback_engine::blob::BlobType;
 use clawback_engine::commands::restore::{restore, RestoreOptions};
-use clawback_engine::crypto::{derive_wrapping_key, KeyFile, Subkeys};
-use clawback_engine::id::ObjectId;
-use clawback_engine::index::IndexFile;
-use clawback_engine::pack;
+use clawback_engine::format::blob::BlobType;
+use clawback_engine::format::crypto::{derive_wrapping_key, KeyFile, Subkeys};
+use clawback_engine::format::id::ObjectId;
+use clawback_engine::format::index::IndexFile;
+use clawback_engine::format::pack;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, Repository, Secret};
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ fn objects_decode_by_hand_as_specified() {
         assert!(hdr[0] == 0 || hdr[0] == 1);
         // Every blob decrypts by hand with AAD "clawback/v1/blob" ‖ type ‖ id.
         let entries = pack::parse(
-            &clawback_engine::crypto::Keys::derive(&clawback_engine::crypto::MasterKey(
+            &clawback_engine::format::crypto::Keys::derive(&clawback_engine::format::crypto::MasterKey(
                 hex::decode(s(&v, "master_key")).unwrap().try_into().unwrap(),
             )),
             &ObjectId::from_hex(&name).unwrap(),

@@ -4,7 +4,7 @@
 #[path = "common.rs"]
 mod common;
 use clawback_engine::commands::archive::{import, ImportOptions};
-use clawback_engine::crypto::KdfParams;
+use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
 use libfuzzer_sys::fuzz_target;

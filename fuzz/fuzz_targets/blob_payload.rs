@@ -4,9 +4,9 @@
 #![no_main]
 #[path = "common.rs"]
 mod common;
-use clawback_engine::blob::{self, BlobType};
-use clawback_engine::codec;
-use clawback_engine::crypto::AAD_BLOB;
+use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::AAD_BLOB;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use clawback_engine::backend::{Backend, Kind};
-use clawback_engine::crypto::{Keys, MasterKey};
+use clawback_engine::format::crypto::{Keys, MasterKey};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;

@@ -3,9 +3,9 @@
 #![no_main]
 #[path = "common.rs"]
 mod common;
-use clawback_engine::codec;
-use clawback_engine::crypto::AAD_INDEX;
-use clawback_engine::index::{Index, IndexFile};
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::AAD_INDEX;
+use clawback_engine::format::index::{Index, IndexFile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

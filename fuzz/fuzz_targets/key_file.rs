@@ -1,6 +1,6 @@
 //! Key files (`keys/<id>`): plaintext JSON with Argon2id parameters, salt and the wrapped master key.
 #![no_main]
-use clawback_engine::crypto::KeyFile;
+use clawback_engine::format::crypto::KeyFile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

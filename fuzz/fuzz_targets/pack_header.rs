@@ -4,10 +4,10 @@
 #![no_main]
 #[path = "common.rs"]
 mod common;
-use clawback_engine::codec;
-use clawback_engine::crypto::AAD_PACK_HEADER;
-use clawback_engine::id::PackId;
-use clawback_engine::pack;
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::AAD_PACK_HEADER;
+use clawback_engine::format::id::PackId;
+use clawback_engine::format::pack;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

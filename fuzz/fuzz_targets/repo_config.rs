@@ -2,8 +2,8 @@
 #![no_main]
 #[path = "common.rs"]
 mod common;
-use clawback_engine::codec;
-use clawback_engine::crypto::AAD_CONFIG;
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::AAD_CONFIG;
 use clawback_engine::repo::RepoConfig;
 use libfuzzer_sys::fuzz_target;
 

@@ -3,13 +3,13 @@
 #![no_main]
 #[path = "common.rs"]
 mod common;
-use clawback_engine::blob::{self, BlobType};
-use clawback_engine::codec;
-use clawback_engine::crypto::{AAD_CONFIG, AAD_INDEX, AAD_PACK_HEADER, AAD_SNAPSHOT};
-use clawback_engine::id::{BlobId, PackId};
-use clawback_engine::index::IndexFile;
-use clawback_engine::pack;
-use clawback_engine::snapshot::Snapshot;
+use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::{AAD_CONFIG, AAD_INDEX, AAD_PACK_HEADER, AAD_SNAPSHOT};
+use clawback_engine::format::id::{BlobId, PackId};
+use clawback_engine::format::index::IndexFile;
+use clawback_engine::format::pack;
+use clawback_engine::format::snapshot::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

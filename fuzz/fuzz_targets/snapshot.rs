@@ -2,9 +2,9 @@
 #![no_main]
 #[path = "common.rs"]
 mod common;
-use clawback_engine::codec;
-use clawback_engine::crypto::AAD_SNAPSHOT;
-use clawback_engine::snapshot::Snapshot;
+use clawback_engine::format::codec;
+use clawback_engine::format::crypto::AAD_SNAPSHOT;
+use clawback_engine::format::snapshot::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! Tree blobs (postcard) after decryption.
 #![no_main]
-use clawback_engine::id::BlobId;
-use clawback_engine::tree::{Node, Tree};
+use clawback_engine::format::id::BlobId;
+use clawback_engine::format::tree::{Node, Tree};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

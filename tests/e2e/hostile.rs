@@ -3,13 +3,13 @@
 //! no partial file, and never write outside the target.
 
 use crate::support::*;
-use clawback_engine::blob::{self, BlobType};
-use clawback_engine::id::{BlobId, PackId};
-use clawback_engine::index::{IndexFile, IndexPack};
-use clawback_engine::pack::PackWriter;
+use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::id::{BlobId, PackId};
+use clawback_engine::format::index::{IndexFile, IndexPack};
+use clawback_engine::format::pack::PackWriter;
+use clawback_engine::format::snapshot::{Snapshot, Summary};
+use clawback_engine::format::tree::{Node, NodeKind, Tree};
 use clawback_engine::repo::Repository;
-use clawback_engine::snapshot::{Snapshot, Summary};
-use clawback_engine::tree::{Node, NodeKind, Tree};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -5,13 +5,13 @@
 
 use crate::support::*;
 use clawback_engine::backend::Kind;
-use clawback_engine::blob::{self, BlobType};
-use clawback_engine::id::BlobId;
-use clawback_engine::index::{IndexFile, IndexPack};
-use clawback_engine::pack::PackWriter;
+use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::id::BlobId;
+use clawback_engine::format::index::{IndexFile, IndexPack};
+use clawback_engine::format::pack::PackWriter;
+use clawback_engine::format::snapshot::Snapshot;
+use clawback_engine::format::tree::{Node, NodeKind, Tree};
 use clawback_engine::repo::Repository;
-use clawback_engine::snapshot::Snapshot;
-use clawback_engine::tree::{Node, NodeKind, Tree};
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -207,7 +207,7 @@ fn forge(repo: &Repository, trees: &[(BlobId, Vec<u8>)], root: BlobId) -> String
     let json = serde_json::json!({
         "version": 1, "time": "2026-01-02T00:00:00Z", "hostname": "evil", "username": "mallory",
         "paths": ["/evil"], "tags": [], "parent": null, "tree": root.to_hex(),
-        "summary": clawback_engine::snapshot::Summary::default(), "program_version": "forged",
+        "summary": clawback_engine::format::snapshot::Summary::default(), "program_version": "forged",
     });
     repo.save_snapshot(&Snapshot::from_json("forged", json.to_string().as_bytes()).unwrap()).unwrap().to_hex()
 }

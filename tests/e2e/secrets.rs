@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use clawback_engine::backend::local::LocalBackend;
-use clawback_engine::crypto::Subkeys;
+use clawback_engine::format::crypto::Subkeys;
 use clawback_engine::repo::{Repository, Secret};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -70,7 +70,7 @@ struct Selection {
     excludes: Vec<String>,
     reasons: Vec<(String, String)>,
     gitignore_roots: Vec<PathBuf>,
-    openclaw: Option<clawback_engine::snapshot::OpenclawMeta>,
+    openclaw: Option<clawback_engine::format::snapshot::OpenclawMeta>,
 }
 
 /// The paths to back up (given, or what `openclaw backup create` reads: the OpenClaw state dir,
@@ -344,11 +344,11 @@ fn retention(
     s: &context::Settings,
     repo: &clawback_engine::repo::Repository,
     res: &context::Resolved,
-    id: &clawback_engine::id::SnapshotId,
-) -> Option<clawback_engine::runlog::RetentionOutcome> {
+    id: &clawback_engine::format::id::SnapshotId,
+) -> Option<clawback_engine::run::runlog::RetentionOutcome> {
     use clawback_engine::commands::forget::{self, Policy};
-    use clawback_engine::daemon::DaemonState;
-    use clawback_engine::runlog::RetentionOutcome;
+    use clawback_engine::run::planner::DaemonState;
+    use clawback_engine::run::runlog::RetentionOutcome;
     let rc = &s.config.retention;
     if !rc.is_set() {
         return None;
@@ -357,8 +357,13 @@ fn retention(
     let applied = Policy::from_config(rc).map_err(anyhow::Error::from).and_then(|(policy, _)| {
         let Some(policy) = policy else { return Ok(None) };
         let snaps = repo.snapshots()?;
-        let plan =
-            clawback_engine::retention::plan_after_backup(&snaps, id, &policy, chrono::Utc::now(), &chrono::Local);
+        let plan = clawback_engine::commands::retention::plan_after_backup(
+            &snaps,
+            id,
+            &policy,
+            chrono::Utc::now(),
+            &chrono::Local,
+        );
         let removed = forget::apply(repo, &plan)?;
         Ok(Some((plan.keep().len(), removed)))
     });
@@ -414,7 +419,7 @@ fn retention(
     Some(out)
 }
 
-fn print_retention(rt: &clawback_engine::runlog::RetentionOutcome) {
+fn print_retention(rt: &clawback_engine::run::runlog::RetentionOutcome) {
     if let Some(e) = &rt.error {
         println!("retention: {e}");
         return;

@@ -5,11 +5,11 @@ use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::backend::Kind;
-use clawback_engine::blob::BlobType;
-use clawback_engine::id::{BlobId, ObjectId};
-use clawback_engine::index::IndexFile;
-use clawback_engine::pack;
-use clawback_engine::tree::Tree;
+use clawback_engine::format::blob::BlobType;
+use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::index::IndexFile;
+use clawback_engine::format::pack;
+use clawback_engine::format::tree::Tree;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -67,15 +67,16 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
     let src = context::open_with(g, &s)?;
     let filter = a.filter.filter()?;
-    let snaps: Vec<(clawback_engine::id::SnapshotId, clawback_engine::snapshot::Snapshot)> = if a.snapshots.is_empty() {
-        src.snapshots()?.into_iter().filter(|(_, x)| filter.matches(x)).collect()
-    } else {
-        let mut v = Vec::new();
-        for spec in &a.snapshots {
-            v.push(crate::select::find(&src, spec, &a.filter, |_| true)?);
-        }
-        v
-    };
+    let snaps: Vec<(clawback_engine::format::id::SnapshotId, clawback_engine::format::snapshot::Snapshot)> =
+        if a.snapshots.is_empty() {
+            src.snapshots()?.into_iter().filter(|(_, x)| filter.matches(x)).collect()
+        } else {
+            let mut v = Vec::new();
+            for spec in &a.snapshots {
+                v.push(crate::select::find(&src, spec, &a.filter, |_| true)?);
+            }
+            v
+        };
 
     let loc = context::location_for(g, &s, &a.to)?;
     let be = context::backend(&loc)?;

@@ -11,8 +11,8 @@ use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clawback_engine::config::{parse_duration, Schedule};
-use clawback_engine::daemon::{default_jitter, DaemonLock, DaemonState, Planner};
-use clawback_engine::runlog::{RunRecord, RunStatus};
+use clawback_engine::run::planner::{default_jitter, DaemonLock, DaemonState, Planner};
+use clawback_engine::run::runlog::{RunRecord, RunStatus};
 use serde_json::json;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -199,7 +199,7 @@ impl Daemon<'_> {
 
     /// The run-log line the backup child `pid` wrote, if it wrote one.
     fn child_record(&self, pid: u32) -> Option<RunRecord> {
-        let log = clawback_engine::runlog::RunLog::in_dir(&self.dir);
+        let log = clawback_engine::run::runlog::RunLog::in_dir(&self.dir);
         log.recent(20).ok()?.into_iter().rev().find(|r| r.pid == pid)
     }
 
@@ -283,7 +283,7 @@ impl Daemon<'_> {
             forced: false,
             retention: None,
         };
-        if let Err(e) = clawback_engine::runlog::RunLog::in_dir(&self.dir).append(&rec) {
+        if let Err(e) = clawback_engine::run::runlog::RunLog::in_dir(&self.dir).append(&rec) {
             self.say(&format!("cannot write the run log: {e}"));
         }
     }

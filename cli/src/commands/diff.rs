@@ -5,7 +5,7 @@ use crate::ui::human_bytes;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::diff::{diff, Change, DiffResult};
-use clawback_engine::tree::NodeKind;
+use clawback_engine::format::tree::NodeKind;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -5,7 +5,7 @@ use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::dump::{dump_file, dump_tar, find, Found};
-use clawback_engine::tree::NodeKind;
+use clawback_engine::format::tree::NodeKind;
 use std::io::Write;
 use std::path::PathBuf;
 

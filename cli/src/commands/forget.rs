@@ -6,7 +6,7 @@ use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::forget::{self, GfsPolicy, GroupBy, Policy, Within};
-use clawback_engine::snapshot::tag_lists;
+use clawback_engine::format::snapshot::tag_lists;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -130,7 +130,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     if g.json {
         let reasons: serde_json::Map<String, serde_json::Value> =
             plan.reasons.iter().map(|(id, r)| (id.to_hex(), serde_json::json!(r))).collect();
-        let hex = |v: &[clawback_engine::id::SnapshotId]| v.iter().map(|i| i.to_hex()).collect::<Vec<_>>();
+        let hex = |v: &[clawback_engine::format::id::SnapshotId]| v.iter().map(|i| i.to_hex()).collect::<Vec<_>>();
         let groups: Vec<_> = plan
             .groups
             .iter()
@@ -161,7 +161,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             what.push(format!("tags [{}]", t.join(", ")));
         }
         println!("snapshots of {}:", if what.is_empty() { "all".to_string() } else { what.join(", ") });
-        let line = |id: &clawback_engine::id::SnapshotId, tail: String| {
+        let line = |id: &clawback_engine::format::id::SnapshotId, tail: String| {
             let t = by_id[id].time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S");
             println!("  {:<9} {:<20} {}", id.short(), t, tail);
         };

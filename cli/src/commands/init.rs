@@ -3,8 +3,8 @@
 use crate::context;
 use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::chunker::ChunkParams;
-use clawback_engine::crypto::KdfParams;
+use clawback_engine::format::chunker::ChunkParams;
+use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::repo::{InitOptions, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
 
 #[derive(clap::Args, Debug)]

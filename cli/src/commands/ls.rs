@@ -5,7 +5,7 @@ use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::ls::walk;
-use clawback_engine::tree::NodeKind;
+use clawback_engine::format::tree::NodeKind;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]

@@ -68,8 +68,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
 
 /// Snapshot JSON as CONTRACT.md shapes it for `snapshots`.
 pub fn snapshot_json(
-    id: &clawback_engine::id::SnapshotId,
-    s: &clawback_engine::snapshot::Snapshot,
+    id: &clawback_engine::format::id::SnapshotId,
+    s: &clawback_engine::format::snapshot::Snapshot,
 ) -> serde_json::Value {
     serde_json::json!({
         "id": id.to_hex(),

@@ -7,9 +7,9 @@ use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::restore::{resolve_only, restore, Action, RestoreOptions, SafetyOptions};
+use clawback_engine::format::snapshot::Snapshot;
 use clawback_engine::openclaw::{self, gateway};
 use clawback_engine::progress::Progress;
-use clawback_engine::snapshot::Snapshot;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -61,7 +61,7 @@ pub struct Args {
 }
 
 /// The tag of the safety snapshot an in-place restore takes first.
-pub use clawback_engine::snapshot::PRE_RESTORE_TAG as SAFETY_TAG;
+pub use clawback_engine::format::snapshot::PRE_RESTORE_TAG as SAFETY_TAG;
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let in_place = a.target.is_none();

@@ -12,7 +12,7 @@ use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::config::{parse_duration, Schedule};
-use clawback_engine::notify::find_on_path;
+use clawback_engine::run::notify::find_on_path;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -609,7 +609,7 @@ fn unit_files(s: &Schedule, argv: &[OsString], memory_max: &str) -> Result<(Stri
          [Install]\n\
          WantedBy=timers.target\n",
         timer_lines(s)?.join("\n"),
-        clawback_engine::daemon::default_jitter(s).as_secs()
+        clawback_engine::run::planner::default_jitter(s).as_secs()
     );
     Ok((service, timer))
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clawback_engine::backend::Kind;
 use clawback_engine::config::{parse_duration, Schedule};
-use clawback_engine::runlog::{RunRecord, RunStatus};
+use clawback_engine::run::runlog::{RunRecord, RunStatus};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,7 +55,7 @@ fn read_repo(g: &GlobalArgs, s: &context::Settings) -> Result<Repo> {
         })
         .max_by_key(|(_, t, _)| *t);
     Ok(Repo {
-        location: clawback_engine::runlog::strip_credentials(&repo.backend().location()),
+        location: clawback_engine::run::runlog::strip_credentials(&repo.backend().location()),
         last,
         snapshots: snaps.len() as u64,
         bytes,

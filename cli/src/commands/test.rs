@@ -26,7 +26,7 @@ use clawback_engine::commands::restore::{restore, RestoreOptions};
 use clawback_engine::openclaw::Env;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
-use clawback_engine::runlog::{RunLog, RunStatus};
+use clawback_engine::run::runlog::{RunLog, RunStatus};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -551,7 +551,7 @@ fn scheduled_probe(g: &GlobalArgs) -> Result<i32> {
         let found = if word.contains('/') {
             Path::new(&word).is_file()
         } else {
-            clawback_engine::notify::find_on_path(&word).is_some()
+            clawback_engine::run::notify::find_on_path(&word).is_some()
         };
         if !found {
             return Err(E::Other(format!(

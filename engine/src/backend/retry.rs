@@ -8,7 +8,7 @@
 //! the middle of a backup should be ridden through.
 
 use super::{Backend, Kind};
-use crate::id::ObjectId;
+use crate::format::id::ObjectId;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -40,22 +40,22 @@
 //! `backup.rs`, and `for_each_fixed` a copy of its cut for database images; they can be folded
 //! into shared code.
 
-use crate::blob::{self, BlobType};
-use crate::chunker::Chunker;
 use crate::commands::backup::ReadErr;
 use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TARGET};
 use crate::commands::stdin::made_up_node;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdSet, SnapshotId};
+use crate::format::blob::{self, BlobType};
+use crate::format::chunker::Chunker;
+use crate::format::id::{BlobId, IdSet, SnapshotId};
+use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot, Summary};
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::openclaw::paths::{
     normalize_agent_id, CONFIG_FILENAME, LEGACY_CONFIG_FILENAMES, LEGACY_STATE_DIRNAMES, STATE_DIRNAME,
 };
 use crate::openclaw::{include, layout, sqlite, vars, Env, OpenClawConfig};
-use crate::packer::Packer;
 use crate::progress::Progress;
+use crate::repo::packer::Packer;
 use crate::repo::Repository;
-use crate::snapshot::{BackupIssue, OpenclawMeta, Snapshot, Summary};
-use crate::tree::{Node, NodeKind, Tree};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -429,7 +429,7 @@ impl<'a> Sink<'a> {
             Ok(())
         };
         let n = match fixed {
-            Some(size) => crate::chunker::for_each_fixed(r, buf, BATCH, size, each)?,
+            Some(size) => crate::format::chunker::for_each_fixed(r, buf, BATCH, size, each)?,
             None => chunker.for_each_batch::<_, ReadErr>(r, buf, BATCH, each)?,
         };
         Ok((ids, n))
@@ -519,7 +519,7 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
     let start = Instant::now();
     // Like a backup: the lease goes up before the index is used, so a concurrent prune keeps the
     // packs this import may reuse (format spec, "Prune, leases and condemned packs").
-    let lease = crate::lease::Lease::backup(repo.backend().clone())?;
+    let lease = crate::repo::lease::Lease::backup(repo.backend().clone())?;
     repo.refresh_index()?;
     let reader = decompress(input)?;
     let mut ar = tar::Archive::new(reader);
@@ -1040,9 +1040,9 @@ fn openclaw_meta(
     meta.workspaces = workspaces;
     if m.runtime_version.is_some() {
         meta.openclaw_version = m.runtime_version.clone();
-        meta.openclaw_version_source = Some(crate::snapshot::VersionSource::Archive);
+        meta.openclaw_version_source = Some(crate::format::snapshot::VersionSource::Archive);
     } else if meta.openclaw_version.is_some() {
-        meta.openclaw_version_source = Some(crate::snapshot::VersionSource::Config);
+        meta.openclaw_version_source = Some(crate::format::snapshot::VersionSource::Config);
     }
     Some(meta)
 }
@@ -1337,7 +1337,7 @@ fn export_tree<W: Write>(
     progress: &Progress,
     depth: usize,
 ) -> Result<()> {
-    crate::tree::check_depth(depth)?;
+    crate::format::tree::check_depth(depth)?;
     for n in &t.nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         let mut name = prefix.as_bytes().to_vec();
@@ -1522,7 +1522,7 @@ mod tests {
 
     #[test]
     fn agent_roots_are_those_openclaw_accepts() {
-        let a = |id: &str, dir: &str| crate::snapshot::AgentMeta {
+        let a = |id: &str, dir: &str| crate::format::snapshot::AgentMeta {
             id: id.into(),
             default: false,
             workspace: "/w".into(),

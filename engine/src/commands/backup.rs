@@ -28,17 +28,17 @@
 //!   why (with the size of each left-out subtree), and the largest files.
 
 use super::stdin;
-use crate::blob::{self, BlobType};
-use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
-use crate::id::{BlobId, IdSet, SnapshotId};
+use crate::format::blob::{self, BlobType};
+use crate::format::chunker::Chunker;
+use crate::format::id::{BlobId, IdSet, SnapshotId};
+use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::openclaw::sqlite;
-use crate::packer::Packer;
-use crate::prefetch::{Prefetcher, ReadAhead, Slots};
 use crate::progress::Progress;
+use crate::repo::packer::Packer;
+use crate::repo::prefetch::{Prefetcher, ReadAhead, Slots};
 use crate::repo::Repository;
-use crate::snapshot::{BackupIssue, Snapshot, Summary};
-use crate::tree::{Node, NodeKind, Tree};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
@@ -77,7 +77,7 @@ pub struct BackupOptions {
     /// Count the totals first in a second thread (for an ETA).
     pub scan_totals: bool,
     /// OpenClaw's layout, recorded in the snapshot.
-    pub openclaw: Option<crate::snapshot::OpenclawMeta>,
+    pub openclaw: Option<crate::format::snapshot::OpenclawMeta>,
     /// Folders (workspaces) under which `.gitignore` files are honoured; empty: none.
     pub gitignore_roots: Vec<PathBuf>,
     /// Why each exclude pattern is there (pattern, reason), for the dry-run report.
@@ -390,7 +390,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     let dry = opts.dry_run;
     // The backup lease goes up before the index is (re)loaded: a prune that condemns packs after
     // this sees the lease and keeps them until it is gone (format-spec, "Prune").
-    let lease = if dry { None } else { Some(crate::lease::Lease::backup(repo.backend().clone())?) };
+    let lease = if dry { None } else { Some(crate::repo::lease::Lease::backup(repo.backend().clone())?) };
     repo.refresh_index()?;
     let mut path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     for c in &opts.stdin_commands {
@@ -1137,7 +1137,7 @@ impl Ctx<'_> {
                 return Ok(Some(self.reuse(node, p)));
             }
         }
-        let f: File = match crate::prefetch::open_to_read(path, 0) {
+        let f: File = match crate::repo::prefetch::open_to_read(path, 0) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.issue(&self.skipped, path, "vanished during the backup");
@@ -1311,7 +1311,7 @@ impl Ctx<'_> {
                     let mut compressed = None;
                     if self.claim(&id) {
                         let stored = blob::encode(keys, BlobType::Data, &id, chunk, level);
-                        compressed = Some(stored.len() < chunk.len() + crate::crypto::OVERHEAD + 1);
+                        compressed = Some(stored.len() < chunk.len() + crate::format::crypto::OVERHEAD + 1);
                         self.c.bytes_added.fetch_add(chunk.len() as u64, Relaxed);
                         self.send(BlobType::Data, id, stored, chunk.len())?;
                     }
@@ -1336,7 +1336,7 @@ impl Ctx<'_> {
             let ahead = if len_hint > BATCH { 2 * BATCH as u64 } else { 0 };
             let r = ReadAhead::new(f, ahead);
             let r = match fixed {
-                Some(size) => crate::chunker::for_each_fixed(r, &mut buf, batch, size, each),
+                Some(size) => crate::format::chunker::for_each_fixed(r, &mut buf, batch, size, each),
                 None => self.chunker.for_each_batch::<_, ReadErr>(r, &mut buf, batch, each),
             };
             if buf.capacity() <= 2 * BATCH + (2 << 20) {

@@ -15,15 +15,15 @@
 //! snapshots' trees again, only into trees that contain damage).
 
 use crate::backend::Kind;
-use crate::blob::{self, BlobType};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdMap, IdSet, ObjectId, PackId, SnapshotId};
-use crate::index::IndexFile;
-use crate::pack::{self, PackEntry};
+use crate::format::blob::{self, BlobType};
+use crate::format::id::{BlobId, IdMap, IdSet, ObjectId, PackId, SnapshotId};
+use crate::format::index::IndexFile;
+use crate::format::pack::{self, PackEntry};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{NodeKind, Tree};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::{NodeKind, Tree};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -459,14 +459,14 @@ impl Checker<'_> {
                 if self.trees.contains_key(&tid) {
                     continue;
                 }
-                if crate::tree::check_depth(depth).is_err() {
+                if crate::format::tree::check_depth(depth).is_err() {
                     self.error(
                         Problem::new(
                             "tree",
                             format!(
                                 "snapshot {}: folders nested deeper than {} levels at tree {tid} (restore and ls refuse them)",
                                 sid.short(),
-                                crate::tree::MAX_DEPTH
+                                crate::format::tree::MAX_DEPTH
                             ),
                         )
                         .blob(&tid),
@@ -739,7 +739,7 @@ impl Checker<'_> {
             return true;
         };
         let mut any = false;
-        if depth < crate::tree::MAX_DEPTH {
+        if depth < crate::format::tree::MAX_DEPTH {
             for n in &t.nodes {
                 let hit = match n.kind {
                     NodeKind::File => n.content.iter().any(|b| damaged.contains(b)),

@@ -8,15 +8,15 @@
 //! walked side by side with their copies: that gives the source-to-target id of every blob they
 //! share without decrypting a single chunk.
 
-use crate::blob::{self, BlobType};
-use crate::crypto::OVERHEAD;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdMap, IdSet, SnapshotId};
-use crate::packer::Packer;
+use crate::format::blob::{self, BlobType};
+use crate::format::crypto::OVERHEAD;
+use crate::format::id::{BlobId, IdMap, IdSet, SnapshotId};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{self, NodeKind, Tree};
 use crate::progress::Progress;
+use crate::repo::packer::Packer;
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::{self, NodeKind, Tree};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -250,7 +250,7 @@ pub fn copy(
     };
     // Writing into the target takes a backup lease first, as a backup does: a prune of the target
     // that condemns packs after this keeps them while the copy may reuse their blobs.
-    let lease = if pending.is_empty() { None } else { Some(crate::lease::Lease::backup(dst.backend().clone())?) };
+    let lease = if pending.is_empty() { None } else { Some(crate::repo::lease::Lease::backup(dst.backend().clone())?) };
     if !pending.is_empty() {
         dst.refresh_index()?;
         // What earlier copies already put in the target.

@@ -7,9 +7,9 @@
 //! and the shape of the paths otherwise.
 
 use crate::error::Result;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind, Tree};
 use serde::Serialize;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -168,7 +168,7 @@ fn same_meta(x: &Node, y: &Node) -> bool {
 
 impl Walker<'_> {
     fn pair(&mut self, ta: &Tree, tb: &Tree, at: &Path, depth: usize) -> Result<()> {
-        crate::tree::check_depth(depth)?;
+        crate::format::tree::check_depth(depth)?;
         let (mut i, mut j) = (0, 0);
         while i < ta.nodes.len() || j < tb.nodes.len() {
             let x = ta.nodes.get(i);
@@ -216,7 +216,7 @@ impl Walker<'_> {
             metadata_changed: false,
         });
         if let Some(id) = &n.subtree {
-            crate::tree::check_depth(depth)?;
+            crate::format::tree::check_depth(depth)?;
             let t = self.repo.load_tree(id)?;
             for c in &t.nodes {
                 self.one_side(c, &path.join(OsStr::from_bytes(&c.name)), change, depth + 1)?;

@@ -2,12 +2,12 @@
 //! without restoring anything to disk. Also the pieces `export` shares: a reader over a file's
 //! chunks (a few fetched ahead, in parallel) and the writing of one tree node as a tar entry.
 
-use crate::blob::BlobType;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::format::blob::BlobType;
+use crate::format::id::BlobId;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind, Tree};
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -358,7 +358,7 @@ fn write_tree<W: Write>(
     st: &mut TarStats,
     depth: usize,
 ) -> Result<()> {
-    crate::tree::check_depth(depth)?;
+    crate::format::tree::check_depth(depth)?;
     for n in &t.nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         append_node(b, repo, &rel(&p), n, TarMeta::Plain, None)?;

@@ -21,13 +21,13 @@
 use crate::backend::Kind;
 use crate::config::RetentionConfig;
 use crate::error::{Error, Result};
-use crate::id::SnapshotId;
+use crate::format::id::SnapshotId;
+use crate::format::snapshot::Snapshot;
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use std::collections::BTreeMap;
 
-pub use crate::snapshot::PRE_RESTORE_TAG;
+pub use crate::format::snapshot::PRE_RESTORE_TAG;
 /// How long a `pre-restore` snapshot survives every policy.
 pub const PRE_RESTORE_DAYS: i64 = 7;
 pub const PRE_RESTORE_REASON: &str = "pre-restore safety (7 days)";
@@ -174,7 +174,7 @@ impl Policy {
     }
 }
 
-pub use crate::snapshot::Filter;
+pub use crate::format::snapshot::Filter;
 
 /// What snapshots are grouped by before the policy applies to each group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,7 +434,7 @@ pub fn apply(repo: &Repository, plan: &Plan) -> Result<Vec<SnapshotId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::ObjectId;
+    use crate::format::id::ObjectId;
     use chrono::FixedOffset;
 
     fn snap(time: &str, tags: &[&str]) -> Snapshot {

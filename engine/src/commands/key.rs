@@ -3,9 +3,9 @@
 //! in use or the last key, so a repository cannot be locked out by this command.
 
 use crate::backend::{Backend, Kind};
-use crate::crypto::KeyFile;
 use crate::error::{Error, Result};
-use crate::id::ObjectId;
+use crate::format::crypto::KeyFile;
+use crate::format::id::ObjectId;
 use crate::repo::{Repository, Secret};
 use serde::Serialize;
 

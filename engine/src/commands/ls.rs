@@ -1,9 +1,9 @@
 //! Listing a snapshot's entries, depth first in name order, optionally under one path.
 
 use crate::error::{Error, Result};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{Node, NodeKind};
 use crate::repo::Repository;
-use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub fn walk(repo: &Repository, snap: &Snapshot, under: &Path, f: &mut dyn FnMut(
 }
 
 fn walk_tree(repo: &Repository, nodes: &[Node], at: &Path, f: &mut dyn FnMut(Entry), depth: usize) -> Result<()> {
-    crate::tree::check_depth(depth)?;
+    crate::format::tree::check_depth(depth)?;
     for n in nodes {
         let p = at.join(OsStr::from_bytes(&n.name));
         let sub = n.subtree;

@@ -10,6 +10,7 @@ pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod retention;
 pub mod sealed;
 pub mod stats;
 pub mod stdin;

@@ -16,13 +16,13 @@
 //! condemned packs".
 
 use crate::backend::Kind;
-use crate::blob::{self, BlobType};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, SnapshotId};
-use crate::index::{IndexFile, IndexPack};
-use crate::lease::{self, Lease};
-use crate::pack::{self, PackEntry, PackWriter};
+use crate::format::blob::{self, BlobType};
+use crate::format::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::index::{IndexFile, IndexPack};
+use crate::format::pack::{self, PackEntry, PackWriter};
 use crate::progress::Progress;
+use crate::repo::lease::{self, Lease};
 use crate::repo::Repository;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -168,7 +168,7 @@ fn mark_tree(repo: &Repository, root: BlobId, used: &mut IdMap<BlobId, bool>) ->
             continue;
         }
         used.insert(id, false);
-        crate::tree::check_depth(depth)?;
+        crate::format::tree::check_depth(depth)?;
         let t = repo.load_tree(&id)?;
         for n in t.nodes {
             for c in n.content {

@@ -11,15 +11,15 @@
 //! listed in its `warnings`) replaces the damaged one. Everything undamaged stays restorable.
 
 use crate::backend::Kind;
-use crate::blob::{self, BlobType};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
-use crate::index::{IndexFile, IndexPack};
-use crate::lease::Lease;
-use crate::packer::Packer;
+use crate::format::blob::{self, BlobType};
+use crate::format::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::index::{IndexFile, IndexPack};
+use crate::format::snapshot::BackupIssue;
+use crate::format::tree::{NodeKind, Tree};
+use crate::repo::lease::Lease;
+use crate::repo::packer::Packer;
 use crate::repo::Repository;
-use crate::snapshot::BackupIssue;
-use crate::tree::{NodeKind, Tree};
 use serde::Serialize;
 
 fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -90,7 +90,7 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
         .into_iter()
         .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
         .collect();
-    let headers: Vec<(PackId, u64, Result<Vec<crate::pack::PackEntry>>)> =
+    let headers: Vec<(PackId, u64, Result<Vec<crate::format::pack::PackEntry>>)> =
         disk.par_iter().map(|(id, size)| (*id, *size, super::prune::read_pack_header(repo, id, *size))).collect();
     let mut packs = Vec::new();
     let mut new_blobs: IdSet<BlobId> = IdSet::default();
@@ -195,7 +195,7 @@ impl Fixer<'_> {
         depth: usize,
         changes: &mut Vec<SnapshotChange>,
     ) -> Result<Option<BlobId>> {
-        crate::tree::check_depth(depth)?;
+        crate::format::tree::check_depth(depth)?;
         if self.intact.contains(&id) || self.stored.contains(&id) {
             return Ok(Some(id));
         }
@@ -267,7 +267,7 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
     report.indexed_packs_missing = repo.index().packs().filter(|(_, id, _)| !disk.contains(*id)).count() as u64;
     let mut fx =
         Fixer { repo, disk, intact: IdSet::default(), stored: IdSet::default(), packer: Packer::new(repo, dry_run) };
-    let mut fixed: Vec<(SnapshotId, crate::snapshot::Snapshot, Vec<SnapshotChange>)> = Vec::new();
+    let mut fixed: Vec<(SnapshotId, crate::format::snapshot::Snapshot, Vec<SnapshotChange>)> = Vec::new();
     for (id, s) in snaps {
         report.snapshots_checked += 1;
         let mut changes = Vec::new();

@@ -2,9 +2,9 @@
 
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdMap, IdSet};
+use crate::format::id::{BlobId, IdMap, IdSet};
+use crate::format::tree::NodeKind;
 use crate::repo::Repository;
-use crate::tree::NodeKind;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -102,7 +102,7 @@ fn tree_totals(
     if let Some(t) = totals.get(id) {
         return Ok(*t);
     }
-    crate::tree::check_depth(depth)?;
+    crate::format::tree::check_depth(depth)?;
     let tree = repo.load_tree(id)?;
     let (mut files, mut bytes) = (0u64, 0u64);
     for n in &tree.nodes {

@@ -4,8 +4,8 @@
 //! snapshot's tree at NAME. A command that exits non-zero or is killed fails the backup.
 
 use crate::error::{Error, Result};
-use crate::id::BlobId;
-use crate::tree::{Node, NodeKind, Tree};
+use crate::format::id::BlobId;
+use crate::format::tree::{Node, NodeKind, Tree};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;

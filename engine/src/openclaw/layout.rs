@@ -61,9 +61,9 @@ pub struct Layout {
 
 impl Layout {
     /// The part of the layout a snapshot records.
-    pub fn to_meta(&self) -> crate::snapshot::OpenclawMeta {
+    pub fn to_meta(&self) -> crate::format::snapshot::OpenclawMeta {
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        crate::snapshot::OpenclawMeta {
+        crate::format::snapshot::OpenclawMeta {
             state_dir: s(&self.state_dir),
             config_path: self.config_exists.then(|| s(&self.config_path)),
             config_files: self.config_files.iter().map(|p| s(p)).collect(),
@@ -71,7 +71,7 @@ impl Layout {
             agents: self
                 .agents
                 .iter()
-                .map(|a| crate::snapshot::AgentMeta {
+                .map(|a| crate::format::snapshot::AgentMeta {
                     id: a.id.clone(),
                     default: a.default,
                     workspace: s(&a.workspace),
@@ -79,7 +79,10 @@ impl Layout {
                 })
                 .collect(),
             openclaw_version: self.openclaw_version.clone(),
-            openclaw_version_source: self.openclaw_version.as_ref().map(|_| crate::snapshot::VersionSource::Config),
+            openclaw_version_source: self
+                .openclaw_version
+                .as_ref()
+                .map(|_| crate::format::snapshot::VersionSource::Config),
         }
     }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::paths::normalize_agent_id;
 use super::rows::{RowKind, RowSet, SHARED_AUTH_KEYS};
-use crate::snapshot::OpenclawMeta;
+use crate::format::snapshot::OpenclawMeta;
 
 /// What `--only` accepts, for messages.
 pub const ONLY_VALUES: &str =
@@ -193,7 +193,7 @@ pub fn locate(part: &Part, meta: &OpenclawMeta) -> Located {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::AgentMeta;
+    use crate::format::snapshot::AgentMeta;
 
     fn meta() -> OpenclawMeta {
         OpenclawMeta {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-pub use crate::snapshot::VersionSource;
+pub use crate::format::snapshot::VersionSource;
 
 /// How long `openclaw --version` may take (it answers in well under a second; Node's start-up on
 /// a loaded machine is the slow part).

@@ -43,15 +43,15 @@
 //! ([`units`], [`crate::openclaw::rows`]).
 
 use crate::backend::Kind;
-use crate::blob::{self, BlobType};
 use crate::commands::backup::{absolute_clean, backup, build_excludes, BackupOptions};
 use crate::error::{Error, IoContext, Result};
-use crate::id::{BlobId, SnapshotId};
-use crate::index::BlobLoc;
+use crate::format::blob::{self, BlobType};
+use crate::format::id::{BlobId, SnapshotId};
+use crate::format::index::BlobLoc;
+use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot};
+use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::{BackupIssue, OpenclawMeta, Snapshot};
-use crate::tree::{Node, NodeKind};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use parking_lot::Mutex;
 use rayon::prelude::*;
@@ -387,7 +387,7 @@ impl<'a> Walker<'a> {
         depth: usize,
         tx: &crossbeam_channel::Sender<Vec<Item>>,
     ) -> Result<()> {
-        crate::tree::check_depth(depth)?;
+        crate::format::tree::check_depth(depth)?;
         for n in nodes {
             if self.stop.load(Relaxed) {
                 return Ok(());
@@ -519,9 +519,9 @@ pub(super) fn temp_name(dst: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
-    use crate::crypto::KdfParams;
+    use crate::format::crypto::KdfParams;
+    use crate::format::snapshot::{AgentMeta, Summary};
     use crate::repo::{CacheOptions, InitOptions, Secret};
-    use crate::snapshot::{AgentMeta, Summary};
     use std::sync::Arc;
 
     fn meta(state: &str, agents: &[(&str, &str, &str)]) -> OpenclawMeta {

@@ -750,7 +750,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::AgentMeta;
+    use crate::format::snapshot::AgentMeta;
 
     fn snap_of(state: &str, agents: &[(&str, &str)], paths: &[&str]) -> Snapshot {
         let mut s = Snapshot::for_test("old-box", paths, "2026-01-01T00:00:00Z");
@@ -976,7 +976,7 @@ mod tests {
     impl World {
         fn new() -> World {
             use crate::backend::local::LocalBackend;
-            use crate::crypto::KdfParams;
+            use crate::format::crypto::KdfParams;
             use crate::repo::{InitOptions, Secret};
             let w = World { dir: tempfile::tempdir().unwrap() };
             let be = std::sync::Arc::new(LocalBackend::new(w.p("repo")));

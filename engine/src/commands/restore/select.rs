@@ -507,7 +507,7 @@ fn plan_tree(
     out: &mut Vec<Item>,
     depth: usize,
 ) -> Result<bool> {
-    crate::tree::check_depth(depth)?;
+    crate::format::tree::check_depth(depth)?;
     let mut any = false;
     for n in nodes {
         Node::check_name(&n.name)?;

@@ -10,11 +10,11 @@
 //! never names a pack that is not stored.
 
 use crate::backend::{Backend, Kind};
-use crate::blob::BlobType;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
-use crate::index::{IndexFile, IndexPack};
-use crate::pack::{FinishedPack, PackWriter};
+use crate::format::blob::BlobType;
+use crate::format::id::BlobId;
+use crate::format::index::{IndexFile, IndexPack};
+use crate::format::pack::{FinishedPack, PackWriter};
 use crate::progress::Transfer;
 use crate::repo::Repository;
 use crossbeam_channel::{Receiver, Sender};

@@ -1,10 +1,10 @@
 //! Snapshots: JSON, sealed, stored under `snapshots/`, written last so an unfinished backup leaves
 //! none. They name the root tree and carry the summary counters of the backup that made them.
 
-use crate::codec;
-use crate::crypto::{Keys, AAD_SNAPSHOT};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, SnapshotId};
+use crate::format::codec;
+use crate::format::crypto::{Keys, AAD_SNAPSHOT};
+use crate::format::id::{BlobId, SnapshotId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -2,11 +2,11 @@
 //! the header's length as `u32 LE`. A pack is named by the BLAKE3 of its bytes. The header alone is
 //! enough to rebuild the index, so losing every index file loses nothing.
 
-use crate::blob::BlobType;
-use crate::codec;
-use crate::crypto::{Keys, AAD_PACK_HEADER};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, PackId};
+use crate::format::blob::BlobType;
+use crate::format::codec;
+use crate::format::crypto::{Keys, AAD_PACK_HEADER};
+use crate::format::id::{BlobId, PackId};
 use serde::{Deserialize, Serialize};
 
 /// One blob's place in a pack.
@@ -125,8 +125,8 @@ pub fn parse(keys: &Keys, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob;
-    use crate::crypto::MasterKey;
+    use crate::format::blob;
+    use crate::format::crypto::MasterKey;
 
     #[test]
     fn pack_round_trip() {

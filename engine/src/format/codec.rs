@@ -2,8 +2,8 @@
 //! `crypto::Keys`. Flag 0: the payload is the plaintext. Flag 1: `u64 LE` plaintext length, then one
 //! zstd frame. Compression is kept only when it saves at least 1/32 of the bytes.
 
-use crate::crypto::{Keys, NONCE_LEN, OVERHEAD};
 use crate::error::{Error, Result};
+use crate::format::crypto::{Keys, NONCE_LEN, OVERHEAD};
 use std::cell::RefCell;
 
 pub const FLAG_RAW: u8 = 0;
@@ -142,7 +142,7 @@ pub fn open_object(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{MasterKey, AAD_INDEX};
+    use crate::format::crypto::{MasterKey, AAD_INDEX};
 
     #[test]
     fn compressible_shrinks_incompressible_stays_raw() {

@@ -4,7 +4,7 @@
 //! that binds it to its role (and, for blobs, to its type and id).
 
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::format::id::BlobId;
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use rand::RngCore;

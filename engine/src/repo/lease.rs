@@ -7,7 +7,7 @@
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
-use crate::id::{IdSet, PackId};
+use crate::format::id::{IdSet, PackId};
 use chrono::{DateTime, Utc};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
@@ -409,7 +409,7 @@ pub fn waiting_on<'a>(rec: &'a CondemnedRecord, live: &HashSet<String>) -> Vec<&
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
-    use crate::id::ObjectId;
+    use crate::format::id::ObjectId;
 
     #[test]
     fn lease_names_refresh_and_release() {

@@ -3,8 +3,8 @@
 //! is rebuilt from the repository when missing or out of date, so deleting it loses nothing.
 
 use crate::error::{Error, Result};
-use crate::id::BlobId;
-use crate::index::IndexFile;
+use crate::format::id::BlobId;
+use crate::format::index::IndexFile;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::DirBuilderExt;
@@ -203,10 +203,10 @@ impl Drop for Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::BlobType;
-    use crate::id::ObjectId;
-    use crate::index::IndexPack;
-    use crate::pack::PackEntry;
+    use crate::format::blob::BlobType;
+    use crate::format::id::ObjectId;
+    use crate::format::index::IndexPack;
+    use crate::format::pack::PackEntry;
 
     fn file(n: u8) -> IndexFile {
         let blobs = (0..3)

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::anomaly::Anomaly;
 use crate::error::{Error, IoContext, Result};
-use crate::snapshot::Summary;
+use crate::format::snapshot::Summary;
+use crate::run::anomaly::Anomaly;
 
 /// Size at which the log is rotated.
 pub const MAX_BYTES: u64 = 1024 * 1024;

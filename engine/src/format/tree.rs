@@ -3,7 +3,7 @@
 //! same blob id, which is how an unchanged directory reuses its tree.
 
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::format::id::BlobId;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::commands::forget::{self, Filter, GroupBy, Plan, Policy};
-use crate::id::SnapshotId;
-use crate::snapshot::Snapshot;
+use crate::format::id::SnapshotId;
+use crate::format::snapshot::Snapshot;
 
 /// What `policy` drops from the group of snapshot `new` (same host, same paths). The new snapshot
 /// itself is always kept: a backup never forgets what it just saved (a `--time` in the past could
@@ -41,7 +41,7 @@ pub fn plan_after_backup<Tz: TimeZone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::ObjectId;
+    use crate::format::id::ObjectId;
 
     fn snap(host: &str, paths: &[&str], day: u32) -> Snapshot {
         Snapshot::for_test(host, paths, &format!("2026-01-{day:02}T10:00:00Z"))

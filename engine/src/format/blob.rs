@@ -2,10 +2,10 @@
 //! plaintext; it is stored as a codec envelope sealed with associated data
 //! `clawback/v1/blob ‖ type ‖ id`, so a stored blob cannot be passed off as another.
 
-use crate::codec;
-use crate::crypto::{Keys, AAD_BLOB, NONCE_LEN, OVERHEAD};
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::format::codec;
+use crate::format::crypto::{Keys, AAD_BLOB, NONCE_LEN, OVERHEAD};
+use crate::format::id::BlobId;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -62,7 +62,7 @@ pub fn decode(keys: &Keys, ty: BlobType, id: &BlobId, stored: &[u8], raw_len: us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::format::crypto::MasterKey;
 
     #[test]
     fn blob_round_trip_and_swap_detection() {

@@ -1,18 +1,23 @@
 //! Opening and creating repositories: the config object, key files, the blob index (through the
 //! local cache), and reading and writing the repository's objects.
 
+pub mod cache;
+pub mod lease;
+pub mod packer;
+pub mod prefetch;
+
 use crate::backend::{Backend, Kind};
-use crate::blob::{self, BlobType};
-use crate::cache::Cache;
-use crate::chunker::ChunkParams;
-use crate::codec;
-use crate::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IndexId, ObjectId, SnapshotId};
-use crate::index::{Index, IndexFile};
-use crate::pack::FinishedPack;
-use crate::snapshot::Snapshot;
-use crate::tree::Tree;
+use crate::format::blob::{self, BlobType};
+use crate::format::chunker::ChunkParams;
+use crate::format::codec;
+use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
+use crate::format::id::{BlobId, IndexId, ObjectId, SnapshotId};
+use crate::format::index::{Index, IndexFile};
+use crate::format::pack::FinishedPack;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::repo::cache::Cache;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -311,7 +316,7 @@ impl Repository {
     fn load_index_once(&self) -> Result<()> {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
-        let condemned = crate::lease::list_condemned(self.backend.as_ref())?;
+        let condemned = crate::repo::lease::list_condemned(self.backend.as_ref())?;
         let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
         let mut index = match &self.cache {
             Some(cache) => {
@@ -348,7 +353,8 @@ impl Repository {
                 idx
             }
         };
-        let packs: crate::id::IdSet<crate::id::PackId> = condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
+        let packs: crate::format::id::IdSet<crate::format::id::PackId> =
+            condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
         index.set_condemned(&packs);
         let record_names = condemned.into_iter().flat_map(|(_, names)| names);
         index.set_source(remote.into_iter().map(|(n, _)| n).chain(record_names).collect());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::config::{BackupConfig, EmailConfig, NotifyConfig, TelegramConfig};
-use crate::runlog::{RunRecord, RunStatus};
+use crate::run::runlog::{RunRecord, RunStatus};
 
 /// The longest any one channel may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

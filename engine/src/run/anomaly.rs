@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::runlog::RunRecord;
-use crate::snapshot::Summary;
+use crate::format::snapshot::Summary;
+use crate::run::runlog::RunRecord;
 
 /// When a run counts as anomalous.
 #[derive(Clone, Debug)]
@@ -229,7 +229,7 @@ pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runlog::RunStatus;
+    use crate::run::runlog::RunStatus;
 
     fn paths() -> Vec<String> {
         vec!["/w".to_string()]

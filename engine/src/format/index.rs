@@ -1,12 +1,12 @@
 //! Index files list packs and the blobs in them; written after their packs, never changed, only
 //! superseded. The in-memory `Index` maps every blob id to its location, for dedup and restore.
 
-use crate::blob::BlobType;
-use crate::codec;
-use crate::crypto::{Keys, AAD_INDEX};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IdMap, IndexId, PackId};
-use crate::pack::PackEntry;
+use crate::format::blob::BlobType;
+use crate::format::codec;
+use crate::format::crypto::{Keys, AAD_INDEX};
+use crate::format::id::{BlobId, IdMap, IndexId, PackId};
+use crate::format::pack::PackEntry;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,7 +107,7 @@ impl Index {
 
     /// Marks these packs condemned (see format-spec, "Prune"): their blobs stay readable but
     /// `contains` no longer offers them for dedup, so writers store such blobs anew.
-    pub fn set_condemned(&mut self, packs: &crate::id::IdSet<PackId>) {
+    pub fn set_condemned(&mut self, packs: &crate::format::id::IdSet<PackId>) {
         self.condemned = self.packs.iter().map(|p| packs.contains(p)).collect();
     }
 
@@ -171,7 +171,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::format::crypto::MasterKey;
 
     #[test]
     fn index_file_round_trip_and_lookup() {
@@ -180,7 +180,7 @@ mod tests {
         let f = IndexFile {
             version: 1,
             supersedes: vec![],
-            packs: vec![IndexPack { id: crate::id::ObjectId([2; 32]), size: 100, blobs: vec![e] }],
+            packs: vec![IndexPack { id: crate::format::id::ObjectId([2; 32]), size: 100, blobs: vec![e] }],
         };
         let sealed = f.encode(&keys);
         let g = IndexFile::decode(&keys, "t", &sealed).unwrap();
@@ -188,7 +188,7 @@ mod tests {
         let mut idx = Index::default();
         idx.add_file(&g);
         let loc = idx.get(&BlobId([1; 32])).unwrap();
-        assert_eq!(idx.pack_id(loc.pack), crate::id::ObjectId([2; 32]));
+        assert_eq!(idx.pack_id(loc.pack), crate::format::id::ObjectId([2; 32]));
         assert_eq!(loc.raw_length, 80);
         assert!(!idx.contains(&BlobId([3; 32])));
         assert!(IndexFile::decode(&keys, "t", &sealed[1..]).is_err());
