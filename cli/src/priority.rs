@@ -27,12 +27,15 @@ unsafe fn set_idle_io() -> std::io::Result<()> {
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
     const IOPRIO_CLASS_IDLE: libc::c_long = 3;
     const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
-    let r = libc::syscall(
-        libc::SYS_ioprio_set,
-        IOPRIO_WHO_PROCESS,
-        0 as libc::c_long,
-        IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
-    );
+    // SAFETY: ioprio_set takes three integers and touches no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        )
+    };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }

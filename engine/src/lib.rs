@@ -5,6 +5,9 @@
 //! byte-level format is specified in `format-spec/README.md`. This crate prints nothing and never
 //! exits the process: every operation returns a `Result` whose error knows its exit code.
 
+// The rule above as a gate (clippy runs with `-D warnings` in `.ci/run`).
+#![warn(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
 pub mod backend;
 pub mod commands;
 pub mod config;
