@@ -516,13 +516,48 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// Root ignores permission bits, so a read-only folder is not read-only for it. As root (CI
+    /// runs as root), runs the test `name` again in a child process of this test binary that drops
+    /// to uid and gid 65534 before the test body, asserts that it ran and passed, and returns false
+    /// (the caller has nothing left to do). Otherwise, and in that child, returns true.
+    fn unprivileged(name: &str) -> bool {
+        const VAR: &str = "CLAWBACK_TEST_UNPRIVILEGED";
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return true;
+        }
+        if std::env::var_os(VAR).is_some() {
+            // SAFETY: plain syscalls with constant arguments (glibc applies them to every thread):
+            // supplementary groups first, then the group, then the user, for good.
+            let dropped = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(65534) == 0 && libc::setuid(65534) == 0
+            };
+            assert!(dropped, "cannot drop to uid 65534: {}", std::io::Error::last_os_error());
+            return true;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(&exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(VAR, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{name} as uid 65534 ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        false
+    }
+
     #[test]
     fn a_wal_database_in_a_read_only_folder_is_imaged_immutable() {
-        // Root ignores permissions, so the folder would not be read-only for it.
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if !unprivileged("openclaw::sqlite::tests::a_wal_database_in_a_read_only_folder_is_imaged_immutable") {
             return;
         }
+        // SAFETY: geteuid has no preconditions.
+        assert_ne!(unsafe { libc::geteuid() }, 0, "permission bits bind only a user other than root");
         let d = scratch();
         let ro = d.join("ro");
         std::fs::create_dir(&ro).unwrap();
@@ -600,7 +635,7 @@ mod tests {
 
     #[test]
     fn an_immutable_copy_reads_through_the_uri_with_an_awkward_name() {
-        // The fallback path, forced (as root the read-only-folder test above cannot reach it).
+        // The fallback path, forced, on a name the URI must escape.
         let d = scratch();
         let db = d.join("we?ird #name %1.sqlite");
         drop(make_db(&db, false, 30));
