@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-byte primitives, per MiB: chunking, chunk ids (keyed BLAKE3), and
 //! a blob's compress + encrypt on text-like and random data.
 
+use clawback_benches::{noise, text};
 use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::chunker::{ChunkParams, Chunker};
 use clawback_engine::format::crypto::{Keys, MasterKey};
@@ -9,35 +10,9 @@ use std::hint::black_box;
 
 const MIB: usize = 1 << 20;
 
-fn random(n: usize) -> Vec<u8> {
-    let mut x = 0x9e3779b97f4a7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn text(n: usize) -> Vec<u8> {
-    let words = ["agent", "memory", "session", "the", "user", "asked", "tool", "call", "{\"role\":", "assistant", "\n"];
-    let r = random(n);
-    let mut out = Vec::with_capacity(n + 16);
-    let mut i = 0;
-    while out.len() < n {
-        out.extend_from_slice(words[r[i % n] as usize % words.len()].as_bytes());
-        out.push(b' ');
-        i += 1;
-    }
-    out.truncate(n);
-    out
-}
-
 fn benches(c: &mut Criterion) {
     let keys = Keys::derive(&MasterKey([7; 32]));
-    let rnd = random(8 * MIB);
+    let rnd = noise(8 * MIB);
     let txt = text(8 * MIB);
 
     let mut g = c.benchmark_group("chunking");

@@ -1,5 +1,5 @@
 //! clawback's own configuration: its file's schema, where the file is found, and how it combines
-//! with the `backup` section of `openclaw.json` (CONTRACT.md, "Configuration").
+//! with the `backup` section of `openclaw.json` (docs/CONTRACT.md, "Configuration").
 //!
 //! The file is `--config PATH`, else `CLAWBACK_CONFIG`, else `<state dir>/clawback.json`, else
 //! `$XDG_CONFIG_HOME/clawback/config.json` (`~/.config/clawback/config.json`). It is JSON5 with

@@ -45,7 +45,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code documented in CONTRACT.md for this kind of error.
+    /// The process exit code documented in docs/CONTRACT.md for this kind of error.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::RepoNotFound(_) | Error::BucketNotFound(_) => 10,

@@ -1,4 +1,4 @@
-//! Machine output (`--json`) has the CONTRACT's shapes; `--quiet` is quiet; aliases work.
+//! Machine output (`--json`) has the shapes docs/CONTRACT.md gives; `--quiet` is quiet; aliases work.
 
 use crate::support::*;
 use serde_json::Value;

@@ -64,7 +64,7 @@ impl Run {
         })
     }
 
-    /// Asserts the CONTRACT's rule for failures: exactly one non-empty line on stderr.
+    /// Asserts docs/CONTRACT.md's rule for failures: exactly one non-empty line on stderr.
     #[track_caller]
     pub fn one_error_line(&self) -> &str {
         let lines: Vec<&str> = self.stderr.lines().collect();

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use aes_gcm_siv::aead::{Aead, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use clap::{Parser, ValueEnum};
+use clawback_benches::mb_per_s as mbps;
 use rand::RngCore;
 use rayon::prelude::*;
 
@@ -29,13 +30,13 @@ struct Args {
     /// Directory whose files are read (recursively; symlinks are not followed).
     dir: PathBuf,
     /// Minimum chunk size in bytes (the defaults are clawback's, `ChunkParams::default`).
-    #[arg(long, default_value_t = 32 * 1024)]
+    #[arg(long, default_value_t = clawback_benches::DEFAULT_CHUNK_MIN)]
     min: usize,
     /// Average chunk size in bytes.
-    #[arg(long, default_value_t = 128 * 1024)]
+    #[arg(long, default_value_t = clawback_benches::DEFAULT_CHUNK_AVG)]
     avg: usize,
     /// Maximum chunk size in bytes.
-    #[arg(long, default_value_t = 512 * 1024)]
+    #[arg(long, default_value_t = clawback_benches::DEFAULT_CHUNK_MAX)]
     max: usize,
     /// zstd level; 0 disables compression.
     #[arg(long, default_value_t = 3)]
@@ -274,13 +275,6 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
         .collect()
-}
-
-fn mbps(bytes: u64, d: Duration) -> f64 {
-    if d.is_zero() {
-        return f64::INFINITY;
-    }
-    bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
 fn report(name: &str, threads: usize, s: &Stats, wall: Duration) -> serde_json::Value {

@@ -66,7 +66,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Snapshot JSON as CONTRACT.md shapes it for `snapshots`.
+/// Snapshot JSON as docs/CONTRACT.md shapes it for `snapshots`.
 pub fn snapshot_json(
     id: &clawback_engine::format::id::SnapshotId,
     s: &clawback_engine::format::snapshot::Snapshot,

@@ -33,7 +33,7 @@ pub(super) enum Kind {
 
 use Kind::*;
 
-/// The `backup` section (and clawback's own file), as CONTRACT.md lists it.
+/// The `backup` section (and clawback's own file), as docs/CONTRACT.md lists it.
 pub(super) static SECTION: Kind = Object(&[
     ("$schema", Str),
     ("enabled", Bool),

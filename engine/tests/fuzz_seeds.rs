@@ -1,6 +1,7 @@
-//! What the fuzzers (fuzz/) found, kept as ordinary tests so stable `cargo test` guards the fixes,
-//! plus the writer of the fuzzers' seed corpus (`cargo test -p clawback-engine --test
-//! fuzz_regressions -- --ignored write_seed_corpus`), which encodes one valid object of each kind.
+//! The fuzzers' seed corpus (`fuzz/corpus/`): one valid object of each kind a fuzz target decodes,
+//! built here and checked to decode, so the fuzzers start from inputs that reach deep into each
+//! decoder. `CLAWBACK_WRITE_FUZZ_SEEDS=1 cargo test -p clawback-engine --test fuzz_seeds` rewrites
+//! the committed seeds (when the formats change); otherwise they are built in a scratch folder.
 
 use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::chunker::ChunkParams;
