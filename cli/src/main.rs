@@ -4,7 +4,6 @@
 mod commands;
 mod context;
 mod envfile;
-mod hooks;
 mod openclaw_cli;
 mod priority;
 mod relocate;
