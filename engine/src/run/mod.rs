@@ -3,6 +3,7 @@
 //! (when the next cycle is due). Called in process by the CLI, the daemon and the web console.
 
 pub mod anomaly;
+pub mod health;
 pub mod hooks;
 pub mod interrupt;
 pub mod notify;
