@@ -3,6 +3,7 @@
 //! (when the next cycle is due). Called in process by the CLI, the daemon and the web console.
 
 pub mod anomaly;
+pub mod doctor;
 pub mod health;
 pub mod hooks;
 pub mod interrupt;
@@ -11,3 +12,4 @@ pub mod planner;
 pub mod recorded;
 pub mod retention;
 pub mod runlog;
+pub mod scheduler;
