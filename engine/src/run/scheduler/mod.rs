@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 
 use crate::openclaw::cron::CronJob;
 use crate::openclaw::Env;
+use crate::run::recorded::TRIGGER_ENV;
 
 /// Variables a scheduled run needs to find the same state dir, config and password file.
 pub const CARRIED_ENV: &[&str] = &[
@@ -128,7 +129,7 @@ pub fn carried_env(env: &Env) -> Vec<(String, String)> {
 
 /// The variables `schedule install` writes into a job of `kind`.
 pub fn job_env(kind: JobKind, env: &Env) -> Vec<(String, String)> {
-    let mut v = vec![("CLAWBACK_TRIGGER".to_string(), kind.trigger().to_string())];
+    let mut v = vec![(TRIGGER_ENV.to_string(), kind.trigger().to_string())];
     v.extend(carried_env(env));
     v
 }
