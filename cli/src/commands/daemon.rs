@@ -97,7 +97,7 @@ impl Daemon<'_> {
 
     /// One cycle: the recorded backup (which applies retention itself), prune when due. Returns
     /// its exit status and a JSON record.
-    fn cycle(&mut self) -> Result<(i32, serde_json::Value)> {
+    fn cycle(&mut self) -> (i32, serde_json::Value) {
         let start = Utc::now();
         let mut out = json!({ "start": start });
         let how = runs::How { interrupt: &self.interrupt, trigger: Some(trigger()), pruner: Pruner::Daemon };
@@ -122,7 +122,7 @@ impl Daemon<'_> {
         if let (130, Some(sig)) = (code, self.interrupt.signal()) {
             out["backup_exit"] = json!(130);
             out["stopped_by"] = json!(signal_name(sig));
-            return Ok((130, out));
+            return (130, out);
         }
         out["backup_exit"] = json!(code);
         if let Some(rt) = r.record.and_then(|r| r.retention) {
@@ -152,7 +152,7 @@ impl Daemon<'_> {
         }
         out["end"] = json!(Utc::now());
         out["status"] = json!(status);
-        Ok((status, out))
+        (status, out)
     }
 
     /// `clawback prune`, in this process. Prune is safe to stop anywhere, so a stop signal ends
@@ -242,7 +242,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let stopping = |d: &Daemon| d.interrupt.signal();
 
     if a.once {
-        let (code, out) = d.cycle()?;
+        let (code, out) = d.cycle();
         emit(&d.json_out, &out);
         drop(lock);
         return Ok(if stopping(&d).is_some() { 0 } else { code });
@@ -268,7 +268,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             return Ok(0);
         }
         let started = Utc::now();
-        let (_, out) = d.cycle()?;
+        let (_, out) = d.cycle();
         emit(&d.json_out, &out);
         release_memory();
         if let Some(sig) = stopping(&d) {
