@@ -150,7 +150,77 @@ pub fn start_prune(program: &Path, args: &[std::ffi::OsString], pw: &Secret, dir
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::commands::backup::{backup, BackupOptions};
+    use crate::progress::Progress;
+    use crate::repo::{CacheOptions, InitOptions};
+    use std::sync::Arc;
     use std::time::Duration;
+
+    /// A scratch repository with three snapshots of one folder, an hour apart; the newest id.
+    fn three_snapshots(t: &Path) -> (Repository, SnapshotId) {
+        let src = t.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let be: Arc<dyn crate::backend::Backend> = Arc::new(LocalBackend::new(t.join("repo")));
+        let pw = Secret(b"pw".to_vec());
+        let mut opts = InitOptions::default();
+        opts.kdf.m_cost = 1024;
+        opts.kdf.t_cost = 1;
+        Repository::init(be.clone(), &pw, &opts).unwrap();
+        let repo = Repository::open(be, &pw, &CacheOptions { dir: None, disabled: true }).unwrap();
+        let mut last = None;
+        for h in 0..3 {
+            std::fs::write(src.join("f"), format!("version {h}")).unwrap();
+            let time = Some(Utc::now() - chrono::Duration::hours(3 - h));
+            let bo = BackupOptions { paths: vec![src.clone()], time, ..Default::default() };
+            last = backup(&repo, &bo, &Progress::default()).unwrap().snapshot_id;
+        }
+        (repo, last.unwrap())
+    }
+
+    #[test]
+    fn retention_forgets_and_starts_prune_at_most_once_per_period() {
+        let t = tempfile::tempdir().unwrap();
+        let (repo, id) = three_snapshots(t.path());
+        let dir = t.path().join("clawback");
+        let rc = RetentionConfig { keep_last: Some(2), ..Default::default() };
+        let now = Utc::now();
+        let step = after_backup(&repo, &rc, &id, &dir, Pruner::Backup, now, || Ok(Secret(b"pw".to_vec())));
+        let out = step.outcome.unwrap();
+        assert_eq!((out.kept, out.removed.len(), out.prune.as_deref()), (2, 1, Some("started")));
+        assert!(step.prune_with.is_some() && step.warnings.is_empty());
+        assert_eq!(DaemonState::load(&dir).last_prune_by.as_deref(), Some("backup"));
+        assert_eq!(repo.snapshots().unwrap().len(), 2);
+
+        // Nothing forgotten since: no prune considered. Something forgotten, but pruned an hour ago:
+        // not due, and when it is.
+        let rc1 = RetentionConfig { keep_last: Some(1), ..Default::default() };
+        let later = now + chrono::Duration::hours(1);
+        let no_pw = || -> Result<Secret, String> { panic!("no password is asked when no prune starts") };
+        let step = after_backup(&repo, &rc1, &id, &dir, Pruner::Backup, later, no_pw);
+        let out = step.outcome.unwrap();
+        assert_eq!((out.removed.len(), out.prune.as_deref()), (1, Some("not_due")));
+        assert_eq!(out.next_prune, Some(now + chrono::Duration::days(1)));
+        assert_eq!(DaemonState::load(&dir).forgotten, 1);
+
+        // The daemon prunes itself; no policy: nothing happens.
+        let step = after_backup(&repo, &rc1, &id, &dir, Pruner::Daemon, later, no_pw);
+        assert_eq!(step.outcome.unwrap().prune.as_deref(), Some("daemon"));
+        let none = after_backup(&repo, &RetentionConfig::default(), &id, &dir, Pruner::Backup, later, no_pw);
+        assert!(none.outcome.is_none());
+    }
+
+    #[test]
+    fn without_the_password_prune_is_not_started_and_says_why() {
+        let t = tempfile::tempdir().unwrap();
+        let (repo, id) = three_snapshots(t.path());
+        let rc = RetentionConfig { keep_last: Some(1), ..Default::default() };
+        let dir = t.path().join("clawback");
+        let step = after_backup(&repo, &rc, &id, &dir, Pruner::Backup, Utc::now(), || Err("no password given".into()));
+        let out = step.outcome.unwrap();
+        assert_eq!(out.error.as_deref(), Some("prune not started: no password given"));
+        assert!(step.prune_with.is_none() && out.prune.is_none());
+    }
 
     #[test]
     fn a_detached_prune_gets_the_password_on_stdin_and_logs() {
