@@ -4,7 +4,6 @@
 mod commands;
 mod context;
 mod envfile;
-mod hooks;
 mod openclaw_cli;
 mod priority;
 mod relocate;
@@ -128,7 +127,7 @@ pub enum Command {
     Setup(commands::setup::Args),
     /// Check config, storage, key, a round trip, the schedule and recent runs
     #[command(alias = "doctor")]
-    Test(commands::test::Args),
+    Test(commands::doctor::Args),
     /// The OpenClaw skill: install it into the state dir, or show it
     Skill(commands::skill::Args),
     /// Print the program version (and, with --json, the format version and build)

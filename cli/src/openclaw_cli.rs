@@ -10,7 +10,6 @@ pub use clawback_engine::openclaw::program::Output;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long `openclaw config validate` may take (Node starts in a few seconds on a busy machine).
@@ -66,11 +65,10 @@ pub enum Verdict {
     Unknown(String),
 }
 
-/// `openclaw config validate --json`, run once per process (whatever asks first), read for what it
-/// says about the `backup` key.
+/// `openclaw config validate --json`, read for what it says about the `backup` key. Each command
+/// asks at most once; the daemon asks again each cycle, so a fixed openclaw.json is seen.
 pub fn validate(oc: &OpenClaw) -> Verdict {
-    static CACHE: OnceLock<Verdict> = OnceLock::new();
-    CACHE.get_or_init(|| validate_now(oc)).clone()
+    validate_now(oc)
 }
 
 /// `openclaw config validate --json`, run now (after a change, to confirm it).

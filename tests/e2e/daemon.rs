@@ -66,6 +66,7 @@ fn daemon_runs_on_schedule_never_overlaps_and_stops_on_sigterm() {
     let sb = Sandbox::with_repo();
     openclaw_state(&sb);
     let child = spawn(&sb, &["--every", "2s", "--jitter", "0", "--no-prune"]);
+    let daemon_pid = child.id();
     std::thread::sleep(Duration::from_millis(7_000));
     assert_eq!(stop(&sb, child, Duration::from_secs(30)), 0, "{}", daemon_err(&sb));
 
@@ -79,6 +80,8 @@ fn daemon_runs_on_schedule_never_overlaps_and_stops_on_sigterm() {
     }
     for r in &runs {
         assert_eq!(r["trigger"], "daemon");
+        // Every cycle ran in the daemon's own process: no child clawback per cycle.
+        assert_eq!(r["pid"], daemon_pid, "a cycle ran in another process: {r}");
     }
     let ok: Vec<_> = runs.iter().filter(|r| r["status"] == "ok").collect();
     // A run cut short by SIGTERM is recorded as failed (exit 130) and wrote no snapshot.
@@ -112,6 +115,7 @@ fn sigterm_during_a_backup_is_passed_on_and_the_daemon_exits_cleanly() {
         .stdout(fs::File::create(sb.path("daemon.out")).unwrap())
         .stderr(fs::File::create(sb.path("daemon.err")).unwrap());
     let child = cmd.spawn().unwrap();
+    let daemon_pid = child.id();
     let t = Instant::now();
     while !marker.exists() {
         assert!(t.elapsed() < Duration::from_secs(30), "backup child never started: {}", daemon_err(&sb));
@@ -123,6 +127,7 @@ fn sigterm_during_a_backup_is_passed_on_and_the_daemon_exits_cleanly() {
     assert!(daemon_err(&sb).contains("SIGTERM"), "{}", daemon_err(&sb));
     let runs = run_log(&sb);
     let last = runs.last().unwrap();
+    assert_eq!(last["pid"], daemon_pid, "the interrupted cycle ran in the daemon's process: {last}");
     assert_eq!((last["status"].as_str(), last["exit_code"].as_i64()), (Some("failed"), Some(130)), "{last}");
     assert!(last["error"].as_str().unwrap().contains("SIGTERM"));
     assert_eq!(sb.snapshots().len(), 1, "no partial snapshot");

@@ -1,19 +1,26 @@
 //! `clawback backup [PATH...]` (alias `now`): snapshot paths, by default the OpenClaw state; then
 //! the configured retention for the new snapshot's group (host and paths), with prune started
-//! in the background at most once per `retention.pruneEvery` (see runs.rs).
+//! in the background at most once per `retention.pruneEvery` (engine `run::retention`). The daemon
+//! runs its cycles through [`recorded`] in its own process.
 
 use crate::context;
+use crate::runs;
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
+use chrono::Utc;
 use clawback_engine::commands::backup::{backup, BackupOptions, DryRunReport};
 use clawback_engine::commands::stdin::StdinCommand;
 use clawback_engine::openclaw;
 use clawback_engine::progress::Progress;
+use clawback_engine::run::hooks;
+use clawback_engine::run::interrupt::Interrupt;
+use clawback_engine::run::recorded::{Recording, Written};
+use clawback_engine::run::retention::{self, Pruner};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default)]
 pub struct Args {
     /// Files and folders to back up (default: the OpenClaw state dir and workspaces)
     pub paths: Vec<PathBuf>,
@@ -164,16 +171,26 @@ fn holds_more_than_clawback(dir: &std::path::Path) -> bool {
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+    let interrupt = Interrupt::new();
+    if !a.dry_run {
+        // Ctrl-C and SIGTERM say what was kept; a second one ends the process at once.
+        if let Err(e) = interrupt.catch(&[libc::SIGINT, libc::SIGTERM], true) {
+            eprintln!("clawback: warning: cannot catch SIGINT and SIGTERM: {e}");
+        }
+    }
+    let how = runs::How { interrupt: &interrupt, trigger: runs::trigger_from_env(), pruner: Pruner::Backup };
     // One run-log line and the notifications, whatever the outcome (see runs.rs).
-    crate::runs::record(g, a.dry_run, || run_recorded(g, a))
+    runs::record(g, a.dry_run, &how, Box::new(|_, code| code), |rec| recorded(g, a, &how, rec)).result
 }
 
-fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
+/// One recorded backup with the config's hooks around it: `backup`, or a cycle of the daemon
+/// (`how` says which).
+pub fn recorded(g: &GlobalArgs, a: &Args, how: &runs::How, rec: &mut Recording) -> Result<i32> {
     let s = context::Settings::load(g)?;
     crate::commands::migrate::warn(g);
     if !s.config.enabled() && !a.dry_run {
         // Scheduled runs stop; one asked for by hand still runs, and says so.
-        if std::env::var(crate::runs::TRIGGER_ENV).is_ok_and(|t| !t.is_empty()) {
+        if how.trigger.is_some() {
             if !g.quiet {
                 eprintln!("clawback: backups are disabled in the config (enabled: false)");
             }
@@ -185,15 +202,52 @@ fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
             );
         }
     }
-    let hooks = s.config.hooks.clone();
-    if a.dry_run || (hooks.before.is_empty() && hooks.after.is_empty()) {
-        return run_backup(g, a, s, &mut None);
+    let cfg = s.config.hooks.clone();
+    if a.dry_run || (cfg.before.is_empty() && cfg.after.is_empty()) {
+        return run_backup(g, a, s, how, rec, &mut None);
     }
-    crate::hooks::around(g, &hooks, |saved| run_backup(g, a, s, saved))
+    let warn = |e: &dyn std::fmt::Display| {
+        if !g.quiet {
+            eprintln!("clawback: warning: {e}");
+        }
+    };
+    match hooks::before(&cfg, &hook_output) {
+        hooks::Before::Go => {}
+        hooks::Before::GoAnyway(w) => warn(&w),
+        hooks::Before::Abort { error, after } => {
+            after.iter().for_each(|e| warn(e));
+            return Err(error.into());
+        }
+    }
+    let mut saved = None;
+    let r = run_backup(g, a, s, how, rec, &mut saved);
+    let code = match &r {
+        Ok(c) => *c,
+        Err(e) => ui::exit_code(e),
+    };
+    hooks::run_after(&cfg, &hooks::Outcome::from_exit(code, saved), &hook_output).iter().for_each(|e| warn(e));
+    r
+}
+
+/// Where hook output goes: this process's stderr (so `--json` output on stdout stays clean), or
+/// nowhere if it cannot be duplicated.
+fn hook_output() -> std::process::Stdio {
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::process::Stdio::from(fd),
+        Err(_) => std::process::Stdio::null(),
+    }
 }
 
 /// The backup itself (hooks aside); `saved` gets the snapshot id once one is written.
-fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option<String>) -> Result<i32> {
+fn run_backup(
+    g: &GlobalArgs,
+    a: &Args,
+    s: context::Settings,
+    how: &runs::How,
+    rec: &mut Recording,
+    saved: &mut Option<String>,
+) -> Result<i32> {
     // Know what to back up before creating anything: no state dir, no new repository.
     let sel = select(g, &s, a)?;
     let (repo, res) = context::open_or_create_default(g, &s)?;
@@ -234,27 +288,48 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "backup");
-    crate::runs::writing(&progress);
+    how.interrupt.writing(&progress);
     let r = backup(&repo, &opts, &progress);
-    crate::runs::written();
+    how.interrupt.written();
     bar.finish();
     let r = match r {
         Err(clawback_engine::Error::Interrupted) => {
-            let sig = crate::runs::interrupted().unwrap_or(libc::SIGINT);
+            let sig = how.interrupt.signal().unwrap_or(libc::SIGINT);
             let stored = progress.bytes_stored.load(std::sync::atomic::Ordering::Relaxed);
-            return Err(crate::runs::interrupted_error(sig, stored, None));
+            return Err(runs::interrupted_error(sig, stored, None));
         }
         r => r?,
     };
     *saved = r.snapshot_id.map(|i| i.to_hex());
     let (anomalies, retention) = match (r.snapshot_id, &r.snapshot) {
         (Some(id), Some(snapshot)) if !a.dry_run => {
-            let w = crate::runs::Written { snapshot, parent: r.parent.as_ref(), forced: a.force };
-            let anomalies = crate::runs::backup_done(g, &r, &w);
-            if let Some(sig) = crate::runs::interrupted() {
-                return Err(crate::runs::interrupted_error(sig, 0, Some(&id.to_hex())));
+            let w = Written { snapshot, parent: r.parent.as_ref(), forced: a.force };
+            let anomalies = rec.backup_done(&r, &w);
+            if !g.quiet {
+                for a in &anomalies {
+                    eprintln!("clawback: warning: anomaly: {}", a.message);
+                }
             }
-            (anomalies, retention(g, &s, &repo, &res, &id))
+            if let Some(sig) = how.interrupt.signal() {
+                return Err(runs::interrupted_error(sig, 0, Some(&id.to_hex())));
+            }
+            let password = || context::password(g, &s, &res, false).map_err(|e| ui::error_line(&e));
+            let mut step = retention::after_backup(
+                &repo,
+                &s.config.retention,
+                &id,
+                &rec.started().dir,
+                how.pruner,
+                Utc::now(),
+                password,
+            );
+            if !g.quiet {
+                for w in &step.warnings {
+                    eprintln!("clawback: warning: {w}");
+                }
+            }
+            rec.retention_done(&mut step);
+            (anomalies, step.outcome)
         }
         _ => (Vec::new(), None),
     };
@@ -335,90 +410,6 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
     Ok(0)
 }
 
-/// Applies the config's retention policy to the new snapshot's group (same host, same paths), and
-/// decides whether prune starts once the run is recorded (at most once per `retention.pruneEvery`,
-/// and only when something was forgotten since the last one). A failure is reported in the
-/// outcome and as a warning: the backup itself succeeded.
-fn retention(
-    g: &GlobalArgs,
-    s: &context::Settings,
-    repo: &clawback_engine::repo::Repository,
-    res: &context::Resolved,
-    id: &clawback_engine::format::id::SnapshotId,
-) -> Option<clawback_engine::run::runlog::RetentionOutcome> {
-    use clawback_engine::commands::forget::{self, Policy};
-    use clawback_engine::run::planner::DaemonState;
-    use clawback_engine::run::runlog::RetentionOutcome;
-    let rc = &s.config.retention;
-    if !rc.is_set() {
-        return None;
-    }
-    let mut out = RetentionOutcome::default();
-    let applied = Policy::from_config(rc).map_err(anyhow::Error::from).and_then(|(policy, _)| {
-        let Some(policy) = policy else { return Ok(None) };
-        let snaps = repo.snapshots()?;
-        let plan = clawback_engine::commands::retention::plan_after_backup(
-            &snaps,
-            id,
-            &policy,
-            chrono::Utc::now(),
-            &chrono::Local,
-        );
-        let removed = forget::apply(repo, &plan)?;
-        Ok(Some((plan.keep().len(), removed)))
-    });
-    match applied {
-        Ok(Some((kept, removed))) => {
-            out.kept = kept;
-            out.removed = removed.iter().map(|i| i.to_hex()).collect();
-        }
-        Ok(None) => return None,
-        Err(e) => {
-            let line = crate::ui::error_line(&e);
-            if !g.quiet {
-                eprintln!("clawback: warning: retention after the backup failed: {line}; the snapshot is saved");
-            }
-            out.error = Some(line);
-            crate::runs::retention_done(&out, None);
-            return Some(out);
-        }
-    }
-    if std::env::var(crate::runs::DAEMON_PRUNES_ENV).is_ok_and(|v| v == "1") {
-        out.prune = Some("daemon".into());
-        crate::runs::retention_done(&out, None);
-        return Some(out);
-    }
-    // One state file says when prune last started, for this command and the daemon alike.
-    let dir = crate::runs::clawback_dir();
-    let mut st = DaemonState::load(&dir);
-    st.forgotten += out.removed.len() as u64;
-    let now = chrono::Utc::now();
-    let every = rc.prune_every();
-    let mut prune_with = None;
-    if st.forgotten > 0 && st.prune_due(now, every) {
-        match context::password(g, s, res, false) {
-            Ok(pw) => {
-                st.last_prune = Some(now);
-                st.last_prune_by = Some("backup".into());
-                st.forgotten = 0;
-                out.prune = Some("started".into());
-                prune_with = Some(pw);
-            }
-            Err(e) => out.error = Some(format!("prune not started: {}", crate::ui::error_line(&e))),
-        }
-    } else if st.forgotten > 0 {
-        out.prune = Some("not_due".into());
-        out.next_prune = st.next_prune(every);
-    }
-    if let Err(e) = st.save(&dir) {
-        if !g.quiet {
-            eprintln!("clawback: warning: cannot save {}: {e}", DaemonState::path(&dir).display());
-        }
-    }
-    crate::runs::retention_done(&out, prune_with);
-    Some(out)
-}
-
 fn print_retention(rt: &clawback_engine::run::runlog::RetentionOutcome) {
     if let Some(e) = &rt.error {
         println!("retention: {e}");
@@ -426,7 +417,8 @@ fn print_retention(rt: &clawback_engine::run::runlog::RetentionOutcome) {
     }
     let prune = match (rt.prune.as_deref(), rt.next_prune) {
         (Some("started"), _) => {
-            format!("; prune started in the background (output in {})", crate::runs::prune_log().display())
+            let log = retention::prune_log(&runs::clawback_dir());
+            format!("; prune started in the background (output in {})", log.display())
         }
         (Some("not_due"), Some(t)) => format!("; prune is next due at {}", t.format("%Y-%m-%d %H:%M UTC")),
         (Some("daemon"), _) => "; the daemon prunes when due".to_string(),

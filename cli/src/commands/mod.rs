@@ -6,6 +6,7 @@ pub mod check;
 pub mod copy;
 pub mod daemon;
 pub mod diff;
+pub mod doctor;
 pub mod dump;
 pub mod export;
 pub mod forget;
@@ -25,7 +26,6 @@ pub mod skill;
 pub mod snapshots;
 pub mod stats;
 pub mod status;
-pub mod test;
 
 use crate::{Cli, Command};
 
@@ -58,7 +58,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Command::Copy(a) => copy::run(g, a),
         Command::Key(a) => key::run(g, a),
         Command::Setup(a) => setup::run(g, a),
-        Command::Test(a) => test::run(g, a),
+        Command::Test(a) => doctor::run(g, a),
         Command::Skill(a) => skill::run(g, a),
         Command::Version => manual::version(g),
         Command::Completions(a) => manual::completions(a),

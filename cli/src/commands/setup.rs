@@ -860,7 +860,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     if g.json {
         crate::ui::print_json(&checks);
     } else {
-        crate::commands::test::render(&checks);
+        crate::commands::doctor::render(&checks);
     }
     let failed: Vec<&str> = checks
         .as_array()

@@ -1,6 +1,6 @@
-//! `clawback status`: is the backup healthy? Healthy when the newest snapshot is younger than
-//! 1.5 × the schedule interval (for cron, the longest gap between two runs) and the last run did not
-//! fail. Exit 0 when healthy, 1 when not, so monitors can run it as is. `--metrics-file F` also
+//! `clawback status`: is the backup healthy? (The rule is the engine's `run::health`: the newest
+//! snapshot younger than 1.5 × the schedule interval and the last run not failed.) Exit 0 when
+//! healthy, 1 when not, so monitors can run it as is. `--metrics-file F` also
 //! writes Prometheus textfile-collector metrics (atomically). A `backup` section in openclaw.json
 //! (which OpenClaw 2026.9 rejects) gets a warning line and, with `--json`, the
 //! `openclaw_backup_section` field; it does not change the exit code.
@@ -12,13 +12,10 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clawback_engine::backend::Kind;
 use clawback_engine::config::{parse_duration, Schedule};
-use clawback_engine::run::runlog::{RunRecord, RunStatus};
+use clawback_engine::run::health::{self, Newest, State};
+use clawback_engine::run::runlog::RunRecord;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Without a schedule, a backup a day is expected.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -79,50 +76,28 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let legacy = crate::commands::migrate::warn(g);
     let now = Utc::now();
     let schedule: Option<Schedule> = s.config.schedule();
-    let interval = schedule.as_ref().map(|s| s.interval_hint()).unwrap_or(DEFAULT_INTERVAL);
     let max_age = match &a.max_age {
-        Some(m) => parse_duration(m).ok_or_else(|| usage(format!("--max-age {m}: give a duration like 3h or 2d")))?,
-        None => interval.mul_f64(1.5),
+        Some(m) => {
+            Some(parse_duration(m).ok_or_else(|| usage(format!("--max-age {m}: give a duration like 3h or 2d")))?)
+        }
+        None => None,
     };
     let log = crate::runs::run_log();
     let runs = log.read_all().unwrap_or_default();
-    let last_run: Option<&RunRecord> = runs.iter().max_by_key(|r| r.end);
-    let last_success: Option<&RunRecord> = runs.iter().filter(|r| r.status.succeeded()).max_by_key(|r| r.end);
-    let failures = {
-        let mut sorted: Vec<&RunRecord> = runs.iter().collect();
-        sorted.sort_by_key(|r| r.end);
-        sorted.iter().rev().take_while(|r| r.status == RunStatus::Failed).count()
-    };
 
     let repo = read_repo(g, &s);
     let (repo, repo_error) = match repo {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(crate::ui::error_line(&e))),
     };
-    // The newest snapshot is the truth; the run log stands in when the repository cannot be read.
-    let last_time: Option<DateTime<Utc>> = match &repo {
-        Some(r) => r.last.as_ref().map(|(_, t, _)| *t),
-        None => last_success.map(|r| r.end),
+    let newest = match &repo {
+        Some(r) => Newest::Read(r.last.as_ref().map(|(_, t, _)| *t)),
+        None => Newest::Unreadable,
     };
-    let age_s = last_time.map(|t| (now - t).num_seconds().max(0));
-    let stale = age_s.is_none_or(|a| a as f64 > max_age.as_secs_f64());
-    let failing = failures > 0;
-    let healthy = !stale && !failing && repo_error.is_none();
-    let state = if repo_error.is_some() {
-        "error"
-    } else if last_time.is_none() {
-        "no_backup"
-    } else if failing {
-        "failing"
-    } else if stale {
-        "stale"
-    } else {
-        "healthy"
-    };
-    let next_due: Option<DateTime<Utc>> = schedule.as_ref().map(|sch| match (sch.is_cron(), last_time) {
-        (false, Some(t)) => sch.next_after(t).max(now),
-        _ => sch.next_after(now),
-    });
+    let h = health::assess(&runs, newest, schedule.as_ref(), max_age, now);
+    let (last_run, last_success, failures) = (h.last_run, h.last_success, h.consecutive_failures);
+    let (healthy, stale, failing, state) = (h.healthy, h.stale, h.failing, h.state);
+    let (last_time, age_s, max_age, interval, next_due) = (h.last_time, h.age_s, h.max_age, h.interval, h.next_due);
     let anomalies = last_success.map(|r| r.anomalies.clone()).unwrap_or_default();
 
     if let Some(f) = &a.metrics_file {
@@ -131,7 +106,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     if g.json {
         crate::ui::print_json(&json!({
             "healthy": healthy,
-            "state": state,
+            "state": state.as_str(),
             "stale": stale,
             "failing": failing,
             "consecutive_failures": failures,
@@ -156,11 +131,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         }));
     } else if !g.quiet {
         let verdict = match state {
-            "healthy" => "healthy".to_string(),
-            "stale" => format!("STALE: the newest snapshot is older than {}", human_age(max_age.as_secs() as i64)),
-            "failing" => format!("FAILING: the last {failures} run(s) failed"),
-            "no_backup" => "NO BACKUP yet".to_string(),
-            _ => "ERROR: the repository cannot be read".to_string(),
+            State::Healthy => "healthy".to_string(),
+            State::Stale => format!("STALE: the newest snapshot is older than {}", human_age(max_age.as_secs() as i64)),
+            State::Failing => format!("FAILING: the last {failures} run(s) failed"),
+            State::NoBackup => "NO BACKUP yet".to_string(),
+            State::Error => "ERROR: the repository cannot be read".to_string(),
         };
         println!("status:        {verdict}");
         match (repo.as_ref().and_then(|r| r.last.as_ref()), age_s) {

@@ -4,12 +4,14 @@
 //! runs of the same group give medians, and new data, new-content files or duration far above
 //! them (by default 10×, and above an absolute floor so small numbers never alarm) are flagged.
 //! A group's first run, a run after the path set changed and re-reads (`--force`, a touch) are not
-//! anomalies. Warnings go to the backup output, the run log, `status` and notifications.
+//! anomalies. Warnings go to the backup output, the run log, `status` and notifications. The
+//! history comes in as [`Past`] runs (the run log makes them from its records), so this module
+//! depends on nothing of the run log.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::format::snapshot::Summary;
-use crate::run::runlog::RunRecord;
 
 /// When a run counts as anomalous.
 #[derive(Clone, Debug)]
@@ -87,6 +89,19 @@ pub struct Run<'a> {
     pub parent: Option<&'a Summary>,
 }
 
+/// An earlier successful run that had a parent, as the medians need it.
+#[derive(Clone, Debug)]
+pub struct Past<'a> {
+    pub end: DateTime<Utc>,
+    pub bytes_added: u64,
+    /// Files new or given new content.
+    pub new_content_files: u64,
+    pub duration_s: f64,
+    pub forced: bool,
+    pub host: &'a str,
+    pub paths: &'a [String],
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -103,13 +118,6 @@ fn mib(b: f64) -> String {
     format!("{:.1} MiB", b / (1024.0 * 1024.0))
 }
 
-/// Files given new content or added, from a run-log record (older records lack the content
-/// counter: their `files_changed` stands in).
-fn new_content_files(r: &RunRecord) -> f64 {
-    let c = r.counters.as_ref().map(|s| (s.files_new, s.files_changed)).unwrap_or_default();
-    (c.0 + r.files_content_changed.unwrap_or(c.1)) as f64
-}
-
 /// The files a summary's snapshot holds.
 fn files_in(s: &Summary) -> u64 {
     match s.total_files {
@@ -118,9 +126,9 @@ fn files_in(s: &Summary) -> u64 {
     }
 }
 
-/// Compares `run` with its parent and with `history` (earlier runs, any order, any group: only
-/// successful runs of the same group that had a parent count).
-pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> {
+/// Compares `run` with its parent and with `history` (earlier successful runs that had a parent,
+/// any order, any group: only those of the same group count).
+pub fn detect(run: &Run, history: &[Past], t: &Thresholds) -> Vec<Anomaly> {
     let mut out = Vec::new();
     // A first run, or the first since the paths changed: nothing to compare with.
     let Some(parent) = run.parent else {
@@ -160,16 +168,7 @@ pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> 
         });
     }
 
-    let mut past: Vec<&RunRecord> = history
-        .iter()
-        .filter(|r| {
-            r.status.succeeded()
-                && r.counters.is_some()
-                && r.parent_id.is_some()
-                && r.host == run.host
-                && r.paths.as_slice() == run.paths
-        })
-        .collect();
+    let mut past: Vec<&Past> = history.iter().filter(|r| r.host == run.host && r.paths == run.paths).collect();
     past.sort_by_key(|r| r.end);
     let skip = past.len().saturating_sub(t.window);
     let past = &past[skip..];
@@ -179,7 +178,7 @@ pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> 
     let jump = |value: f64, base: f64, floor: f64| value >= floor && value > t.factor * base.max(f64::MIN_POSITIVE);
 
     let added = run.summary.bytes_added as f64;
-    let base = median(past.iter().filter_map(|r| r.counters.as_ref()).map(|s| s.bytes_added as f64).collect());
+    let base = median(past.iter().map(|r| r.bytes_added as f64).collect());
     if jump(added, base, t.min_bytes_added as f64) {
         out.push(Anomaly {
             kind: AnomalyKind::BytesAdded,
@@ -194,7 +193,7 @@ pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> 
         });
     }
     let changed = (run.summary.files_new + run.content_changed) as f64;
-    let base = median(past.iter().map(|r| new_content_files(r)).collect());
+    let base = median(past.iter().map(|r| r.new_content_files as f64).collect());
     if jump(changed, base, t.min_files_changed as f64) {
         out.push(Anomaly {
             kind: AnomalyKind::FilesChanged,
@@ -229,40 +228,28 @@ pub fn detect(run: &Run, history: &[RunRecord], t: &Thresholds) -> Vec<Anomaly> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::runlog::RunStatus;
 
     fn paths() -> Vec<String> {
         vec!["/w".to_string()]
     }
 
-    fn hist(added: u64, files: u64) -> RunRecord {
-        RunRecord {
-            start: chrono::Utc::now(),
+    const W: &[String] = &[];
+
+    fn hist(added: u64) -> Past<'static> {
+        Past {
             end: chrono::Utc::now(),
-            status: RunStatus::Ok,
-            exit_code: 0,
+            bytes_added: added,
+            new_content_files: 3,
             duration_s: 2.0,
-            counters: Some(Summary {
-                bytes_added: added,
-                files_changed: 3,
-                files_unmodified: files,
-                total_files: files,
-                ..Default::default()
-            }),
-            snapshot_id: None,
-            error: None,
-            anomalies: vec![],
-            notify_errors: vec![],
-            host: "h".into(),
-            repo: None,
-            trigger: None,
-            pid: 0,
-            paths: paths(),
-            parent_id: Some("p".into()),
-            files_content_changed: Some(3),
             forced: false,
-            retention: None,
+            host: "h",
+            paths: W,
         }
+    }
+
+    /// `n` runs of the group `/w` on host h.
+    fn history(ps: &[String], n: usize, added: u64) -> Vec<Past<'_>> {
+        (0..n).map(|_| Past { paths: ps, ..hist(added) }).collect()
     }
 
     fn parent(files: u64) -> Summary {
@@ -286,7 +273,7 @@ mod tests {
     fn jumps_over_the_median_and_floor_are_flagged() {
         let t = Thresholds::default();
         let (p, ps) = (parent(1000), paths());
-        let h: Vec<RunRecord> = (0..4).map(|_| hist(1024 * 1024, 1000)).collect();
+        let h = history(&ps, 4, 1024 * 1024);
         let normal =
             Summary { bytes_added: 2 * 1024 * 1024, files_changed: 5, files_unmodified: 995, ..Default::default() };
         assert!(detect(&run(&normal, Some(&p), &ps), &h, &t).is_empty());
@@ -299,7 +286,7 @@ mod tests {
         let other = vec!["/elsewhere".to_string()];
         assert!(detect(&run(&big, Some(&p), &other), &h, &t).is_empty());
         // Small absolute numbers never alarm, however large the factor.
-        let small: Vec<RunRecord> = (0..4).map(|_| hist(10, 1000)).collect();
+        let small = history(&ps, 4, 10);
         let tick = Summary { bytes_added: 10_000, files_unmodified: 1000, ..Default::default() };
         assert!(detect(&run(&tick, Some(&p), &ps), &small, &t).is_empty());
         let mut slow = run(&normal, Some(&p), &ps);

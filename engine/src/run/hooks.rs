@@ -129,6 +129,31 @@ pub fn abort_on_failure(cfg: &HooksConfig) -> bool {
     cfg.abort_on_failure.unwrap_or(true)
 }
 
+/// What the `before` hooks decided about the backup.
+#[derive(Debug)]
+pub enum Before {
+    /// They all succeeded (or there are none): back up.
+    Go,
+    /// One failed but `hooks.abortOnFailure` is false: back up anyway; the warning to show.
+    GoAnyway(String),
+    /// One failed and stops the backup: the error the run ends with, and the failures of the
+    /// `after` hooks, which were run with a failed outcome.
+    Abort { error: Error, after: Vec<Error> },
+}
+
+/// Runs the `before` hooks and decides whether the backup runs (see [`Before`]).
+pub fn before(cfg: &HooksConfig, out: &dyn Fn() -> Stdio) -> Before {
+    let Err(e) = run_before(cfg, out) else { return Before::Go };
+    if !abort_on_failure(cfg) {
+        return Before::GoAnyway(format!("{e}; backing up anyway (hooks.abortOnFailure is false)"));
+    }
+    let after = run_after(cfg, &Outcome::from_exit(1, None), out);
+    let error = Error::Other(format!(
+        "{e}; the backup was not run (fix the hook, or set hooks.abortOnFailure to false to back up anyway)"
+    ));
+    Before::Abort { error, after }
+}
+
 /// Runs every `after` hook in order with the outcome in the environment; returns the failures
 /// (a failing after hook never changes the backup's outcome).
 pub fn run_after(cfg: &HooksConfig, outcome: &Outcome, out: &dyn Fn() -> Stdio) -> Vec<Error> {
@@ -159,6 +184,29 @@ mod tests {
         let e = run_one(Phase::After, "sleep 30 & sleep 30", &[], Duration::from_secs(1), &null).unwrap_err();
         assert!(e.to_string().contains("did not finish within 1s"), "{e}");
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_failing_before_hook_stops_the_backup_unless_told_not_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("after");
+        let mut cfg = HooksConfig {
+            before: vec!["exit 2".into()],
+            after: vec![format!("echo $CLAWBACK_STATUS >> {}", f.display()), "exit 1".into()],
+            ..Default::default()
+        };
+        match before(&cfg, &null) {
+            Before::Abort { error, after } => {
+                assert!(error.to_string().contains("the backup was not run"), "{error}");
+                assert_eq!(after.len(), 1, "the failing after hook is reported");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "failed\n", "after hooks learn the backup failed");
+        cfg.abort_on_failure = Some(false);
+        assert!(matches!(before(&cfg, &null), Before::GoAnyway(w) if w.contains("backing up anyway")));
+        cfg.before = vec!["true".into()];
+        assert!(matches!(before(&cfg, &null), Before::Go));
     }
 
     #[test]

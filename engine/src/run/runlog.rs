@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::snapshot::Summary;
-use crate::run::anomaly::Anomaly;
+use crate::run::anomaly::{Anomaly, Past};
 
 /// Size at which the log is rotated.
 pub const MAX_BYTES: u64 = 1024 * 1024;
@@ -104,6 +104,23 @@ pub struct RunRecord {
     /// What the retention policy did after the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionOutcome>,
+}
+
+impl RunRecord {
+    /// This run as anomaly detection's history sees it: only a successful run with counters that
+    /// had a parent counts. Older records lack the content counter: their `files_changed` stands in.
+    pub fn past(&self) -> Option<Past<'_>> {
+        let c = self.counters.as_ref().filter(|_| self.status.succeeded() && self.parent_id.is_some())?;
+        Some(Past {
+            end: self.end,
+            bytes_added: c.bytes_added,
+            new_content_files: c.files_new + self.files_content_changed.unwrap_or(c.files_changed),
+            duration_s: self.duration_s,
+            forced: self.forced,
+            host: &self.host,
+            paths: &self.paths,
+        })
+    }
 }
 
 /// Retention after a backup: the snapshots of its group the policy forgot, and prune.
@@ -304,6 +321,21 @@ mod tests {
         assert!(log.rotated_path().exists());
         assert!(fs::metadata(log.path()).unwrap().len() < MAX_BYTES);
         assert_eq!(log.last_success().unwrap().unwrap().status, RunStatus::Partial);
+    }
+
+    #[test]
+    fn only_successful_runs_with_a_parent_are_history() {
+        let mut r = rec(1, RunStatus::Ok);
+        assert!(r.past().is_none(), "no counters");
+        r.counters = Some(Summary { files_new: 2, files_changed: 7, bytes_added: 5, ..Default::default() });
+        assert!(r.past().is_none(), "no parent: a group's first run");
+        r.parent_id = Some("p".into());
+        let p = r.past().unwrap();
+        assert_eq!((p.bytes_added, p.new_content_files), (5, 9), "an older record: files_changed stands in");
+        r.files_content_changed = Some(1);
+        assert_eq!(r.past().unwrap().new_content_files, 3);
+        r.status = RunStatus::Failed;
+        assert!(r.past().is_none());
     }
 
     #[test]
