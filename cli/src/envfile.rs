@@ -244,25 +244,14 @@ pub fn referenced_vars(text: &str) -> Vec<String> {
 
 /// The variables of this shell a scheduled run needs and would not otherwise have: each one the
 /// config file refers to (`config_text`), CLAWBACK_PASSWORD when it is the password source,
-/// the AWS_* settings of an S3 repository, and PATH. Only those set here (not empty).
-pub fn needed(config_text: Option<&str>, password_from_env: bool, s3: bool) -> Vec<(String, String)> {
+/// the ones the repository's backend reads (`backend_vars`: an S3 repository's AWS_* settings),
+/// and PATH. Only those set here (not empty).
+pub fn needed(config_text: Option<&str>, password_from_env: bool, backend_vars: &[&str]) -> Vec<(String, String)> {
     let mut names: Vec<String> = config_text.map(referenced_vars).unwrap_or_default();
     if password_from_env {
         names.push("CLAWBACK_PASSWORD".into());
     }
-    if s3 {
-        for k in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_S3",
-        ] {
-            names.push(k.into());
-        }
-    }
+    names.extend(backend_vars.iter().map(|k| k.to_string()));
     names.push("PATH".into());
     let mut out: Vec<(String, String)> = Vec::new();
     for n in names {

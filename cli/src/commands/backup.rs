@@ -2,7 +2,7 @@
 //! the configured retention for the new snapshot's group (host and paths), with prune started
 //! in the background at most once per `retention.pruneEvery` (see runs.rs).
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
@@ -163,12 +163,14 @@ fn holds_more_than_clawback(dir: &std::path::Path) -> bool {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     // One run-log line and the notifications, whatever the outcome (see runs.rs).
-    crate::runs::record(g, a.dry_run, || run_recorded(g, a))
+    crate::runs::record(g, a.dry_run, || run_recorded(ctx, a))
 }
 
-fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
+fn run_recorded(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
     crate::commands::migrate::warn(g);
     if !s.config.enabled() && !a.dry_run {
@@ -187,16 +189,17 @@ fn run_recorded(g: &GlobalArgs, a: &Args) -> Result<i32> {
     }
     let hooks = s.config.hooks.clone();
     if a.dry_run || (hooks.before.is_empty() && hooks.after.is_empty()) {
-        return run_backup(g, a, s, &mut None);
+        return run_backup(ctx, a, s, &mut None);
     }
-    crate::hooks::around(g, &hooks, |saved| run_backup(g, a, s, saved))
+    crate::hooks::around(g, &hooks, |saved| run_backup(ctx, a, s, saved))
 }
 
 /// The backup itself (hooks aside); `saved` gets the snapshot id once one is written.
-fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option<String>) -> Result<i32> {
+fn run_backup(ctx: &Ctx, a: &Args, s: context::Settings, saved: &mut Option<String>) -> Result<i32> {
+    let g = &ctx.g;
     // Know what to back up before creating anything: no state dir, no new repository.
     let sel = select(g, &s, a)?;
-    let (repo, res) = context::open_or_create_default(g, &s)?;
+    let (repo, res) = ctx.open_or_create_default(&s)?;
 
     let time = ui::parse_time(a.time.as_deref())?;
     let parent = match &a.parent {
@@ -254,7 +257,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
             if let Some(sig) = crate::runs::interrupted() {
                 return Err(crate::runs::interrupted_error(sig, 0, Some(&id.to_hex())));
             }
-            (anomalies, retention(g, &s, &repo, &res, &id))
+            (anomalies, retention(ctx, &s, &repo, &res, &id))
         }
         _ => (Vec::new(), None),
     };
@@ -340,7 +343,7 @@ fn run_backup(g: &GlobalArgs, a: &Args, s: context::Settings, saved: &mut Option
 /// and only when something was forgotten since the last one). A failure is reported in the
 /// outcome and as a warning: the backup itself succeeded.
 fn retention(
-    g: &GlobalArgs,
+    ctx: &Ctx,
     s: &context::Settings,
     repo: &clawback_engine::repo::Repository,
     res: &context::Resolved,
@@ -349,6 +352,7 @@ fn retention(
     use clawback_engine::commands::forget::{self, Policy};
     use clawback_engine::run::planner::DaemonState;
     use clawback_engine::run::runlog::RetentionOutcome;
+    let g = &ctx.g;
     let rc = &s.config.retention;
     if !rc.is_set() {
         return None;
@@ -396,7 +400,7 @@ fn retention(
     let every = rc.prune_every();
     let mut prune_with = None;
     if st.forgotten > 0 && st.prune_due(now, every) {
-        match context::password(g, s, res, false) {
+        match ctx.password(s, res, false) {
             Ok(pw) => {
                 st.last_prune = Some(now);
                 st.last_prune_by = Some("backup".into());

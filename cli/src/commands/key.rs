@@ -1,9 +1,8 @@
 //! `clawback key list|add|remove ID|passwd`: the passphrases that open the repository. Each key
 //! file wraps the same master key, so adding or removing one re-encrypts nothing.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::usage;
-use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::commands::key;
 use clawback_engine::repo::{self, Secret};
@@ -65,7 +64,8 @@ fn new_password(a: &NewPassword) -> Result<Secret> {
     Err(usage("no new password given: use --new-password-file F or set CLAWBACK_NEW_PASSWORD"))
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
     // Reading the new password first: a missing one fails before the slow key derivation.
     let new = match &a.cmd {
@@ -73,11 +73,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         _ => None,
     };
     let res = context::resolve(g, &s)?;
-    let be = context::backend(&res.location)?;
+    let be = ctx.backend(&res.location)?;
     if !context::exists(be.as_ref()) {
         return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
     }
-    let pw = context::password(g, &s, &res, false)?;
+    let pw = ctx.password(&s, &res, false)?;
     let repo = repo::Repository::open(be, &pw, &context::cache_options(g))?;
     let be = repo.backend().as_ref();
     match &a.cmd {

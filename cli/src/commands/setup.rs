@@ -12,12 +12,13 @@
 //! terminal, nothing is asked and defaults fill the gaps. `--migrate-config` does only one thing:
 //! move a `backup` section out of openclaw.json into clawback's file (`commands::migrate`).
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::config::Schedule;
 use clawback_engine::openclaw::Env;
+use clawback_engine::repo::location;
 use clawback_engine::repo::{CacheOptions, Repository, Secret};
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, IsTerminal, Write};
@@ -404,7 +405,7 @@ fn candidates(g: &GlobalArgs, a: &Args, old_config: &Path, env: &Env) -> Vec<Can
             }
         }
     }
-    for f in [default_password_file(), context::default_password_file()] {
+    for f in [default_password_file(), location::default_password_file(env)] {
         if let Some(s) = read_secret(&f) {
             out.push(Candidate { what: f.display().to_string(), secret: s, encryption: json!({ "keyFile": f }) });
         }
@@ -491,7 +492,8 @@ fn prove_existing(
         .context(format!("no password typed opens the repository at {loc}; nothing was written")))
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     if a.migrate_config {
         return crate::commands::migrate::run(g);
     }
@@ -535,7 +537,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             Some(p) => check_path(&p.to_string_lossy()).map_err(|e| usage(format!("--path {e}")))?,
             None => asker.ask_valid(
                 "Repository folder",
-                &context::default_repo_path().to_string_lossy(),
+                &location::default_repo_path(&env).to_string_lossy(),
                 "--path",
                 check_path,
             )?,
@@ -631,7 +633,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     // password. (S3 with --no-test is not looked at: no network without the checks.)
     let probe_settings = settings_for(&storage_json)?;
     let res = context::resolve(&GlobalArgs { repo: None, ..g.clone() }, &probe_settings)?;
-    let be = context::backend(&res.location)?;
+    let be = ctx.backend(&res.location)?;
     let loc = be.location();
     let found = if a.no_test && storage != Storage::Local { Found::Nothing } else { look(be.as_ref()) };
     let mut create_bucket = false;
@@ -806,7 +808,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     }
     // What a scheduled run needs from this shell (the ${VAR}s just written, PATH).
     let env_file = crate::envfile::path_for(Some(&path));
-    crate::envfile::write_needed(&env_file, &crate::envfile::needed(Some(&text), false, false), g.quiet)?;
+    crate::envfile::write_needed(&env_file, &crate::envfile::needed(Some(&text), false, &[]), g.quiet)?;
     if a.no_test {
         return Ok(0);
     }
