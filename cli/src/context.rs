@@ -110,14 +110,9 @@ fn not_found(be: &dyn Backend) -> clawback_engine::Error {
     }
 }
 
+/// A password file's content without its trailing newlines (`config::password`).
 pub fn read_password_file(p: &std::path::Path) -> Result<Secret> {
     Ok(password::read_password_file(p)?)
-}
-
-/// Runs a password command (`sh -c`) and takes its output without the trailing newline; the output is
-/// never logged.
-pub fn password_from_command(cmd: &str) -> Result<Secret> {
-    Ok(password::password_from_command(cmd)?)
 }
 
 pub fn cache_options(g: &GlobalArgs) -> CacheOptions {

@@ -37,7 +37,7 @@ use crate::openclaw::vars::{config_env_vars, substitute_at, Unresolved};
 pub use schedule::{parse_duration, Schedule, ScheduleError};
 pub use schema::url_has_credential;
 pub use secret::Secret;
-pub use storage::StorageConfig;
+pub use storage::{valid_bucket, StorageConfig};
 
 /// The backup settings, merged from every source. `None` means "not set": the accessors give
 /// the defaults.

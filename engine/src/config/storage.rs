@@ -10,10 +10,10 @@ use super::Secret;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct StorageConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// The backend kind, one of the location registry's names ([`crate::repo::location::NAMES`]);
     /// checked and lower-cased when the file is read. Unset: `path` makes it a folder, else the
     /// embedded default repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -48,4 +48,26 @@ pub struct StorageConfig {
     pub object_lock_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_lock_days: Option<u32>,
+}
+
+/// A bucket name as S3 takes it: 3 to 63 lower-case letters, digits, `-`, `.` (and `_`, which
+/// some S3-compatible stores allow). The URL grammar and `setup` both hold names to it.
+pub fn valid_bucket(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.' || c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_bucket;
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.2", "under_score", &"a".repeat(63)] {
+            assert!(valid_bucket(ok), "{ok}");
+        }
+        for bad in ["ab", "Upper", "sp ace", "slash/x", &"a".repeat(64), ""] {
+            assert!(!valid_bucket(bad), "{bad}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{ObjectLock, S3Backend, S3Options, Sse};
 use crate::backend::Backend;
-use crate::config::StorageConfig;
+use crate::config::{valid_bucket, StorageConfig};
 use crate::error::{Error, Result};
 use crate::repo::location::{BackendKind, Sources, Spec};
 
@@ -60,13 +60,6 @@ pub fn parse(url: &str, rest: &str) -> Result<S3Options> {
         return Err(bad("the prefix has an empty, `.` or `..` part"));
     }
     Ok(o)
-}
-
-/// A bucket name as S3 takes it: 3 to 63 lower-case letters, digits, `-`, `.` (and `_`, which
-/// some S3-compatible stores allow).
-pub fn valid_bucket(b: &str) -> bool {
-    (3..=63).contains(&b.len())
-        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.' || c == b'_')
 }
 
 /// The bucket and prefix of the config's storage section.

@@ -69,6 +69,17 @@ impl Location {
     }
 }
 
+/// Whether a backend's error says the location's container (an S3 bucket) does not exist, as
+/// opposed to one object in it.
+pub fn is_missing_container(e: &std::io::Error) -> bool {
+    #[cfg(feature = "s3")]
+    if crate::backend::s3::is_missing_bucket(e) {
+        return true;
+    }
+    let _ = e;
+    false
+}
+
 /// Parses a repository URL: `scheme:rest` for a kind in the [`registry`] (`local:/path`,
 /// `s3:http[s]://host[:port]/bucket[/prefix]`, `s3://bucket[/prefix]`), anything else a folder.
 /// Nothing is filled in from the environment or the config: see [`from_url`].
