@@ -14,6 +14,7 @@
 //! `${VAR}`) is a warning. A `${VAR}` whose variable is unset makes that setting unset, with a
 //! warning. No secret value ever reaches a message or `Debug` output ([`Secret`]).
 
+pub mod envfile;
 mod json5_edit;
 pub mod migrate;
 pub mod password;

@@ -5,6 +5,8 @@ use crate::context::{self, Ctx};
 use crate::ui::usage;
 use anyhow::{Context, Result};
 use clawback_engine::commands::key;
+use clawback_engine::config::password;
+use clawback_engine::openclaw::Env;
 use clawback_engine::repo::{self, Secret};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -42,13 +44,8 @@ pub struct NewPassword {
 
 /// The new password: `--new-password-file`, else `CLAWBACK_NEW_PASSWORD`, else asked twice on a TTY.
 fn new_password(a: &NewPassword) -> Result<Secret> {
-    if let Some(f) = &a.new_password_file {
-        return context::read_password_file(f);
-    }
-    if let Ok(p) = std::env::var("CLAWBACK_NEW_PASSWORD") {
-        if !p.is_empty() {
-            return Ok(Secret(p.into_bytes()));
-        }
+    if let Some(src) = password::given_new(a.new_password_file.as_deref(), &Env::from_process()) {
+        return Ok(src.read()?);
     }
     if std::io::stdin().is_terminal() {
         let p = rpassword::prompt_password("enter the new password: ").context("cannot read the password")?;

@@ -80,6 +80,18 @@ pub fn given(
     None
 }
 
+/// A new password (`key add`, `key passwd`): `--new-password-file`, else `CLAWBACK_NEW_PASSWORD`.
+/// None: ask on a terminal.
+pub fn given_new(file: Option<&Path>, env: &Env) -> Option<Source> {
+    if let Some(f) = file {
+        return Some(Source::File(f.to_path_buf()));
+    }
+    env.vars
+        .get("CLAWBACK_NEW_PASSWORD")
+        .filter(|p| !p.is_empty())
+        .map(|p| Source::Value(Hidden(p.as_bytes().to_vec())))
+}
+
 /// The config's `encryption` section as a source: passphrase, else keyFile, else passwordCommand.
 pub fn configured(enc: &EncryptionConfig) -> Option<Source> {
     if let Some(p) = enc.passphrase.as_ref().filter(|p| !p.is_empty()) {
@@ -226,6 +238,16 @@ mod tests {
         assert_eq!(g(none, &env, &EncryptionConfig::default(), false), None);
         assert_eq!(Source::File(default_file).read().unwrap().0, b"gen");
         assert!(!format!("{:?}", Source::Value(Hidden(b"env-pw".to_vec()))).contains("env-pw"));
+    }
+
+    #[test]
+    fn new_passwords() {
+        let env = Env::from_pairs([("CLAWBACK_NEW_PASSWORD", "new")]);
+        assert_eq!(given_new(Some(Path::new("/f")), &env), Some(Source::File("/f".into())));
+        assert_eq!(given_new(None, &env), Some(Source::Value(Hidden(b"new".to_vec()))));
+        assert_eq!(given_new(None, &env.clone().with("CLAWBACK_NEW_PASSWORD", "")), None);
+        // The repository's own password is not a new one.
+        assert_eq!(given_new(None, &Env::from_pairs([("CLAWBACK_PASSWORD", "pw")])), None);
     }
 
     #[test]
