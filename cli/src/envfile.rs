@@ -25,16 +25,16 @@ pub fn path_for(explicit_config: Option<&Path>) -> PathBuf {
 /// that is how `setup` keeps one from its checks) wins, except PATH, which is added to. Returns
 /// whether anything was set. Must run before any thread starts (it calls `std::env::set_var`).
 pub fn load_into_process(p: &Path) -> Result<bool> {
-    let (pairs, bad) = envfile::read(p)?;
-    if !bad.is_empty() {
-        let lines: Vec<String> = bad.iter().map(|n| n.to_string()).collect();
+    let file = envfile::read(p)?;
+    if !file.bad_lines.is_empty() {
+        let lines: Vec<String> = file.bad_lines.iter().map(|n| n.to_string()).collect();
         eprintln!(
             "clawback: warning: {}: cannot read line {} (expected KEY=VALUE); ignored",
             display(p),
             lines.join(", ")
         );
     }
-    let changes = envfile::changes(&pairs, |k| std::env::var_os(k))?;
+    let changes = envfile::changes(&file.vars, |k| std::env::var_os(k))?;
     for (k, v) in &changes {
         std::env::set_var(k, v);
     }

@@ -66,18 +66,27 @@ fn check_private(p: &Path, md: &std::fs::Metadata) -> Result<()> {
     Ok(())
 }
 
-/// The file's variables (none when it does not exist), and the numbers of the lines that are not
-/// `KEY=VALUE` (ignored).
-pub fn read(p: &Path) -> Result<(Vec<(String, String)>, Vec<usize>)> {
+/// What the file says.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// The variables, in the file's order.
+    pub vars: Vec<(String, String)>,
+    /// The numbers of the lines that are not `KEY=VALUE` (ignored).
+    pub bad_lines: Vec<usize>,
+}
+
+/// The file's variables (none when it does not exist).
+pub fn read(p: &Path) -> Result<Contents> {
     let md = match std::fs::metadata(p) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
         Err(e) => return Err(Error::Other(format!("cannot read environment file {}: {e}", display(p)))),
     };
     check_private(p, &md)?;
     let text = std::fs::read_to_string(p)
         .map_err(|e| Error::Other(format!("cannot read environment file {}: {e}", display(p))))?;
-    Ok(parse_dotenv(&text))
+    let (vars, bad_lines) = parse_dotenv(&text);
+    Ok(Contents { vars, bad_lines })
 }
 
 /// What loading `pairs` into a process whose variables are `current` changes, as
