@@ -103,9 +103,7 @@ pub fn requests_json(be: &dyn Backend) -> serde_json::Value {
 /// The error for a repository whose config cannot be found: a missing bucket says how to make it.
 fn not_found(be: &dyn Backend) -> clawback_engine::Error {
     match be.read(clawback_engine::backend::Kind::Config, "config") {
-        Err(e) if clawback_engine::backend::s3::is_missing_bucket(&e) => {
-            clawback_engine::Error::BucketNotFound(e.to_string())
-        }
+        Err(e) if location::is_missing_container(&e) => clawback_engine::Error::BucketNotFound(e.to_string()),
         _ => clawback_engine::Error::RepoNotFound(be.location()),
     }
 }
