@@ -1,284 +1,54 @@
-//! clawback's environment file: `KEY=VALUE` lines (`$XDG_CONFIG_HOME/clawback/env`, or the file the
-//! config's `envFile` names) that clawback loads itself at start, before the config is read, so a
-//! scheduled run gets what the user's shell had: the variables the config refers to as `${VAR}`,
-//! the password source and PATH. It must be private (0600, owned by the user), as ssh insists for
-//! its keys; `setup` and `schedule install` merge into it and never print a value.
+//! clawback's environment file as the program uses it: loaded into this process at start (its
+//! bad lines are warnings), and merged with what a scheduled run needs, saying which names it
+//! wrote (never a value). The file's rules are the engine's (`config::envfile`).
 
-use crate::ui::usage;
-use anyhow::{Context, Result};
-use clawback_engine::openclaw::vars::parse_dotenv;
+use anyhow::Result;
+use clawback_engine::config::envfile;
 use clawback_engine::openclaw::Env;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+pub use envfile::{display, referenced_vars};
 
 /// The default file: `$XDG_CONFIG_HOME/clawback/env` (`~/.config/clawback/env`).
 pub fn default_path() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| clawback_engine::repo::home_dir().join(".config"))
-        .join("clawback")
-        .join("env")
+    envfile::default_path(&Env::from_process())
 }
 
 /// The file for a run with `--config explicit`: the config's `envFile`, else the default. The
 /// config is located with the process environment as it is (a broken config is reported later,
 /// by the command itself).
 pub fn path_for(explicit_config: Option<&Path>) -> PathBuf {
-    let env = Env::from_process();
-    match clawback_engine::config::load(&env, explicit_config) {
-        Ok(l) => l.config.env_file.unwrap_or_else(default_path),
-        Err(_) => default_path(),
-    }
+    envfile::path_for(&Env::from_process(), explicit_config)
 }
 
-/// The path as users write it: `~/...` under the home folder.
-pub fn display(p: &Path) -> String {
-    let home = clawback_engine::repo::home_dir();
-    match p.strip_prefix(&home) {
-        Ok(rest) if home != Path::new("/") => format!("~/{}", rest.display()),
-        _ => p.display().to_string(),
-    }
-}
-
-/// Refuses a file others can read or that someone else owns: it holds secrets.
-fn check_private(p: &Path, md: &std::fs::Metadata) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    if md.uid() != uid && uid != 0 {
-        return Err(usage(format!(
-            "environment file {} belongs to another user (uid {}); remove it or `chown {} {}`",
-            display(p),
-            md.uid(),
-            uid,
-            display(p)
-        )));
-    }
-    if md.mode() & 0o077 != 0 {
-        return Err(usage(format!(
-            "environment file {} is readable by others (mode {:o}) and holds secrets; run `chmod 600 {}`",
-            display(p),
-            md.mode() & 0o777,
-            display(p)
-        )));
-    }
-    Ok(())
-}
-
-/// The file's variables, or none when it does not exist.
-pub fn read(p: &Path) -> Result<Vec<(String, String)>> {
-    let md = match std::fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read environment file {}", display(p))),
-    };
-    check_private(p, &md)?;
-    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read environment file {}", display(p)))?;
-    let (pairs, bad) = parse_dotenv(&text);
-    if !bad.is_empty() {
-        let lines: Vec<String> = bad.iter().map(|n| n.to_string()).collect();
+/// Loads the environment file into this process: a variable the process already has (even empty:
+/// that is how `setup` keeps one from its checks) wins, except PATH, which is added to. Returns
+/// whether anything was set. Must run before any thread starts (it calls `std::env::set_var`).
+pub fn load_into_process(p: &Path) -> Result<bool> {
+    let file = envfile::read(p)?;
+    if !file.bad_lines.is_empty() {
+        let lines: Vec<String> = file.bad_lines.iter().map(|n| n.to_string()).collect();
         eprintln!(
             "clawback: warning: {}: cannot read line {} (expected KEY=VALUE); ignored",
             display(p),
             lines.join(", ")
         );
     }
-    Ok(pairs)
+    let changes = envfile::changes(&file.vars, |k| std::env::var_os(k))?;
+    for (k, v) in &changes {
+        std::env::set_var(k, v);
+    }
+    Ok(!changes.is_empty())
 }
 
-/// Loads the environment file into this process. A variable the process already has (even empty:
-/// that is how `setup` keeps one from its checks) wins, except PATH: the file's folders are added after the process's own, so a scheduled run
-/// (whose PATH is /usr/bin:/bin) still finds hooks and `openclaw`. Returns whether anything was
-/// set. Must run before any thread starts (it calls `std::env::set_var`).
-pub fn load_into_process(p: &Path) -> Result<bool> {
-    let mut changed = false;
-    for (k, v) in read(p)? {
-        if k == "PATH" {
-            let cur = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs: Vec<PathBuf> = std::env::split_paths(&cur).collect();
-            let before = dirs.len();
-            for d in std::env::split_paths(&v) {
-                if !d.as_os_str().is_empty() && !dirs.contains(&d) {
-                    dirs.push(d);
-                }
-            }
-            if dirs.len() != before {
-                std::env::set_var("PATH", std::env::join_paths(dirs).context("PATH in the environment file")?);
-                changed = true;
-            }
-        } else if std::env::var_os(&k).is_none() && !v.is_empty() {
-            std::env::set_var(&k, &v);
-            changed = true;
-        }
-    }
-    Ok(changed)
-}
-
-/// A value as a line of the file, quoted when it must be (the dotenv format has no escapes
-/// inside quotes, so the quote chosen is one the value does not hold).
-fn quote(k: &str, v: &str) -> Result<String> {
-    let plain = !v.is_empty()
-        && v.chars().all(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '`' | '#' | '\\'))
-        && !v.starts_with(['"', '\'', '`']);
-    if plain {
-        return Ok(v.to_string());
-    }
-    for q in ['\'', '`', '"'] {
-        if !v.contains(q) && (q != '"' || !v.contains('\\')) {
-            return Ok(format!("{q}{v}{q}"));
-        }
-    }
-    Err(usage(format!("the value of {k} holds every kind of quote; it cannot be kept in the environment file")))
-}
-
-/// What a merge changed, by variable name (never values).
-#[derive(Debug, Default)]
-pub struct Merged {
-    pub added: Vec<String>,
-    pub updated: Vec<String>,
-}
-
-/// Sets `vars` in the file at `p`, keeping every other line (comments included) as it is;
-/// writes a new 0600 file beside it and renames it over, so a crash leaves the old file whole.
-pub fn merge(p: &Path, vars: &[(String, String)]) -> Result<Merged> {
-    let mut merged = Merged::default();
-    let old = match std::fs::metadata(p) {
-        Ok(md) => {
-            check_private(p, &md)?;
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", display(p)))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", display(p))),
-    };
-    let current: std::collections::HashMap<String, String> = parse_dotenv(&old).0.into_iter().collect();
-    let mut lines: Vec<String> = old.lines().map(str::to_string).collect();
-    for (k, v) in vars {
-        if current.get(k) == Some(v) {
-            continue;
-        }
-        let line = format!("{k}={}", quote(k, v)?);
-        // The line that sets `k` (a multi-line value is not ours to rewrite in place: appended).
-        let at = lines.iter().position(|l| {
-            let t = l.trim_start();
-            let t = t.strip_prefix("export ").unwrap_or(t);
-            t.split_once('=')
-                .is_some_and(|(name, val)| name.trim() == k && !val.trim_start().starts_with(['"', '\'', '`']))
-        });
-        match (at, current.contains_key(k)) {
-            (Some(i), _) => {
-                lines[i] = line;
-                merged.updated.push(k.clone());
-            }
-            (None, had) => {
-                if had {
-                    // Comment out the old multi-line value's first line; later lines stay valid
-                    // text of it only if quoted, so drop the whole old definition.
-                    lines.retain(|l| {
-                        let t = l.trim_start();
-                        let t = t.strip_prefix("export ").unwrap_or(t);
-                        t.split_once('=').is_none_or(|(name, _)| name.trim() != k)
-                    });
-                    merged.updated.push(k.clone());
-                } else {
-                    merged.added.push(k.clone());
-                }
-                lines.push(line);
-            }
-        }
-    }
-    if merged.added.is_empty() && merged.updated.is_empty() && p.exists() {
-        return Ok(merged);
-    }
-    if old.is_empty() {
-        lines.insert(
-            0,
-            "# clawback's environment, loaded by clawback at start (variables already set win; PATH is added to). Keep it 0600."
-                .to_string(),
-        );
-    }
-    let dir = p.parent().unwrap_or(Path::new("/"));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp =
-        dir.join(format!(".{}.tmp-{}", p.file_name().and_then(|n| n.to_str()).unwrap_or("env"), std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let text = lines.join("\n") + "\n";
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, p).with_context(|| format!("cannot replace {}", display(p)))?;
-    Ok(merged)
-}
-
-/// The `${NAME}` references in a config file's text (`$${NAME}` is an escape, not a reference).
-pub fn referenced_vars(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let b = text.as_bytes();
-    let mut i = 0;
-    while let Some(off) = text[i..].find("${") {
-        let at = i + off;
-        let escaped = at > 0 && b[at - 1] == b'$';
-        let start = at + 2;
-        let Some(len) = text[start..].find('}') else { break };
-        let name = &text[start..start + len];
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if valid && !escaped && !out.iter().any(|n| n == name) {
-            out.push(name.to_string());
-        }
-        i = start;
-    }
-    out
-}
-
-/// The variables of this shell a scheduled run needs and would not otherwise have: each one the
-/// config file refers to (`config_text`), CLAWBACK_PASSWORD when it is the password source,
-/// the AWS_* settings of an S3 repository, and PATH. Only those set here (not empty).
-pub fn needed(config_text: Option<&str>, password_from_env: bool, s3: bool) -> Vec<(String, String)> {
-    let mut names: Vec<String> = config_text.map(referenced_vars).unwrap_or_default();
-    if password_from_env {
-        names.push("CLAWBACK_PASSWORD".into());
-    }
-    if s3 {
-        for k in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_S3",
-        ] {
-            names.push(k.into());
-        }
-    }
-    names.push("PATH".into());
-    let mut out: Vec<(String, String)> = Vec::new();
-    for n in names {
-        if out.iter().any(|(k, _)| *k == n) {
-            continue;
-        }
-        if let Some(v) = std::env::var(&n).ok().filter(|v| !v.is_empty()) {
-            out.push((n, v));
-        }
-    }
-    out
+/// The variables of this shell a scheduled run needs (see `config::envfile::needed`).
+pub fn needed(config_text: Option<&str>, password_from_env: bool, backend_vars: &[&str]) -> Vec<(String, String)> {
+    envfile::needed(&Env::from_process(), config_text, password_from_env, backend_vars)
 }
 
 /// Merges `vars` into the file at `p` and says which names it wrote (values never shown).
 pub fn write_needed(p: &Path, vars: &[(String, String)], quiet: bool) -> Result<()> {
-    let m = merge(p, vars)?;
+    let m = envfile::merge(p, vars)?;
     if !quiet && (!m.added.is_empty() || !m.updated.is_empty()) {
         let mut names = m.added.clone();
         names.extend(m.updated.iter().cloned());
@@ -289,47 +59,4 @@ pub fn write_needed(p: &Path, vars: &[(String, String)], quiet: bool) -> Result<
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references() {
-        assert_eq!(
-            referenced_vars(r#"{ a: "${SEAWEED_KEY}", b: "x-${B_2}-${lower}", c: "$${ESC}", d: "${SEAWEED_KEY}" }"#),
-            vec!["SEAWEED_KEY", "B_2"]
-        );
-    }
-
-    #[test]
-    fn quoting_round_trips() {
-        for v in ["plain", "with space", "it's", "a\"b'c", "x#y", r"back\slash"] {
-            let line = format!("K={}", quote("K", v).unwrap());
-            let (pairs, bad) = parse_dotenv(&line);
-            assert!(bad.is_empty(), "{line}");
-            assert_eq!(pairs, vec![("K".to_string(), v.to_string())], "{line}");
-        }
-    }
-
-    #[test]
-    fn merge_keeps_other_lines_and_is_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("sub/env");
-        merge(&p, &[("A".into(), "1".into())]).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        let mut t = std::fs::read_to_string(&p).unwrap();
-        t.push_str("# mine\nB=keep\n");
-        std::fs::write(&p, t).unwrap();
-        let m = merge(&p, &[("A".into(), "2".into()), ("C".into(), "x y".into())]).unwrap();
-        assert_eq!((m.added, m.updated), (vec!["C".to_string()], vec!["A".to_string()]));
-        let (pairs, _) = parse_dotenv(&std::fs::read_to_string(&p).unwrap());
-        assert_eq!(pairs, vec![("A".into(), "2".into()), ("B".into(), "keep".into()), ("C".into(), "x y".into())]);
-        assert!(std::fs::read_to_string(&p).unwrap().contains("# mine"));
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = read(&p).unwrap_err().to_string();
-        assert!(e.contains("chmod 600"), "{e}");
-    }
 }

@@ -182,10 +182,11 @@ fn main() {
         Ok(false) => {}
         Err(e) => std::process::exit(ui::report_error(&e)),
     }
-    let code = match commands::run(&cli) {
+    let ctx = context::Ctx::new(cli.global);
+    let code = match commands::run(&ctx, &cli.command) {
         Ok(code) => code,
         Err(e) => ui::report_error(&e),
     };
-    context::report_requests(&cli.global);
+    ctx.report_requests();
     std::process::exit(code);
 }

@@ -72,11 +72,7 @@ fn quiet_config(g: &GlobalArgs, env: &Env) -> BackupConfig {
 fn repo_location(g: &GlobalArgs, env: &Env, config: &BackupConfig) -> Option<String> {
     let s = context::Settings { env: env.clone(), config: config.clone() };
     let res = context::resolve(g, &s).ok()?;
-    let loc = match &res.location {
-        context::Location::Local(p) => p.display().to_string(),
-        other => context::backend(other).ok()?.location(),
-    };
-    Some(strip_credentials(&loc))
+    Some(strip_credentials(&res.location.name()))
 }
 
 /// The config and repository location a record is written with.

@@ -14,11 +14,14 @@
 //! `${VAR}`) is a warning. A `${VAR}` whose variable is unset makes that setting unset, with a
 //! warning. No secret value ever reaches a message or `Debug` output ([`Secret`]).
 
+pub mod envfile;
 mod json5_edit;
 pub mod migrate;
+pub mod password;
 mod schedule;
 mod schema;
 mod secret;
+mod storage;
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +38,7 @@ use crate::openclaw::vars::{config_env_vars, substitute_at, Unresolved};
 pub use schedule::{parse_duration, Schedule, ScheduleError};
 pub use schema::url_has_credential;
 pub use secret::Secret;
+pub use storage::{valid_bucket, StorageConfig};
 
 /// The backup settings, merged from every source. `None` means "not set": the accessors give
 /// the defaults.
@@ -79,53 +83,6 @@ pub struct IncludeConfig {
     /// they name, such as `.env`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gitignore: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    S3,
-    Local,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct StorageConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<Provider>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bucket: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<Secret>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<Secret>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<String>,
-    /// The repository folder for `provider: "local"`; `~` expanded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-    /// S3: path-style addressing (`host/bucket/key`, the default with an endpoint) or
-    /// virtual-hosted (`bucket.host/key`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path_style: Option<bool>,
-    /// S3: storage class for data packs (e.g. `STANDARD_IA`); indexes and snapshots stay STANDARD.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub storage_class: Option<String>,
-    /// S3: server-side encryption, `AES256` (SSE-S3) or `aws:kms` (SSE-KMS).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_side_encryption: Option<String>,
-    /// S3: the KMS key for `aws:kms`; unset uses the bucket's default key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-    /// S3: object-lock retention on new objects, `GOVERNANCE` or `COMPLIANCE`, for `objectLockDays`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_lock_mode: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_lock_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -637,7 +594,7 @@ mod tests {
         assert_eq!(c.include.workspace, Some(false));
         assert!(c.include_gitignore());
         assert_eq!(c.include.extra_paths, vec![f.home.join("notes"), f.state.join("rel/dir")]);
-        assert_eq!(c.storage.provider, Some(Provider::S3));
+        assert_eq!(c.storage.provider.as_deref(), Some("s3"));
         assert_eq!(c.storage.secret_access_key.as_ref().unwrap().expose(), SECRET);
         assert_eq!(c.storage.path, Some(f.home.join("repo")));
         assert_eq!(c.encryption.passphrase.as_ref().unwrap().expose(), "pw");
@@ -795,7 +752,7 @@ mod tests {
         assert_eq!(c.schedule.as_deref(), Some("2h"));
         assert_eq!(c.storage.bucket.as_deref(), Some("cb-bucket"));
         assert_eq!(c.storage.region.as_deref(), Some("oc-region"));
-        assert_eq!(c.storage.provider, Some(Provider::S3));
+        assert_eq!(c.storage.provider.as_deref(), Some("s3"));
         assert_eq!(c.retention.max_backups, Some(10));
         assert_eq!(c.exclude, vec!["from-clawback"]);
         assert!(c.notify_on_failure());

@@ -3,7 +3,7 @@
 //! in the background at most once per `retention.pruneEvery` (engine `run::retention`). The daemon
 //! runs its cycles through [`recorded`] in its own process.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::runs;
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
@@ -170,7 +170,8 @@ fn holds_more_than_clawback(dir: &std::path::Path) -> bool {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let interrupt = Interrupt::new();
     if !a.dry_run {
         // Ctrl-C and SIGTERM say what was kept; a second one ends the process at once.
@@ -180,12 +181,13 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     }
     let how = runs::How { interrupt: &interrupt, trigger: runs::trigger_from_env(), pruner: Pruner::Backup };
     // One run-log line and the notifications, whatever the outcome (see runs.rs).
-    runs::record(g, a.dry_run, &how, Box::new(|_, code| code), |rec| recorded(g, a, &how, rec)).result
+    runs::record(g, a.dry_run, &how, Box::new(|_, code| code), |rec| recorded(ctx, a, &how, rec)).result
 }
 
 /// One recorded backup with the config's hooks around it: `backup`, or a cycle of the daemon
 /// (`how` says which).
-pub fn recorded(g: &GlobalArgs, a: &Args, how: &runs::How, rec: &mut Recording) -> Result<i32> {
+pub fn recorded(ctx: &Ctx, a: &Args, how: &runs::How, rec: &mut Recording) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
     crate::commands::migrate::warn(g);
     if !s.config.enabled() && !a.dry_run {
@@ -204,7 +206,7 @@ pub fn recorded(g: &GlobalArgs, a: &Args, how: &runs::How, rec: &mut Recording) 
     }
     let cfg = s.config.hooks.clone();
     if a.dry_run || (cfg.before.is_empty() && cfg.after.is_empty()) {
-        return run_backup(g, a, s, how, rec, &mut None);
+        return run_backup(ctx, a, s, how, rec, &mut None);
     }
     let warn = |e: &dyn std::fmt::Display| {
         if !g.quiet {
@@ -220,7 +222,7 @@ pub fn recorded(g: &GlobalArgs, a: &Args, how: &runs::How, rec: &mut Recording) 
         }
     }
     let mut saved = None;
-    let r = run_backup(g, a, s, how, rec, &mut saved);
+    let r = run_backup(ctx, a, s, how, rec, &mut saved);
     let code = match &r {
         Ok(c) => *c,
         Err(e) => ui::exit_code(e),
@@ -241,16 +243,17 @@ fn hook_output() -> std::process::Stdio {
 
 /// The backup itself (hooks aside); `saved` gets the snapshot id once one is written.
 fn run_backup(
-    g: &GlobalArgs,
+    ctx: &Ctx,
     a: &Args,
     s: context::Settings,
     how: &runs::How,
     rec: &mut Recording,
     saved: &mut Option<String>,
 ) -> Result<i32> {
+    let g = &ctx.g;
     // Know what to back up before creating anything: no state dir, no new repository.
     let sel = select(g, &s, a)?;
-    let (repo, res) = context::open_or_create_default(g, &s)?;
+    let (repo, res) = ctx.open_or_create_default(&s)?;
 
     let time = ui::parse_time(a.time.as_deref())?;
     let parent = match &a.parent {
@@ -313,7 +316,7 @@ fn run_backup(
             if let Some(sig) = how.interrupt.signal() {
                 return Err(runs::interrupted_error(sig, 0, Some(&id.to_hex())));
             }
-            let password = || context::password(g, &s, &res, false).map_err(|e| ui::error_line(&e));
+            let password = || ctx.password(&s, &res, false).map_err(|e| ui::error_line(&e));
             let mut step = retention::after_backup(
                 &repo,
                 &s.config.retention,

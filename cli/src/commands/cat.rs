@@ -1,8 +1,7 @@
 //! `clawback cat config|snapshot ID|index ID|pack ID|tree ID|key ID`: decrypted internals as JSON.
 
-use crate::context;
+use crate::context::Ctx;
 use crate::ui::usage;
-use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::backend::Kind;
 use clawback_engine::format::blob::BlobType;
@@ -34,8 +33,8 @@ fn object_name(repo: &clawback_engine::repo::Repository, kind: Kind, spec: &str)
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let repo = ctx.open()?;
     let v = match a.what.as_str() {
         "config" => serde_json::to_value(repo.config())?,
         "snapshot" => {

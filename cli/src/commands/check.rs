@@ -1,8 +1,7 @@
 //! `clawback check`: verify the repository's structure and, with `--read-data`, every byte of
 //! its packs. Exit 0 when everything is in order, 1 when not.
 
-use crate::context;
-use crate::GlobalArgs;
+use crate::context::Ctx;
 use anyhow::Result;
 use clawback_engine::commands::check::{self, CheckOptions, Problem, Subset};
 use clawback_engine::progress::Progress;
@@ -34,13 +33,14 @@ fn print_problem(level: &str, p: &Problem) {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let read_data = match (&a.read_data_subset, a.read_data) {
         (Some(s), _) => Some(Subset::parse(s)?),
         (None, true) => Some(Subset::All),
         (None, false) => None,
     };
-    let repo = match context::open(g) {
+    let repo = match ctx.open() {
         Ok(r) => r,
         // Opening reads every index file not in the cache; a damaged one is a finding of check.
         Err(e) => match e.downcast_ref::<clawback_engine::Error>() {

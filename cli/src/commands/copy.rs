@@ -2,9 +2,8 @@
 //! disk, bucket, region or provider), re-encrypted under its keys. Blobs and snapshots the target
 //! already has are skipped, so copying again only sends what is new.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::{self, usage};
-use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::commands::copy::copy;
 use clawback_engine::progress::Progress;
@@ -63,9 +62,10 @@ fn target_password(a: &Args, new_repo: bool) -> Result<Secret> {
     ))
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
-    let src = context::open_with(g, &s)?;
+    let src = ctx.open_with(&s)?;
     let filter = a.filter.filter()?;
     let snaps: Vec<(clawback_engine::format::id::SnapshotId, clawback_engine::format::snapshot::Snapshot)> =
         if a.snapshots.is_empty() {
@@ -79,7 +79,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         };
 
     let loc = context::location_for(g, &s, &a.to)?;
-    let be = context::backend(&loc)?;
+    let be = ctx.backend(&loc)?;
     let where_ = be.location();
     if !context::exists(be.as_ref()) {
         if !a.to_init {

@@ -9,6 +9,7 @@
 //! holds no repository.
 
 use super::{backup, prune};
+use crate::context::Ctx;
 use crate::runs;
 use crate::ui::usage;
 use crate::GlobalArgs;
@@ -113,8 +114,10 @@ impl Daemon<'_> {
             })
         };
         let args = backup::Args::default();
-        let g = &self.cycle_g;
-        let r = runs::record(g, false, &how, stopped_early, |rec| backup::recorded(g, &args, &how, rec));
+        // A fresh context per cycle: no backend, client or cache outlives the cycle that opened it.
+        let ctx = Ctx::new(self.cycle_g.clone());
+        let r = runs::record(&ctx.g, false, &how, stopped_early, |rec| backup::recorded(&ctx, &args, &how, rec));
+        drop(ctx);
         let code = match &r.result {
             Ok(c) => *c,
             Err(e) => crate::ui::report_error(e),
@@ -170,7 +173,7 @@ impl Daemon<'_> {
             })
         };
         let args = prune::Args { dry_run: false, max_unused: "5%".into() };
-        let code = match prune::run(&self.cycle_g, &args) {
+        let code = match prune::run(&Ctx::new(self.cycle_g.clone()), &args) {
             Ok(c) => c,
             Err(e) => crate::ui::report_error(&e),
         };

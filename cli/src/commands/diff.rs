@@ -1,8 +1,7 @@
 //! `clawback diff A B`: what changed between two snapshots, with an OpenClaw summary on top.
 
-use crate::context;
+use crate::context::Ctx;
 use crate::ui::human_bytes;
-use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::diff::{diff, Change, DiffResult};
 use clawback_engine::format::tree::NodeKind;
@@ -25,8 +24,9 @@ fn kind_name(k: NodeKind) -> &'static str {
     crate::commands::ls::kind_name(k)
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    let repo = ctx.open()?;
     let (ida, sa) = crate::select::find(&repo, &a.a, &a.filter, |_| true)?;
     let (idb, sb) = crate::select::find(&repo, &a.b, &a.filter, |_| true)?;
     let r = diff(&repo, &sa, &sb)?;

@@ -9,7 +9,7 @@
 //! (`run::doctor`); this module resolves the repository and password, calls them, and prints.
 
 use crate::commands::schedule;
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::error_line;
 use crate::GlobalArgs;
 use anyhow::Result;
@@ -30,11 +30,12 @@ pub struct Args {
     pub scheduled_probe: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     if a.scheduled_probe {
-        return scheduled_probe(g);
+        return scheduled_probe(ctx);
     }
-    let mut checks = checks(g);
+    let mut checks = checks(ctx);
     if a.no_schedule_check {
         checks.retain(|c| c.name != "schedule" && c.name != "scheduled run");
     }
@@ -77,7 +78,8 @@ pub fn fix_for(check: &str, error: &str) -> String {
 }
 
 /// Every check, in order.
-pub fn checks(g: &GlobalArgs) -> Vec<Check> {
+pub fn checks(ctx: &Ctx) -> Vec<Check> {
+    let g = &ctx.g;
     let mut out = Vec::new();
     let env = Env::from_process();
     let explicit = g.config.clone().or_else(|| env.get("CLAWBACK_CONFIG").map(PathBuf::from));
@@ -108,7 +110,7 @@ pub fn checks(g: &GlobalArgs) -> Vec<Check> {
     }
     match settings {
         Some(s) => {
-            out.extend(repository_checks(g, &s));
+            out.extend(repository_checks(ctx, &s));
             out.push(doctor::round_trip(&std::env::temp_dir()));
             let state_dir = context::layout(&GlobalArgs { quiet: true, ..g.clone() }, &s).state_dir;
             // Asked once: `openclaw cron list` goes through the gateway.
@@ -134,7 +136,8 @@ pub fn checks(g: &GlobalArgs) -> Vec<Check> {
 }
 
 /// Storage reachable with the permissions backups need, then the key.
-fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
+fn repository_checks(ctx: &Ctx, s: &context::Settings) -> Vec<Check> {
+    let g = &ctx.g;
     let res = match context::resolve(g, s) {
         Ok(r) => r,
         Err(e) => {
@@ -144,7 +147,7 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
             ]
         }
     };
-    let be = match context::backend(&res.location) {
+    let be = match ctx.backend(&res.location) {
         Ok(b) => b,
         Err(e) => {
             let line = error_line(&e);
@@ -167,7 +170,8 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
         Ok(()) => pass("storage", format!("{loc}: listed, wrote, read back and deleted a scratch object")),
         Err(e) => fail("storage", format!("{loc}: {e}"), fix_for("storage", &e)),
     };
-    let key = match context::password(g, s, &res, false)
+    let key = match ctx
+        .password(s, &res, false)
         .and_then(|pw| Ok(Repository::open(be.clone(), &pw, &context::cache_options(g))?))
     {
         Ok(repo) => {
@@ -187,7 +191,8 @@ fn repository_checks(g: &GlobalArgs, s: &context::Settings) -> Vec<Check> {
 /// backing anything up, what the run needs: the config loads and every `${VAR}` it refers to is
 /// set; the OpenClaw state dir exists; the repository exists and the password opens it; the
 /// hooks are found on PATH. One line on stdout when all is there, else one line on stderr.
-fn scheduled_probe(g: &GlobalArgs) -> Result<i32> {
+fn scheduled_probe(ctx: &Ctx) -> Result<i32> {
+    let g = &ctx.g;
     use clawback_engine::Error as E;
     let env = Env::from_process();
     let explicit = g.config.clone().or_else(|| env.get("CLAWBACK_CONFIG").map(PathBuf::from));
@@ -220,7 +225,7 @@ fn scheduled_probe(g: &GlobalArgs) -> Result<i32> {
         .into());
     }
     let res = context::resolve(g, &s)?;
-    let be = context::backend(&res.location)?;
+    let be = ctx.backend(&res.location)?;
     let loc = be.location();
     let repo_note = if !context::exists(be.as_ref()) {
         if !res.is_default {
@@ -232,7 +237,7 @@ fn scheduled_probe(g: &GlobalArgs) -> Result<i32> {
         }
         format!("the default repository {loc} is created by the first run")
     } else {
-        let pw = context::password(g, &s, &res, false).map_err(|e| {
+        let pw = ctx.password(&s, &res, false).map_err(|e| {
             let line = error_line(&e);
             anyhow::Error::new(E::NoPassword).context(format!(
                 "the scheduled job has no repository password ({line}); set encryption.keyFile in the config, or \

@@ -1,7 +1,6 @@
 //! `clawback dump SNAPSHOT PATH`: write one file of a snapshot to stdout, or a folder as tar.
 
-use crate::context;
-use crate::GlobalArgs;
+use crate::context::Ctx;
 use anyhow::Result;
 use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::dump::{dump_file, dump_tar, find, Found};
@@ -28,8 +27,8 @@ fn reader_gone(e: &clawback_engine::Error) -> bool {
     matches!(e, clawback_engine::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let repo = ctx.open()?;
     let (_, snap) = crate::select::find(&repo, &a.snapshot, &a.filter, |_| true)?;
     let path = absolute_clean(&a.path)?;
     let found = find(&repo, &snap, &path)?;

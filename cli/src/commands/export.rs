@@ -2,9 +2,8 @@
 //! is private (0600): an OpenClaw state dir carries its tokens and credentials; `--encrypt` seals it
 //! with age for archives that leave the machine.
 
-use crate::context;
+use crate::context::Ctx;
 use crate::ui::{self, usage};
-use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::commands::archive::{export, holds_secrets, ExportResult};
 use clawback_engine::commands::sealed;
@@ -45,13 +44,14 @@ fn temp_beside(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.{tag:x}.tmp"))
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let to_stdout = a.output.as_os_str() == "-";
     if !to_stdout && std::fs::symlink_metadata(&a.output).is_ok() {
         return Err(usage(format!("{} already exists; clawback never overwrites an archive", a.output.display())));
     }
     let recipients = clawback_engine::commands::sealed::recipients(&a.encrypt)?;
-    let repo = context::open(g)?;
+    let repo = ctx.open()?;
     let (id, snap) = crate::select::find(&repo, &a.snapshot, &a.filter, |_| true)?;
     let progress = Arc::new(Progress::default());
     progress.add_total(snap.summary.total_files, snap.summary.total_bytes);

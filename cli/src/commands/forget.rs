@@ -1,9 +1,8 @@
 //! `clawback forget`: apply a retention policy (restic's `--keep-*` rules, or the config's
 //! `retention`) and delete the snapshots it does not keep. Their data stays until `prune`.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::usage;
-use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::forget::{self, GfsPolicy, GroupBy, Policy, Within};
 use clawback_engine::format::snapshot::tag_lists;
@@ -93,7 +92,8 @@ impl Args {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let group_by = GroupBy::parse(&a.group_by)?;
     let settings = context::Settings::load(g)?;
     let (policy, note) =
@@ -112,7 +112,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             eprintln!("clawback: note: {n}");
         }
     }
-    let repo = context::open_with(g, &settings)?;
+    let repo = ctx.open_with(&settings)?;
     let snaps = repo.snapshots()?;
     let filter = a.filter.filter()?;
     let plan = forget::plan(&snaps, &filter, group_by, &policy, chrono::Utc::now(), &chrono::Local);

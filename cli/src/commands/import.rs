@@ -1,8 +1,7 @@
 //! `clawback import ARCHIVE`: turn an `openclaw backup create` archive into a snapshot.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::{self, usage};
-use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::commands::archive::{import, ImportOptions};
 use clawback_engine::progress::Progress;
@@ -28,7 +27,8 @@ pub struct Args {
     pub time: Option<String>,
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let time = ui::parse_time(a.time.as_deref())?;
     let input: Box<dyn std::io::Read> = if a.archive.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -43,7 +43,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     };
     let input = clawback_engine::commands::sealed::open_maybe_sealed(input, a.identity.as_deref())?;
     let s = context::Settings::load(g)?;
-    let (repo, _) = context::open_or_create_default(g, &s)?;
+    let (repo, _) = ctx.open_or_create_default(&s)?;
     let opts = ImportOptions { host: a.host.clone(), tags: crate::select::new_tags(&a.tags), time };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "import");

@@ -1,7 +1,6 @@
 //! `clawback init`: create a repository.
 
-use crate::context;
-use crate::GlobalArgs;
+use crate::context::{self, Ctx};
 use anyhow::Result;
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::crypto::KdfParams;
@@ -42,14 +41,15 @@ pub fn options(a: &Args) -> InitOptions {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
     let mut res = context::resolve(g, &s)?;
     if a.create_bucket {
         context::set_create_bucket(&mut res)?;
     }
-    context::create(g, &s, &res, &options(a))?;
-    let loc = context::backend(&res.location)?.location();
+    ctx.create(&s, &res, &options(a))?;
+    let loc = ctx.backend(&res.location)?.location();
     if g.json {
         crate::ui::print_json(&serde_json::json!({ "repository": loc, "created": true }));
     } else if !g.quiet {

@@ -1,11 +1,12 @@
 //! `clawback key list|add|remove ID|passwd`: the passphrases that open the repository. Each key
 //! file wraps the same master key, so adding or removing one re-encrypts nothing.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::usage;
-use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::commands::key;
+use clawback_engine::config::password;
+use clawback_engine::openclaw::Env;
 use clawback_engine::repo::{self, Secret};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -43,13 +44,8 @@ pub struct NewPassword {
 
 /// The new password: `--new-password-file`, else `CLAWBACK_NEW_PASSWORD`, else asked twice on a TTY.
 fn new_password(a: &NewPassword) -> Result<Secret> {
-    if let Some(f) = &a.new_password_file {
-        return context::read_password_file(f);
-    }
-    if let Ok(p) = std::env::var("CLAWBACK_NEW_PASSWORD") {
-        if !p.is_empty() {
-            return Ok(Secret(p.into_bytes()));
-        }
+    if let Some(src) = password::given_new(a.new_password_file.as_deref(), &Env::from_process()) {
+        return Ok(src.read()?);
     }
     if std::io::stdin().is_terminal() {
         let p = rpassword::prompt_password("enter the new password: ").context("cannot read the password")?;
@@ -65,7 +61,8 @@ fn new_password(a: &NewPassword) -> Result<Secret> {
     Err(usage("no new password given: use --new-password-file F or set CLAWBACK_NEW_PASSWORD"))
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
     // Reading the new password first: a missing one fails before the slow key derivation.
     let new = match &a.cmd {
@@ -73,11 +70,11 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         _ => None,
     };
     let res = context::resolve(g, &s)?;
-    let be = context::backend(&res.location)?;
+    let be = ctx.backend(&res.location)?;
     if !context::exists(be.as_ref()) {
         return Err(clawback_engine::Error::RepoNotFound(be.location()).into());
     }
-    let pw = context::password(g, &s, &res, false)?;
+    let pw = ctx.password(&s, &res, false)?;
     let repo = repo::Repository::open(be, &pw, &context::cache_options(g))?;
     let be = repo.backend().as_ref();
     match &a.cmd {

@@ -1,7 +1,6 @@
 //! `clawback ls SNAPSHOT [PATH]`: list the files in a snapshot.
 
-use crate::context;
-use crate::GlobalArgs;
+use crate::context::Ctx;
 use anyhow::Result;
 use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::ls::walk;
@@ -36,8 +35,9 @@ pub fn mtime_rfc3339(ns: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    let repo = ctx.open()?;
     let (_, snap) = crate::select::find(&repo, &a.snapshot, &a.filter, |_| true)?;
     let under = match &a.path {
         Some(p) => absolute_clean(p)?,

@@ -27,38 +27,39 @@ pub mod snapshots;
 pub mod stats;
 pub mod status;
 
-use crate::{Cli, Command};
+use crate::context::Ctx;
+use crate::Command;
 
-pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let g = &cli.global;
+pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<i32> {
+    let g = &ctx.g;
     if g.low_priority {
         for p in crate::priority::lower() {
             eprintln!("clawback: warning: --low-priority: {p}");
         }
     }
-    match &cli.command {
-        Command::Init(a) => init::run(g, a),
-        Command::Backup(a) => backup::run(g, a),
-        Command::Snapshots(a) => snapshots::run(g, a),
-        Command::Ls(a) => ls::run(g, a),
-        Command::Restore(a) => restore::run(g, a),
-        Command::Cat(a) => cat::run(g, a),
-        Command::Forget(a) => forget::run(g, a),
-        Command::Check(a) => check::run(g, a),
-        Command::Prune(a) => prune::run(g, a),
-        Command::Repair(a) => repair::run(g, a),
-        Command::Stats(a) => stats::run(g, a),
-        Command::Diff(a) => diff::run(g, a),
-        Command::Dump(a) => dump::run(g, a),
-        Command::Import(a) => import::run(g, a),
-        Command::Export(a) => export::run(g, a),
-        Command::Status(a) => status::run(g, a),
+    match command {
+        Command::Init(a) => init::run(ctx, a),
+        Command::Backup(a) => backup::run(ctx, a),
+        Command::Snapshots(a) => snapshots::run(ctx, a),
+        Command::Ls(a) => ls::run(ctx, a),
+        Command::Restore(a) => restore::run(ctx, a),
+        Command::Cat(a) => cat::run(ctx, a),
+        Command::Forget(a) => forget::run(ctx, a),
+        Command::Check(a) => check::run(ctx, a),
+        Command::Prune(a) => prune::run(ctx, a),
+        Command::Repair(a) => repair::run(ctx, a),
+        Command::Stats(a) => stats::run(ctx, a),
+        Command::Diff(a) => diff::run(ctx, a),
+        Command::Dump(a) => dump::run(ctx, a),
+        Command::Import(a) => import::run(ctx, a),
+        Command::Export(a) => export::run(ctx, a),
+        Command::Status(a) => status::run(ctx, a),
         Command::Daemon(a) => daemon::run(g, a),
         Command::Schedule(a) => schedule::run(g, a),
-        Command::Copy(a) => copy::run(g, a),
-        Command::Key(a) => key::run(g, a),
-        Command::Setup(a) => setup::run(g, a),
-        Command::Test(a) => doctor::run(g, a),
+        Command::Copy(a) => copy::run(ctx, a),
+        Command::Key(a) => key::run(ctx, a),
+        Command::Setup(a) => setup::run(ctx, a),
+        Command::Test(a) => doctor::run(ctx, a),
         Command::Skill(a) => skill::run(g, a),
         Command::Version => manual::version(g),
         Command::Completions(a) => manual::completions(a),

@@ -2,9 +2,8 @@
 //! blocking backups (packs a running backup might still reuse are condemned first and deleted by
 //! a later prune). Prints what each phase did and how long it took.
 
-use crate::context;
+use crate::context::Ctx;
 use crate::ui::{human_bytes, usage};
-use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::commands::prune::{self, PruneOptions, PruneReport};
 use clawback_engine::progress::Progress;
@@ -126,9 +125,10 @@ pub fn print(r: &PruneReport) {
     println!("prune done in {total:.2} s: {} freed", human_bytes(r.bytes_freed));
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let max_unused = parse_max_unused(&a.max_unused)?;
-    let repo = context::open(g)?;
+    let repo = ctx.open()?;
     let progress = Arc::new(Progress::default());
     let bar = crate::ui::Bar::start(g.quiet || g.json, progress.clone(), "prune");
     let r = run_with_progress(&repo, &PruneOptions { dry_run: a.dry_run, max_unused }, &progress)?;

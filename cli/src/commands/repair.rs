@@ -1,8 +1,7 @@
 //! `clawback repair index|snapshots`: rebuild the index from the pack headers; rewrite snapshots
 //! that lost data so everything undamaged stays restorable. Both say what they changed.
 
-use crate::context;
-use crate::GlobalArgs;
+use crate::context::Ctx;
 use anyhow::Result;
 use clawback_engine::commands::repair;
 
@@ -29,8 +28,9 @@ pub struct Opts {
     pub dry_run: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    let repo = ctx.open()?;
     match &a.what {
         What::Index(o) => {
             let r = repair::repair_index(&repo, o.dry_run)?;

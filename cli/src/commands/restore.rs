@@ -2,7 +2,7 @@
 //! in place (to the original paths, after a safety snapshot, refusing while the OpenClaw gateway
 //! runs on the state dir unless `--force`), or onto this machine's home with `--relocate`.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::{self, usage};
 use crate::GlobalArgs;
 use anyhow::Result;
@@ -63,13 +63,14 @@ pub struct Args {
 /// The tag of the safety snapshot an in-place restore takes first.
 pub use clawback_engine::format::snapshot::PRE_RESTORE_TAG as SAFETY_TAG;
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let in_place = a.target.is_none();
     if a.delete && !in_place {
         return Err(usage("--delete applies only to a restore in place (without --target)"));
     }
     let s = context::Settings::load(g)?;
-    let repo = context::open_with(g, &s)?;
+    let repo = ctx.open_with(&s)?;
     // `latest` is the latest backup, not the safety snapshot a previous in-place restore took
     // (`select::find` passes over those unless `--tag pre-restore` asks for them).
     let spec = a.snapshot.as_deref().unwrap_or("latest");

@@ -116,7 +116,7 @@ pub fn write_job_env(g: &GlobalArgs) -> Result<()> {
     let text = loaded.as_ref().and_then(|l| l.file.as_ref()).and_then(|f| std::fs::read_to_string(f).ok());
     let settings =
         crate::context::Settings { env, config: loaded.as_ref().map(|l| l.config.clone()).unwrap_or_default() };
-    let s3 = crate::context::resolve(g, &settings).is_ok_and(|r| matches!(r.location, crate::context::Location::S3(_)));
+    let backend_vars = crate::context::resolve(g, &settings).map(|r| r.location.env_vars()).unwrap_or_default();
     let pw_env = password_from_env(g);
     if pw_env && !g.quiet {
         eprintln!(
@@ -125,7 +125,7 @@ pub fn write_job_env(g: &GlobalArgs) -> Result<()> {
         );
     }
     let path = crate::envfile::path_for(g.config.as_deref());
-    crate::envfile::write_needed(&path, &crate::envfile::needed(text.as_deref(), pw_env, s3), g.quiet)
+    crate::envfile::write_needed(&path, &crate::envfile::needed(text.as_deref(), pw_env, backend_vars), g.quiet)
 }
 
 /// Where `schedule` says what it did: stdout, unless `--json` (then stdout carries the JSON

@@ -1,7 +1,6 @@
 //! `clawback snapshots` (alias `list`): list snapshots, newest last.
 
-use crate::context;
-use crate::GlobalArgs;
+use crate::context::Ctx;
 use anyhow::Result;
 
 #[derive(clap::Args, Debug)]
@@ -13,8 +12,9 @@ pub struct Args {
     pub latest: Option<usize>,
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    let repo = ctx.open()?;
     let filter = a.filter.filter()?;
     let mut list: Vec<_> = repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if let Some(n) = a.latest {

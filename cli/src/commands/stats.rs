@@ -1,15 +1,15 @@
 //! `clawback stats`: raw and stored sizes, dedup and compression ratios, counts.
 
-use crate::context;
+use crate::context::Ctx;
 use crate::ui::human_bytes;
-use crate::GlobalArgs;
 use anyhow::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {}
 
-pub fn run(g: &GlobalArgs, _a: &Args) -> Result<i32> {
-    let repo = context::open(g)?;
+pub fn run(ctx: &Ctx, _a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    let repo = ctx.open()?;
     let s = clawback_engine::commands::stats::stats(&repo)?;
     if g.json {
         crate::ui::print_json(&serde_json::to_value(&s)?);

@@ -5,9 +5,8 @@
 //! (which OpenClaw 2026.9 rejects) gets a warning line and, with `--json`, the
 //! `openclaw_backup_section` field; it does not change the exit code.
 
-use crate::context;
+use crate::context::{self, Ctx};
 use crate::ui::{human_bytes, usage};
-use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clawback_engine::backend::Kind;
@@ -35,8 +34,8 @@ struct Repo {
     key_id: String,
 }
 
-fn read_repo(g: &GlobalArgs, s: &context::Settings) -> Result<Repo> {
-    let repo = context::open_with(g, s)?;
+fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
+    let repo = ctx.open_with(s)?;
     let mut bytes = 0u64;
     for k in [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot] {
         let list = repo.backend().list(k).with_context(|| format!("cannot list the repository's {}", k.dir()))?;
@@ -70,7 +69,8 @@ fn human_age(secs: i64) -> String {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
     let s = context::Settings::load(g)?;
     // A `backup` section in openclaw.json: one warning line, and a field in the JSON.
     let legacy = crate::commands::migrate::warn(g);
@@ -85,7 +85,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let log = crate::runs::run_log();
     let runs = log.read_all().unwrap_or_default();
 
-    let repo = read_repo(g, &s);
+    let repo = read_repo(ctx, &s);
     let (repo, repo_error) = match repo {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(crate::ui::error_line(&e))),

@@ -3,6 +3,8 @@
 //! overwritten) and the temporary name removed; the folder is fsynced after. Files are 0600,
 //! folders 0700.
 
+pub mod location;
+
 use super::{check_name, Backend, Kind};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -1,6 +1,8 @@
 //! Storage backends: a small interface over named, immutable objects grouped by kind. Objects are
 //! written once and atomically; a reader never sees a partial object under its final name.
-//! Decorators (retry, fault injection) wrap a `Backend` and are themselves `Backend`s.
+//! Decorators (retry, fault injection) wrap a `Backend` and are themselves `Backend`s. Each kind
+//! of storage also has a `location` module (its URL scheme, config section and variables), listed
+//! once in `repo::location::registry`.
 
 pub mod fault;
 pub mod local;

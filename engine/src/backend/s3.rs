@@ -14,6 +14,7 @@
 //! retries are the job of the `retry` decorator, so the SDK's own are off.
 
 mod errors;
+pub mod location;
 
 pub use errors::{S3Error, S3Failure};
 

@@ -12,5 +12,6 @@ pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod sealed;
+pub mod setup;
 pub mod stats;
 pub mod stdin;

@@ -42,7 +42,7 @@ pub(super) static SECTION: Kind = Object(&[
     (
         "storage",
         Object(&[
-            ("provider", OneOf(&["s3", "local"])),
+            ("provider", OneOf(&crate::repo::location::NAMES)),
             ("endpoint", Str),
             ("bucket", Str),
             ("region", Str),

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod lease;
+pub mod location;
 pub mod packer;
 pub mod prefetch;
 
