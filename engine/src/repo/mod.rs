@@ -589,7 +589,13 @@ mod tests {
     use super::*;
 
     fn config_json(id: &str) -> Vec<u8> {
-        let c = RepoConfig { version: 1, id: id.into(), chunker: ChunkParams::default(), pack_size: 1 << 24, compression: 3 };
+        let c = RepoConfig {
+            version: 1,
+            id: id.into(),
+            chunker: ChunkParams::default(),
+            pack_size: 1 << 24,
+            compression: 3,
+        };
         serde_json::to_vec(&c).unwrap()
     }
 
