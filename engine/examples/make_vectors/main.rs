@@ -3,9 +3,11 @@
 //! config, every pack, index file and tree, the snapshot); and `invalid/`, one object per way a
 //! reader must refuse one, with `invalid/manifest.json` naming the expected outcome of each.
 //! Run by hand when the format changes and commit the output; `engine/tests/vectors/` checks an
-//! independent decoder and the engine against it ever after.
+//! independent decoder and the engine against it ever after. `--invalid-only` keeps the committed
+//! repository and `vectors.json` and writes `invalid/` again from them (the negative vectors are
+//! sealed with nonces derived from their content, so unchanged ones come out byte for byte the same).
 //!
-//!     cargo run -p clawback-engine --example make_vectors
+//!     cargo run -p clawback-engine --example make_vectors [-- --invalid-only]
 
 mod invalid;
 
@@ -36,6 +38,17 @@ const EPOCH_2026: i64 = 1_767_225_600;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../format-spec/vectors");
+    match std::env::args().nth(1).as_deref() {
+        None => generate(&root),
+        Some("--invalid-only") => {}
+        Some(a) => panic!("unknown argument {a}: give none, or --invalid-only"),
+    }
+    let n = write_invalid(&root);
+    println!("wrote {} ({n} invalid vectors)", root.display());
+}
+
+/// Makes the vector repository (`repo/`) and writes `vectors.json`.
+fn generate(root: &Path) {
     let repo_dir = root.join("repo");
     let _ = std::fs::remove_dir_all(&repo_dir);
     let src = Path::new(BACKED_UP);
@@ -90,8 +103,6 @@ fn main() {
 
     // Every pack, its header and the form (raw or zstd) of every blob in it.
     let mut packs = Vec::new();
-    let mut tree_pack = None;
-    let mut hello_stored = None;
     for (name, size) in be.list(Kind::Pack).unwrap() {
         let bytes = be.read(Kind::Pack, &name).unwrap();
         let entries = pack::parse(keys, &ObjectId::from_hex(&name).unwrap(), &bytes).unwrap();
@@ -103,18 +114,11 @@ fn main() {
             let mut b = entry_json(e);
             b["compressed"] = json!(payload[0] == 1);
             blobs.push(b);
-            if e.id == hello_id {
-                hello_stored = Some(stored.to_vec());
-            }
-        }
-        if entries.iter().all(|e| e.ty == BlobType::Tree) {
-            tree_pack = Some((name.clone(), bytes.clone()));
         }
         packs.push(json!({ "id": name, "size": size, "header_length": header_length, "blobs": blobs }));
     }
 
     let mut index_files = Vec::new();
-    let mut first_index = None;
     for (name, _) in be.list(Kind::Index).unwrap() {
         let bytes = be.read(Kind::Index, &name).unwrap();
         let f = IndexFile::decode(keys, &name, &bytes).unwrap();
@@ -125,12 +129,10 @@ fn main() {
             .collect();
         let supersedes: Vec<String> = f.supersedes.iter().map(|i| i.to_hex()).collect();
         index_files.push(json!({ "id": name, "version": f.version, "supersedes": supersedes, "packs": packs }));
-        first_index.get_or_insert((name, bytes));
     }
 
     // Every tree of the snapshot, walked from the root.
     let snap_name = snapshot_id.to_hex();
-    let snap_bytes = be.read(Kind::Snapshot, &snap_name).unwrap();
     let snap = repo.find_snapshot(&snap_name, |_| true).unwrap().1;
     let mut trees = BTreeMap::new();
     let mut todo = vec![snap.tree];
@@ -165,25 +167,60 @@ fn main() {
         "symlinks": { "link": "hello.txt" },
     });
     std::fs::write(root.join("vectors.json"), serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+    std::fs::remove_dir_all(scratch).unwrap();
+}
 
-    let (tree_pack_name, tree_pack_bytes) = tree_pack.expect("a pack of trees");
-    let (index_name, index_bytes) = first_index.expect("an index file");
-    let n = invalid::write(
+/// Writes `invalid/` from the objects of the vector repository as committed.
+fn write_invalid(root: &Path) -> usize {
+    let pw = Secret(PASSPHRASE.as_bytes().to_vec());
+    let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root.join("repo")));
+    let repo = Repository::open(be.clone(), &pw, &CacheOptions { dir: None, disabled: true }).unwrap();
+    let keys = repo.keys();
+    let (key_name, _) = be.list(Kind::Key).unwrap().remove(0);
+    let key_bytes = be.read(Kind::Key, &key_name).unwrap();
+    let kf = KeyFile::parse(&key_bytes).unwrap();
+    let master = kf.open(&pw.0).unwrap().unwrap();
+    use base64::Engine;
+    let salt = base64::engine::general_purpose::STANDARD.decode(&kf.salt).unwrap();
+    let wrapping_key = derive_wrapping_key(&pw.0, &salt, &kf.params).unwrap();
+    let hello_id = keys.blob_id(&std::fs::read(root.join("source/hello.txt")).unwrap());
+
+    let mut packs = be.list(Kind::Pack).unwrap();
+    packs.sort();
+    let mut tree_pack = None;
+    let mut hello = None;
+    for (name, _) in packs {
+        let bytes = be.read(Kind::Pack, &name).unwrap();
+        let entries = pack::parse(keys, &ObjectId::from_hex(&name).unwrap(), &bytes).unwrap();
+        if let Some(e) = entries.iter().find(|e| e.id == hello_id) {
+            hello = Some((hello_id, bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec()));
+        }
+        if entries.iter().all(|e| e.ty == BlobType::Tree) {
+            tree_pack.get_or_insert((name, bytes));
+        }
+    }
+    let mut indexes = be.list(Kind::Index).unwrap();
+    indexes.sort();
+    let index_name = indexes.remove(0).0;
+    let index_bytes = be.read(Kind::Index, &index_name).unwrap();
+    let (snap_id, snap) = repo.find_snapshot("latest", |_| true).unwrap();
+    let snap_name = snap_id.to_hex();
+    let snap_bytes = be.read(Kind::Snapshot, &snap_name).unwrap();
+    invalid::write(
         &root.join("invalid"),
         &invalid::Base {
             keys,
-            tree_pack: (tree_pack_name, tree_pack_bytes),
-            hello: (hello_id, hello_stored.expect("hello.txt's blob")),
+            data_key: Subkeys::derive(&master).data_key,
+            tree_pack: tree_pack.expect("a pack of trees"),
+            hello: hello.expect("hello.txt's blob"),
             index: (index_name, index_bytes),
             snapshot: (snap_name, snap_bytes),
             snapshot_json: serde_json::to_value(&snap).unwrap(),
             config: serde_json::to_value(repo.config()).unwrap(),
-            key_file: kf,
-            wrapping_key: wk,
+            key_file: (key_name, key_bytes),
+            wrapping_key,
         },
-    );
-    std::fs::remove_dir_all(scratch).unwrap();
-    println!("wrote {} ({n} invalid vectors)", root.display());
+    )
 }
 
 fn entry_json(e: &PackEntry) -> Value {

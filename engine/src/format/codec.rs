@@ -1,6 +1,6 @@
 //! The envelope of every encrypted object: a compression flag, then the payload, sealed by
 //! `crypto::Keys`. Flag 0: the payload is the plaintext. Flag 1: `u64 LE` plaintext length, then one
-//! zstd frame. Compression is kept only when it saves at least 1/32 of the bytes.
+//! zstd frame and nothing after it. Compression is kept only when it saves at least 1/32 of the bytes.
 
 use crate::error::{Error, Result};
 use crate::format::crypto::{Keys, NONCE_LEN, OVERHEAD};
@@ -104,7 +104,14 @@ pub fn decode_payload(payload: &[u8], max_len: usize) -> std::result::Result<Vec
             if n > max_len as u64 {
                 return Err(format!("declared length {n} exceeds the limit {max_len}"));
             }
-            let out = zstd::bulk::decompress(&payload[9..], n as usize).map_err(|e| format!("zstd: {e}"))?;
+            // One frame and nothing after it (format-spec §6): zstd would also decompress a second
+            // frame, or skip a skippable one, into the same output. This reads frame headers only.
+            let frame = &payload[9..];
+            match zstd::zstd_safe::find_frame_compressed_size(frame) {
+                Ok(len) if len == frame.len() => {}
+                _ => return Err("compressed data is not exactly one zstd frame".into()),
+            }
+            let out = zstd::bulk::decompress(frame, n as usize).map_err(|e| format!("zstd: {e}"))?;
             if out.len() as u64 != n {
                 return Err("decompressed length differs from the declared length".into());
             }
@@ -189,6 +196,33 @@ mod tests {
         assert!(decode_payload(&[7], 10).is_err());
         assert!(decode_payload(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1 << 20).is_err());
         assert!(decode_payload(&[1, 5, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3], 10).is_err());
+    }
+
+    #[test]
+    fn a_compressed_payload_is_one_zstd_frame_and_nothing_after() {
+        let a = b"the first half of the plaintext. ".repeat(20);
+        let b = b"and the second half, in a frame of its own. ".repeat(20);
+        let payload = |frames: &[&[u8]], n: usize| {
+            let mut p = vec![FLAG_ZSTD];
+            p.extend_from_slice(&(n as u64).to_le_bytes());
+            frames.iter().for_each(|f| p.extend_from_slice(f));
+            p
+        };
+        let fa = zstd::bulk::compress(&a, 3).unwrap();
+        let fb = zstd::bulk::compress(&b, 3).unwrap();
+        assert_eq!(decode_payload(&payload(&[&fa], a.len()), 1 << 20).unwrap(), a);
+        // zstd itself decompresses both frames into one output of the declared length.
+        let two = payload(&[&fa, &fb], a.len() + b.len());
+        assert_eq!(zstd::bulk::decompress(&two[9..], a.len() + b.len()).unwrap().len(), a.len() + b.len());
+        let e = decode_payload(&two, 1 << 20).unwrap_err();
+        assert!(e.contains("not exactly one zstd frame"), "{e}");
+        // A skippable frame (magic 0x184D2A50, length 4) after the frame: zstd skips it.
+        let skippable = [0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+        let skip = payload(&[&fa, &skippable], a.len());
+        assert_eq!(zstd::bulk::decompress(&skip[9..], a.len()).unwrap(), a);
+        assert!(decode_payload(&skip, 1 << 20).is_err());
+        assert!(decode_payload(&payload(&[&fa, &[0]], a.len()), 1 << 20).is_err(), "a byte after the frame");
+        assert!(decode_payload(&payload(&[&fa[..fa.len() - 1]], a.len()), 1 << 20).is_err(), "a truncated frame");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! that binds it to its role (and, for blobs, to its type and id).
 
 use crate::error::{Error, Result};
-use crate::format::id::BlobId;
+use crate::format::canonical;
+use crate::format::id::{BlobId, ObjectId};
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use rand::RngCore;
@@ -232,11 +233,31 @@ impl KeyFile {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key file", "-", e))?;
+        let kf: KeyFile = canonical::json(bytes).map_err(|e| Error::corrupt("key file", "-", e))?;
         if kf.version != 1 || kf.kdf != "argon2id" {
             return Err(Error::corrupt("key file", "-", "unsupported version or KDF"));
         }
         Ok(kf)
+    }
+
+    /// Whether `bytes`, stored as `keys/<name>`, hash to their name (format-spec §1). A key file
+    /// that does not is damaged: a reader never uses it.
+    pub fn is_named(name: &str, bytes: &[u8]) -> bool {
+        ObjectId::of_bytes(bytes).to_hex() == name
+    }
+
+    /// For a key file whose bytes do not hash to its name, which no reader uses: the error naming
+    /// it when `passphrase` would open it (so that the damage is reported, not taken for a wrong
+    /// passphrase), `Ok(())` when it would not.
+    pub fn refuse_misnamed(name: &str, bytes: &[u8], passphrase: &[u8]) -> Result<()> {
+        if Self::parse(bytes).and_then(|kf| kf.open(passphrase)).is_ok_and(|m| m.is_some()) {
+            return Err(Error::corrupt(
+                "key file",
+                name,
+                "content does not match its name (the file was changed): restore it from a copy",
+            ));
+        }
+        Ok(())
     }
 
     /// Unwraps the master key; `None` when the passphrase is wrong.
@@ -295,6 +316,27 @@ mod tests {
         let kf2 = KeyFile::parse(&json).unwrap();
         assert_eq!(kf2.open(b"secret").unwrap().unwrap().0, m.0);
         assert!(kf2.open(b"wrong").unwrap().is_none());
+    }
+
+    #[test]
+    fn key_files_are_named_by_their_hash_and_have_each_key_once() {
+        let m = MasterKey([6; 32]);
+        let kf = KeyFile::create(&m, b"pw", fast(), "h", "u").unwrap();
+        let json = serde_json::to_vec_pretty(&kf).unwrap();
+        let name = ObjectId::of_bytes(&json).to_hex();
+        assert!(KeyFile::is_named(&name, &json));
+        assert!(!KeyFile::is_named(&name.to_uppercase(), &json));
+        let mut changed = json.clone();
+        changed.push(b'\n');
+        assert!(!KeyFile::is_named(&name, &changed));
+        // Misnamed: an error when the passphrase opens it, nothing when it does not.
+        let e = KeyFile::refuse_misnamed(&name, &changed, b"pw").unwrap_err().to_string();
+        assert!(e.contains("does not match its name"), "{e}");
+        assert!(KeyFile::refuse_misnamed(&name, &changed, b"other").is_ok());
+        assert!(KeyFile::refuse_misnamed(&name, b"not json", b"pw").is_ok());
+
+        let twice = String::from_utf8(json).unwrap().replacen('{', "{\"note\": 1, \"note\": 2,", 1);
+        assert!(KeyFile::parse(twice.as_bytes()).unwrap_err().to_string().contains("twice"));
     }
 
     #[test]

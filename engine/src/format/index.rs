@@ -3,10 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
+use crate::format::canonical;
 use crate::format::codec;
 use crate::format::crypto::{Keys, AAD_INDEX};
 use crate::format::id::{BlobId, IdMap, IndexId, PackId};
-use crate::format::pack::PackEntry;
+use crate::format::pack::{PackEntry, MAX_PACK_LEN};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -34,9 +35,14 @@ impl IndexFile {
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {
         let plain = codec::open_object(keys, &[AAD_INDEX], sealed, "index", id, MAX_INDEX_PLAIN)?;
-        let f: IndexFile = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("index", id, e))?;
-        if f.version != 1 {
-            return Err(Error::corrupt("index", id, format!("unsupported version {}", f.version)));
+        // The first byte is `version`: a later version is named as such, not as bad encoding.
+        if let Some(&v) = plain.first().filter(|&&v| v != 1) {
+            return Err(Error::corrupt("index", id, format!("unsupported version {v}")));
+        }
+        let f: IndexFile = canonical::postcard(&plain).map_err(|e| Error::corrupt("index", id, e))?;
+        if let Some(p) = f.packs.iter().find(|p| p.size > MAX_PACK_LEN) {
+            let why = format!("it lists pack {} as {} bytes, larger than the 2 GiB a pack may be", p.id, p.size);
+            return Err(Error::corrupt("index", id, why));
         }
         Ok(f)
     }
@@ -192,5 +198,28 @@ mod tests {
         assert_eq!(loc.raw_length, 80);
         assert!(!idx.contains(&BlobId([3; 32])));
         assert!(IndexFile::decode(&keys, "t", &sealed[1..]).is_err());
+    }
+
+    #[test]
+    fn non_canonical_or_oversized_index_files_are_refused() {
+        let keys = Keys::derive(&MasterKey([4; 32]));
+        let pack = |size: u64| IndexPack { id: crate::format::id::ObjectId([2; 32]), size, blobs: vec![] };
+        let f = IndexFile { version: 1, supersedes: vec![], packs: vec![pack(100)] };
+        let plain = postcard::to_allocvec(&f).unwrap();
+        let seal = |p: &[u8]| codec::seal_object(&keys, &[AAD_INDEX], p, 0);
+        assert_eq!(IndexFile::decode(&keys, "t", &seal(&plain)).unwrap(), f);
+        let e = IndexFile::decode(&keys, "t", &seal(&[&plain[..], &[0]].concat())).unwrap_err().to_string();
+        assert!(e.contains("index t is damaged") && e.contains("bytes after"), "{e}");
+        // supersedes: an empty list as 80 00 instead of 00.
+        assert_eq!(plain[1], 0);
+        let overlong = [&plain[..1], &[0x80, 0x00], &plain[2..]].concat();
+        let e = IndexFile::decode(&keys, "t", &seal(&overlong)).unwrap_err().to_string();
+        assert!(e.contains("not in canonical form"), "{e}");
+
+        let big = IndexFile { packs: vec![pack(MAX_PACK_LEN + 1)], ..f.clone() };
+        let e = IndexFile::decode(&keys, "t", &big.encode(&keys)).unwrap_err().to_string();
+        assert!(e.contains("larger than the 2 GiB"), "{e}");
+        let max = IndexFile { packs: vec![pack(MAX_PACK_LEN)], ..f };
+        assert!(IndexFile::decode(&keys, "t", &max.encode(&keys)).is_ok());
     }
 }

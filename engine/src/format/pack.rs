@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
+use crate::format::canonical;
 use crate::format::codec;
 use crate::format::crypto::{Keys, AAD_PACK_HEADER};
 use crate::format::id::{BlobId, PackId};
@@ -25,9 +26,20 @@ struct PackHeader {
     entries: Vec<PackEntry>,
 }
 
-/// Largest pack accepted when reading, and largest header.
+/// Largest pack accepted when reading (format-spec §7): writers close packs at 1 GiB at most, plus
+/// one blob of at most 256 MiB.
 pub const MAX_PACK_LEN: u64 = 1 << 31;
+/// Largest pack header plaintext accepted when reading.
 const MAX_HEADER_PLAIN: usize = 64 << 20;
+
+/// Refuses a pack of `len` bytes (as listed, read, or given by an index) larger than
+/// `MAX_PACK_LEN`, before anything of it is read.
+pub fn check_len(id: &PackId, len: u64) -> Result<()> {
+    if len > MAX_PACK_LEN {
+        return Err(Error::corrupt("pack", id, format!("{len} bytes, larger than the 2 GiB a pack may be")));
+    }
+    Ok(())
+}
 
 /// Accumulates encrypted blobs in memory until the pack is full.
 pub struct PackWriter {
@@ -79,8 +91,12 @@ impl PackWriter {
     }
 }
 
-/// Where the header of a pack of `pack_len` bytes starts, from the pack's last 4 bytes.
+/// Where the header of a pack of `pack_len` bytes starts, from the pack's last 4 bytes. Refuses a
+/// pack larger than `MAX_PACK_LEN` too: every reader of a pack header comes here first.
 pub fn header_range(pack_len: u64, tail: &[u8; 4]) -> Result<(u64, u64)> {
+    if pack_len > MAX_PACK_LEN {
+        return Err(Error::corrupt("pack", "-", "larger than the 2 GiB a pack may be"));
+    }
     let hlen = u32::from_le_bytes(*tail) as u64;
     if pack_len < 4 || hlen + 4 > pack_len {
         return Err(Error::corrupt("pack", "-", "header length exceeds the pack"));
@@ -91,10 +107,11 @@ pub fn header_range(pack_len: u64, tail: &[u8; 4]) -> Result<(u64, u64)> {
 /// Decodes and checks a pack header read from a pack whose blobs occupy `blobs_len` bytes.
 pub fn decode_header(keys: &Keys, pack: &PackId, sealed: &[u8], blobs_len: u64) -> Result<Vec<PackEntry>> {
     let plain = codec::open_object(keys, &[AAD_PACK_HEADER], sealed, "pack header", &pack.to_hex(), MAX_HEADER_PLAIN)?;
-    let h: PackHeader = postcard::from_bytes(&plain).map_err(|e| Error::corrupt("pack header", pack, e))?;
-    if h.version != 1 {
-        return Err(Error::corrupt("pack header", pack, format!("unsupported version {}", h.version)));
+    // The first byte is `version`: a later version is named as such, not as bad encoding.
+    if let Some(&v) = plain.first().filter(|&&v| v != 1) {
+        return Err(Error::corrupt("pack header", pack, format!("unsupported version {v}")));
     }
+    let h: PackHeader = canonical::postcard(&plain).map_err(|e| Error::corrupt("pack header", pack, e))?;
     let mut expect = 0u64;
     for e in &h.entries {
         if e.offset as u64 != expect {
@@ -110,6 +127,7 @@ pub fn decode_header(keys: &Keys, pack: &PackId, sealed: &[u8], blobs_len: u64) 
 
 /// Reads the header of a whole pack held in memory, verifying the pack's hash first.
 pub fn parse(keys: &Keys, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
+    check_len(id, bytes.len() as u64)?;
     if PackId::of_bytes(bytes) != *id {
         return Err(Error::corrupt("pack", id, "content does not match its name"));
     }
@@ -150,5 +168,45 @@ mod tests {
         bad[3] ^= 1;
         assert!(parse(&keys, &p.id, &bad).is_err());
         assert!(parse(&keys, &p.id, &p.bytes[..p.bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn header_encodings_other_than_the_canonical_one_are_refused() {
+        let keys = Keys::derive(&MasterKey([9; 32]));
+        let mut w = PackWriter::new(BlobType::Tree, 1024);
+        let plain = b"a tree".to_vec();
+        let id = keys.blob_id(&plain);
+        let stored = blob::encode(&keys, BlobType::Tree, &id, &plain, 0);
+        w.add(id, &stored, plain.len());
+        let good = w.finish(&keys);
+        let area = stored.len() as u64;
+        let header = postcard::to_allocvec(&PackHeader { version: 1, entries: good.entries.clone() }).unwrap();
+        let seal = |plain: &[u8]| codec::seal_object(&keys, &[AAD_PACK_HEADER], plain, 0);
+        let pid = good.id;
+        assert_eq!(decode_header(&keys, &pid, &seal(&header), area).unwrap(), good.entries);
+        let trailing = [&header[..], &[0]].concat();
+        let e = decode_header(&keys, &pid, &seal(&trailing), area).unwrap_err().to_string();
+        assert!(e.contains("1 bytes after"), "{e}");
+        // The first entry's offset (0) as 80 00: version, count, type, 32 id bytes, then offset.
+        assert_eq!(header[3 + 32], 0);
+        let overlong = [&header[..35], &[0x80, 0x00], &header[36..]].concat();
+        let e = decode_header(&keys, &pid, &seal(&overlong), area).unwrap_err().to_string();
+        assert!(e.contains("not in canonical form"), "{e}");
+        let mut v2 = header.clone();
+        v2[0] = 2;
+        let e = decode_header(&keys, &pid, &seal(&v2), area).unwrap_err().to_string();
+        assert!(e.contains("unsupported version 2"), "{e}");
+    }
+
+    #[test]
+    fn packs_over_two_gib_are_refused_before_reading() {
+        let id = PackId::default();
+        assert!(check_len(&id, MAX_PACK_LEN).is_ok());
+        let e = check_len(&id, MAX_PACK_LEN + 1).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { what: "pack", .. }) && e.to_string().contains("2 GiB"), "{e}");
+        // The header of a pack just over the limit is not located, whatever its trailer says.
+        assert!(header_range(MAX_PACK_LEN, &100u32.to_le_bytes()).is_ok());
+        let e = header_range(MAX_PACK_LEN + 1, &100u32.to_le_bytes()).unwrap_err();
+        assert!(e.to_string().contains("2 GiB"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! none. They name the root tree and carry the summary counters of the backup that made them.
 
 use crate::error::{Error, Result};
+use crate::format::canonical;
 use crate::format::codec;
 use crate::format::crypto::{Keys, AAD_SNAPSHOT};
 use crate::format::id::{BlobId, SnapshotId};
@@ -215,15 +216,56 @@ impl Snapshot {
         Self::from_json(id, &plain)
     }
 
+    /// Parses and checks a snapshot's JSON (format-spec §11): no key twice in an object, version 1,
+    /// every required key of its type, and a `time` in RFC 3339.
     pub fn from_json(id: &str, plain: &[u8]) -> Result<Self> {
-        let s: Snapshot = serde_json::from_slice(plain).map_err(|e| Error::corrupt("snapshot", id, e))?;
+        let s: Snapshot = canonical::json(plain).map_err(|e| Error::corrupt("snapshot", id, e))?;
         if s.version != 1 {
             return Err(Error::corrupt("snapshot", id, format!("unsupported version {}", s.version)));
+        }
+        if chrono::DateTime::parse_from_rfc3339(&s.time).is_err() {
+            return Err(Error::corrupt("snapshot", id, format!("time {:?} is not an RFC 3339 time", s.time)));
         }
         Ok(s)
     }
 
+    /// When the snapshot was taken. A snapshot read from a repository has a valid `time`
+    /// (`from_json` refuses others); one built in memory with a malformed time reads as 1970.
     pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::parse_from_rfc3339(&self.time).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Timelike;
+
+    fn json_of(s: &Snapshot) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    #[test]
+    fn snapshots_read_back_and_hostile_json_is_refused() {
+        let s = Snapshot::for_test("h", &["/p"], "2026-01-01T00:00:00.123456789Z");
+        let good = json_of(&s);
+        assert_eq!(Snapshot::from_json("x", good.as_bytes()).unwrap(), s);
+        let err = |j: &str| Snapshot::from_json("x", j.as_bytes()).unwrap_err().to_string();
+
+        // A key twice, known or not.
+        let e = err(&good.replacen('{', "{\"later\":1,\"later\":2,", 1));
+        assert!(e.starts_with("snapshot x is damaged") && e.contains("\"later\" twice"), "{e}");
+        assert!(err(&good.replacen('{', "{\"hostname\":\"h\",", 1)).contains("duplicate field"));
+
+        // A time that is not RFC 3339 is refused rather than read as 1970.
+        for bad in ["2026-01-01T00:00:00", "yesterday", "", "2026-13-01T00:00:00Z"] {
+            let j = good.replace("2026-01-01T00:00:00.123456789Z", bad);
+            let e = err(&j);
+            assert!(e.contains("is not an RFC 3339 time"), "{bad}: {e}");
+            assert!(matches!(Snapshot::from_json("x", j.as_bytes()), Err(Error::Corrupt { what: "snapshot", .. })));
+        }
+        let offset = good.replace("2026-01-01T00:00:00.123456789Z", "2026-01-01T01:00:00+01:00");
+        let t = Snapshot::from_json("x", offset.as_bytes()).unwrap().time();
+        assert_eq!(t, Snapshot::from_json("x", good.as_bytes()).unwrap().time().with_nanosecond(0).unwrap());
     }
 }

@@ -3,6 +3,7 @@
 //! same blob id, which is how an unchanged directory reuses its tree.
 
 use crate::error::{Error, Result};
+use crate::format::canonical;
 use crate::format::id::BlobId;
 use serde::{Deserialize, Serialize};
 
@@ -90,12 +91,14 @@ impl Tree {
         postcard::to_allocvec(self).expect("serialize tree")
     }
 
-    /// Decodes and validates a tree: version, safe and strictly increasing names, consistent kinds.
+    /// Decodes and validates a tree: version, canonical encoding, safe and strictly increasing
+    /// names, consistent kinds.
     pub fn decode(id: &BlobId, bytes: &[u8]) -> Result<Tree> {
-        let t: Tree = postcard::from_bytes(bytes).map_err(|e| Error::corrupt("tree", id, e))?;
-        if t.version != 1 {
-            return Err(Error::corrupt("tree", id, format!("unsupported version {}", t.version)));
+        // The first byte is `version`: a later version is named as such, not as bad encoding.
+        if let Some(&v) = bytes.first().filter(|&&v| v != 1) {
+            return Err(Error::corrupt("tree", id, format!("unsupported version {v}")));
         }
+        let t: Tree = canonical::postcard(bytes).map_err(|e| Error::corrupt("tree", id, e))?;
         for (i, n) in t.nodes.iter().enumerate() {
             Node::check_name(&n.name).map_err(|e| Error::corrupt("tree", id, e))?;
             if i > 0 && t.nodes[i - 1].name >= n.name {
@@ -155,5 +158,21 @@ mod tests {
         let dup = Tree { version: 1, nodes: vec![node(b"x", NodeKind::File), node(b"x", NodeKind::File)] };
         assert!(Tree::decode(&BlobId::default(), &dup.encode()).is_err());
         assert!(Tree::decode(&BlobId::default(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn only_the_canonical_encoding_is_a_tree() {
+        let good = Tree::new(vec![node(b"a", NodeKind::File)]).encode();
+        assert_eq!(good[..7], [1, 1, 1, b'a', 0, 0xa4, 0x03], "version, count, name, kind, mode 0o644");
+        assert!(Tree::decode(&BlobId::default(), &good).is_ok());
+        let err = |bytes: &[u8]| Tree::decode(&BlobId::default(), bytes).unwrap_err().to_string();
+        let overlong = [&good[..5], &[0xa4, 0x83, 0x00], &good[7..]].concat();
+        assert!(err(&overlong).contains("not in canonical form"), "{}", err(&overlong));
+        let trailing = [&good[..], &[0]].concat();
+        assert!(err(&trailing).contains("bytes after"), "{}", err(&trailing));
+        let mut v2 = good.clone();
+        v2[0] = 2;
+        assert!(err(&v2).contains("unsupported version 2"), "{}", err(&v2));
+        assert!(err(&[]).contains("end of buffer"), "{}", err(&[]));
     }
 }

@@ -40,7 +40,8 @@ pub struct RepoConfig {
 impl RepoConfig {
     /// Parses and validates the decrypted `config` object.
     pub fn from_json(plain: &[u8]) -> Result<RepoConfig> {
-        let config: RepoConfig = serde_json::from_slice(plain).map_err(|e| Error::corrupt("config", "config", e))?;
+        let config: RepoConfig =
+            crate::format::canonical::json(plain).map_err(|e| Error::corrupt("config", "config", e))?;
         if config.version != 1 {
             return Err(Error::corrupt(
                 "config",
@@ -49,8 +50,8 @@ impl RepoConfig {
             ));
         }
         config.chunker.validate().map_err(|e| Error::corrupt("config", "config", e))?;
-        if config.id.len() != 64 || !config.id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::corrupt("config", "config", "bad repository id"));
+        if config.id.len() != 64 || !config.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(Error::corrupt("config", "config", "bad repository id (not 64 lowercase hex digits)"));
         }
         Ok(config)
     }
@@ -238,7 +239,7 @@ impl Repository {
     /// local cache) without listing the key files; lists them when it is gone or does not open.
     fn unlock_hinted(backend: &dyn Backend, password: &Secret, hint: Option<&str>) -> Result<(MasterKey, String)> {
         if let Some(name) = hint.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit())) {
-            if let Ok(bytes) = backend.read(Kind::Key, name) {
+            if let Some(bytes) = backend.read(Kind::Key, name).ok().filter(|b| KeyFile::is_named(name, b)) {
                 if let Ok(kf) = KeyFile::parse(&bytes) {
                     if let Ok(Some(m)) = kf.open(&password.0) {
                         return Ok((m, name.to_string()));
@@ -261,8 +262,13 @@ impl Repository {
                 _ => Err(Error::corrupt("repository", backend.location(), "no key files")),
             };
         }
+        let mut misnamed = Vec::new();
         for (name, _) in &keys {
             let bytes = backend.read(Kind::Key, name).map_err(backend_err("read", name))?;
+            if !KeyFile::is_named(name, &bytes) {
+                misnamed.push((name, bytes));
+                continue;
+            }
             let kf = match KeyFile::parse(&bytes) {
                 Ok(kf) => kf,
                 Err(_) => continue,
@@ -270,6 +276,9 @@ impl Repository {
             if let Some(m) = kf.open(&password.0)? {
                 return Ok((m, name.clone()));
             }
+        }
+        for (name, bytes) in misnamed {
+            KeyFile::refuse_misnamed(name, &bytes, &password.0)?;
         }
         Err(Error::WrongPassword)
     }
@@ -573,5 +582,67 @@ impl Repository {
             c.put_tree(id, &bytes)?;
         }
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_json(id: &str) -> Vec<u8> {
+        let c = RepoConfig {
+            version: 1,
+            id: id.into(),
+            chunker: ChunkParams::default(),
+            pack_size: 1 << 24,
+            compression: 3,
+        };
+        serde_json::to_vec(&c).unwrap()
+    }
+
+    #[test]
+    fn config_ids_are_64_lowercase_hex_digits_and_keys_appear_once() {
+        assert!(RepoConfig::from_json(&config_json(&"ab".repeat(32))).is_ok());
+        for bad in ["AB".repeat(32), "ab".repeat(31), "xy".repeat(32)] {
+            let e = RepoConfig::from_json(&config_json(&bad)).unwrap_err().to_string();
+            assert!(e.contains("bad repository id"), "{bad}: {e}");
+        }
+        let mut twice = config_json(&"ab".repeat(32));
+        twice.splice(1..1, br#""later":1,"later":1,"#.iter().copied());
+        assert!(RepoConfig::from_json(&twice).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn a_key_file_not_named_by_its_hash_is_never_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let be: Arc<dyn Backend> = Arc::new(crate::backend::local::LocalBackend::new(tmp.path()));
+        let fast = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
+        let pw = Secret(b"pw".to_vec());
+        Repository::init(be.clone(), &pw, &InitOptions { kdf: fast, ..Default::default() }).unwrap();
+        let (name, _) = be.list(Kind::Key).unwrap().remove(0);
+        let good = be.read(Kind::Key, &name).unwrap();
+        let (master, opened) = Repository::unlock(be.as_ref(), &pw).unwrap();
+        assert_eq!(opened, name);
+
+        // The same key file with its host changed still unwraps; under its old name it is refused,
+        // and the error names it rather than the passphrase.
+        let changed = String::from_utf8(good.clone()).unwrap().replace("\"hostname\":", "\"hostname\": \"x\", \"h\":");
+        assert!(KeyFile::parse(changed.as_bytes()).unwrap().open(b"pw").unwrap().is_some());
+        be.delete(Kind::Key, &name).unwrap();
+        be.write(Kind::Key, &name, changed.as_bytes()).unwrap();
+        let e = Repository::unlock(be.as_ref(), &pw).unwrap_err();
+        assert!(matches!(&e, Error::Corrupt { what: "key file", id, .. } if *id == name), "{e}");
+        assert!(e.to_string().contains("does not match its name"), "{e}");
+        assert!(matches!(Repository::unlock(be.as_ref(), &Secret(b"other".to_vec())), Err(Error::WrongPassword)));
+        let no_cache = CacheOptions { dir: None, disabled: true };
+        assert!(matches!(Repository::open(be.clone(), &pw, &no_cache), Err(Error::Corrupt { .. })));
+
+        // Another, intact key file for the same passphrase opens the repository.
+        let kf = KeyFile::create(&master, b"pw", fast, "h", "u").unwrap();
+        let bytes = serde_json::to_vec_pretty(&kf).unwrap();
+        let other = ObjectId::of_bytes(&bytes).to_hex();
+        be.write(Kind::Key, &other, &bytes).unwrap();
+        assert_eq!(Repository::unlock(be.as_ref(), &pw).unwrap().1, other);
+        assert!(Repository::open(be.clone(), &pw, &no_cache).is_ok());
     }
 }

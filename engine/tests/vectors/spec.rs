@@ -325,7 +325,13 @@ pub struct Pack {
     pub entries: Vec<Entry>,
 }
 
+/// The largest pack a reader accepts (§7).
+pub const MAX_PACK: u64 = 2 << 30;
+
 pub fn pack(k: &Subkeys, name: &str, bytes: &[u8]) -> R<Pack> {
+    if bytes.len() as u64 > MAX_PACK {
+        return refuse(Outcome::Length, "larger than 2 GiB");
+    }
     check_name(name, bytes)?;
     if bytes.len() < 4 {
         return refuse(Outcome::Length, "shorter than the trailer");
@@ -380,6 +386,9 @@ pub fn index(k: &Subkeys, name: &str, bytes: &[u8]) -> R<IndexFile> {
     let supersedes = c.vec(Cursor::id)?;
     let packs = c.vec(|c| Ok((c.id()?, c.u64()?, c.vec(entry)?)))?;
     c.finish()?;
+    if let Some((_, size, _)) = packs.iter().find(|p| p.1 > MAX_PACK) {
+        return refuse(Outcome::Length, format!("a pack of {size} bytes"));
+    }
     Ok(IndexFile { supersedes, packs })
 }
 
@@ -519,6 +528,54 @@ fn is_hex64(v: &Value) -> bool {
     v.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The config's `id`: 64 lowercase hex digits (§4).
+fn is_lowercase_hex64(v: &Value) -> bool {
+    is_hex64(v) && v.as_str().is_some_and(|s| !s.bytes().any(|b| b.is_ascii_uppercase()))
+}
+
+/// An RFC 3339 `date-time` (§5.6): `YYYY-MM-DDTHH:MM:SS`, an optional fraction, then `Z` or
+/// `+HH:MM`/`-HH:MM`; `T` and `Z` may be lowercase; the day exists in its month; second 60 is a
+/// leap second.
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |at: usize, n: usize| -> Option<u32> {
+        let d = b.get(at..at + n)?;
+        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0, |v, &c| v * 10 + (c - b'0') as u32))
+    };
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) =
+        (num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2))
+    else {
+        return false;
+    };
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+        return false;
+    }
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo) || d == 0 || d > days[mo as usize - 1] || h > 23 || mi > 59 || sec > 60 {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b".") {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        i += 1 + digits;
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            at(i + 3, b":")
+                && i + 6 == b.len()
+                && num(i + 1, 2).is_some_and(|oh| oh <= 23)
+                && num(i + 4, 2).is_some_and(|om| om <= 59)
+        }
+        _ => false,
+    }
+}
+
 /// Checks the shape of `v[key]`; `required` false lets it be absent.
 fn shape(v: &Value, key: &str, required: bool, ok: impl Fn(&Value) -> bool) -> R<()> {
     match v.get(key) {
@@ -543,8 +600,8 @@ fn opt_string(x: &Value) -> bool {
 pub fn config(k: &Subkeys, sealed: &[u8]) -> R<Value> {
     let v = json(&open_object(&k.data_key, b"clawback/v1/config", sealed, 1 << 20)?)?;
     version_one(&v)?;
-    if !is_hex64(&v["id"]) {
-        return refuse(Outcome::Range, "id is not 64 hex digits");
+    if !is_lowercase_hex64(&v["id"]) {
+        return refuse(Outcome::Range, "id is not 64 lowercase hex digits");
     }
     let c = &v["chunker"];
     let (Some(min), Some(avg), Some(max)) = (c["min"].as_u64(), c["avg"].as_u64(), c["max"].as_u64()) else {
@@ -570,6 +627,9 @@ pub fn snapshot(k: &Subkeys, name: &str, bytes: &[u8]) -> R<Value> {
     version_one(&v)?;
     for key in ["time", "hostname", "username", "program_version"] {
         shape(&v, key, true, Value::is_string)?;
+    }
+    if !is_rfc3339(str_of(&v, "time")?) {
+        return refuse(Outcome::Encoding, format!("time {} is not RFC 3339", v["time"]));
     }
     shape(&v, "paths", true, strings)?;
     shape(&v, "tree", true, is_hex64)?;
