@@ -15,7 +15,7 @@ use clawback_engine::run::runlog::{strip_credentials, RunLog, RunRecord};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clawback_engine::run::recorded::TRIGGER_ENV;
+use clawback_engine::run::runlog::TRIGGER_ENV;
 
 /// The OpenClaw state dir.
 pub fn state_dir() -> PathBuf {

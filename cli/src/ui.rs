@@ -247,3 +247,19 @@ pub fn parse_time(t: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<chr
     })
     .transpose()
 }
+
+/// Where `schedule` says what it did: stdout, unless `--json` (then stdout carries the JSON
+/// report only).
+#[derive(Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// What was written and how to check it.
+    pub fn say(self, msg: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", msg.as_ref());
+        }
+    }
+}

@@ -20,8 +20,8 @@ pub mod migrate;
 pub mod password;
 mod schedule;
 mod schema;
-mod secret;
-mod storage;
+pub mod secret;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 

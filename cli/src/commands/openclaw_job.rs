@@ -18,8 +18,8 @@
 //! add command's words and which jobs are clawback's are the engine's; this module runs
 //! `openclaw` and says what happened.
 
-use super::schedule::Out;
 use crate::openclaw_cli::{OpenClaw, CRON_LIMIT};
+use crate::ui::Out;
 use anyhow::Result;
 use clawback_engine::config::Schedule;
 use clawback_engine::openclaw::cron::CronJob;

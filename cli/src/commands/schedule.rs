@@ -10,7 +10,7 @@
 //! scheduler's definition says is the engine's (`run::scheduler`); this module writes it, runs
 //! `systemctl`/`crontab`, and says what it did.
 
-use crate::ui::usage;
+use crate::ui::{usage, Out};
 use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use clawback_engine::config::{parse_duration, Schedule};
@@ -126,22 +126,6 @@ pub fn write_job_env(g: &GlobalArgs) -> Result<()> {
     }
     let path = crate::envfile::path_for(g.config.as_deref());
     crate::envfile::write_needed(&path, &crate::envfile::needed(text.as_deref(), pw_env, backend_vars), g.quiet)
-}
-
-/// Where `schedule` says what it did: stdout, unless `--json` (then stdout carries the JSON
-/// report only).
-#[derive(Clone, Copy)]
-pub struct Out {
-    pub json: bool,
-}
-
-impl Out {
-    /// What was written and how to check it.
-    pub fn say(self, msg: impl AsRef<str>) {
-        if !self.json {
-            println!("{}", msg.as_ref());
-        }
-    }
 }
 
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {

@@ -2,10 +2,12 @@
 //! written once and atomically; a reader never sees a partial object under its final name.
 //! Decorators (retry, fault injection) wrap a `Backend` and are themselves `Backend`s. Each kind
 //! of storage also has a `location` module (its URL scheme, config section and variables), listed
-//! once in `repo::location::registry`.
+//! once in `backend::registry`.
 
 pub mod fault;
+pub mod kind;
 pub mod local;
+pub mod registry;
 pub mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;

@@ -42,7 +42,7 @@ pub(super) static SECTION: Kind = Object(&[
     (
         "storage",
         Object(&[
-            ("provider", OneOf(&crate::repo::location::NAMES)),
+            ("provider", OneOf(&crate::backend::registry::NAMES)),
             ("endpoint", Str),
             ("bucket", Str),
             ("region", Str),

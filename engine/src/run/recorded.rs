@@ -17,8 +17,7 @@ use crate::run::anomaly::{self, Anomaly, Thresholds};
 use crate::run::retention::RetentionStep;
 use crate::run::runlog::{RetentionOutcome, RunLog, RunRecord, RunStatus};
 
-/// Set by the installed systemd unit, crontab line and OpenClaw job: what started the run.
-pub const TRIGGER_ENV: &str = "CLAWBACK_TRIGGER";
+pub use crate::run::runlog::TRIGGER_ENV;
 
 /// Successful runs anomaly detection reads from the run log.
 const HISTORY: usize = 50;

@@ -135,7 +135,7 @@ pub fn start_prune(program: &Path, args: &[std::ffi::OsString], pw: &Secret, dir
     let mut child = std::process::Command::new(program)
         .args(args)
         .args(["--password-file", "/dev/stdin", "prune", "--json"])
-        .env(crate::run::recorded::TRIGGER_ENV, "retention")
+        .env(crate::run::runlog::TRIGGER_ENV, "retention")
         .stdin(std::process::Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)

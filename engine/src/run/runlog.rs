@@ -20,6 +20,10 @@ use crate::format::snapshot::Summary;
 use crate::run::anomaly::{Anomaly, Past};
 
 /// Size at which the log is rotated.
+/// Set by the installed systemd unit, crontab line and OpenClaw job: what started the run (the
+/// record's `trigger`).
+pub const TRIGGER_ENV: &str = "CLAWBACK_TRIGGER";
+
 pub const MAX_BYTES: u64 = 1024 * 1024;
 
 /// How a run ended.

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::LocalBackend;
+use crate::backend::kind::{BackendKind, Sources, Spec};
 use crate::backend::Backend;
-use crate::config::StorageConfig;
+use crate::config::storage::StorageConfig;
 use crate::error::{Error, Result};
-use crate::repo::location::{BackendKind, Sources, Spec};
 
 pub const KIND: BackendKind = BackendKind { name: "local", parse, from_config, env_vars: &[] };
 

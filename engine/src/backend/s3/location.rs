@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use super::{ObjectLock, S3Backend, S3Options, Sse};
+use crate::backend::kind::{BackendKind, Sources, Spec};
 use crate::backend::Backend;
-use crate::config::{valid_bucket, StorageConfig};
+use crate::config::storage::{valid_bucket, StorageConfig};
 use crate::error::{Error, Result};
-use crate::repo::location::{BackendKind, Sources, Spec};
 
 pub const KIND: BackendKind = BackendKind {
     name: "s3",
@@ -91,8 +91,9 @@ pub fn apply_settings(o: &mut S3Options, s: &Sources) -> Result<()> {
         }
     }
     o.region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).or_else(|| conf(&st.region));
-    let secret =
-        |v: &Option<crate::config::Secret>| v.as_ref().map(|s| s.expose().trim().to_string()).filter(|s| !s.is_empty());
+    let secret = |v: &Option<crate::config::secret::Secret>| {
+        v.as_ref().map(|s| s.expose().trim().to_string()).filter(|s| !s.is_empty())
+    };
     match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         (Some(a), Some(k)) => {
             o.access_key_id = Some(a);
@@ -161,7 +162,7 @@ impl Spec for S3Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::config::secret::Secret;
     use crate::openclaw::Env;
     use crate::repo::location::{self, Overrides};
 

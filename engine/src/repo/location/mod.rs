@@ -4,19 +4,17 @@
 //! storage with its decorators. Each backend kind is one entry of the [`registry`].
 
 mod defaults;
-mod kind;
-pub mod registry;
 mod stack;
 
 use std::fmt;
 use std::path::Path;
 
-use crate::config::StorageConfig;
+use crate::config::storage::StorageConfig;
 use crate::error::{Error, Result};
 
+pub use crate::backend::kind::{BackendKind, Overrides, Sources, Spec};
+pub use crate::backend::registry::{self, NAMES};
 pub use defaults::{config_dir, default_password_file, default_repo_path};
-pub use kind::{BackendKind, Overrides, Sources, Spec};
-pub use registry::NAMES;
 pub use stack::{open, Backends, Traffic};
 
 /// A repository's location: its backend kind and that kind's settings.

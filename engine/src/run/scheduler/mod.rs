@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use crate::openclaw::cron::CronJob;
 use crate::openclaw::Env;
-use crate::run::recorded::TRIGGER_ENV;
+use crate::run::runlog::TRIGGER_ENV;
 
 /// Variables a scheduled run needs to find the same state dir, config and password file.
 pub const CARRIED_ENV: &[&str] = &[

@@ -1,6 +1,7 @@
 //! The backend kinds a repository location can name, one line each. Adding a backend is a folder
-//! under `backend/` that declares its [`BackendKind`], and a line here: the URL grammar, the config's
-//! `storage.provider` check and the decorator stack all read this list.
+//! under `backend/` that declares its [`BackendKind`], and a line here: the URL grammar
+//! (`repo::location`), the config's `storage.provider` check and the decorator stack all read this
+//! list.
 
 use super::kind::BackendKind;
 use crate::backend;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backend::Backend;
-use crate::config::StorageConfig;
+use crate::config::storage::StorageConfig;
 use crate::error::Result;
 use crate::openclaw::Env;
 
