@@ -66,10 +66,9 @@ fn target_password(a: &Args, new_repo: bool) -> Result<Secret> {
 pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
     let s = context::Settings::load(g)?;
     let src = context::open_with(g, &s)?;
-    let filter = a.filter.filter()?;
     let snaps: Vec<(clawback_engine::format::id::SnapshotId, clawback_engine::format::snapshot::Snapshot)> =
         if a.snapshots.is_empty() {
-            src.snapshots()?.into_iter().filter(|(_, x)| filter.matches(x)).collect()
+            src.snapshots_matching(&a.filter.filter()?)?
         } else {
             let mut v = Vec::new();
             for spec in &a.snapshots {

@@ -18,7 +18,6 @@ use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::id::{BlobId, IdMap, IdSet, ObjectId, PackId, SnapshotId};
-use crate::format::index::IndexFile;
 use crate::format::pack::{self, PackEntry};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
@@ -175,10 +174,6 @@ struct Checker<'a> {
     progress: &'a Progress,
 }
 
-fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
-
 /// Runs the check. Errors in the repository are in the report; `Err` means the check itself could
 /// not run (the backend cannot list, say).
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
@@ -219,30 +214,22 @@ impl Checker<'_> {
 
     fn load_indexes(&mut self) -> Result<()> {
         let be = self.repo.backend();
-        let list = be.list(Kind::Index).map_err(be_err("list", "index"))?;
+        let list = be.list(Kind::Index).map_err(Error::backend_err("list", "index"))?;
         let bytes_total = list.iter().map(|(_, n)| n).sum();
         self.progress.set_phase("index", "index files", Some((list.len() as u64, bytes_total)));
         for (name, size) in list {
             self.progress.add_done(1, size);
-            let bytes = match be.read(Kind::Index, &name) {
-                Ok(b) => b,
-                Err(e) => {
-                    let mut p = Problem::new("index", format!("index file {name} cannot be read: {e}"));
-                    p.index = Some(name);
-                    self.error(p);
-                    continue;
-                }
-            };
-            if ObjectId::of_bytes(&bytes).to_hex() != name {
-                let mut p = Problem::new("index", format!("index file {name}: content does not match its name"));
-                p.index = Some(name);
-                self.error(p);
-                continue;
-            }
-            let f = match IndexFile::decode(self.repo.keys(), &name, &bytes) {
+            let f = match self.repo.read_index_file(&name) {
                 Ok(f) => f,
                 Err(e) => {
-                    let mut p = Problem::new("index", format!("index file {name}: {e}"));
+                    let msg = match e {
+                        Error::Backend { source, .. } => format!("index file {name} cannot be read: {source}"),
+                        Error::Corrupt { why, .. } if why.starts_with("content does not match") => {
+                            format!("index file {name}: content does not match its name")
+                        }
+                        e => format!("index file {name}: {e}"),
+                    };
+                    let mut p = Problem::new("index", msg);
                     p.index = Some(name);
                     self.error(p);
                     continue;
@@ -288,7 +275,7 @@ impl Checker<'_> {
 
     fn check_packs(&mut self) -> Result<()> {
         let be = self.repo.backend().clone();
-        for (name, size) in be.list(Kind::Pack).map_err(be_err("list", "data"))? {
+        for (name, size) in be.list(Kind::Pack).map_err(Error::backend_err("list", "data"))? {
             match ObjectId::from_hex(&name) {
                 Some(id) => {
                     self.stored.insert(id, size);
@@ -343,7 +330,7 @@ impl Checker<'_> {
         let unindexed: Vec<(PackId, u64)> =
             self.stored.iter().filter(|(id, _)| !self.packs.contains_key(id)).map(|(i, s)| (*i, *s)).collect();
         for (id, size) in unindexed {
-            let entries = self.read_header(&id, size);
+            let entries = self.repo.read_pack_header(&id, size);
             let msg = match &entries {
                 Ok(e) => format!(
                     "pack {id} ({} blobs) is not in any index (left over from an interrupted backup; prune removes it)",
@@ -357,31 +344,15 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// Reads a pack's header from its tail, without the rest of the pack.
-    fn read_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-        let be = self.repo.backend();
-        let name = id.to_hex();
-        if size < 4 {
-            return Err(Error::corrupt("pack", id, "too short"));
-        }
-        let tail = be.read_range(Kind::Pack, &name, size - 4, 4).map_err(be_err("read pack", &name))?;
-        let tail: [u8; 4] = tail.as_slice().try_into().map_err(|_| Error::corrupt("pack", id, "short read"))?;
-        let (start, len) =
-            pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", id, "bad header length"))?;
-        let sealed = be.read_range(Kind::Pack, &name, start, len).map_err(be_err("read pack", &name))?;
-        pack::decode_header(self.repo.keys(), id, &sealed, start)
-    }
-
     fn load_snapshots(&mut self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let be = self.repo.backend().clone();
         let mut out = Vec::new();
-        for (name, _) in be.list(Kind::Snapshot).map_err(be_err("list", "snapshots"))? {
+        for (name, _) in be.list(Kind::Snapshot).map_err(Error::backend_err("list", "snapshots"))? {
             self.report.snapshots_checked += 1;
-            let res = be.read(Kind::Snapshot, &name).map_err(|e| format!("cannot be read: {e}")).and_then(|b| {
-                if ObjectId::of_bytes(&b).to_hex() != name {
-                    return Err("content does not match its name".to_string());
-                }
-                Snapshot::decode(self.repo.keys(), &name, &b).map_err(|e| e.to_string())
+            let res = self.repo.read_snapshot(&name).map_err(|e| match e {
+                Error::Backend { source, .. } => format!("cannot be read: {source}"),
+                Error::Corrupt { why, .. } if why == "content does not match its name" => why,
+                e => e.to_string(),
             });
             match (res, ObjectId::from_hex(&name)) {
                 (Ok(s), Some(id)) => out.push((id, s)),
@@ -600,16 +571,7 @@ impl Checker<'_> {
             }
         };
         let hash_ok = PackId::of_bytes(&bytes) == *id;
-        let header = if bytes.len() < 4 {
-            Err(Error::corrupt("pack", id, "too short"))
-        } else {
-            let tail: [u8; 4] = bytes[bytes.len() - 4..].try_into().unwrap();
-            pack::header_range(bytes.len() as u64, &tail)
-                .map_err(|_| Error::corrupt("pack", id, "bad header length"))
-                .and_then(|(start, len)| {
-                    pack::decode_header(self.repo.keys(), id, &bytes[start as usize..(start + len) as usize], start)
-                })
-        };
+        let header = pack::header_of(self.repo.keys(), id, &bytes);
         let mut header_problem = None;
         let expected: Vec<PackEntry> = match (&header, indexed) {
             (Ok(h), Some(ix)) => {

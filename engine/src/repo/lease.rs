@@ -107,14 +107,10 @@ fn parse_name(name: &str) -> Option<(LeaseKind, String, u64)> {
     Some((kind, id.to_string(), seq))
 }
 
-fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
-
 /// Every lease in `locks/` (other objects there are ignored).
 pub fn list_leases(backend: &dyn Backend) -> Result<Vec<LeaseEntry>> {
     let mut out = Vec::new();
-    for (name, _) in backend.list(Kind::Lock).map_err(be_err("list", "locks"))? {
+    for (name, _) in backend.list(Kind::Lock).map_err(Error::backend_err("list", "locks"))? {
         let Some((kind, id, _)) = parse_name(&name) else { continue };
         let info = match backend.read(Kind::Lock, &name) {
             Ok(b) => serde_json::from_slice::<LeaseInfo>(&b).ok(),
@@ -247,7 +243,7 @@ impl Lease {
             wake: Condvar::new(),
         });
         let body = serde_json::to_vec(&shared.info()).expect("serialize lease");
-        shared.backend.write(Kind::Lock, &name, &body).map_err(be_err("write lease", &name))?;
+        shared.backend.write(Kind::Lock, &name, &body).map_err(Error::backend_err("write lease", &name))?;
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("{}-lease", kind.name()))
@@ -341,7 +337,7 @@ pub struct CondemnedRecord {
 /// names holding it.
 pub fn list_condemned(backend: &dyn Backend) -> Result<Vec<(CondemnedRecord, Vec<String>)>> {
     let mut by_id: std::collections::BTreeMap<String, (Option<CondemnedRecord>, Vec<String>)> = Default::default();
-    for (name, _) in backend.list(Kind::Condemned).map_err(be_err("list", "condemned"))? {
+    for (name, _) in backend.list(Kind::Condemned).map_err(Error::backend_err("list", "condemned"))? {
         let Some((id, stage)) = name.split_once('-') else { continue };
         if stage != "0" && stage != "1" {
             continue;
@@ -379,7 +375,7 @@ pub fn condemn(
     let n0 = format!("{}-0", rec.id);
     backend
         .write(Kind::Condemned, &n0, &serde_json::to_vec(&rec).unwrap())
-        .map_err(be_err("write condemned record", &n0))?;
+        .map_err(Error::backend_err("write condemned record", &n0))?;
     after_stage0()?;
     finalize(backend, &mut rec, &[n0])?;
     Ok(rec)
@@ -392,7 +388,7 @@ pub fn finalize(backend: &dyn Backend, rec: &mut CondemnedRecord, old: &[String]
     let n1 = format!("{}-1", rec.id);
     match backend.write(Kind::Condemned, &n1, &serde_json::to_vec(&rec).unwrap()) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        r => r.map_err(be_err("write condemned record", &n1))?,
+        r => r.map_err(Error::backend_err("write condemned record", &n1))?,
     }
     for n in old.iter().filter(|n| **n != n1) {
         let _ = backend.delete(Kind::Condemned, n);

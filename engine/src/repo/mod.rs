@@ -12,10 +12,10 @@ use crate::format::blob::{self, BlobType};
 use crate::format::chunker::ChunkParams;
 use crate::format::codec;
 use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
-use crate::format::id::{BlobId, IndexId, ObjectId, SnapshotId};
+use crate::format::id::{BlobId, IndexId, ObjectId, PackId, SnapshotId};
 use crate::format::index::{Index, IndexFile};
-use crate::format::pack::FinishedPack;
-use crate::format::snapshot::Snapshot;
+use crate::format::pack::{self, FinishedPack, PackEntry};
+use crate::format::snapshot::{Filter, Snapshot, PRE_RESTORE_TAG};
 use crate::format::tree::Tree;
 use crate::repo::cache::Cache;
 use parking_lot::RwLock;
@@ -144,10 +144,6 @@ pub struct Repository {
     index_loaded: std::sync::atomic::AtomicBool,
 }
 
-fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
-
 impl Repository {
     /// Creates a new repository with one key file for `password`.
     pub fn init(backend: Arc<dyn Backend>, password: &Secret, opts: &InitOptions) -> Result<()> {
@@ -157,7 +153,7 @@ impl Repository {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::Backend { op: "read", name: "config".into(), source: e }),
         }
-        backend.create().map_err(backend_err("create", &backend.location()))?;
+        backend.create().map_err(Error::backend_err("create", &backend.location()))?;
         let master = MasterKey::random();
         let keys = Keys::derive(&master);
         let config = RepoConfig {
@@ -170,11 +166,11 @@ impl Repository {
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
         let kid = ObjectId::of_bytes(&kbytes).to_hex();
-        backend.write(Kind::Key, &kid, &kbytes).map_err(backend_err("write", &kid))?;
+        backend.write(Kind::Key, &kid, &kbytes).map_err(Error::backend_err("write", &kid))?;
         // The config goes last: a repository without one is not a repository, so a failed init
         // can simply be retried.
         let cbytes = codec::seal_object(&keys, &[AAD_CONFIG], &serde_json::to_vec(&config).unwrap(), 0);
-        backend.write(Kind::Config, "config", &cbytes).map_err(backend_err("write", "config"))?;
+        backend.write(Kind::Config, "config", &cbytes).map_err(Error::backend_err("write", "config"))?;
         Ok(())
     }
 
@@ -213,7 +209,7 @@ impl Repository {
             }
         }
         let keys = Keys::derive(&master);
-        let sealed = backend.read(Kind::Config, "config").map_err(backend_err("read", "config"))?;
+        let sealed = backend.read(Kind::Config, "config").map_err(Error::backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
         let config = RepoConfig::from_json(&plain)?;
         let cache = if cache.disabled {
@@ -261,7 +257,7 @@ impl Repository {
             };
         }
         for (name, _) in &keys {
-            let bytes = backend.read(Kind::Key, name).map_err(backend_err("read", name))?;
+            let bytes = backend.read(Kind::Key, name).map_err(Error::backend_err("read", name))?;
             let kf = match KeyFile::parse(&bytes) {
                 Ok(kf) => kf,
                 Err(_) => continue,
@@ -317,7 +313,7 @@ impl Repository {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
         let condemned = crate::repo::lease::list_condemned(self.backend.as_ref())?;
-        let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
+        let remote = self.backend.list(Kind::Index).map_err(Error::backend_err("list", "index"))?;
         let mut index = match &self.cache {
             Some(cache) => {
                 // Cached index files still in the repository are used as they are; the others are
@@ -372,13 +368,18 @@ impl Repository {
         let mut names: Vec<String> = self
             .backend
             .list(Kind::Condemned)
-            .map_err(backend_err("list", "condemned"))?
+            .map_err(Error::backend_err("list", "condemned"))?
             .into_iter()
             .map(|x| x.0)
             .collect();
         names.sort();
-        let mut now: Vec<String> =
-            self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?.into_iter().map(|x| x.0).collect();
+        let mut now: Vec<String> = self
+            .backend
+            .list(Kind::Index)
+            .map_err(Error::backend_err("list", "index"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         now.extend(names);
         let mut was = self.index().source().to_vec();
         was.sort();
@@ -389,18 +390,76 @@ impl Repository {
         self.reload_index()
     }
 
-    fn read_index_files(&self, names: &[&String]) -> Result<Vec<IndexFile>> {
+    /// Reads and decodes index files, checking each one's name against its content.
+    pub fn read_index_files<S: AsRef<str> + Sync>(&self, names: &[S]) -> Result<Vec<IndexFile>> {
         use rayon::prelude::*;
-        names
-            .par_iter()
-            .map(|name| {
-                let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
-                if ObjectId::of_bytes(&bytes).to_hex() != **name {
-                    return Err(Error::corrupt("index", name, "content does not match its name"));
-                }
-                IndexFile::decode(&self.keys, name, &bytes)
-            })
-            .collect()
+        names.par_iter().map(|name| self.read_index_file(name.as_ref())).collect()
+    }
+
+    /// Reads and decodes one index file, checking its name against its content.
+    pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
+        let bytes = self.backend.read(Kind::Index, name).map_err(Error::backend_err("read", name))?;
+        if ObjectId::of_bytes(&bytes).to_hex() != name {
+            return Err(Error::corrupt("index", name, "content does not match its name; run `clawback repair index`"));
+        }
+        IndexFile::decode(&self.keys, name, &bytes)
+    }
+
+    /// The names of the index files in the repository, sorted.
+    pub fn index_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .backend
+            .list(Kind::Index)
+            .map_err(Error::backend_err("list", "index"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The packs in `data/` with their sizes (objects not named like a pack are left out).
+    pub fn stored_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        Ok(self
+            .backend
+            .list(Kind::Pack)
+            .map_err(Error::backend_err("list", "data"))?
+            .into_iter()
+            .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
+            .collect())
+    }
+
+    /// Reads a pack's header alone (two range reads from its tail): its blobs' places.
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        let name = id.to_hex();
+        if size < 4 {
+            return Err(Error::corrupt("pack", &name, "too short"));
+        }
+        let tail =
+            self.backend.read_range(Kind::Pack, &name, size - 4, 4).map_err(Error::backend_err("read pack", &name))?;
+        let tail: [u8; 4] = tail.as_slice().try_into().map_err(|_| Error::corrupt("pack", &name, "short read"))?;
+        let (start, len) =
+            pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", &name, "bad header length"))?;
+        let sealed =
+            self.backend.read_range(Kind::Pack, &name, start, len).map_err(Error::backend_err("read pack", &name))?;
+        pack::decode_header(&self.keys, id, &sealed, start)
+    }
+
+    /// The one object of `kind` whose name starts with the hex `prefix` (any case).
+    pub fn find_object(&self, kind: Kind, prefix: &str) -> Result<String> {
+        let prefix = prefix.to_ascii_lowercase();
+        let names: Vec<String> = self
+            .backend
+            .list(kind)
+            .map_err(Error::backend_err("list", kind.dir()))?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        match unique_by_prefix(names, &prefix, |n| n.clone()) {
+            Ok(name) => Ok(name),
+            Err(0) => Err(Error::Missing { what: "object", id: prefix }),
+            Err(_) => Err(Error::Usage(format!("{prefix} is ambiguous; give more hex digits"))),
+        }
     }
 
     /// Stores a finished pack; succeeds if an identical pack is already there.
@@ -408,7 +467,7 @@ impl Repository {
         let name = p.id.to_hex();
         match self.backend.write(Kind::Pack, &name, &p.bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            r => r.map_err(backend_err("write pack", &name)),
+            r => r.map_err(Error::backend_err("write pack", &name)),
         }
     }
 
@@ -419,7 +478,7 @@ impl Repository {
         let name = id.to_hex();
         match self.backend.write(Kind::Index, &name, &bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            r => r.map_err(backend_err("write index", &name))?,
+            r => r.map_err(Error::backend_err("write index", &name))?,
         }
         if let Some(c) = &self.cache {
             c.add_index(&name, f)?;
@@ -435,7 +494,7 @@ impl Repository {
     fn store_snapshot(&self, s: &Snapshot, bytes: Vec<u8>) -> Result<SnapshotId> {
         let id = ObjectId::of_bytes(&bytes);
         let name = id.to_hex();
-        self.backend.write(Kind::Snapshot, &name, &bytes).map_err(backend_err("write snapshot", &name))?;
+        self.backend.write(Kind::Snapshot, &name, &bytes).map_err(Error::backend_err("write snapshot", &name))?;
         if let Some(c) = &self.cache {
             c.put_snapshot(&name, &serde_json::to_vec(s).unwrap())?;
         }
@@ -448,7 +507,7 @@ impl Repository {
     /// it grows with the digits only, so the second pass always settles.
     pub fn save_snapshot_counting_itself(&self, s: &mut Snapshot) -> Result<SnapshotId> {
         let base = s.summary.bytes_stored;
-        for level in [3, 0] {
+        for level in [codec::METADATA_LEVEL, 0] {
             let mut own = 0u64;
             for _ in 0..8 {
                 s.summary.bytes_stored = base + own;
@@ -464,7 +523,7 @@ impl Repository {
 
     /// Every snapshot, oldest first (ties broken by id).
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let remote = self.backend.list(Kind::Snapshot).map_err(backend_err("list", "snapshots"))?;
+        let remote = self.backend.list(Kind::Snapshot).map_err(Error::backend_err("list", "snapshots"))?;
         let mut cached: std::collections::HashMap<String, Vec<u8>> = match &self.cache {
             Some(c) => c.snapshots()?.into_iter().collect(),
             None => Default::default(),
@@ -483,16 +542,11 @@ impl Repository {
             let snap = match cached.remove(name) {
                 Some(json) => Snapshot::from_json(name, &json)?,
                 None => {
-                    let bytes = match self.backend.read(Kind::Snapshot, name) {
-                        Ok(b) => b,
+                    let s = match self.read_snapshot(name) {
                         // Forgotten by another process since the listing: it is not a snapshot any more.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(Error::Backend { op: "read", name: name.clone(), source: e }),
+                        Err(Error::Backend { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+                        r => r?,
                     };
-                    if ObjectId::of_bytes(&bytes) != id {
-                        return Err(Error::corrupt("snapshot", name, "content does not match its name"));
-                    }
-                    let s = Snapshot::decode(&self.keys, name, &bytes)?;
                     if let Some(c) = &self.cache {
                         c.put_snapshot(name, &serde_json::to_vec(&s).unwrap())?;
                     }
@@ -503,6 +557,15 @@ impl Repository {
         }
         out.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
         Ok(out)
+    }
+
+    /// Reads and decodes the snapshot object `name`, checking its name against its content.
+    pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
+        let bytes = self.backend.read(Kind::Snapshot, name).map_err(Error::backend_err("read", name))?;
+        if ObjectId::from_hex(name) != Some(ObjectId::of_bytes(&bytes)) {
+            return Err(Error::corrupt("snapshot", name, "content does not match its name"));
+        }
+        Snapshot::decode(&self.keys, name, &bytes)
     }
 
     /// Resolves `latest` (`latest~N`: the N-th before it, as rustic writes it), a full id or a
@@ -533,13 +596,52 @@ impl Repository {
                 "invalid snapshot {spec:?}: give `latest`, an id or at least 4 hex digits"
             )));
         }
-        let spec_l = spec.to_ascii_lowercase();
-        let mut m: Vec<_> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l)).collect();
-        match m.len() {
-            0 => Err(Error::SnapshotNotFound(spec.into())),
-            1 => Ok(m.pop().unwrap()),
-            _ => Err(Error::AmbiguousSnapshot(spec.into())),
+        match unique_by_prefix(all, &spec.to_ascii_lowercase(), |(id, _)| id.to_hex()) {
+            Ok(found) => Ok(found),
+            Err(0) => Err(Error::SnapshotNotFound(spec.into())),
+            Err(_) => Err(Error::AmbiguousSnapshot(spec.into())),
         }
+    }
+
+    /// The snapshots `filter` selects, oldest first.
+    pub fn snapshots_matching(&self, filter: &Filter) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(self.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect())
+    }
+
+    /// Resolves SNAPSHOT (`latest`, `latest~N`, an id or a prefix) among the snapshots `filter`
+    /// and `also` let through, as every command that takes a SNAPSHOT does. `latest` is the latest
+    /// backup: the safety snapshots in-place restores take (tag `pre-restore`) are passed over
+    /// unless the filter's tags name them; an id or prefix names any snapshot. When `latest`
+    /// matches nothing, the error names the filter, and says when only safety snapshots match.
+    pub fn select_snapshot(
+        &self,
+        spec: &str,
+        filter: &Filter,
+        also: impl Fn(&Snapshot) -> bool,
+    ) -> Result<(SnapshotId, Snapshot)> {
+        let safety_too = filter.names_pre_restore();
+        let pick = |s: &Snapshot| filter.matches(s) && also(s);
+        self.find_snapshot(spec, |s| pick(s) && (safety_too || !s.is_pre_restore())).map_err(|e| match e {
+            Error::SnapshotNotFound(what) => {
+                let with = if filter.is_empty() { String::new() } else { format!(" with {}", describe(filter)) };
+                let only_safety = spec.starts_with("latest")
+                    && !safety_too
+                    && self.snapshots().is_ok_and(|all| {
+                        let mut picked = all.iter().filter(|(_, s)| pick(s));
+                        picked.clone().next().is_some() && picked.all(|(_, s)| s.is_pre_restore())
+                    });
+                let hint = if only_safety {
+                    format!(
+                        " (only {PRE_RESTORE_TAG} safety snapshots match, which `latest` passes over; \
+                         give one's id or add --tag {PRE_RESTORE_TAG})"
+                    )
+                } else {
+                    String::new()
+                };
+                Error::SnapshotNotFound(format!("{what}{with}{hint}"))
+            }
+            e => e,
+        })
     }
 
     /// Reads and verifies one blob.
@@ -572,5 +674,122 @@ impl Repository {
             c.put_tree(id, &bytes)?;
         }
         Ok(t)
+    }
+}
+
+/// The one item whose name (`name`) starts with `prefix`; else how many do (0, or more than 1).
+fn unique_by_prefix<T>(items: Vec<T>, prefix: &str, name: impl Fn(&T) -> String) -> std::result::Result<T, usize> {
+    let mut m: Vec<T> = items.into_iter().filter(|x| name(x).starts_with(prefix)).collect();
+    match m.len() {
+        1 => Ok(m.pop().expect("one match")),
+        n => Err(n),
+    }
+}
+
+/// A filter as the command-line flags that make it (`--host h --tag a,b`), for messages.
+fn describe(f: &Filter) -> String {
+    let mut v = Vec::new();
+    v.extend(f.hosts.iter().map(|h| format!("--host {h}")));
+    v.extend(f.tags.iter().map(|t| format!("--tag {}", t.join(","))));
+    v.extend(f.paths.iter().map(|p| format!("--path {p}")));
+    v.extend(f.group.iter().map(|g| format!("--group {g}")));
+    v.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+
+    fn repo(dir: &std::path::Path) -> Repository {
+        let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.join("repo")));
+        let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        Repository::init(be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
+        Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
+    }
+
+    fn snap(host: &str, day: u32, tags: &[&str]) -> Snapshot {
+        let mut s = Snapshot::for_test(host, &["/p"], &format!("2026-01-{day:02}T10:00:00Z"));
+        s.tags = tags.iter().map(|t| t.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn latest_passes_over_safety_snapshots_unless_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path());
+        let backup = r.save_snapshot(&snap("a", 1, &[])).unwrap();
+        let safety = r.save_snapshot(&snap("a", 2, &[PRE_RESTORE_TAG])).unwrap();
+        let other = r.save_snapshot(&snap("b", 3, &[])).unwrap();
+        let all = Filter::default();
+        assert_eq!(r.select_snapshot("latest", &all, |_| true).unwrap().0, other);
+        let host_a = Filter { hosts: vec!["a".into()], ..Default::default() };
+        assert_eq!(
+            r.select_snapshot("latest", &host_a, |_| true).unwrap().0,
+            backup,
+            "the safety snapshot is passed over"
+        );
+        let asked = Filter { tags: vec![vec![PRE_RESTORE_TAG.into()]], ..host_a.clone() };
+        assert_eq!(r.select_snapshot("latest", &asked, |_| true).unwrap().0, safety);
+        // An id names any snapshot, the safety snapshot included.
+        assert_eq!(r.select_snapshot(&safety.to_hex()[..8], &host_a, |_| true).unwrap().0, safety);
+        assert_eq!(r.snapshots_matching(&host_a).unwrap().len(), 2);
+
+        // Nothing matches: the error names the filter.
+        let none = Filter { hosts: vec!["c".into()], tags: vec![vec!["x".into(), "y".into()]], ..Default::default() };
+        let e = r.select_snapshot("latest", &none, |_| true).unwrap_err().to_string();
+        assert_eq!(e, "snapshot latest with --host c --tag x,y not found");
+        // Only safety snapshots match: the error says how to pick one.
+        let e = r.select_snapshot("latest", &host_a, |s| s.time().format("%d").to_string() == "02").unwrap_err();
+        assert!(e.to_string().contains("only pre-restore safety snapshots match"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn objects_and_snapshots_are_found_by_unique_prefix() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path());
+        let ids: Vec<SnapshotId> = (1..=20).map(|day| r.save_snapshot(&snap("a", day, &[])).unwrap()).collect();
+        let id = ids[0].to_hex();
+        assert_eq!(r.find_object(Kind::Snapshot, &id[..10].to_ascii_uppercase()).unwrap(), id);
+        assert!(matches!(r.find_object(Kind::Snapshot, "zz"), Err(Error::Missing { .. })));
+        assert_eq!(r.find_object(Kind::Snapshot, "").unwrap_err().exit_code(), 2, "every name matches");
+        assert_eq!(r.find_snapshot(&id[..6], |_| true).unwrap().0, ids[0]);
+        let first = |i: &SnapshotId| i.to_hex()[..1].to_string();
+        // 20 ids, 16 first digits: two share one.
+        let shared = ids.iter().find(|a| ids.iter().filter(|b| first(b) == first(a)).count() > 1).map(first).unwrap();
+        assert!(matches!(r.find_object(Kind::Snapshot, &shared), Err(Error::Usage(_))));
+        assert!(matches!(r.find_snapshot("abc", |_| true), Err(Error::Usage(_))), "fewer than 4 digits");
+        assert_eq!(r.read_snapshot(&id).unwrap().time, "2026-01-01T10:00:00Z");
+    }
+
+    #[test]
+    fn index_files_and_pack_headers_are_read_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path());
+        let mut w = crate::format::pack::PackWriter::new(BlobType::Data, 0);
+        let id = r.keys().blob_id(b"hello");
+        w.add(id, &blob::encode(r.keys(), BlobType::Data, &id, b"hello", 0), 5);
+        let p = w.finish(r.keys());
+        r.save_pack(&p).unwrap();
+        let size = p.bytes.len() as u64;
+        let entries = r.read_pack_header(&p.id, size).unwrap();
+        assert_eq!(entries, p.entries);
+        assert_eq!(r.stored_packs().unwrap(), vec![(p.id, size)]);
+        assert!(r.read_pack_header(&p.id, 3).is_err(), "too short");
+        let f = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![crate::format::index::IndexPack { id: p.id, size, blobs: entries }],
+        };
+        let ix = r.save_index(&f).unwrap().to_hex();
+        assert_eq!(r.index_names().unwrap(), vec![ix.clone()]);
+        assert_eq!(r.read_index_files(&[ix.clone()]).unwrap().len(), 1);
+        // An index file under another name is refused.
+        let bytes = r.backend().read(Kind::Index, &ix).unwrap();
+        let wrong = "00".repeat(32);
+        r.backend().write(Kind::Index, &wrong, &bytes).unwrap();
+        let e = r.read_index_file(&wrong).unwrap_err().to_string();
+        assert!(e.contains("content does not match its name; run `clawback repair index`"), "{e}");
     }
 }
