@@ -5,10 +5,10 @@
 use crate::ui::usage;
 use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::restore::relocate::{self, RelocateSpec, Relocation, Report};
 use clawback_engine::format::snapshot::Snapshot;
 use clawback_engine::openclaw::{gateway, Env};
+use clawback_engine::repo::host::absolute_clean;
 use std::path::{Path, PathBuf};
 
 /// Resolves `--relocate` values (empty: onto this home; `OLD=NEW`: one pair) against the

@@ -5,9 +5,9 @@
 //! (`Repository::select_snapshot`).
 
 use anyhow::Result;
-use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::format::id::SnapshotId;
 use clawback_engine::format::snapshot::{tag_lists, Filter, Snapshot};
+use clawback_engine::repo::host::absolute_clean;
 use clawback_engine::repo::Repository;
 use std::path::PathBuf;
 

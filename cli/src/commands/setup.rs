@@ -230,7 +230,7 @@ fn default_password_file() -> PathBuf {
 /// folder, so everything written into it is absolute.
 fn absolute(p: &Path) -> Result<PathBuf> {
     let env = Env::from_process();
-    Ok(clawback_engine::commands::backup::absolute_clean(&env.expand(&p.to_string_lossy()))?)
+    Ok(clawback_engine::repo::host::absolute_clean(&env.expand(&p.to_string_lossy()))?)
 }
 
 fn check_var(v: &str) -> std::result::Result<String, String> {
@@ -706,7 +706,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
                 f.display()
             )));
         }
-        json!({ "keyFile": clawback_engine::commands::backup::absolute_clean(f)? })
+        json!({ "keyFile": clawback_engine::repo::host::absolute_clean(f)? })
     } else {
         let opts = [
             ("generate", "a random passphrase kept in a 0600 file (recommended; keep a copy elsewhere)"),

@@ -815,8 +815,8 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
             .host
             .clone()
             .or_else(|| ext.as_ref().and_then(|x| x.hostname.clone()))
-            .unwrap_or_else(crate::repo::hostname),
-        username: ext.as_ref().and_then(|x| x.username.clone()).unwrap_or_else(crate::repo::username),
+            .unwrap_or_else(crate::repo::host::hostname),
+        username: ext.as_ref().and_then(|x| x.username.clone()).unwrap_or_else(crate::repo::host::username),
         paths: paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
         tags,
         parent: None,

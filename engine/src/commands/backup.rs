@@ -36,6 +36,7 @@ use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::openclaw::sqlite;
 use crate::progress::Progress;
+use crate::repo::host::absolute_clean;
 use crate::repo::packer::Packer;
 use crate::repo::prefetch::{Prefetcher, ReadAhead, Slots};
 use crate::repo::Repository;
@@ -52,7 +53,7 @@ use std::fs::{File, Metadata};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
@@ -269,23 +270,6 @@ pub fn build_excludes(patterns: &[String]) -> Result<Gitignore> {
     b.build().map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))
 }
 
-/// Makes a path absolute and lexically clean (no `.`/`..`), without following symlinks.
-pub fn absolute_clean(p: &Path) -> Result<PathBuf> {
-    let abs =
-        if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().ctx("read current folder", p)?.join(p) };
-    let mut out = PathBuf::from("/");
-    for c in abs.components() {
-        match c {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-        }
-    }
-    Ok(out)
-}
-
 fn mtime_ns(md: &Metadata) -> i64 {
     md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
 }
@@ -396,7 +380,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     for c in &opts.stdin_commands {
         path_strings.push(c.path()?.to_string_lossy().into_owned());
     }
-    let host = opts.host.clone().unwrap_or_else(crate::repo::hostname);
+    let host = opts.host.clone().unwrap_or_else(crate::repo::host::hostname);
 
     // The parent: given, or the latest snapshot of this host with the same paths.
     let parent = match &opts.parent {
@@ -534,7 +518,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         version: 1,
         time: time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         hostname: host,
-        username: crate::repo::username(),
+        username: crate::repo::host::username(),
         paths: path_strings,
         tags: opts.tags.clone(),
         parent: parent.as_ref().map(|(id, _)| *id),

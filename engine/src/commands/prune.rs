@@ -22,6 +22,7 @@ use crate::format::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, Snapsho
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{self, PackEntry, PackWriter};
 use crate::progress::Progress;
+use crate::repo::condemned;
 use crate::repo::lease::{self, Lease};
 use crate::repo::Repository;
 use serde::Serialize;
@@ -180,7 +181,7 @@ pub fn prune_with_progress(
     // load
     let snaps = repo.snapshots()?;
     repo.reload_index()?;
-    let records = lease::list_condemned(be.as_ref())?;
+    let records = condemned::list_condemned(be.as_ref())?;
     let (index_names, files, disk) = list_indexes_and_packs(repo)?;
     let condemned_before: IdSet<PackId> = records.iter().flat_map(|(r, _)| r.packs.iter().copied()).collect();
     report.snapshots = snaps.len() as u64;
@@ -395,7 +396,7 @@ pub fn prune_with_progress(
 
     // condemn
     if !to_condemn.is_empty() {
-        lease::condemn(be.as_ref(), to_condemn.clone(), || hook("condemn-pending"))?;
+        condemned::condemn(be.as_ref(), to_condemn.clone(), || hook("condemn-pending"))?;
         report.packs_condemned = to_condemn.len() as u64;
     }
     timer.lap(&mut report, "condemn");
@@ -421,7 +422,7 @@ fn sweep(
     hook: Hook<'_>,
 ) -> Result<()> {
     let be = repo.backend().clone();
-    let records = lease::list_condemned(be.as_ref())?;
+    let records = condemned::list_condemned(be.as_ref())?;
     if records.is_empty() {
         return Ok(());
     }
@@ -432,10 +433,10 @@ fn sweep(
         all_condemned.extend(rec.packs.iter().copied());
         if rec.leases.is_none() {
             // Left at stage 0 by a prune that stopped there.
-            lease::finalize(be.as_ref(), &mut rec, &names)?;
+            condemned::finalize(be.as_ref(), &mut rec, &names)?;
             names = vec![format!("{}-1", rec.id)];
         }
-        let waiting = lease::waiting_on(&rec, &live);
+        let waiting = condemned::waiting_on(&rec, &live);
         if !waiting.is_empty() {
             report.packs_waiting += rec.packs.len() as u64;
             report.waiting_on.extend(waiting.into_iter().cloned());

@@ -2,9 +2,14 @@
 //! local cache), and reading and writing the repository's objects.
 
 pub mod cache;
+pub mod condemned;
+pub mod host;
 pub mod lease;
 pub mod packer;
 pub mod prefetch;
+
+pub use cache::default_cache_base;
+pub use host::{home_dir, hostname, username};
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
@@ -101,36 +106,6 @@ pub struct CacheOptions {
 fn key_hint_file(cache: &CacheOptions, backend: &dyn Backend) -> PathBuf {
     let base = cache.dir.clone().unwrap_or_else(default_cache_base);
     base.join("keys").join(ObjectId::of_bytes(backend.location().as_bytes()).to_hex())
-}
-
-pub fn default_cache_base() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x).join("clawback");
-    }
-    home_dir().join(".cache").join("clawback")
-}
-
-pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
-}
-
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if r == 0 {
-        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    } else {
-        "localhost".into()
-    }
-}
-
-pub fn username() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
-        // SAFETY: getuid has no preconditions.
-        format!("uid{}", unsafe { libc::getuid() })
-    })
 }
 
 pub struct Repository {
@@ -312,7 +287,7 @@ impl Repository {
     fn load_index_once(&self) -> Result<()> {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
-        let condemned = crate::repo::lease::list_condemned(self.backend.as_ref())?;
+        let condemned = condemned::list_condemned(self.backend.as_ref())?;
         let remote = self.backend.list(Kind::Index).map_err(Error::backend_err("list", "index"))?;
         let mut index = match &self.cache {
             Some(cache) => {

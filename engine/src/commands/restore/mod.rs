@@ -43,7 +43,7 @@
 //! ([`units`], [`crate::openclaw::rows`]).
 
 use crate::backend::Kind;
-use crate::commands::backup::{absolute_clean, backup, build_excludes, BackupOptions};
+use crate::commands::backup::{backup, build_excludes, BackupOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::id::{BlobId, SnapshotId};
@@ -51,6 +51,7 @@ use crate::format::index::BlobLoc;
 use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot};
 use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
+use crate::repo::host::absolute_clean;
 use crate::repo::Repository;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use parking_lot::Mutex;
