@@ -36,17 +36,16 @@
 //! symlinks and hard links; only the device and inode numbers of singly linked files (which no
 //! archive reader but clawback would want) are not carried, so the trees get new ids.
 //!
-//! The blob writer below (packs, index) is a small single-threaded copy of the packer in
-//! `backup.rs`, and `for_each_fixed` a copy of its cut for database images; they can be folded
-//! into shared code.
+//! Blobs and trees are written through the repository's one writer session
+//! ([`crate::repo::writer`]); a database is cut as backup cuts its images.
 
 use crate::commands::backup::ReadErr;
 use crate::commands::dump::{self, TarMeta, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TARGET};
 use crate::commands::stdin::made_up_node;
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
-use crate::format::id::{BlobId, IdSet, SnapshotId};
+use crate::format::id::{BlobId, SnapshotId};
 use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::openclaw::paths::{
@@ -54,7 +53,7 @@ use crate::openclaw::paths::{
 };
 use crate::openclaw::{include, layout, sqlite, vars, Env, OpenClawConfig};
 use crate::progress::Progress;
-use crate::repo::packer::Packer;
+use crate::repo::writer::{Writer, WriterOptions};
 use crate::repo::Repository;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -339,45 +338,20 @@ impl DirB {
     }
 }
 
-/// Writes blobs into packs and index files (single-threaded; the encryption of a batch's chunks
+/// Writes an archive's files and trees into the repository (the encryption of a batch's chunks
 /// runs in parallel).
 struct Sink<'a> {
-    repo: &'a Repository,
     level: i32,
-    packer: Packer<'a>,
-    pending: IdSet<BlobId>,
-    bytes_added: u64,
+    writer: Writer<'a>,
 }
 
 impl<'a> Sink<'a> {
     fn new(repo: &'a Repository) -> Self {
-        Sink {
-            repo,
-            level: repo.config().compression,
-            packer: Packer::new(repo, false),
-            pending: IdSet::default(),
-            bytes_added: 0,
-        }
+        Sink { level: repo.config().compression, writer: Writer::new(repo, WriterOptions::default()) }
     }
 
-    /// True when the blob is neither stored nor on its way.
-    fn claim(&mut self, id: &BlobId) -> bool {
-        !self.repo.index().contains(id) && self.pending.insert(*id)
-    }
-
-    fn add(&mut self, ty: BlobType, id: BlobId, stored: &[u8], raw_len: usize) -> Result<()> {
-        self.bytes_added += raw_len as u64;
-        self.packer.add(ty, id, stored, raw_len)
-    }
-
-    fn store_tree(&mut self, t: &Tree) -> Result<BlobId> {
-        let bytes = t.encode();
-        let id = self.repo.keys().blob_id(&bytes);
-        if self.claim(&id) {
-            let stored = blob::encode(self.repo.keys(), BlobType::Tree, &id, &bytes, 3);
-            self.add(BlobType::Tree, id, &stored, bytes.len())?;
-        }
-        Ok(id)
+    fn store_tree(&self, t: &Tree) -> Result<BlobId> {
+        self.writer.store_tree(t)
     }
 
     /// Reads `r` to its end, storing the chunks that are new. Returns the chunk ids and the length.
@@ -385,7 +359,7 @@ impl<'a> Sink<'a> {
     /// backup cuts its database images, so an imported database and a later backup of the same
     /// one share their chunks; anything else goes through the content-defined chunker.
     fn store_content<R: Read>(
-        &mut self,
+        &self,
         chunker: &Chunker,
         mut r: R,
         buf: &mut Vec<u8>,
@@ -406,23 +380,24 @@ impl<'a> Sink<'a> {
             (chunker.params().min as usize).div_ceil(page).max(1) * page
         });
         let r = std::io::Cursor::new(&head[..got]).chain(r);
-        let keys = self.repo.keys();
+        let w = &self.writer;
+        let keys = self.writer.repo().keys();
         let level = self.level;
         let mut ids = Vec::new();
         let each = |data: &[u8], cuts: &[std::ops::Range<usize>]| -> Result<(), ReadErr> {
             let hashed: Vec<BlobId> = cuts.par_iter().map(|c| keys.blob_id(&data[c.clone()])).collect();
             let mut new = Vec::new();
             for (id, c) in hashed.iter().zip(cuts) {
-                if self.claim(id) {
+                if w.claim(BlobType::Data, id) {
                     new.push((*id, c.clone()));
                 }
             }
             let encoded: Vec<(BlobId, Vec<u8>, usize)> = new
                 .par_iter()
-                .map(|(id, c)| (*id, blob::encode(keys, BlobType::Data, id, &data[c.clone()], level), c.len()))
+                .map(|(id, c)| (*id, w.encode(BlobType::Data, id, &data[c.clone()], level), c.len()))
                 .collect();
             for (id, stored, len) in encoded {
-                self.add(BlobType::Data, id, &stored, len).map_err(ReadErr::Fatal)?;
+                w.add(BlobType::Data, id, stored, len).map_err(ReadErr::Fatal)?;
             }
             progress.bytes_done.fetch_add(cuts.last().map(|c| c.end).unwrap_or(0) as u64, Relaxed);
             ids.extend(hashed);
@@ -436,7 +411,7 @@ impl<'a> Sink<'a> {
     }
 
     fn finish(self) -> Result<u64> {
-        self.packer.finish()
+        self.writer.finish()
     }
 }
 
@@ -525,7 +500,7 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
     let mut ar = tar::Archive::new(reader);
     let entries = ar.entries().map_err(|e| bad(format!("cannot read the archive: {e}")))?.raw(true);
     let chunker = Chunker::new(repo.config().chunker, repo.keys().chunker_seed);
-    let mut sink = Sink::new(repo);
+    let sink = Sink::new(repo);
     let mut buf = Vec::new();
 
     let mut root_name: Option<Vec<u8>> = None;
@@ -789,9 +764,9 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
         None => openclaw_meta(&m, archived_config(&m, &configs), &top, &mut warnings),
     };
     let DirB { children, .. } = top;
-    let tree = build_tree(&mut sink, children, &default_dir, 0)?;
+    let tree = build_tree(&sink, children, &default_dir, 0)?;
     let tree_id = sink.store_tree(&tree)?;
-    let bytes_added = sink.bytes_added;
+    let bytes_added = sink.writer.bytes_added();
     let stored = sink.finish()?;
 
     let time = opts
@@ -861,7 +836,7 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
 }
 
 /// Stores the trees below a folder, deepest first, and returns the folder's own tree.
-fn build_tree(sink: &mut Sink, children: BTreeMap<Vec<u8>, Child>, default_dir: &Node, depth: usize) -> Result<Tree> {
+fn build_tree(sink: &Sink, children: BTreeMap<Vec<u8>, Child>, default_dir: &Node, depth: usize) -> Result<Tree> {
     if depth > MAX_DEPTH {
         return Err(bad("entries nested too deeply"));
     }

@@ -29,18 +29,17 @@
 
 use super::stdin;
 use crate::error::{Error, IoContext, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
-use crate::format::id::{BlobId, IdSet, SnapshotId};
+use crate::format::id::{BlobId, SnapshotId};
 use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::openclaw::sqlite;
 use crate::progress::Progress;
 use crate::repo::host::absolute_clean;
-use crate::repo::packer::Packer;
 use crate::repo::prefetch::{Prefetcher, ReadAhead, Slots};
+use crate::repo::writer::{Writer, WriterOptions};
 use crate::repo::Repository;
-use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 use parking_lot::Mutex;
@@ -169,10 +168,6 @@ const RACY_NS: i64 = 2_000_000_000;
 /// Bytes of file read per batch; the chunks of a batch are processed in parallel.
 const BATCH: usize = 8 << 20;
 
-enum PackerMsg {
-    Blob { ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize },
-}
-
 #[derive(Default)]
 struct Counters {
     files_new: AtomicU64,
@@ -183,7 +178,6 @@ struct Counters {
     files_unmodified: AtomicU64,
     dirs: AtomicU64,
     bytes_read: AtomicU64,
-    bytes_added: AtomicU64,
     total_files: AtomicU64,
     total_bytes: AtomicU64,
 }
@@ -194,8 +188,8 @@ struct Ctx<'a> {
     level: i32,
     excludes: Gitignore,
     skip: HashSet<PathBuf>,
-    pending: Mutex<IdSet<BlobId>>,
-    tx: Sender<PackerMsg>,
+    /// Where new blobs and trees go (its packer runs in a thread of its own).
+    writer: Writer<'a>,
     c: Counters,
     errors: Mutex<Vec<BackupIssue>>,
     skipped: Mutex<Vec<BackupIssue>>,
@@ -415,13 +409,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     }
 
     let cfg = repo.config();
-    let (tx, rx) = bounded::<PackerMsg>(16);
     let excludes = build_excludes(&opts.excludes)?;
     let stop_scan = AtomicBool::new(false);
 
     let (root, counters, issues, report, packed) = std::thread::scope(|s| {
-        let upload = progress.upload.clone();
-        let packer = s.spawn(move || packer(repo, rx, dry, upload));
+        let writer = Writer::spawn(s, repo, WriterOptions { dry_run: dry, upload: Some(progress.upload.clone()) });
         if opts.scan_totals {
             let (paths, ex, stop) = (&paths, &excludes, &stop_scan);
             s.spawn(move || scan_totals(paths, ex, progress, stop));
@@ -442,8 +434,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             level: cfg.compression,
             excludes: excludes.clone(),
             skip,
-            pending: Mutex::new(IdSet::default()),
-            tx,
+            writer,
             c: Counters::default(),
             errors: Mutex::new(Vec::new()),
             skipped: Mutex::new(Vec::new()),
@@ -478,18 +469,22 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         });
         let root = root.and_then(|t| ctx.store_tree(&t));
         stop_scan.store(true, Relaxed);
-        let Ctx { c, errors, skipped, changed, warnings, report, tx, .. } = ctx;
-        drop(tx); // the packer finishes once every sender is gone
-        let packed = packer.join().unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())));
+        let Ctx { c, errors, skipped, changed, warnings, report, writer, .. } = ctx;
+        let bytes_added = writer.bytes_added();
+        // The packs written so far are indexed even when the walk failed, for the next backup.
+        let packed = writer.finish().map(|bytes_stored| {
+            crate::failpoint::hit("backup:after-packer");
+            (bytes_stored, bytes_added)
+        });
         let mut issues = [errors, skipped, changed, warnings].map(|m| m.into_inner());
         for list in &mut issues {
             list.sort_by(|a, b| a.path.cmp(&b.path));
         }
         (root, c, issues, report, packed)
     });
-    let packed = packed?;
+    let (bytes_stored, bytes_added) = packed?;
     // What an interrupted backup leaves: the packs written so far, indexed, for the next one.
-    progress.bytes_stored.store(packed.bytes_stored, Relaxed);
+    progress.bytes_stored.store(bytes_stored, Relaxed);
     let root = root?;
     let [errors, skipped, changed, warnings] = issues;
     let stored = counters.total_files.load(Relaxed) + counters.symlinks.load(Relaxed);
@@ -507,8 +502,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         files_unmodified: counters.files_unmodified.into_inner(),
         dirs: counters.dirs.into_inner(),
         bytes_read: counters.bytes_read.into_inner(),
-        bytes_added: counters.bytes_added.into_inner(),
-        bytes_stored: packed.bytes_stored,
+        bytes_added,
+        bytes_stored,
         duration_s: 0.0,
         total_files: counters.total_files.into_inner(),
         total_bytes: counters.total_bytes.into_inner(),
@@ -640,37 +635,6 @@ enum DbOutcome {
     Plain,
 }
 
-struct Packed {
-    bytes_stored: u64,
-}
-
-/// The packer thread: feeds every blob from the workers into a `Packer`.
-fn packer(
-    repo: &Repository,
-    rx: Receiver<PackerMsg>,
-    dry: bool,
-    upload: Arc<crate::progress::Transfer>,
-) -> Result<Packed> {
-    let mut p = Packer::new(repo, dry);
-    p.count_uploads(upload);
-    let mut failure: Option<Error> = None;
-    for msg in rx.iter() {
-        if failure.is_some() {
-            continue; // drain so senders never block; the error is reported below
-        }
-        let PackerMsg::Blob { ty, id, stored, raw_len } = msg;
-        if let Err(e) = p.add(ty, id, &stored, raw_len) {
-            failure = Some(e);
-        }
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let bytes_stored = p.finish()?;
-    crate::failpoint::hit("backup:after-packer");
-    Ok(Packed { bytes_stored })
-}
-
 /// Walks the paths counting files and bytes, for the progress display's totals.
 fn scan_totals(paths: &[PathBuf], ex: &Gitignore, progress: &Progress, stop: &AtomicBool) {
     for p in paths {
@@ -706,38 +670,12 @@ impl Ctx<'_> {
         list.lock().push(BackupIssue { path: path.to_string_lossy().into_owned(), error: error.to_string() });
     }
 
-    /// Claims a blob for storing: true when it is neither in the index nor already on its way.
-    fn claim(&self, id: &BlobId) -> bool {
-        if self.repo.index().contains(id) {
-            return false;
-        }
-        self.pending.lock().insert(*id)
-    }
-
     fn known(&self, id: &BlobId) -> bool {
-        self.repo.index().contains(id) || self.pending.lock().contains(id)
-    }
-
-    fn send(&self, ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize) -> Result<()> {
-        self.tx
-            .send(PackerMsg::Blob { ty, id, stored, raw_len })
-            .map_err(|_| Error::Other("backup aborted: the pack writer stopped".into()))
+        self.writer.known(BlobType::Data, id)
     }
 
     fn store_tree(&self, t: &Tree) -> Result<BlobId> {
-        let bytes = t.encode();
-        let id = self.repo.keys().blob_id(&bytes);
-        if self.claim(&id) {
-            let stored = blob::encode(self.repo.keys(), BlobType::Tree, &id, &bytes, 3);
-            self.c.bytes_added.fetch_add(bytes.len() as u64, Relaxed);
-            self.send(BlobType::Tree, id, stored, bytes.len())?;
-            // The next backup reads this tree as its parent: from the cache, not the repository
-            // (on S3 that is a request per folder).
-            if let Some(c) = self.repo.cache() {
-                c.put_tree(&id, &bytes)?;
-            }
-        }
-        Ok(id)
+        self.writer.store_tree(t)
     }
 
     /// A folder on the way to a backed-up path: only the children that lead there.
@@ -1292,13 +1230,10 @@ impl Ctx<'_> {
                 let work = |r: &std::ops::Range<usize>| -> Result<(BlobId, Option<bool>)> {
                     let chunk = &data[r.clone()];
                     let id = keys.blob_id(chunk);
-                    let mut compressed = None;
-                    if self.claim(&id) {
-                        let stored = blob::encode(keys, BlobType::Data, &id, chunk, level);
-                        compressed = Some(stored.len() < chunk.len() + crate::format::crypto::OVERHEAD + 1);
-                        self.c.bytes_added.fetch_add(chunk.len() as u64, Relaxed);
-                        self.send(BlobType::Data, id, stored, chunk.len())?;
-                    }
+                    let compressed = self
+                        .writer
+                        .store(BlobType::Data, id, chunk, level)?
+                        .map(|n| n < chunk.len() + crate::format::crypto::OVERHEAD + 1);
                     self.progress.bytes_done.fetch_add(chunk.len() as u64, Relaxed);
                     Ok((id, compressed))
                 };

@@ -12,13 +12,13 @@
 
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::snapshot::BackupIssue;
 use crate::format::tree::{NodeKind, Tree};
 use crate::repo::lease::Lease;
-use crate::repo::packer::Packer;
+use crate::repo::writer::{Writer, WriterOptions};
 use crate::repo::Repository;
 use serde::Serialize;
 
@@ -145,29 +145,20 @@ pub struct RepairSnapshotsReport {
 
 struct Fixer<'a> {
     repo: &'a Repository,
-    disk: IdSet<PackId>,
     /// Trees found whole, so shared subtrees are checked once.
     intact: IdSet<BlobId>,
-    /// Trees written (or, dry, that would be) by this run.
-    stored: IdSet<BlobId>,
-    packer: Packer<'a>,
+    /// Writes the new trees (or, dry, counts them); a blob counts as available only when it is
+    /// indexed with its type in a pack that is present.
+    writer: Writer<'a>,
 }
 
 impl Fixer<'_> {
     fn available(&self, id: &BlobId, ty: BlobType) -> bool {
-        let idx = self.repo.index();
-        idx.get(id).is_some_and(|l| l.ty == ty && self.disk.contains(&idx.pack_id(l.pack)))
+        self.writer.holds(ty, id)
     }
 
     fn store(&mut self, t: &Tree) -> Result<BlobId> {
-        let bytes = t.encode();
-        let id = self.repo.keys().blob_id(&bytes);
-        if !self.stored.contains(&id) && !self.available(&id, BlobType::Tree) {
-            let stored = blob::encode(self.repo.keys(), BlobType::Tree, &id, &bytes, 3);
-            self.packer.add(BlobType::Tree, id, &stored, bytes.len())?;
-            self.stored.insert(id);
-        }
-        Ok(id)
+        self.writer.store_tree(t)
     }
 
     /// The tree `id` with what is lost taken out: `None` when the tree itself cannot be read.
@@ -179,7 +170,7 @@ impl Fixer<'_> {
         changes: &mut Vec<SnapshotChange>,
     ) -> Result<Option<BlobId>> {
         crate::format::tree::check_depth(depth)?;
-        if self.intact.contains(&id) || self.stored.contains(&id) {
+        if self.intact.contains(&id) || self.writer.claimed(&id) {
             return Ok(Some(id));
         }
         if !self.available(&id, BlobType::Tree) {
@@ -243,8 +234,11 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
     let snaps = repo.snapshots()?;
     let disk: IdSet<PackId> = repo.stored_packs()?.into_iter().map(|(id, _)| id).collect();
     report.indexed_packs_missing = repo.index().packs().filter(|(_, id, _)| !disk.contains(*id)).count() as u64;
-    let mut fx =
-        Fixer { repo, disk, intact: IdSet::default(), stored: IdSet::default(), packer: Packer::new(repo, dry_run) };
+    let writer = Writer::new(repo, WriterOptions { dry_run, upload: None }).holding(move |ty, id| {
+        let idx = repo.index();
+        idx.get(id).is_some_and(|l| l.ty == ty && disk.contains(&idx.pack_id(l.pack)))
+    });
+    let mut fx = Fixer { repo, intact: IdSet::default(), writer };
     let mut fixed: Vec<(SnapshotId, crate::format::snapshot::Snapshot, Vec<SnapshotChange>)> = Vec::new();
     for (id, s) in snaps {
         report.snapshots_checked += 1;
@@ -276,7 +270,7 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
         fixed.push((id, n, changes));
     }
     // The new trees are stored and indexed before any snapshot names them.
-    fx.packer.finish()?;
+    fx.writer.finish()?;
     for (id, n, changes) in fixed {
         let mut new_id = None;
         if let Some(l) = &lease {

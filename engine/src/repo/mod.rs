@@ -7,6 +7,7 @@ pub mod host;
 pub mod lease;
 pub mod packer;
 pub mod prefetch;
+pub mod writer;
 
 pub use cache::default_cache_base;
 pub use host::{home_dir, hostname, username};
