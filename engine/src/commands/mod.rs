@@ -13,4 +13,3 @@ pub mod restore;
 pub mod retention;
 pub mod sealed;
 pub mod stats;
-pub mod stdin;
