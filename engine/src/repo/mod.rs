@@ -1,7 +1,7 @@
 //! The repository layer. [`Repository`] is the one home of every repository-level read and
 //! lookup: creating and opening (config, key files), the blob index (through the local cache),
 //! index files, pack headers, objects found by id prefix, blobs and trees, and snapshots
-//! ([`snapshots`]: listed, read, selected by filter). Beside it: the one blob-writing session
+//! (`snapshots.rs`: listed, read, selected by filter). Beside it: the one blob-writing session
 //! ([`writer`], on [`packer`]), leases and condemned records, the local cache, read-ahead, and
 //! this machine's identity ([`host`]).
 
