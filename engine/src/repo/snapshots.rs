@@ -126,6 +126,12 @@ impl Repository {
         }
     }
 
+    /// The newest snapshot of a backup set: the same host and the same paths, in the same order
+    /// (the parent a backup compares its files against).
+    pub fn latest_of_set(&self, host: &str, paths: &[String]) -> Result<Option<(SnapshotId, Snapshot)>> {
+        Ok(self.snapshots()?.into_iter().rev().find(|(_, s)| s.hostname == host && s.paths == paths))
+    }
+
     /// The snapshots `filter` selects, oldest first.
     pub fn snapshots_matching(&self, filter: &Filter) -> Result<Vec<(SnapshotId, Snapshot)>> {
         Ok(self.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect())
@@ -209,6 +215,9 @@ mod tests {
         // An id names any snapshot, the safety snapshot included.
         assert_eq!(r.select_snapshot(&safety.to_hex()[..8], &host_a, |_| true).unwrap().0, safety);
         assert_eq!(r.snapshots_matching(&host_a).unwrap().len(), 2);
+        // A backup's parent: the newest of the same host and paths, whatever its tags.
+        assert_eq!(r.latest_of_set("a", &["/p".into()]).unwrap().unwrap().0, safety);
+        assert!(r.latest_of_set("a", &["/q".into()]).unwrap().is_none());
 
         // Nothing matches: the error names the filter.
         let none = Filter { hosts: vec!["c".into()], tags: vec![vec!["x".into(), "y".into()]], ..Default::default() };

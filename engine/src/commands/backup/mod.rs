@@ -182,7 +182,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     // The parent: given, or the latest snapshot of this host with the same paths.
     let parent = match &opts.parent {
         Some(id) => Some(repo.find_snapshot(&id.to_hex(), |_| true)?),
-        None => repo.snapshots()?.into_iter().rev().find(|(_, s)| s.hostname == host && s.paths == path_strings),
+        None => repo.latest_of_set(&host, &path_strings)?,
     };
     let parent_tree = match &parent {
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
