@@ -543,7 +543,7 @@ mod tests {
         };
         let ix = r.save_index(&f).unwrap().to_hex();
         assert_eq!(r.index_names().unwrap(), vec![ix.clone()]);
-        assert_eq!(r.read_index_files(&[ix.clone()]).unwrap().len(), 1);
+        assert_eq!(r.read_index_files(std::slice::from_ref(&ix)).unwrap().len(), 1);
         // An index file under another name is refused.
         let bytes = r.backend().read(Kind::Index, &ix).unwrap();
         let wrong = "00".repeat(32);

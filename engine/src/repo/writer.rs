@@ -43,7 +43,7 @@ struct Blob {
 }
 
 enum Sink<'a> {
-    Direct(Mutex<Packer<'a>>),
+    Direct(Box<Mutex<Packer<'a>>>),
     Thread { tx: Sender<Blob>, packer: ScopedJoinHandle<'a, Result<u64>> },
 }
 
@@ -89,7 +89,7 @@ fn run_packer(mut p: Packer<'_>, rx: Receiver<Blob>) -> Result<u64> {
 impl<'a> Writer<'a> {
     /// A session that packs on the threads that add blobs, one at a time.
     pub fn new(repo: &'a Repository, opts: WriterOptions) -> Writer<'a> {
-        let sink = Sink::Direct(Mutex::new(packer(repo, &opts)));
+        let sink = Sink::Direct(Box::new(Mutex::new(packer(repo, &opts))));
         Writer::with_sink(repo, opts.dry_run, sink)
     }
 

@@ -218,7 +218,6 @@ impl Checker<'_> {
 
     /// Loads every tree reachable from the snapshots, each once, and returns every blob they
     /// reference (trees included) with its expected type.
-
     pub(super) fn walk_trees(&mut self, snaps: &[(SnapshotId, Snapshot)]) -> IdMap<BlobId, BlobType> {
         let mut referenced: IdMap<BlobId, BlobType> = IdMap::default();
         // (tree, its depth below the snapshot's root): a chain deeper than restore and ls follow
@@ -284,7 +283,6 @@ impl Checker<'_> {
 
     /// Every referenced blob must be indexed with the right type. Blobs that only an unindexed
     /// pack holds are reported once per such pack.
-
     pub(super) fn check_referenced(&mut self, referenced: &IdMap<BlobId, BlobType>) {
         self.report.blobs_checked += referenced.len() as u64;
         let mut in_unindexed: BTreeMap<PackId, Vec<BlobId>> = BTreeMap::new();
