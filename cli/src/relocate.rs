@@ -1,14 +1,13 @@
-//! `restore --relocate`: the flag's values, the gateway check on the new state dir, and the
-//! report of where each root went and each path that moved. The work is the engine's
-//! (`commands::restore::relocate`).
+//! `restore --relocate`: the flag's values, and the report of where each root went and each path
+//! that moved. The work, and the gateway check on the new state dir, are the engine's
+//! (`commands::restore::relocate`, `commands::restore::safety`).
 
 use crate::ui::usage;
-use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::restore::relocate::{self, RelocateSpec, Relocation, Report};
 use clawback_engine::format::snapshot::Snapshot;
-use clawback_engine::openclaw::{gateway, Env};
+use clawback_engine::openclaw::Env;
+use clawback_engine::repo::host::absolute_clean;
 use std::path::{Path, PathBuf};
 
 /// Resolves `--relocate` values (empty: onto this home; `OLD=NEW`: one pair) against the
@@ -38,32 +37,6 @@ pub fn resolve(values: &[String], force: bool, snap: &Snapshot, env: &Env) -> Re
         spec.pairs.push((PathBuf::from(old), new));
     }
     Ok(Some(relocate::resolve(snap, env, &spec)?))
-}
-
-/// Refuses while a gateway runs on the new state dir (always: `--force` means restoring over an
-/// existing install, not under a running one); on a dry run, a warning.
-pub fn check_gateway(g: &GlobalArgs, env: &Env, r: &Relocation, dry_run: bool) -> Result<()> {
-    let Some(state) = &r.state_dir else { return Ok(()) };
-    let mut probe = gateway::Probe::new(env, state, r.config_path.as_deref());
-    if !state.exists() {
-        // Nothing there yet: whatever listens on the default port is not its gateway.
-        probe.port = None;
-    }
-    if let Some(ev) = probe.detect().first() {
-        if !dry_run {
-            anyhow::bail!(
-                "an OpenClaw gateway is running on {} ({ev}); stop it first (`openclaw gateway stop`), then relocate",
-                state.display()
-            );
-        }
-        if !g.quiet {
-            eprintln!(
-                "clawback: warning: an OpenClaw gateway is running on {} ({ev}); relocating would be refused",
-                state.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Where each root goes (printed before the restore's summary).

@@ -1,14 +1,13 @@
-//! Picking snapshots on the command line, as restic does: `--host`, `--tag`, `--path` and `--group`
-//! narrow the snapshots a command considers, and `latest` is the newest of those. One definition
-//! shared by every command that takes a SNAPSHOT or lists snapshots, so the flags mean the same
-//! everywhere (`--tag a,b`: both a and b; a repeated `--tag`: either list). `latest` is the latest
-//! backup: the safety snapshots in-place restores take (tag `pre-restore`) are passed over unless
-//! `--tag pre-restore` asks for them; an id or prefix names any snapshot.
+//! Picking snapshots on the command line, as restic does: the `--host`, `--tag`, `--path` and
+//! `--group` flags, turned into the engine's `Filter` (`--tag a,b`: both a and b; a repeated
+//! `--tag`: either list), so the flags mean the same for every command that takes a SNAPSHOT or
+//! lists snapshots. What `latest`, an id or a prefix picks is the engine's rule
+//! (`Repository::select_snapshot`).
 
 use anyhow::Result;
-use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::format::id::SnapshotId;
-use clawback_engine::format::snapshot::{tag_lists, Filter, Snapshot, PRE_RESTORE_TAG};
+use clawback_engine::format::snapshot::{tag_lists, Filter, Snapshot};
+use clawback_engine::repo::host::absolute_clean;
 use clawback_engine::repo::Repository;
 use std::path::PathBuf;
 
@@ -39,51 +38,17 @@ impl SnapshotFilter {
             .collect::<Result<Vec<_>>>()?;
         Ok(Filter { hosts: self.hosts.clone(), tags: tag_lists(&self.tags), paths, group: self.group.clone() })
     }
-
-    /// The flags as they were given, for messages (`--host h --tag a,b`).
-    pub fn describe(&self) -> String {
-        let mut v = Vec::new();
-        v.extend(self.hosts.iter().map(|h| format!("--host {h}")));
-        v.extend(self.tags.iter().map(|t| format!("--tag {t}")));
-        v.extend(self.paths.iter().map(|p| format!("--path {}", p.display())));
-        v.extend(self.group.iter().map(|g| format!("--group {g}")));
-        v.join(" ")
-    }
 }
 
 /// Resolves SNAPSHOT (`latest`, an id or a prefix) among the snapshots the filter and `also` let
-/// through; `latest` skips safety snapshots unless the filter's tags name them. With filters, a
-/// `latest` that matches nothing says which filters.
+/// through, by the engine's rules ([`Repository::select_snapshot`]).
 pub fn find(
     repo: &Repository,
     spec: &str,
     f: &SnapshotFilter,
     also: impl Fn(&Snapshot) -> bool,
 ) -> Result<(SnapshotId, Snapshot)> {
-    let filter = f.filter()?;
-    let safety_too = filter.names_pre_restore();
-    let pick = |s: &Snapshot| filter.matches(s) && also(s);
-    repo.find_snapshot(spec, |s| pick(s) && (safety_too || !s.is_pre_restore())).map_err(|e| match e {
-        clawback_engine::Error::SnapshotNotFound(what) => {
-            let with = if filter.is_empty() { String::new() } else { format!(" with {}", f.describe()) };
-            let only_safety = spec.starts_with("latest")
-                && !safety_too
-                && repo.snapshots().is_ok_and(|all| {
-                    let mut picked = all.iter().filter(|(_, s)| pick(s));
-                    picked.clone().next().is_some() && picked.all(|(_, s)| s.is_pre_restore())
-                });
-            let hint = if only_safety {
-                format!(
-                    " (only {PRE_RESTORE_TAG} safety snapshots match, which `latest` passes over; \
-                     give one's id or add --tag {PRE_RESTORE_TAG})"
-                )
-            } else {
-                String::new()
-            };
-            clawback_engine::Error::SnapshotNotFound(format!("{what}{with}{hint}")).into()
-        }
-        e => e.into(),
-    })
+    Ok(repo.select_snapshot(spec, &f.filter()?, also)?)
 }
 
 /// Resolves SNAPSHOT for commands without selection flags, by the same rules as [`find`].

@@ -64,6 +64,11 @@ impl Error {
     pub fn corrupt(what: &'static str, id: impl ToString, why: impl ToString) -> Self {
         Error::Corrupt { what, id: id.to_string(), why: why.to_string() }
     }
+
+    /// For `map_err` on a backend call: the failure of `op` on the object `name`.
+    pub fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+        move |source| Error::Backend { op, name: name.to_string(), source }
+    }
 }
 
 /// A backend failure's line. A failure of the whole store (unreachable, no credentials, wrong

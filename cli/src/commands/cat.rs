@@ -6,7 +6,6 @@ use anyhow::Result;
 use clawback_engine::backend::Kind;
 use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::id::{BlobId, ObjectId};
-use clawback_engine::format::index::IndexFile;
 use clawback_engine::format::pack;
 use clawback_engine::format::tree::Tree;
 
@@ -22,17 +21,6 @@ fn need_id(a: &Args) -> Result<&str> {
     a.id.as_deref().ok_or_else(|| usage(format!("cat {} needs an id", a.what)))
 }
 
-fn object_name(repo: &clawback_engine::repo::Repository, kind: Kind, spec: &str) -> Result<String> {
-    let spec = spec.to_ascii_lowercase();
-    let m: Vec<String> =
-        repo.backend().list(kind)?.into_iter().map(|(n, _)| n).filter(|n| n.starts_with(&spec)).collect();
-    match m.len() {
-        1 => Ok(m.into_iter().next().unwrap()),
-        0 => Err(clawback_engine::Error::Missing { what: "object", id: spec }.into()),
-        _ => Err(usage(format!("{spec} is ambiguous; give more hex digits"))),
-    }
-}
-
 pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let repo = ctx.open()?;
     let v = match a.what.as_str() {
@@ -44,12 +32,11 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             v
         }
         "index" => {
-            let name = object_name(&repo, Kind::Index, need_id(a)?)?;
-            let bytes = repo.backend().read(Kind::Index, &name)?;
-            serde_json::to_value(IndexFile::decode(repo.keys(), &name, &bytes)?)?
+            let name = repo.find_object(Kind::Index, need_id(a)?)?;
+            serde_json::to_value(repo.read_index_file(&name)?)?
         }
         "pack" => {
-            let name = object_name(&repo, Kind::Pack, need_id(a)?)?;
+            let name = repo.find_object(Kind::Pack, need_id(a)?)?;
             let bytes = repo.backend().read(Kind::Pack, &name)?;
             let id = ObjectId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
             let entries = pack::parse(repo.keys(), &id, &bytes)?;
@@ -71,7 +58,7 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             serde_json::json!({ "id": id.to_hex(), "version": t.version, "nodes": nodes })
         }
         "key" => {
-            let name = object_name(&repo, Kind::Key, need_id(a)?)?;
+            let name = repo.find_object(Kind::Key, need_id(a)?)?;
             let mut v: serde_json::Value = serde_json::from_slice(&repo.backend().read(Kind::Key, &name)?)?;
             // The wrapped key is not secret without the password, but there is no need to show it.
             v["data"] = "<wrapped master key>".into();

@@ -66,10 +66,9 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let g = &ctx.g;
     let s = context::Settings::load(g)?;
     let src = ctx.open_with(&s)?;
-    let filter = a.filter.filter()?;
     let snaps: Vec<(clawback_engine::format::id::SnapshotId, clawback_engine::format::snapshot::Snapshot)> =
         if a.snapshots.is_empty() {
-            src.snapshots()?.into_iter().filter(|(_, x)| filter.matches(x)).collect()
+            src.snapshots_matching(&a.filter.filter()?)?
         } else {
             let mut v = Vec::new();
             for spec in &a.snapshots {

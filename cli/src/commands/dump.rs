@@ -2,9 +2,9 @@
 
 use crate::context::Ctx;
 use anyhow::Result;
-use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::dump::{dump_file, dump_tar, find, Found};
 use clawback_engine::format::tree::NodeKind;
+use clawback_engine::repo::host::absolute_clean;
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -2,9 +2,9 @@
 
 use crate::context::Ctx;
 use anyhow::Result;
-use clawback_engine::commands::backup::absolute_clean;
 use clawback_engine::commands::ls::walk;
 use clawback_engine::format::tree::NodeKind;
+use clawback_engine::repo::host::absolute_clean;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]

@@ -1,14 +1,13 @@
 //! `clawback restore SNAPSHOT [--target DIR]`: restore all or part of a snapshot, into a folder or
 //! in place (to the original paths, after a safety snapshot, refusing while the OpenClaw gateway
-//! runs on the state dir unless `--force`), or onto this machine's home with `--relocate`.
+//! runs on the state dir unless `--force`), or onto this machine's home with `--relocate`. The
+//! rules are the engine's (`commands::restore::safety`); this parses, calls and prints.
 
 use crate::context::{self, Ctx};
-use crate::ui::{self, usage};
+use crate::ui;
 use crate::GlobalArgs;
 use anyhow::Result;
-use clawback_engine::commands::restore::{resolve_only, restore, Action, RestoreOptions, SafetyOptions};
-use clawback_engine::format::snapshot::Snapshot;
-use clawback_engine::openclaw::{self, gateway};
+use clawback_engine::commands::restore::{self, resolve_only, Action, RestoreOptions, SafetyOptions};
 use clawback_engine::progress::Progress;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,60 +59,30 @@ pub struct Args {
     pub filter: crate::select::SnapshotFilter,
 }
 
-/// The tag of the safety snapshot an in-place restore takes first.
-pub use clawback_engine::format::snapshot::PRE_RESTORE_TAG as SAFETY_TAG;
-
 pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let g = &ctx.g;
     let in_place = a.target.is_none();
-    if a.delete && !in_place {
-        return Err(usage("--delete applies only to a restore in place (without --target)"));
-    }
+    restore::check_modes(!in_place, a.delete, !a.relocate.is_empty())?;
     let s = context::Settings::load(g)?;
     let repo = ctx.open_with(&s)?;
-    // `latest` is the latest backup, not the safety snapshot a previous in-place restore took
-    // (`select::find` passes over those unless `--tag pre-restore` asks for them).
+    // `latest` is the latest backup, not the safety snapshot a previous in-place restore took.
     let spec = a.snapshot.as_deref().unwrap_or("latest");
     let (id, snap) = crate::select::find(&repo, spec, &a.filter, |_| true)?;
     let only = resolve_only(&repo, &snap, &a.only)?;
     let relocation = crate::relocate::resolve(&a.relocate, a.force, &snap, &s.env)?;
-    if relocation.is_some() && a.target.is_some() {
-        return Err(usage("--relocate restores to the new places it maps; leave out --target"));
-    }
-    if let Some(r) = &relocation {
-        crate::relocate::check_gateway(g, &s.env, r, a.dry_run)?;
-    }
-
-    let mut safety = None;
-    if in_place {
-        let running = if relocation.is_some() { Vec::new() } else { running_gateway(&s.env, &snap) };
-        if let Some(ev) = running.first() {
-            if a.dry_run {
-                if !g.quiet {
-                    eprintln!(
-                        "clawback: warning: an OpenClaw gateway is running ({ev}); restoring in place would need --force"
-                    );
-                }
-            } else if !a.force {
-                anyhow::bail!(
-                    "an OpenClaw gateway is running ({ev}); stop it first (`openclaw gateway stop`) or pass --force to restore in place anyway"
-                );
-            } else if !g.quiet {
-                eprintln!("clawback: warning: restoring in place while an OpenClaw gateway is running ({ev}), as --force asks");
-            }
+    let running = restore::running_gateway(&s.env, &snap, relocation.as_ref(), in_place);
+    if let Some(w) = restore::gateway_rule(running.as_ref(), a.dry_run, a.force)? {
+        if !g.quiet {
+            eprintln!("clawback: warning: {w}");
         }
-        let res = context::resolve(g, &s)?;
-        let repo_root = res.location.local_path().map(|p| p.to_path_buf());
-        safety = Some(SafetyOptions {
-            tags: vec![SAFETY_TAG.into()],
-            host: None,
-            // Never the repository or the cache, as for a backup.
-            skip_paths: repo_root
-                .into_iter()
-                .chain([g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base)])
-                .collect(),
-        });
     }
+    let safety = if in_place {
+        let res = context::resolve(g, &s)?;
+        let local_repo = res.location.local_path().map(|p| p.to_path_buf());
+        Some(SafetyOptions::pre_restore(local_repo, g.cache_dir.clone()))
+    } else {
+        None
+    };
     let opts = RestoreOptions {
         target: a.target.clone().unwrap_or_else(|| PathBuf::from("/")),
         includes: a.includes.clone(),
@@ -131,24 +100,13 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     };
     let progress = Arc::new(Progress::default());
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "restore");
-    let r = restore(&repo, &snap, &opts, &progress);
+    let r = restore::restore(&repo, &snap, &opts, &progress);
     bar.finish();
     let r = r?;
 
     let undo = r.safety_snapshot.map(|sid| {
-        // Parts are undone through the files and databases they resolved to that the safety
-        // snapshot holds (a database whose rows changed goes back whole, as it was just before).
-        let mut undo_only = only.named.clone();
-        undo_only.extend(
-            only.part_paths
-                .iter()
-                .filter(|p| r.safety_paths.iter().any(|s| p.starts_with(s)))
-                .map(|p| p.to_string_lossy().into_owned()),
-        );
-        if undo_only.is_empty() && !a.only.is_empty() {
-            undo_only = r.safety_paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-        }
-        undo_command(g, a, &undo_only, &sid.to_hex(), &r.scope, &r.safety_paths)
+        let sel = restore::undo_selection(&only, !a.only.is_empty(), relocation_given(a), &r);
+        undo_command(g, a, &sel, &sid.to_hex())
     });
     if g.json {
         let mut v = serde_json::json!({
@@ -250,27 +208,14 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     Ok(0)
 }
 
-/// Gateways running on the state dir the snapshot restores (its recorded one, else the current
-/// one).
-fn running_gateway(env: &openclaw::Env, snap: &Snapshot) -> Vec<gateway::Evidence> {
-    let (state, config) = match &snap.openclaw {
-        Some(m) => (PathBuf::from(&m.state_dir), m.config_path.as_ref().map(PathBuf::from)),
-        None => (openclaw::state_dir(env), None),
-    };
-    gateway::Probe::new(env, &state, config.as_deref()).detect()
+fn relocation_given(a: &Args) -> bool {
+    !a.relocate.is_empty()
 }
 
 /// The command that puts back what the restore replaced: the safety snapshot restored in place
-/// over the same selection (`only`: the `--only` values that name it), with `--delete` so what the
-/// restore added goes too.
-fn undo_command(
-    g: &GlobalArgs,
-    a: &Args,
-    only: &[String],
-    safety: &str,
-    scope: &[PathBuf],
-    held: &[PathBuf],
-) -> String {
+/// over the same selection (`only`: the engine's [`restore::undo_selection`]), with `--delete` so
+/// what the restore added goes too.
+fn undo_command(g: &GlobalArgs, a: &Args, only: &[String], safety: &str) -> String {
     let mut parts: Vec<String> = vec!["clawback".into()];
     // The repository, when it was named on the command line rather than by the environment.
     if let Some(r) = &g.repo {
@@ -282,17 +227,11 @@ fn undo_command(
         parts.extend(["--config".into(), c.to_string_lossy().into_owned()]);
     }
     parts.extend(["restore".into(), safety.into()]);
-    // Relocated: the safety snapshot holds the new places; name them, not the snapshot's paths.
-    let relocated = !a.relocate.is_empty();
-    let mut only: Vec<String> = if relocated { Vec::new() } else { only.to_vec() };
-    // Roots that did not exist are not among the safety snapshot's paths: name them all, so the
-    // undo also removes what the restore created there.
-    if only.is_empty() && scope != held {
-        only = scope.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    }
     for o in only {
-        parts.extend(["--only".into(), o]);
+        parts.extend(["--only".into(), o.clone()]);
     }
+    // Relocated: the patterns name the snapshot's paths, not the new places.
+    let relocated = relocation_given(a);
     for i in a.includes.iter().filter(|_| !relocated) {
         parts.extend(["--include".into(), i.clone()]);
     }

@@ -15,8 +15,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let g = &ctx.g;
     let repo = ctx.open()?;
-    let filter = a.filter.filter()?;
-    let mut list: Vec<_> = repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+    let mut list = repo.snapshots_matching(&a.filter.filter()?)?;
     if let Some(n) = a.latest {
         let skip = list.len().saturating_sub(n);
         list.drain(..skip);

@@ -9,13 +9,13 @@
 //! share without decrypting a single chunk.
 
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::crypto::OVERHEAD;
 use crate::format::id::{BlobId, IdMap, IdSet, SnapshotId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{self, NodeKind, Tree};
 use crate::progress::Progress;
-use crate::repo::packer::Packer;
+use crate::repo::writer::{Writer, WriterOptions};
 use crate::repo::Repository;
 use parking_lot::Mutex;
 use rayon::prelude::*;
@@ -58,8 +58,6 @@ struct Copier<'a> {
     map: Mutex<IdMap<BlobId, BlobId>>,
     /// Source blobs already counted by this run.
     visited: Mutex<IdSet<BlobId>>,
-    /// Target blobs handed to the packer but maybe not yet in the target's index.
-    pending: Mutex<IdSet<BlobId>>,
     level: i32,
     progress: &'a Progress,
     blobs_copied: std::sync::atomic::AtomicU64,
@@ -70,14 +68,11 @@ struct Copier<'a> {
 use std::sync::atomic::Ordering::Relaxed;
 
 impl Copier<'_> {
-    fn dst_has(&self, id: &BlobId) -> bool {
-        self.pending.lock().contains(id) || self.dst.index().contains(id)
-    }
-
-    /// The target id of a source blob, when it is known and the target holds it.
-    fn known(&self, sid: &BlobId) -> Option<BlobId> {
+    /// The target id of a source blob, when it is known and the target holds it (or `w` is
+    /// writing it).
+    fn known(&self, ty: BlobType, sid: &BlobId, w: &Writer) -> Option<BlobId> {
         let t = self.map.lock().get(sid).copied()?;
-        self.dst_has(&t).then_some(t)
+        w.known(ty, &t).then_some(t)
     }
 
     /// Counts a source blob once per run.
@@ -118,9 +113,9 @@ impl Copier<'_> {
     }
 
     /// Re-encrypts one data blob for the target (unless it has it). Returns its target id.
-    fn copy_data(&self, sid: &BlobId, packer: &Mutex<Packer>) -> Result<BlobId> {
+    fn copy_data(&self, sid: &BlobId, w: &Writer) -> Result<BlobId> {
         let loc = self.src.index().get(sid).ok_or_else(|| Error::Missing { what: "blob", id: sid.to_hex() })?;
-        if let Some(t) = self.known(sid) {
+        if let Some(t) = self.known(BlobType::Data, sid, w) {
             if self.first_visit(sid) {
                 self.blobs_skipped.fetch_add(1, Relaxed);
             }
@@ -129,17 +124,10 @@ impl Copier<'_> {
         }
         let plain = self.src.read_blob(BlobType::Data, sid)?;
         let tid = self.dst.keys().blob_id(&plain);
-        let claimed = {
-            let mut p = self.pending.lock();
-            !self.dst.index().contains(&tid) && p.insert(tid)
-        };
-        if claimed {
-            // Stored raw in the source: it did not compress, so do not try again.
-            let raw = loc.length as usize > loc.raw_length as usize + OVERHEAD;
-            let level = if raw { 0 } else { self.level };
-            let stored = blob::encode(self.dst.keys(), BlobType::Data, &tid, &plain, level);
-            packer.lock().add(BlobType::Data, tid, &stored, plain.len())?;
-        }
+        // Stored raw in the source: it did not compress, so do not try again.
+        let raw = loc.length as usize > loc.raw_length as usize + OVERHEAD;
+        let level = if raw { 0 } else { self.level };
+        let claimed = w.store(BlobType::Data, tid, &plain, level)?.is_some();
         self.map.lock().insert(*sid, tid);
         if self.first_visit(sid) {
             if claimed {
@@ -154,9 +142,9 @@ impl Copier<'_> {
     }
 
     /// Copies a tree and everything under it; returns the target id of the rewritten tree.
-    fn copy_tree(&self, sid: BlobId, packer: &Mutex<Packer>, depth: usize) -> Result<BlobId> {
+    fn copy_tree(&self, sid: BlobId, w: &Writer, depth: usize) -> Result<BlobId> {
         tree::check_depth(depth)?;
-        if let Some(t) = self.known(&sid) {
+        if let Some(t) = self.known(BlobType::Tree, &sid, w) {
             if self.first_visit(&sid) {
                 self.blobs_skipped.fetch_add(1, Relaxed);
             }
@@ -168,7 +156,7 @@ impl Copier<'_> {
         todo.sort();
         todo.dedup();
         let done: Vec<(BlobId, BlobId)> =
-            todo.par_iter().map(|s| self.copy_data(s, packer).map(|t| (*s, t))).collect::<Result<_>>()?;
+            todo.par_iter().map(|s| self.copy_data(s, w).map(|t| (*s, t))).collect::<Result<_>>()?;
         let done: IdMap<BlobId, BlobId> = done.into_iter().collect();
         for n in &mut t.nodes {
             for c in &mut n.content {
@@ -178,19 +166,11 @@ impl Copier<'_> {
                 self.progress.add_done(1, 0);
             }
             if let Some(sub) = n.subtree {
-                n.subtree = Some(self.copy_tree(sub, packer, depth + 1)?);
+                n.subtree = Some(self.copy_tree(sub, w, depth + 1)?);
             }
         }
         let bytes = t.encode();
-        let tid = self.dst.keys().blob_id(&bytes);
-        let claimed = {
-            let mut p = self.pending.lock();
-            !self.dst.index().contains(&tid) && p.insert(tid)
-        };
-        if claimed {
-            let stored = blob::encode(self.dst.keys(), BlobType::Tree, &tid, &bytes, 3);
-            packer.lock().add(BlobType::Tree, tid, &stored, bytes.len())?;
-        }
+        let (tid, claimed) = w.store_tree_bytes(&bytes)?;
         self.map.lock().insert(sid, tid);
         if self.first_visit(&sid) {
             if claimed {
@@ -241,7 +221,6 @@ pub fn copy(
         dst,
         map: Mutex::new(IdMap::default()),
         visited: Mutex::new(IdSet::default()),
-        pending: Mutex::new(IdSet::default()),
         level: dst.config().compression,
         progress,
         blobs_copied: Default::default(),
@@ -267,12 +246,11 @@ pub fn copy(
         progress.total_known.store(true, Relaxed);
     }
     for (id, s) in pending {
-        let mut p = Packer::new(dst, false);
-        p.count_uploads(progress.upload.clone());
-        let packer = Mutex::new(p);
-        let root = c.copy_tree(s.tree, &packer, 0)?;
-        // The packs and their index go first: a snapshot never names data the target lacks.
-        res.bytes_stored += packer.into_inner().finish()?;
+        // A session per snapshot: its packs and their index go first, so a snapshot never names
+        // data the target lacks.
+        let w = Writer::new(dst, WriterOptions { dry_run: false, upload: Some(progress.upload.clone()) });
+        let root = c.copy_tree(s.tree, &w, 0)?;
+        res.bytes_stored += w.finish()?;
         let same = target
             .iter()
             .find(|(_, t)| t.time == s.time && t.hostname == s.hostname && t.paths == s.paths && t.tree == root);

@@ -21,19 +21,15 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
-
 fn read_key(be: &dyn Backend, name: &str) -> Result<KeyFile> {
-    let bytes = be.read(Kind::Key, name).map_err(backend_err("read", name))?;
+    let bytes = be.read(Kind::Key, name).map_err(Error::backend_err("read", name))?;
     KeyFile::parse(&bytes).map_err(|e| Error::corrupt("key file", name, e))
 }
 
 /// Every key file, oldest first; `current` is the id of the key in use.
 pub fn list(be: &dyn Backend, current: &str) -> Result<Vec<KeyInfo>> {
     let mut out = Vec::new();
-    for (name, _) in be.list(Kind::Key).map_err(backend_err("list", "keys"))? {
+    for (name, _) in be.list(Kind::Key).map_err(Error::backend_err("list", "keys"))? {
         let kf = read_key(be, &name)?;
         out.push(KeyInfo {
             short_id: name.chars().take(8).collect(),
@@ -60,7 +56,7 @@ pub fn add(repo: &Repository, password: &Secret, new_password: &Secret, host: &s
     let kf = KeyFile::create(&master, &new_password.0, params, host, user)?;
     let bytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
     let id = ObjectId::of_bytes(&bytes).to_hex();
-    be.write(Kind::Key, &id, &bytes).map_err(backend_err("write", &id))?;
+    be.write(Kind::Key, &id, &bytes).map_err(Error::backend_err("write", &id))?;
     Ok(id)
 }
 
@@ -72,7 +68,7 @@ pub fn resolve(be: &dyn Backend, spec: &str) -> Result<String> {
     let spec_l = spec.to_ascii_lowercase();
     let mut m: Vec<String> = be
         .list(Kind::Key)
-        .map_err(backend_err("list", "keys"))?
+        .map_err(Error::backend_err("list", "keys"))?
         .into_iter()
         .map(|(n, _)| n)
         .filter(|n| n.starts_with(&spec_l))
@@ -87,7 +83,7 @@ pub fn resolve(be: &dyn Backend, spec: &str) -> Result<String> {
 /// Removes a key file. Refuses the last key and the key in use (`current`).
 pub fn remove(be: &dyn Backend, current: &str, spec: &str) -> Result<String> {
     let id = resolve(be, spec)?;
-    let count = be.list(Kind::Key).map_err(backend_err("list", "keys"))?.len();
+    let count = be.list(Kind::Key).map_err(Error::backend_err("list", "keys"))?.len();
     if count <= 1 {
         return Err(Error::Other(format!(
             "refusing to remove key {}: it is the repository's last key, without it nothing can be read",
@@ -100,7 +96,7 @@ pub fn remove(be: &dyn Backend, current: &str, spec: &str) -> Result<String> {
             &id[..8]
         )));
     }
-    be.delete(Kind::Key, &id).map_err(backend_err("delete", &id))?;
+    be.delete(Kind::Key, &id).map_err(Error::backend_err("delete", &id))?;
     Ok(id)
 }
 
@@ -120,6 +116,6 @@ pub fn passwd(
     if read_key(be, &added)?.open(&new_password.0)?.is_none() {
         return Err(Error::Other(format!("the new key {} does not open; the old key was kept", &added[..8])));
     }
-    be.delete(Kind::Key, &old).map_err(backend_err("delete", &old))?;
+    be.delete(Kind::Key, &old).map_err(Error::backend_err("delete", &old))?;
     Ok((added, old))
 }

@@ -14,4 +14,3 @@ pub mod retention;
 pub mod sealed;
 pub mod setup;
 pub mod stats;
-pub mod stdin;

@@ -22,6 +22,7 @@ use crate::format::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, Snapsho
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{self, PackEntry, PackWriter};
 use crate::progress::Progress;
+use crate::repo::condemned;
 use crate::repo::lease::{self, Lease};
 use crate::repo::Repository;
 use serde::Serialize;
@@ -102,61 +103,16 @@ struct PackInfo {
     on_disk: bool,
 }
 
-fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
-
-/// Reads and decodes index files, checking each one's name against its content.
-pub fn read_index_files(repo: &Repository, names: &[String]) -> Result<Vec<IndexFile>> {
-    use rayon::prelude::*;
-    names
-        .par_iter()
-        .map(|name| {
-            let bytes = repo.backend().read(Kind::Index, name).map_err(be_err("read", name))?;
-            if ObjectId::of_bytes(&bytes).to_hex() != *name {
-                return Err(Error::corrupt(
-                    "index",
-                    name,
-                    "content does not match its name; run `clawback repair index`",
-                ));
-            }
-            IndexFile::decode(repo.keys(), name, &bytes)
-        })
-        .collect()
-}
-
 /// Index file names (sorted), their decoded contents, and the packs on disk with their sizes.
 type IndexesAndPacks = (Vec<String>, Vec<IndexFile>, IdMap<PackId, u64>);
 
 /// The index files (names sorted, contents decoded and checked) and the packs on disk with their
 /// sizes, as listed now.
 fn list_indexes_and_packs(repo: &Repository) -> Result<IndexesAndPacks> {
-    let be = repo.backend();
-    let mut index_names: Vec<String> =
-        be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
-    index_names.sort();
-    let files = read_index_files(repo, &index_names)?;
-    let disk: IdMap<PackId, u64> = be
-        .list(Kind::Pack)
-        .map_err(be_err("list", "data"))?
-        .into_iter()
-        .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
-        .collect();
+    let index_names = repo.index_names()?;
+    let files = repo.read_index_files(&index_names)?;
+    let disk: IdMap<PackId, u64> = repo.stored_packs()?.into_iter().collect();
     Ok((index_names, files, disk))
-}
-
-/// Reads a pack's header alone (two range reads): its blobs' places.
-pub fn read_pack_header(repo: &Repository, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-    let name = id.to_hex();
-    if size < 4 {
-        return Err(Error::corrupt("pack", &name, "too short"));
-    }
-    let tail = repo.backend().read_range(Kind::Pack, &name, size - 4, 4).map_err(be_err("read pack", &name))?;
-    let tail: [u8; 4] = tail.as_slice().try_into().map_err(|_| Error::corrupt("pack", &name, "short read"))?;
-    let (start, len) =
-        pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", &name, "bad header length"))?;
-    let sealed = repo.backend().read_range(Kind::Pack, &name, start, len).map_err(be_err("read pack", &name))?;
-    pack::decode_header(repo.keys(), id, &sealed, start)
 }
 
 /// Adds every blob reachable from `root` to `used`, loading each tree once (a tree already in
@@ -225,7 +181,7 @@ pub fn prune_with_progress(
     // load
     let snaps = repo.snapshots()?;
     repo.reload_index()?;
-    let records = lease::list_condemned(be.as_ref())?;
+    let records = condemned::list_condemned(be.as_ref())?;
     let (index_names, files, disk) = list_indexes_and_packs(repo)?;
     let condemned_before: IdSet<PackId> = records.iter().flat_map(|(r, _)| r.packs.iter().copied()).collect();
     report.snapshots = snaps.len() as u64;
@@ -367,7 +323,7 @@ pub fn prune_with_progress(
         );
         for id in &repack {
             let name = id.to_hex();
-            let bytes = be.read(Kind::Pack, &name).map_err(be_err("read pack", &name))?;
+            let bytes = be.read(Kind::Pack, &name).map_err(Error::backend_err("read pack", &name))?;
             progress.add_done(1, packs[id].size);
             // The whole pack is verified (hash, header) and every blob copied is decrypted and
             // checked, so a repack never carries damage into a new pack unnoticed.
@@ -427,7 +383,9 @@ pub fn prune_with_progress(
         lease.ensure_held()?;
         for n in index_names.iter().filter(|n| !written.contains(*n)) {
             match be.delete(Kind::Index, n) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete index", n)(e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::backend_err("delete index", n)(e))
+                }
                 _ => report.index_files_deleted += 1,
             }
         }
@@ -438,7 +396,7 @@ pub fn prune_with_progress(
 
     // condemn
     if !to_condemn.is_empty() {
-        lease::condemn(be.as_ref(), to_condemn.clone(), || hook("condemn-pending"))?;
+        condemned::condemn(be.as_ref(), to_condemn.clone(), || hook("condemn-pending"))?;
         report.packs_condemned = to_condemn.len() as u64;
     }
     timer.lap(&mut report, "condemn");
@@ -464,7 +422,7 @@ fn sweep(
     hook: Hook<'_>,
 ) -> Result<()> {
     let be = repo.backend().clone();
-    let records = lease::list_condemned(be.as_ref())?;
+    let records = condemned::list_condemned(be.as_ref())?;
     if records.is_empty() {
         return Ok(());
     }
@@ -475,10 +433,10 @@ fn sweep(
         all_condemned.extend(rec.packs.iter().copied());
         if rec.leases.is_none() {
             // Left at stage 0 by a prune that stopped there.
-            lease::finalize(be.as_ref(), &mut rec, &names)?;
+            condemned::finalize(be.as_ref(), &mut rec, &names)?;
             names = vec![format!("{}-1", rec.id)];
         }
-        let waiting = lease::waiting_on(&rec, &live);
+        let waiting = condemned::waiting_on(&rec, &live);
         if !waiting.is_empty() {
             report.packs_waiting += rec.packs.len() as u64;
             report.waiting_on.extend(waiting.into_iter().cloned());
@@ -522,7 +480,7 @@ fn sweep(
             if let Some(&size) = disk.get(id) {
                 // In no index (never indexed, or a prune stopped after un-indexing it): its header
                 // says what it holds. An unreadable one holds nothing anyone can use.
-                entries.insert(*id, read_pack_header(repo, id, size).unwrap_or_default());
+                entries.insert(*id, repo.read_pack_header(id, size).unwrap_or_default());
             }
         }
     }
@@ -589,7 +547,9 @@ fn sweep(
             }
         }
         match be.delete(Kind::Index, name) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete index", name)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::backend_err("delete index", name)(e))
+            }
             _ => report.index_files_deleted += 1,
         }
     }
@@ -602,7 +562,9 @@ fn sweep(
         let Some(&size) = disk.get(id) else { continue };
         let name = id.to_hex();
         match be.delete(Kind::Pack, &name) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete pack", &name)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::backend_err("delete pack", &name)(e))
+            }
             _ => {
                 report.packs_deleted += 1;
                 report.bytes_freed += size;
@@ -615,7 +577,7 @@ fn sweep(
         for n in names {
             match be.delete(Kind::Condemned, n) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(be_err("delete condemned record", n)(e))
+                    return Err(Error::backend_err("delete condemned record", n)(e))
                 }
                 _ => {}
             }

@@ -12,19 +12,15 @@
 
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::snapshot::BackupIssue;
 use crate::format::tree::{NodeKind, Tree};
 use crate::repo::lease::Lease;
-use crate::repo::packer::Packer;
+use crate::repo::writer::{Writer, WriterOptions};
 use crate::repo::Repository;
 use serde::Serialize;
-
-fn be_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DamagedObject {
@@ -59,39 +55,26 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
     let mut report = RepairIndexReport { dry_run, ..Default::default() };
     // Index files first, then packs: a pack an index lists was stored before that index, so it
     // is in the pack listing too.
-    let mut names: Vec<String> =
-        be.list(Kind::Index).map_err(be_err("list", "index"))?.into_iter().map(|x| x.0).collect();
-    names.sort();
+    let names = repo.index_names()?;
     let mut old_packs: IdSet<PackId> = IdSet::default();
     let mut old_blobs: IdSet<BlobId> = IdSet::default();
     for n in &names {
-        let f = be.read(Kind::Index, n).map_err(|e| e.to_string()).and_then(|b| {
-            if ObjectId::of_bytes(&b).to_hex() != *n {
-                return Err("content does not match its name".to_string());
-            }
-            IndexFile::decode(repo.keys(), n, &b).map_err(|e| e.to_string())
-        });
-        match f {
+        match repo.read_index_file(n) {
             Ok(f) => {
                 for p in f.packs {
                     old_packs.insert(p.id);
                     old_blobs.extend(p.blobs.iter().map(|e| e.id));
                 }
             }
-            Err(error) => report.index_files_damaged.push(DamagedObject { id: n.clone(), error }),
+            Err(e) => report.index_files_damaged.push(DamagedObject { id: n.clone(), error: e.to_string() }),
         }
     }
     report.index_files_read = names.len() as u64;
     report.blobs_before = old_blobs.len() as u64;
     drop(old_blobs);
-    let disk: Vec<(PackId, u64)> = be
-        .list(Kind::Pack)
-        .map_err(be_err("list", "data"))?
-        .into_iter()
-        .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
-        .collect();
+    let disk = repo.stored_packs()?;
     let headers: Vec<(PackId, u64, Result<Vec<crate::format::pack::PackEntry>>)> =
-        disk.par_iter().map(|(id, size)| (*id, *size, super::prune::read_pack_header(repo, id, *size))).collect();
+        disk.par_iter().map(|(id, size)| (*id, *size, repo.read_pack_header(id, *size))).collect();
     let mut packs = Vec::new();
     let mut new_blobs: IdSet<BlobId> = IdSet::default();
     let mut readable: IdSet<PackId> = IdSet::default();
@@ -124,7 +107,7 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
     lease.ensure_held()?;
     for n in names.iter().filter(|n| Some(*n) != written.as_ref()) {
         match be.delete(Kind::Index, n) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete index", n)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::backend_err("delete index", n)(e)),
             _ => report.index_files_deleted += 1,
         }
     }
@@ -162,29 +145,20 @@ pub struct RepairSnapshotsReport {
 
 struct Fixer<'a> {
     repo: &'a Repository,
-    disk: IdSet<PackId>,
     /// Trees found whole, so shared subtrees are checked once.
     intact: IdSet<BlobId>,
-    /// Trees written (or, dry, that would be) by this run.
-    stored: IdSet<BlobId>,
-    packer: Packer<'a>,
+    /// Writes the new trees (or, dry, counts them); a blob counts as available only when it is
+    /// indexed with its type in a pack that is present.
+    writer: Writer<'a>,
 }
 
 impl Fixer<'_> {
     fn available(&self, id: &BlobId, ty: BlobType) -> bool {
-        let idx = self.repo.index();
-        idx.get(id).is_some_and(|l| l.ty == ty && self.disk.contains(&idx.pack_id(l.pack)))
+        self.writer.holds(ty, id)
     }
 
     fn store(&mut self, t: &Tree) -> Result<BlobId> {
-        let bytes = t.encode();
-        let id = self.repo.keys().blob_id(&bytes);
-        if !self.stored.contains(&id) && !self.available(&id, BlobType::Tree) {
-            let stored = blob::encode(self.repo.keys(), BlobType::Tree, &id, &bytes, 3);
-            self.packer.add(BlobType::Tree, id, &stored, bytes.len())?;
-            self.stored.insert(id);
-        }
-        Ok(id)
+        self.writer.store_tree(t)
     }
 
     /// The tree `id` with what is lost taken out: `None` when the tree itself cannot be read.
@@ -196,7 +170,7 @@ impl Fixer<'_> {
         changes: &mut Vec<SnapshotChange>,
     ) -> Result<Option<BlobId>> {
         crate::format::tree::check_depth(depth)?;
-        if self.intact.contains(&id) || self.stored.contains(&id) {
+        if self.intact.contains(&id) || self.writer.claimed(&id) {
             return Ok(Some(id));
         }
         if !self.available(&id, BlobType::Tree) {
@@ -258,15 +232,13 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
     repo.refresh_index()?;
     let mut report = RepairSnapshotsReport { dry_run, ..Default::default() };
     let snaps = repo.snapshots()?;
-    let disk: IdSet<PackId> = be
-        .list(Kind::Pack)
-        .map_err(be_err("list", "data"))?
-        .into_iter()
-        .filter_map(|(n, _)| ObjectId::from_hex(&n))
-        .collect();
+    let disk: IdSet<PackId> = repo.stored_packs()?.into_iter().map(|(id, _)| id).collect();
     report.indexed_packs_missing = repo.index().packs().filter(|(_, id, _)| !disk.contains(*id)).count() as u64;
-    let mut fx =
-        Fixer { repo, disk, intact: IdSet::default(), stored: IdSet::default(), packer: Packer::new(repo, dry_run) };
+    let writer = Writer::new(repo, WriterOptions { dry_run, upload: None }).holding(move |ty, id| {
+        let idx = repo.index();
+        idx.get(id).is_some_and(|l| l.ty == ty && disk.contains(&idx.pack_id(l.pack)))
+    });
+    let mut fx = Fixer { repo, intact: IdSet::default(), writer };
     let mut fixed: Vec<(SnapshotId, crate::format::snapshot::Snapshot, Vec<SnapshotChange>)> = Vec::new();
     for (id, s) in snaps {
         report.snapshots_checked += 1;
@@ -298,7 +270,7 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
         fixed.push((id, n, changes));
     }
     // The new trees are stored and indexed before any snapshot names them.
-    fx.packer.finish()?;
+    fx.writer.finish()?;
     for (id, n, changes) in fixed {
         let mut new_id = None;
         if let Some(l) = &lease {
@@ -306,7 +278,9 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
             new_id = Some(repo.save_snapshot(&n)?.to_hex());
             let name = id.to_hex();
             match be.delete(Kind::Snapshot, &name) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(be_err("delete snapshot", &name)(e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::backend_err("delete snapshot", &name)(e))
+                }
                 _ => {}
             }
             if let Some(c) = repo.cache() {

@@ -6,6 +6,10 @@ use crate::error::{Error, Result};
 use crate::format::crypto::{Keys, NONCE_LEN, OVERHEAD};
 use std::cell::RefCell;
 
+/// The zstd level of every metadata object (index files, pack headers, trees, snapshots). Data
+/// blobs use the repository's own level (`RepoConfig::compression`).
+pub const METADATA_LEVEL: i32 = 3;
+
 pub const FLAG_RAW: u8 = 0;
 pub const FLAG_ZSTD: u8 = 1;
 

@@ -30,7 +30,7 @@ const MAX_INDEX_PLAIN: usize = 1 << 30;
 impl IndexFile {
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
         let plain = postcard::to_allocvec(self).expect("serialize index");
-        codec::seal_object(keys, &[AAD_INDEX], &plain, 3)
+        codec::seal_object(keys, &[AAD_INDEX], &plain, codec::METADATA_LEVEL)
     }
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {

@@ -84,7 +84,7 @@ impl PackWriter {
         let PackWriter { mut buf, entries, .. } = self;
         let header =
             postcard::to_allocvec(&PackHeader { version: 1, entries: entries.clone() }).expect("serialize pack header");
-        let sealed = codec::seal_object(keys, &[AAD_PACK_HEADER], &header, 3);
+        let sealed = codec::seal_object(keys, &[AAD_PACK_HEADER], &header, codec::METADATA_LEVEL);
         buf.extend_from_slice(&sealed);
         buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         FinishedPack { id: PackId::of_bytes(&buf), bytes: buf, entries }
@@ -131,6 +131,11 @@ pub fn parse(keys: &Keys, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
     if PackId::of_bytes(bytes) != *id {
         return Err(Error::corrupt("pack", id, "content does not match its name"));
     }
+    header_of(keys, id, bytes)
+}
+
+/// Reads the header of a whole pack held in memory, without checking the pack's hash.
+pub fn header_of(keys: &Keys, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
     if bytes.len() < 4 {
         return Err(Error::corrupt("pack", id, "too short"));
     }

@@ -202,7 +202,7 @@ impl Snapshot {
     }
 
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
-        self.encode_level(keys, 3)
+        self.encode_level(keys, codec::METADATA_LEVEL)
     }
 
     /// Encodes with this zstd level (0: stored raw).

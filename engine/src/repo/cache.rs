@@ -10,6 +10,15 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// Where caches live unless `--cache-dir` says: `$XDG_CACHE_HOME/clawback`, else
+/// `~/.cache/clawback`.
+pub fn default_cache_base() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("clawback");
+    }
+    crate::repo::host::home_dir().join(".cache").join("clawback")
+}
+
 pub struct Cache {
     conn: Mutex<Connection>,
     path: PathBuf,

@@ -1,11 +1,22 @@
-//! Opening and creating repositories: the config object, key files, the blob index (through the
-//! local cache), and reading and writing the repository's objects.
+//! The repository layer. [`Repository`] is the one home of every repository-level read and
+//! lookup: creating and opening (config, key files), the blob index (through the local cache),
+//! index files, pack headers, objects found by id prefix, blobs and trees, and snapshots
+//! (`snapshots.rs`: listed, read, selected by filter). Beside it: the one blob-writing session
+//! ([`writer`], on [`packer`]), leases and condemned records, the local cache, read-ahead, and
+//! this machine's identity ([`host`]).
 
 pub mod cache;
+pub mod condemned;
+pub mod host;
 pub mod lease;
 pub mod location;
 pub mod packer;
 pub mod prefetch;
+mod snapshots;
+pub mod writer;
+
+pub use cache::default_cache_base;
+pub use host::{home_dir, hostname, username};
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
@@ -13,10 +24,9 @@ use crate::format::blob::{self, BlobType};
 use crate::format::chunker::ChunkParams;
 use crate::format::codec;
 use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
-use crate::format::id::{BlobId, IndexId, ObjectId, SnapshotId};
+use crate::format::id::{BlobId, IndexId, ObjectId, PackId};
 use crate::format::index::{Index, IndexFile};
-use crate::format::pack::FinishedPack;
-use crate::format::snapshot::Snapshot;
+use crate::format::pack::{self, FinishedPack, PackEntry};
 use crate::format::tree::Tree;
 use crate::repo::cache::Cache;
 use parking_lot::RwLock;
@@ -105,36 +115,6 @@ fn key_hint_file(cache: &CacheOptions, backend: &dyn Backend) -> PathBuf {
     base.join("keys").join(ObjectId::of_bytes(backend.location().as_bytes()).to_hex())
 }
 
-pub fn default_cache_base() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x).join("clawback");
-    }
-    home_dir().join(".cache").join("clawback")
-}
-
-pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
-}
-
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if r == 0 {
-        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    } else {
-        "localhost".into()
-    }
-}
-
-pub fn username() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
-        // SAFETY: getuid has no preconditions.
-        format!("uid{}", unsafe { libc::getuid() })
-    })
-}
-
 pub struct Repository {
     backend: Arc<dyn Backend>,
     keys: Keys,
@@ -146,10 +126,6 @@ pub struct Repository {
     index_loaded: std::sync::atomic::AtomicBool,
 }
 
-fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Backend { op, name: name.to_string(), source }
-}
-
 impl Repository {
     /// Creates a new repository with one key file for `password`.
     pub fn init(backend: Arc<dyn Backend>, password: &Secret, opts: &InitOptions) -> Result<()> {
@@ -159,7 +135,7 @@ impl Repository {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::Backend { op: "read", name: "config".into(), source: e }),
         }
-        backend.create().map_err(backend_err("create", &backend.location()))?;
+        backend.create().map_err(Error::backend_err("create", &backend.location()))?;
         let master = MasterKey::random();
         let keys = Keys::derive(&master);
         let config = RepoConfig {
@@ -172,11 +148,11 @@ impl Repository {
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
         let kid = ObjectId::of_bytes(&kbytes).to_hex();
-        backend.write(Kind::Key, &kid, &kbytes).map_err(backend_err("write", &kid))?;
+        backend.write(Kind::Key, &kid, &kbytes).map_err(Error::backend_err("write", &kid))?;
         // The config goes last: a repository without one is not a repository, so a failed init
         // can simply be retried.
         let cbytes = codec::seal_object(&keys, &[AAD_CONFIG], &serde_json::to_vec(&config).unwrap(), 0);
-        backend.write(Kind::Config, "config", &cbytes).map_err(backend_err("write", "config"))?;
+        backend.write(Kind::Config, "config", &cbytes).map_err(Error::backend_err("write", "config"))?;
         Ok(())
     }
 
@@ -215,7 +191,7 @@ impl Repository {
             }
         }
         let keys = Keys::derive(&master);
-        let sealed = backend.read(Kind::Config, "config").map_err(backend_err("read", "config"))?;
+        let sealed = backend.read(Kind::Config, "config").map_err(Error::backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
         let config = RepoConfig::from_json(&plain)?;
         let cache = if cache.disabled {
@@ -264,7 +240,7 @@ impl Repository {
         }
         let mut misnamed = Vec::new();
         for (name, _) in &keys {
-            let bytes = backend.read(Kind::Key, name).map_err(backend_err("read", name))?;
+            let bytes = backend.read(Kind::Key, name).map_err(Error::backend_err("read", name))?;
             if !KeyFile::is_named(name, &bytes) {
                 misnamed.push((name, bytes));
                 continue;
@@ -326,8 +302,8 @@ impl Repository {
     fn load_index_once(&self) -> Result<()> {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
-        let condemned = crate::repo::lease::list_condemned(self.backend.as_ref())?;
-        let remote = self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?;
+        let condemned = condemned::list_condemned(self.backend.as_ref())?;
+        let remote = self.backend.list(Kind::Index).map_err(Error::backend_err("list", "index"))?;
         let mut index = match &self.cache {
             Some(cache) => {
                 // Cached index files still in the repository are used as they are; the others are
@@ -382,13 +358,18 @@ impl Repository {
         let mut names: Vec<String> = self
             .backend
             .list(Kind::Condemned)
-            .map_err(backend_err("list", "condemned"))?
+            .map_err(Error::backend_err("list", "condemned"))?
             .into_iter()
             .map(|x| x.0)
             .collect();
         names.sort();
-        let mut now: Vec<String> =
-            self.backend.list(Kind::Index).map_err(backend_err("list", "index"))?.into_iter().map(|x| x.0).collect();
+        let mut now: Vec<String> = self
+            .backend
+            .list(Kind::Index)
+            .map_err(Error::backend_err("list", "index"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         now.extend(names);
         let mut was = self.index().source().to_vec();
         was.sort();
@@ -399,18 +380,76 @@ impl Repository {
         self.reload_index()
     }
 
-    fn read_index_files(&self, names: &[&String]) -> Result<Vec<IndexFile>> {
+    /// Reads and decodes index files, checking each one's name against its content.
+    pub fn read_index_files<S: AsRef<str> + Sync>(&self, names: &[S]) -> Result<Vec<IndexFile>> {
         use rayon::prelude::*;
-        names
-            .par_iter()
-            .map(|name| {
-                let bytes = self.backend.read(Kind::Index, name).map_err(backend_err("read", name))?;
-                if ObjectId::of_bytes(&bytes).to_hex() != **name {
-                    return Err(Error::corrupt("index", name, "content does not match its name"));
-                }
-                IndexFile::decode(&self.keys, name, &bytes)
-            })
-            .collect()
+        names.par_iter().map(|name| self.read_index_file(name.as_ref())).collect()
+    }
+
+    /// Reads and decodes one index file, checking its name against its content.
+    pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
+        let bytes = self.backend.read(Kind::Index, name).map_err(Error::backend_err("read", name))?;
+        if ObjectId::of_bytes(&bytes).to_hex() != name {
+            return Err(Error::corrupt("index", name, "content does not match its name; run `clawback repair index`"));
+        }
+        IndexFile::decode(&self.keys, name, &bytes)
+    }
+
+    /// The names of the index files in the repository, sorted.
+    pub fn index_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .backend
+            .list(Kind::Index)
+            .map_err(Error::backend_err("list", "index"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The packs in `data/` with their sizes (objects not named like a pack are left out).
+    pub fn stored_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        Ok(self
+            .backend
+            .list(Kind::Pack)
+            .map_err(Error::backend_err("list", "data"))?
+            .into_iter()
+            .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
+            .collect())
+    }
+
+    /// Reads a pack's header alone (two range reads from its tail): its blobs' places.
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        let name = id.to_hex();
+        if size < 4 {
+            return Err(Error::corrupt("pack", &name, "too short"));
+        }
+        let tail =
+            self.backend.read_range(Kind::Pack, &name, size - 4, 4).map_err(Error::backend_err("read pack", &name))?;
+        let tail: [u8; 4] = tail.as_slice().try_into().map_err(|_| Error::corrupt("pack", &name, "short read"))?;
+        let (start, len) =
+            pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", &name, "bad header length"))?;
+        let sealed =
+            self.backend.read_range(Kind::Pack, &name, start, len).map_err(Error::backend_err("read pack", &name))?;
+        pack::decode_header(&self.keys, id, &sealed, start)
+    }
+
+    /// The one object of `kind` whose name starts with the hex `prefix` (any case).
+    pub fn find_object(&self, kind: Kind, prefix: &str) -> Result<String> {
+        let prefix = prefix.to_ascii_lowercase();
+        let names: Vec<String> = self
+            .backend
+            .list(kind)
+            .map_err(Error::backend_err("list", kind.dir()))?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        match unique_by_prefix(names, &prefix, |n| n.clone()) {
+            Ok(name) => Ok(name),
+            Err(0) => Err(Error::Missing { what: "object", id: prefix }),
+            Err(_) => Err(Error::Usage(format!("{prefix} is ambiguous; give more hex digits"))),
+        }
     }
 
     /// Stores a finished pack; succeeds if an identical pack is already there.
@@ -418,7 +457,7 @@ impl Repository {
         let name = p.id.to_hex();
         match self.backend.write(Kind::Pack, &name, &p.bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            r => r.map_err(backend_err("write pack", &name)),
+            r => r.map_err(Error::backend_err("write pack", &name)),
         }
     }
 
@@ -429,7 +468,7 @@ impl Repository {
         let name = id.to_hex();
         match self.backend.write(Kind::Index, &name, &bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            r => r.map_err(backend_err("write index", &name))?,
+            r => r.map_err(Error::backend_err("write index", &name))?,
         }
         if let Some(c) = &self.cache {
             c.add_index(&name, f)?;
@@ -437,121 +476,6 @@ impl Repository {
         self.index.write().add_file(f);
         Ok(id)
     }
-
-    pub fn save_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
-        self.store_snapshot(s, s.encode(&self.keys))
-    }
-
-    fn store_snapshot(&self, s: &Snapshot, bytes: Vec<u8>) -> Result<SnapshotId> {
-        let id = ObjectId::of_bytes(&bytes);
-        let name = id.to_hex();
-        self.backend.write(Kind::Snapshot, &name, &bytes).map_err(backend_err("write snapshot", &name))?;
-        if let Some(c) = &self.cache {
-            c.put_snapshot(&name, &serde_json::to_vec(s).unwrap())?;
-        }
-        Ok(id)
-    }
-
-    /// Saves a snapshot whose `summary.bytes_stored` also counts the snapshot object itself. The
-    /// encoded length moves with the digits of the number it holds, so iterate to the fixed point.
-    /// Compressed, the length need not move monotonically and may have no fixed point; stored raw
-    /// it grows with the digits only, so the second pass always settles.
-    pub fn save_snapshot_counting_itself(&self, s: &mut Snapshot) -> Result<SnapshotId> {
-        let base = s.summary.bytes_stored;
-        for level in [3, 0] {
-            let mut own = 0u64;
-            for _ in 0..8 {
-                s.summary.bytes_stored = base + own;
-                let bytes = s.encode_level(&self.keys, level);
-                if bytes.len() as u64 == own {
-                    return self.store_snapshot(s, bytes);
-                }
-                own = bytes.len() as u64;
-            }
-        }
-        self.save_snapshot(s)
-    }
-
-    /// Every snapshot, oldest first (ties broken by id).
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let remote = self.backend.list(Kind::Snapshot).map_err(backend_err("list", "snapshots"))?;
-        let mut cached: std::collections::HashMap<String, Vec<u8>> = match &self.cache {
-            Some(c) => c.snapshots()?.into_iter().collect(),
-            None => Default::default(),
-        };
-        let remote_names: std::collections::HashSet<&String> = remote.iter().map(|(n, _)| n).collect();
-        if let Some(c) = &self.cache {
-            for k in cached.keys().filter(|k| !remote_names.contains(k)) {
-                c.remove_snapshot(k)?;
-            }
-        }
-        let mut out = Vec::with_capacity(remote.len());
-        for (name, _) in &remote {
-            let Some(id) = ObjectId::from_hex(name) else {
-                continue;
-            };
-            let snap = match cached.remove(name) {
-                Some(json) => Snapshot::from_json(name, &json)?,
-                None => {
-                    let bytes = match self.backend.read(Kind::Snapshot, name) {
-                        Ok(b) => b,
-                        // Forgotten by another process since the listing: it is not a snapshot any more.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(Error::Backend { op: "read", name: name.clone(), source: e }),
-                    };
-                    if ObjectId::of_bytes(&bytes) != id {
-                        return Err(Error::corrupt("snapshot", name, "content does not match its name"));
-                    }
-                    let s = Snapshot::decode(&self.keys, name, &bytes)?;
-                    if let Some(c) = &self.cache {
-                        c.put_snapshot(name, &serde_json::to_vec(&s).unwrap())?;
-                    }
-                    s
-                }
-            };
-            out.push((id, snap));
-        }
-        out.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
-        Ok(out)
-    }
-
-    /// Resolves `latest` (`latest~N`: the N-th before it, as rustic writes it), a full id or a
-    /// unique prefix of at least 4 hex digits, among snapshots that pass `filter`.
-    pub fn find_snapshot(&self, spec: &str, filter: impl Fn(&Snapshot) -> bool) -> Result<(SnapshotId, Snapshot)> {
-        let all = self.snapshots()?;
-        if let Some(rest) = spec.strip_prefix("latest") {
-            let back: usize = match rest.strip_prefix('~') {
-                None if rest.is_empty() => 0,
-                Some(n) => n.parse().map_err(|_| {
-                    Error::Usage(format!("invalid snapshot {spec:?}: write latest~N with N a whole number"))
-                })?,
-                None => {
-                    return Err(Error::Usage(format!(
-                        "invalid snapshot {spec:?}: give `latest`, `latest~N`, an id or at least 4 hex digits"
-                    )))
-                }
-            };
-            return all
-                .into_iter()
-                .rev()
-                .filter(|(_, s)| filter(s))
-                .nth(back)
-                .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
-        }
-        if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Usage(format!(
-                "invalid snapshot {spec:?}: give `latest`, an id or at least 4 hex digits"
-            )));
-        }
-        let spec_l = spec.to_ascii_lowercase();
-        let mut m: Vec<_> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l)).collect();
-        match m.len() {
-            0 => Err(Error::SnapshotNotFound(spec.into())),
-            1 => Ok(m.pop().unwrap()),
-            _ => Err(Error::AmbiguousSnapshot(spec.into())),
-        }
-    }
-
     /// Reads and verifies one blob.
     pub fn read_blob(&self, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.index().get(id).ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?;
@@ -585,9 +509,58 @@ impl Repository {
     }
 }
 
+/// The one item whose name (`name`) starts with `prefix`; else how many do (0, or more than 1).
+pub(super) fn unique_by_prefix<T>(
+    items: Vec<T>,
+    prefix: &str,
+    name: impl Fn(&T) -> String,
+) -> std::result::Result<T, usize> {
+    let mut m: Vec<T> = items.into_iter().filter(|x| name(x).starts_with(prefix)).collect();
+    match m.len() {
+        1 => Ok(m.pop().expect("one match")),
+        n => Err(n),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::local::LocalBackend;
+
+    pub(super) fn repo(dir: &std::path::Path) -> Repository {
+        let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.join("repo")));
+        let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        Repository::init(be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
+        Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
+    }
+    #[test]
+    fn index_files_and_pack_headers_are_read_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path());
+        let mut w = crate::format::pack::PackWriter::new(BlobType::Data, 0);
+        let id = r.keys().blob_id(b"hello");
+        w.add(id, &blob::encode(r.keys(), BlobType::Data, &id, b"hello", 0), 5);
+        let p = w.finish(r.keys());
+        r.save_pack(&p).unwrap();
+        let size = p.bytes.len() as u64;
+        let entries = r.read_pack_header(&p.id, size).unwrap();
+        assert_eq!(entries, p.entries);
+        assert_eq!(r.stored_packs().unwrap(), vec![(p.id, size)]);
+        assert!(r.read_pack_header(&p.id, 3).is_err(), "too short");
+        let f = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![crate::format::index::IndexPack { id: p.id, size, blobs: entries }],
+        };
+        let ix = r.save_index(&f).unwrap().to_hex();
+        assert_eq!(r.index_names().unwrap(), vec![ix.clone()]);
+        assert_eq!(r.read_index_files(std::slice::from_ref(&ix)).unwrap().len(), 1);
+        // An index file under another name is refused.
+        let bytes = r.backend().read(Kind::Index, &ix).unwrap();
+        let wrong = "00".repeat(32);
+        r.backend().write(Kind::Index, &wrong, &bytes).unwrap();
+        let e = r.read_index_file(&wrong).unwrap_err().to_string();
+        assert!(e.contains("content does not match its name; run `clawback repair index`"), "{e}");
+    }
 
     fn config_json(id: &str) -> Vec<u8> {
         let c = RepoConfig {

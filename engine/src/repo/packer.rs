@@ -1,13 +1,13 @@
 //! Filling packs: blobs of each type go into their own open pack; a pack is written when it
 //! reaches the target size, and an index file is written after every `PACKS_PER_INDEX` packs and
 //! at the end, so the index always follows its packs and an interrupted writer keeps what it
-//! finished. Backup (fed through a channel) and import (fed directly) share it.
+//! finished. The writer session ([`crate::repo::writer`]) feeds it, directly or from a thread.
 //!
 //! Finished packs are stored by a few uploader threads (as many as the backend's `connections`, at
 //! most `MAX_UPLOADS`), fed through a rendezvous channel, so at most that many packs are in flight
 //! and memory stays bounded whatever `--connections` says (an upload holds its pack and the
-//! client's copy of it: 32 MiB at the default pack size). Before an index file is written every upload started so far is waited for, so an index
-//! never names a pack that is not stored.
+//! client's copy of it: 32 MiB at the default pack size). Before an index file is written every
+//! upload started so far is waited for, so an index never names a pack that is not stored.
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};

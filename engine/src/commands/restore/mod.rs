@@ -31,6 +31,10 @@
 //! places, written with the in-place rules, and the paths in OpenClaw's config and databases move
 //! with them.
 //!
+//! Before anything is written ([`safety`]): the modes must go together, an OpenClaw gateway
+//! running on what is restored stops the restore (in place unless forced, a relocation always),
+//! and the safety snapshot is tagged `pre-restore` and leaves out the repository and the cache.
+//!
 //! `--only` ([`resolve_only`]): `state` is the state dir as a whole, including any workspace
 //! that lives inside it (the state dir is the state dir); `workspace` is every workspace, wherever
 //! it lives; `agent:<id>` is `<state>/agents/<id>/` (sessions and, by default, the agent dir), the
@@ -43,7 +47,7 @@
 //! ([`units`], [`crate::openclaw::rows`]).
 
 use crate::backend::Kind;
-use crate::commands::backup::{absolute_clean, backup, build_excludes, BackupOptions};
+use crate::commands::backup::{backup, build_excludes, BackupOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::id::{BlobId, SnapshotId};
@@ -51,6 +55,7 @@ use crate::format::index::BlobLoc;
 use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot};
 use crate::format::tree::{Node, NodeKind};
 use crate::progress::Progress;
+use crate::repo::host::absolute_clean;
 use crate::repo::Repository;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use parking_lot::Mutex;
@@ -67,11 +72,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 mod in_place;
 pub mod relocate;
+pub mod safety;
 mod select;
 mod units;
 mod write;
 
 pub use crate::openclaw::rows::RowSet;
+pub use safety::{check_modes, gateway_rule, running_gateway, undo_selection, RunningGateway, SafetyOptions};
 use select::{minimal_roots, Inherited};
 pub use select::{plan, resolve_only, Item, Only, Selection};
 
@@ -106,15 +113,6 @@ pub struct RestoreOptions {
     /// Restore onto other places than the snapshot's ([`relocate::resolve`]), in place there;
     /// selections (`only`, patterns) still name the snapshot's paths.
     pub relocate: Option<relocate::Relocation>,
-}
-
-/// How the safety snapshot of an in-place restore is taken.
-#[derive(Clone, Debug, Default)]
-pub struct SafetyOptions {
-    pub tags: Vec<String>,
-    pub host: Option<String>,
-    /// Never backed up, and never deleted or replaced (the repository, the cache).
-    pub skip_paths: Vec<PathBuf>,
 }
 
 /// What an in-place restore does to one path.

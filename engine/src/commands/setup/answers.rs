@@ -12,7 +12,7 @@ use crate::openclaw::Env;
 /// An absolute, clean path (`~` expanded): the config resolves relative paths against its own
 /// folder, so everything written into it is absolute.
 pub fn absolute(env: &Env, p: &Path) -> Result<PathBuf> {
-    crate::commands::backup::absolute_clean(&env.expand(&p.to_string_lossy()))
+    crate::repo::host::absolute_clean(&env.expand(&p.to_string_lossy()))
 }
 
 /// An environment variable name a `${VAR}` reference can use.

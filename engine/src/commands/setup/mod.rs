@@ -197,7 +197,7 @@ pub fn choose_password(a: PasswordAnswers, env: &Env, tty: bool, env_file: &str)
                 f.display()
             )));
         }
-        return Ok(PasswordChoice::KeyFile(crate::commands::backup::absolute_clean(f)?));
+        return Ok(PasswordChoice::KeyFile(crate::repo::host::absolute_clean(f)?));
     }
     Ok(PasswordChoice::Ask)
 }

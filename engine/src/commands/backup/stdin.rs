@@ -3,6 +3,9 @@
 //! into chunks as it arrives (never held whole in memory) and the file is grafted into the
 //! snapshot's tree at NAME. A command that exits non-zero or is killed fails the backup.
 
+use super::file::ReadErr;
+use super::node::now_ns;
+use super::Ctx;
 use crate::error::{Error, Result};
 use crate::format::id::BlobId;
 use crate::format::tree::{Node, NodeKind, Tree};
@@ -13,6 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// One command whose output becomes the file `filename` in the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,28 +166,7 @@ pub(crate) fn virtual_dir(name: Vec<u8>, now_ns: i64) -> Node {
 fn dir_or_file(name: Vec<u8>, kind: NodeKind, now_ns: i64) -> Node {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    made_up_node(name, kind, 0, uid, gid, now_ns)
-}
-
-/// A node for an entry that was never on disk (a stream's file, a folder made up to hold one or an
-/// archive's missing parent): no content, one link, no device or inode, both times `time_ns`.
-pub(crate) fn made_up_node(name: Vec<u8>, kind: NodeKind, mode: u32, uid: u32, gid: u32, time_ns: i64) -> Node {
-    Node {
-        name,
-        kind,
-        mode,
-        uid,
-        gid,
-        mtime_ns: time_ns,
-        ctime_ns: time_ns,
-        dev: 0,
-        ino: 0,
-        nlink: 1,
-        size: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: Vec::new(),
-    }
+    super::node::made_up_node(name, kind, 0, uid, gid, now_ns)
 }
 
 /// Refuses a stream whose file would land inside (or on, or above) a backed-up path: the two
@@ -261,6 +244,56 @@ pub(crate) fn find_file(root: &Tree, comps: &[Vec<u8>], load: &dyn Fn(&BlobId) -
     }
     let sub = load(n.subtree.as_ref()?).ok()?;
     find_file(&sub, rest, load)
+}
+
+impl Ctx<'_> {
+    /// Runs each stream command and stores its output, cut into chunks as it arrives. Returns each
+    /// file's path components and node; a command that fails fails the backup.
+    pub(super) fn read_streams(
+        &self,
+        cmds: &[StdinCommand],
+        parent: Option<&Tree>,
+    ) -> Result<Vec<(Vec<Vec<u8>>, Node)>> {
+        let mut out = Vec::new();
+        for c in cmds {
+            let comps = c.components()?;
+            let path = c.path()?;
+            let running = c.spawn()?;
+            let (ids, len) = match self.read_chunked(running.stdout(), &path, None, None) {
+                Ok(r) => r,
+                Err(ReadErr::Io(e)) => return Err(Error::Other(format!("reading the output of {:?}: {e}", c.command))),
+                Err(ReadErr::Fatal(e)) => return Err(e),
+            };
+            running.finish()?;
+            self.c.total_files.fetch_add(1, Relaxed);
+            let load = |id: &BlobId| self.repo.load_tree(id);
+            let pnode = parent.and_then(|t| find_file(t, &comps, &load));
+            let node = file_node(Vec::new(), ids, len, now_ns());
+            match &pnode {
+                Some(p) if p.content == node.content => {
+                    self.c.files_unmodified.fetch_add(1, Relaxed);
+                    self.c.total_bytes.fetch_add(len, Relaxed);
+                    self.progress.files_done.fetch_add(1, Relaxed);
+                }
+                _ => self.count_read(&node, pnode.as_ref()),
+            }
+            out.push((comps, node));
+        }
+        Ok(out)
+    }
+
+    /// Puts the streams' files into the root tree.
+    pub(super) fn graft_streams(&self, mut root: Tree, streams: Vec<(Vec<Vec<u8>>, Node)>) -> Result<Tree> {
+        let load = |id: &BlobId| match self.virtual_trees.lock().get(id) {
+            Some(t) => Ok(t.clone()),
+            None => self.repo.load_tree(id),
+        };
+        let store = |t: &Tree| self.store_tree(t);
+        for (comps, node) in streams {
+            root = graft(root, &comps, node, now_ns(), &load, &store)?;
+        }
+        Ok(root)
+    }
 }
 
 #[cfg(test)]

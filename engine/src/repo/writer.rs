@@ -1,0 +1,332 @@
+//! The one blob-writing session: a blob's id is claimed once however many workers meet the blob,
+//! the blob is encoded (compressed, encrypted) and packed, its packs are indexed
+//! ([`crate::repo::packer`]), and trees are stored the same way and kept in the local cache.
+//! Backup, import, copy and repair all write through it.
+//!
+//! The packer is fed either directly, under a lock ([`Writer::new`]: import, copy, repair), or
+//! through a bounded channel by a packer thread ([`Writer::spawn`]: backup, whose walk encodes on
+//! every core and must not wait on one another's packs).
+
+use crate::error::{Error, Result};
+use crate::format::blob::{self, BlobType};
+use crate::format::codec::METADATA_LEVEL;
+use crate::format::id::{BlobId, IdSet};
+use crate::format::tree::Tree;
+use crate::progress::Transfer;
+use crate::repo::packer::Packer;
+use crate::repo::Repository;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::{Scope, ScopedJoinHandle};
+
+/// Encoded blobs queued for the packer thread at most: memory stays bounded by this many blobs
+/// plus the open packs, whatever the amount of data.
+const QUEUE: usize = 16;
+
+/// How a session writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriterOptions {
+    /// Count what would be written; write nothing.
+    pub dry_run: bool,
+    /// Where pack uploads are counted, for a progress display.
+    pub upload: Option<Arc<Transfer>>,
+}
+
+/// An encoded blob on its way to the packer thread.
+struct Blob {
+    ty: BlobType,
+    id: BlobId,
+    stored: Vec<u8>,
+    raw_len: usize,
+}
+
+enum Sink<'a> {
+    Direct(Box<Mutex<Packer<'a>>>),
+    Thread { tx: Sender<Blob>, packer: ScopedJoinHandle<'a, Result<u64>> },
+}
+
+/// Which blobs count as stored already (see [`Writer::holding`]).
+type Holds<'a> = Box<dyn Fn(BlobType, &BlobId) -> bool + Send + Sync + 'a>;
+
+/// A blob-writing session on one repository.
+pub struct Writer<'a> {
+    repo: &'a Repository,
+    /// Blobs claimed by this session: stored, or on their way to a pack.
+    pending: Mutex<IdSet<BlobId>>,
+    bytes_added: AtomicU64,
+    dry: bool,
+    holds: Option<Holds<'a>>,
+    sink: Sink<'a>,
+}
+
+fn packer<'r>(repo: &'r Repository, opts: &WriterOptions) -> Packer<'r> {
+    let mut p = Packer::new(repo, opts.dry_run);
+    if let Some(t) = &opts.upload {
+        p.count_uploads(t.clone());
+    }
+    p
+}
+
+/// The packer thread: feeds every blob it receives into `p`, then finishes it.
+fn run_packer(mut p: Packer<'_>, rx: Receiver<Blob>) -> Result<u64> {
+    let mut failure: Option<Error> = None;
+    for b in rx.iter() {
+        if failure.is_some() {
+            continue; // drain so senders never block; the error is returned below
+        }
+        if let Err(e) = p.add(b.ty, b.id, &b.stored, b.raw_len) {
+            failure = Some(e);
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    p.finish()
+}
+
+impl<'a> Writer<'a> {
+    /// A session that packs on the threads that add blobs, one at a time.
+    pub fn new(repo: &'a Repository, opts: WriterOptions) -> Writer<'a> {
+        let sink = Sink::Direct(Box::new(Mutex::new(packer(repo, &opts))));
+        Writer::with_sink(repo, opts.dry_run, sink)
+    }
+
+    /// A session whose packing runs in a thread of `scope`, fed through a bounded channel: the
+    /// threads that encode blobs never wait for a pack to be written, only for room in the queue.
+    pub fn spawn<'env: 'a>(scope: &'a Scope<'a, 'env>, repo: &'env Repository, opts: WriterOptions) -> Writer<'a> {
+        let (tx, rx) = crossbeam_channel::bounded::<Blob>(QUEUE);
+        let p = packer(repo, &opts);
+        let handle = scope.spawn(move || run_packer(p, rx));
+        Writer::with_sink(repo, opts.dry_run, Sink::Thread { tx, packer: handle })
+    }
+
+    fn with_sink(repo: &'a Repository, dry: bool, sink: Sink<'a>) -> Writer<'a> {
+        Writer { repo, pending: Mutex::new(IdSet::default()), bytes_added: AtomicU64::new(0), dry, holds: None, sink }
+    }
+
+    pub fn repo(&self) -> &'a Repository {
+        self.repo
+    }
+
+    /// Counts as stored already the blobs `holds` accepts, instead of every indexed blob (repair:
+    /// only blobs of the right type whose pack is present are).
+    pub fn holding(mut self, holds: impl Fn(BlobType, &BlobId) -> bool + Send + Sync + 'a) -> Self {
+        self.holds = Some(Box::new(holds));
+        self
+    }
+
+    /// Whether the repository holds the blob already (by default: whether it is indexed).
+    pub fn holds(&self, ty: BlobType, id: &BlobId) -> bool {
+        match &self.holds {
+            Some(h) => h(ty, id),
+            None => self.repo.index().contains(id),
+        }
+    }
+
+    /// Claims a blob for storing: true when the repository does not hold it and no one in this
+    /// session claimed it before. Whoever gets true stores it.
+    pub fn claim(&self, ty: BlobType, id: &BlobId) -> bool {
+        !self.holds(ty, id) && self.pending.lock().insert(*id)
+    }
+
+    /// Whether the blob is in the repository or on its way there.
+    pub fn known(&self, ty: BlobType, id: &BlobId) -> bool {
+        self.holds(ty, id) || self.pending.lock().contains(id)
+    }
+
+    /// Whether this session claimed the blob.
+    pub fn claimed(&self, id: &BlobId) -> bool {
+        self.pending.lock().contains(id)
+    }
+
+    /// Compresses (zstd `level`, 0: none) and encrypts a blob for this repository.
+    pub fn encode(&self, ty: BlobType, id: &BlobId, plain: &[u8], level: i32) -> Vec<u8> {
+        blob::encode(self.repo.keys(), ty, id, plain, level)
+    }
+
+    /// Hands an encoded blob (claimed by the caller) to the packer; `raw_len` plaintext bytes
+    /// count as added.
+    pub fn add(&self, ty: BlobType, id: BlobId, stored: Vec<u8>, raw_len: usize) -> Result<()> {
+        self.bytes_added.fetch_add(raw_len as u64, Relaxed);
+        match &self.sink {
+            Sink::Direct(p) => p.lock().add(ty, id, &stored, raw_len),
+            Sink::Thread { tx, .. } => tx
+                .send(Blob { ty, id, stored, raw_len })
+                .map_err(|_| Error::Other("backup aborted: the pack writer stopped".into())),
+        }
+    }
+
+    /// Claims, encodes and adds one blob. Returns its encoded size when this call stored it;
+    /// `None` when the repository holds it or it was claimed before.
+    pub fn store(&self, ty: BlobType, id: BlobId, plain: &[u8], level: i32) -> Result<Option<usize>> {
+        if !self.claim(ty, &id) {
+            return Ok(None);
+        }
+        let stored = self.encode(ty, &id, plain, level);
+        let n = stored.len();
+        self.add(ty, id, stored, plain.len())?;
+        Ok(Some(n))
+    }
+
+    /// Stores a tree; returns its id.
+    pub fn store_tree(&self, t: &Tree) -> Result<BlobId> {
+        Ok(self.store_tree_bytes(&t.encode())?.0)
+    }
+
+    /// Stores an encoded tree; returns its id and whether this call stored it. A tree stored is
+    /// also put in the local cache (not on a dry run): the next backup reads it as its parent from
+    /// there, not from the repository (on S3 that is a request per folder).
+    pub fn store_tree_bytes(&self, bytes: &[u8]) -> Result<(BlobId, bool)> {
+        let id = self.repo.keys().blob_id(bytes);
+        let new = self.store(BlobType::Tree, id, bytes, METADATA_LEVEL)?.is_some();
+        if new && !self.dry {
+            if let Some(c) = self.repo.cache() {
+                c.put_tree(&id, bytes)?;
+            }
+        }
+        Ok((id, new))
+    }
+
+    /// Plaintext bytes of the blobs added so far.
+    pub fn bytes_added(&self) -> u64 {
+        self.bytes_added.load(Relaxed)
+    }
+
+    /// Writes the packs still open and the last index file, after every blob added (a packer
+    /// thread is joined first). Returns the bytes stored: packs and index files. Call it after a
+    /// failure too: what was packed so far is then indexed, for the next run to reuse.
+    pub fn finish(self) -> Result<u64> {
+        match self.sink {
+            Sink::Direct(p) => p.into_inner().finish(),
+            Sink::Thread { tx, packer } => {
+                drop(tx); // the packer finishes once every sender is gone
+                packer.join().unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::backend::{Backend, Kind};
+    use crate::format::crypto::KdfParams;
+    use crate::format::tree::{Node, NodeKind};
+    use crate::repo::{CacheOptions, InitOptions, Secret};
+    use rayon::prelude::*;
+
+    fn repo(dir: &std::path::Path, cache: bool) -> Repository {
+        let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.join("repo")));
+        let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        Repository::init(be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
+        let c = CacheOptions { dir: Some(dir.join("cache")), disabled: !cache };
+        Repository::open(be, &Secret(b"pw".to_vec()), &c).unwrap()
+    }
+
+    fn chunks() -> Vec<Vec<u8>> {
+        (0..64u32).map(|i| format!("chunk {} ", i % 40).repeat(100).into_bytes()).collect()
+    }
+
+    fn tree() -> Tree {
+        let f = Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            dev: 0,
+            ino: 0,
+            nlink: 1,
+            size: 0,
+            content: vec![],
+            subtree: None,
+            target: vec![],
+        };
+        Tree::new(vec![f])
+    }
+
+    /// Every worker meets the same blobs; each is stored once, and the index has them after
+    /// `finish`.
+    fn stores_each_blob_once(w: Writer<'_>, r: &Repository) {
+        let data = chunks();
+        let stored: Vec<bool> = data
+            .par_iter()
+            .map(|c| {
+                let id = r.keys().blob_id(c);
+                w.store(BlobType::Data, id, c, 3).unwrap().is_some()
+            })
+            .collect();
+        assert_eq!(stored.iter().filter(|s| **s).count(), 40, "40 distinct chunks");
+        let t = w.store_tree(&tree()).unwrap();
+        assert!(w.known(BlobType::Tree, &t) && w.claimed(&t));
+        assert_eq!(w.store_tree(&tree()).unwrap(), t, "stored once, same id");
+        let added = w.bytes_added();
+        assert_eq!(added, data[..40].iter().map(|c| c.len() as u64).sum::<u64>() + tree().encode().len() as u64);
+        let bytes = w.finish().unwrap();
+        assert!(bytes > 0);
+        for c in &data {
+            assert_eq!(r.read_blob(BlobType::Data, &r.keys().blob_id(c)).unwrap(), *c);
+        }
+        assert_eq!(r.load_tree(&t).unwrap(), tree());
+        assert_eq!(r.backend().list(Kind::Index).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_direct_session_stores_each_blob_once() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path(), false);
+        stores_each_blob_once(Writer::new(&r, WriterOptions::default()), &r);
+    }
+
+    #[test]
+    fn a_threaded_session_stores_each_blob_once_and_caches_its_trees() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path(), true);
+        let upload = Arc::new(Transfer::default());
+        let opts = WriterOptions { dry_run: false, upload: Some(upload.clone()) };
+        std::thread::scope(|s| stores_each_blob_once(Writer::spawn(s, &r, opts), &r));
+        let id = r.keys().blob_id(&tree().encode());
+        assert!(r.cache().unwrap().get_tree(&id).unwrap().is_some(), "the tree is in the cache");
+        // A second session finds everything stored.
+        let w = Writer::new(&r, WriterOptions::default());
+        let c = &chunks()[0];
+        assert_eq!(w.store(BlobType::Data, r.keys().blob_id(c), c, 3).unwrap(), None);
+        assert_eq!(w.finish().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_dry_session_counts_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path(), true);
+        let w = Writer::new(&r, WriterOptions { dry_run: true, upload: None });
+        let c = &chunks()[0];
+        assert!(w.store(BlobType::Data, r.keys().blob_id(c), c, 3).unwrap().is_some());
+        let t = w.store_tree(&tree()).unwrap();
+        assert!(w.finish().unwrap() > 0, "what would be stored is counted");
+        assert!(r.backend().list(Kind::Pack).unwrap().is_empty());
+        assert!(r.backend().list(Kind::Index).unwrap().is_empty());
+        assert!(r.cache().unwrap().get_tree(&t).unwrap().is_none(), "no tree cached on a dry run");
+    }
+
+    #[test]
+    fn holding_decides_what_counts_as_stored() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path(), false);
+        let c = &chunks()[0];
+        let id = r.keys().blob_id(c);
+        let w = Writer::new(&r, WriterOptions::default());
+        w.store(BlobType::Data, id, c, 3).unwrap();
+        w.finish().unwrap();
+        // Indexed, but this session counts only trees as held: the chunk is stored again.
+        let w = Writer::new(&r, WriterOptions::default()).holding(|ty, _| ty == BlobType::Tree);
+        assert!(!w.holds(BlobType::Data, &id));
+        assert!(w.store(BlobType::Data, id, c, 3).unwrap().is_some());
+        assert!(w.store(BlobType::Data, id, c, 3).unwrap().is_none(), "claimed once");
+        w.finish().unwrap();
+    }
+}
