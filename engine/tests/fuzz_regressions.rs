@@ -6,7 +6,7 @@ use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::codec;
 use clawback_engine::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_BLOB};
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{BlobId, IndexId, PackId};
 use clawback_engine::format::index::{IndexFile, IndexPack};
 use clawback_engine::format::pack::{PackEntry, PackWriter};
 use clawback_engine::format::snapshot::{Snapshot, Summary};
@@ -173,8 +173,8 @@ fn write_seed_corpus(dir: &Path) {
 
     let idx = IndexFile {
         version: 1,
-        supersedes: vec![ObjectId([9; 32])],
-        packs: vec![IndexPack { id: ObjectId([8; 32]), size: 400, blobs: vec![entry(1, 0), entry(2, 100)] }],
+        supersedes: vec![IndexId([9; 32])],
+        packs: vec![IndexPack { id: PackId([8; 32]), size: 400, blobs: vec![entry(1, 0), entry(2, 100)] }],
     };
     put(&dir, "index_file", "one-pack", &postcard::to_allocvec(&idx).unwrap());
     put(&dir, "sealed_envelope", "index", &idx.encode(&k));

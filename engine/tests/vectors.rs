@@ -9,7 +9,7 @@ use clawback_engine::backend::{Backend, Kind};
 use clawback_engine::commands::restore::{restore, RestoreOptions};
 use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::crypto::{derive_wrapping_key, KeyFile, Subkeys};
-use clawback_engine::format::id::ObjectId;
+use clawback_engine::format::id::{IndexId, KeyId, PackId, SnapshotId};
 use clawback_engine::format::index::IndexFile;
 use clawback_engine::format::pack;
 use clawback_engine::progress::Progress;
@@ -38,7 +38,7 @@ fn keys_rederive_from_the_passphrase() {
     let (root, v) = vectors();
     let kname = s(&v, "key_file");
     let bytes = std::fs::read(root.join("repo/keys").join(kname)).unwrap();
-    assert_eq!(ObjectId::of_bytes(&bytes).to_hex(), kname, "key file named by its BLAKE3");
+    assert_eq!(KeyId::of_bytes(&bytes).to_hex(), kname, "key file named by its BLAKE3");
     let kf = KeyFile::parse(&bytes).unwrap();
     let pw = s(&v, "passphrase").as_bytes();
     use base64::Engine;
@@ -73,7 +73,7 @@ fn objects_decode_by_hand_as_specified() {
     for (name, size) in be.list(Kind::Pack).unwrap() {
         let bytes = be.read(Kind::Pack, &name).unwrap();
         assert_eq!(bytes.len() as u64, size);
-        assert_eq!(ObjectId::of_bytes(&bytes).to_hex(), name, "pack named by BLAKE3 of its bytes");
+        assert_eq!(PackId::of_bytes(&bytes).to_hex(), name, "pack named by BLAKE3 of its bytes");
         // Trailer: u32 LE header length; header: sealed postcard.
         let hlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
         let hstart = bytes.len() - 4 - hlen;
@@ -84,7 +84,7 @@ fn objects_decode_by_hand_as_specified() {
             &clawback_engine::format::crypto::Keys::derive(&clawback_engine::format::crypto::MasterKey(
                 hex::decode(s(&v, "master_key")).unwrap().try_into().unwrap(),
             )),
-            &ObjectId::from_hex(&name).unwrap(),
+            &PackId::from_hex(&name).unwrap(),
             &bytes,
         )
         .unwrap();
@@ -114,12 +114,12 @@ fn objects_decode_by_hand_as_specified() {
     assert!(blobs_seen >= 8, "vector repository has data and tree blobs ({blobs_seen})");
     for (name, _) in be.list(Kind::Index).unwrap() {
         let bytes = be.read(Kind::Index, &name).unwrap();
-        assert_eq!(ObjectId::of_bytes(&bytes).to_hex(), name);
+        assert_eq!(IndexId::of_bytes(&bytes).to_hex(), name);
         open_by_hand(&data_key, b"clawback/v1/index", &bytes);
     }
     let snap = s(&v, "snapshot_id");
     let sb = std::fs::read(repo.join("snapshots").join(snap)).unwrap();
-    assert_eq!(ObjectId::of_bytes(&sb).to_hex(), snap);
+    assert_eq!(SnapshotId::of_bytes(&sb).to_hex(), snap);
     let p = open_by_hand(&data_key, b"clawback/v1/snapshot", &sb);
     let json: serde_json::Value = serde_json::from_slice(&match p[0] {
         0 => p[1..].to_vec(),

@@ -6,7 +6,7 @@ use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::backend::Kind;
 use clawback_engine::format::blob::BlobType;
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{BlobId, PackId};
 use clawback_engine::format::pack;
 use clawback_engine::format::tree::Tree;
 
@@ -39,7 +39,7 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
         "pack" => {
             let name = repo.find_object(Kind::Pack, need_id(a)?)?;
             let bytes = repo.backend().read(Kind::Pack, &name)?;
-            let id = ObjectId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
+            let id = PackId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
             let entries = pack::parse(repo.keys(), &id, &bytes)?;
             serde_json::json!({ "id": name, "size": bytes.len(), "blobs": entries })
         }

@@ -18,7 +18,7 @@
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
-use crate::format::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdMap, IdSet, IndexId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{self, PackEntry, PackWriter};
 use crate::progress::Progress;
@@ -370,7 +370,7 @@ pub fn prune_with_progress(
             }
         }
         live.extend(new_packs);
-        let supersedes: Vec<IndexId> = index_names.iter().filter_map(|n| ObjectId::from_hex(n)).collect();
+        let supersedes: Vec<IndexId> = index_names.iter().filter_map(|n| IndexId::from_hex(n)).collect();
         let mut written = HashSet::new();
         for (packs, supersedes) in [(live, supersedes), (dead, Vec::new())] {
             if packs.is_empty() {
@@ -539,7 +539,7 @@ fn sweep(
         }
         let rest: Vec<IndexPack> = f.packs.into_iter().filter(|p| !delete.contains(&p.id)).collect();
         if !rest.is_empty() {
-            let supersedes = ObjectId::from_hex(name).into_iter().collect();
+            let supersedes = IndexId::from_hex(name).into_iter().collect();
             let id = repo.save_index(&IndexFile { version: 1, supersedes, packs: rest })?;
             report.index_files_written += 1;
             if id.to_hex() == *name {

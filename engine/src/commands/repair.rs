@@ -13,7 +13,7 @@
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
-use crate::format::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdSet, IndexId, PackId, SnapshotId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::snapshot::BackupIssue;
 use crate::format::tree::{NodeKind, Tree};
@@ -100,7 +100,7 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
 
     let mut written = None;
     if !packs.is_empty() {
-        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| ObjectId::from_hex(n)).collect();
+        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| IndexId::from_hex(n)).collect();
         let id = repo.save_index(&IndexFile { version: 1, supersedes, packs })?;
         written = Some(id.to_hex());
     }

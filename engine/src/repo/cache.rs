@@ -213,7 +213,7 @@ impl Drop for Cache {
 mod tests {
     use super::*;
     use crate::format::blob::BlobType;
-    use crate::format::id::ObjectId;
+    use crate::format::id::PackId;
     use crate::format::index::IndexPack;
     use crate::format::pack::PackEntry;
 
@@ -227,7 +227,7 @@ mod tests {
                 raw_length: 9,
             })
             .collect();
-        IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: ObjectId([n; 32]), size: 30, blobs }] }
+        IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: PackId([n; 32]), size: 30, blobs }] }
     }
 
     fn cached(c: &Cache) -> Vec<(String, Option<IndexFile>)> {

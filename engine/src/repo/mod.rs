@@ -18,7 +18,7 @@ use crate::format::blob::{self, BlobType};
 use crate::format::chunker::ChunkParams;
 use crate::format::codec;
 use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
-use crate::format::id::{BlobId, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
 use crate::format::index::{Index, IndexFile};
 use crate::format::pack::{self, FinishedPack, PackEntry};
 use crate::format::snapshot::{Filter, Snapshot, PRE_RESTORE_TAG};
@@ -106,7 +106,7 @@ pub struct CacheOptions {
 /// (`<cache base>/keys/<hash of the location>`): a hint, checked by opening the key file.
 fn key_hint_file(cache: &CacheOptions, backend: &dyn Backend) -> PathBuf {
     let base = cache.dir.clone().unwrap_or_else(default_cache_base);
-    base.join("keys").join(ObjectId::of_bytes(backend.location().as_bytes()).to_hex())
+    base.join("keys").join(hex::encode(blake3::hash(backend.location().as_bytes()).as_bytes()))
 }
 
 pub struct Repository {
@@ -141,7 +141,7 @@ impl Repository {
         };
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
-        let kid = ObjectId::of_bytes(&kbytes).to_hex();
+        let kid = KeyId::of_bytes(&kbytes).to_hex();
         backend.write(Kind::Key, &kid, &kbytes).map_err(Error::backend_err("write", &kid))?;
         // The config goes last: a repository without one is not a repository, so a failed init
         // can simply be retried.
@@ -375,7 +375,7 @@ impl Repository {
     /// Reads and decodes one index file, checking its name against its content.
     pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
         let bytes = self.backend.read(Kind::Index, name).map_err(Error::backend_err("read", name))?;
-        if ObjectId::of_bytes(&bytes).to_hex() != name {
+        if IndexId::of_bytes(&bytes).to_hex() != name {
             return Err(Error::corrupt("index", name, "content does not match its name; run `clawback repair index`"));
         }
         IndexFile::decode(&self.keys, name, &bytes)
@@ -401,7 +401,7 @@ impl Repository {
             .list(Kind::Pack)
             .map_err(Error::backend_err("list", "data"))?
             .into_iter()
-            .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
+            .filter_map(|(n, s)| PackId::from_hex(&n).map(|id| (id, s)))
             .collect())
     }
 
@@ -450,7 +450,7 @@ impl Repository {
     /// Stores an index file and adds it to the cache and the in-memory index.
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
         let bytes = f.encode(&self.keys);
-        let id = ObjectId::of_bytes(&bytes);
+        let id = IndexId::of_bytes(&bytes);
         let name = id.to_hex();
         match self.backend.write(Kind::Index, &name, &bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -468,7 +468,7 @@ impl Repository {
     }
 
     fn store_snapshot(&self, s: &Snapshot, bytes: Vec<u8>) -> Result<SnapshotId> {
-        let id = ObjectId::of_bytes(&bytes);
+        let id = SnapshotId::of_bytes(&bytes);
         let name = id.to_hex();
         self.backend.write(Kind::Snapshot, &name, &bytes).map_err(Error::backend_err("write snapshot", &name))?;
         if let Some(c) = &self.cache {
@@ -512,7 +512,7 @@ impl Repository {
         }
         let mut out = Vec::with_capacity(remote.len());
         for (name, _) in &remote {
-            let Some(id) = ObjectId::from_hex(name) else {
+            let Some(id) = SnapshotId::from_hex(name) else {
                 continue;
             };
             let snap = match cached.remove(name) {
@@ -538,7 +538,7 @@ impl Repository {
     /// Reads and decodes the snapshot object `name`, checking its name against its content.
     pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
         let bytes = self.backend.read(Kind::Snapshot, name).map_err(Error::backend_err("read", name))?;
-        if ObjectId::from_hex(name) != Some(ObjectId::of_bytes(&bytes)) {
+        if SnapshotId::from_hex(name) != Some(SnapshotId::of_bytes(&bytes)) {
             return Err(Error::corrupt("snapshot", name, "content does not match its name"));
         }
         Snapshot::decode(&self.keys, name, &bytes)
@@ -760,7 +760,7 @@ mod tests {
         };
         let ix = r.save_index(&f).unwrap().to_hex();
         assert_eq!(r.index_names().unwrap(), vec![ix.clone()]);
-        assert_eq!(r.read_index_files(&[ix.clone()]).unwrap().len(), 1);
+        assert_eq!(r.read_index_files(std::slice::from_ref(&ix)).unwrap().len(), 1);
         // An index file under another name is refused.
         let bytes = r.backend().read(Kind::Index, &ix).unwrap();
         let wrong = "00".repeat(32);

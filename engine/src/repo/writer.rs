@@ -42,6 +42,8 @@ struct Blob {
     raw_len: usize,
 }
 
+// One per session, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Sink<'a> {
     Direct(Mutex<Packer<'a>>),
     Thread { tx: Sender<Blob>, packer: ScopedJoinHandle<'a, Result<u64>> },

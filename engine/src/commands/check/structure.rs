@@ -6,7 +6,7 @@ use super::{why, Checker, PackInfo, Problem};
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
-use crate::format::id::{BlobId, IdMap, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdMap, PackId, SnapshotId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ impl Checker<'_> {
     pub(super) fn check_packs(&mut self) -> Result<()> {
         let be = self.repo.backend().clone();
         for (name, size) in be.list(Kind::Pack).map_err(Error::backend_err("list", "data"))? {
-            match ObjectId::from_hex(&name) {
+            match PackId::from_hex(&name) {
                 Some(id) => {
                     self.stored.insert(id, size);
                 }
@@ -154,7 +154,7 @@ impl Checker<'_> {
                 Error::Corrupt { why, .. } if why == "content does not match its name" => why,
                 e => e.to_string(),
             });
-            match (res, ObjectId::from_hex(&name)) {
+            match (res, SnapshotId::from_hex(&name)) {
                 (Ok(s), Some(id)) => out.push((id, s)),
                 (Err(e), _) => {
                     let mut p = Problem::new("snapshot", format!("snapshot {name}: {e}"));
@@ -218,7 +218,6 @@ impl Checker<'_> {
 
     /// Loads every tree reachable from the snapshots, each once, and returns every blob they
     /// reference (trees included) with its expected type.
-
     pub(super) fn walk_trees(&mut self, snaps: &[(SnapshotId, Snapshot)]) -> IdMap<BlobId, BlobType> {
         let mut referenced: IdMap<BlobId, BlobType> = IdMap::default();
         // (tree, its depth below the snapshot's root): a chain deeper than restore and ls follow
@@ -284,7 +283,6 @@ impl Checker<'_> {
 
     /// Every referenced blob must be indexed with the right type. Blobs that only an unindexed
     /// pack holds are reported once per such pack.
-
     pub(super) fn check_referenced(&mut self, referenced: &IdMap<BlobId, BlobType>) {
         self.report.blobs_checked += referenced.len() as u64;
         let mut in_unindexed: BTreeMap<PackId, Vec<BlobId>> = BTreeMap::new();
@@ -323,7 +321,7 @@ impl Checker<'_> {
         }
         // These packs are errors now, not just leftovers.
         self.report.warnings.retain(|w| {
-            w.pack.as_ref().is_none_or(|p| ObjectId::from_hex(p).is_none_or(|id| !in_unindexed.contains_key(&id)))
+            w.pack.as_ref().is_none_or(|p| PackId::from_hex(p).is_none_or(|id| !in_unindexed.contains_key(&id)))
         });
         for (pid, ids) in in_unindexed {
             let p = Problem::new(
