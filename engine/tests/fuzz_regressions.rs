@@ -6,7 +6,7 @@ use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::codec;
 use clawback_engine::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_BLOB};
-use clawback_engine::format::id::{BlobId, IndexId, PackId};
+use clawback_engine::format::id::{BlobId, DataId, IndexId, PackId, TreeId};
 use clawback_engine::format::index::{IndexFile, IndexPack};
 use clawback_engine::format::pack::{PackEntry, PackWriter};
 use clawback_engine::format::snapshot::{Snapshot, Summary};
@@ -32,8 +32,8 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         ino: 77,
         nlink: 1,
         size: 5,
-        content: vec![BlobId([3; 32])],
-        subtree: if kind == NodeKind::Dir { Some(BlobId([4; 32])) } else { None },
+        content: vec![DataId([3; 32])],
+        subtree: if kind == NodeKind::Dir { Some(TreeId([4; 32])) } else { None },
         target: if kind == NodeKind::Symlink { b"../x".to_vec() } else { vec![] },
     }
 }
@@ -47,7 +47,7 @@ fn snapshot() -> Snapshot {
         paths: vec!["/home/user/.openclaw".into()],
         tags: vec!["daily".into()],
         parent: None,
-        tree: BlobId([1; 32]),
+        tree: TreeId([1; 32]),
         summary: Summary { files_new: 3, total_files: 3, ..Summary::default() },
         program_version: "clawback 0.1.0".into(),
         errors: vec![],
@@ -114,7 +114,7 @@ fn seed_corpus_builds_and_its_valid_seeds_decode() {
     assert!(RepoConfig::from_json(&read("repo_config", "valid.json")).is_ok());
     for n in ["three-kinds", "empty"] {
         let bytes = read("tree", n);
-        let id = k.blob_id(&bytes);
+        let id = k.tree_id(&bytes);
         assert!(Tree::decode(&id, &bytes).is_ok(), "tree seed {n}");
     }
     let idx: IndexFile = postcard::from_bytes(&read("index_file", "one-pack")).unwrap();

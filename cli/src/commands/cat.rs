@@ -6,7 +6,7 @@ use crate::GlobalArgs;
 use anyhow::Result;
 use clawback_engine::backend::Kind;
 use clawback_engine::format::blob::BlobType;
-use clawback_engine::format::id::{BlobId, PackId};
+use clawback_engine::format::id::{PackId, TreeId};
 use clawback_engine::format::pack;
 use clawback_engine::format::tree::Tree;
 
@@ -44,8 +44,8 @@ pub fn run(g: &GlobalArgs, a: &Args) -> Result<i32> {
             serde_json::json!({ "id": name, "size": bytes.len(), "blobs": entries })
         }
         "tree" => {
-            let id = BlobId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
-            let t = Tree::decode(&id, &repo.read_blob(BlobType::Tree, &id)?)?;
+            let id = TreeId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
+            let t = Tree::decode(&id, &repo.read_blob(BlobType::Tree, &id.blob())?)?;
             let nodes: Vec<_> = t
                 .nodes
                 .iter()

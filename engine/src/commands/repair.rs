@@ -13,7 +13,7 @@
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
-use crate::format::id::{BlobId, IdSet, IndexId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdSet, IndexId, PackId, SnapshotId, TreeId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::snapshot::BackupIssue;
 use crate::format::tree::{NodeKind, Tree};
@@ -146,7 +146,7 @@ pub struct RepairSnapshotsReport {
 struct Fixer<'a> {
     repo: &'a Repository,
     /// Trees found whole, so shared subtrees are checked once.
-    intact: IdSet<BlobId>,
+    intact: IdSet<TreeId>,
     /// Writes the new trees (or, dry, counts them); a blob counts as available only when it is
     /// indexed with its type in a pack that is present.
     writer: Writer<'a>,
@@ -157,23 +157,23 @@ impl Fixer<'_> {
         self.writer.holds(ty, id)
     }
 
-    fn store(&mut self, t: &Tree) -> Result<BlobId> {
+    fn store(&mut self, t: &Tree) -> Result<TreeId> {
         self.writer.store_tree(t)
     }
 
     /// The tree `id` with what is lost taken out: `None` when the tree itself cannot be read.
     fn fix(
         &mut self,
-        id: BlobId,
+        id: TreeId,
         path: &str,
         depth: usize,
         changes: &mut Vec<SnapshotChange>,
-    ) -> Result<Option<BlobId>> {
+    ) -> Result<Option<TreeId>> {
         crate::format::tree::check_depth(depth)?;
-        if self.intact.contains(&id) || self.writer.claimed(&id) {
+        if self.intact.contains(&id) || self.writer.claimed(&id.blob()) {
             return Ok(Some(id));
         }
-        if !self.available(&id, BlobType::Tree) {
+        if !self.available(&id.blob(), BlobType::Tree) {
             return Ok(None);
         }
         let Ok(tree) = self.repo.load_tree(&id) else { return Ok(None) };
@@ -183,7 +183,7 @@ impl Fixer<'_> {
             let p = format!("{}/{}", path.trim_end_matches('/'), n.name_lossy());
             match n.kind {
                 NodeKind::File => {
-                    let lost = n.content.iter().filter(|c| !self.available(c, BlobType::Data)).count();
+                    let lost = n.content.iter().filter(|c| !self.available(&c.blob(), BlobType::Data)).count();
                     if lost > 0 {
                         changes.push(SnapshotChange {
                             path: p,

@@ -72,7 +72,9 @@ macro_rules! id_type {
     };
 }
 
-id_type!(BlobId, "A blob (file chunk or tree): keyed BLAKE3 of the plaintext.");
+id_type!(BlobId, "A blob of either type (file chunk or tree): keyed BLAKE3 of the plaintext.");
+id_type!(TreeId, "A tree blob (one directory's listing): keyed BLAKE3 of the plaintext.");
+id_type!(DataId, "A data blob (one chunk of file content): keyed BLAKE3 of the plaintext.");
 id_type!(ObjectId, "Any stored object (pack, index, snapshot, key): BLAKE3 of its stored bytes.");
 id_type!(PackId, "A pack file: BLAKE3 of its stored bytes.");
 id_type!(IndexId, "An index file: BLAKE3 of its stored bytes.");
@@ -98,6 +100,25 @@ macro_rules! stored_object_id {
 }
 stored_object_id!(PackId, IndexId, SnapshotId, KeyId);
 
+// Trees and data chunks are named alike and share one index, which maps a blob id to its place:
+// each typed id is looked up there as its plain `BlobId`.
+macro_rules! typed_blob_id {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The id under which the index and pack headers list this blob.
+            pub fn blob(&self) -> BlobId {
+                BlobId(self.0)
+            }
+        }
+        impl From<$name> for BlobId {
+            fn from(id: $name) -> BlobId {
+                BlobId(id.0)
+            }
+        }
+    )*};
+}
+typed_blob_id!(TreeId, DataId);
+
 impl ObjectId {
     /// The id of a stored object: the unkeyed BLAKE3 of its bytes.
     pub fn of_bytes(bytes: &[u8]) -> Self {
@@ -120,6 +141,17 @@ mod tests {
         assert_eq!(bin, vec![7u8; 32]);
         assert_eq!(postcard::from_bytes::<BlobId>(&bin).unwrap(), id);
         assert!(BlobId::from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn typed_blob_ids_keep_the_blob_encodings() {
+        let tree = TreeId([3u8; 32]);
+        let data = DataId([3u8; 32]);
+        assert_eq!(tree.blob(), BlobId([3u8; 32]));
+        assert_eq!(BlobId::from(data), tree.blob());
+        assert_eq!(postcard::to_allocvec(&tree).unwrap(), postcard::to_allocvec(&tree.blob()).unwrap());
+        assert_eq!(serde_json::to_string(&data).unwrap(), serde_json::to_string(&data.blob()).unwrap());
+        assert_eq!(postcard::from_bytes::<TreeId>(&[3u8; 32]).unwrap(), tree);
     }
 
     #[test]

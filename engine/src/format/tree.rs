@@ -3,7 +3,7 @@
 //! same blob id, which is how an unchanged directory reuses its tree.
 
 use crate::error::{Error, Result};
-use crate::format::id::BlobId;
+use crate::format::id::{DataId, TreeId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,9 +31,9 @@ pub struct Node {
     pub nlink: u64,
     pub size: u64,
     /// File content, in order.
-    pub content: Vec<BlobId>,
+    pub content: Vec<DataId>,
     /// Directory: its tree.
-    pub subtree: Option<BlobId>,
+    pub subtree: Option<TreeId>,
     /// Symlink target, raw bytes.
     #[serde(with = "serde_bytes")]
     pub target: Vec<u8>,
@@ -91,7 +91,7 @@ impl Tree {
     }
 
     /// Decodes and validates a tree: version, safe and strictly increasing names, consistent kinds.
-    pub fn decode(id: &BlobId, bytes: &[u8]) -> Result<Tree> {
+    pub fn decode(id: &TreeId, bytes: &[u8]) -> Result<Tree> {
         let t: Tree = postcard::from_bytes(bytes).map_err(|e| Error::corrupt("tree", id, e))?;
         if t.version != 1 {
             return Err(Error::corrupt("tree", id, format!("unsupported version {}", t.version)));
@@ -131,7 +131,7 @@ mod tests {
             nlink: 1,
             size: 0,
             content: vec![],
-            subtree: if kind == NodeKind::Dir { Some(BlobId([0; 32])) } else { None },
+            subtree: if kind == NodeKind::Dir { Some(TreeId([0; 32])) } else { None },
             target: vec![],
         }
     }
@@ -141,7 +141,7 @@ mod tests {
         let a = Tree::new(vec![node(b"b", NodeKind::File), node(b"a\xff", NodeKind::Dir)]);
         let b = Tree::new(vec![node(b"a\xff", NodeKind::Dir), node(b"b", NodeKind::File)]);
         assert_eq!(a.encode(), b.encode());
-        let t = Tree::decode(&BlobId::default(), &a.encode()).unwrap();
+        let t = Tree::decode(&TreeId::default(), &a.encode()).unwrap();
         assert_eq!(t.nodes[0].name, b"a\xff");
         assert!(t.find(b"b").is_some());
     }
@@ -150,10 +150,10 @@ mod tests {
     fn hostile_trees_are_refused() {
         for bad in [&b".."[..], b".", b"", b"a/b"] {
             let t = Tree { version: 1, nodes: vec![node(bad, NodeKind::File)] };
-            assert!(Tree::decode(&BlobId::default(), &t.encode()).is_err(), "{bad:?}");
+            assert!(Tree::decode(&TreeId::default(), &t.encode()).is_err(), "{bad:?}");
         }
         let dup = Tree { version: 1, nodes: vec![node(b"x", NodeKind::File), node(b"x", NodeKind::File)] };
-        assert!(Tree::decode(&BlobId::default(), &dup.encode()).is_err());
-        assert!(Tree::decode(&BlobId::default(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(Tree::decode(&TreeId::default(), &dup.encode()).is_err());
+        assert!(Tree::decode(&TreeId::default(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
 }

@@ -18,7 +18,7 @@ use crate::format::blob::{self, BlobType};
 use crate::format::chunker::ChunkParams;
 use crate::format::codec;
 use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
-use crate::format::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+use crate::format::id::{BlobId, DataId, IndexId, KeyId, PackId, SnapshotId, TreeId};
 use crate::format::index::{Index, IndexFile};
 use crate::format::pack::{self, FinishedPack, PackEntry};
 use crate::format::snapshot::{Filter, Snapshot, PRE_RESTORE_TAG};
@@ -635,8 +635,13 @@ impl Repository {
             .map_err(|e| Error::corrupt("pack", &pack, format!("blob {}: {}", id.short(), e)))
     }
 
+    /// Reads and verifies one chunk of file content.
+    pub fn read_data(&self, id: &DataId) -> Result<Vec<u8>> {
+        self.read_blob(BlobType::Data, &id.blob())
+    }
+
     /// Loads a tree, from the cache when it is there.
-    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+    pub fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         if let Some(c) = &self.cache {
             if let Some(bytes) = c.get_tree(id)? {
                 if let Ok(t) = Tree::decode(id, &bytes) {
@@ -644,7 +649,7 @@ impl Repository {
                 }
             }
         }
-        let bytes = self.read_blob(BlobType::Tree, id)?;
+        let bytes = self.read_blob(BlobType::Tree, &id.blob())?;
         let t = Tree::decode(id, &bytes)?;
         if let Some(c) = &self.cache {
             c.put_tree(id, &bytes)?;
