@@ -5,7 +5,6 @@
 
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::commands::backup::{backup, BackupOptions, BackupResult, DryRunReport, LARGEST_FILES};
-use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::format::tree::{Node, Tree};
 use clawback_engine::progress::Progress;
@@ -67,7 +66,7 @@ impl World {
         let repo = self.repo();
         let mut out = Vec::new();
         for id in &n.content {
-            out.extend(repo.read_blob(BlobType::Data, id).unwrap());
+            out.extend(repo.read_data(id).unwrap());
         }
         assert_eq!(out.len() as u64, n.size, "a node's size is the length of its content");
         out

@@ -7,7 +7,7 @@ use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::codec;
 use clawback_engine::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_BLOB};
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{BlobId, DataId, IndexId, PackId, TreeId};
 use clawback_engine::format::index::{IndexFile, IndexPack};
 use clawback_engine::format::pack::{PackEntry, PackWriter};
 use clawback_engine::format::snapshot::{Snapshot, Summary};
@@ -33,8 +33,8 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         ino: 77,
         nlink: 1,
         size: 5,
-        content: vec![BlobId([3; 32])],
-        subtree: if kind == NodeKind::Dir { Some(BlobId([4; 32])) } else { None },
+        content: vec![DataId([3; 32])],
+        subtree: if kind == NodeKind::Dir { Some(TreeId([4; 32])) } else { None },
         target: if kind == NodeKind::Symlink { b"../x".to_vec() } else { vec![] },
     }
 }
@@ -48,7 +48,7 @@ fn snapshot() -> Snapshot {
         paths: vec!["/home/user/.openclaw".into()],
         tags: vec!["daily".into()],
         parent: None,
-        tree: BlobId([1; 32]),
+        tree: TreeId([1; 32]),
         summary: Summary { files_new: 3, total_files: 3, ..Summary::default() },
         program_version: "clawback 0.1.0".into(),
         errors: vec![],
@@ -115,7 +115,7 @@ fn seed_corpus_builds_and_its_valid_seeds_decode() {
     assert!(RepoConfig::from_json(&read("repo_config", "valid.json")).is_ok());
     for n in ["three-kinds", "empty"] {
         let bytes = read("tree", n);
-        let id = k.blob_id(&bytes);
+        let id = k.tree_id(&bytes);
         assert!(Tree::decode(&id, &bytes).is_ok(), "tree seed {n}");
     }
     let idx: IndexFile = postcard::from_bytes(&read("index_file", "one-pack")).unwrap();
@@ -174,8 +174,8 @@ fn write_seed_corpus(dir: &Path) {
 
     let idx = IndexFile {
         version: 1,
-        supersedes: vec![ObjectId([9; 32])],
-        packs: vec![IndexPack { id: ObjectId([8; 32]), size: 400, blobs: vec![entry(1, 0), entry(2, 100)] }],
+        supersedes: vec![IndexId([9; 32])],
+        packs: vec![IndexPack { id: PackId([8; 32]), size: 400, blobs: vec![entry(1, 0), entry(2, 100)] }],
     };
     put(&dir, "index_file", "one-pack", &postcard::to_allocvec(&idx).unwrap());
     put(&dir, "sealed_envelope", "index", &idx.encode(&k));

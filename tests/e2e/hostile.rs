@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use clawback_engine::format::blob::{self, BlobType};
-use clawback_engine::format::id::{BlobId, PackId};
+use clawback_engine::format::id::{DataId, PackId, TreeId};
 use clawback_engine::format::index::{IndexFile, IndexPack};
 use clawback_engine::format::pack::PackWriter;
 use clawback_engine::format::snapshot::{Snapshot, Summary};
@@ -17,8 +17,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 /// Every file in a snapshot, by absolute path, with its content blob ids.
-fn snapshot_files(repo: &Repository, snap: &Snapshot) -> BTreeMap<PathBuf, Vec<BlobId>> {
-    fn walk(repo: &Repository, id: &BlobId, at: &Path, out: &mut BTreeMap<PathBuf, Vec<BlobId>>) {
+fn snapshot_files(repo: &Repository, snap: &Snapshot) -> BTreeMap<PathBuf, Vec<DataId>> {
+    fn walk(repo: &Repository, id: &TreeId, at: &Path, out: &mut BTreeMap<PathBuf, Vec<DataId>>) {
         for n in repo.load_tree(id).unwrap().nodes {
             let p = at.join(os(&n.name));
             match n.kind {
@@ -70,7 +70,7 @@ fn a_damaged_pack_names_the_lost_files_and_restores_the_rest() {
     let files = snapshot_files(&repo, &snap);
     let f2 = &files[&src.join("big/f2.bin")];
     let victim = f2[f2.len() / 2];
-    let loc = repo.index().get(&victim).unwrap();
+    let loc = repo.index().get(&victim.blob()).unwrap();
     let pack = repo.index().pack_id(loc.pack);
     let expect_lost: BTreeSet<PathBuf> =
         files.iter().filter(|(_, blobs)| blobs.contains(&victim)).map(|(p, _)| p.clone()).collect();
@@ -85,7 +85,8 @@ fn a_damaged_pack_names_the_lost_files_and_restores_the_rest() {
     let same_pack_survivors = files
         .iter()
         .filter(|(p, blobs)| {
-            !expect_lost.contains(*p) && blobs.iter().any(|b| repo.index().get(b).is_some_and(|l| l.pack == loc.pack))
+            !expect_lost.contains(*p)
+                && blobs.iter().any(|b| repo.index().get(&b.blob()).is_some_and(|l| l.pack == loc.pack))
         })
         .count();
     eprintln!("note: {same_pack_survivors} intact files share the damaged pack");
@@ -165,23 +166,23 @@ impl<'a> Forge<'a> {
         Forge { repo, data: PackWriter::new(BlobType::Data, 0), trees: PackWriter::new(BlobType::Tree, 0) }
     }
 
-    fn data(&mut self, bytes: &[u8]) -> BlobId {
+    fn data(&mut self, bytes: &[u8]) -> DataId {
         let keys = self.repo.keys();
-        let id = keys.blob_id(bytes);
-        self.data.add(id, &blob::encode(keys, BlobType::Data, &id, bytes, 0), bytes.len());
+        let id = keys.data_id(bytes);
+        self.data.add(id.blob(), &blob::encode(keys, BlobType::Data, &id.blob(), bytes, 0), bytes.len());
         id
     }
 
     /// Stores a tree exactly as given (no validation, no sorting).
-    fn tree(&mut self, nodes: Vec<Node>) -> BlobId {
+    fn tree(&mut self, nodes: Vec<Node>) -> TreeId {
         let keys = self.repo.keys();
         let bytes = Tree { version: 1, nodes }.encode();
-        let id = keys.blob_id(&bytes);
-        self.trees.add(id, &blob::encode(keys, BlobType::Tree, &id, &bytes, 0), bytes.len());
+        let id = keys.tree_id(&bytes);
+        self.trees.add(id.blob(), &blob::encode(keys, BlobType::Tree, &id.blob(), &bytes, 0), bytes.len());
         id
     }
 
-    fn snapshot(self, root: BlobId) -> String {
+    fn snapshot(self, root: TreeId) -> String {
         let keys = self.repo.keys();
         let mut packs = Vec::new();
         for w in [self.data, self.trees] {
@@ -230,11 +231,11 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
     }
 }
 
-fn file(name: &[u8], content: BlobId, size: usize) -> Node {
+fn file(name: &[u8], content: DataId, size: usize) -> Node {
     Node { content: vec![content], size: size as u64, ..node(name, NodeKind::File) }
 }
 
-fn dir(name: &[u8], subtree: BlobId) -> Node {
+fn dir(name: &[u8], subtree: TreeId) -> Node {
     Node { subtree: Some(subtree), mode: 0o755, ..node(name, NodeKind::Dir) }
 }
 
@@ -249,7 +250,7 @@ fn a_malicious_tree_cannot_escape_the_target() {
     let repo = open_repo(&sb);
     let mut evil = Vec::new();
     let abs_name = outside.join("escaped-absolute");
-    type Case<'a> = (&'a str, Box<dyn Fn(&mut Forge) -> BlobId + 'a>);
+    type Case<'a> = (&'a str, Box<dyn Fn(&mut Forge) -> TreeId + 'a>);
     let cases: Vec<Case<'_>> = vec![
         (
             "a name with a slash",
@@ -441,10 +442,10 @@ fn a_missing_pack_names_every_file_it_held() {
     let repo = open_repo(&sb);
     let (_, snap) = repo.find_snapshot("latest", |_| true).unwrap();
     let files = snapshot_files(&repo, &snap);
-    let gone = repo.index().get(&files[&src.join("f3.bin")][0]).unwrap().pack;
+    let gone = repo.index().get(&files[&src.join("f3.bin")][0].blob()).unwrap().pack;
     let expect_lost: BTreeSet<PathBuf> = files
         .iter()
-        .filter(|(_, blobs)| blobs.iter().any(|b| repo.index().get(b).unwrap().pack == gone))
+        .filter(|(_, blobs)| blobs.iter().any(|b| repo.index().get(&b.blob()).unwrap().pack == gone))
         .map(|(p, _)| p.clone())
         .collect();
     fs::remove_file(pack_path(&sb, &repo.index().pack_id(gone))).unwrap();

@@ -6,7 +6,7 @@
 use crate::support::*;
 use clawback_engine::backend::Kind;
 use clawback_engine::format::blob::{self, BlobType};
-use clawback_engine::format::id::BlobId;
+use clawback_engine::format::id::TreeId;
 use clawback_engine::format::index::{IndexFile, IndexPack};
 use clawback_engine::format::pack::PackWriter;
 use clawback_engine::format::snapshot::Snapshot;
@@ -52,11 +52,11 @@ fn a_blob_swapped_for_another_in_the_index_is_detected() {
     for n in &names {
         files.push(IndexFile::decode(repo.keys(), n, &repo.backend().read(Kind::Index, n).unwrap()).unwrap());
     }
-    let bloc = files.iter().flat_map(|f| &f.packs).flat_map(|p| &p.blobs).find(|e| e.id == b).copied().unwrap();
+    let bloc = files.iter().flat_map(|f| &f.packs).flat_map(|p| &p.blobs).find(|e| e.id == b.blob()).copied().unwrap();
     for f in &mut files {
         for p in &mut f.packs {
             for e in &mut p.blobs {
-                if e.id == a {
+                if e.id == a.blob() {
                     let id = e.id;
                     *e = bloc;
                     e.id = id;
@@ -162,7 +162,7 @@ fn crafted_length_fields_are_refused_without_allocating() {
     fresh(&sb, "idx-check").args(["check", "--read-data"]).run().code(1);
 }
 
-fn dir_node(name: &[u8], subtree: BlobId) -> Node {
+fn dir_node(name: &[u8], subtree: TreeId) -> Node {
     Node {
         name: name.to_vec(),
         kind: NodeKind::Dir,
@@ -182,19 +182,19 @@ fn dir_node(name: &[u8], subtree: BlobId) -> Node {
 }
 
 /// Encodes a tree of `nodes`, adds it to `trees` (for `forge`) and returns its id.
-fn push_tree(repo: &Repository, trees: &mut Vec<(BlobId, Vec<u8>)>, nodes: Vec<Node>) -> BlobId {
+fn push_tree(repo: &Repository, trees: &mut Vec<(TreeId, Vec<u8>)>, nodes: Vec<Node>) -> TreeId {
     let bytes = Tree::new(nodes).encode();
-    let id = repo.keys().blob_id(&bytes);
+    let id = repo.keys().tree_id(&bytes);
     trees.push((id, bytes));
     id
 }
 
 /// Stores trees and a snapshot naming `root`, straight through the library.
-fn forge(repo: &Repository, trees: &[(BlobId, Vec<u8>)], root: BlobId) -> String {
+fn forge(repo: &Repository, trees: &[(TreeId, Vec<u8>)], root: TreeId) -> String {
     let keys = repo.keys();
     let mut w = PackWriter::new(BlobType::Tree, 0);
     for (id, bytes) in trees {
-        w.add(*id, &blob::encode(keys, BlobType::Tree, id, bytes, 0), bytes.len());
+        w.add(id.blob(), &blob::encode(keys, BlobType::Tree, &id.blob(), bytes, 0), bytes.len());
     }
     let p = w.finish(keys);
     repo.save_pack(&p).unwrap();

@@ -5,7 +5,7 @@ use crate::ui::usage;
 use anyhow::Result;
 use clawback_engine::backend::Kind;
 use clawback_engine::format::blob::BlobType;
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{PackId, TreeId};
 use clawback_engine::format::pack;
 use clawback_engine::format::tree::Tree;
 
@@ -38,13 +38,13 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
         "pack" => {
             let name = repo.find_object(Kind::Pack, need_id(a)?)?;
             let bytes = repo.backend().read(Kind::Pack, &name)?;
-            let id = ObjectId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
+            let id = PackId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
             let entries = pack::parse(repo.keys(), &id, &bytes)?;
             serde_json::json!({ "id": name, "size": bytes.len(), "blobs": entries })
         }
         "tree" => {
-            let id = BlobId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
-            let t = Tree::decode(&id, &repo.read_blob(BlobType::Tree, &id)?)?;
+            let id = TreeId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
+            let t = Tree::decode(&id, &repo.read_blob(BlobType::Tree, &id.blob())?)?;
             let nodes: Vec<_> = t
                 .nodes
                 .iter()

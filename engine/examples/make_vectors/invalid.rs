@@ -9,7 +9,7 @@ use base64::Engine;
 use clawback_engine::format::crypto::{
     KeyFile, Keys, AAD_BLOB, AAD_CONFIG, AAD_INDEX, AAD_KEY, AAD_PACK_HEADER, AAD_SNAPSHOT,
 };
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{BlobId, ObjectId, PackId, TreeId};
 use clawback_engine::format::index::IndexFile;
 use clawback_engine::format::pack::{self, PackEntry};
 use clawback_engine::format::tree::{Node, NodeKind, Tree};
@@ -122,7 +122,7 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         nlink: 1,
         size: 0,
         content: vec![],
-        subtree: (kind == NodeKind::Dir).then_some(BlobId([4; 32])),
+        subtree: (kind == NodeKind::Dir).then_some(TreeId([4; 32])),
         target: vec![],
     }
 }
@@ -142,7 +142,7 @@ pub fn write(dir: &Path, b: &Base<'_>) -> usize {
 
     // Packs: a pack of trees, taken apart.
     let (tp_name, tp) = (&b.tree_pack.0, &b.tree_pack.1);
-    let entries = pack::parse(k, &ObjectId::from_hex(tp_name).unwrap(), tp).unwrap();
+    let entries = pack::parse(k, &PackId::from_hex(tp_name).unwrap(), tp).unwrap();
     assert!(entries.len() >= 3, "the tree pack holds several trees");
     let hlen = u32::from_le_bytes(tp[tp.len() - 4..].try_into().unwrap()) as usize;
     let area = &tp[..tp.len() - 4 - hlen];
@@ -340,7 +340,7 @@ pub fn write(dir: &Path, b: &Base<'_>) -> usize {
         none.clone(),
     );
     let mut f = file(b"f");
-    f.subtree = Some(BlobId([4; 32]));
+    f.subtree = Some(TreeId([4; 32]));
     o.put("tree-file-with-subtree", "tree", "kind-mismatch", "a file with a subtree", &tree(1, vec![f]), none.clone());
     // One file entry "a": version 1, one node, name length 1, "a", kind 0, mode 0o644 = a4 03, ...
     let good = tree(1, vec![file(b"a")]);

@@ -17,7 +17,7 @@ use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::crypto::{derive_wrapping_key, KdfParams, KeyFile, Subkeys, AAD_BLOB};
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::PackId;
 use clawback_engine::format::index::IndexFile;
 use clawback_engine::format::pack::{self, PackEntry};
 use clawback_engine::format::snapshot::{OpenclawMeta, VersionSource};
@@ -105,7 +105,7 @@ fn generate(root: &Path) {
     let mut packs = Vec::new();
     for (name, size) in be.list(Kind::Pack).unwrap() {
         let bytes = be.read(Kind::Pack, &name).unwrap();
-        let entries = pack::parse(keys, &ObjectId::from_hex(&name).unwrap(), &bytes).unwrap();
+        let entries = pack::parse(keys, &PackId::from_hex(&name).unwrap(), &bytes).unwrap();
         let header_length = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
         let mut blobs = Vec::new();
         for e in &entries {
@@ -191,7 +191,7 @@ fn write_invalid(root: &Path) -> usize {
     let mut hello = None;
     for (name, _) in packs {
         let bytes = be.read(Kind::Pack, &name).unwrap();
-        let entries = pack::parse(keys, &ObjectId::from_hex(&name).unwrap(), &bytes).unwrap();
+        let entries = pack::parse(keys, &PackId::from_hex(&name).unwrap(), &bytes).unwrap();
         if let Some(e) = entries.iter().find(|e| e.id == hello_id) {
             hello = Some((hello_id, bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec()));
         }
@@ -234,7 +234,7 @@ fn node_json(n: &Node) -> Value {
         "mode": n.mode, "uid": n.uid, "gid": n.gid,
         "mtime_ns": n.mtime_ns, "ctime_ns": n.ctime_ns,
         "dev": n.dev, "ino": n.ino, "nlink": n.nlink, "size": n.size,
-        "content": n.content.iter().map(BlobId::to_hex).collect::<Vec<_>>(),
+        "content": n.content.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
         "subtree": n.subtree.map(|s| s.to_hex()),
         "target": std::str::from_utf8(&n.target).expect("vector link targets are UTF-8"),
     })

@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::crypto::OVERHEAD;
-use crate::format::id::{BlobId, IdMap, IdSet, SnapshotId};
+use crate::format::id::{BlobId, DataId, IdMap, IdSet, SnapshotId, TreeId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{self, NodeKind, Tree};
 use crate::progress::Progress;
@@ -54,8 +54,10 @@ fn origin(id: &SnapshotId, s: &Snapshot) -> SnapshotId {
 struct Copier<'a> {
     src: &'a Repository,
     dst: &'a Repository,
-    /// Source blob id -> target blob id, for blobs (data and trees) known to be in the target.
-    map: Mutex<IdMap<BlobId, BlobId>>,
+    /// Source tree id -> target tree id, for trees known to be in the target.
+    trees: Mutex<IdMap<TreeId, TreeId>>,
+    /// Source data id -> target data id, for data blobs known to be in the target.
+    data: Mutex<IdMap<DataId, DataId>>,
     /// Source blobs already counted by this run.
     visited: Mutex<IdSet<BlobId>>,
     level: i32,
@@ -68,11 +70,17 @@ struct Copier<'a> {
 use std::sync::atomic::Ordering::Relaxed;
 
 impl Copier<'_> {
-    /// The target id of a source blob, when it is known and the target holds it (or `w` is
+    /// The target id of a source tree, when it is known and the target holds it (or `w` is
     /// writing it).
-    fn known(&self, ty: BlobType, sid: &BlobId, w: &Writer) -> Option<BlobId> {
-        let t = self.map.lock().get(sid).copied()?;
-        w.known(ty, &t).then_some(t)
+    fn known_tree(&self, sid: &TreeId, w: &Writer) -> Option<TreeId> {
+        let t = self.trees.lock().get(sid).copied()?;
+        w.known(BlobType::Tree, &t.blob()).then_some(t)
+    }
+
+    /// The target id of a source data blob, as [`Copier::known_tree`].
+    fn known_data(&self, sid: &DataId, w: &Writer) -> Option<DataId> {
+        let t = self.data.lock().get(sid).copied()?;
+        w.known(BlobType::Data, &t.blob()).then_some(t)
     }
 
     /// Counts a source blob once per run.
@@ -82,9 +90,9 @@ impl Copier<'_> {
 
     /// Records the mapping of blobs an earlier copy shares with its source, by walking the two
     /// trees side by side. Stops quietly where their shapes differ.
-    fn learn(&self, s: BlobId, t: BlobId, depth: usize) -> Result<()> {
+    fn learn(&self, s: TreeId, t: TreeId, depth: usize) -> Result<()> {
         tree::check_depth(depth)?;
-        if self.map.lock().contains_key(&s) {
+        if self.trees.lock().contains_key(&s) {
             return Ok(());
         }
         let (Ok(st), Ok(tt)) = (self.src.load_tree(&s), self.dst.load_tree(&t)) else {
@@ -93,7 +101,7 @@ impl Copier<'_> {
         if st.nodes.len() != tt.nodes.len() {
             return Ok(());
         }
-        self.map.lock().insert(s, t);
+        self.trees.lock().insert(s, t);
         for (a, b) in st.nodes.iter().zip(&tt.nodes) {
             if a.name != b.name || a.kind != b.kind {
                 continue;
@@ -101,7 +109,7 @@ impl Copier<'_> {
             match (a.subtree, b.subtree) {
                 (Some(x), Some(y)) => self.learn(x, y, depth + 1)?,
                 _ if a.content.len() == b.content.len() => {
-                    let mut m = self.map.lock();
+                    let mut m = self.data.lock();
                     for (x, y) in a.content.iter().zip(&b.content) {
                         m.insert(*x, *y);
                     }
@@ -113,23 +121,23 @@ impl Copier<'_> {
     }
 
     /// Re-encrypts one data blob for the target (unless it has it). Returns its target id.
-    fn copy_data(&self, sid: &BlobId, w: &Writer) -> Result<BlobId> {
-        let loc = self.src.index().get(sid).ok_or_else(|| Error::Missing { what: "blob", id: sid.to_hex() })?;
-        if let Some(t) = self.known(BlobType::Data, sid, w) {
-            if self.first_visit(sid) {
+    fn copy_data(&self, sid: &DataId, w: &Writer) -> Result<DataId> {
+        let loc = self.src.index().get(&sid.blob()).ok_or_else(|| Error::Missing { what: "blob", id: sid.to_hex() })?;
+        if let Some(t) = self.known_data(sid, w) {
+            if self.first_visit(&sid.blob()) {
                 self.blobs_skipped.fetch_add(1, Relaxed);
             }
             self.progress.add_done(0, loc.raw_length as u64);
             return Ok(t);
         }
-        let plain = self.src.read_blob(BlobType::Data, sid)?;
-        let tid = self.dst.keys().blob_id(&plain);
+        let plain = self.src.read_data(sid)?;
+        let tid = self.dst.keys().data_id(&plain);
         // Stored raw in the source: it did not compress, so do not try again.
         let raw = loc.length as usize > loc.raw_length as usize + OVERHEAD;
         let level = if raw { 0 } else { self.level };
-        let claimed = w.store(BlobType::Data, tid, &plain, level)?.is_some();
-        self.map.lock().insert(*sid, tid);
-        if self.first_visit(sid) {
+        let claimed = w.store(BlobType::Data, tid.blob(), &plain, level)?.is_some();
+        self.data.lock().insert(*sid, tid);
+        if self.first_visit(&sid.blob()) {
             if claimed {
                 self.blobs_copied.fetch_add(1, Relaxed);
                 self.bytes_copied.fetch_add(plain.len() as u64, Relaxed);
@@ -142,22 +150,22 @@ impl Copier<'_> {
     }
 
     /// Copies a tree and everything under it; returns the target id of the rewritten tree.
-    fn copy_tree(&self, sid: BlobId, w: &Writer, depth: usize) -> Result<BlobId> {
+    fn copy_tree(&self, sid: TreeId, w: &Writer, depth: usize) -> Result<TreeId> {
         tree::check_depth(depth)?;
-        if let Some(t) = self.known(BlobType::Tree, &sid, w) {
-            if self.first_visit(&sid) {
+        if let Some(t) = self.known_tree(&sid, w) {
+            if self.first_visit(&sid.blob()) {
                 self.blobs_skipped.fetch_add(1, Relaxed);
             }
             return Ok(t);
         }
         let mut t: Tree = self.src.load_tree(&sid)?;
         // Data first, in parallel: every chunk of every file in this folder not yet known.
-        let mut todo: Vec<BlobId> = t.nodes.iter().flat_map(|n| n.content.iter().copied()).collect();
+        let mut todo: Vec<DataId> = t.nodes.iter().flat_map(|n| n.content.iter().copied()).collect();
         todo.sort();
         todo.dedup();
-        let done: Vec<(BlobId, BlobId)> =
+        let done: Vec<(DataId, DataId)> =
             todo.par_iter().map(|s| self.copy_data(s, w).map(|t| (*s, t))).collect::<Result<_>>()?;
-        let done: IdMap<BlobId, BlobId> = done.into_iter().collect();
+        let done: IdMap<DataId, DataId> = done.into_iter().collect();
         for n in &mut t.nodes {
             for c in &mut n.content {
                 *c = done[&*c];
@@ -171,8 +179,8 @@ impl Copier<'_> {
         }
         let bytes = t.encode();
         let (tid, claimed) = w.store_tree_bytes(&bytes)?;
-        self.map.lock().insert(sid, tid);
-        if self.first_visit(&sid) {
+        self.trees.lock().insert(sid, tid);
+        if self.first_visit(&sid.blob()) {
             if claimed {
                 self.blobs_copied.fetch_add(1, Relaxed);
                 self.bytes_copied.fetch_add(bytes.len() as u64, Relaxed);
@@ -219,7 +227,8 @@ pub fn copy(
     let c = Copier {
         src,
         dst,
-        map: Mutex::new(IdMap::default()),
+        trees: Mutex::new(IdMap::default()),
+        data: Mutex::new(IdMap::default()),
         visited: Mutex::new(IdSet::default()),
         level: dst.config().compression,
         progress,

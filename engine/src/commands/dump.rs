@@ -3,8 +3,7 @@
 //! chunks (a few fetched ahead, in parallel) and the writing of one tree node as a tar entry.
 
 use crate::error::{Error, Result};
-use crate::format::blob::BlobType;
-use crate::format::id::BlobId;
+use crate::format::id::DataId;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::Repository;
@@ -53,7 +52,7 @@ const READ_AHEAD: usize = 8;
 /// the size the tree records, so a tar stream can never be misaligned.
 pub struct ContentReader<'a> {
     repo: &'a Repository,
-    ids: &'a [BlobId],
+    ids: &'a [DataId],
     next: usize,
     ready: VecDeque<Vec<u8>>,
     cur: Vec<u8>,
@@ -82,9 +81,9 @@ impl<'a> ContentReader<'a> {
         let end = (self.next + READ_AHEAD).min(self.ids.len());
         let batch = &self.ids[self.next..end];
         let got: Vec<Result<Vec<u8>>> = if batch.len() > 1 {
-            batch.par_iter().map(|id| self.repo.read_blob(BlobType::Data, id)).collect()
+            batch.par_iter().map(|id| self.repo.read_data(id)).collect()
         } else {
-            batch.iter().map(|id| self.repo.read_blob(BlobType::Data, id)).collect()
+            batch.iter().map(|id| self.repo.read_data(id)).collect()
         };
         for g in got {
             self.ready.push_back(g?);

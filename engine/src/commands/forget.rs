@@ -434,7 +434,7 @@ pub fn apply(repo: &Repository, plan: &Plan) -> Result<Vec<SnapshotId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::id::ObjectId;
+    use crate::format::id::SnapshotId;
     use chrono::FixedOffset;
 
     fn snap(time: &str, tags: &[&str]) -> Snapshot {
@@ -443,7 +443,7 @@ mod tests {
 
     /// Snapshots numbered by position: id byte = index + 1.
     fn list(times: &[(&str, &[&str])]) -> Vec<(SnapshotId, Snapshot)> {
-        times.iter().enumerate().map(|(i, (t, tags))| (ObjectId([i as u8 + 1; 32]), snap(t, tags))).collect()
+        times.iter().enumerate().map(|(i, (t, tags))| (SnapshotId([i as u8 + 1; 32]), snap(t, tags))).collect()
     }
 
     fn utc() -> FixedOffset {
@@ -472,7 +472,7 @@ mod tests {
     }
 
     fn reasons(plan: &Plan, i: usize) -> Vec<String> {
-        plan.reasons.get(&ObjectId([i as u8 + 1; 32])).cloned().unwrap_or_default()
+        plan.reasons.get(&SnapshotId([i as u8 + 1; 32])).cloned().unwrap_or_default()
     }
 
     /// Times (UTC) chosen across hour, day, ISO-week, month and year boundaries.

@@ -5,7 +5,7 @@
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
 use crate::format::crypto::KeyFile;
-use crate::format::id::ObjectId;
+use crate::format::id::KeyId;
 use crate::repo::{Repository, Secret};
 use serde::Serialize;
 
@@ -55,7 +55,7 @@ pub fn add(repo: &Repository, password: &Secret, new_password: &Secret, host: &s
     let params = read_key(be, &current)?.params;
     let kf = KeyFile::create(&master, &new_password.0, params, host, user)?;
     let bytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
-    let id = ObjectId::of_bytes(&bytes).to_hex();
+    let id = KeyId::of_bytes(&bytes).to_hex();
     be.write(Kind::Key, &id, &bytes).map_err(Error::backend_err("write", &id))?;
     Ok(id)
 }

@@ -18,7 +18,7 @@
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
-use crate::format::id::{BlobId, IdMap, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdMap, IdSet, IndexId, PackId, SnapshotId, TreeId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{self, PackEntry, PackWriter};
 use crate::progress::Progress;
@@ -117,18 +117,18 @@ fn list_indexes_and_packs(repo: &Repository) -> Result<IndexesAndPacks> {
 
 /// Adds every blob reachable from `root` to `used`, loading each tree once (a tree already in
 /// `used` was walked) and holding only ids, never trees, beyond the one being read.
-fn mark_tree(repo: &Repository, root: BlobId, used: &mut IdMap<BlobId, bool>) -> Result<()> {
+fn mark_tree(repo: &Repository, root: TreeId, used: &mut IdMap<BlobId, bool>) -> Result<()> {
     let mut stack = vec![(root, 0usize)];
     while let Some((id, depth)) = stack.pop() {
-        if used.contains_key(&id) {
+        if used.contains_key(&id.blob()) {
             continue;
         }
-        used.insert(id, false);
+        used.insert(id.blob(), false);
         crate::format::tree::check_depth(depth)?;
         let t = repo.load_tree(&id)?;
         for n in t.nodes {
             for c in n.content {
-                used.entry(c).or_insert(false);
+                used.entry(c.blob()).or_insert(false);
             }
             if let Some(s) = n.subtree {
                 stack.push((s, depth + 1));
@@ -138,7 +138,7 @@ fn mark_tree(repo: &Repository, root: BlobId, used: &mut IdMap<BlobId, bool>) ->
     Ok(())
 }
 
-fn mark_snapshot(repo: &Repository, id: &SnapshotId, tree: BlobId, used: &mut IdMap<BlobId, bool>) -> Result<()> {
+fn mark_snapshot(repo: &Repository, id: &SnapshotId, tree: TreeId, used: &mut IdMap<BlobId, bool>) -> Result<()> {
     mark_tree(repo, tree, used).map_err(|e| {
         Error::Other(format!(
             "snapshot {} cannot be read completely ({e}); prune stopped so it deletes nothing: run `clawback check`, \
@@ -370,7 +370,7 @@ pub fn prune_with_progress(
             }
         }
         live.extend(new_packs);
-        let supersedes: Vec<IndexId> = index_names.iter().filter_map(|n| ObjectId::from_hex(n)).collect();
+        let supersedes: Vec<IndexId> = index_names.iter().filter_map(|n| IndexId::from_hex(n)).collect();
         let mut written = HashSet::new();
         for (packs, supersedes) in [(live, supersedes), (dead, Vec::new())] {
             if packs.is_empty() {
@@ -539,7 +539,7 @@ fn sweep(
         }
         let rest: Vec<IndexPack> = f.packs.into_iter().filter(|p| !delete.contains(&p.id)).collect();
         if !rest.is_empty() {
-            let supersedes = ObjectId::from_hex(name).into_iter().collect();
+            let supersedes = IndexId::from_hex(name).into_iter().collect();
             let id = repo.save_index(&IndexFile { version: 1, supersedes, packs: rest })?;
             report.index_files_written += 1;
             if id.to_hex() == *name {

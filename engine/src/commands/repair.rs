@@ -13,7 +13,7 @@
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
-use crate::format::id::{BlobId, IdSet, IndexId, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdSet, IndexId, PackId, SnapshotId, TreeId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::snapshot::BackupIssue;
 use crate::format::tree::{NodeKind, Tree};
@@ -100,7 +100,7 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
 
     let mut written = None;
     if !packs.is_empty() {
-        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| ObjectId::from_hex(n)).collect();
+        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| IndexId::from_hex(n)).collect();
         let id = repo.save_index(&IndexFile { version: 1, supersedes, packs })?;
         written = Some(id.to_hex());
     }
@@ -146,7 +146,7 @@ pub struct RepairSnapshotsReport {
 struct Fixer<'a> {
     repo: &'a Repository,
     /// Trees found whole, so shared subtrees are checked once.
-    intact: IdSet<BlobId>,
+    intact: IdSet<TreeId>,
     /// Writes the new trees (or, dry, counts them); a blob counts as available only when it is
     /// indexed with its type in a pack that is present.
     writer: Writer<'a>,
@@ -157,23 +157,23 @@ impl Fixer<'_> {
         self.writer.holds(ty, id)
     }
 
-    fn store(&mut self, t: &Tree) -> Result<BlobId> {
+    fn store(&mut self, t: &Tree) -> Result<TreeId> {
         self.writer.store_tree(t)
     }
 
     /// The tree `id` with what is lost taken out: `None` when the tree itself cannot be read.
     fn fix(
         &mut self,
-        id: BlobId,
+        id: TreeId,
         path: &str,
         depth: usize,
         changes: &mut Vec<SnapshotChange>,
-    ) -> Result<Option<BlobId>> {
+    ) -> Result<Option<TreeId>> {
         crate::format::tree::check_depth(depth)?;
-        if self.intact.contains(&id) || self.writer.claimed(&id) {
+        if self.intact.contains(&id) || self.writer.claimed(&id.blob()) {
             return Ok(Some(id));
         }
-        if !self.available(&id, BlobType::Tree) {
+        if !self.available(&id.blob(), BlobType::Tree) {
             return Ok(None);
         }
         let Ok(tree) = self.repo.load_tree(&id) else { return Ok(None) };
@@ -183,7 +183,7 @@ impl Fixer<'_> {
             let p = format!("{}/{}", path.trim_end_matches('/'), n.name_lossy());
             match n.kind {
                 NodeKind::File => {
-                    let lost = n.content.iter().filter(|c| !self.available(c, BlobType::Data)).count();
+                    let lost = n.content.iter().filter(|c| !self.available(&c.blob(), BlobType::Data)).count();
                     if lost > 0 {
                         changes.push(SnapshotChange {
                             path: p,

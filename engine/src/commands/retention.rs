@@ -41,7 +41,7 @@ pub fn plan_after_backup<Tz: TimeZone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::id::ObjectId;
+    use crate::format::id::SnapshotId;
 
     fn snap(host: &str, paths: &[&str], day: u32) -> Snapshot {
         Snapshot::for_test(host, paths, &format!("2026-01-{day:02}T10:00:00Z"))
@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn only_the_new_snapshots_group_is_thinned_and_the_new_one_stays() {
-        let id = |n: u8| ObjectId([n; 32]);
+        let id = |n: u8| SnapshotId([n; 32]);
         let mut all = Vec::new();
         for d in 1..=5u8 {
             all.push((id(d), snap("h", &["/a"], d as u32)));

@@ -2,7 +2,7 @@
 
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::format::id::{BlobId, IdMap, IdSet};
+use crate::format::id::{DataId, IdMap, IdSet, TreeId};
 use crate::format::tree::NodeKind;
 use crate::repo::Repository;
 use serde::Serialize;
@@ -71,8 +71,8 @@ pub fn stats(repo: &Repository) -> Result<Stats> {
     let snaps = repo.snapshots()?;
     st.snapshots = snaps.len() as u64;
     // Per tree: (files, bytes) below it.
-    let mut totals: IdMap<BlobId, (u64, u64)> = IdMap::default();
-    let mut data: IdSet<BlobId> = IdSet::default();
+    let mut totals: IdMap<TreeId, (u64, u64)> = IdMap::default();
+    let mut data: IdSet<DataId> = IdSet::default();
     for (_, s) in &snaps {
         let (f, b) = tree_totals(repo, &s.tree, &mut totals, &mut data, 0)?;
         st.files += f;
@@ -82,7 +82,7 @@ pub fn stats(repo: &Repository) -> Result<Stats> {
     st.referenced_data_blobs = data.len() as u64;
     let idx = repo.index();
     for id in &data {
-        if let Some(loc) = idx.get(id) {
+        if let Some(loc) = idx.get(&id.blob()) {
             st.unique_bytes += loc.raw_length as u64;
             st.unique_stored_bytes += loc.length as u64;
         }
@@ -94,9 +94,9 @@ pub fn stats(repo: &Repository) -> Result<Stats> {
 
 fn tree_totals(
     repo: &Repository,
-    id: &BlobId,
-    totals: &mut IdMap<BlobId, (u64, u64)>,
-    data: &mut IdSet<BlobId>,
+    id: &TreeId,
+    totals: &mut IdMap<TreeId, (u64, u64)>,
+    data: &mut IdSet<DataId>,
     depth: usize,
 ) -> Result<(u64, u64)> {
     if let Some(t) = totals.get(id) {

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::canonical;
-use crate::format::id::{BlobId, ObjectId};
+use crate::format::id::{BlobId, DataId, ObjectId, TreeId};
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use rand::RngCore;
@@ -101,6 +101,16 @@ impl Keys {
     /// The id of a blob: keyed BLAKE3 of its plaintext.
     pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
         BlobId(*blake3::keyed_hash(&self.chunk_id_key, plaintext).as_bytes())
+    }
+
+    /// The id of a tree blob (an encoded [`crate::format::tree::Tree`]).
+    pub fn tree_id(&self, plaintext: &[u8]) -> TreeId {
+        TreeId(self.blob_id(plaintext).0)
+    }
+
+    /// The id of a data blob (a chunk of file content).
+    pub fn data_id(&self, plaintext: &[u8]) -> DataId {
+        DataId(self.blob_id(plaintext).0)
     }
 
     /// Encrypts `buf[NONCE_LEN..]` in place, filling in a random nonce at `buf[..NONCE_LEN]` and

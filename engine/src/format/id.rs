@@ -72,8 +72,52 @@ macro_rules! id_type {
     };
 }
 
-id_type!(BlobId, "A blob (file chunk or tree): keyed BLAKE3 of the plaintext.");
-id_type!(ObjectId, "A stored object (pack, index, snapshot, key): BLAKE3 of its stored bytes.");
+id_type!(BlobId, "A blob of either type (file chunk or tree): keyed BLAKE3 of the plaintext.");
+id_type!(TreeId, "A tree blob (one directory's listing): keyed BLAKE3 of the plaintext.");
+id_type!(DataId, "A data blob (one chunk of file content): keyed BLAKE3 of the plaintext.");
+id_type!(ObjectId, "Any stored object (pack, index, snapshot, key): BLAKE3 of its stored bytes.");
+id_type!(PackId, "A pack file: BLAKE3 of its stored bytes.");
+id_type!(IndexId, "An index file: BLAKE3 of its stored bytes.");
+id_type!(SnapshotId, "A snapshot file: BLAKE3 of its stored bytes.");
+id_type!(KeyId, "A key file: BLAKE3 of its stored bytes.");
+
+// Every stored-object kind is named the same way: the unkeyed BLAKE3 of its stored bytes. Each kind
+// may be viewed as a plain `ObjectId` where code handles "any stored object" (listings, name checks).
+macro_rules! stored_object_id {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The id of a stored object of this kind: the unkeyed BLAKE3 of its bytes.
+            pub fn of_bytes(bytes: &[u8]) -> Self {
+                Self(*blake3::hash(bytes).as_bytes())
+            }
+        }
+        impl From<$name> for ObjectId {
+            fn from(id: $name) -> ObjectId {
+                ObjectId(id.0)
+            }
+        }
+    )*};
+}
+stored_object_id!(PackId, IndexId, SnapshotId, KeyId);
+
+// Trees and data chunks are named alike and share one index, which maps a blob id to its place:
+// each typed id is looked up there as its plain `BlobId`.
+macro_rules! typed_blob_id {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The id under which the index and pack headers list this blob.
+            pub fn blob(&self) -> BlobId {
+                BlobId(self.0)
+            }
+        }
+        impl From<$name> for BlobId {
+            fn from(id: $name) -> BlobId {
+                BlobId(id.0)
+            }
+        }
+    )*};
+}
+typed_blob_id!(TreeId, DataId);
 
 impl ObjectId {
     /// The id of a stored object: the unkeyed BLAKE3 of its bytes.
@@ -81,12 +125,6 @@ impl ObjectId {
         ObjectId(*blake3::hash(bytes).as_bytes())
     }
 }
-
-/// Packs, indexes and snapshots are all named by `ObjectId`; these aliases say which one a value is.
-pub type PackId = ObjectId;
-pub type IndexId = ObjectId;
-pub type SnapshotId = ObjectId;
-pub type KeyId = ObjectId;
 
 #[cfg(test)]
 mod tests {
@@ -103,6 +141,29 @@ mod tests {
         assert_eq!(bin, vec![7u8; 32]);
         assert_eq!(postcard::from_bytes::<BlobId>(&bin).unwrap(), id);
         assert!(BlobId::from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn typed_blob_ids_keep_the_blob_encodings() {
+        let tree = TreeId([3u8; 32]);
+        let data = DataId([3u8; 32]);
+        assert_eq!(tree.blob(), BlobId([3u8; 32]));
+        assert_eq!(BlobId::from(data), tree.blob());
+        assert_eq!(postcard::to_allocvec(&tree).unwrap(), postcard::to_allocvec(&tree.blob()).unwrap());
+        assert_eq!(serde_json::to_string(&data).unwrap(), serde_json::to_string(&data.blob()).unwrap());
+        assert_eq!(postcard::from_bytes::<TreeId>(&[3u8; 32]).unwrap(), tree);
+    }
+
+    #[test]
+    fn stored_kinds_share_the_naming_and_encodings() {
+        let bytes = b"stored object";
+        let pack = PackId::of_bytes(bytes);
+        assert_eq!(pack.0, ObjectId::of_bytes(bytes).0);
+        assert_eq!(ObjectId::from(pack), ObjectId::of_bytes(bytes));
+        assert_eq!(SnapshotId::of_bytes(bytes).to_hex(), pack.to_hex());
+        assert_eq!(serde_json::to_string(&IndexId(pack.0)).unwrap(), serde_json::to_string(&pack).unwrap());
+        assert_eq!(postcard::to_allocvec(&KeyId(pack.0)).unwrap(), pack.0.to_vec());
+        assert_eq!(PackId::from_hex(&pack.to_hex()), Some(pack));
     }
 }
 

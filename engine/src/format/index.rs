@@ -186,7 +186,7 @@ mod tests {
         let f = IndexFile {
             version: 1,
             supersedes: vec![],
-            packs: vec![IndexPack { id: crate::format::id::ObjectId([2; 32]), size: 100, blobs: vec![e] }],
+            packs: vec![IndexPack { id: crate::format::id::PackId([2; 32]), size: 100, blobs: vec![e] }],
         };
         let sealed = f.encode(&keys);
         let g = IndexFile::decode(&keys, "t", &sealed).unwrap();
@@ -194,7 +194,7 @@ mod tests {
         let mut idx = Index::default();
         idx.add_file(&g);
         let loc = idx.get(&BlobId([1; 32])).unwrap();
-        assert_eq!(idx.pack_id(loc.pack), crate::format::id::ObjectId([2; 32]));
+        assert_eq!(idx.pack_id(loc.pack), crate::format::id::PackId([2; 32]));
         assert_eq!(loc.raw_length, 80);
         assert!(!idx.contains(&BlobId([3; 32])));
         assert!(IndexFile::decode(&keys, "t", &sealed[1..]).is_err());
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn non_canonical_or_oversized_index_files_are_refused() {
         let keys = Keys::derive(&MasterKey([4; 32]));
-        let pack = |size: u64| IndexPack { id: crate::format::id::ObjectId([2; 32]), size, blobs: vec![] };
+        let pack = |size: u64| IndexPack { id: crate::format::id::PackId([2; 32]), size, blobs: vec![] };
         let f = IndexFile { version: 1, supersedes: vec![], packs: vec![pack(100)] };
         let plain = postcard::to_allocvec(&f).unwrap();
         let seal = |p: &[u8]| codec::seal_object(&keys, &[AAD_INDEX], p, 0);

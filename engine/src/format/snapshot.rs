@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::canonical;
 use crate::format::codec;
 use crate::format::crypto::{Keys, AAD_SNAPSHOT};
-use crate::format::id::{BlobId, SnapshotId};
+use crate::format::id::{SnapshotId, TreeId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -42,7 +42,7 @@ pub struct Snapshot {
     #[serde(default)]
     pub tags: Vec<String>,
     pub parent: Option<SnapshotId>,
-    pub tree: BlobId,
+    pub tree: TreeId,
     pub summary: Summary,
     pub program_version: String,
     /// Files that could not be read (the snapshot lacks them).
@@ -176,7 +176,7 @@ impl Snapshot {
             paths: paths.iter().map(|p| p.to_string()).collect(),
             tags: vec![],
             parent: None,
-            tree: BlobId([0; 32]),
+            tree: TreeId([0; 32]),
             summary: Summary::default(),
             program_version: "t".into(),
             errors: vec![],

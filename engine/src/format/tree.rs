@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::canonical;
-use crate::format::id::BlobId;
+use crate::format::id::{DataId, TreeId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,9 +32,9 @@ pub struct Node {
     pub nlink: u64,
     pub size: u64,
     /// File content, in order.
-    pub content: Vec<BlobId>,
+    pub content: Vec<DataId>,
     /// Directory: its tree.
-    pub subtree: Option<BlobId>,
+    pub subtree: Option<TreeId>,
     /// Symlink target, raw bytes.
     #[serde(with = "serde_bytes")]
     pub target: Vec<u8>,
@@ -93,7 +93,7 @@ impl Tree {
 
     /// Decodes and validates a tree: version, canonical encoding, safe and strictly increasing
     /// names, consistent kinds.
-    pub fn decode(id: &BlobId, bytes: &[u8]) -> Result<Tree> {
+    pub fn decode(id: &TreeId, bytes: &[u8]) -> Result<Tree> {
         // The first byte is `version`: a later version is named as such, not as bad encoding.
         if let Some(&v) = bytes.first().filter(|&&v| v != 1) {
             return Err(Error::corrupt("tree", id, format!("unsupported version {v}")));
@@ -134,7 +134,7 @@ mod tests {
             nlink: 1,
             size: 0,
             content: vec![],
-            subtree: if kind == NodeKind::Dir { Some(BlobId([0; 32])) } else { None },
+            subtree: if kind == NodeKind::Dir { Some(TreeId([0; 32])) } else { None },
             target: vec![],
         }
     }
@@ -144,7 +144,7 @@ mod tests {
         let a = Tree::new(vec![node(b"b", NodeKind::File), node(b"a\xff", NodeKind::Dir)]);
         let b = Tree::new(vec![node(b"a\xff", NodeKind::Dir), node(b"b", NodeKind::File)]);
         assert_eq!(a.encode(), b.encode());
-        let t = Tree::decode(&BlobId::default(), &a.encode()).unwrap();
+        let t = Tree::decode(&TreeId::default(), &a.encode()).unwrap();
         assert_eq!(t.nodes[0].name, b"a\xff");
         assert!(t.find(b"b").is_some());
     }
@@ -153,19 +153,19 @@ mod tests {
     fn hostile_trees_are_refused() {
         for bad in [&b".."[..], b".", b"", b"a/b"] {
             let t = Tree { version: 1, nodes: vec![node(bad, NodeKind::File)] };
-            assert!(Tree::decode(&BlobId::default(), &t.encode()).is_err(), "{bad:?}");
+            assert!(Tree::decode(&TreeId::default(), &t.encode()).is_err(), "{bad:?}");
         }
         let dup = Tree { version: 1, nodes: vec![node(b"x", NodeKind::File), node(b"x", NodeKind::File)] };
-        assert!(Tree::decode(&BlobId::default(), &dup.encode()).is_err());
-        assert!(Tree::decode(&BlobId::default(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(Tree::decode(&TreeId::default(), &dup.encode()).is_err());
+        assert!(Tree::decode(&TreeId::default(), &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
 
     #[test]
     fn only_the_canonical_encoding_is_a_tree() {
         let good = Tree::new(vec![node(b"a", NodeKind::File)]).encode();
         assert_eq!(good[..7], [1, 1, 1, b'a', 0, 0xa4, 0x03], "version, count, name, kind, mode 0o644");
-        assert!(Tree::decode(&BlobId::default(), &good).is_ok());
-        let err = |bytes: &[u8]| Tree::decode(&BlobId::default(), bytes).unwrap_err().to_string();
+        assert!(Tree::decode(&TreeId::default(), &good).is_ok());
+        let err = |bytes: &[u8]| Tree::decode(&TreeId::default(), bytes).unwrap_err().to_string();
         let overlong = [&good[..5], &[0xa4, 0x83, 0x00], &good[7..]].concat();
         assert!(err(&overlong).contains("not in canonical form"), "{}", err(&overlong));
         let trailing = [&good[..], &[0]].concat();

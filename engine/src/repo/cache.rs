@@ -3,7 +3,7 @@
 //! is rebuilt from the repository when missing or out of date, so deleting it loses nothing.
 
 use crate::error::{Error, Result};
-use crate::format::id::BlobId;
+use crate::format::id::TreeId;
 use crate::format::index::IndexFile;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -29,7 +29,7 @@ pub struct Cache {
 
 #[derive(Default)]
 struct PendingTrees {
-    trees: Vec<(BlobId, Vec<u8>)>,
+    trees: Vec<(TreeId, Vec<u8>)>,
     bytes: usize,
 }
 
@@ -162,7 +162,7 @@ impl Cache {
         self.conn.lock().execute("DELETE FROM snapshots WHERE id = ?1", params![id]).map(|_| ()).map_err(self.err())
     }
 
-    pub fn get_tree(&self, id: &BlobId) -> Result<Option<Vec<u8>>> {
+    pub fn get_tree(&self, id: &TreeId) -> Result<Option<Vec<u8>>> {
         self.flush_trees()?;
         let c = self.conn.lock();
         let mut st = c.prepare_cached("SELECT data FROM trees WHERE id = ?1").map_err(self.err())?;
@@ -170,7 +170,7 @@ impl Cache {
     }
 
     /// Keeps a tree; it is written with the next batch (at the latest when the cache is dropped).
-    pub fn put_tree(&self, id: &BlobId, data: &[u8]) -> Result<()> {
+    pub fn put_tree(&self, id: &TreeId, data: &[u8]) -> Result<()> {
         let full = {
             let mut p = self.trees.lock();
             p.trees.push((*id, data.to_vec()));
@@ -213,7 +213,7 @@ impl Drop for Cache {
 mod tests {
     use super::*;
     use crate::format::blob::BlobType;
-    use crate::format::id::ObjectId;
+    use crate::format::id::{BlobId, PackId};
     use crate::format::index::IndexPack;
     use crate::format::pack::PackEntry;
 
@@ -227,7 +227,7 @@ mod tests {
                 raw_length: 9,
             })
             .collect();
-        IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: ObjectId([n; 32]), size: 30, blobs }] }
+        IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: PackId([n; 32]), size: 30, blobs }] }
     }
 
     fn cached(c: &Cache) -> Vec<(String, Option<IndexFile>)> {
@@ -266,16 +266,16 @@ mod tests {
     fn trees_put_are_read_back_before_and_after_they_are_written() {
         let d = tempfile::tempdir().unwrap();
         let c = Cache::open(d.path()).unwrap();
-        c.put_tree(&BlobId([1; 32]), b"one").unwrap();
-        assert_eq!(c.get_tree(&BlobId([1; 32])).unwrap().as_deref(), Some(&b"one"[..]));
-        c.put_tree(&BlobId([2; 32]), b"two").unwrap();
+        c.put_tree(&TreeId([1; 32]), b"one").unwrap();
+        assert_eq!(c.get_tree(&TreeId([1; 32])).unwrap().as_deref(), Some(&b"one"[..]));
+        c.put_tree(&TreeId([2; 32]), b"two").unwrap();
         drop(c);
         let c = Cache::open(d.path()).unwrap();
-        assert_eq!(c.get_tree(&BlobId([2; 32])).unwrap().as_deref(), Some(&b"two"[..]));
-        assert_eq!(c.get_tree(&BlobId([3; 32])).unwrap(), None);
+        assert_eq!(c.get_tree(&TreeId([2; 32])).unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(c.get_tree(&TreeId([3; 32])).unwrap(), None);
         // A batch is written once it is large.
         let big = vec![7u8; TREE_BATCH];
-        c.put_tree(&BlobId([4; 32]), &big).unwrap();
+        c.put_tree(&TreeId([4; 32]), &big).unwrap();
         assert!(c.trees.lock().trees.is_empty());
     }
 }

@@ -98,7 +98,7 @@ pub fn waiting_on<'a>(rec: &'a CondemnedRecord, live: &HashSet<String>) -> Vec<&
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
-    use crate::format::id::ObjectId;
+    use crate::format::id::PackId;
     use crate::repo::lease::Lease;
     use std::sync::Arc;
 
@@ -108,7 +108,7 @@ mod tests {
         let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("r")));
         b.create().unwrap();
         let l = Lease::backup(b.clone()).unwrap();
-        let pack = ObjectId([7; 32]);
+        let pack = PackId([7; 32]);
         let rec = condemn(b.as_ref(), vec![pack], || {
             assert_eq!(list_condemned(b.as_ref()).unwrap()[0].0.leases, None);
             Ok(())

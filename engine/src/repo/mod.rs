@@ -24,7 +24,7 @@ use crate::format::blob::{self, BlobType};
 use crate::format::chunker::ChunkParams;
 use crate::format::codec;
 use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
-use crate::format::id::{BlobId, IndexId, ObjectId, PackId};
+use crate::format::id::{BlobId, DataId, IndexId, KeyId, PackId, TreeId};
 use crate::format::index::{Index, IndexFile};
 use crate::format::pack::{self, FinishedPack, PackEntry};
 use crate::format::tree::Tree;
@@ -112,7 +112,7 @@ pub struct CacheOptions {
 /// (`<cache base>/keys/<hash of the location>`): a hint, checked by opening the key file.
 fn key_hint_file(cache: &CacheOptions, backend: &dyn Backend) -> PathBuf {
     let base = cache.dir.clone().unwrap_or_else(default_cache_base);
-    base.join("keys").join(ObjectId::of_bytes(backend.location().as_bytes()).to_hex())
+    base.join("keys").join(hex::encode(blake3::hash(backend.location().as_bytes()).as_bytes()))
 }
 
 pub struct Repository {
@@ -147,7 +147,7 @@ impl Repository {
         };
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
-        let kid = ObjectId::of_bytes(&kbytes).to_hex();
+        let kid = KeyId::of_bytes(&kbytes).to_hex();
         backend.write(Kind::Key, &kid, &kbytes).map_err(Error::backend_err("write", &kid))?;
         // The config goes last: a repository without one is not a repository, so a failed init
         // can simply be retried.
@@ -389,7 +389,7 @@ impl Repository {
     /// Reads and decodes one index file, checking its name against its content.
     pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
         let bytes = self.backend.read(Kind::Index, name).map_err(Error::backend_err("read", name))?;
-        if ObjectId::of_bytes(&bytes).to_hex() != name {
+        if IndexId::of_bytes(&bytes).to_hex() != name {
             return Err(Error::corrupt("index", name, "content does not match its name; run `clawback repair index`"));
         }
         IndexFile::decode(&self.keys, name, &bytes)
@@ -415,7 +415,7 @@ impl Repository {
             .list(Kind::Pack)
             .map_err(Error::backend_err("list", "data"))?
             .into_iter()
-            .filter_map(|(n, s)| ObjectId::from_hex(&n).map(|id| (id, s)))
+            .filter_map(|(n, s)| PackId::from_hex(&n).map(|id| (id, s)))
             .collect())
     }
 
@@ -464,7 +464,7 @@ impl Repository {
     /// Stores an index file and adds it to the cache and the in-memory index.
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
         let bytes = f.encode(&self.keys);
-        let id = ObjectId::of_bytes(&bytes);
+        let id = IndexId::of_bytes(&bytes);
         let name = id.to_hex();
         match self.backend.write(Kind::Index, &name, &bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -491,8 +491,13 @@ impl Repository {
             .map_err(|e| Error::corrupt("pack", &pack, format!("blob {}: {}", id.short(), e)))
     }
 
+    /// Reads and verifies one chunk of file content.
+    pub fn read_data(&self, id: &DataId) -> Result<Vec<u8>> {
+        self.read_blob(BlobType::Data, &id.blob())
+    }
+
     /// Loads a tree, from the cache when it is there.
-    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+    pub fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         if let Some(c) = &self.cache {
             if let Some(bytes) = c.get_tree(id)? {
                 if let Ok(t) = Tree::decode(id, &bytes) {
@@ -500,7 +505,7 @@ impl Repository {
                 }
             }
         }
-        let bytes = self.read_blob(BlobType::Tree, id)?;
+        let bytes = self.read_blob(BlobType::Tree, &id.blob())?;
         let t = Tree::decode(id, &bytes)?;
         if let Some(c) = &self.cache {
             c.put_tree(id, &bytes)?;
@@ -613,7 +618,7 @@ mod tests {
         // Another, intact key file for the same passphrase opens the repository.
         let kf = KeyFile::create(&master, b"pw", fast, "h", "u").unwrap();
         let bytes = serde_json::to_vec_pretty(&kf).unwrap();
-        let other = ObjectId::of_bytes(&bytes).to_hex();
+        let other = KeyId::of_bytes(&bytes).to_hex();
         be.write(Kind::Key, &other, &bytes).unwrap();
         assert_eq!(Repository::unlock(be.as_ref(), &pw).unwrap().1, other);
         assert!(Repository::open(be.clone(), &pw, &no_cache).is_ok());

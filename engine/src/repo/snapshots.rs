@@ -6,7 +6,7 @@ use super::{unique_by_prefix, Repository};
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::codec;
-use crate::format::id::{ObjectId, SnapshotId};
+use crate::format::id::SnapshotId;
 use crate::format::snapshot::{Filter, Snapshot, PRE_RESTORE_TAG};
 
 impl Repository {
@@ -15,7 +15,7 @@ impl Repository {
     }
 
     fn store_snapshot(&self, s: &Snapshot, bytes: Vec<u8>) -> Result<SnapshotId> {
-        let id = ObjectId::of_bytes(&bytes);
+        let id = SnapshotId::of_bytes(&bytes);
         let name = id.to_hex();
         self.backend.write(Kind::Snapshot, &name, &bytes).map_err(Error::backend_err("write snapshot", &name))?;
         if let Some(c) = &self.cache {
@@ -59,7 +59,7 @@ impl Repository {
         }
         let mut out = Vec::with_capacity(remote.len());
         for (name, _) in &remote {
-            let Some(id) = ObjectId::from_hex(name) else {
+            let Some(id) = SnapshotId::from_hex(name) else {
                 continue;
             };
             let snap = match cached.remove(name) {
@@ -85,7 +85,7 @@ impl Repository {
     /// Reads and decodes the snapshot object `name`, checking its name against its content.
     pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
         let bytes = self.backend.read(Kind::Snapshot, name).map_err(Error::backend_err("read", name))?;
-        if ObjectId::from_hex(name) != Some(ObjectId::of_bytes(&bytes)) {
+        if SnapshotId::from_hex(name) != Some(SnapshotId::of_bytes(&bytes)) {
             return Err(Error::corrupt("snapshot", name, "content does not match its name"));
         }
         Snapshot::decode(&self.keys, name, &bytes)

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::codec::METADATA_LEVEL;
-use crate::format::id::{BlobId, IdSet};
+use crate::format::id::{BlobId, IdSet, TreeId};
 use crate::format::tree::Tree;
 use crate::progress::Transfer;
 use crate::repo::packer::Packer;
@@ -42,6 +42,8 @@ struct Blob {
     raw_len: usize,
 }
 
+// One per session, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Sink<'a> {
     Direct(Box<Mutex<Packer<'a>>>),
     Thread { tx: Sender<Blob>, packer: ScopedJoinHandle<'a, Result<u64>> },
@@ -171,16 +173,16 @@ impl<'a> Writer<'a> {
     }
 
     /// Stores a tree; returns its id.
-    pub fn store_tree(&self, t: &Tree) -> Result<BlobId> {
+    pub fn store_tree(&self, t: &Tree) -> Result<TreeId> {
         Ok(self.store_tree_bytes(&t.encode())?.0)
     }
 
     /// Stores an encoded tree; returns its id and whether this call stored it. A tree stored is
     /// also put in the local cache (not on a dry run): the next backup reads it as its parent from
     /// there, not from the repository (on S3 that is a request per folder).
-    pub fn store_tree_bytes(&self, bytes: &[u8]) -> Result<(BlobId, bool)> {
-        let id = self.repo.keys().blob_id(bytes);
-        let new = self.store(BlobType::Tree, id, bytes, METADATA_LEVEL)?.is_some();
+    pub fn store_tree_bytes(&self, bytes: &[u8]) -> Result<(TreeId, bool)> {
+        let id = self.repo.keys().tree_id(bytes);
+        let new = self.store(BlobType::Tree, id.blob(), bytes, METADATA_LEVEL)?.is_some();
         if new && !self.dry {
             if let Some(c) = self.repo.cache() {
                 c.put_tree(&id, bytes)?;
@@ -263,14 +265,14 @@ mod tests {
             .collect();
         assert_eq!(stored.iter().filter(|s| **s).count(), 40, "40 distinct chunks");
         let t = w.store_tree(&tree()).unwrap();
-        assert!(w.known(BlobType::Tree, &t) && w.claimed(&t));
+        assert!(w.known(BlobType::Tree, &t.blob()) && w.claimed(&t.blob()));
         assert_eq!(w.store_tree(&tree()).unwrap(), t, "stored once, same id");
         let added = w.bytes_added();
         assert_eq!(added, data[..40].iter().map(|c| c.len() as u64).sum::<u64>() + tree().encode().len() as u64);
         let bytes = w.finish().unwrap();
         assert!(bytes > 0);
         for c in &data {
-            assert_eq!(r.read_blob(BlobType::Data, &r.keys().blob_id(c)).unwrap(), *c);
+            assert_eq!(r.read_data(&r.keys().data_id(c)).unwrap(), *c);
         }
         assert_eq!(r.load_tree(&t).unwrap(), tree());
         assert_eq!(r.backend().list(Kind::Index).unwrap().len(), 1);
@@ -290,7 +292,7 @@ mod tests {
         let upload = Arc::new(Transfer::default());
         let opts = WriterOptions { dry_run: false, upload: Some(upload.clone()) };
         std::thread::scope(|s| stores_each_blob_once(Writer::spawn(s, &r, opts), &r));
-        let id = r.keys().blob_id(&tree().encode());
+        let id = r.keys().tree_id(&tree().encode());
         assert!(r.cache().unwrap().get_tree(&id).unwrap().is_some(), "the tree is in the cache");
         // A second session finds everything stored.
         let w = Writer::new(&r, WriterOptions::default());

@@ -3,7 +3,7 @@
 //! reader stays independent of the engine.
 
 use clawback_engine::format::crypto::{KdfParams, KeyFile, MasterKey};
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{SnapshotId, TreeId};
 use clawback_engine::format::snapshot::{AgentMeta, BackupIssue, OpenclawMeta, Snapshot, Summary, VersionSource};
 use clawback_engine::repo::RepoConfig;
 use serde_json::Value;
@@ -54,8 +54,8 @@ fn full_snapshot() -> Snapshot {
         username: "u".into(),
         paths: vec!["/p".into()],
         tags: vec!["t".into()],
-        parent: Some(ObjectId([1; 32])),
-        tree: BlobId([2; 32]),
+        parent: Some(SnapshotId([1; 32])),
+        tree: TreeId([2; 32]),
         summary: Summary::default(),
         program_version: "clawback".into(),
         errors: issue(),
@@ -77,7 +77,7 @@ fn full_snapshot() -> Snapshot {
             openclaw_version_source: Some(VersionSource::Cli),
         }),
         group: Some("g".into()),
-        original: Some(ObjectId([3; 32])),
+        original: Some(SnapshotId([3; 32])),
     }
 }
 

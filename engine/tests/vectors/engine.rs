@@ -9,7 +9,7 @@ use clawback_engine::backend::Backend;
 use clawback_engine::commands::restore::{restore, RestoreOptions};
 use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::crypto::{KeyFile, Keys, MasterKey};
-use clawback_engine::format::id::{BlobId, ObjectId};
+use clawback_engine::format::id::{BlobId, PackId, TreeId};
 use clawback_engine::format::pack;
 use clawback_engine::format::tree::Tree;
 use clawback_engine::progress::Progress;
@@ -162,13 +162,13 @@ pub fn outcome(vector: &Value, bytes: &[u8], v: &Value, scratch: &Scratch) -> Op
     let keys = Keys::derive(&MasterKey(hex32(s(v, "master_key"))));
     let name = || vector["name"].as_str().unwrap().to_string();
     let r: clawback_engine::Result<()> = match s(vector, "object") {
-        "pack" => pack::parse(&keys, &ObjectId::from_hex(&name()).unwrap(), bytes).map(drop),
+        "pack" => pack::parse(&keys, &PackId::from_hex(&name()).unwrap(), bytes).map(drop),
         "blob" => {
             let ty = BlobType::from_u8(vector["type"].as_u64().unwrap() as u8).unwrap();
             let id = BlobId(hex32(s(vector, "id")));
             blob::decode(&keys, ty, &id, bytes, vector["raw_length"].as_u64().unwrap() as usize).map(drop)
         }
-        "tree" => Tree::decode(&BlobId::default(), bytes).map(drop),
+        "tree" => Tree::decode(&TreeId::default(), bytes).map(drop),
         // A key file stored under a name, in place of the good one: the repository opens it.
         "key" if vector.get("name").is_some() => {
             scratch.with(&format!("keys/{}", name()), bytes, |dir| open(dir, v).map(drop))

@@ -17,7 +17,7 @@ use crate::commands::dump::{self, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TA
 use crate::error::Result;
 use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
-use crate::format::id::{BlobId, SnapshotId};
+use crate::format::id::{BlobId, DataId, SnapshotId, TreeId};
 use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::openclaw::sqlite;
@@ -78,7 +78,7 @@ impl<'a> Sink<'a> {
         Sink { level: repo.config().compression, writer: Writer::new(repo, WriterOptions::default()) }
     }
 
-    pub(super) fn store_tree(&self, t: &Tree) -> Result<BlobId> {
+    pub(super) fn store_tree(&self, t: &Tree) -> Result<TreeId> {
         self.writer.store_tree(t)
     }
 
@@ -92,7 +92,7 @@ impl<'a> Sink<'a> {
         mut r: R,
         buf: &mut Vec<u8>,
         progress: &Progress,
-    ) -> Result<(Vec<BlobId>, u64), ReadErr> {
+    ) -> Result<(Vec<DataId>, u64), ReadErr> {
         let mut head = [0u8; 100];
         let mut got = 0;
         while got < head.len() {
@@ -110,11 +110,11 @@ impl<'a> Sink<'a> {
         let level = self.level;
         let mut ids = Vec::new();
         let each = |data: &[u8], cuts: &[std::ops::Range<usize>]| -> Result<(), ReadErr> {
-            let hashed: Vec<BlobId> = cuts.par_iter().map(|c| keys.blob_id(&data[c.clone()])).collect();
+            let hashed: Vec<DataId> = cuts.par_iter().map(|c| keys.data_id(&data[c.clone()])).collect();
             let mut new = Vec::new();
             for (id, c) in hashed.iter().zip(cuts) {
-                if w.claim(BlobType::Data, id) {
-                    new.push((*id, c.clone()));
+                if w.claim(BlobType::Data, &id.blob()) {
+                    new.push((id.blob(), c.clone()));
                 }
             }
             let encoded: Vec<(BlobId, Vec<u8>, usize)> = new

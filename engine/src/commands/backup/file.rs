@@ -11,7 +11,7 @@ use super::node::{ctime_ns, mtime_ns, node_from_meta};
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
-use crate::format::id::BlobId;
+use crate::format::id::DataId;
 use crate::format::tree::{Node, NodeKind};
 use crate::openclaw::sqlite;
 use crate::repo::prefetch::ReadAhead;
@@ -30,7 +30,7 @@ pub(crate) const BATCH: usize = 8 << 20;
 
 /// What one stable (or last) read of a file gave.
 pub(super) struct ReadOut {
-    ids: Vec<BlobId>,
+    ids: Vec<DataId>,
     len: u64,
     /// The file's metadata when the last read began.
     meta: Metadata,
@@ -166,7 +166,7 @@ impl Ctx<'_> {
         path: &Path,
         fixed: Option<usize>,
         len: Option<u64>,
-    ) -> Result<(Vec<BlobId>, u64), ReadErr> {
+    ) -> Result<(Vec<DataId>, u64), ReadErr> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -189,17 +189,17 @@ impl Ctx<'_> {
                     return Err(ReadErr::Fatal(Error::Interrupted));
                 }
                 self.c.bytes_read.fetch_add(cuts.last().map(|r| r.end).unwrap_or(0) as u64, Relaxed);
-                let work = |r: &std::ops::Range<usize>| -> Result<(BlobId, Option<bool>)> {
+                let work = |r: &std::ops::Range<usize>| -> Result<(DataId, Option<bool>)> {
                     let chunk = &data[r.clone()];
-                    let id = keys.blob_id(chunk);
+                    let id = keys.data_id(chunk);
                     let compressed = self
                         .writer
-                        .store(BlobType::Data, id, chunk, level)?
+                        .store(BlobType::Data, id.blob(), chunk, level)?
                         .map(|n| n < chunk.len() + crate::format::crypto::OVERHEAD + 1);
                     self.progress.bytes_done.fetch_add(chunk.len() as u64, Relaxed);
                     Ok((id, compressed))
                 };
-                let got: Vec<Result<(BlobId, Option<bool>)>> =
+                let got: Vec<Result<(DataId, Option<bool>)>> =
                     if cuts.len() > 1 { cuts.par_iter().map(work).collect() } else { cuts.iter().map(work).collect() };
                 for g in got {
                     let (id, compressed) = g.map_err(ReadErr::Fatal)?;

@@ -30,7 +30,7 @@ pub use stdin::StdinCommand;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
-use crate::format::id::{BlobId, SnapshotId};
+use crate::format::id::{DataId, SnapshotId, TreeId};
 use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::Tree;
 use crate::openclaw::sqlite;
@@ -146,7 +146,7 @@ struct Ctx<'a> {
     report: Option<ReportAcc>,
     /// The trees of folders made up on the way to the backed-up paths, by id (still in the packer,
     /// not loadable yet), for grafting stream files into them.
-    virtual_trees: Mutex<HashMap<BlobId, Tree>>,
+    virtual_trees: Mutex<HashMap<TreeId, Tree>>,
     /// Reads ahead the files of each folder listed (not on a dry run).
     prefetch: Option<Prefetcher<Scope>>,
 }
@@ -366,11 +366,11 @@ impl Ctx<'_> {
         list.lock().push(BackupIssue { path: path.to_string_lossy().into_owned(), error: error.to_string() });
     }
 
-    fn known(&self, id: &BlobId) -> bool {
-        self.writer.known(BlobType::Data, id)
+    fn known(&self, id: &DataId) -> bool {
+        self.writer.known(BlobType::Data, &id.blob())
     }
 
-    fn store_tree(&self, t: &Tree) -> Result<BlobId> {
+    fn store_tree(&self, t: &Tree) -> Result<TreeId> {
         self.writer.store_tree(t)
     }
 }

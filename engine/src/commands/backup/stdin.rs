@@ -7,7 +7,7 @@ use super::file::ReadErr;
 use super::node::now_ns;
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::format::id::BlobId;
+use crate::format::id::{DataId, TreeId};
 use crate::format::tree::{Node, NodeKind, Tree};
 use std::fs::File;
 use std::io::Read;
@@ -154,7 +154,7 @@ fn last_line(bytes: &[u8]) -> String {
 }
 
 /// A stream's file node: mode 0600, owned by the current user, mtime now.
-pub(crate) fn file_node(name: Vec<u8>, content: Vec<BlobId>, size: u64, now_ns: i64) -> Node {
+pub(crate) fn file_node(name: Vec<u8>, content: Vec<DataId>, size: u64, now_ns: i64) -> Node {
     Node { mode: 0o600, size, content, ..dir_or_file(name, NodeKind::File, now_ns) }
 }
 
@@ -197,8 +197,8 @@ pub(crate) fn graft(
     comps: &[Vec<u8>],
     file: Node,
     now_ns: i64,
-    load: &dyn Fn(&BlobId) -> Result<Tree>,
-    store: &dyn Fn(&Tree) -> Result<BlobId>,
+    load: &dyn Fn(&TreeId) -> Result<Tree>,
+    store: &dyn Fn(&Tree) -> Result<TreeId>,
 ) -> Result<Tree> {
     let (first, rest) = comps.split_first().ok_or_else(|| Error::Usage("empty --stdin-filename".into()))?;
     let at = tree.nodes.iter().position(|n| &n.name == first);
@@ -236,7 +236,7 @@ pub(crate) fn graft(
 
 /// The file at `comps` in a snapshot's tree, if there is one (to count the stream as new,
 /// changed or unmodified against the parent snapshot).
-pub(crate) fn find_file(root: &Tree, comps: &[Vec<u8>], load: &dyn Fn(&BlobId) -> Result<Tree>) -> Option<Node> {
+pub(crate) fn find_file(root: &Tree, comps: &[Vec<u8>], load: &dyn Fn(&TreeId) -> Result<Tree>) -> Option<Node> {
     let (first, rest) = comps.split_first()?;
     let n = root.find(first)?;
     if rest.is_empty() {
@@ -266,7 +266,7 @@ impl Ctx<'_> {
             };
             running.finish()?;
             self.c.total_files.fetch_add(1, Relaxed);
-            let load = |id: &BlobId| self.repo.load_tree(id);
+            let load = |id: &TreeId| self.repo.load_tree(id);
             let pnode = parent.and_then(|t| find_file(t, &comps, &load));
             let node = file_node(Vec::new(), ids, len, now_ns());
             match &pnode {
@@ -284,7 +284,7 @@ impl Ctx<'_> {
 
     /// Puts the streams' files into the root tree.
     pub(super) fn graft_streams(&self, mut root: Tree, streams: Vec<(Vec<Vec<u8>>, Node)>) -> Result<Tree> {
-        let load = |id: &BlobId| match self.virtual_trees.lock().get(id) {
+        let load = |id: &TreeId| match self.virtual_trees.lock().get(id) {
             Some(t) => Ok(t.clone()),
             None => self.repo.load_tree(id),
         };
@@ -348,15 +348,15 @@ mod tests {
 
     #[test]
     fn grafts_into_existing_and_new_folders() {
-        let store_map: RefCell<HashMap<BlobId, Tree>> = RefCell::new(HashMap::new());
+        let store_map: RefCell<HashMap<TreeId, Tree>> = RefCell::new(HashMap::new());
         let counter = RefCell::new(0u8);
-        let store = |t: &Tree| -> Result<BlobId> {
+        let store = |t: &Tree| -> Result<TreeId> {
             *counter.borrow_mut() += 1;
-            let id = BlobId([*counter.borrow(); 32]);
+            let id = TreeId([*counter.borrow(); 32]);
             store_map.borrow_mut().insert(id, t.clone());
             Ok(id)
         };
-        let load = |id: &BlobId| -> Result<Tree> { Ok(store_map.borrow().get(id).cloned().unwrap()) };
+        let load = |id: &TreeId| -> Result<Tree> { Ok(store_map.borrow().get(id).cloned().unwrap()) };
         let existing = Tree::new(vec![file_node(b"keep".to_vec(), vec![], 0, 1)]);
         let eid = store(&existing).unwrap();
         let mut d = virtual_dir(b"dumps".to_vec(), 1);

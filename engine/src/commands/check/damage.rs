@@ -3,7 +3,7 @@
 //! trees that contain damage.
 
 use super::Checker;
-use crate::format::id::{BlobId, IdMap, IdSet, SnapshotId};
+use crate::format::id::{BlobId, IdMap, IdSet, SnapshotId, TreeId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::NodeKind;
 use std::collections::BTreeSet;
@@ -28,17 +28,17 @@ impl Checker<'_> {
         // Trees that could not be loaded are damaged too.
         for (id, t) in &self.trees {
             if t.is_none() {
-                damaged.insert(*id);
+                damaged.insert(id.blob());
             }
         }
         if damaged.is_empty() {
             return;
         }
         let mut affected: IdMap<BlobId, BTreeSet<(usize, String)>> = IdMap::default();
-        let mut memo: IdMap<BlobId, bool> = IdMap::default();
+        let mut memo: IdMap<TreeId, bool> = IdMap::default();
         for (si, (_, s)) in snaps.iter().enumerate() {
-            if damaged.contains(&s.tree) {
-                affected.entry(s.tree).or_default().insert((si, "/".into()));
+            if damaged.contains(&s.tree.blob()) {
+                affected.entry(s.tree.blob()).or_default().insert((si, "/".into()));
             }
             self.visit(&s.tree, "", si, &damaged, &mut memo, &mut affected, 0);
         }
@@ -64,15 +64,15 @@ impl Checker<'_> {
     /// Whether the tree `id` (loaded) contains a damaged blob anywhere below it.
     pub(super) fn has_damage(
         &self,
-        id: &BlobId,
+        id: &TreeId,
         damaged: &IdSet<BlobId>,
-        memo: &mut IdMap<BlobId, bool>,
+        memo: &mut IdMap<TreeId, bool>,
         depth: usize,
     ) -> bool {
         if let Some(&m) = memo.get(id) {
             return m;
         }
-        if damaged.contains(id) {
+        if damaged.contains(&id.blob()) {
             return true;
         }
         let Some(Some(t)) = self.trees.get(id) else {
@@ -82,11 +82,11 @@ impl Checker<'_> {
         if depth < crate::format::tree::MAX_DEPTH {
             for n in &t.nodes {
                 let hit = match n.kind {
-                    NodeKind::File => n.content.iter().any(|b| damaged.contains(b)),
+                    NodeKind::File => n.content.iter().any(|b| damaged.contains(&b.blob())),
                     NodeKind::Dir => n
                         .subtree
                         .as_ref()
-                        .is_some_and(|s| damaged.contains(s) || self.has_damage(s, damaged, memo, depth + 1)),
+                        .is_some_and(|s| damaged.contains(&s.blob()) || self.has_damage(s, damaged, memo, depth + 1)),
                     NodeKind::Symlink => false,
                 };
                 if hit {
@@ -102,11 +102,11 @@ impl Checker<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn visit(
         &self,
-        id: &BlobId,
+        id: &TreeId,
         at: &str,
         si: usize,
         damaged: &IdSet<BlobId>,
-        memo: &mut IdMap<BlobId, bool>,
+        memo: &mut IdMap<TreeId, bool>,
         affected: &mut IdMap<BlobId, BTreeSet<(usize, String)>>,
         depth: usize,
     ) {
@@ -120,16 +120,16 @@ impl Checker<'_> {
             let path = format!("{at}/{}", n.name_lossy());
             match n.kind {
                 NodeKind::File => {
-                    for b in n.content.iter().filter(|b| damaged.contains(*b)) {
-                        affected.entry(*b).or_default().insert((si, path.clone()));
+                    for b in n.content.iter().filter(|b| damaged.contains(&b.blob())) {
+                        affected.entry(b.blob()).or_default().insert((si, path.clone()));
                     }
                 }
                 NodeKind::Dir => {
                     // A damaged tree that could still be read (from an unindexed pack) is walked
                     // too, to name the files under it.
                     let sub = n.subtree.unwrap();
-                    if damaged.contains(&sub) {
-                        affected.entry(sub).or_default().insert((si, path.clone()));
+                    if damaged.contains(&sub.blob()) {
+                        affected.entry(sub.blob()).or_default().insert((si, path.clone()));
                     }
                     self.visit(&sub, &path, si, damaged, memo, affected, depth + 1);
                 }

@@ -22,7 +22,7 @@ mod subset;
 pub use subset::Subset;
 
 use crate::error::{Error, Result};
-use crate::format::id::{BlobId, IdMap, PackId};
+use crate::format::id::{BlobId, IdMap, PackId, TreeId};
 use crate::format::pack::PackEntry;
 use crate::format::tree::Tree;
 use crate::progress::Progress;
@@ -122,7 +122,7 @@ struct Checker<'a> {
     unindexed: BTreeMap<PackId, Vec<PackEntry>>,
     /// Copies known to be unreadable.
     bad_copies: HashSet<(BlobId, PackId)>,
-    trees: IdMap<BlobId, Option<Tree>>,
+    trees: IdMap<TreeId, Option<Tree>>,
     progress: &'a Progress,
 }
 

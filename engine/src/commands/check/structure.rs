@@ -6,7 +6,7 @@ use super::{why, Checker, PackInfo, Problem};
 use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
-use crate::format::id::{BlobId, IdMap, ObjectId, PackId, SnapshotId};
+use crate::format::id::{BlobId, IdMap, PackId, SnapshotId, TreeId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ impl Checker<'_> {
     pub(super) fn check_packs(&mut self) -> Result<()> {
         let be = self.repo.backend().clone();
         for (name, size) in be.list(Kind::Pack).map_err(Error::backend_err("list", "data"))? {
-            match ObjectId::from_hex(&name) {
+            match PackId::from_hex(&name) {
                 Some(id) => {
                     self.stored.insert(id, size);
                 }
@@ -154,7 +154,7 @@ impl Checker<'_> {
                 Error::Corrupt { why, .. } if why == "content does not match its name" => why,
                 e => e.to_string(),
             });
-            match (res, ObjectId::from_hex(&name)) {
+            match (res, SnapshotId::from_hex(&name)) {
                 (Ok(s), Some(id)) => out.push((id, s)),
                 (Err(e), _) => {
                     let mut p = Problem::new("snapshot", format!("snapshot {name}: {e}"));
@@ -222,7 +222,7 @@ impl Checker<'_> {
         let mut referenced: IdMap<BlobId, BlobType> = IdMap::default();
         // (tree, its depth below the snapshot's root): a chain deeper than restore and ls follow
         // is reported rather than walked further.
-        let mut stack: Vec<(BlobId, usize)> = Vec::new();
+        let mut stack: Vec<(TreeId, usize)> = Vec::new();
         self.progress.set_phase("trees", "trees", None);
         for (sid, s) in snaps {
             stack.push((s.tree, 0));
@@ -240,17 +240,21 @@ impl Checker<'_> {
                                 crate::format::tree::MAX_DEPTH
                             ),
                         )
-                        .blob(&tid),
+                        .blob(&tid.blob()),
                     );
                     continue;
                 }
-                referenced.insert(tid, BlobType::Tree);
+                referenced.insert(tid.blob(), BlobType::Tree);
                 self.progress.add_done(1, 0);
-                let tree = match self.read_indexed(BlobType::Tree, &tid) {
+                let tree = match self.read_indexed(BlobType::Tree, &tid.blob()) {
                     Ok(bytes) => match Tree::decode(&tid, &bytes) {
                         Ok(t) => Some(t),
                         Err(e) => {
-                            self.error(Problem::new("tree", format!("tree {tid}: {e}")).blob(&tid).blobs(vec![tid]));
+                            self.error(
+                                Problem::new("tree", format!("tree {tid}: {e}"))
+                                    .blob(&tid.blob())
+                                    .blobs(vec![tid.blob()]),
+                            );
                             None
                         }
                     },
@@ -267,7 +271,7 @@ impl Checker<'_> {
                         match n.kind {
                             NodeKind::File => {
                                 for b in &n.content {
-                                    referenced.insert(*b, BlobType::Data);
+                                    referenced.insert(b.blob(), BlobType::Data);
                                 }
                             }
                             NodeKind::Dir => stack.extend(n.subtree.map(|t| (t, depth + 1))),
@@ -321,7 +325,7 @@ impl Checker<'_> {
         }
         // These packs are errors now, not just leftovers.
         self.report.warnings.retain(|w| {
-            w.pack.as_ref().is_none_or(|p| ObjectId::from_hex(p).is_none_or(|id| !in_unindexed.contains_key(&id)))
+            w.pack.as_ref().is_none_or(|p| PackId::from_hex(p).is_none_or(|id| !in_unindexed.contains_key(&id)))
         });
         for (pid, ids) in in_unindexed {
             let p = Problem::new(

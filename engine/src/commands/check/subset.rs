@@ -59,7 +59,6 @@ impl Subset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::id::ObjectId;
     use std::collections::BTreeSet;
 
     #[test]
@@ -69,7 +68,7 @@ mod tests {
         for bad in ["0/5", "6/5", "1/0", "1/300", "0%", "101%", "x", "1/x"] {
             assert!(Subset::parse(bad).is_err(), "{bad}");
         }
-        let all: Vec<PackId> = (0..=255u8).map(|b| ObjectId([b; 32])).collect();
+        let all: Vec<PackId> = (0..=255u8).map(|b| PackId([b; 32])).collect();
         // The m groups partition the packs, deterministically by the first byte of the id.
         let mut seen = BTreeSet::new();
         for n in 1..=3 {

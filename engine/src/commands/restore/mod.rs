@@ -50,7 +50,7 @@ use crate::backend::Kind;
 use crate::commands::backup::{backup, build_excludes, BackupOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::format::blob::{self, BlobType};
-use crate::format::id::{BlobId, SnapshotId};
+use crate::format::id::{BlobId, DataId, SnapshotId};
 use crate::format::index::BlobLoc;
 use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot};
 use crate::format::tree::{Node, NodeKind};
@@ -553,7 +553,7 @@ mod tests {
             paths: ["/h/.oc", "/h/ws-ops", "/srv/ops-agent", "/h/y", "/data"].map(String::from).to_vec(),
             tags: vec![],
             parent: None,
-            tree: BlobId::default(),
+            tree: crate::format::id::TreeId::default(),
             summary: Summary::default(),
             program_version: String::new(),
             errors: vec![],

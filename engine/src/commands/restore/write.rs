@@ -153,13 +153,13 @@ pub(super) fn write_files(
         for (t, task) in tasks.iter().enumerate() {
             let mut off = 0u64;
             for id in &task.node.content {
-                let Some(loc) = index.get(id) else {
+                let Some(loc) = index.get(&id.blob()) else {
                     task.fail(format!("data blob {} is missing from the repository", id.short()));
                     break;
                 };
-                let e = targets.entry(*id).or_default();
+                let e = targets.entry(id.blob()).or_default();
                 if e.is_empty() {
-                    by_pack.entry(loc.pack).or_default().push((*id, loc));
+                    by_pack.entry(loc.pack).or_default().push((id.blob(), loc));
                 }
                 e.push((t as u32, off));
                 off += loc.raw_length as u64;
@@ -287,19 +287,19 @@ fn write_chunk(task: &FileTask, data: &[u8], off: u64) -> Result<File> {
 }
 
 /// Re-reads a restored file and checks every chunk's id.
-pub(super) fn verify_file(repo: &Repository, path: &Path, content: &[BlobId]) -> Result<()> {
+pub(super) fn verify_file(repo: &Repository, path: &Path, content: &[DataId]) -> Result<()> {
     let f = std::fs::File::open(path).ctx("open for verify", path)?;
     let mut off = 0u64;
     let mut buf = Vec::new();
     for id in content {
         let len = repo
             .index()
-            .get(id)
+            .get(&id.blob())
             .map(|l| l.raw_length as usize)
             .ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?;
         buf.resize(len, 0);
         f.read_exact_at(&mut buf, off).ctx("verify", path)?;
-        if repo.keys().blob_id(&buf) != *id {
+        if repo.keys().data_id(&buf) != *id {
             return Err(Error::corrupt(
                 "restored file",
                 path.display(),
