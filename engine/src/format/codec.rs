@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn sealed_objects_round_trip() {
         let keys = Keys::derive(&MasterKey([3; 32]));
-        let s = seal_object(&keys, &[AAD_INDEX], b"abc", 3);
+        let s = seal_object(&keys, &[AAD_INDEX], b"abc", METADATA_LEVEL);
         assert_eq!(open_object(&keys, &[AAD_INDEX], &s, "index", "x", 100).unwrap(), b"abc");
     }
 }
