@@ -230,7 +230,7 @@ fn scheduled_probe(ctx: &Ctx) -> Result<i32> {
     let repo_note = if !context::exists(be.as_ref()) {
         if !res.is_default {
             let why = match be.read(clawback_engine::backend::Kind::Config, "config") {
-                Err(e) if clawback_engine::backend::s3::is_missing_bucket(&e) => e.to_string(),
+                Err(e) if clawback_engine::repo::location::is_missing_container(&e) => e.to_string(),
                 _ => "no repository there".into(),
             };
             return Err(E::RepoNotFound(format!("{loc} (as the scheduled job sees it: {why})")).into());

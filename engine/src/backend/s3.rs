@@ -13,18 +13,21 @@
 //! becomes visible. SDK errors become `io::Error`s with one clear line and a hint ([`S3Error`]);
 //! retries are the job of the `retry` decorator, so the SDK's own are off.
 
+mod client;
 mod errors;
+mod explain;
 pub mod location;
+mod options;
 
+use client::make_client;
 pub use errors::{S3Error, S3Failure};
+pub use explain::is_missing_bucket;
+use explain::{fail, s3_error};
+pub use options::{ObjectLock, S3Options, Sse, DEFAULT_CONNECTIONS};
 
-use super::retry::{transient, transient_error};
+use super::retry::transient;
 use super::{check_name, Backend, Kind};
-use aws_sdk_s3::config::{
-    retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
-    ResponseChecksumValidation, SharedCredentialsProvider,
-};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration, ObjectLockMode,
@@ -32,11 +35,9 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use base64::Engine as _;
-use errors::{network_cause, s3_error_in};
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -61,144 +62,6 @@ macro_rules! new_object_options {
         }
         req
     }};
-}
-
-/// Server-side encryption asked of the store, on top of clawback's own.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Sse {
-    /// SSE-S3: `x-amz-server-side-encryption: AES256`.
-    Aes256,
-    /// SSE-KMS with an optional key id (else the bucket's default KMS key).
-    Kms(Option<String>),
-}
-
-/// Object-lock retention put on every new object (the bucket must have object lock enabled).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectLock {
-    /// `GOVERNANCE` or `COMPLIANCE`.
-    pub mode: String,
-    pub days: u32,
-}
-
-/// Everything needed to reach a bucket. Secrets are kept out of `Debug`.
-#[derive(Clone)]
-pub struct S3Options {
-    /// `http[s]://host[:port]`; `None` for AWS S3 itself.
-    pub endpoint: Option<String>,
-    pub bucket: String,
-    /// Key prefix without leading or trailing `/`; empty for the bucket's root.
-    pub prefix: String,
-    /// `auto` and unset sign as `us-east-1`.
-    pub region: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
-    /// Path-style (`host/bucket/key`) rather than virtual-hosted (`bucket.host/key`) addressing.
-    pub path_style: bool,
-    /// Storage class for data packs; everything else stays STANDARD.
-    pub storage_class: Option<String>,
-    pub sse: Option<Sse>,
-    pub object_lock: Option<ObjectLock>,
-    /// `create()` makes the bucket when it does not exist (`init --create-bucket`).
-    pub create_bucket: bool,
-    /// Requests the caller should keep in flight (`--connections`).
-    pub connections: usize,
-    /// Objects larger than this go up in parts of `part_size`.
-    pub multipart_threshold: u64,
-    pub part_size: u64,
-}
-
-impl fmt::Debug for S3Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Options")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<set>"))
-            .field("path_style", &self.path_style)
-            .field("storage_class", &self.storage_class)
-            .field("sse", &self.sse)
-            .field("object_lock", &self.object_lock)
-            .field("connections", &self.connections)
-            .finish()
-    }
-}
-
-/// Requests in flight by default: like restic's 5; more buys little on one link and costs memory
-/// (every pack upload holds its pack, every ranged read its range).
-pub const DEFAULT_CONNECTIONS: usize = 5;
-pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 64 << 20;
-pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
-
-impl S3Options {
-    pub fn new(bucket: impl Into<String>) -> Self {
-        S3Options {
-            endpoint: None,
-            bucket: bucket.into(),
-            prefix: String::new(),
-            region: None,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            path_style: true,
-            storage_class: None,
-            sse: None,
-            object_lock: None,
-            create_bucket: false,
-            connections: DEFAULT_CONNECTIONS,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: DEFAULT_PART_SIZE,
-        }
-    }
-
-    /// The repository's URL as the user writes it: `s3:http://host:port/bucket/prefix` or
-    /// `s3://bucket/prefix`.
-    pub fn url(&self) -> String {
-        let path =
-            if self.prefix.is_empty() { self.bucket.clone() } else { format!("{}/{}", self.bucket, self.prefix) };
-        match &self.endpoint {
-            Some(e) => format!("s3:{}/{}", e.trim_end_matches('/'), path),
-            None => format!("s3://{path}"),
-        }
-    }
-
-    fn signing_region(&self) -> String {
-        match self.region.as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => "us-east-1".into(),
-            Some(r) => r.to_string(),
-        }
-    }
-}
-
-/// Whether `e` says the bucket itself does not exist (not just one object).
-pub fn is_missing_bucket(e: &io::Error) -> bool {
-    S3Failure::of(e) == Some(S3Failure::NoSuchBucket)
-}
-
-/// An error whose message is `cause; fix` (the failure's own fix unless `fix` says otherwise),
-/// marked for the retry decorator when `transient`.
-fn fail(
-    kind: io::ErrorKind,
-    failure: S3Failure,
-    code: &str,
-    cause: String,
-    fix: Option<String>,
-    transient: bool,
-) -> io::Error {
-    let fix = fix.as_deref().unwrap_or(failure.fix());
-    let e = S3Error { failure, code: code.into(), message: format!("{cause}; {fix}") };
-    if transient {
-        transient_error(kind, e)
-    } else {
-        io::Error::new(kind, e)
-    }
-}
-
-/// An error whose message needs no fix (not found, exists: the caller decides what they mean).
-fn s3_error(kind: io::ErrorKind, failure: S3Failure, code: &str, message: String) -> io::Error {
-    io::Error::new(kind, S3Error { failure, code: code.into(), message })
 }
 
 /// How long a request may wait for the store's answer (sending its body included) before it is
@@ -298,263 +161,6 @@ impl S3Backend {
 
     fn endpoint_text(&self) -> String {
         self.opts.endpoint.clone().unwrap_or_else(|| format!("AWS S3 ({})", self.opts.signing_region()))
-    }
-
-    /// Turns an SDK error into an `io::Error` whose message is one line: the cause (read from the
-    /// whole error chain and the store's error code) and its fix. The one place that knows what
-    /// S3's error codes mean to a user; [`errors`] knows how the SDK's errors nest.
-    fn map_err<E>(&self, what: &str, e: SdkError<E>) -> io::Error
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        use io::ErrorKind as K;
-        use S3Failure as F;
-        let bucket = &self.opts.bucket;
-        let endpoint = self.endpoint_text();
-        let unreachable = |why: &str| format!("cannot reach the S3 endpoint {endpoint}: {why}");
-        match &e {
-            SdkError::TimeoutError(_) => {
-                return fail(K::TimedOut, F::Timeout, "Timeout", unreachable(&self.no_answer(what)), None, true)
-            }
-            SdkError::DispatchFailure(d) => {
-                let (mut cause, detail) = network_cause(&e);
-                if d.is_timeout() {
-                    cause = F::Timeout;
-                }
-                let with_detail = |s: &str| if detail.is_empty() { s.to_string() } else { format!("{s} ({detail})") };
-                return match cause {
-                    F::ConnectionRefused => {
-                        fail(K::ConnectionRefused, cause, "ConnectionRefused", unreachable("connection refused"), None, false)
-                    }
-                    F::Dns => fail(
-                        K::HostUnreachable,
-                        cause,
-                        "Dns",
-                        unreachable(&format!("its host name {} does not resolve (DNS lookup failed)", self.host())),
-                        None,
-                        false,
-                    ),
-                    F::Tls => fail(K::Other, cause, "Tls", unreachable(&with_detail("the TLS handshake failed")), None, false),
-                    F::Timeout => fail(K::TimedOut, cause, "Timeout", unreachable(&self.no_answer(what)), None, true),
-                    F::NoCredentials => fail(
-                        K::PermissionDenied,
-                        cause,
-                        "NoCredentials",
-                        format!(
-                            "{what}: no S3 credentials found for {endpoint} (none in clawback's config, the environment, ~/.aws or an instance role)"
-                        ),
-                        None,
-                        false,
-                    ),
-                    _ if d.is_io() => fail(
-                        K::ConnectionRefused,
-                        F::ConnectionRefused,
-                        "Unreachable",
-                        unreachable(if detail.is_empty() { "the connection failed" } else { &detail }),
-                        None,
-                        false,
-                    ),
-                    _ => fail(
-                        K::Other,
-                        F::Other,
-                        "Dispatch",
-                        with_detail(&format!("{what}: the request to {endpoint} failed")),
-                        None,
-                        false,
-                    ),
-                };
-            }
-            SdkError::ResponseError(_) => {
-                return fail(
-                    K::ConnectionAborted,
-                    F::Other,
-                    "Response",
-                    format!("{what}: the response from {endpoint} was cut off or malformed"),
-                    None,
-                    true,
-                )
-            }
-            SdkError::ConstructionFailure(_) => {
-                let (cause, detail) = network_cause(&e);
-                if cause == F::NoCredentials {
-                    return fail(
-                        K::PermissionDenied,
-                        cause,
-                        "NoCredentials",
-                        format!("{what}: no S3 credentials found for {endpoint}"),
-                        None,
-                        false,
-                    );
-                }
-                let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
-                return fail(
-                    K::InvalidInput,
-                    F::Other,
-                    "Construction",
-                    format!("{what}: the request to {endpoint} could not be built{detail}"),
-                    Some("check the endpoint URL and the storage settings".into()),
-                    false,
-                );
-            }
-            _ => {}
-        }
-        let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
-        let region_hdr = e.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_string);
-        let code = e.code().unwrap_or("").to_string();
-        // The store's own words, when they are words (some stores answer with markup).
-        let msg = e.message().unwrap_or("").trim().to_string();
-        let msg = if msg.contains(['{', '}', '<', '\n']) { String::new() } else { msg };
-        let says = if msg.is_empty() { String::new() } else { format!(" (S3 says: {msg})") };
-        let code_name = if code.is_empty() { "Http" } else { code.as_str() };
-        let plain = |kind, failure, text: String| fail(kind, failure, code_name, text, None, false);
-        match (code.as_str(), status) {
-            ("NoSuchBucket", _) => {
-                plain(K::NotFound, F::NoSuchBucket, format!("bucket {bucket} does not exist at {endpoint}"))
-            }
-            ("NoSuchKey", _) | ("NotFound", _) | ("", 404) => {
-                s3_error(K::NotFound, F::Other, code_name, format!("{what}: not found"))
-            }
-            ("PreconditionFailed", _) | (_, 412) | ("ConditionalRequestConflict", _) => {
-                s3_error(K::AlreadyExists, F::Other, code_name, format!("{what}: the object already exists"))
-            }
-            ("InvalidAccessKeyId", _) => plain(
-                K::PermissionDenied,
-                F::UnknownAccessKey,
-                format!("the S3 access key id is not known to {endpoint} (InvalidAccessKeyId)"),
-            ),
-            ("SignatureDoesNotMatch", _) => plain(
-                K::PermissionDenied,
-                F::SignatureMismatch,
-                format!("the S3 secret access key is wrong: {endpoint} says the request signature does not match"),
-            ),
-            ("RequestTimeTooSkewed", _) => plain(
-                K::Other,
-                F::ClockSkew,
-                format!("this machine's clock is too far from the S3 server's at {endpoint} (RequestTimeTooSkewed)"),
-            ),
-            ("PermanentRedirect", _)
-            | ("AuthorizationHeaderMalformed", _)
-            | ("IllegalLocationConstraintException", _)
-            | ("", 301) => fail(
-                K::Other,
-                F::WrongRegion,
-                code_name,
-                format!("bucket {bucket} is in another region than {}{says}", self.opts.signing_region()),
-                region_hdr.map(|r| format!("set storage.region or AWS_REGION to {r}")),
-                false,
-            ),
-            ("AccessDenied", _) | ("AllAccessDisabled", _) | ("", 403) => fail(
-                K::PermissionDenied,
-                F::AccessDenied,
-                code_name,
-                format!("access denied: {what} in bucket {bucket} at {endpoint}{says}"),
-                Some(format!(
-                    "the key needs permission to {} objects there (check the key's policy){}",
-                    permission_for(what),
-                    if code.is_empty() { ", or the keys are wrong" } else { "" }
-                )),
-                false,
-            ),
-            ("InvalidRange", _) | (_, 416) => {
-                s3_error(K::UnexpectedEof, F::Other, code_name, format!("{what}: the range is beyond the object's end"))
-            }
-            ("BadDigest", _) | ("InvalidDigest", _) | ("XAmzContentSHA256Mismatch", _) | ("IncompleteBody", _) => fail(
-                K::InvalidData,
-                F::Other,
-                code_name,
-                format!("{what}: the store refused a damaged upload ({code}){says}"),
-                None,
-                true,
-            ),
-            ("SlowDown", _)
-            | ("Throttling", _)
-            | ("ThrottlingException", _)
-            | ("RequestLimitExceeded", _)
-            | (_, 429) => {
-                let why = if code.is_empty() { status.to_string() } else { code.clone() };
-                fail(
-                    K::Other,
-                    F::Other,
-                    code_name,
-                    format!("{what}: the store asks to slow down ({why})"),
-                    Some("retry later, or lower --connections".into()),
-                    true,
-                )
-            }
-            ("InternalError", _) | ("ServiceUnavailable", _) | ("RequestTimeout", _) | (_, 500..=599) | (_, 408) => {
-                fail(
-                    K::Other,
-                    F::Other,
-                    code_name,
-                    format!("{what}: the store had a temporary failure (HTTP {status} {code}){says}"),
-                    None,
-                    true,
-                )
-            }
-            _ => fail(
-                K::Other,
-                F::Other,
-                code_name,
-                format!(
-                    "{what}: S3 error {} (HTTP {status}){says}",
-                    if code.is_empty() { "without a code" } else { &code }
-                ),
-                None,
-                false,
-            ),
-        }
-    }
-
-    /// The cause of a request that timed out (connecting, or waiting for the answer).
-    fn no_answer(&self, what: &str) -> String {
-        format!("no answer in time ({what}; at most 5 s to connect, {} s per request)", request_timeout().as_secs())
-    }
-
-    /// The endpoint's host name, for the DNS message.
-    fn host(&self) -> String {
-        let e = self.opts.endpoint.as_deref().unwrap_or("s3.amazonaws.com");
-        let rest = e.split_once("://").map_or(e, |(_, r)| r);
-        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-        if let Some(v6) = authority.strip_prefix('[') {
-            return v6.split(']').next().unwrap_or(v6).to_string();
-        }
-        authority.split(':').next().unwrap_or(authority).to_string()
-    }
-
-    /// A HEAD request's failure carries no body, so no error code: a 403 may be a wrong secret,
-    /// a skewed clock or a missing permission. Asks again with a one-byte GET (or, for the
-    /// bucket, a one-key listing) to learn the code; keeps `e` when that tells nothing more.
-    async fn explain_head(&self, key: Option<&str>, what: &str, e: io::Error) -> io::Error {
-        let vague = s3_error_in(&e).is_some_and(|s| s.code == "Http" && s.failure == S3Failure::AccessDenied);
-        if !vague {
-            return e;
-        }
-        self.count(Req::Get);
-        let better = match key {
-            Some(k) => self
-                .client
-                .get_object()
-                .bucket(&self.opts.bucket)
-                .key(k)
-                .range("bytes=0-0")
-                .send()
-                .await
-                .err()
-                .map(|x| self.map_err(what, x)),
-            None => self
-                .client
-                .list_objects_v2()
-                .bucket(&self.opts.bucket)
-                .max_keys(1)
-                .send()
-                .await
-                .err()
-                .map(|x| self.map_err(what, x)),
-        };
-        match better {
-            Some(b) if s3_error_in(&b).is_some_and(|s| s.code != "Http") => b,
-            _ => e,
-        }
     }
 
     fn md5_b64(data: &[u8]) -> String {
@@ -787,74 +393,6 @@ impl S3Backend {
             Err(e) => Err(self.map_err("create the bucket", e)),
         }
     }
-}
-
-/// The permission a failed operation needed, for the access-denied hint.
-fn permission_for(what: &str) -> &'static str {
-    if what.starts_with("list") {
-        "list"
-    } else if what.starts_with("delete") {
-        "delete"
-    } else if what.starts_with("write") || what.starts_with("create") {
-        "write"
-    } else {
-        "read"
-    }
-}
-
-async fn make_client(opts: &S3Options) -> io::Result<Client> {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    let http =
-        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-    let region = Region::new(opts.signing_region());
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let creds: SharedCredentialsProvider = match (&opts.access_key_id, &opts.secret_access_key) {
-        (Some(a), Some(s)) => {
-            SharedCredentialsProvider::new(Credentials::new(a, s, opts.session_token.clone(), None, "clawback-config"))
-        }
-        _ => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            (Some(a), Some(s)) => {
-                SharedCredentialsProvider::new(Credentials::new(a, s, env("AWS_SESSION_TOKEN"), None, "clawback-env"))
-            }
-            // The usual AWS chain: profile files, web identity, container and instance roles.
-            _ => aws_config::defaults(BehaviorVersion::latest())
-                .http_client(http.clone())
-                .region(region.clone())
-                .load()
-                .await
-                .credentials_provider()
-                .ok_or_else(|| {
-                    fail(
-                        io::ErrorKind::PermissionDenied,
-                        S3Failure::NoCredentials,
-                        "NoCredentials",
-                        "no S3 credentials found".into(),
-                        None,
-                        false,
-                    )
-                })?,
-        },
-    };
-    let mut b = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .region(region)
-        .credentials_provider(creds)
-        .force_path_style(opts.path_style)
-        // One retry policy, ours (the `retry` decorator), so attempts are bounded in one place.
-        .retry_config(RetryConfig::disabled())
-        // A server that accepts and never answers must fail the request, not hang the backup.
-        .timeout_config(
-            TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).read_timeout(request_timeout()).build(),
-        )
-        // Content-MD5 is computed by us and honoured by every S3-compatible store; the SDK's
-        // streaming trailer checksums are not.
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if let Some(e) = &opts.endpoint {
-        b = b.endpoint_url(e.trim_end_matches('/'));
-    }
-    Ok(Client::from_conf(b.build()))
 }
 
 impl Backend for S3Backend {

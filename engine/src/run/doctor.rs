@@ -232,7 +232,7 @@ fn round_trip_in(tmp: &Path) -> std::result::Result<String, String> {
 pub fn why_no_repository(be: &dyn Backend) -> String {
     match be.read(Kind::Config, "config") {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => e.to_string(),
-        Err(e) if crate::backend::s3::is_missing_bucket(&e) => e.to_string(),
+        Err(e) if crate::repo::location::is_missing_container(&e) => e.to_string(),
         _ => "no repository there (does not exist)".to_string(),
     }
 }
