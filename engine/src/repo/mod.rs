@@ -355,22 +355,14 @@ impl Repository {
         if !self.index_loaded.load(std::sync::atomic::Ordering::SeqCst) {
             return self.reload_index();
         }
-        let mut names: Vec<String> = self
-            .backend
-            .list(Kind::Condemned)
-            .map_err(Error::backend_err("list", "condemned"))?
-            .into_iter()
-            .map(|x| x.0)
-            .collect();
-        names.sort();
-        let mut now: Vec<String> = self
-            .backend
-            .list(Kind::Index)
-            .map_err(Error::backend_err("list", "index"))?
-            .into_iter()
-            .map(|x| x.0)
-            .collect();
-        now.extend(names);
+        let mut now = self.index_names()?;
+        now.extend(
+            self.backend
+                .list(Kind::Condemned)
+                .map_err(Error::backend_err("list", "condemned"))?
+                .into_iter()
+                .map(|x| x.0),
+        );
         let mut was = self.index().source().to_vec();
         was.sort();
         now.sort();
