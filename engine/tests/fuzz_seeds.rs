@@ -45,7 +45,7 @@ fn snapshot() -> Snapshot {
         time: "2026-03-09T08:00:00.000000000Z".into(),
         hostname: "host".into(),
         username: "user".into(),
-        paths: vec!["/home/user/.openclaw".into()],
+        paths: vec!["/var/home/user/.openclaw".into()],
         tags: vec!["daily".into()],
         parent: None,
         tree: TreeId([1; 32]),
