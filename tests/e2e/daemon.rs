@@ -233,15 +233,13 @@ fn low_priority_runs_nice_and_idle_for_the_backup_and_its_children() {
 fn fake_crontab(sb: &Sandbox) -> (PathBuf, PathBuf) {
     let store = sb.path("crontab.txt");
     let script = sb.path("fake-crontab");
-    fs::write(
+    write_executable(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\nF={}\nif [ \"$1\" = -l ]; then [ -f \"$F\" ] && exec cat \"$F\"; echo 'no crontab for e2e' >&2; exit 1; fi\ncat > \"$F\"\n",
             store.display()
         ),
-    )
-    .unwrap();
-    chmod(&script, 0o755);
+    );
     (script, store)
 }
 
@@ -312,8 +310,7 @@ fn schedule_install_systemd_writes_units_and_enables_the_timer() {
     fs::create_dir_all(state_dir(&sb)).unwrap();
     let log = sb.path("systemctl.log");
     let fake = sb.path("fake-systemctl");
-    fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display())).unwrap();
-    chmod(&fake, 0o755);
+    write_executable(&fake, &format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()));
     let r = sb
         .cb()
         .env("CLAWBACK_SYSTEMCTL_CMD", &fake)

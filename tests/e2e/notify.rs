@@ -191,9 +191,10 @@ fn openclaw_event_runs_the_openclaw_cli() {
     let bindir = sb.path("bin");
     fs::create_dir_all(&bindir).unwrap();
     let args_file = sb.path("openclaw-args");
-    fs::write(bindir.join("openclaw"), format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", args_file.display()))
-        .unwrap();
-    chmod(&bindir.join("openclaw"), 0o755);
+    write_executable(
+        &bindir.join("openclaw"),
+        &format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", args_file.display()),
+    );
     let cfg = config(&sb, "{ openclawEvent: true }");
     sb.cb()
         .env("PATH", format!("{}:/usr/bin:/bin", bindir.display()))

@@ -36,8 +36,7 @@ fn fakes(sb: &Sandbox) {
     fs::create_dir_all(&bin).unwrap();
     let put = |name: &str, text: String| {
         let p = bin.join(name);
-        fs::write(&p, text).unwrap();
-        chmod(&p, 0o755);
+        write_executable(&p, &text);
     };
     put("systemctl", format!("#!/bin/sh\necho \"$@\" >> {}\n", sb.path("systemctl.log").display()));
     put(

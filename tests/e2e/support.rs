@@ -363,6 +363,17 @@ pub fn append(p: &Path, data: &[u8]) {
     f.write_all(data).unwrap();
 }
 
+/// Writes a program the tests will run. The file is written by a child `install`, never through a
+/// descriptor of this process: a test thread forking at that moment would inherit a writable descriptor
+/// and make the program's exec fail with "Text file busy".
+pub fn write_executable(p: &Path, text: &str) {
+    let draft = p.with_extension("draft");
+    fs::write(&draft, text).unwrap();
+    let st = std::process::Command::new("install").arg("-m755").arg(&draft).arg(p).status().unwrap();
+    assert!(st.success(), "install {}", p.display());
+    fs::remove_file(&draft).unwrap();
+}
+
 pub fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }

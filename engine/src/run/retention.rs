@@ -228,8 +228,11 @@ mod tests {
         let out = t.path().join("got");
         // A stand-in program: the password it reads and the arguments it got.
         let prog = t.path().join("fake");
-        std::fs::write(&prog, format!("#!/bin/sh\necho \"$@\" > {0}; cat >> {0}\n", out.display())).unwrap();
-        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // Written by a child `install`, never through a descriptor of this process that a test thread
+        // forking at that moment could inherit (exec would then fail with "Text file busy").
+        let draft = t.path().join("fake.sh");
+        std::fs::write(&draft, format!("#!/bin/sh\necho \"$@\" > {0}; cat >> {0}\n", out.display())).unwrap();
+        assert!(std::process::Command::new("install").arg("-m755").arg(&draft).arg(&prog).status().unwrap().success());
         start_prune(&prog, &["--repo".into(), "/r".into()], &Secret(b"s3cret".to_vec()), t.path()).unwrap();
         let start = std::time::Instant::now();
         while !std::fs::read_to_string(&out).is_ok_and(|s| s.contains("s3cret")) {
