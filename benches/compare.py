@@ -506,7 +506,7 @@ class Clawback(Tool):
     backup_extra: list = []
 
     def setup(self) -> None:
-        exe = Path(self.bin_override) if self.bin_override else BIN / "clawback"
+        exe = (Path(self.bin_override) if self.bin_override else BIN / "clawback").resolve()
         if not exe.exists():
             self.error = "target/release/clawback not built" + (f": {self.build_error}" if self.build_error else "")
             return
@@ -1079,6 +1079,10 @@ def parse_args(argv: list[str]):
     p.add_argument("--keep", action="store_true", help="keep the work dir (corpus, repositories, logs)")
     p.add_argument("--workdir", type=Path, help="where to put corpus and repositories (default: a new dir in /tmp)")
     p.add_argument("--corpus", type=Path, help="use this existing OpenClaw home (must contain .openclaw; it is modified by ticks!)")
+    p.add_argument("--real", type=Path, action="append", default=[], metavar="DIR",
+                   help="copy this real folder into the generated workspace (repeatable): data we did not design")
+    p.add_argument("--mix", action="store_true",
+                   help="--real for ~/.cargo/registry/src and ~/.cache/clawback-openclaw (source text, node and npm packages)")
     p.add_argument("--builtin-corpus", action="store_true", help="use the built-in stand-in generator, not clawback-corpus")
     p.add_argument("--no-install", action="store_true", help="do not apt-get install missing tools")
     p.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
@@ -1101,6 +1105,11 @@ def parse_args(argv: list[str]):
         p.error(f"unknown scale(s): {', '.join(bad)}; known: {', '.join(SCALES)}")
     if a.corpus and len(a.scales) > 1:
         p.error("--corpus takes one scale")
+    if a.mix:
+        a.real += [Path.home() / ".cargo/registry/src", Path.home() / ".cache/clawback-openclaw"]
+    for d in a.real:
+        if not d.is_dir():
+            p.error(f"--real {d}: not a folder")
     a.week_ticks_for = lambda scale: a.week_ticks if a.week_ticks is not None else SCALES[scale][1]
     return a
 
@@ -1198,6 +1207,15 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
             rmtree(home)
             g = corpus.generate(SCALES[scale][0])
         gen_wall = g.wall
+    real_notes = []
+    for i, d in enumerate(a.real):
+        # Data nobody here designed: copied into the workspace as a project, so every tool backs it up.
+        dest = corpus.workspace / "projects" / f"real-{i}-{d.name}"
+        rmtree(dest)
+        shutil.copytree(d, dest, symlinks=True, ignore_dangling_symlinks=True)
+        rb, rf = tree_size(dest)
+        real_notes.append(f"{rf} files, {mib(rb):.0f} MiB copied from `{d.name}`")
+        log(f"[{scale}] real data: {real_notes[-1]}")
     nbytes, nfiles = tree_size(corpus.state)
     ws_bytes, ws_files = tree_size(corpus.workspace)
     log(f"[{scale}] corpus: {nfiles} files, {mib(nbytes):.1f} MiB (workspace {ws_files} files, {mib(ws_bytes):.1f} MiB), "
@@ -1211,6 +1229,14 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
     started = dt.datetime.now()
     bench.run()
     load_after = loadavg()
+    # The machine's own sequential write speed for the corpus's bytes: what a restore could reach.
+    dd_file = work / "dd.tmp"
+    count = max(1, nbytes >> 20)
+    cache.drop()
+    d = run_measured(["dd", "if=/dev/zero", f"of={dd_file}", "bs=1M", f"count={count}", "conv=fdatasync"],
+                     logdir=work, name="dd")
+    dd_file.unlink(missing_ok=True)
+    bench.corpus_info["dd_write_s"] = d.wall if d.rc == 0 else None
 
     machine = machine_info()
     date = started.strftime("%Y-%m-%d")
@@ -1221,8 +1247,13 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
                  + (" (**other work was running: times are noisy**)" if max(load_before, load_after) > 0.7 else ""))
     lines.append(f"- corpus: {bench.corpus_info['generator']} `{' '.join(bench.corpus_info['args'])}`: {nfiles} files, "
                  f"{mib(nbytes):.1f} MiB (workspace {ws_files} files, {mib(ws_bytes):.1f} MiB); "
-                 f"backed up: the state dir `.openclaw`")
+                 f"backed up: the state dir `.openclaw`"
+                 + (f"; plus real data in the workspace: {'; '.join(real_notes)}" if real_notes else ""))
     lines.append(f"- {cache.label}")
+    if bench.corpus_info.get("dd_write_s"):
+        w = bench.corpus_info["dd_write_s"]
+        lines.append(f"- disk: one sequential write of the corpus's {mib(nbytes):.0f} MiB (`dd conv=fdatasync`) takes "
+                     f"{w:.2f} s ({mib(nbytes) / w:.0f} MiB/s): the floor of a full restore")
     for t in tools:
         if t.error:
             lines.append(f"- {t.name}: **not run**: {t.error}")
