@@ -74,12 +74,14 @@ mod in_place;
 pub mod relocate;
 pub mod safety;
 mod select;
+mod trees;
 mod units;
 mod write;
 
 pub use crate::openclaw::rows::RowSet;
 pub use safety::{check_modes, gateway_rule, running_gateway, undo_selection, RunningGateway, SafetyOptions};
 use select::{minimal_roots, Inherited};
+use trees::TreesAhead;
 pub use select::{plan, resolve_only, Item, Only, Selection};
 
 #[derive(Clone, Debug, Default)]
@@ -368,17 +370,22 @@ impl<'a> Walker<'a> {
     }
 
     fn run(mut self, snap: &Snapshot, tx: crossbeam_channel::Sender<Vec<Item>>) -> Result<Walked> {
-        let root = self.repo.load_tree(&snap.tree)?;
-        self.walk(&root.nodes, Path::new(""), None, 0, &tx)?;
-        if !self.batch.is_empty() && !self.dry_run {
-            let _ = tx.send(std::mem::take(&mut self.batch));
-        }
-        self.progress.total_known.store(true, Relaxed);
-        Ok(self.out)
+        // Trees are loaded ahead by as many threads as the store takes requests at once.
+        let loaders = self.repo.backend().connections().max(2);
+        TreesAhead::run(self.repo, loaders, |trees| {
+            let root = trees.take(&snap.tree)?;
+            self.walk(trees, &root.nodes, Path::new(""), None, 0, &tx)?;
+            if !self.batch.is_empty() && !self.dry_run {
+                let _ = tx.send(std::mem::take(&mut self.batch));
+            }
+            self.progress.total_known.store(true, Relaxed);
+            Ok(self.out)
+        })
     }
 
     fn walk(
         &mut self,
+        trees: &TreesAhead,
         nodes: &[Node],
         rel: &Path,
         above: Inherited,
@@ -386,24 +393,36 @@ impl<'a> Walker<'a> {
         tx: &crossbeam_channel::Sender<Vec<Item>>,
     ) -> Result<()> {
         crate::format::tree::check_depth(depth)?;
+        // What the selection visits, decided first so that the folders entered are loaded ahead.
+        let mut visits = Vec::with_capacity(nodes.len());
         for n in nodes {
-            if self.stop.load(Relaxed) {
-                return Ok(());
-            }
             Node::check_name(&n.name)?;
             let r = rel.join(OsStr::from_bytes(&n.name));
             let abs = Path::new("/").join(&r);
-            let is_dir = n.kind == NodeKind::Dir;
-            let Some((selected, below)) = self.sel.visit(&abs, is_dir, above) else { continue };
-            if is_dir {
+            let v = self.sel.visit(&abs, n.kind == NodeKind::Dir, above);
+            visits.push((r, v));
+        }
+        trees.want(
+            nodes
+                .iter()
+                .zip(&visits)
+                .filter(|(n, (_, v))| v.is_some() && n.kind == NodeKind::Dir)
+                .map(|(n, _)| n.subtree.as_ref().expect("validated")),
+        );
+        for (n, (r, v)) in nodes.iter().zip(visits) {
+            if self.stop.load(Relaxed) {
+                return Ok(());
+            }
+            let Some((selected, below)) = v else { continue };
+            if n.kind == NodeKind::Dir {
                 let pos = self.pending.len();
                 let sub = n.subtree.as_ref().expect("validated");
                 self.pending.push((r.clone(), n.clone()));
                 if selected {
                     self.make_pending()?;
                 }
-                let sub = self.repo.load_tree(sub)?;
-                self.walk(&sub.nodes, &r, below, depth + 1, tx)?;
+                let sub = trees.take(sub)?;
+                self.walk(trees, &sub.nodes, &r, below, depth + 1, tx)?;
                 self.pending.truncate(pos);
                 continue;
             }
