@@ -517,11 +517,22 @@ pub(super) fn make_symlink(tmp: &Path, dst: &Path, node: &Node) -> Result<()> {
     Ok(())
 }
 
+/// Sets a folder's owner, mode and times: through one descriptor of it (one lookup of the path,
+/// and no change of owner when it is already right), else by path.
 pub(super) fn set_dir_meta(p: &Path, n: &Node) {
-    set_owner(p, n);
-    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(n.mode));
     let t = ft(n.mtime_ns);
-    let _ = filetime::set_file_times(p, t, t);
+    let open = OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(p);
+    let Ok(d) = open else {
+        set_owner(p, n);
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(n.mode));
+        let _ = filetime::set_file_times(p, t, t);
+        return;
+    };
+    if is_root() && d.metadata().map_or(true, |md| md.uid() != n.uid || md.gid() != n.gid) {
+        let _ = std::os::unix::fs::fchown(&d, Some(n.uid), Some(n.gid));
+    }
+    let _ = d.set_permissions(std::fs::Permissions::from_mode(n.mode));
+    let _ = filetime::set_file_handle_times(&d, Some(t), Some(t));
 }
 
 /// A fresh temporary name next to `dst`, ending in `.tmp` (which backups leave out).
