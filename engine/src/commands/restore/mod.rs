@@ -81,8 +81,8 @@ mod write;
 pub use crate::openclaw::rows::RowSet;
 pub use safety::{check_modes, gateway_rule, running_gateway, undo_selection, RunningGateway, SafetyOptions};
 use select::{minimal_roots, Inherited};
-use trees::TreesAhead;
 pub use select::{plan, resolve_only, Item, Only, Selection};
+use trees::TreesAhead;
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -258,7 +258,7 @@ pub fn restore(
 
 /// Files handed from the tree walk to the writers at a time, and chunks referenced by them: enough
 /// for packs to be read in long ranges, few enough that a batch takes a few MiB of memory.
-const BATCH: Batch = Batch { files: 16 << 10, chunks: 64 << 10 };
+const BATCH: Batch = Batch { files: 8 << 10, chunks: 32 << 10 };
 
 #[derive(Clone, Copy)]
 struct Batch {
@@ -521,7 +521,8 @@ pub(super) fn make_symlink(tmp: &Path, dst: &Path, node: &Node) -> Result<()> {
 /// and no change of owner when it is already right), else by path.
 pub(super) fn set_dir_meta(p: &Path, n: &Node) {
     let t = ft(n.mtime_ns);
-    let open = OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(p);
+    let open =
+        OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(p);
     let Ok(d) = open else {
         set_owner(p, n);
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(n.mode));

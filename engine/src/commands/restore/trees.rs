@@ -2,12 +2,18 @@
 //! at a time; with no local cache each is a ranged read of a pack (one request on S3), so a few
 //! threads load the folders the walk will enter next while it works on the current one.
 //!
+//! With a local cache and a tree not in it (a new machine), the whole tree pack it lies in is read,
+//! in a few long ranges, and every tree in it goes to the cache: one request per few MiB of trees
+//! instead of one per folder, as restic's cache of tree packs does.
+//!
 //! Wanted trees go on a stack (the last wanted, the first loaded: the order of a depth-first walk);
 //! the loaded ones wait, at most [`AHEAD_BYTES`] of them, until the walk takes them. The walk never
 //! waits for a tree no thread has started: it loads that one itself, so a full window cannot stall it.
 
-use crate::error::Result;
-use crate::format::id::TreeId;
+use crate::backend::Kind;
+use crate::error::{Error, Result};
+use crate::format::blob::{self, BlobType};
+use crate::format::id::{PackId, TreeId};
 use crate::format::tree::Tree;
 use crate::repo::Repository;
 use parking_lot::{Condvar, Mutex};
@@ -15,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Loaded trees (their encoded size, roughly) that may wait for the walk.
-const AHEAD_BYTES: usize = 16 << 20;
+const AHEAD_BYTES: usize = 4 << 20;
 
 #[derive(Default)]
 struct State {
@@ -31,12 +37,18 @@ struct State {
     stop: bool,
 }
 
+/// Tree packs read into the cache: longest range read at once.
+const PACK_RANGE: u64 = 1 << 20;
+
 /// Trees loaded ahead by `threads` threads; [`TreesAhead::run`] starts and stops them.
 pub(super) struct TreesAhead<'a> {
     repo: &'a Repository,
     state: Mutex<State>,
     /// Signals the loaders (work or room) and the walk (a tree loaded).
     cv: Condvar,
+    /// Tree packs read into the cache (`true`) or being read (`false`).
+    packs: Mutex<HashMap<u32, bool>>,
+    packs_cv: Condvar,
 }
 
 fn weight(t: &Tree) -> usize {
@@ -46,7 +58,13 @@ fn weight(t: &Tree) -> usize {
 impl<'a> TreesAhead<'a> {
     /// Runs `walk` with `threads` loaders beside it (none: every tree is loaded when taken).
     pub(super) fn run<R>(repo: &'a Repository, threads: usize, walk: impl FnOnce(&TreesAhead<'a>) -> R) -> R {
-        let ahead = TreesAhead { repo, state: Mutex::new(State::default()), cv: Condvar::new() };
+        let ahead = TreesAhead {
+            repo,
+            state: Mutex::new(State::default()),
+            cv: Condvar::new(),
+            packs: Mutex::new(HashMap::new()),
+            packs_cv: Condvar::new(),
+        };
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| ahead.loader());
@@ -103,7 +121,7 @@ impl<'a> TreesAhead<'a> {
         }
         drop(st);
         // Not started by a loader: the walk does not wait behind the window, it loads it.
-        self.repo.load_tree(id).map(Arc::new)
+        self.load(id).map(Arc::new)
     }
 
     fn loader(&self) {
@@ -122,7 +140,7 @@ impl<'a> TreesAhead<'a> {
             }
             st.loading.insert(id);
             drop(st);
-            let tree = self.repo.load_tree(&id).ok().map(Arc::new);
+            let tree = self.load(&id).ok().map(Arc::new);
             st = self.state.lock();
             st.loading.remove(&id);
             // Every want not taken yet; one if the walk took it while it loaded (and waits).
@@ -131,5 +149,75 @@ impl<'a> TreesAhead<'a> {
             st.loaded.insert(id, (tree, wants));
             self.cv.notify_all();
         }
+    }
+}
+
+impl TreesAhead<'_> {
+    /// Loads a tree: from the cache; else, with a cache, after reading its whole pack into it.
+    fn load(&self, id: &TreeId) -> Result<Tree> {
+        let Some(cache) = self.repo.cache() else { return self.repo.load_tree(id) };
+        if let Some(bytes) = cache.get_tree(id)? {
+            if let Ok(t) = Tree::decode(id, &bytes) {
+                return Ok(t);
+            }
+        }
+        let Some(loc) = self.repo.index().get(&id.blob()) else { return self.repo.load_tree(id) };
+        let mut packs = self.packs.lock();
+        loop {
+            match packs.get(&loc.pack) {
+                Some(true) => break,
+                Some(false) => self.packs_cv.wait(&mut packs),
+                None => {
+                    packs.insert(loc.pack, false);
+                    drop(packs);
+                    // A pack that cannot be read whole is read tree by tree (with the real error).
+                    let _ = self.cache_pack(loc.pack);
+                    packs = self.packs.lock();
+                    packs.insert(loc.pack, true);
+                    self.packs_cv.notify_all();
+                    break;
+                }
+            }
+        }
+        drop(packs);
+        self.repo.load_tree(id)
+    }
+
+    /// Reads every tree of pack `p` into the cache, in ranges of at most [`PACK_RANGE`]. Each is
+    /// checked against its id as it is decrypted, as any blob read.
+    fn cache_pack(&self, p: u32) -> Result<()> {
+        let cache = self.repo.cache().expect("called with a cache");
+        let id: PackId = self.repo.index().pack_id(p);
+        let name = id.to_hex();
+        let size = self.repo.backend().size(Kind::Pack, &name).map_err(Error::backend_err("read pack", &name))?;
+        let mut trees: Vec<_> =
+            self.repo.read_pack_header(&id, size)?.into_iter().filter(|e| e.ty == BlobType::Tree).collect();
+        trees.sort_by_key(|e| e.offset);
+        let mut rest = &trees[..];
+        while let Some(first) = rest.first() {
+            let start = first.offset as u64;
+            let n = rest
+                .iter()
+                .position(|e| e.offset as u64 + e.length as u64 - start > PACK_RANGE)
+                .unwrap_or(rest.len())
+                .max(1);
+            let last = &rest[n - 1];
+            let len = last.offset as u64 + last.length as u64 - start;
+            let data = self
+                .repo
+                .backend()
+                .read_range(Kind::Pack, &name, start, len)
+                .map_err(Error::backend_err("read pack", &name))?;
+            for e in &rest[..n] {
+                let s = (e.offset as u64 - start) as usize;
+                let Some(stored) = data.get(s..s + e.length as usize) else { continue };
+                if let Ok(plain) = blob::decode(self.repo.keys(), BlobType::Tree, &e.id, stored, e.raw_length as usize)
+                {
+                    cache.put_tree(&TreeId(e.id.0), &plain)?;
+                }
+            }
+            rest = &rest[n..];
+        }
+        cache.flush_trees()
     }
 }
