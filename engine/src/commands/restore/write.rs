@@ -258,9 +258,10 @@ pub(super) fn write_files(
     }
     // Pack reads wait on the store more than on the CPU: keep as many in flight as the backend
     // takes (`--connections`), each a ranged read of the blobs needed.
-    // Locally, more threads than cores: each blocks in turn on a read of the disk or on the file
-    // system's journal while creating a file, and the others keep the cores busy meanwhile.
-    let readers = repo.backend().connections().max(2 * rayon::current_num_threads() + 2);
+    // As many requests in flight as the store takes, and more threads than cores besides: each
+    // blocks in turn on a read or on the file system's journal while creating a file, and the
+    // others keep the cores busy meanwhile.
+    let readers = repo.backend().connections() + 2 * rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(readers)
         .build()
