@@ -229,9 +229,9 @@ pub(super) fn write_files(
     });
 
     // Each pack's blobs, in pack order, cut into ranges: blobs separated by small gaps are read
-    // together, in ranges of at most MAX_RANGE (one blob beyond it), so each reader holds a few
-    // MiB, not a whole pack. The ranges are read in parallel, each pack's mostly in order.
-    const MAX_RANGE: u64 = 2 << 20;
+    // together, in ranges of at most MAX_RANGE (one blob beyond it), so each reader holds about
+    // one MiB, not a whole pack. The ranges are read in parallel, each pack's mostly in order.
+    const MAX_RANGE: u64 = 1 << 20;
     const MAX_GAP: u64 = 256 << 10;
     let mut packs: Vec<(u32, Vec<(BlobId, BlobLoc)>)> = by_pack.into_iter().collect();
     packs.sort_by_key(|(p, _)| *p);
