@@ -281,6 +281,9 @@ impl S3Backend {
         res
     }
 
+    /// Largest body a download reserves room for up front, whatever the server announces.
+    const MAX_PRESIZE: u64 = 64 << 20;
+
     async fn get(&self, key: &str, range: Option<(u64, u64)>, what: &str) -> io::Result<Vec<u8>> {
         self.count(Req::Get);
         let mut req = self.client.get_object().bucket(&self.opts.bucket).key(key);
@@ -290,15 +293,17 @@ impl S3Backend {
         let out = req.send().await.map_err(|e| self.map_err(what, e))?;
         let expect = out.content_length().map(|l| l.max(0) as u64);
         let partial = out.content_range().is_some();
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| {
+        // Into one buffer of the announced size as the body arrives: a collected body copied out
+        // would hold every byte twice.
+        let mut body = Vec::with_capacity(expect.unwrap_or(0).min(Self::MAX_PRESIZE) as usize);
+        let mut stream = out.body;
+        while let Some(part) = stream.next().await {
+            let part = part.map_err(|e| {
                 let why = errors::readable_cause(&e);
                 transient(io::ErrorKind::UnexpectedEof, format!("{what}: the download was cut off ({why})"))
-            })?
-            .to_vec();
+            })?;
+            body.extend_from_slice(&part);
+        }
         if expect.is_some_and(|n| n != body.len() as u64) {
             return Err(transient(
                 io::ErrorKind::UnexpectedEof,

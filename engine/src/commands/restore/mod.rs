@@ -74,6 +74,7 @@ mod in_place;
 pub mod relocate;
 pub mod safety;
 mod select;
+mod trees;
 mod units;
 mod write;
 
@@ -81,6 +82,7 @@ pub use crate::openclaw::rows::RowSet;
 pub use safety::{check_modes, gateway_rule, running_gateway, undo_selection, RunningGateway, SafetyOptions};
 use select::{minimal_roots, Inherited};
 pub use select::{plan, resolve_only, Item, Only, Selection};
+use trees::TreesAhead;
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -256,7 +258,7 @@ pub fn restore(
 
 /// Files handed from the tree walk to the writers at a time, and chunks referenced by them: enough
 /// for packs to be read in long ranges, few enough that a batch takes a few MiB of memory.
-const BATCH: Batch = Batch { files: 16 << 10, chunks: 64 << 10 };
+const BATCH: Batch = Batch { files: 8 << 10, chunks: 32 << 10 };
 
 #[derive(Clone, Copy)]
 struct Batch {
@@ -368,17 +370,22 @@ impl<'a> Walker<'a> {
     }
 
     fn run(mut self, snap: &Snapshot, tx: crossbeam_channel::Sender<Vec<Item>>) -> Result<Walked> {
-        let root = self.repo.load_tree(&snap.tree)?;
-        self.walk(&root.nodes, Path::new(""), None, 0, &tx)?;
-        if !self.batch.is_empty() && !self.dry_run {
-            let _ = tx.send(std::mem::take(&mut self.batch));
-        }
-        self.progress.total_known.store(true, Relaxed);
-        Ok(self.out)
+        // Trees are loaded ahead by as many threads as the store takes requests at once.
+        let loaders = self.repo.backend().connections().max(2);
+        TreesAhead::run(self.repo, loaders, |trees| {
+            let root = trees.take(&snap.tree)?;
+            self.walk(trees, &root.nodes, Path::new(""), None, 0, &tx)?;
+            if !self.batch.is_empty() && !self.dry_run {
+                let _ = tx.send(std::mem::take(&mut self.batch));
+            }
+            self.progress.total_known.store(true, Relaxed);
+            Ok(self.out)
+        })
     }
 
     fn walk(
         &mut self,
+        trees: &TreesAhead,
         nodes: &[Node],
         rel: &Path,
         above: Inherited,
@@ -386,24 +393,36 @@ impl<'a> Walker<'a> {
         tx: &crossbeam_channel::Sender<Vec<Item>>,
     ) -> Result<()> {
         crate::format::tree::check_depth(depth)?;
+        // What the selection visits, decided first so that the folders entered are loaded ahead.
+        let mut visits = Vec::with_capacity(nodes.len());
         for n in nodes {
-            if self.stop.load(Relaxed) {
-                return Ok(());
-            }
             Node::check_name(&n.name)?;
             let r = rel.join(OsStr::from_bytes(&n.name));
             let abs = Path::new("/").join(&r);
-            let is_dir = n.kind == NodeKind::Dir;
-            let Some((selected, below)) = self.sel.visit(&abs, is_dir, above) else { continue };
-            if is_dir {
+            let v = self.sel.visit(&abs, n.kind == NodeKind::Dir, above);
+            visits.push((r, v));
+        }
+        trees.want(
+            nodes
+                .iter()
+                .zip(&visits)
+                .filter(|(n, (_, v))| v.is_some() && n.kind == NodeKind::Dir)
+                .map(|(n, _)| n.subtree.as_ref().expect("validated")),
+        );
+        for (n, (r, v)) in nodes.iter().zip(visits) {
+            if self.stop.load(Relaxed) {
+                return Ok(());
+            }
+            let Some((selected, below)) = v else { continue };
+            if n.kind == NodeKind::Dir {
                 let pos = self.pending.len();
                 let sub = n.subtree.as_ref().expect("validated");
                 self.pending.push((r.clone(), n.clone()));
                 if selected {
                     self.make_pending()?;
                 }
-                let sub = self.repo.load_tree(sub)?;
-                self.walk(&sub.nodes, &r, below, depth + 1, tx)?;
+                let sub = trees.take(sub)?;
+                self.walk(trees, &sub.nodes, &r, below, depth + 1, tx)?;
                 self.pending.truncate(pos);
                 continue;
             }
@@ -498,11 +517,23 @@ pub(super) fn make_symlink(tmp: &Path, dst: &Path, node: &Node) -> Result<()> {
     Ok(())
 }
 
+/// Sets a folder's owner, mode and times: through one descriptor of it (one lookup of the path,
+/// and no change of owner when it is already right), else by path.
 pub(super) fn set_dir_meta(p: &Path, n: &Node) {
-    set_owner(p, n);
-    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(n.mode));
     let t = ft(n.mtime_ns);
-    let _ = filetime::set_file_times(p, t, t);
+    let open =
+        OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(p);
+    let Ok(d) = open else {
+        set_owner(p, n);
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(n.mode));
+        let _ = filetime::set_file_times(p, t, t);
+        return;
+    };
+    if is_root() && d.metadata().map_or(true, |md| md.uid() != n.uid || md.gid() != n.gid) {
+        let _ = std::os::unix::fs::fchown(&d, Some(n.uid), Some(n.gid));
+    }
+    let _ = d.set_permissions(std::fs::Permissions::from_mode(n.mode));
+    let _ = filetime::set_file_handle_times(&d, Some(t), Some(t));
 }
 
 /// A fresh temporary name next to `dst`, ending in `.tmp` (which backups leave out).

@@ -1,6 +1,21 @@
 //! Writing restored files: chunks grouped by pack and read in ranges, in parallel; hard links.
 
 use super::*;
+use std::sync::Arc;
+
+/// Multi-chunk files kept open between their chunks, at most: the others are opened again for
+/// each chunk (a file's chunks may lie in many packs, read far apart).
+const KEEP_OPEN: usize = 256;
+
+/// What the writers of one [`write_files`] share.
+struct Writers<'a> {
+    repo: &'a Repository,
+    verify: bool,
+    /// Running as root: owners are restored.
+    root: bool,
+    /// Files kept open now (at most [`KEEP_OPEN`]).
+    kept: AtomicUsize,
+}
 
 /// A file being restored: created on first write, finished when its last chunk is written. In
 /// atomic mode it is written under `tmp` and renamed to `path` when finished.
@@ -13,8 +28,18 @@ struct FileTask<'a> {
     sidecars: Vec<PathBuf>,
     node: &'a Node,
     remaining: AtomicUsize,
-    created: Mutex<bool>,
+    state: Mutex<FileState>,
     failed: Mutex<Option<String>>,
+    /// A chunk of zeros was left as a hole: the file is sized when finished (a hole at the end
+    /// is no length).
+    holes: AtomicBool,
+}
+
+#[derive(Default)]
+struct FileState {
+    created: bool,
+    /// Kept open between chunks (counted in [`Writers::kept`]).
+    open: Option<Arc<File>>,
 }
 
 impl FileTask<'_> {
@@ -34,13 +59,16 @@ impl FileTask<'_> {
         self.tmp.as_deref().unwrap_or(&self.path)
     }
 
-    /// Opens the file for writing, creating (truncated, sized) it the first time.
-    fn open(&self) -> Result<File> {
-        let mut created = self.created.lock();
+    /// Opens the file for writing, creating (truncated) it the first time.
+    fn open(&self, w: &Writers) -> Result<Arc<File>> {
+        let mut st = self.state.lock();
+        if let Some(f) = &st.open {
+            return Ok(f.clone());
+        }
         let dest = self.dest();
         let mut o = OpenOptions::new();
-        o.write(true).custom_flags(libc::O_NOFOLLOW);
-        if !*created {
+        o.write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        if !st.created {
             if self.tmp.is_some() {
                 o.create_new(true).mode(0o600);
             } else {
@@ -48,32 +76,52 @@ impl FileTask<'_> {
             }
         }
         let f = match o.open(dest) {
-            Ok(f) => f,
+            Ok(f) => Arc::new(f),
             // (Cheaper than a stat of every file first: opening a folder to write fails.)
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
                 return Err(Error::UnsafePath(format!("{} is a folder where the snapshot has a file", dest.display())))
             }
             Err(e) => return Err(Error::io("create", &self.path, e)),
         };
-        if !*created {
-            f.set_len(self.node.size).ctx("size", &self.path)?;
-            *created = true;
+        st.created = true;
+        if self.node.content.len() > 1 && self.remaining.load(Relaxed) > 1 {
+            if w.kept.fetch_add(1, Relaxed) < KEEP_OPEN {
+                st.open = Some(f.clone());
+            } else {
+                w.kept.fetch_sub(1, Relaxed);
+            }
         }
         Ok(f)
     }
 
-    /// After the last chunk: verify if asked, then owner, mode and times; in atomic mode, sync
-    /// and rename into place.
-    fn finish(&self, repo: &Repository, f: Option<File>, verify: bool) -> Result<()> {
+    /// Closes the file if it was kept open.
+    fn close(&self, w: &Writers) {
+        if self.state.lock().open.take().is_some() {
+            w.kept.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// After the last chunk: size (if it ends in a hole), verify if asked, then owner, mode and
+    /// times, all on the open file; in atomic mode, sync and rename into place.
+    fn finish(&self, w: &Writers, f: Option<Arc<File>>) -> Result<()> {
         let f = match f {
             Some(f) => f,
-            None => self.open()?,
+            None => self.open(w)?,
         };
-        let dest = self.dest();
-        if verify {
-            verify_file(repo, dest, &self.node.content)?;
+        self.close(w);
+        if self.holes.load(Relaxed) {
+            f.set_len(self.node.size).ctx("size", &self.path)?;
         }
-        set_owner(dest, self.node);
+        let dest = self.dest();
+        if w.verify {
+            verify_file(w.repo, dest, &self.node.content)?;
+        }
+        if w.root {
+            // A file created here is ours (or its folder's group): changed only when that differs.
+            if f.metadata().map_or(true, |md| md.uid() != self.node.uid || md.gid() != self.node.gid) {
+                let _ = std::os::unix::fs::fchown(&*f, Some(self.node.uid), Some(self.node.gid));
+            }
+        }
         f.set_permissions(std::fs::Permissions::from_mode(self.node.mode)).ctx("chmod", &self.path)?;
         let t = ft(self.node.mtime_ns);
         filetime::set_file_handle_times(&f, Some(t), Some(t)).ctx("set times", &self.path)?;
@@ -139,8 +187,9 @@ pub(super) fn write_files(
                 path,
                 node: &items[i].node,
                 remaining: AtomicUsize::new(items[i].node.content.len()),
-                created: Mutex::new(false),
+                state: Mutex::new(FileState::default()),
                 failed: Mutex::new(None),
+                holes: AtomicBool::new(false),
             }
         })
         .collect();
@@ -170,18 +219,19 @@ pub(super) fn write_files(
         }
     }
 
+    let w = Writers { repo, verify, root: is_root(), kept: AtomicUsize::new(0) };
     // Files without content (empty) are finished here.
     tasks.par_iter().filter(|t| t.node.content.is_empty() && !t.is_failed()).for_each(|t| {
-        if let Err(e) = t.finish(repo, None, verify) {
+        if let Err(e) = t.finish(&w, None) {
             t.fail(e.to_string());
         }
         progress.files_done.fetch_add(1, Relaxed);
     });
 
     // Each pack's blobs, in pack order, cut into ranges: blobs separated by small gaps are read
-    // together, in ranges of at most MAX_RANGE (one blob beyond it), so each reader holds a few
-    // MiB, not a whole pack. The ranges are read in parallel, each pack's mostly in order.
-    const MAX_RANGE: u64 = 4 << 20;
+    // together, in ranges of at most MAX_RANGE (one blob beyond it), so each reader holds about
+    // one MiB, not a whole pack. The ranges are read in parallel, each pack's mostly in order.
+    const MAX_RANGE: u64 = 1 << 20;
     const MAX_GAP: u64 = 256 << 10;
     let mut packs: Vec<(u32, Vec<(BlobId, BlobLoc)>)> = by_pack.into_iter().collect();
     packs.sort_by_key(|(p, _)| *p);
@@ -208,7 +258,10 @@ pub(super) fn write_files(
     }
     // Pack reads wait on the store more than on the CPU: keep as many in flight as the backend
     // takes (`--connections`), each a ranged read of the blobs needed.
-    let readers = repo.backend().connections().max(rayon::current_num_threads());
+    // As many requests in flight as the store takes, and more threads than cores besides: each
+    // blocks in turn on a read or on the file system's journal while creating a file, and the
+    // others keep the cores busy meanwhile.
+    let readers = repo.backend().connections() + 2 * rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(readers)
         .build()
@@ -242,14 +295,14 @@ pub(super) fn write_files(
                     }
                     let res = match &plain {
                         Err(e) => Err(e.clone()),
-                        Ok(p) => write_chunk(task, p, off).map_err(|e| e.to_string()),
+                        Ok(p) => write_chunk(&w, task, p, off).map_err(|e| e.to_string()),
                     };
                     match res {
                         Err(e) => task.fail(e),
                         Ok(f) => {
                             progress.bytes_done.fetch_add(loc.raw_length as u64, Relaxed);
                             if task.remaining.fetch_sub(1, Relaxed) == 1 {
-                                if let Err(e) = task.finish(repo, Some(f), verify) {
+                                if let Err(e) = task.finish(&w, Some(f)) {
                                     task.fail(e.to_string());
                                 }
                                 progress.files_done.fetch_add(1, Relaxed);
@@ -263,8 +316,9 @@ pub(super) fn write_files(
 
     let mut errors = Vec::new();
     for t in &tasks {
+        t.close(&w);
         if let Some(why) = t.failed.lock().take() {
-            if *t.created.lock() || t.tmp.is_none() {
+            if t.state.lock().created || t.tmp.is_none() {
                 let _ = std::fs::remove_file(t.dest());
             }
             let rel = t.path.strip_prefix(target).unwrap_or(&t.path);
@@ -275,15 +329,24 @@ pub(super) fn write_files(
     Ok(errors)
 }
 
-/// Writes one chunk at `off`. Zero chunks stay holes (the file was sized when created), so sparse
+/// Writes one chunk at `off`. Zero chunks stay holes (the file is sized when finished), so sparse
 /// files stay sparse. Returns the open file so the last chunk's writer can finish it.
-fn write_chunk(task: &FileTask, data: &[u8], off: u64) -> Result<File> {
-    let f = task.open()?;
-    if !data.iter().all(|&b| b == 0) {
+fn write_chunk(w: &Writers, task: &FileTask, data: &[u8], off: u64) -> Result<Arc<File>> {
+    let f = task.open(w)?;
+    if is_zeros(data) {
+        task.holes.store(true, Relaxed);
+    } else {
         f.write_all_at(data, off).ctx("write", &task.path)?;
     }
     crate::failpoint::hit("restore:after-chunk");
     Ok(f)
+}
+
+/// Whether every byte is zero (16 at a time: a chunk of zeros is scanned whole).
+fn is_zeros(data: &[u8]) -> bool {
+    let words = data.chunks_exact(16);
+    let tail = words.remainder();
+    words.into_iter().all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0) && tail.iter().all(|&b| b == 0)
 }
 
 /// Re-reads a restored file and checks every chunk's id.
