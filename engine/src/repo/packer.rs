@@ -27,6 +27,10 @@ const MAX_UPLOADS: usize = 4;
 /// An index file is written after this many packs, so a long interrupted backup keeps its progress.
 pub const PACKS_PER_INDEX: usize = 64;
 
+/// Or after this many blobs (small files: 64 packs can hold a million), so the entries waiting for
+/// their index file, and the writer's blobs not yet indexed, stay few.
+pub const BLOBS_PER_INDEX: usize = 32 * 1024;
+
 pub struct Packer<'a> {
     repo: &'a Repository,
     pack_size: usize,
@@ -34,6 +38,10 @@ pub struct Packer<'a> {
     dry: bool,
     writers: [PackWriter; 2],
     done: Vec<IndexPack>,
+    /// Blobs listed in `done`.
+    done_blobs: usize,
+    /// Told the blobs of each index file written (they leave the writer's pending set).
+    indexed: Option<Arc<crate::repo::writer::Pending>>,
     /// Bytes written (or, dry, that would be): packs and index files.
     pub bytes_stored: u64,
     /// Started on the first pack when the backend takes more than one request at a time.
@@ -130,10 +138,17 @@ impl<'a> Packer<'a> {
             dry,
             writers: [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)],
             done: Vec::new(),
+            done_blobs: 0,
+            indexed: None,
             bytes_stored: 0,
             uploads: None,
             transfer: Arc::default(),
         }
+    }
+
+    /// Tells `p` the blobs of every index file written, once it is loaded.
+    pub(crate) fn report_indexed(&mut self, p: Arc<crate::repo::writer::Pending>) {
+        self.indexed = Some(p);
     }
 
     /// Counts the packs this packer uploads in `t` (queued when handed over, done when stored).
@@ -152,7 +167,7 @@ impl<'a> Packer<'a> {
         if w.len() >= pack_size {
             let full = std::mem::replace(w, PackWriter::new(ty, 0));
             self.flush(full)?;
-            if self.done.len() >= PACKS_PER_INDEX {
+            if self.done.len() >= PACKS_PER_INDEX || self.done_blobs >= BLOBS_PER_INDEX {
                 self.write_index()?;
             }
         }
@@ -175,6 +190,7 @@ impl<'a> Packer<'a> {
             }
         }
         self.bytes_stored += size;
+        self.done_blobs += entry.blobs.len();
         self.done.push(entry);
         Ok(())
     }
@@ -188,12 +204,16 @@ impl<'a> Packer<'a> {
             u.collect(true)?;
         }
         let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
+        self.done_blobs = 0;
         if self.dry {
             self.bytes_stored += f.encode(self.repo.keys()).len() as u64;
         } else {
             let id = self.repo.save_index(&f)?;
             crate::failpoint::hit("packer:after-index");
             self.bytes_stored += self.repo.backend().size(Kind::Index, &id.to_hex()).unwrap_or(0);
+            if let Some(p) = &self.indexed {
+                p.indexed(f.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
+            }
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ pub(super) struct ReadOut {
 impl Ctx<'_> {
     /// The parent's node for this file when its content can be reused as is.
     pub(super) fn reusable<'p>(&self, node: &Node, pnode: Option<&'p Node>) -> Option<&'p Node> {
-        pnode.filter(|p| !self.force && p.same_file_meta(node) && p.content.iter().all(|id| self.known(id)))
+        pnode.filter(|p| !self.force && p.same_file_meta(node) && p.content.iter().all(|id| self.reusable_blob(id)))
     }
 
     pub(super) fn reuse(&self, mut node: Node, p: &Node) -> Node {
