@@ -346,10 +346,10 @@ mod tests {
         let mut idx = loaded(d.path(), &[a, b]);
         assert_eq!(idx.pack_count(), 2);
         idx.set_condemned(&[PackId([10; 32])].into_iter().collect());
-        let p = |l: BlobLoc| idx.pack_id(l.pack);
-        assert_eq!(p(idx.get(&BlobId([1; 32])).unwrap()), PackId([11; 32]), "the live copy");
+        let p = |idx: &Index, l: BlobLoc| idx.pack_id(l.pack);
+        assert_eq!(p(&idx, idx.get(&BlobId([1; 32])).unwrap()), PackId([11; 32]), "the live copy");
         assert!(idx.contains(&BlobId([1; 32])));
-        assert_eq!(p(idx.get(&BlobId([2; 32])).unwrap()), PackId([10; 32]), "still readable");
+        assert_eq!(p(&idx, idx.get(&BlobId([2; 32])).unwrap()), PackId([10; 32]), "still readable");
         assert!(!idx.contains(&BlobId([2; 32])), "not offered for reuse");
         assert!(idx.reuse_needs_check("h"), "packs are condemned");
         let all: Vec<(BlobId, PackId)> = idx.blobs().map(|(id, l)| (id, idx.pack_id(l.pack))).collect();
@@ -362,7 +362,7 @@ mod tests {
         // Blob 2 stored anew (as writers do for condemned blobs) is offered from its new pack.
         idx.add_file(&IndexFile { version: 1, supersedes: vec![], packs: vec![pack(12, vec![entry(2, 0), entry(4, 5)])] });
         assert!(idx.contains(&BlobId([2; 32])) && idx.contains(&BlobId([4; 32])));
-        assert_eq!(p(idx.get(&BlobId([2; 32])).unwrap()), PackId([12; 32]));
+        assert_eq!(p(&idx, idx.get(&BlobId([2; 32])).unwrap()), PackId([12; 32]));
         assert_eq!(idx.blobs().map(|(_, l)| idx.pack_id(l.pack)).collect::<Vec<_>>()[1], PackId([12; 32]));
         assert_eq!(idx.blob_count(), 4);
     }
