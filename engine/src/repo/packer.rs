@@ -3,11 +3,12 @@
 //! at the end, so the index always follows its packs and an interrupted writer keeps what it
 //! finished. The writer session ([`crate::repo::writer`]) feeds it, directly or from a thread.
 //!
-//! Finished packs are stored by a few uploader threads (as many as the backend's `connections`, at
-//! most `MAX_UPLOADS`), fed through a rendezvous channel, so at most that many packs are in flight
-//! and memory stays bounded whatever `--connections` says (an upload holds its pack and the
-//! client's copy of it: 32 MiB at the default pack size). Before an index file is written every
-//! upload started so far is waited for, so an index never names a pack that is not stored.
+//! Finished packs are stored by uploader threads (as many as the backend's `connections`, at most
+//! `MAX_UPLOADS`, and no more than fit in `UPLOAD_BYTES`), fed through a rendezvous channel, so
+//! the packer fills the next pack while the last is written, and memory stays bounded whatever
+//! `--connections` says: at the default 16 MiB, one pack in flight and one filling. Before an index
+//! file is written every upload started so far is waited for, so an index never names a pack that
+//! is not stored.
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
@@ -23,6 +24,11 @@ use std::thread::JoinHandle;
 
 /// Pack uploads in flight at most, whatever the backend's `connections`.
 const MAX_UPLOADS: usize = 4;
+
+/// Pack bytes in flight at most (at least one pack): with the pack being filled, what packs cost
+/// in memory. At the default 16 MiB, one upload overlaps the filling of the next pack; each more
+/// in flight would add 16 MiB to a first backup's peak (the target is 64 MiB in all).
+const UPLOAD_BYTES: usize = 16 << 20;
 
 /// An index file is written after this many packs, so a long interrupted backup keeps its progress.
 pub const PACKS_PER_INDEX: usize = 64;
@@ -179,9 +185,10 @@ impl<'a> Packer<'a> {
         let size = p.bytes.len() as u64;
         let entry = IndexPack { id: p.id, size, blobs: std::mem::take(&mut p.entries) };
         if !self.dry {
-            let n = self.repo.backend().connections().min(MAX_UPLOADS);
+            let conns = self.repo.backend().connections();
+            let n = conns.min(MAX_UPLOADS).min((UPLOAD_BYTES / self.pack_size.max(1)).max(1));
             self.transfer.queue(size);
-            if n <= 1 {
+            if conns <= 1 {
                 store_pack(self.repo.backend().as_ref(), &p)?;
                 self.transfer.stored(size);
             } else {

@@ -25,8 +25,10 @@ use std::sync::atomic::Ordering::Relaxed;
 /// How many times a file that changed while it was read is read again.
 pub const MAX_REREADS: usize = 3;
 
-/// Bytes of file read per batch; the chunks of a batch are processed in parallel.
-pub(crate) const BATCH: usize = 8 << 20;
+/// Bytes of file read per batch; the chunks of a batch are processed in parallel. Each walker
+/// thread holds one batch: 2 MiB (16 chunks of the average size, enough for every core) keeps
+/// that at 8 MiB with four workers, where 8 MiB batches took 40 MiB of a first backup's peak.
+pub(crate) const BATCH: usize = 2 << 20;
 
 /// What one stable (or last) read of a file gave.
 pub(super) struct ReadOut {
