@@ -8,8 +8,8 @@ use crate::format::canonical;
 use crate::format::codec;
 use crate::format::crypto::{Keys, AAD_INDEX};
 use crate::format::id::{BlobId, IdMap, IndexId, PackId};
-use crate::repo::blobtable::{BlobTable, PackList, Record};
 use crate::format::pack::{PackEntry, MAX_PACK_LEN};
+use crate::repo::blobtable::{BlobTable, PackList, Record};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -337,7 +337,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         // Blob 1 in pack 10 (to be condemned) and, through a superseding file, pack 11 too; blob 2
         // only in pack 10; blob 3 listed twice in the same pack by two files.
-        let a = IndexFile { version: 1, supersedes: vec![], packs: vec![pack(10, vec![entry(1, 0), entry(2, 5), entry(3, 9)])] };
+        let a = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![pack(10, vec![entry(1, 0), entry(2, 5), entry(3, 9)])],
+        };
         let b = IndexFile {
             version: 1,
             supersedes: vec![],
@@ -355,12 +359,20 @@ mod tests {
         let all: Vec<(BlobId, PackId)> = idx.blobs().map(|(id, l)| (id, idx.pack_id(l.pack))).collect();
         assert_eq!(
             all,
-            vec![(BlobId([1; 32]), PackId([11; 32])), (BlobId([2; 32]), PackId([10; 32])), (BlobId([3; 32]), PackId([10; 32]))]
+            vec![
+                (BlobId([1; 32]), PackId([11; 32])),
+                (BlobId([2; 32]), PackId([10; 32])),
+                (BlobId([3; 32]), PackId([10; 32]))
+            ]
         );
         assert_eq!(idx.blob_count(), 3);
 
         // Blob 2 stored anew (as writers do for condemned blobs) is offered from its new pack.
-        idx.add_file(&IndexFile { version: 1, supersedes: vec![], packs: vec![pack(12, vec![entry(2, 0), entry(4, 5)])] });
+        idx.add_file(&IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![pack(12, vec![entry(2, 0), entry(4, 5)])],
+        });
         assert!(idx.contains(&BlobId([2; 32])) && idx.contains(&BlobId([4; 32])));
         assert_eq!(p(&idx, idx.get(&BlobId([2; 32])).unwrap()), PackId([12; 32]));
         assert_eq!(idx.blobs().map(|(_, l)| idx.pack_id(l.pack)).collect::<Vec<_>>()[1], PackId([12; 32]));
@@ -373,7 +385,8 @@ mod tests {
         let mut idx = loaded(d.path(), &[]);
         let id = |i: u32| BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes());
         let n = OVERLAY_MAX as u32 + 10;
-        let blobs = (0..n).map(|i| PackEntry { ty: BlobType::Tree, id: id(i), offset: i, length: 1, raw_length: 1 }).collect();
+        let blobs =
+            (0..n).map(|i| PackEntry { ty: BlobType::Tree, id: id(i), offset: i, length: 1, raw_length: 1 }).collect();
         idx.add_file(&IndexFile { version: 1, supersedes: vec![], packs: vec![pack(1, blobs)] });
         assert!(idx.overlay.is_empty(), "moved to a run");
         for i in (0..n).step_by(101) {

@@ -57,14 +57,7 @@ impl Record {
     }
 
     pub fn new(id: BlobId, loc: BlobLoc) -> Record {
-        Record {
-            id,
-            pack: loc.pack,
-            ty: loc.ty,
-            offset: loc.offset,
-            length: loc.length,
-            raw_length: loc.raw_length,
-        }
+        Record { id, pack: loc.pack, ty: loc.ty, offset: loc.offset, length: loc.length, raw_length: loc.raw_length }
     }
 
     fn encode(&self, out: &mut [u8]) {
@@ -556,9 +549,12 @@ impl BlobTable {
             if fresh {
                 break;
             }
-            let opened = File::open(dir.join(&meta.file)).map_err(|e| e.to_string()).and_then(|f| Run::open(f, packs.len()));
+            let opened =
+                File::open(dir.join(&meta.file)).map_err(|e| e.to_string()).and_then(|f| Run::open(f, packs.len()));
             match opened {
-                Ok(r) if r.count == meta.count && meta.covers.iter().all(|n| remote.contains(n.as_str())) => runs.push(r),
+                Ok(r) if r.count == meta.count && meta.covers.iter().all(|n| remote.contains(n.as_str())) => {
+                    runs.push(r)
+                }
                 // Damaged, missing, or built from an index file that is gone: built anew.
                 _ => fresh = true,
             }
@@ -699,11 +695,8 @@ impl BlobTable {
             let mut best: Option<(Record, usize)> = None;
             for (i, it) in inputs.iter_mut().enumerate() {
                 match it.peek() {
-                    Some(Ok(r)) => {
-                        if best.is_none_or(|(b, _)| (r.id, r.pack) < (b.id, b.pack)) {
-                            best = Some((*r, i));
-                        }
-                    }
+                    Some(Ok(r)) if best.is_none_or(|(b, _)| (r.id, r.pack) < (b.id, b.pack)) => best = Some((*r, i)),
+                    Some(Ok(_)) => {}
                     Some(Err(_)) => {
                         this.note_damage();
                         return None;
@@ -752,7 +745,8 @@ fn build_run(
         for p in f.packs {
             let pack = packs.insert(p.id, p.size);
             for b in p.blobs {
-                let r = Record { id: b.id, pack, ty: b.ty, offset: b.offset, length: b.length, raw_length: b.raw_length };
+                let r =
+                    Record { id: b.id, pack, ty: b.ty, offset: b.offset, length: b.length, raw_length: b.raw_length };
                 s.push(r).map_err(e)?;
             }
         }
@@ -892,7 +886,10 @@ mod tests {
         assert!(t.needs_check("h"));
         assert_eq!(lookup(&t, &p, 3).len(), 2);
         assert_eq!(lookup(&t, &p, 1050).len(), 1);
-        let runs = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("run-")).count();
+        let runs = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("run-"))
+            .count();
         assert_eq!(runs, t.run_counts().0, "no run file is left behind");
     }
 
@@ -909,7 +906,14 @@ mod tests {
         drop(fs.load(Some(&dir)));
         // A flipped byte in the fan-out, a cut-off run, a torn manifest, a missing run.
         let damage: [&dyn Fn(); 4] = [
-            &|| File::options().write(true).open(current_run(&dir)).unwrap().write_all_at(&[0xff], HEADER as u64 + 5).unwrap(),
+            &|| {
+                File::options()
+                    .write(true)
+                    .open(current_run(&dir))
+                    .unwrap()
+                    .write_all_at(&[0xff], HEADER as u64 + 5)
+                    .unwrap()
+            },
             &|| {
                 let f = File::options().write(true).open(current_run(&dir)).unwrap();
                 f.set_len(f.metadata().unwrap().len() - 1).unwrap();

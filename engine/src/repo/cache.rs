@@ -232,7 +232,8 @@ mod tests {
     }
 
     fn cached(c: &Cache) -> Vec<(String, Option<IndexFile>)> {
-        let mut v: Vec<_> = c.index_names().unwrap().into_iter().map(|n| (n.clone(), c.index_file(&n).unwrap())).collect();
+        let mut v: Vec<_> =
+            c.index_names().unwrap().into_iter().map(|n| (n.clone(), c.index_file(&n).unwrap())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }

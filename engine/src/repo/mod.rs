@@ -305,18 +305,25 @@ impl Repository {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
         let condemned = condemned::list_condemned(self.backend.as_ref())?;
-        let names: Vec<String> =
-            self.backend.list(Kind::Index).map_err(Error::backend_err("list", "index"))?.into_iter().map(|x| x.0).collect();
+        let names: Vec<String> = self
+            .backend
+            .list(Kind::Index)
+            .map_err(Error::backend_err("list", "index"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         if let Some(cache) = &self.cache {
             // Cached index files gone from the repository (after a prune) are forgotten.
             let remote: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
-            let stale: Vec<String> = cache.index_names()?.into_iter().filter(|n| !remote.contains(n.as_str())).collect();
+            let stale: Vec<String> =
+                cache.index_names()?.into_iter().filter(|n| !remote.contains(n.as_str())).collect();
             cache.forget_indexes(&stale)?;
         }
         // The blob table reads only the index files it lacks (all of them with no cache, or a new
         // cache): from the cache's copies, else from the repository, a few at a time.
         let dir = self.cache.as_ref().map(|c| blobtable::table_dir(c.dir()));
-        let mut fetch = |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
+        let mut fetch =
+            |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
         let (table, packs) = BlobTable::load(dir.as_deref(), &names, &mut fetch)?;
         let mut index = Index::with_table(table, packs);
         let packs: crate::format::id::IdSet<crate::format::id::PackId> =
