@@ -136,7 +136,7 @@ fn a_damaged_tree_pack_fails_the_restore() {
     sb.backup(&[&src]);
 
     let repo = open_repo(&sb);
-    let tree_blobs: Vec<_> = repo.index().blobs().filter(|(_, l)| l.ty == BlobType::Tree).map(|(_, l)| *l).collect();
+    let tree_blobs: Vec<_> = repo.index().blobs().filter(|(_, l)| l.ty == BlobType::Tree).map(|(_, l)| l).collect();
     let loc = tree_blobs[0];
     let pack = repo.index().pack_id(loc.pack);
     drop(repo);

@@ -1,5 +1,6 @@
 //! Index files list packs and the blobs in them; written after their packs, never changed, only
-//! superseded. The in-memory `Index` maps every blob id to its location, for dedup and restore.
+//! superseded. `Index` finds every blob's location, for dedup and restore, through the blob table
+//! of the local cache and what this process added since.
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
@@ -8,6 +9,7 @@ use crate::format::codec;
 use crate::format::crypto::{Keys, AAD_INDEX};
 use crate::format::id::{BlobId, IdMap, IndexId, PackId};
 use crate::format::pack::{PackEntry, MAX_PACK_LEN};
+use crate::repo::blobtable::{BlobTable, PackList, Record};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -58,23 +60,34 @@ pub struct BlobLoc {
     pub raw_length: u32,
 }
 
-/// The in-memory blob index: every blob's pack and position.
+/// The blob index: every blob's pack and position. The repository's index files are in the blob
+/// table ([`crate::repo::blobtable`], on disk, found with a positioned read); what this process
+/// added since it was loaded (index files it wrote) is in an overlay in memory, moved to a run of
+/// the table of its own when it grows past [`OVERLAY_MAX`] blobs. Packs are held in memory (a few
+/// per gigabyte stored).
 #[derive(Default)]
 pub struct Index {
-    packs: Vec<PackId>,
-    pack_sizes: Vec<u64>,
-    pack_pos: IdMap<PackId, u32>,
-    blobs: IdMap<BlobId, BlobLoc>,
+    packs: PackList,
+    table: Option<BlobTable>,
+    overlay: IdMap<BlobId, BlobLoc>,
     /// Packs a prune has condemned (by position): still readable, never reused for dedup.
     condemned: Vec<bool>,
+    any_condemned: bool,
     /// The index files and condemned records this index was loaded from.
     source: Vec<String>,
 }
 
+/// Blobs the overlay holds at most before they move to a run of the table.
+pub const OVERLAY_MAX: usize = 64 * 1024;
+
 impl Index {
+    /// An index over a loaded blob table and the packs its records point into.
+    pub fn with_table(table: BlobTable, packs: PackList) -> Index {
+        Index { packs, table: Some(table), ..Index::default() }
+    }
+
     pub fn add_pack(&mut self, id: PackId, size: u64, entries: &[PackEntry]) {
         let p = self.insert_pack(id, size);
-        self.blobs.reserve(entries.len());
         for e in entries {
             let loc = BlobLoc { pack: p, ty: e.ty, offset: e.offset, length: e.length, raw_length: e.raw_length };
             self.insert_blob(e.id, loc);
@@ -83,27 +96,22 @@ impl Index {
 
     /// Registers a pack (if new) and returns its position.
     pub fn insert_pack(&mut self, id: PackId, size: u64) -> u32 {
-        if let Some(&p) = self.pack_pos.get(&id) {
-            return p;
+        let p = self.packs.insert(id, size);
+        if self.condemned.len() < self.packs.len() && !self.condemned.is_empty() {
+            self.condemned.resize(self.packs.len(), false);
         }
-        let p = self.packs.len() as u32;
-        if !self.condemned.is_empty() {
-            self.condemned.push(false);
-        }
-        self.packs.push(id);
-        self.pack_sizes.push(size);
-        self.pack_pos.insert(id, p);
         p
     }
 
     /// Records a blob's location unless the blob is already known (in a pack that is not condemned).
+    /// (The overlay does not look in the table: a blob in both is found at either place.)
     pub fn insert_blob(&mut self, id: BlobId, loc: BlobLoc) {
-        match self.blobs.entry(id) {
+        let condemned = |p: u32| self.condemned.get(p as usize) == Some(&true);
+        match self.overlay.entry(id) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(loc);
             }
             std::collections::hash_map::Entry::Occupied(mut o) => {
-                let condemned = |p: u32| self.condemned.get(p as usize) == Some(&true);
                 if condemned(o.get().pack) && !condemned(loc.pack) {
                     o.insert(loc);
                 }
@@ -114,7 +122,8 @@ impl Index {
     /// Marks these packs condemned (see format-spec, "Prune"): their blobs stay readable but
     /// `contains` no longer offers them for dedup, so writers store such blobs anew.
     pub fn set_condemned(&mut self, packs: &crate::format::id::IdSet<PackId>) {
-        self.condemned = self.packs.iter().map(|p| packs.contains(p)).collect();
+        self.condemned = self.packs.iter().map(|(_, p, _)| packs.contains(p)).collect();
+        self.any_condemned = self.condemned.contains(&true);
     }
 
     pub fn set_source(&mut self, names: Vec<String>) {
@@ -129,48 +138,127 @@ impl Index {
         self.condemned.get(pack as usize) == Some(&true)
     }
 
-    pub fn reserve(&mut self, n: usize) {
-        self.blobs.reserve(n);
+    /// Whether a backup of the set `key` (host and paths) must look up the blobs it reuses from its
+    /// parent snapshot. It need not when no pack is condemned and the index has only grown since a
+    /// backup of the set last did (see [`BlobTable::needs_check`]): every blob a snapshot names is
+    /// then still indexed (format-spec, "Prune": packs leave the index through condemned records).
+    pub fn reuse_needs_check(&self, key: &str) -> bool {
+        self.any_condemned || self.table.as_ref().is_none_or(|t| t.needs_check(key))
+    }
+
+    /// Notes that a backup of the set `key` looked up the blobs it reused.
+    pub fn reuse_checked(&self, key: &str) -> crate::error::Result<()> {
+        match &self.table {
+            Some(t) if !self.any_condemned => t.reuse_checked(key),
+            _ => Ok(()),
+        }
     }
 
     pub fn add_file(&mut self, f: &IndexFile) {
         for p in &f.packs {
             self.add_pack(p.id, p.size, &p.blobs);
         }
+        if self.overlay.len() > OVERLAY_MAX {
+            self.spill_overlay();
+        }
     }
 
+    /// Moves the overlay into a run of the table of this process's own (in a temporary file), when
+    /// there is a table: memory stays bounded however much one process writes.
+    fn spill_overlay(&mut self) {
+        let packs = self.packs.len();
+        let Some(t) = &mut self.table else { return };
+        let records: Vec<Record> = self.overlay.iter().map(|(id, l)| Record::new(*id, *l)).collect();
+        // Kept in memory if the temporary file cannot be written: only memory is lost.
+        if t.add_private(records, packs).is_ok() {
+            self.overlay = IdMap::default();
+        }
+    }
+
+    /// Where a blob is stored: a location in a pack that is not condemned if there is one.
     pub fn get(&self, id: &BlobId) -> Option<BlobLoc> {
-        self.blobs.get(id).copied()
+        let mut first = None;
+        if let Some(&l) = self.overlay.get(id) {
+            if !self.is_condemned(l.pack) {
+                return Some(l);
+            }
+            first = Some(l);
+        }
+        let mut live = None;
+        if let Some(t) = &self.table {
+            t.find(id, self.packs.len(), |r| {
+                let l = r.loc();
+                if live.is_none() && !self.is_condemned(l.pack) {
+                    live = Some(l);
+                }
+                first.get_or_insert(l);
+            });
+        }
+        live.or(first)
     }
 
     /// Whether a blob may be reused by a writer (dedup): indexed in a pack that is not condemned.
     /// Readers use `get`, which also finds blobs in condemned packs.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.get(id).is_some_and(|l| !self.is_condemned(l.pack))
+        self.get(id).is_some_and(|l| !self.is_condemned(l.pack))
     }
 
     pub fn pack_id(&self, p: u32) -> PackId {
-        self.packs[p as usize]
+        self.packs.id(p)
     }
 
     pub fn pack_size(&self, p: u32) -> u64 {
-        self.pack_sizes[p as usize]
+        self.packs.size(p)
     }
 
+    /// Distinct blobs indexed (a pass over the whole table).
     pub fn blob_count(&self) -> usize {
-        self.blobs.len()
+        self.blobs().count()
     }
 
     pub fn pack_count(&self) -> usize {
         self.packs.len()
     }
 
-    pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &BlobLoc)> {
-        self.blobs.iter()
+    /// Every blob once, sorted by id, with the location `get` gives it: a pass over the table,
+    /// merged with the overlay.
+    pub fn blobs(&self) -> impl Iterator<Item = (BlobId, BlobLoc)> + '_ {
+        let mut mine: Vec<Record> = self.overlay.iter().map(|(id, l)| Record::new(*id, *l)).collect();
+        mine.sort_unstable();
+        let table = self.table.iter().flat_map(|t| t.iter());
+        // Overlay first among equal ids, as `get` prefers it.
+        let mut merged = MergeBy { a: mine.into_iter().peekable(), b: table.peekable() }.peekable();
+        std::iter::from_fn(move || {
+            let r = merged.next()?;
+            let (first, mut live) = (r.loc(), (!self.is_condemned(r.pack)).then(|| r.loc()));
+            while let Some(n) = merged.next_if(|n| n.id == r.id) {
+                if live.is_none() && !self.is_condemned(n.pack) {
+                    live = Some(n.loc());
+                }
+            }
+            Some((r.id, live.unwrap_or(first)))
+        })
     }
 
     pub fn packs(&self) -> impl Iterator<Item = (u32, &PackId, u64)> {
-        self.packs.iter().zip(&self.pack_sizes).enumerate().map(|(i, (p, s))| (i as u32, p, *s))
+        self.packs.iter()
+    }
+}
+
+/// Two id-sorted record streams as one (on equal ids, `a`'s first).
+struct MergeBy<A: Iterator<Item = Record>, B: Iterator<Item = Record>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = Record>, B: Iterator<Item = Record>> Iterator for MergeBy<A, B> {
+    type Item = Record;
+    fn next(&mut self) -> Option<Record> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y.id < x.id => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
     }
 }
 
@@ -221,5 +309,90 @@ mod tests {
         assert!(e.contains("larger than the 2 GiB"), "{e}");
         let max = IndexFile { packs: vec![pack(MAX_PACK_LEN)], ..f };
         assert!(IndexFile::decode(&keys, "t", &max.encode(&keys)).is_ok());
+    }
+
+    fn entry(n: u8, offset: u32) -> PackEntry {
+        PackEntry { ty: BlobType::Data, id: BlobId([n; 32]), offset, length: 5, raw_length: 7 }
+    }
+
+    fn pack(n: u8, blobs: Vec<PackEntry>) -> IndexPack {
+        IndexPack { id: PackId([n; 32]), size: 100, blobs }
+    }
+
+    /// An index over a table built from `files` (kept in `dir`), as `Repository` loads it.
+    fn loaded(dir: &std::path::Path, files: &[IndexFile]) -> Index {
+        let names: Vec<String> = (0..files.len()).map(|i| format!("f{i}")).collect();
+        let mut fetch = |want: &[&str], each: &mut dyn FnMut(IndexFile) -> crate::error::Result<()>| {
+            for w in want {
+                each(files[w[1..].parse::<usize>().unwrap()].clone())?;
+            }
+            Ok(())
+        };
+        let (t, p) = BlobTable::load(Some(dir), &names, &mut fetch).unwrap();
+        Index::with_table(t, p)
+    }
+
+    #[test]
+    fn condemned_packs_are_read_but_not_offered_and_live_copies_are_preferred() {
+        let d = tempfile::tempdir().unwrap();
+        // Blob 1 in pack 10 (to be condemned) and, through a superseding file, pack 11 too; blob 2
+        // only in pack 10; blob 3 listed twice in the same pack by two files.
+        let a = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![pack(10, vec![entry(1, 0), entry(2, 5), entry(3, 9)])],
+        };
+        let b = IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![pack(11, vec![entry(1, 50)]), pack(10, vec![entry(1, 0), entry(2, 5), entry(3, 9)])],
+        };
+        let mut idx = loaded(d.path(), &[a, b]);
+        assert_eq!(idx.pack_count(), 2);
+        idx.set_condemned(&[PackId([10; 32])].into_iter().collect());
+        let p = |idx: &Index, l: BlobLoc| idx.pack_id(l.pack);
+        assert_eq!(p(&idx, idx.get(&BlobId([1; 32])).unwrap()), PackId([11; 32]), "the live copy");
+        assert!(idx.contains(&BlobId([1; 32])));
+        assert_eq!(p(&idx, idx.get(&BlobId([2; 32])).unwrap()), PackId([10; 32]), "still readable");
+        assert!(!idx.contains(&BlobId([2; 32])), "not offered for reuse");
+        assert!(idx.reuse_needs_check("h"), "packs are condemned");
+        let all: Vec<(BlobId, PackId)> = idx.blobs().map(|(id, l)| (id, idx.pack_id(l.pack))).collect();
+        assert_eq!(
+            all,
+            vec![
+                (BlobId([1; 32]), PackId([11; 32])),
+                (BlobId([2; 32]), PackId([10; 32])),
+                (BlobId([3; 32]), PackId([10; 32]))
+            ]
+        );
+        assert_eq!(idx.blob_count(), 3);
+
+        // Blob 2 stored anew (as writers do for condemned blobs) is offered from its new pack.
+        idx.add_file(&IndexFile {
+            version: 1,
+            supersedes: vec![],
+            packs: vec![pack(12, vec![entry(2, 0), entry(4, 5)])],
+        });
+        assert!(idx.contains(&BlobId([2; 32])) && idx.contains(&BlobId([4; 32])));
+        assert_eq!(p(&idx, idx.get(&BlobId([2; 32])).unwrap()), PackId([12; 32]));
+        assert_eq!(idx.blobs().map(|(_, l)| idx.pack_id(l.pack)).collect::<Vec<_>>()[1], PackId([12; 32]));
+        assert_eq!(idx.blob_count(), 4);
+    }
+
+    #[test]
+    fn a_large_overlay_moves_to_the_table_and_stays_found() {
+        let d = tempfile::tempdir().unwrap();
+        let mut idx = loaded(d.path(), &[]);
+        let id = |i: u32| BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes());
+        let n = OVERLAY_MAX as u32 + 10;
+        let blobs =
+            (0..n).map(|i| PackEntry { ty: BlobType::Tree, id: id(i), offset: i, length: 1, raw_length: 1 }).collect();
+        idx.add_file(&IndexFile { version: 1, supersedes: vec![], packs: vec![pack(1, blobs)] });
+        assert!(idx.overlay.is_empty(), "moved to a run");
+        for i in (0..n).step_by(101) {
+            assert_eq!(idx.get(&id(i)).map(|l| (l.offset, l.ty)), Some((i, BlobType::Tree)));
+        }
+        assert!(!idx.contains(&id(n)));
+        assert_eq!(idx.blob_count(), n as usize);
     }
 }

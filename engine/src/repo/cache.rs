@@ -1,6 +1,7 @@
 //! The local cache: a SQLite database holding the index files, the snapshot list and decrypted trees
-//! (the per-file metadata that change detection compares against). It is only a cache: every table
-//! is rebuilt from the repository when missing or out of date, so deleting it loses nothing.
+//! (the per-file metadata that change detection compares against); the blob table built from the
+//! index files lives beside it ([`crate::repo::blobtable`]). It is only a cache: every table is
+//! rebuilt from the repository when missing or out of date, so deleting it loses nothing.
 
 use crate::error::{Error, Result};
 use crate::format::id::TreeId;
@@ -92,18 +93,26 @@ impl Cache {
         move |source| Error::Cache { path: self.path.clone(), source }
     }
 
-    /// Calls `f` with each cached index file: its name, and its content (`None` when the row does
-    /// not decode, so the caller reads that file from the repository again).
-    pub fn for_each_index_file(&self, mut f: impl FnMut(String, Option<IndexFile>)) -> Result<()> {
+    /// The folder the cache lives in (the blob table is kept beside the database).
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The names of the cached index files.
+    pub fn index_names(&self) -> Result<Vec<String>> {
         let c = self.conn.lock();
-        let mut st = c.prepare("SELECT id, data FROM index_files").map_err(self.err())?;
-        let mut rows = st.query([]).map_err(self.err())?;
-        while let Some(r) = rows.next().map_err(self.err())? {
-            let id: String = r.get(0).map_err(self.err())?;
-            let data = r.get_ref(1).map_err(self.err())?.as_blob().ok();
-            f(id, data.and_then(|d| postcard::from_bytes::<IndexFile>(d).ok()));
-        }
-        Ok(())
+        let mut st = c.prepare("SELECT id FROM index_files").map_err(self.err())?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// A cached index file; `None` when it is not cached or its row does not decode (the caller
+    /// reads it from the repository again).
+    pub fn index_file(&self, id: &str) -> Result<Option<IndexFile>> {
+        let c = self.conn.lock();
+        let mut st = c.prepare_cached("SELECT data FROM index_files WHERE id = ?1").map_err(self.err())?;
+        let data: Option<Vec<u8>> = st.query_row(params![id], |r| r.get(0)).optional().map_err(self.err())?;
+        Ok(data.and_then(|d| postcard::from_bytes::<IndexFile>(&d).ok()))
     }
 
     /// Forgets these index files (gone from the repository, e.g. after a prune, or unreadable).
@@ -120,14 +129,6 @@ impl Cache {
             }
         }
         tx.commit().map_err(self.err())
-    }
-
-    /// How many blobs the cached index files list in all (to size the index before loading it).
-    pub fn index_blobs(&self) -> Result<u64> {
-        let c = self.conn.lock();
-        c.query_row("SELECT coalesce(sum(blobs), 0) FROM index_files", [], |r| r.get::<_, i64>(0))
-            .map(|n| n.max(0) as u64)
-            .map_err(self.err())
     }
 
     pub fn add_index(&self, id: &str, f: &IndexFile) -> Result<()> {
@@ -231,8 +232,8 @@ mod tests {
     }
 
     fn cached(c: &Cache) -> Vec<(String, Option<IndexFile>)> {
-        let mut v = Vec::new();
-        c.for_each_index_file(|id, f| v.push((id, f))).unwrap();
+        let mut v: Vec<_> =
+            c.index_names().unwrap().into_iter().map(|n| (n.clone(), c.index_file(&n).unwrap())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -241,11 +242,12 @@ mod tests {
     fn index_files_are_kept_whole_and_forgotten_by_name() {
         let d = tempfile::tempdir().unwrap();
         let c = Cache::open(d.path()).unwrap();
+        assert_eq!(c.dir(), d.path());
         c.add_index("a", &file(1)).unwrap();
         c.add_index("b", &file(7)).unwrap();
         c.add_index("b", &file(7)).unwrap();
-        assert_eq!(c.index_blobs().unwrap(), 6);
         assert_eq!(cached(&c), vec![("a".into(), Some(file(1))), ("b".into(), Some(file(7)))]);
+        assert_eq!(c.index_file("c").unwrap(), None);
 
         // A row that does not decode is reported as such, for the caller to read the file again.
         c.conn.lock().execute("UPDATE index_files SET data = x'ff' WHERE id = 'b'", []).unwrap();

@@ -2,9 +2,10 @@
 //! lookup: creating and opening (config, key files), the blob index (through the local cache),
 //! index files, pack headers, objects found by id prefix, blobs and trees, and snapshots
 //! (`snapshots.rs`: listed, read, selected by filter). Beside it: the one blob-writing session
-//! ([`writer`], on [`packer`]), leases and condemned records, the local cache, read-ahead, and
-//! this machine's identity ([`host`]).
+//! ([`writer`], on [`packer`]), leases and condemned records, the local cache and the blob table on
+//! disk ([`blobtable`]), read-ahead, and this machine's identity ([`host`]).
 
+pub mod blobtable;
 pub mod cache;
 pub mod condemned;
 pub mod host;
@@ -28,6 +29,7 @@ use crate::format::id::{BlobId, DataId, IndexId, KeyId, PackId, TreeId};
 use crate::format::index::{Index, IndexFile};
 use crate::format::pack::{self, FinishedPack, PackEntry};
 use crate::format::tree::Tree;
+use crate::repo::blobtable::BlobTable;
 use crate::repo::cache::Cache;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -303,50 +305,66 @@ impl Repository {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
         let condemned = condemned::list_condemned(self.backend.as_ref())?;
-        let remote = self.backend.list(Kind::Index).map_err(Error::backend_err("list", "index"))?;
-        let mut index = match &self.cache {
-            Some(cache) => {
-                // Cached index files still in the repository are used as they are; the others are
-                // forgotten, and the repository's files the cache lacks are read and cached.
-                let remote_ids: std::collections::HashSet<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
-                let mut idx = Index::default();
-                // Sized once: growing by doubling would hold the old table and the new at once.
-                idx.reserve(cache.index_blobs()? as usize);
-                let mut have = std::collections::HashSet::new();
-                let mut stale = Vec::new();
-                cache.for_each_index_file(|id, f| match f {
-                    Some(f) if remote_ids.contains(id.as_str()) => {
-                        idx.add_file(&f);
-                        have.insert(id);
-                    }
-                    _ => stale.push(id),
-                })?;
-                cache.forget_indexes(&stale)?;
-                let missing: Vec<&String> = remote.iter().map(|(n, _)| n).filter(|n| !have.contains(*n)).collect();
-                let files = self.read_index_files(&missing)?;
-                for (name, f) in missing.iter().zip(&files) {
-                    cache.add_index(name, f)?;
-                    idx.add_file(f);
-                }
-                idx
-            }
-            None => {
-                let names: Vec<&String> = remote.iter().map(|(n, _)| n).collect();
-                let mut idx = Index::default();
-                for f in self.read_index_files(&names)? {
-                    idx.add_file(&f);
-                }
-                idx
-            }
-        };
+        let names: Vec<String> = self
+            .backend
+            .list(Kind::Index)
+            .map_err(Error::backend_err("list", "index"))?
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        if let Some(cache) = &self.cache {
+            // Cached index files gone from the repository (after a prune) are forgotten.
+            let remote: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+            let stale: Vec<String> =
+                cache.index_names()?.into_iter().filter(|n| !remote.contains(n.as_str())).collect();
+            cache.forget_indexes(&stale)?;
+        }
+        // The blob table reads only the index files it lacks (all of them with no cache, or a new
+        // cache): from the cache's copies, else from the repository, a few at a time.
+        let dir = self.cache.as_ref().map(|c| blobtable::table_dir(c.dir()));
+        let mut fetch =
+            |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
+        let (table, packs) = BlobTable::load(dir.as_deref(), &names, &mut fetch)?;
+        let mut index = Index::with_table(table, packs);
         let packs: crate::format::id::IdSet<crate::format::id::PackId> =
             condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
         index.set_condemned(&packs);
         let record_names = condemned.into_iter().flat_map(|(_, names)| names);
-        index.set_source(remote.into_iter().map(|(n, _)| n).chain(record_names).collect());
+        index.set_source(names.into_iter().chain(record_names).collect());
         *self.index.write() = index;
         self.index_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Calls `each` with the index files `names`: cached copies, then the others read from the
+    /// repository (and cached), a few at a time so memory holds a few files, not the index.
+    fn fetch_index_files(&self, names: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>) -> Result<()> {
+        let mut missing = Vec::new();
+        for n in names {
+            match &self.cache {
+                Some(c) => match c.index_file(n)? {
+                    Some(f) => each(f)?,
+                    None => missing.push(*n),
+                },
+                None => missing.push(*n),
+            }
+        }
+        let batch = 2 * self.backend.connections().clamp(1, 8);
+        for chunk in missing.chunks(batch) {
+            for (name, f) in chunk.iter().zip(self.read_index_files(chunk)?) {
+                if let Some(c) = &self.cache {
+                    c.add_index(name, &f)?;
+                }
+                each(f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes that a backup of the set `key` looked up every blob it reused from its parent (see
+    /// [`Index::reuse_needs_check`]), so the next ones need not.
+    pub fn reuse_checked(&self, key: &str) -> Result<()> {
+        self.index().reuse_checked(key)
     }
 
     /// Reloads the index if index files or condemned records came or went since it was loaded. A

@@ -3,11 +3,12 @@
 //! at the end, so the index always follows its packs and an interrupted writer keeps what it
 //! finished. The writer session ([`crate::repo::writer`]) feeds it, directly or from a thread.
 //!
-//! Finished packs are stored by a few uploader threads (as many as the backend's `connections`, at
-//! most `MAX_UPLOADS`), fed through a rendezvous channel, so at most that many packs are in flight
-//! and memory stays bounded whatever `--connections` says (an upload holds its pack and the
-//! client's copy of it: 32 MiB at the default pack size). Before an index file is written every
-//! upload started so far is waited for, so an index never names a pack that is not stored.
+//! Finished packs are stored by uploader threads (as many as the backend's `connections`, at most
+//! `MAX_UPLOADS`, and no more than fit in `UPLOAD_BYTES`), fed through a rendezvous channel, so
+//! the packer fills the next pack while the last is written, and memory stays bounded whatever
+//! `--connections` says: at the default 16 MiB, one pack in flight and one filling. Before an index
+//! file is written every upload started so far is waited for, so an index never names a pack that
+//! is not stored.
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
@@ -24,8 +25,17 @@ use std::thread::JoinHandle;
 /// Pack uploads in flight at most, whatever the backend's `connections`.
 const MAX_UPLOADS: usize = 4;
 
+/// Pack bytes in flight at most (at least one pack): with the pack being filled, what packs cost
+/// in memory. At the default 16 MiB, one upload overlaps the filling of the next pack; each more
+/// in flight would add 16 MiB to a first backup's peak (the target is 64 MiB in all).
+const UPLOAD_BYTES: usize = 16 << 20;
+
 /// An index file is written after this many packs, so a long interrupted backup keeps its progress.
 pub const PACKS_PER_INDEX: usize = 64;
+
+/// Or after this many blobs (small files: 64 packs can hold a million), so the entries waiting for
+/// their index file, and the writer's blobs not yet indexed, stay few.
+pub const BLOBS_PER_INDEX: usize = 32 * 1024;
 
 pub struct Packer<'a> {
     repo: &'a Repository,
@@ -34,6 +44,10 @@ pub struct Packer<'a> {
     dry: bool,
     writers: [PackWriter; 2],
     done: Vec<IndexPack>,
+    /// Blobs listed in `done`.
+    done_blobs: usize,
+    /// Told the blobs of each index file written (they leave the writer's pending set).
+    indexed: Option<Arc<crate::repo::writer::Pending>>,
     /// Bytes written (or, dry, that would be): packs and index files.
     pub bytes_stored: u64,
     /// Started on the first pack when the backend takes more than one request at a time.
@@ -130,10 +144,17 @@ impl<'a> Packer<'a> {
             dry,
             writers: [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)],
             done: Vec::new(),
+            done_blobs: 0,
+            indexed: None,
             bytes_stored: 0,
             uploads: None,
             transfer: Arc::default(),
         }
+    }
+
+    /// Tells `p` the blobs of every index file written, once it is loaded.
+    pub(crate) fn report_indexed(&mut self, p: Arc<crate::repo::writer::Pending>) {
+        self.indexed = Some(p);
     }
 
     /// Counts the packs this packer uploads in `t` (queued when handed over, done when stored).
@@ -152,7 +173,7 @@ impl<'a> Packer<'a> {
         if w.len() >= pack_size {
             let full = std::mem::replace(w, PackWriter::new(ty, 0));
             self.flush(full)?;
-            if self.done.len() >= PACKS_PER_INDEX {
+            if self.done.len() >= PACKS_PER_INDEX || self.done_blobs >= BLOBS_PER_INDEX {
                 self.write_index()?;
             }
         }
@@ -164,9 +185,10 @@ impl<'a> Packer<'a> {
         let size = p.bytes.len() as u64;
         let entry = IndexPack { id: p.id, size, blobs: std::mem::take(&mut p.entries) };
         if !self.dry {
-            let n = self.repo.backend().connections().min(MAX_UPLOADS);
+            let conns = self.repo.backend().connections();
+            let n = conns.min(MAX_UPLOADS).min((UPLOAD_BYTES / self.pack_size.max(1)).max(1));
             self.transfer.queue(size);
-            if n <= 1 {
+            if conns <= 1 {
                 store_pack(self.repo.backend().as_ref(), &p)?;
                 self.transfer.stored(size);
             } else {
@@ -175,6 +197,7 @@ impl<'a> Packer<'a> {
             }
         }
         self.bytes_stored += size;
+        self.done_blobs += entry.blobs.len();
         self.done.push(entry);
         Ok(())
     }
@@ -188,12 +211,16 @@ impl<'a> Packer<'a> {
             u.collect(true)?;
         }
         let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
+        self.done_blobs = 0;
         if self.dry {
             self.bytes_stored += f.encode(self.repo.keys()).len() as u64;
         } else {
             let id = self.repo.save_index(&f)?;
             crate::failpoint::hit("packer:after-index");
             self.bytes_stored += self.repo.backend().size(Kind::Index, &id.to_hex()).unwrap_or(0);
+            if let Some(p) = &self.indexed {
+                p.indexed(f.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
+            }
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use crate::repo::packer::Packer;
 use crate::repo::Repository;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 
@@ -52,19 +52,49 @@ enum Sink<'a> {
 /// Which blobs count as stored already (see [`Writer::holding`]).
 type Holds<'a> = Box<dyn Fn(BlobType, &BlobId) -> bool + Send + Sync + 'a>;
 
+/// The blobs a session claimed that are not indexed yet. Once an index file lists them they leave
+/// (the packer says so), so the set holds what is in flight, not all the session wrote.
+#[derive(Default)]
+pub(crate) struct Pending {
+    set: Mutex<IdSet<BlobId>>,
+    /// Counts removals: a claim that raced one looks in the index again.
+    epoch: AtomicU64,
+    /// Whether indexed blobs may leave: not when the session decides itself what counts as held
+    /// ([`Writer::holding`]), which need not be everything indexed.
+    trim: AtomicBool,
+}
+
+impl Pending {
+    /// These blobs are indexed now (the index file listing them is saved and loaded).
+    pub(crate) fn indexed<'b>(&self, ids: impl Iterator<Item = &'b BlobId>) {
+        if !self.trim.load(SeqCst) {
+            return;
+        }
+        let mut set = self.set.lock();
+        self.epoch.fetch_add(1, SeqCst);
+        for id in ids {
+            set.remove(id);
+        }
+        if set.capacity() > 4 * set.len().max(1024) {
+            set.shrink_to_fit();
+        }
+    }
+}
+
 /// A blob-writing session on one repository.
 pub struct Writer<'a> {
     repo: &'a Repository,
-    /// Blobs claimed by this session: stored, or on their way to a pack.
-    pending: Mutex<IdSet<BlobId>>,
+    /// Blobs claimed by this session and not indexed yet: on their way to a pack or an index file.
+    pending: Arc<Pending>,
     bytes_added: AtomicU64,
     dry: bool,
     holds: Option<Holds<'a>>,
     sink: Sink<'a>,
 }
 
-fn packer<'r>(repo: &'r Repository, opts: &WriterOptions) -> Packer<'r> {
+fn packer<'r>(repo: &'r Repository, opts: &WriterOptions, pending: &Arc<Pending>) -> Packer<'r> {
     let mut p = Packer::new(repo, opts.dry_run);
+    p.report_indexed(pending.clone());
     if let Some(t) = &opts.upload {
         p.count_uploads(t.clone());
     }
@@ -91,21 +121,23 @@ fn run_packer(mut p: Packer<'_>, rx: Receiver<Blob>) -> Result<u64> {
 impl<'a> Writer<'a> {
     /// A session that packs on the threads that add blobs, one at a time.
     pub fn new(repo: &'a Repository, opts: WriterOptions) -> Writer<'a> {
-        let sink = Sink::Direct(Box::new(Mutex::new(packer(repo, &opts))));
-        Writer::with_sink(repo, opts.dry_run, sink)
+        let pending = Arc::new(Pending { trim: AtomicBool::new(true), ..Pending::default() });
+        let sink = Sink::Direct(Box::new(Mutex::new(packer(repo, &opts, &pending))));
+        Writer::with_sink(repo, opts.dry_run, sink, pending)
     }
 
     /// A session whose packing runs in a thread of `scope`, fed through a bounded channel: the
     /// threads that encode blobs never wait for a pack to be written, only for room in the queue.
     pub fn spawn<'env: 'a>(scope: &'a Scope<'a, 'env>, repo: &'env Repository, opts: WriterOptions) -> Writer<'a> {
         let (tx, rx) = crossbeam_channel::bounded::<Blob>(QUEUE);
-        let p = packer(repo, &opts);
+        let pending = Arc::new(Pending { trim: AtomicBool::new(true), ..Pending::default() });
+        let p = packer(repo, &opts, &pending);
         let handle = scope.spawn(move || run_packer(p, rx));
-        Writer::with_sink(repo, opts.dry_run, Sink::Thread { tx, packer: handle })
+        Writer::with_sink(repo, opts.dry_run, Sink::Thread { tx, packer: handle }, pending)
     }
 
-    fn with_sink(repo: &'a Repository, dry: bool, sink: Sink<'a>) -> Writer<'a> {
-        Writer { repo, pending: Mutex::new(IdSet::default()), bytes_added: AtomicU64::new(0), dry, holds: None, sink }
+    fn with_sink(repo: &'a Repository, dry: bool, sink: Sink<'a>, pending: Arc<Pending>) -> Writer<'a> {
+        Writer { repo, pending, bytes_added: AtomicU64::new(0), dry, holds: None, sink }
     }
 
     pub fn repo(&self) -> &'a Repository {
@@ -116,6 +148,8 @@ impl<'a> Writer<'a> {
     /// only blobs of the right type whose pack is present are).
     pub fn holding(mut self, holds: impl Fn(BlobType, &BlobId) -> bool + Send + Sync + 'a) -> Self {
         self.holds = Some(Box::new(holds));
+        // What it claims stays claimed: being indexed need not make a blob held.
+        self.pending.trim.store(false, SeqCst);
         self
     }
 
@@ -130,17 +164,30 @@ impl<'a> Writer<'a> {
     /// Claims a blob for storing: true when the repository does not hold it and no one in this
     /// session claimed it before. Whoever gets true stores it.
     pub fn claim(&self, ty: BlobType, id: &BlobId) -> bool {
-        !self.holds(ty, id) && self.pending.lock().insert(*id)
+        let epoch = self.pending.epoch.load(SeqCst);
+        if self.holds(ty, id) {
+            return false;
+        }
+        let mut set = self.pending.set.lock();
+        // A blob that left the pending set since `holds` looked is indexed now.
+        if set.contains(id) || (self.pending.epoch.load(SeqCst) != epoch && self.holds(ty, id)) {
+            return false;
+        }
+        set.insert(*id)
     }
 
     /// Whether the blob is in the repository or on its way there.
     pub fn known(&self, ty: BlobType, id: &BlobId) -> bool {
-        self.holds(ty, id) || self.pending.lock().contains(id)
+        let epoch = self.pending.epoch.load(SeqCst);
+        self.holds(ty, id)
+            || self.pending.set.lock().contains(id)
+            || (self.pending.epoch.load(SeqCst) != epoch && self.holds(ty, id))
     }
 
-    /// Whether this session claimed the blob.
+    /// Whether this session claimed the blob (and, unless [`Writer::holding`] was used, has not
+    /// indexed it yet).
     pub fn claimed(&self, id: &BlobId) -> bool {
-        self.pending.lock().contains(id)
+        self.pending.set.lock().contains(id)
     }
 
     /// Compresses (zstd `level`, 0: none) and encrypts a blob for this repository.

@@ -46,7 +46,7 @@ impl Ctx<'_> {
                 && p.mtime_ns == node.mtime_ns
                 && p.ino == node.ino
                 && p.ctime_ns == stamp
-                && p.content.iter().all(|id| self.known(id))
+                && p.content.iter().all(|id| self.reusable_blob(id))
             {
                 node.ctime_ns = stamp;
                 self.imaged.lock().insert(path.to_path_buf());

@@ -149,6 +149,10 @@ struct Ctx<'a> {
     virtual_trees: Mutex<HashMap<TreeId, Tree>>,
     /// Reads ahead the files of each folder listed (not on a dry run).
     prefetch: Option<Prefetcher<Scope>>,
+    /// Whether the blobs of an unchanged file are looked up before they are reused (see
+    /// [`crate::format::index::Index::reuse_needs_check`]); mostly not: an unchanged file then
+    /// costs no lookup.
+    check_reuse: bool,
 }
 
 /// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
@@ -178,6 +182,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         path_strings.push(c.path()?.to_string_lossy().into_owned());
     }
     let host = opts.host.clone().unwrap_or_else(crate::repo::host::hostname);
+    let set_key = format!("{host}\0{}", path_strings.join("\0"));
+    let check_reuse = repo.index().reuse_needs_check(&set_key);
 
     // The parent: given, or the latest snapshot of this host with the same paths.
     let parent = match &opts.parent {
@@ -252,6 +258,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             report,
             virtual_trees: Mutex::new(HashMap::new()),
             prefetch,
+            check_reuse,
         };
         // Streams first: a failing dump command stops the backup before the walk.
         let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());
@@ -342,6 +349,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         }
         let id = repo.save_snapshot_counting_itself(&mut snap)?;
         crate::failpoint::hit("backup:after-snapshot");
+        if check_reuse {
+            repo.reuse_checked(&set_key)?;
+        }
         summary.bytes_stored = snap.summary.bytes_stored;
         Some(id)
     };
@@ -368,6 +378,12 @@ impl Ctx<'_> {
 
     fn known(&self, id: &DataId) -> bool {
         self.writer.known(BlobType::Data, &id.blob())
+    }
+
+    /// Whether a blob of the parent snapshot may be reused as it is: without a lookup, unless the
+    /// index says reuse must be checked this time.
+    fn reusable_blob(&self, id: &DataId) -> bool {
+        !self.check_reuse || self.known(id)
     }
 
     fn store_tree(&self, t: &Tree) -> Result<TreeId> {
