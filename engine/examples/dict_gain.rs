@@ -86,10 +86,13 @@ fn main() {
     // Baseline: each chunk alone.
     let t = cpu_s();
     let mut base = vec![0usize; chunks.len()];
+    let mut base_t = vec![0f64; chunks.len()];
     for (i, c) in chunks.iter().enumerate() {
+        let t0 = cpu_s();
         let mut out = Vec::new();
         codec::encode_payload(&c.data, level, &mut out);
         base[i] = out.len();
+        base_t[i] = cpu_s() - t0;
     }
     let base_cpu = cpu_s() - t;
 
@@ -108,7 +111,8 @@ fn main() {
     for &i in &comp {
         let d = &chunks[i].data;
         let n = d.len().min(8192);
-        if at as f64 >= next {
+        let first = std::env::var_os("CLAWBACK_SAMPLE_FIRST").is_some();
+        if (first && at < budget) || (!first && at as f64 >= next) {
             samples.push(&d[..n]);
             next += every * n as f64;
         }
@@ -128,13 +132,16 @@ fn main() {
     let t = cpu_s();
     let mut comp_d = zstd::bulk::Compressor::with_dictionary(level, &dict).unwrap();
     let mut withd = vec![0usize; chunks.len()];
+    let mut dict_t = vec![0f64; chunks.len()];
     for (i, c) in chunks.iter().enumerate() {
+        let t0 = cpu_s();
         let n = if codec::worth_compressing(&c.data) {
             comp_d.compress(&c.data).map(|v| v.len() + 9).unwrap_or(usize::MAX)
         } else {
             usize::MAX
         };
         withd[i] = n.min(base[i]);
+        dict_t[i] = cpu_s() - t0;
     }
     let dict_cpu = cpu_s() - t;
 
@@ -164,15 +171,19 @@ fn main() {
             let r: usize = sel.iter().map(|&i| chunks[i].data.len()).sum();
             let b: usize = sel.iter().map(|&i| base[i]).sum();
             let d: usize = sel.iter().map(|&i| withd[i]).sum();
+            let bt: f64 = sel.iter().map(|&i| base_t[i]).sum();
+            let dt: f64 = sel.iter().map(|&i| dict_t[i]).sum();
             println!(
-                "{:<8} {:<8} {:>7} {:>10.2} {:>10.2} {:>10.2} {:>6.1}",
+                "{:<8} {:<8} {:>7} {:>10.2} {:>10.2} {:>10.2} {:>6.1} {:>7.2} {:>7.2}",
                 kind,
                 CLASSES[cl],
                 sel.len(),
                 r as f64 / 1e6,
                 b as f64 / 1e6,
                 d as f64 / 1e6,
-                100.0 * (b as f64 - d as f64) / b as f64
+                100.0 * (b as f64 - d as f64) / b as f64,
+                bt,
+                dt
             );
         }
     }

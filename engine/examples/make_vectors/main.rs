@@ -65,6 +65,7 @@ fn generate(root: &Path) {
         chunker: ChunkParams { min: 4096, avg: 16384, max: 65536 },
         pack_size: 1 << 20,
         compression: 3,
+        ..Default::default()
     };
     Repository::init(be.clone(), &pw, &opts).unwrap();
     let repo = Repository::open(be.clone(), &pw, &CacheOptions { dir: None, disabled: true }).unwrap();

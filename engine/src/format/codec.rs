@@ -1,10 +1,14 @@
 //! The envelope of every encrypted object: a compression flag, then the payload, sealed by
 //! `crypto::Keys`. Flag 0: the payload is the plaintext. Flag 1: `u64 LE` plaintext length, then one
-//! zstd frame and nothing after it. Compression is kept only when it saves at least 1/32 of the bytes.
+//! zstd frame and nothing after it. Flag 2 (blobs only): one zstd frame compressed with a
+//! repository dictionary (`format::dict`), which its header names. Compression is kept only when
+//! it saves at least 1/32 of the bytes.
 
 use crate::error::{Error, Result};
 use crate::format::crypto::{Keys, NONCE_LEN, OVERHEAD};
+use crate::format::dict::Dict;
 use std::cell::RefCell;
+use zstd::zstd_safe::{CCtx, DCtx};
 
 /// The zstd level of every metadata object (index files, pack headers, trees, snapshots). Data
 /// blobs use the repository's own level (`RepoConfig::compression`).
@@ -12,10 +16,96 @@ pub const METADATA_LEVEL: i32 = 3;
 
 pub const FLAG_RAW: u8 = 0;
 pub const FLAG_ZSTD: u8 = 1;
+pub const FLAG_DICT: u8 = 2;
 
 thread_local! {
     /// This thread's compressor, its level, and its output buffer.
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// This thread's context and output buffer for compressing with a dictionary.
+    static DICT_COMPRESSOR: RefCell<Option<(CCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// This thread's decompression context (one per call would allocate and free ~100 KiB each).
+    static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+/// Writes the payload for a blob's `plain` at the end of `out`: with `dict` (prepared for
+/// `level`) a flag-2 payload when it saves at least 1/32, else as [`encode_payload`] does.
+pub fn encode_payload_with(plain: &[u8], level: i32, dict: Option<&Dict>, out: &mut Vec<u8>) {
+    match dict.and_then(|d| d.cdict(level)) {
+        Some(cdict) if level > 0 && plain.len() >= 64 => {
+            if worth_compressing(plain) && try_compress_dict(plain, cdict, out) {
+                return;
+            }
+            out.push(FLAG_RAW);
+            out.extend_from_slice(plain);
+        }
+        _ => encode_payload(plain, level, out),
+    }
+}
+
+/// Appends a flag-2 payload for `plain` compressed with `cdict` if that saves at least 1/32 of
+/// the bytes; otherwise leaves `out` as it was and returns false.
+fn try_compress_dict(plain: &[u8], cdict: &zstd::zstd_safe::CDict<'static>, out: &mut Vec<u8>) -> bool {
+    DICT_COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let (cctx, scratch) = c.get_or_insert_with(|| (CCtx::create(), Vec::new()));
+        let bound = zstd::zstd_safe::compress_bound(plain.len());
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        match cctx.compress_using_cdict(&mut scratch[..bound], plain, cdict) {
+            Ok(n) if n + 1 < plain.len() - plain.len() / 32 => {
+                out.reserve(1 + n);
+                out.push(FLAG_DICT);
+                out.extend_from_slice(&scratch[..n]);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Checks a flag-2 payload's frame (one frame, nothing after it, a declared content size of at
+/// most `max_len`, a dictionary ID) and returns the dictionary ID and the declared size.
+pub fn dict_frame(payload: &[u8], max_len: usize) -> std::result::Result<(u32, usize), String> {
+    if payload.first() != Some(&FLAG_DICT) {
+        return Err("not a dictionary-compressed payload".into());
+    }
+    let frame = &payload[1..];
+    match zstd::zstd_safe::find_frame_compressed_size(frame) {
+        Ok(len) if len == frame.len() => {}
+        _ => return Err("compressed data is not exactly one zstd frame".into()),
+    }
+    let n = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) => n,
+        _ => return Err("the zstd frame does not declare its content size".into()),
+    };
+    if n > max_len as u64 {
+        return Err(format!("declared length {n} exceeds the limit {max_len}"));
+    }
+    let id = zstd::zstd_safe::get_dict_id_from_frame(frame)
+        .ok_or("a dictionary-compressed payload whose frame names no dictionary")?;
+    Ok((id.get(), n as usize))
+}
+
+/// Decodes a flag-2 payload with `dict`, refusing plaintexts longer than `max_len` before
+/// allocating for them.
+pub fn decode_dict_payload(payload: &[u8], max_len: usize, dict: &Dict) -> std::result::Result<Vec<u8>, String> {
+    let (id, n) = dict_frame(payload, max_len)?;
+    if id != dict.zstd_id {
+        return Err(format!("the frame needs dictionary {id}, not {}", dict.zstd_id));
+    }
+    let mut out = Vec::with_capacity(n);
+    DECOMPRESSOR
+        .with(|d| {
+            let mut d = d.borrow_mut();
+            let dctx = d.get_or_insert_with(DCtx::create);
+            dctx.decompress_using_ddict(&mut out, &payload[1..], dict.ddict())
+        })
+        .map_err(|e| format!("zstd: {}", zstd::zstd_safe::get_error_name(e)))?;
+    if out.len() != n {
+        return Err("decompressed length differs from the declared length".into());
+    }
+    Ok(out)
 }
 
 /// Writes the payload (flag, length, data) for `plain` at the end of `out`. `level` 0 means store raw.
@@ -115,12 +205,20 @@ pub fn decode_payload(payload: &[u8], max_len: usize) -> std::result::Result<Vec
                 Ok(len) if len == frame.len() => {}
                 _ => return Err("compressed data is not exactly one zstd frame".into()),
             }
-            let out = zstd::bulk::decompress(frame, n as usize).map_err(|e| format!("zstd: {e}"))?;
+            let mut out = Vec::with_capacity(n as usize);
+            DECOMPRESSOR
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    let dctx = d.get_or_insert_with(DCtx::create);
+                    dctx.decompress(&mut out, frame)
+                })
+                .map_err(|e| format!("zstd: {}", zstd::zstd_safe::get_error_name(e)))?;
             if out.len() as u64 != n {
                 return Err("decompressed length differs from the declared length".into());
             }
             Ok(out)
         }
+        Some(&FLAG_DICT) => Err("compressed with a dictionary (flag 2), which only blobs may be".into()),
         Some(f) => Err(format!("unknown compression flag {f}")),
         None => Err("empty payload".into()),
     }

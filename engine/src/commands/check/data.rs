@@ -5,7 +5,6 @@
 use super::subset::Subset;
 use super::{why, Checker, Problem};
 use crate::backend::Kind;
-use crate::format::blob;
 use crate::format::id::{BlobId, PackId};
 use crate::format::pack::{self, PackEntry};
 
@@ -72,8 +71,7 @@ impl Checker<'_> {
             let res = if end > bytes.len() as u64 {
                 Err("beyond the end of the pack".to_string())
             } else {
-                blob::decode(
-                    self.repo.keys(),
+                self.repo.decode_blob(
                     e.ty,
                     &e.id,
                     &bytes[e.offset as usize..end as usize],

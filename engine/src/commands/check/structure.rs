@@ -5,7 +5,7 @@
 use super::{why, Checker, PackInfo, Problem};
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdMap, PackId, SnapshotId, TreeId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
@@ -194,7 +194,7 @@ impl Checker<'_> {
                     if e.ty != ty {
                         return Err(format!("indexed as {}, used as {}", e.ty.name(), ty.name()));
                     }
-                    blob::decode(self.repo.keys(), ty, id, &b, e.raw_length as usize).map_err(|e| why(&e))
+                    self.repo.decode_blob(ty, id, &b, e.raw_length as usize).map_err(|e| why(&e))
                 });
             match r {
                 Ok(b) => return Ok(b),

@@ -224,8 +224,7 @@ pub(super) fn write_files(
                 let plain = match &data {
                     Ok(d) => {
                         let s = (loc.offset as u64 - first) as usize;
-                        blob::decode(
-                            repo.keys(),
+                        repo.decode_blob(
                             BlobType::Data,
                             id,
                             &d[s..s + loc.length as usize],
