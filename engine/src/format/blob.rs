@@ -155,4 +155,27 @@ mod tests {
         assert!(decode(&keys, BlobType::Tree, &ia, &sa, a.len()).is_err(), "swapped type");
         assert!(decode(&keys, BlobType::Data, &ia, &sa, a.len() + 1).is_err(), "wrong length");
     }
+
+    struct One(Arc<Dict>);
+    impl DictSource for One {
+        fn dicts_for(&self, id: u32) -> Result<Vec<Arc<Dict>>> {
+            Ok(if id == self.0.zstd_id { vec![self.0.clone()] } else { vec![] })
+        }
+    }
+
+    #[test]
+    fn a_blob_compressed_with_a_dictionary_needs_it() {
+        let keys = Keys::derive(&MasterKey([5; 32]));
+        let s = crate::format::dict::tests::samples();
+        let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
+        let d = Arc::new(Dict::from_bytes("d".into(), crate::format::dict::train(&refs, 4096).unwrap()).unwrap());
+        let plain = s[7].clone();
+        let id = keys.blob_id(&plain);
+        let stored = encode_with(&keys, BlobType::Data, &id, &plain, 3, Some(&d));
+        assert_eq!(decode_with(&keys, &One(d.clone()), BlobType::Data, &id, &stored, plain.len()).unwrap(), plain);
+        let e = decode(&keys, BlobType::Data, &id, &stored, plain.len()).unwrap_err().to_string();
+        assert!(e.contains(&format!("dictionary {}, which the repository does not hold", d.zstd_id)), "{e}");
+        let other = keys.blob_id(b"another");
+        assert!(decode_with(&keys, &One(d), BlobType::Data, &other, &stored, plain.len()).is_err(), "id checked");
+    }
 }

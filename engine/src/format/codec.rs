@@ -327,6 +327,48 @@ mod tests {
         assert!(decode_payload(&payload(&[&fa[..fa.len() - 1]], a.len()), 1 << 20).is_err(), "a truncated frame");
     }
 
+    fn trained() -> Dict {
+        let s = crate::format::dict::tests::samples();
+        let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
+        let bytes = crate::format::dict::train(&refs, 4096).unwrap();
+        Dict::from_bytes("d".into(), bytes).unwrap()
+    }
+
+    #[test]
+    fn a_dictionary_payload_round_trips_and_is_checked() {
+        let d = trained();
+        let plain =
+            b"{\"role\":\"assistant\",\"turn\":12,\"content\":\"note 3 about the garden, the ferns\"}\n".to_vec();
+        let mut out = Vec::new();
+        encode_payload_with(&plain, 3, Some(&d), &mut out);
+        assert_eq!(out[0], FLAG_DICT);
+        let mut plain_z = Vec::new();
+        encode_payload(&plain, 3, &mut plain_z);
+        assert!(out.len() < plain_z.len(), "the dictionary pays on a small text: {} vs {}", out.len(), plain_z.len());
+        assert_eq!(dict_frame(&out, 1 << 20).unwrap(), (d.zstd_id, plain.len()));
+        assert_eq!(decode_dict_payload(&out, plain.len(), &d).unwrap(), plain);
+        assert!(decode_dict_payload(&out, plain.len() - 1, &d).is_err(), "limit enforced before decoding");
+        let e = decode_payload(&out, 1 << 20).unwrap_err();
+        assert!(e.contains("only blobs"), "{e}");
+        // At another level than the one it was prepared for, the dictionary is not used.
+        let mut other = Vec::new();
+        encode_payload_with(&plain.repeat(4), 5, Some(&d), &mut other);
+        assert_eq!(other[0], FLAG_ZSTD);
+        // A byte after the frame, and a frame that names no dictionary, are refused.
+        let mut trailing = out.clone();
+        trailing.push(0);
+        assert!(dict_frame(&trailing, 1 << 20).is_err());
+        let mut nodict = vec![FLAG_DICT];
+        nodict.extend_from_slice(&zstd::bulk::compress(&plain, 3).unwrap());
+        assert!(dict_frame(&nodict, 1 << 20).unwrap_err().contains("names no dictionary"));
+        // Another dictionary with the frame's ID cannot decode it into the right bytes.
+        let mut wrong = d.bytes().to_vec();
+        let n = wrong.len();
+        wrong[n - 100..].iter_mut().for_each(|b| *b = b'x');
+        let wrong = Dict::from_bytes("w".into(), wrong).unwrap();
+        assert_ne!(decode_dict_payload(&out, plain.len(), &wrong).ok(), Some(plain));
+    }
+
     #[test]
     fn sealed_objects_round_trip() {
         let keys = Keys::derive(&MasterKey([3; 32]));

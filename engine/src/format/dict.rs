@@ -31,7 +31,13 @@ pub struct Dict {
 
 impl std::fmt::Debug for Dict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dict({}, zstd id {}, {} bytes)", &self.name[..12.min(self.name.len())], self.zstd_id, self.bytes.len())
+        write!(
+            f,
+            "Dict({}, zstd id {}, {} bytes)",
+            &self.name[..12.min(self.name.len())],
+            self.zstd_id,
+            self.bytes.len()
+        )
     }
 }
 
@@ -97,7 +103,7 @@ pub fn train(samples: &[&[u8]], size: usize) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::format::crypto::MasterKey;
 

@@ -154,3 +154,92 @@ impl SessionDict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::backend::Backend;
+    use crate::format::crypto::KdfParams;
+    use crate::repo::writer::{Writer, WriterOptions};
+    use crate::repo::{CacheOptions, InitOptions, Secret};
+
+    fn repo(dir: &std::path::Path, version: u32) -> Repository {
+        let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.join("repo")));
+        let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, version, ..Default::default() };
+        Repository::init(be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
+        Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
+    }
+
+    /// Distinct, compressible 8 KiB chunks: enough for a session to train a dictionary.
+    fn chunks(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut s = String::new();
+                let mut k = i;
+                while s.len() < 8192 {
+                    k = k.wrapping_mul(2654435761) % 1_000_003;
+                    s.push_str(&format!(
+                        "{{\"turn\":{k},\"role\":\"user\",\"text\":\"line {} of note {i}\"}}\n",
+                        k % 97
+                    ));
+                }
+                s.into_bytes()
+            })
+            .collect()
+    }
+
+    fn store_all(r: &Repository, data: &[Vec<u8>]) -> Vec<BlobId> {
+        let w = Writer::new(r, WriterOptions::default());
+        let ids: Vec<BlobId> = data.iter().map(|c| r.keys().blob_id(c)).collect();
+        for (c, id) in data.iter().zip(&ids) {
+            w.store(BlobType::Data, *id, c, 3).unwrap();
+        }
+        w.finish().unwrap();
+        ids
+    }
+
+    #[test]
+    fn a_session_trains_stores_and_uses_one_dictionary_and_readers_find_it() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path(), DICT_VERSION);
+        let data = chunks(400);
+        let ids = store_all(&r, &data);
+        let dicts = r.dictionaries().unwrap();
+        assert_eq!(dicts.len(), 1, "one dictionary, trained once");
+        // A second session uses it and trains no other.
+        let more = chunks(420).split_off(400);
+        store_all(&r, &more);
+        assert_eq!(r.backend().list(Kind::Dict).unwrap().len(), 1);
+        // A reader that never saw the dictionary finds it when a blob names it.
+        let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("repo")));
+        let fresh = Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap();
+        let mut with_dict = 0;
+        for (c, id) in data
+            .iter()
+            .chain(&more)
+            .zip(ids.iter().chain(&more.iter().map(|c| r.keys().blob_id(c)).collect::<Vec<_>>()))
+        {
+            assert_eq!(&fresh.read_blob(BlobType::Data, id).unwrap(), c);
+            let loc = fresh.index().get(id).unwrap();
+            let pack = fresh.index().pack_id(loc.pack).to_hex();
+            let stored = fresh.backend().read_range(Kind::Pack, &pack, loc.offset as u64, loc.length as u64).unwrap();
+            if blob::decode(fresh.keys(), BlobType::Data, id, &stored, c.len()).is_err() {
+                with_dict += 1;
+            }
+        }
+        assert!(with_dict >= 150, "blobs after the sample use the dictionary: {with_dict}");
+    }
+
+    #[test]
+    fn a_version_1_repository_gets_no_dictionary() {
+        let d = tempfile::tempdir().unwrap();
+        let r = repo(d.path(), 1);
+        let data = chunks(400);
+        let ids = store_all(&r, &data);
+        assert!(r.backend().list(Kind::Dict).unwrap().is_empty());
+        for (c, id) in data.iter().zip(&ids) {
+            assert_eq!(&r.read_blob(BlobType::Data, id).unwrap(), c);
+        }
+    }
+}

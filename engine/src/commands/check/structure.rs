@@ -144,6 +144,22 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Reads every compression dictionary (format-spec §16): a damaged one is an error (the blobs
+    /// that name it then fail to decode under `--read-data`).
+    pub(super) fn check_dictionaries(&mut self) -> Result<()> {
+        let be = self.repo.backend().clone();
+        for (name, _) in be.list(Kind::Dict).map_err(Error::backend_err("list", "dicts"))? {
+            let res = be
+                .read(Kind::Dict, &name)
+                .map_err(|e| format!("cannot be read: {e}"))
+                .and_then(|b| crate::format::dict::Dict::open(self.repo.keys(), &name, &b).map_err(|e| e.to_string()));
+            if let Err(e) = res {
+                self.error(Problem::new("dictionary", format!("dictionary {name}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn load_snapshots(&mut self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let be = self.repo.backend().clone();
         let mut out = Vec::new();
