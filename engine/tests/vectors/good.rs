@@ -80,6 +80,7 @@ fn decode_packs(v: &Value) -> Decoded {
     assert_eq!(on_disk.keys().map(String::as_str).collect::<BTreeSet<_>>(), expected.keys().copied().collect());
     let mut d = Decoded { blobs: BTreeMap::new(), packs: BTreeMap::new() };
     let dicts = dictionaries(v);
+    let mut flags = BTreeSet::new();
     for (name, bytes) in &on_disk {
         let p = spec::pack(&k, name, bytes).unwrap_or_else(|e| panic!("pack {name}: {e:?}"));
         let want = expected[name.as_str()];
@@ -96,8 +97,10 @@ fn decode_packs(v: &Value) -> Decoded {
             d.blobs.insert(e.id, (e.ty, plain));
         }
         assert_eq!(want["blobs"], json!(blobs), "pack {name}: the header as vectors.json records it");
+        flags.extend(blobs.iter().map(|b| b["flag"].as_u64().unwrap()));
         d.packs.insert(hex32(name), (bytes.len() as u64, p.entries));
     }
+    assert_eq!(flags, BTreeSet::from([0, 1, 2]), "blobs stored raw, compressed, and with the dictionary");
     d
 }
 
