@@ -151,7 +151,7 @@ fn main() {
         "kind", "size", "chunks", "raw MB", "z MB", "zdict MB", "gain%"
     );
     for kind in ["sqlite", "text", "binary"] {
-        for cl in 0..5 {
+        for (cl, class_name) in CLASSES.iter().enumerate() {
             let sel: Vec<usize> = (0..chunks.len())
                 .filter(|&i| {
                     let c = &chunks[i];
@@ -176,7 +176,7 @@ fn main() {
             println!(
                 "{:<8} {:<8} {:>7} {:>10.2} {:>10.2} {:>10.2} {:>6.1} {:>7.2} {:>7.2}",
                 kind,
-                CLASSES[cl],
+                class_name,
                 sel.len(),
                 r as f64 / 1e6,
                 b as f64 / 1e6,
