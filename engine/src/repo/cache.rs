@@ -69,6 +69,12 @@ impl Cache {
         Ok(Cache { conn: Mutex::new(c), path, trees: Mutex::default() })
     }
 
+    /// The cache's folder (`<cache base>/<repo id>/`): besides `cache.db` it holds the sealed
+    /// compression dictionaries (`dicts/`, see `repo::dicts`).
+    pub fn dir(&self) -> &Path {
+        self.path.parent().expect("cache.db is in a folder")
+    }
+
     fn open_db(path: &Path) -> Result<Connection> {
         let e = |source| Error::Cache { path: path.to_path_buf(), source };
         let c = Connection::open(path).map_err(e)?;

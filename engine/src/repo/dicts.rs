@@ -1,6 +1,8 @@
 //! The repository's compression dictionaries (`dicts/`, format-spec §16): read when a blob first
 //! names one (listed again when a blob names one not seen yet), stored by the writer that trains
-//! one, and chosen for a writing session. Repositories of version 1 have none.
+//! one, and chosen for a writing session. Each one read or stored is kept, sealed as in the
+//! repository, in the local cache's folder, so a backup finds it without a request. Repositories
+//! of version 1 have none.
 
 use super::Repository;
 use crate::backend::Kind;
@@ -28,6 +30,53 @@ impl Dicts {
 }
 
 impl Repository {
+    /// The cache's folder of dictionaries, when there is a local cache.
+    fn dict_cache(&self) -> Option<std::path::PathBuf> {
+        self.cache.as_ref().map(|c| c.dir().join("dicts"))
+    }
+
+    /// Keeps a sealed dictionary in the local cache (best effort: the cache is rebuildable).
+    fn cache_dictionary(&self, name: &str, sealed: &[u8]) {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let Some(dir) = self.dict_cache() else { return };
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
+        let tmp = dir.join(format!(".tmp-{name}"));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, sealed));
+        if written.is_ok() {
+            let _ = std::fs::rename(&tmp, dir.join(name));
+        }
+    }
+
+    /// The dictionaries the local cache holds, in name order (each checked as if read from the
+    /// repository; one that does not open is ignored).
+    pub fn cached_dictionaries(&self) -> Vec<Arc<Dict>> {
+        let Some(dir) = self.dict_cache() else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let mut names: Vec<String> =
+            rd.flatten().filter_map(|e| e.file_name().into_string().ok()).filter(|n| !n.starts_with('.')).collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(d) = self.dicts.by_name.lock().get(&name) {
+                out.push(d.clone());
+                continue;
+            }
+            let Ok(sealed) = std::fs::read(dir.join(&name)) else { continue };
+            if let Ok(d) = Dict::open(&self.keys, &name, &sealed) {
+                let d = Arc::new(d);
+                self.dicts.by_name.lock().insert(name, d.clone());
+                out.push(d);
+            }
+        }
+        out
+    }
+
     /// Every dictionary in `dicts/`, in name order, reading those not read before.
     pub fn dictionaries(&self) -> Result<Vec<Arc<Dict>>> {
         let listed = self.backend.list(Kind::Dict).map_err(Error::backend_err("list", "dicts"))?;
@@ -39,6 +88,7 @@ impl Repository {
             }
             let sealed = self.backend.read(Kind::Dict, &name).map_err(Error::backend_err("read", &name))?;
             let d = Arc::new(Dict::open(&self.keys, &name, &sealed)?);
+            self.cache_dictionary(&name, &sealed);
             self.dicts.by_name.lock().insert(name, d.clone());
             out.push(d);
         }
@@ -55,6 +105,7 @@ impl Repository {
             return Ok(same);
         }
         self.backend.write(Kind::Dict, &name, &sealed).map_err(Error::backend_err("write", &name))?;
+        self.cache_dictionary(&name, &sealed);
         self.dicts.by_name.lock().insert(name, d.clone());
         Ok(d)
     }
@@ -76,6 +127,11 @@ impl DictSource for Repository {
         if !known.is_empty() {
             return Ok(known);
         }
+        self.cached_dictionaries();
+        let known = self.dicts.with_id(zstd_id);
+        if !known.is_empty() {
+            return Ok(known);
+        }
         // Not read yet (or stored since): list again.
         self.dictionaries()?;
         Ok(self.dicts.with_id(zstd_id))
@@ -89,10 +145,11 @@ impl DictSource for Repository {
 const SAMPLE_BUDGET: usize = 2 << 20;
 const SAMPLE_PIECE: usize = 8 << 10;
 
-/// The dictionary a writing session compresses data blobs with: the repository's first one (in
-/// name order), or, in a repository without one, one trained on the first compressible data
-/// blobs of this session and stored before any blob uses it. Decided at the first data blob,
-/// so a session that stores no data never lists `dicts/`.
+/// The dictionary a writing session compresses data blobs with: the first one (in name order) the
+/// local cache holds; else the repository's first one; else one trained on the first
+/// compressible data blobs of this session and stored before any blob uses it. With a local
+/// cache, `dicts/` is listed only once the sample is complete (a small backup makes no request
+/// for dictionaries); without one, at the first data blob.
 #[derive(Default)]
 pub struct SessionDict {
     start: std::sync::OnceLock<()>,
@@ -113,6 +170,16 @@ impl SessionDict {
     pub fn current(&self, repo: &Repository, dry: bool) -> Option<Arc<Dict>> {
         self.start.get_or_init(|| {
             if !repo.uses_dictionaries() {
+                return;
+            }
+            if let Some(d) = repo.cached_dictionaries().into_iter().next() {
+                *self.ready.write() = Some(d);
+                return;
+            }
+            if repo.cache().is_some() {
+                if !dry {
+                    *self.sampling.lock() = Some(Samples::default());
+                }
                 return;
             }
             match repo.dictionaries() {
@@ -145,6 +212,11 @@ impl SessionDict {
         for n in &full.sizes {
             pieces.push(&full.bytes[at..at + n]);
             at += n;
+        }
+        // Another writer may have stored one since this session began: use it.
+        if let Ok(Some(d)) = repo.dictionaries().map(|l| l.into_iter().next()) {
+            *self.ready.write() = Some(d);
+            return;
         }
         // A dictionary that cannot be trained or stored only costs compression: go on without.
         if let Some(bytes) = crate::format::dict::train(&pieces, crate::format::dict::TRAINED_SIZE) {
