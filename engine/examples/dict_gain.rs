@@ -6,7 +6,8 @@
 //!     cargo run --release -p clawback-engine --example dict_gain -- DIR [DIR...]
 //!
 //! CLAWBACK_CHUNK=min/avg/max (KiB) changes the chunker; CLAWBACK_DICT=size (KiB, default 112)
-//! and CLAWBACK_SAMPLE=MiB (default 8) the dictionary; CLAWBACK_LEVEL=n the level (default 3).
+//! CLAWBACK_SAMPLE=MiB (default 8), CLAWBACK_PIECE=bytes per chunk (default 8192) and
+//! CLAWBACK_SAMPLE_FIRST=1 (sample the first chunks, as a backup does) the dictionary; CLAWBACK_LEVEL=n the level (default 3).
 
 mod common;
 
@@ -104,13 +105,14 @@ fn main() {
     let budget = sample_mb << 20;
     let mut samples: Vec<&[u8]> = Vec::new();
     // Take one piece of at most 8 KiB from chunks spread evenly over the list, until the budget.
-    let pieces: usize = comp.iter().map(|&i| chunks[i].data.len().min(8192)).sum();
+    let piece: usize = env("CLAWBACK_PIECE", 8192);
+    let pieces: usize = comp.iter().map(|&i| chunks[i].data.len().min(piece)).sum();
     let every = (pieces as f64 / budget as f64).max(1.0);
     let mut next = 0.0f64;
     let mut at = 0usize;
     for &i in &comp {
         let d = &chunks[i].data;
-        let n = d.len().min(8192);
+        let n = d.len().min(piece);
         let first = std::env::var_os("CLAWBACK_SAMPLE_FIRST").is_some();
         if (first && at < budget) || (!first && at as f64 >= next) {
             samples.push(&d[..n]);
