@@ -38,6 +38,7 @@ pub fn options(a: &Args) -> InitOptions {
         chunker: ChunkParams { min: avg / 4, avg, max: avg * 4 },
         pack_size: a.pack_size << 20,
         compression: a.compression,
+        ..InitOptions::default()
     }
 }
 

@@ -26,11 +26,16 @@ pub fn version(g: &GlobalArgs) -> Result<i32> {
     if g.json {
         crate::ui::print_json(&serde_json::json!({
             "version": v,
-            "repository_format": 1,
+            "repository_format": clawback_engine::repo::DICT_VERSION,
             "target": std::env::consts::ARCH.to_string() + "-" + std::env::consts::OS,
         }));
     } else {
-        println!("clawback {v} (repository format 1, {}-{})", std::env::consts::ARCH, std::env::consts::OS);
+        let f = clawback_engine::repo::DICT_VERSION;
+        println!(
+            "clawback {v} (repository format {f}, reads 1 to {f}, {}-{})",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        );
     }
     Ok(0)
 }

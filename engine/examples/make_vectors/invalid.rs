@@ -9,6 +9,7 @@ use base64::Engine;
 use clawback_engine::format::crypto::{
     KeyFile, Keys, AAD_BLOB, AAD_CONFIG, AAD_INDEX, AAD_KEY, AAD_PACK_HEADER, AAD_SNAPSHOT,
 };
+use clawback_engine::format::dict::AAD_DICT;
 use clawback_engine::format::id::{BlobId, ObjectId, PackId, TreeId};
 use clawback_engine::format::index::IndexFile;
 use clawback_engine::format::pack::{self, PackEntry};
@@ -32,6 +33,8 @@ pub struct Base<'a> {
     /// The key file: its name and bytes.
     pub key_file: (String, Vec<u8>),
     pub wrapping_key: [u8; 32],
+    /// The repository's dictionary: its name, stored bytes and plaintext.
+    pub dict: (String, Vec<u8>, Vec<u8>),
 }
 
 /// The outcome kinds, as the manifest and the spec name them.
@@ -47,6 +50,7 @@ const KINDS: &[(&str, &str)] = &[
     ("layout", "pack entries that do not tile the pack's blob area"),
     ("id", "a blob whose plaintext does not hash (keyed) to its id"),
     ("range", "a parameter outside the range the spec allows"),
+    ("dictionary", "a blob compressed with a dictionary the repository does not hold"),
 ];
 
 struct Out<'a> {
@@ -468,8 +472,8 @@ pub fn write(dir: &Path, b: &Base<'_>) -> usize {
     // Config.
     let sealed_cfg = |v: &Value| seal(dk, &[AAD_CONFIG], &raw(&serde_json::to_vec(v).unwrap()));
     let mut c = b.config.clone();
-    c["version"] = json!(2);
-    o.put("config-unknown-version", "config", "version", "repository version 2", &sealed_cfg(&c), none.clone());
+    c["version"] = json!(3);
+    o.put("config-unknown-version", "config", "version", "repository version 3", &sealed_cfg(&c), none.clone());
     let x = seal(dk, &[AAD_SNAPSHOT], &raw(&serde_json::to_vec(&b.config).unwrap()));
     o.put(
         "config-wrong-aad",
@@ -564,6 +568,81 @@ pub fn write(dir: &Path, b: &Base<'_>) -> usize {
         "the key file with its hostname changed (it still unwraps), stored under its own name",
         &key(&f),
         json!({ "name": b.key_file.0 }),
+    );
+
+    // Dictionaries (§16) and payloads compressed with one (§6, flag 2).
+    let (dname, dsealed, dplain) = &b.dict;
+    let text = b"{\"type\":\"message\",\"turn\":3,\"role\":\"user\",\"content\":\"Turn 3 about bread baking: please keep this in mind.\"}\n";
+    let tid = k.blob_id(text);
+    let mut other = dplain.clone();
+    let zid = u32::from_le_bytes(other[4..8].try_into().unwrap());
+    other[4..8].copy_from_slice(&(zid ^ 0x5a5a).to_le_bytes());
+    let with_dict = |d: &[u8]| {
+        [&[2u8][..], &zstd::bulk::Compressor::with_dictionary(3, d).unwrap().compress(text).unwrap()].concat()
+    };
+    let blob_aad: &[&[u8]] = &[AAD_BLOB, &[0], &tid.0];
+    o.put(
+        "blob-dictionary-missing",
+        "blob",
+        "dictionary",
+        "flag 2, compressed with a dictionary whose ID is not that of the repository's",
+        &seal(dk, blob_aad, &with_dict(&other)),
+        ctx(0, &tid, text.len()),
+    );
+    let no_id = [&[2u8][..], &zstd::bulk::compress(text, 3).unwrap()].concat();
+    o.put(
+        "blob-dictionary-frame-names-none",
+        "blob",
+        "encoding",
+        "flag 2 with a zstd frame compressed without a dictionary (no Dictionary_ID)",
+        &seal(dk, blob_aad, &no_id),
+        ctx(0, &tid, text.len()),
+    );
+    let good = with_dict(dplain);
+    o.put(
+        "blob-dictionary-declared-length-oversized",
+        "blob",
+        "length",
+        "flag 2: the frame declares more than the index's raw_length",
+        &seal(dk, blob_aad, &good),
+        ctx(0, &tid, text.len() - 1),
+    );
+    let mut x = dplain.clone();
+    x[0] ^= 1;
+    o.named(
+        "dict-bad-magic",
+        "dict",
+        "encoding",
+        "the dictionary's magic number changed",
+        &seal(dk, &[AAD_DICT], &raw(&x)),
+    );
+    let mut x = dplain.clone();
+    x[4..8].copy_from_slice(&[0; 4]);
+    o.named("dict-id-zero", "dict", "encoding", "Dictionary_ID 0", &seal(dk, &[AAD_DICT], &raw(&x)));
+    o.named(
+        "dict-wrong-aad",
+        "dict",
+        "authentication",
+        "sealed with the index's associated data",
+        &seal(dk, &[AAD_INDEX], &raw(dplain)),
+    );
+    o.put(
+        "dict-name-mismatch",
+        "dict",
+        "name",
+        "the repository's dictionary stored under another name",
+        dsealed,
+        json!({ "name": ObjectId::of_bytes(dname.as_bytes()).to_hex() }),
+    );
+    let iplain = postcard::to_allocvec(&idx).unwrap();
+    let x =
+        [&[2u8][..], &zstd::bulk::Compressor::with_dictionary(3, dplain).unwrap().compress(&iplain).unwrap()].concat();
+    o.named(
+        "index-dictionary-flag",
+        "index",
+        "encoding",
+        "an index file compressed with the dictionary (flag 2)",
+        &seal(dk, &[AAD_INDEX], &x),
     );
 
     let count = o.vectors.len();

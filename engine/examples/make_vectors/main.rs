@@ -17,6 +17,7 @@ use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::crypto::{derive_wrapping_key, KdfParams, KeyFile, Subkeys, AAD_BLOB};
+use clawback_engine::format::dict;
 use clawback_engine::format::id::PackId;
 use clawback_engine::format::index::IndexFile;
 use clawback_engine::format::pack::{self, PackEntry};
@@ -65,9 +66,15 @@ fn generate(root: &Path) {
         chunker: ChunkParams { min: 4096, avg: 16384, max: 65536 },
         pack_size: 1 << 20,
         compression: 3,
+        ..Default::default()
     };
     Repository::init(be.clone(), &pw, &opts).unwrap();
     let repo = Repository::open(be.clone(), &pw, &CacheOptions { dir: None, disabled: true }).unwrap();
+    // A dictionary (format-spec §16), trained on transcript-like lines, so that the backup
+    // compresses the text chunks with it (payload flag 2).
+    let lines = sample_lines();
+    let pieces: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    let dict = repo.save_dictionary(&dict::train(&pieces, 2048).expect("a dictionary")).unwrap();
     let bo = BackupOptions {
         paths: vec![src.to_path_buf()],
         host: Some("vectors".into()),
@@ -112,7 +119,7 @@ fn generate(root: &Path) {
             let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
             let payload = keys.open(&[AAD_BLOB, &[e.ty as u8], &e.id.0], stored).unwrap();
             let mut b = entry_json(e);
-            b["compressed"] = json!(payload[0] == 1);
+            b["flag"] = json!(payload[0]);
             blobs.push(b);
         }
         packs.push(json!({ "id": name, "size": size, "header_length": header_length, "blobs": blobs }));
@@ -157,13 +164,14 @@ fn generate(root: &Path) {
         "chunker_seed": sk.chunker_seed.to_string(),
         "blob_id_of_hello_txt": hello_id.to_hex(),
         "config": serde_json::to_value(repo.config()).unwrap(),
+        "dictionaries": [{ "id": dict.name, "zstd_id": dict.zstd_id, "length": dict.bytes().len() }],
         "packs": packs,
         "index_files": index_files,
         "trees": trees,
         "snapshot_id": snap_name,
         "snapshot": snapshot_json,
         "source_dir": "source",
-        "files": ["hello.txt", "empty", "random.bin", "repeat.txt", "memory/2026-01-01.md"],
+        "files": ["hello.txt", "empty", "random.bin", "repeat.txt", "memory/2026-01-01.md", "memory/2026-01-02.jsonl"],
         "symlinks": { "link": "hello.txt" },
     });
     std::fs::write(root.join("vectors.json"), serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
@@ -219,8 +227,31 @@ fn write_invalid(root: &Path) -> usize {
             config: serde_json::to_value(repo.config()).unwrap(),
             key_file: (key_name, key_bytes),
             wrapping_key,
+            dict: {
+                let (name, _) = be.list(Kind::Dict).unwrap().remove(0);
+                let sealed = be.read(Kind::Dict, &name).unwrap();
+                let d = dict::Dict::open(keys, &name, &sealed).unwrap();
+                (name, sealed, d.bytes().to_vec())
+            },
         },
     )
+}
+
+/// Lines like those of an agent's transcript, to train the vector dictionary on (deterministic).
+fn sample_lines() -> Vec<String> {
+    let topics = ["the garden", "a trip to Lisbon", "the quarterly report", "bread baking", "the cat's vet visit"];
+    (0..400)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            let say = if i % 2 == 0 { "please keep this in mind." } else { "noted, will remember that." };
+            format!(
+                "{{\"type\":\"message\",\"turn\":{},\"role\":\"{role}\",\"content\":\"Turn {} about {}: {say}\"}}\n",
+                i * 7 % 101,
+                i * 13 % 97,
+                topics[i * 3 % 5]
+            )
+        })
+        .collect()
 }
 
 fn entry_json(e: &PackEntry) -> Value {

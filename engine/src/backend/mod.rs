@@ -45,6 +45,8 @@ pub enum Kind {
     /// Records of packs a prune has condemned (see format-spec, "Prune"). Created on first use, so
     /// repositories made before it existed need no migration.
     Condemned,
+    /// zstd dictionaries that blobs are compressed with (format-spec §16). Created on first use.
+    Dict,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Snapshot => "snapshots",
             Kind::Lock => "locks",
             Kind::Condemned => "condemned",
+            Kind::Dict => "dicts",
         }
     }
 }

@@ -151,7 +151,7 @@ impl Retry {
 
 /// Kinds whose objects are named by the BLAKE3 of their bytes.
 fn content_addressed(kind: Kind) -> bool {
-    matches!(kind, Kind::Key | Kind::Pack | Kind::Index | Kind::Snapshot)
+    matches!(kind, Kind::Key | Kind::Pack | Kind::Index | Kind::Snapshot | Kind::Dict)
 }
 
 impl Backend for Retry {

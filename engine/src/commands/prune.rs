@@ -17,7 +17,7 @@
 
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdMap, IdSet, IndexId, PackId, SnapshotId, TreeId};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{self, PackEntry, PackWriter};
@@ -332,7 +332,7 @@ pub fn prune_with_progress(
             })?;
             for e in &packs[id].owned {
                 let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                blob::decode(repo.keys(), e.ty, &e.id, stored, e.raw_length as usize)
+                repo.decode_blob(e.ty, &e.id, stored, e.raw_length as usize)
                     .map_err(|err| Error::corrupt("pack", &name, format!("blob {}: {err}", e.id.short())))?;
                 let slot = &mut writers[e.ty as usize];
                 let w = slot.get_or_insert_with(|| PackWriter::new(e.ty, pack_size + pack_size / 8));

@@ -1,10 +1,14 @@
 //! The envelope of every encrypted object: a compression flag, then the payload, sealed by
 //! `crypto::Keys`. Flag 0: the payload is the plaintext. Flag 1: `u64 LE` plaintext length, then one
-//! zstd frame and nothing after it. Compression is kept only when it saves at least 1/32 of the bytes.
+//! zstd frame and nothing after it. Flag 2 (blobs only): one zstd frame compressed with a
+//! repository dictionary (`format::dict`), which its header names. Compression is kept only when
+//! it saves at least 1/32 of the bytes.
 
 use crate::error::{Error, Result};
 use crate::format::crypto::{Keys, NONCE_LEN, OVERHEAD};
+use crate::format::dict::Dict;
 use std::cell::RefCell;
+use zstd::zstd_safe::{CCtx, DCtx};
 
 /// The zstd level of every metadata object (index files, pack headers, trees, snapshots). Data
 /// blobs use the repository's own level (`RepoConfig::compression`).
@@ -12,10 +16,96 @@ pub const METADATA_LEVEL: i32 = 3;
 
 pub const FLAG_RAW: u8 = 0;
 pub const FLAG_ZSTD: u8 = 1;
+pub const FLAG_DICT: u8 = 2;
 
 thread_local! {
     /// This thread's compressor, its level, and its output buffer.
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// This thread's context and output buffer for compressing with a dictionary.
+    static DICT_COMPRESSOR: RefCell<Option<(CCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// This thread's decompression context (one per call would allocate and free ~100 KiB each).
+    static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+/// Writes the payload for a blob's `plain` at the end of `out`: with `dict` (prepared for
+/// `level`) a flag-2 payload when it saves at least 1/32, else as [`encode_payload`] does.
+pub fn encode_payload_with(plain: &[u8], level: i32, dict: Option<&Dict>, out: &mut Vec<u8>) {
+    match dict.and_then(|d| d.cdict(level)) {
+        Some(cdict) if level > 0 && plain.len() >= 64 => {
+            if worth_compressing(plain) && try_compress_dict(plain, cdict, out) {
+                return;
+            }
+            out.push(FLAG_RAW);
+            out.extend_from_slice(plain);
+        }
+        _ => encode_payload(plain, level, out),
+    }
+}
+
+/// Appends a flag-2 payload for `plain` compressed with `cdict` if that saves at least 1/32 of
+/// the bytes; otherwise leaves `out` as it was and returns false.
+fn try_compress_dict(plain: &[u8], cdict: &zstd::zstd_safe::CDict<'static>, out: &mut Vec<u8>) -> bool {
+    DICT_COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let (cctx, scratch) = c.get_or_insert_with(|| (CCtx::create(), Vec::new()));
+        let bound = zstd::zstd_safe::compress_bound(plain.len());
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        match cctx.compress_using_cdict(&mut scratch[..bound], plain, cdict) {
+            Ok(n) if n + 1 < plain.len() - plain.len() / 32 => {
+                out.reserve(1 + n);
+                out.push(FLAG_DICT);
+                out.extend_from_slice(&scratch[..n]);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Checks a flag-2 payload's frame (one frame, nothing after it, a declared content size of at
+/// most `max_len`, a dictionary ID) and returns the dictionary ID and the declared size.
+pub fn dict_frame(payload: &[u8], max_len: usize) -> std::result::Result<(u32, usize), String> {
+    if payload.first() != Some(&FLAG_DICT) {
+        return Err("not a dictionary-compressed payload".into());
+    }
+    let frame = &payload[1..];
+    match zstd::zstd_safe::find_frame_compressed_size(frame) {
+        Ok(len) if len == frame.len() => {}
+        _ => return Err("compressed data is not exactly one zstd frame".into()),
+    }
+    let n = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) => n,
+        _ => return Err("the zstd frame does not declare its content size".into()),
+    };
+    if n > max_len as u64 {
+        return Err(format!("declared length {n} exceeds the limit {max_len}"));
+    }
+    let id = zstd::zstd_safe::get_dict_id_from_frame(frame)
+        .ok_or("a dictionary-compressed payload whose frame names no dictionary")?;
+    Ok((id.get(), n as usize))
+}
+
+/// Decodes a flag-2 payload with `dict`, refusing plaintexts longer than `max_len` before
+/// allocating for them.
+pub fn decode_dict_payload(payload: &[u8], max_len: usize, dict: &Dict) -> std::result::Result<Vec<u8>, String> {
+    let (id, n) = dict_frame(payload, max_len)?;
+    if id != dict.zstd_id {
+        return Err(format!("the frame needs dictionary {id}, not {}", dict.zstd_id));
+    }
+    let mut out = Vec::with_capacity(n);
+    DECOMPRESSOR
+        .with(|d| {
+            let mut d = d.borrow_mut();
+            let dctx = d.get_or_insert_with(DCtx::create);
+            dctx.decompress_using_ddict(&mut out, &payload[1..], dict.ddict())
+        })
+        .map_err(|e| format!("zstd: {}", zstd::zstd_safe::get_error_name(e)))?;
+    if out.len() != n {
+        return Err("decompressed length differs from the declared length".into());
+    }
+    Ok(out)
 }
 
 /// Writes the payload (flag, length, data) for `plain` at the end of `out`. `level` 0 means store raw.
@@ -115,12 +205,20 @@ pub fn decode_payload(payload: &[u8], max_len: usize) -> std::result::Result<Vec
                 Ok(len) if len == frame.len() => {}
                 _ => return Err("compressed data is not exactly one zstd frame".into()),
             }
-            let out = zstd::bulk::decompress(frame, n as usize).map_err(|e| format!("zstd: {e}"))?;
+            let mut out = Vec::with_capacity(n as usize);
+            DECOMPRESSOR
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    let dctx = d.get_or_insert_with(DCtx::create);
+                    dctx.decompress(&mut out, frame)
+                })
+                .map_err(|e| format!("zstd: {}", zstd::zstd_safe::get_error_name(e)))?;
             if out.len() as u64 != n {
                 return Err("decompressed length differs from the declared length".into());
             }
             Ok(out)
         }
+        Some(&FLAG_DICT) => Err("compressed with a dictionary (flag 2), which only blobs may be".into()),
         Some(f) => Err(format!("unknown compression flag {f}")),
         None => Err("empty payload".into()),
     }
@@ -227,6 +325,48 @@ mod tests {
         assert!(decode_payload(&skip, 1 << 20).is_err());
         assert!(decode_payload(&payload(&[&fa, &[0]], a.len()), 1 << 20).is_err(), "a byte after the frame");
         assert!(decode_payload(&payload(&[&fa[..fa.len() - 1]], a.len()), 1 << 20).is_err(), "a truncated frame");
+    }
+
+    fn trained() -> Dict {
+        let s = crate::format::dict::tests::samples();
+        let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
+        let bytes = crate::format::dict::train(&refs, 4096).unwrap();
+        Dict::from_bytes("d".into(), bytes).unwrap()
+    }
+
+    #[test]
+    fn a_dictionary_payload_round_trips_and_is_checked() {
+        let d = trained();
+        let plain =
+            b"{\"role\":\"assistant\",\"turn\":12,\"content\":\"note 3 about the garden, the ferns\"}\n".to_vec();
+        let mut out = Vec::new();
+        encode_payload_with(&plain, 3, Some(&d), &mut out);
+        assert_eq!(out[0], FLAG_DICT);
+        let mut plain_z = Vec::new();
+        encode_payload(&plain, 3, &mut plain_z);
+        assert!(out.len() < plain_z.len(), "the dictionary pays on a small text: {} vs {}", out.len(), plain_z.len());
+        assert_eq!(dict_frame(&out, 1 << 20).unwrap(), (d.zstd_id, plain.len()));
+        assert_eq!(decode_dict_payload(&out, plain.len(), &d).unwrap(), plain);
+        assert!(decode_dict_payload(&out, plain.len() - 1, &d).is_err(), "limit enforced before decoding");
+        let e = decode_payload(&out, 1 << 20).unwrap_err();
+        assert!(e.contains("only blobs"), "{e}");
+        // At another level than the one it was prepared for, the dictionary is not used.
+        let mut other = Vec::new();
+        encode_payload_with(&plain.repeat(4), 5, Some(&d), &mut other);
+        assert_eq!(other[0], FLAG_ZSTD);
+        // A byte after the frame, and a frame that names no dictionary, are refused.
+        let mut trailing = out.clone();
+        trailing.push(0);
+        assert!(dict_frame(&trailing, 1 << 20).is_err());
+        let mut nodict = vec![FLAG_DICT];
+        nodict.extend_from_slice(&zstd::bulk::compress(&plain, 3).unwrap());
+        assert!(dict_frame(&nodict, 1 << 20).unwrap_err().contains("names no dictionary"));
+        // Another dictionary with the frame's ID cannot decode it into the right bytes.
+        let mut wrong = d.bytes().to_vec();
+        let n = wrong.len();
+        wrong[n - 100..].iter_mut().for_each(|b| *b = b'x');
+        let wrong = Dict::from_bytes("w".into(), wrong).unwrap();
+        assert_ne!(decode_dict_payload(&out, plain.len(), &wrong).ok(), Some(plain));
     }
 
     #[test]

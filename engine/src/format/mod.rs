@@ -7,6 +7,7 @@ pub mod canonical;
 pub mod chunker;
 pub mod codec;
 pub mod crypto;
+pub mod dict;
 pub mod id;
 pub mod index;
 pub mod pack;

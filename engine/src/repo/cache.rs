@@ -70,6 +70,12 @@ impl Cache {
         Ok(Cache { conn: Mutex::new(c), path, trees: Mutex::default() })
     }
 
+    /// The cache's folder (`<cache base>/<repo id>/`): besides `cache.db` it holds the blob table
+    /// (`repo::blobtable`) and the sealed compression dictionaries (`dicts/`, see `repo::dicts`).
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     fn open_db(path: &Path) -> Result<Connection> {
         let e = |source| Error::Cache { path: path.to_path_buf(), source };
         let c = Connection::open(path).map_err(e)?;
@@ -91,11 +97,6 @@ impl Cache {
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |source| Error::Cache { path: self.path.clone(), source }
-    }
-
-    /// The folder the cache lives in (the blob table is kept beside the database).
-    pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// The names of the cached index files.

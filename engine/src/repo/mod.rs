@@ -8,6 +8,7 @@
 pub mod blobtable;
 pub mod cache;
 pub mod condemned;
+pub mod dicts;
 pub mod host;
 pub mod lease;
 pub mod location;
@@ -17,11 +18,12 @@ mod snapshots;
 pub mod writer;
 
 pub use cache::default_cache_base;
+pub use dicts::DICT_VERSION;
 pub use host::{home_dir, hostname, username};
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::chunker::ChunkParams;
 use crate::format::codec;
 use crate::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_CONFIG};
@@ -54,7 +56,7 @@ impl RepoConfig {
     pub fn from_json(plain: &[u8]) -> Result<RepoConfig> {
         let config: RepoConfig =
             crate::format::canonical::json(plain).map_err(|e| Error::corrupt("config", "config", e))?;
-        if config.version != 1 {
+        if !(1..=DICT_VERSION).contains(&config.version) {
             return Err(Error::corrupt(
                 "config",
                 "config",
@@ -89,6 +91,9 @@ pub struct InitOptions {
     pub chunker: ChunkParams,
     pub pack_size: u64,
     pub compression: i32,
+    /// The repository format version: [`DICT_VERSION`] (the default) or 1, which clawback before
+    /// dictionaries reads and writes too.
+    pub version: u32,
 }
 
 impl Default for InitOptions {
@@ -98,6 +103,7 @@ impl Default for InitOptions {
             chunker: ChunkParams::default(),
             pack_size: DEFAULT_PACK_SIZE,
             compression: DEFAULT_COMPRESSION,
+            version: DICT_VERSION,
         }
     }
 }
@@ -126,12 +132,17 @@ pub struct Repository {
     key_id: String,
     /// Whether the index was loaded ([`Repository::open_unloaded`] leaves it to `refresh_index`).
     index_loaded: std::sync::atomic::AtomicBool,
+    /// Compression dictionaries read so far.
+    dicts: dicts::Dicts,
 }
 
 impl Repository {
     /// Creates a new repository with one key file for `password`.
     pub fn init(backend: Arc<dyn Backend>, password: &Secret, opts: &InitOptions) -> Result<()> {
         opts.chunker.validate().map_err(Error::Usage)?;
+        if !(1..=DICT_VERSION).contains(&opts.version) {
+            return Err(Error::Usage(format!("unknown repository version {} (1 or {DICT_VERSION})", opts.version)));
+        }
         match backend.read(Kind::Config, "config") {
             Ok(_) => return Err(Error::RepoExists(backend.location())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -141,7 +152,7 @@ impl Repository {
         let master = MasterKey::random();
         let keys = Keys::derive(&master);
         let config = RepoConfig {
-            version: 1,
+            version: opts.version,
             id: hex::encode(rand::random::<[u8; 32]>()),
             chunker: opts.chunker,
             pack_size: opts.pack_size.clamp(1 << 20, 1 << 30),
@@ -210,6 +221,7 @@ impl Repository {
             index: RwLock::new(Index::default()),
             key_id,
             index_loaded: std::sync::atomic::AtomicBool::new(false),
+            dicts: Default::default(),
         })
     }
 
@@ -497,7 +509,7 @@ impl Repository {
             .backend
             .read_range(Kind::Pack, &pack, loc.offset as u64, loc.length as u64)
             .map_err(|e| Error::Backend { op: "read pack", name: pack.clone(), source: e })?;
-        blob::decode(&self.keys, ty, id, &stored, loc.raw_length as usize)
+        self.decode_blob(ty, id, &stored, loc.raw_length as usize)
             .map_err(|e| Error::corrupt("pack", &pack, format!("blob {}: {}", id.short(), e)))
     }
 
@@ -553,7 +565,7 @@ mod tests {
         let r = repo(d.path());
         let mut w = crate::format::pack::PackWriter::new(BlobType::Data, 0);
         let id = r.keys().blob_id(b"hello");
-        w.add(id, &blob::encode(r.keys(), BlobType::Data, &id, b"hello", 0), 5);
+        w.add(id, &crate::format::blob::encode(r.keys(), BlobType::Data, &id, b"hello", 0), 5);
         let p = w.finish(r.keys());
         r.save_pack(&p).unwrap();
         let size = p.bytes.len() as u64;

@@ -90,6 +90,8 @@ pub struct Writer<'a> {
     dry: bool,
     holds: Option<Holds<'a>>,
     sink: Sink<'a>,
+    /// The dictionary data blobs are compressed with (format-spec §16).
+    dict: crate::repo::dicts::SessionDict,
 }
 
 fn packer<'r>(repo: &'r Repository, opts: &WriterOptions, pending: &Arc<Pending>) -> Packer<'r> {
@@ -137,7 +139,7 @@ impl<'a> Writer<'a> {
     }
 
     fn with_sink(repo: &'a Repository, dry: bool, sink: Sink<'a>, pending: Arc<Pending>) -> Writer<'a> {
-        Writer { repo, pending, bytes_added: AtomicU64::new(0), dry, holds: None, sink }
+        Writer { repo, pending, bytes_added: AtomicU64::new(0), dry, holds: None, sink, dict: Default::default() }
     }
 
     pub fn repo(&self) -> &'a Repository {
@@ -190,9 +192,22 @@ impl<'a> Writer<'a> {
         self.pending.set.lock().contains(id)
     }
 
-    /// Compresses (zstd `level`, 0: none) and encrypts a blob for this repository.
+    /// Compresses (zstd `level`, 0: none) and encrypts a blob for this repository. Data blobs
+    /// are compressed with the session's dictionary once there is one; until then those that
+    /// compress are offered to train it.
     pub fn encode(&self, ty: BlobType, id: &BlobId, plain: &[u8], level: i32) -> Vec<u8> {
-        blob::encode(self.repo.keys(), ty, id, plain, level)
+        let keys = self.repo.keys();
+        if ty != BlobType::Data || level == 0 {
+            return blob::encode(keys, ty, id, plain, level);
+        }
+        if let Some(d) = self.dict.current(self.repo, self.dry) {
+            return blob::encode_with(keys, ty, id, plain, level, Some(&d));
+        }
+        let stored = blob::encode(keys, ty, id, plain, level);
+        if stored.len() < plain.len() + crate::format::crypto::OVERHEAD + 1 {
+            self.dict.offer(self.repo, plain);
+        }
+        stored
     }
 
     /// Hands an encoded blob (claimed by the caller) to the packer; `raw_len` plaintext bytes

@@ -7,8 +7,9 @@ use crate::{hex32, root, s, vectors};
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::Backend;
 use clawback_engine::commands::restore::{restore, RestoreOptions};
-use clawback_engine::format::blob::{self, BlobType};
+use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::crypto::{KeyFile, Keys, MasterKey};
+use clawback_engine::format::dict::Dict;
 use clawback_engine::format::id::{BlobId, PackId, TreeId};
 use clawback_engine::format::pack;
 use clawback_engine::format::tree::Tree;
@@ -85,6 +86,8 @@ pub fn classify(e: &Error) -> &'static str {
         "layout"
     } else if has(&["content does not match its id"]) {
         "id"
+    } else if has(&["which the repository does not hold"]) {
+        "dictionary"
     } else if has(&["Argon2 parameters", "invalid chunk sizes", "bad repository id"]) {
         "range"
     } else if has(&[
@@ -112,6 +115,10 @@ pub fn classify(e: &Error) -> &'static str {
         "truncated compressed payload",
         "zstd:",
         "not exactly one zstd frame",
+        "names no dictionary",
+        "only blobs may be",
+        "not a zstd dictionary",
+        "dictionary ID 0",
         // serde_json
         "expected value",
         "missing field",
@@ -166,9 +173,12 @@ pub fn outcome(vector: &Value, bytes: &[u8], v: &Value, scratch: &Scratch) -> Op
         "blob" => {
             let ty = BlobType::from_u8(vector["type"].as_u64().unwrap() as u8).unwrap();
             let id = BlobId(hex32(s(vector, "id")));
-            blob::decode(&keys, ty, &id, bytes, vector["raw_length"].as_u64().unwrap() as usize).map(drop)
+            // Through the repository, which finds the dictionary a blob names in `dicts/`.
+            let raw_length = vector["raw_length"].as_u64().unwrap() as usize;
+            open(&scratch.dir, v).and_then(|repo| repo.decode_blob(ty, &id, bytes, raw_length)).map(drop)
         }
         "tree" => Tree::decode(&TreeId::default(), bytes).map(drop),
+        "dict" => Dict::open(&keys, &name(), bytes).map(drop),
         // A key file stored under a name, in place of the good one: the repository opens it.
         "key" if vector.get("name").is_some() => {
             scratch.with(&format!("keys/{}", name()), bytes, |dir| open(dir, v).map(drop))

@@ -46,6 +46,24 @@ fn objects(folder: &str) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The repository's dictionaries, read independently and compared with vectors.json.
+fn dictionaries(v: &Value) -> Vec<(u32, Vec<u8>)> {
+    let k = keys(v);
+    let dir = root().join("repo/dicts");
+    let mut out = Vec::new();
+    let mut listed = Vec::new();
+    for e in std::fs::read_dir(&dir).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default() {
+        let name = e.file_name().into_string().unwrap();
+        let (id, d) =
+            spec::dict(&k, &name, &std::fs::read(e.path()).unwrap()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        listed.push(json!({ "id": name, "zstd_id": id, "length": d.len() }));
+        out.push((id, d));
+    }
+    listed.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    assert_eq!(json!(listed), v["dictionaries"], "the dictionaries as vectors.json records them");
+    out
+}
+
 /// What the independent reader found in the vector repository.
 struct Decoded {
     /// Blob id → (type, plaintext).
@@ -61,6 +79,8 @@ fn decode_packs(v: &Value) -> Decoded {
     let on_disk = objects("data");
     assert_eq!(on_disk.keys().map(String::as_str).collect::<BTreeSet<_>>(), expected.keys().copied().collect());
     let mut d = Decoded { blobs: BTreeMap::new(), packs: BTreeMap::new() };
+    let dicts = dictionaries(v);
+    let mut flags = BTreeSet::new();
     for (name, bytes) in &on_disk {
         let p = spec::pack(&k, name, bytes).unwrap_or_else(|e| panic!("pack {name}: {e:?}"));
         let want = expected[name.as_str()];
@@ -69,16 +89,18 @@ fn decode_packs(v: &Value) -> Decoded {
         let mut blobs = Vec::new();
         for e in &p.entries {
             let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-            let (plain, compressed) = spec::blob(&k, e.ty, &e.id, e.raw_length as u64, stored)
+            let (plain, flag) = spec::blob(&k, &dicts, e.ty, &e.id, e.raw_length as u64, stored)
                 .unwrap_or_else(|err| panic!("blob {} of pack {name}: {err:?}", hex::encode(e.id)));
             let mut b = entry_json(e);
-            b["compressed"] = json!(compressed);
+            b["flag"] = json!(flag);
             blobs.push(b);
             d.blobs.insert(e.id, (e.ty, plain));
         }
         assert_eq!(want["blobs"], json!(blobs), "pack {name}: the header as vectors.json records it");
+        flags.extend(blobs.iter().map(|b| b["flag"].as_u64().unwrap()));
         d.packs.insert(hex32(name), (bytes.len() as u64, p.entries));
     }
+    assert_eq!(flags, BTreeSet::from([0, 1, 2]), "blobs stored raw, compressed, and with the dictionary");
     d
 }
 

@@ -6,6 +6,19 @@ use crate::{hex32, keys, root, s, vectors};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
+/// The vector repository's dictionaries, read by the independent reader.
+fn dicts(v: &Value) -> Vec<(u32, Vec<u8>)> {
+    let dir = root().join("repo/dicts");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            spec::dict(&keys(v), &name, &std::fs::read(e.path()).unwrap()).unwrap()
+        })
+        .collect()
+}
+
 /// The independent reader's verdict on one negative vector.
 fn independent(vector: &Value, bytes: &[u8], v: &Value) -> Result<(), spec::Refused> {
     let k = keys(v);
@@ -14,12 +27,14 @@ fn independent(vector: &Value, bytes: &[u8], v: &Value) -> Result<(), spec::Refu
         "pack" => spec::pack(&k, name(), bytes).map(drop),
         "blob" => {
             let ty = vector["type"].as_u64().unwrap() as u8;
-            spec::blob(&k, ty, &hex32(s(vector, "id")), vector["raw_length"].as_u64().unwrap(), bytes).map(drop)
+            spec::blob(&k, &dicts(v), ty, &hex32(s(vector, "id")), vector["raw_length"].as_u64().unwrap(), bytes)
+                .map(drop)
         }
         "tree" => spec::tree(bytes).map(drop),
         "index" => spec::index(&k, name(), bytes).map(drop),
         "snapshot" => spec::snapshot(&k, name(), bytes).map(drop),
         "config" => spec::config(&k, bytes).map(drop),
+        "dict" => spec::dict(&k, name(), bytes).map(drop),
         "key" => {
             if let Some(name) = vector.get("name") {
                 spec::check_name(name.as_str().unwrap(), bytes)?;
@@ -96,6 +111,7 @@ fn any_byte_changed_in_a_good_object_is_refused() {
             let r = match folder.as_str() {
                 "index" => spec::index(&k, &name, &x).map(drop),
                 "snapshots" => spec::snapshot(&k, &name, &x).map(drop),
+                "dicts" => spec::dict(&k, &name, &x).map(drop),
                 "keys" => spec::check_name(&name, &x),
                 "repo" => spec::config(&k, &x).map(drop),
                 _ => spec::pack(&k, &name, &x).map(drop),

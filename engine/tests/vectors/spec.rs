@@ -23,6 +23,7 @@ pub enum Outcome {
     Layout,
     Id,
     Range,
+    Dictionary,
 }
 
 impl Outcome {
@@ -36,6 +37,7 @@ impl Outcome {
             Outcome::UnsafeName => "unsafe-name",
             Outcome::Order => "order",
             Outcome::KindMismatch => "kind-mismatch",
+            Outcome::Dictionary => "dictionary",
             Outcome::Layout => "layout",
             Outcome::Id => "id",
             Outcome::Range => "range",
@@ -159,19 +161,54 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> R<Vec<u8>> {
         .or_else(|_| refuse(Outcome::Authentication, "AES-256-GCM-SIV refuses it"))
 }
 
-/// Opens a sealed object and decodes its payload, at most `limit` bytes of plaintext.
+/// Opens a sealed object and decodes its payload, at most `limit` bytes of plaintext (no
+/// dictionaries: only blobs may use one).
 pub fn open_object(key: &[u8; 32], aad: &[u8], sealed: &[u8], limit: u64) -> R<Vec<u8>> {
-    payload(&open(key, aad, sealed)?, limit).map(|(p, _)| p)
+    payload(&open(key, aad, sealed)?, limit, None).map(|(p, _)| p)
 }
 
-// §6: the payload. Returns the plaintext and whether it was compressed.
-pub fn payload(p: &[u8], limit: u64) -> R<(Vec<u8>, bool)> {
+/// A repository's dictionaries (§16): (zstd Dictionary_ID, dictionary bytes).
+pub type Dicts = [(u32, Vec<u8>)];
+
+// §6: the payload. Returns the plaintext and its flag. `dicts`: `None` for objects other than
+// blobs, which may not use flag 2.
+pub fn payload(p: &[u8], limit: u64, dicts: Option<&Dicts>) -> R<(Vec<u8>, u8)> {
     match p.first() {
+        Some(2) => {
+            let Some(dicts) = dicts else {
+                return refuse(Outcome::Encoding, "flag 2 outside a blob");
+            };
+            let frame = &p[1..];
+            match zstd::zstd_safe::find_frame_compressed_size(frame) {
+                Ok(size) if size == frame.len() => {}
+                _ => return refuse(Outcome::Encoding, "not exactly one zstd frame"),
+            }
+            let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(frame) else {
+                return refuse(Outcome::Encoding, "the frame does not declare its content size");
+            };
+            if n > limit {
+                return refuse(Outcome::Length, format!("declares {n} bytes, limit {limit}"));
+            }
+            let Some(id) = zstd::zstd_safe::get_dict_id_from_frame(frame) else {
+                return refuse(Outcome::Encoding, "flag 2 with a frame that names no dictionary");
+            };
+            let Some((_, dict)) = dicts.iter().find(|(i, _)| *i == id.get()) else {
+                return refuse(Outcome::Dictionary, format!("dictionary {id} is not in the repository"));
+            };
+            let mut out = Vec::with_capacity(n as usize);
+            zstd::stream::read::Decoder::with_dictionary(frame, dict)
+                .and_then(|d| d.take(n + 1).read_to_end(&mut out))
+                .or_else(|e| refuse(Outcome::Encoding, format!("zstd: {e}")))?;
+            if out.len() as u64 != n {
+                return refuse(Outcome::Length, format!("declares {n} bytes, holds {}", out.len()));
+            }
+            Ok((out, 2))
+        }
         Some(0) => {
             if p.len() as u64 - 1 > limit {
                 return refuse(Outcome::Length, format!("{} bytes, limit {limit}", p.len() - 1));
             }
-            Ok((p[1..].to_vec(), false))
+            Ok((p[1..].to_vec(), 0))
         }
         Some(1) => {
             if p.len() < 9 {
@@ -193,7 +230,7 @@ pub fn payload(p: &[u8], limit: u64) -> R<(Vec<u8>, bool)> {
             if out.len() as u64 != n {
                 return refuse(Outcome::Length, format!("declares {n} bytes, holds {}", out.len()));
             }
-            Ok((out, true))
+            Ok((out, 1))
         }
         Some(f) => refuse(Outcome::Encoding, format!("payload flag {f}")),
         None => refuse(Outcome::Encoding, "empty payload"),
@@ -359,10 +396,11 @@ pub fn pack(k: &Subkeys, name: &str, bytes: &[u8]) -> R<Pack> {
     Ok(Pack { header_length, entries })
 }
 
-/// Opens a stored blob as an index describes it; returns the plaintext and whether it was compressed.
-pub fn blob(k: &Subkeys, ty: u8, id: &[u8; 32], raw_length: u64, stored: &[u8]) -> R<(Vec<u8>, bool)> {
+/// Opens a stored blob as an index describes it, with the repository's dictionaries; returns the
+/// plaintext and its payload flag.
+pub fn blob(k: &Subkeys, dicts: &Dicts, ty: u8, id: &[u8; 32], raw_length: u64, stored: &[u8]) -> R<(Vec<u8>, u8)> {
     let aad = [&b"clawback/v1/blob"[..], &[ty], id].concat();
-    let (plain, compressed) = payload(&open(&k.data_key, &aad, stored)?, raw_length.min(256 << 20))?;
+    let (plain, compressed) = payload(&open(&k.data_key, &aad, stored)?, raw_length.min(256 << 20), Some(dicts))?;
     if plain.len() as u64 != raw_length {
         return refuse(Outcome::Length, format!("{} bytes, the index says {raw_length}", plain.len()));
     }
@@ -599,7 +637,11 @@ fn opt_string(x: &Value) -> bool {
 
 pub fn config(k: &Subkeys, sealed: &[u8]) -> R<Value> {
     let v = json(&open_object(&k.data_key, b"clawback/v1/config", sealed, 1 << 20)?)?;
-    version_one(&v)?;
+    match v.get("version").and_then(Value::as_u64) {
+        Some(1 | 2) => {}
+        Some(n) => return refuse(Outcome::Version, format!("repository version {n}")),
+        None => return refuse(Outcome::Encoding, "no version number"),
+    }
     if !is_lowercase_hex64(&v["id"]) {
         return refuse(Outcome::Range, "id is not 64 lowercase hex digits");
     }
@@ -668,4 +710,21 @@ pub fn snapshot(k: &Subkeys, name: &str, bytes: &[u8]) -> R<Value> {
                     .is_none_or(|s| s.is_null() || ["cli", "config", "archive"].iter().any(|x| s == x))
     })?;
     Ok(v)
+}
+
+// §16: dictionaries. Returns the zstd Dictionary_ID and the dictionary.
+pub fn dict(k: &Subkeys, name: &str, bytes: &[u8]) -> R<(u32, Vec<u8>)> {
+    check_name(name, bytes)?;
+    let d = open_object(&k.data_key, b"clawback/v1/dict", bytes, 1 << 20)?;
+    if d.len() < 8 || d[..4] != [0x37, 0xa4, 0x30, 0xec] {
+        return refuse(Outcome::Encoding, "not a zstd dictionary (magic number)");
+    }
+    let id = u32::from_le_bytes(d[4..8].try_into().unwrap());
+    if id == 0 {
+        return refuse(Outcome::Encoding, "dictionary ID 0");
+    }
+    if zstd::zstd_safe::DDict::try_create(&d).and_then(|x| x.get_dict_id()).map(|i| i.get()) != Some(id) {
+        return refuse(Outcome::Encoding, "zstd does not load it");
+    }
+    Ok((id, d))
 }

@@ -5,7 +5,6 @@
 use super::subset::Subset;
 use super::{why, Checker, Problem};
 use crate::backend::Kind;
-use crate::format::blob;
 use crate::format::id::{BlobId, PackId};
 use crate::format::pack::{self, PackEntry};
 
@@ -72,15 +71,10 @@ impl Checker<'_> {
             let res = if end > bytes.len() as u64 {
                 Err("beyond the end of the pack".to_string())
             } else {
-                blob::decode(
-                    self.repo.keys(),
-                    e.ty,
-                    &e.id,
-                    &bytes[e.offset as usize..end as usize],
-                    e.raw_length as usize,
-                )
-                .map(|_| ())
-                .map_err(|x| why(&x))
+                self.repo
+                    .decode_blob(e.ty, &e.id, &bytes[e.offset as usize..end as usize], e.raw_length as usize)
+                    .map(|_| ())
+                    .map_err(|x| why(&x))
             };
             if let Err(why) = res {
                 r.bad.push(e.id);

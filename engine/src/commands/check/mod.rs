@@ -147,6 +147,7 @@ pub fn check_with_progress(repo: &Repository, opts: &CheckOptions, progress: &Pr
     };
     c.load_indexes()?;
     c.check_packs()?;
+    c.check_dictionaries()?;
     let snaps = c.load_snapshots()?;
     let referenced = c.walk_trees(&snaps);
     c.check_referenced(&referenced);

@@ -5,7 +5,7 @@
 use super::{why, Checker, PackInfo, Problem};
 use crate::backend::Kind;
 use crate::error::{Error, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdMap, PackId, SnapshotId, TreeId};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{NodeKind, Tree};
@@ -144,6 +144,22 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Reads every compression dictionary (format-spec §16): a damaged one is an error (the blobs
+    /// that name it then fail to decode under `--read-data`).
+    pub(super) fn check_dictionaries(&mut self) -> Result<()> {
+        let be = self.repo.backend().clone();
+        for (name, _) in be.list(Kind::Dict).map_err(Error::backend_err("list", "dicts"))? {
+            let res = be
+                .read(Kind::Dict, &name)
+                .map_err(|e| format!("cannot be read: {e}"))
+                .and_then(|b| crate::format::dict::Dict::open(self.repo.keys(), &name, &b).map_err(|e| e.to_string()));
+            if let Err(e) = res {
+                self.error(Problem::new("dictionary", format!("dictionary {name}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn load_snapshots(&mut self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let be = self.repo.backend().clone();
         let mut out = Vec::new();
@@ -194,7 +210,7 @@ impl Checker<'_> {
                     if e.ty != ty {
                         return Err(format!("indexed as {}, used as {}", e.ty.name(), ty.name()));
                     }
-                    blob::decode(self.repo.keys(), ty, id, &b, e.raw_length as usize).map_err(|e| why(&e))
+                    self.repo.decode_blob(ty, id, &b, e.raw_length as usize).map_err(|e| why(&e))
                 });
             match r {
                 Ok(b) => return Ok(b),

@@ -49,7 +49,7 @@
 use crate::backend::Kind;
 use crate::commands::backup::{backup, build_excludes, BackupOptions};
 use crate::error::{Error, IoContext, Result};
-use crate::format::blob::{self, BlobType};
+use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, DataId, SnapshotId};
 use crate::format::index::BlobLoc;
 use crate::format::snapshot::{BackupIssue, OpenclawMeta, Snapshot};

@@ -277,14 +277,8 @@ pub(super) fn write_files(
                 let plain = match &data {
                     Ok(d) => {
                         let s = (loc.offset as u64 - first) as usize;
-                        blob::decode(
-                            repo.keys(),
-                            BlobType::Data,
-                            id,
-                            &d[s..s + loc.length as usize],
-                            loc.raw_length as usize,
-                        )
-                        .map_err(|e| format!("pack {name} is damaged: {e}"))
+                        repo.decode_blob(BlobType::Data, id, &d[s..s + loc.length as usize], loc.raw_length as usize)
+                            .map_err(|e| format!("pack {name} is damaged: {e}"))
                     }
                     Err(e) => Err(format!("cannot read pack {name}: {e}")),
                 };

@@ -1,0 +1,204 @@
+//! Measures what zstd dictionaries, compression levels and chunk sizes save on real data: chunks
+//! every file under DIR (SQLite databases in fixed 32 KiB pieces, as backup cuts their images),
+//! keeps each distinct chunk once, and compresses every chunk on one core the way `codec` does,
+//! without and with a dictionary trained on a sample of the chunks, reporting bytes and CPU time.
+//!
+//!     cargo run --release -p clawback-engine --example dict_gain -- DIR [DIR...]
+//!
+//! CLAWBACK_CHUNK=min/avg/max (KiB) changes the chunker; CLAWBACK_DICT=size (KiB, default 112)
+//! CLAWBACK_SAMPLE=MiB (default 8), CLAWBACK_PIECE=bytes per chunk (default 8192) and
+//! CLAWBACK_SAMPLE_FIRST=1 (sample the first chunks, as a backup does) the dictionary; CLAWBACK_LEVEL=n the level (default 3).
+
+mod common;
+
+use clawback_engine::format::chunker::{ChunkParams, Chunker};
+use clawback_engine::format::codec;
+use std::collections::HashSet;
+use std::path::Path;
+
+fn cpu_s() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+/// Size class of a chunk, for the breakdown.
+fn class(n: usize) -> usize {
+    match n {
+        0..=4095 => 0,
+        4096..=16383 => 1,
+        16384..=65535 => 2,
+        65536..=262143 => 3,
+        _ => 4,
+    }
+}
+const CLASSES: [&str; 5] = ["<4K", "4-16K", "16-64K", "64-256K", ">=256K"];
+
+struct Chunk {
+    data: Vec<u8>,
+    sqlite: bool,
+}
+
+fn main() {
+    let dirs: Vec<String> = std::env::args().skip(1).collect();
+    if dirs.is_empty() {
+        eprintln!("usage: dict_gain DIR [DIR...]");
+        std::process::exit(2);
+    }
+    let mut list = Vec::new();
+    for d in &dirs {
+        common::files(Path::new(d), &mut list);
+    }
+    let params = match std::env::var("CLAWBACK_CHUNK") {
+        Ok(v) => {
+            let p: Vec<u32> = v.split('/').map(|x| x.parse::<u32>().unwrap() * 1024).collect();
+            ChunkParams { min: p[0], avg: p[1], max: p[2] }
+        }
+        Err(_) => ChunkParams::default(),
+    };
+    let level: i32 = env("CLAWBACK_LEVEL", 3);
+    let dict_size: usize = env::<usize>("CLAWBACK_DICT", 112) * 1024;
+    let sample_mb: usize = env("CLAWBACK_SAMPLE", 8);
+    let chunker = Chunker::new(params, 0x5eed);
+    let mut seen = HashSet::new();
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for f in list {
+        let Ok(data) = std::fs::read(&f) else { continue };
+        let sqlite = data.starts_with(b"SQLite format 3\0");
+        let ranges: Vec<std::ops::Range<usize>> = if sqlite && std::env::var_os("CLAWBACK_SQLITE_CDC").is_none() {
+            (0..data.len()).step_by(32768).map(|a| a..(a + 32768).min(data.len())).collect()
+        } else {
+            chunker.chunks(&data)
+        };
+        for r in ranges {
+            if seen.insert(*blake3::hash(&data[r.clone()]).as_bytes()) {
+                chunks.push(Chunk { data: data[r].to_vec(), sqlite });
+            }
+        }
+    }
+    let raw: usize = chunks.iter().map(|c| c.data.len()).sum();
+    println!("{} distinct chunks, {:.1} MB, chunker {:?}", chunks.len(), raw as f64 / 1e6, params);
+
+    // Baseline: each chunk alone.
+    let t = cpu_s();
+    let mut base = vec![0usize; chunks.len()];
+    let mut base_t = vec![0f64; chunks.len()];
+    for (i, c) in chunks.iter().enumerate() {
+        let t0 = cpu_s();
+        let mut out = Vec::new();
+        codec::encode_payload(&c.data, level, &mut out);
+        base[i] = out.len();
+        base_t[i] = cpu_s() - t0;
+    }
+    let base_cpu = cpu_s() - t;
+
+    // Samples for the dictionary: compressible, non-SQLite chunks, whole if small, else 16 KiB
+    // pieces, taken evenly over the chunk list up to the sample budget.
+    let t = cpu_s();
+    let comp: Vec<usize> =
+        (0..chunks.len()).filter(|&i| base[i] < chunks[i].data.len() + 1 && !chunks[i].sqlite).collect();
+    let budget = sample_mb << 20;
+    let mut samples: Vec<&[u8]> = Vec::new();
+    // Take one piece of at most 8 KiB from chunks spread evenly over the list, until the budget.
+    let piece: usize = env("CLAWBACK_PIECE", 8192);
+    let pieces: usize = comp.iter().map(|&i| chunks[i].data.len().min(piece)).sum();
+    let every = (pieces as f64 / budget as f64).max(1.0);
+    let mut next = 0.0f64;
+    let mut at = 0usize;
+    for &i in &comp {
+        let d = &chunks[i].data;
+        let n = d.len().min(piece);
+        let first = std::env::var_os("CLAWBACK_SAMPLE_FIRST").is_some();
+        if (first && at < budget) || (!first && at as f64 >= next) {
+            samples.push(&d[..n]);
+            next += every * n as f64;
+        }
+        at += n;
+    }
+    let sample_bytes: usize = samples.iter().map(|s| s.len()).sum();
+    let dict = zstd::dict::from_samples(&samples, dict_size).expect("train");
+    let train_cpu = cpu_s() - t;
+    println!(
+        "dictionary: {} KiB from {} samples, {:.1} MB, {:.2} s CPU",
+        dict.len() / 1024,
+        samples.len(),
+        sample_bytes as f64 / 1e6,
+        train_cpu
+    );
+
+    let t = cpu_s();
+    let mut comp_d = zstd::bulk::Compressor::with_dictionary(level, &dict).unwrap();
+    let mut withd = vec![0usize; chunks.len()];
+    let mut dict_t = vec![0f64; chunks.len()];
+    for (i, c) in chunks.iter().enumerate() {
+        let t0 = cpu_s();
+        let n = if codec::worth_compressing(&c.data) {
+            comp_d.compress(&c.data).map(|v| v.len() + 9).unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
+        withd[i] = n.min(base[i]);
+        dict_t[i] = cpu_s() - t0;
+    }
+    let dict_cpu = cpu_s() - t;
+
+    // Breakdown by kind and size class.
+    println!(
+        "{:<8} {:<8} {:>7} {:>10} {:>10} {:>10} {:>6}",
+        "kind", "size", "chunks", "raw MB", "z MB", "zdict MB", "gain%"
+    );
+    for kind in ["sqlite", "text", "binary"] {
+        for (cl, class_name) in CLASSES.iter().enumerate() {
+            let sel: Vec<usize> = (0..chunks.len())
+                .filter(|&i| {
+                    let c = &chunks[i];
+                    let k = if c.sqlite {
+                        "sqlite"
+                    } else if base[i] <= c.data.len() {
+                        "text"
+                    } else {
+                        "binary"
+                    };
+                    k == kind && class(c.data.len()) == cl
+                })
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let r: usize = sel.iter().map(|&i| chunks[i].data.len()).sum();
+            let b: usize = sel.iter().map(|&i| base[i]).sum();
+            let d: usize = sel.iter().map(|&i| withd[i]).sum();
+            let bt: f64 = sel.iter().map(|&i| base_t[i]).sum();
+            let dt: f64 = sel.iter().map(|&i| dict_t[i]).sum();
+            println!(
+                "{:<8} {:<8} {:>7} {:>10.2} {:>10.2} {:>10.2} {:>6.1} {:>7.2} {:>7.2}",
+                kind,
+                class_name,
+                sel.len(),
+                r as f64 / 1e6,
+                b as f64 / 1e6,
+                d as f64 / 1e6,
+                100.0 * (b as f64 - d as f64) / b as f64,
+                bt,
+                dt
+            );
+        }
+    }
+    let b: usize = base.iter().sum();
+    let d: usize = withd.iter().sum();
+    println!(
+        "total: raw {:.1} MB, level {level} {:.2} MB ({:.2} s CPU), with dictionary {:.2} MB ({:.2} s CPU), saves {:.2} MB ({:.1}%)",
+        raw as f64 / 1e6,
+        b as f64 / 1e6,
+        base_cpu,
+        d as f64 / 1e6,
+        dict_cpu,
+        (b - d) as f64 / 1e6,
+        100.0 * (b - d) as f64 / b as f64
+    );
+}
