@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -534,7 +534,7 @@ impl BlobTable {
         use std::os::unix::fs::DirBuilderExt;
         let e = |e| Error::io("open blob table", dir, e);
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(e)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(e)?;
+        let lock = File::options().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock")).map_err(e)?;
         lock.lock().map_err(e)?;
 
         let remote: HashSet<&str> = names.iter().map(String::as_str).collect();
@@ -641,7 +641,7 @@ impl BlobTable {
             return Ok(());
         }
         let e = |e| Error::io("update blob table", &self.dir, e);
-        let lock = File::options().create(true).truncate(false).write(true).open(self.dir.join("lock")).map_err(e)?;
+        let lock = File::options().create(true).truncate(false).write(true).mode(0o600).open(self.dir.join("lock")).map_err(e)?;
         lock.lock().map_err(e)?;
         if let Some(mut m) = read_manifest(&self.dir).filter(|m| m.generation == self.generation) {
             if !m.checked.iter().any(|k| k == key) {
