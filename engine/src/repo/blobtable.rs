@@ -534,7 +534,8 @@ impl BlobTable {
         use std::os::unix::fs::DirBuilderExt;
         let e = |e| Error::io("open blob table", dir, e);
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(e)?;
-        let lock = File::options().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock")).map_err(e)?;
+        let lock =
+            File::options().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock")).map_err(e)?;
         lock.lock().map_err(e)?;
 
         let remote: HashSet<&str> = names.iter().map(String::as_str).collect();
@@ -641,7 +642,13 @@ impl BlobTable {
             return Ok(());
         }
         let e = |e| Error::io("update blob table", &self.dir, e);
-        let lock = File::options().create(true).truncate(false).write(true).mode(0o600).open(self.dir.join("lock")).map_err(e)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.dir.join("lock"))
+            .map_err(e)?;
         lock.lock().map_err(e)?;
         if let Some(mut m) = read_manifest(&self.dir).filter(|m| m.generation == self.generation) {
             if !m.checked.iter().any(|k| k == key) {
