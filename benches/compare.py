@@ -1168,6 +1168,14 @@ def main(argv: list[str]) -> int:
     return status
 
 
+def without_machine_paths(text: str, work: Path, tools: list) -> str:
+    """Committed results name no folder of this machine: the work dir, the tools' folders, home."""
+    for t in tools:
+        if t.exe:
+            text = text.replace(str(Path(t.exe).parent) + "/", "")
+    return text.replace(str(work), "<work>").replace(str(Path.home()), "~")
+
+
 def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setup_notes: list[str], cache: Cache) -> int:
     rmtree(work)
     work.mkdir(parents=True)
@@ -1298,7 +1306,7 @@ def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setu
         while out.exists():
             out = BENCHES / "results" / f"{date}-{scale}-{i}.json"
             i += 1
-        out.write_text(json.dumps(raw, indent=1, default=str) + "\n")
+        out.write_text(without_machine_paths(json.dumps(raw, indent=1, default=str), work, tools) + "\n")
         res_md = BENCHES / "RESULTS.md"
         if not res_md.exists():
             res_md.write_text("# Side-by-side results\n\nAppended by `benches/compare`; newest last. Raw numbers in `results/`.\n\n")
