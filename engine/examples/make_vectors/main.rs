@@ -33,7 +33,7 @@ use std::sync::Arc;
 const PASSPHRASE: &str = "correct horse battery staple";
 /// Where `source/` is copied before the backup, so that the snapshot names the same path whoever
 /// generates the vectors (never the path of a checkout).
-const BACKED_UP: &str = "/tmp/clawback-vectors/source";
+const BACKED_UP: &str = "/var/home/clawback-vectors/source";
 /// 2026-01-01T00:00:00Z: the snapshot's time and every copied file's mtime.
 const EPOCH_2026: i64 = 1_767_225_600;
 
