@@ -534,9 +534,7 @@ impl BlobTable {
         use std::os::unix::fs::DirBuilderExt;
         let e = |e| Error::io("open blob table", dir, e);
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(e)?;
-        let lock =
-            File::options().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock")).map_err(e)?;
-        lock.lock().map_err(e)?;
+        let _lock = lock_folder(dir).map_err(e)?;
 
         let remote: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut m = read_manifest(dir).unwrap_or_default();
@@ -642,14 +640,7 @@ impl BlobTable {
             return Ok(());
         }
         let e = |e| Error::io("update blob table", &self.dir, e);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(self.dir.join("lock"))
-            .map_err(e)?;
-        lock.lock().map_err(e)?;
+        let _lock = lock_folder(&self.dir).map_err(e)?;
         if let Some(mut m) = read_manifest(&self.dir).filter(|m| m.generation == self.generation) {
             if !m.checked.iter().any(|k| k == key) {
                 m.checked.push(key.to_string());
@@ -769,6 +760,14 @@ fn build_run(
     let (f, _) = s.finish(out).map_err(e)?;
     let run = Run::open(f, packs.len()).map_err(|why| Error::Other(format!("blob table: {why}")))?;
     Ok(Some((run, name)))
+}
+
+/// Takes the folder's lock (held until the returned file is dropped); the lock file is private to
+/// its owner like everything else in the cache.
+fn lock_folder(dir: &Path) -> std::io::Result<File> {
+    let f = File::options().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock"))?;
+    f.lock()?;
+    Ok(f)
 }
 
 #[cfg(test)]
