@@ -216,7 +216,20 @@ impl Ctx {
             return Err(not_found(be.as_ref()).into());
         }
         let pw = self.password(s, &res, false)?;
-        Ok(Repository::open(be, &pw, &cache_options(&self.g))?)
+        let repo = Repository::open(be, &pw, &cache_options(&self.g))?;
+        self.lift_append_only(&repo)?;
+        Ok(repo)
+    }
+
+    /// With `--maintenance-key-file`, lifts an append-only repository's mode for this run; a key
+    /// that is not the repository's is an error, so a typo does not pass for a refusal later.
+    pub fn lift_append_only(&self, repo: &Repository) -> Result<()> {
+        if let Some(f) = &self.g.maintenance_key_file {
+            let key = std::fs::read(f)
+                .map_err(|e| anyhow::anyhow!("cannot read the maintenance key file {}: {e}", f.display()))?;
+            repo.lift_append_only(&Secret(key))?;
+        }
+        Ok(())
     }
 
     /// Creates the repository at the resolved location with `opts`.
@@ -244,7 +257,9 @@ impl Ctx {
             }
         }
         let pw = self.password(s, &res, false)?;
-        Ok((Repository::open_unloaded(be, &pw, &cache_options(g))?, res))
+        let repo = Repository::open_unloaded(be, &pw, &cache_options(g))?;
+        self.lift_append_only(&repo)?;
+        Ok((repo, res))
     }
 
     /// Loads the settings and opens the repository.

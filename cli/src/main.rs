@@ -74,6 +74,9 @@ pub struct GlobalArgs {
     /// S3 storage class for data packs (e.g. STANDARD_IA); indexes and snapshots stay STANDARD
     #[arg(long, global = true, value_name = "CLASS")]
     pub storage_class: Option<String>,
+    /// Maintenance key of an append-only repository: lifts the mode for this run (forget, prune...)
+    #[arg(long, global = true, env = "CLAWBACK_MAINTENANCE_KEY_FILE", value_name = "F")]
+    pub maintenance_key_file: Option<PathBuf>,
     /// The OpenClaw profile, as `openclaw --profile NAME` selects it (state dir ~/.openclaw-NAME)
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,

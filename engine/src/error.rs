@@ -40,6 +40,10 @@ pub enum Error {
     Cache { path: PathBuf, source: rusqlite::Error },
     #[error("interrupted")]
     Interrupted,
+    /// An operation that deletes, refused because the repository is append-only or because these
+    /// credentials cannot delete. Exit code 1, like any refusal that the user fixes elsewhere.
+    #[error("{0}")]
+    AppendOnly(String),
     #[error("{0}")]
     Other(String),
 }

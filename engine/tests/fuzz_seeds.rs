@@ -149,6 +149,7 @@ fn write_seed_corpus(dir: &Path) {
         chunker: ChunkParams::default(),
         pack_size: 16 << 20,
         compression: 3,
+        append_only: None,
     };
     put(&dir, "repo_config", "valid.json", &serde_json::to_vec(&cfg).unwrap());
 

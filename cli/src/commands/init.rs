@@ -4,7 +4,10 @@ use crate::context::{self, Ctx};
 use anyhow::Result;
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::crypto::KdfParams;
-use clawback_engine::repo::{InitOptions, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
+use clawback_engine::repo::{append_only, InitOptions, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -28,6 +31,13 @@ pub struct Args {
     /// S3: create the bucket if it does not exist
     #[arg(long)]
     pub create_bucket: bool,
+    /// Make the repository append-only: nothing is deleted without the maintenance key, which is
+    /// written to --maintenance-key-out
+    #[arg(long, requires = "maintenance_key_out")]
+    pub append_only: bool,
+    /// Where to write the new maintenance key (a file that must not exist; keep it off this host)
+    #[arg(long, value_name = "F", requires = "append_only")]
+    pub maintenance_key_out: Option<PathBuf>,
 }
 
 /// The repository settings the flags ask for.
@@ -49,12 +59,49 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     if a.create_bucket {
         context::set_create_bucket(&mut res)?;
     }
-    ctx.create(&s, &res, &options(a))?;
+    let mut opts = options(a);
+    let key_out = match &a.maintenance_key_out {
+        Some(out) if a.append_only => {
+            let (text, record) = append_only::new_maintenance_key();
+            // Written before the repository exists, and never over another file: a key lost to
+            // a failed write would leave a repository nobody can prune.
+            let mut f =
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(|e| {
+                    crate::ui::usage(format!(
+                        "--maintenance-key-out {}: {e}; name a file that does not exist yet",
+                        out.display()
+                    ))
+                })?;
+            f.write_all(format!("{text}\n").as_bytes())?;
+            f.sync_all()?;
+            opts.append_only = Some(record);
+            Some(out.clone())
+        }
+        _ => None,
+    };
+    if let Err(e) = ctx.create(&s, &res, &opts) {
+        if let Some(out) = &key_out {
+            let _ = std::fs::remove_file(out);
+        }
+        return Err(e);
+    }
     let loc = ctx.backend(&res.location)?.location();
     if g.json {
-        crate::ui::print_json(&serde_json::json!({ "repository": loc, "created": true }));
+        crate::ui::print_json(&serde_json::json!({
+            "repository": loc,
+            "created": true,
+            "append_only": key_out.is_some(),
+            "maintenance_key_file": key_out.as_ref().map(|p| p.display().to_string()),
+        }));
     } else if !g.quiet {
         println!("created repository at {loc}");
+        if let Some(out) = &key_out {
+            println!(
+                "append-only: forget, prune and key removal need the maintenance key written to {}; \
+                 move it off this host",
+                out.display()
+            );
+        }
     }
     Ok(0)
 }

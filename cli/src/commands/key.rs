@@ -76,6 +76,7 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     }
     let pw = ctx.password(&s, &res, false)?;
     let repo = repo::Repository::open(be, &pw, &context::cache_options(g))?;
+    ctx.lift_append_only(&repo)?;
     let be = repo.backend().as_ref();
     match &a.cmd {
         KeyCmd::List => {
@@ -101,6 +102,7 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             }
         }
         KeyCmd::Remove { id } => {
+            repo.require_deletes("key remove")?;
             let removed = key::remove(be, repo.key_id(), id)?;
             if g.json {
                 crate::ui::print_json(&serde_json::json!({ "removed": removed }));

@@ -32,6 +32,11 @@ struct Repo {
     snapshots: u64,
     bytes: u64,
     key_id: String,
+    /// The repository's append-only mode holds for this run.
+    append_only: bool,
+    /// The store lets this host's credentials delete (a probe: an expired lease written and
+    /// deleted); `None` when the probe itself failed.
+    can_delete: Option<bool>,
 }
 
 fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
@@ -56,7 +61,27 @@ fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
         snapshots: snaps.len() as u64,
         bytes,
         key_id: repo.key_id().to_string(),
+        append_only: repo.append_only(),
+        can_delete: clawback_engine::repo::append_only::probe_delete(repo.backend().as_ref()).ok(),
     })
+}
+
+/// What this host could destroy, when it could: the warning `status` shows (it does not change
+/// the exit code: health is about backups being taken).
+fn delete_warning(r: &Repo) -> Option<String> {
+    match (r.append_only, r.can_delete) {
+        (_, Some(false)) | (_, None) => None,
+        (true, Some(true)) => Some(
+            "the repository is append-only for clawback, but this host's credentials can delete its objects \
+             directly; give this host storage credentials without delete rights"
+                .into(),
+        ),
+        (false, Some(true)) => Some(
+            "this host's repository credentials can delete snapshots; for backups the agent cannot destroy use \
+             `init --append-only` or storage credentials without delete rights"
+                .into(),
+        ),
+    }
 }
 
 fn human_age(secs: i64) -> String {
@@ -128,6 +153,9 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             "encryption": repo.as_ref().map(|r| json!({"algorithm": "aes-256-gcm-siv", "key_id": r.key_id})),
             "run_log": log.path(),
             "openclaw_backup_section": legacy,
+            "append_only": repo.as_ref().map(|r| r.append_only),
+            "can_delete": repo.as_ref().and_then(|r| r.can_delete),
+            "delete_warning": repo.as_ref().and_then(delete_warning),
         }));
     } else if !g.quiet {
         let verdict = match state {
@@ -185,6 +213,9 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             ),
             (None, Some(e)) => println!("repository:    cannot be read: {e}"),
             _ => {}
+        }
+        if let Some(w) = repo.as_ref().and_then(delete_warning) {
+            println!("warning:       {w}");
         }
         for an in &anomalies {
             println!("anomaly:       {}", an.message);

@@ -415,6 +415,9 @@ fn apply_limits(
 /// Deletes the snapshot objects of `plan`'s removed snapshots (and their cache entries). Returns
 /// the ids deleted.
 pub fn apply(repo: &Repository, plan: &Plan) -> Result<Vec<SnapshotId>> {
+    if !plan.remove().is_empty() {
+        repo.require_deletes("forget")?;
+    }
     let mut done = Vec::new();
     for id in plan.remove() {
         let name = id.to_hex();

@@ -109,6 +109,7 @@ pub fn passwd(
     host: &str,
     user: &str,
 ) -> Result<(String, String)> {
+    repo.require_deletes("key passwd")?;
     let added = add(repo, password, new_password, host, user)?;
     let old = repo.key_id().to_string();
     let be = repo.backend().as_ref();

@@ -172,6 +172,10 @@ pub fn prune_with_progress(
     hook: Hook<'_>,
     progress: &Progress,
 ) -> Result<PruneReport> {
+    if !opts.dry_run {
+        // Before the lease and any repack: a prune that cannot delete must write nothing.
+        repo.require_deletes("prune")?;
+    }
     let be = repo.backend().clone();
     progress.set_phase("load", "", None);
     let mut report = PruneReport { dry_run: opts.dry_run, ..Default::default() };

@@ -50,6 +50,9 @@ pub struct RepairIndexReport {
 /// Rebuilds the index from the pack headers (see the module docs).
 pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexReport> {
     use rayon::prelude::*;
+    if !dry_run {
+        repo.require_deletes("repair index")?;
+    }
     let be = repo.backend().clone();
     let lease = if dry_run { None } else { Some(Lease::prune(be.clone())?) };
     let mut report = RepairIndexReport { dry_run, ..Default::default() };
@@ -226,6 +229,9 @@ impl Fixer<'_> {
 
 /// Rewrites damaged snapshots (see the module docs).
 pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapshotsReport> {
+    if !dry_run {
+        repo.require_deletes("repair snapshots")?;
+    }
     let be = repo.backend().clone();
     // A writer like a backup: a prune keeps what it reuses until it is done.
     let lease = if dry_run { None } else { Some(Lease::backup(be.clone())?) };

@@ -5,6 +5,7 @@
 //! ([`writer`], on [`packer`]), leases and condemned records, the local cache and the blob table on
 //! disk ([`blobtable`]), read-ahead, and this machine's identity ([`host`]).
 
+pub mod append_only;
 pub mod blobtable;
 pub mod cache;
 pub mod condemned;
@@ -49,6 +50,10 @@ pub struct RepoConfig {
     pub pack_size: u64,
     /// zstd level for data blobs (0: store raw).
     pub compression: i32,
+    /// Present when the repository is append-only (`init --append-only`): nothing is deleted
+    /// without the maintenance key. Absent in repositories made before it existed, which are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append_only: Option<append_only::AppendOnly>,
 }
 
 impl RepoConfig {
@@ -66,6 +71,9 @@ impl RepoConfig {
         config.chunker.validate().map_err(|e| Error::corrupt("config", "config", e))?;
         if config.id.len() != 64 || !config.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(Error::corrupt("config", "config", "bad repository id (not 64 lowercase hex digits)"));
+        }
+        if let Some(a) = &config.append_only {
+            a.validate().map_err(|e| Error::corrupt("config", "config", e))?;
         }
         Ok(config)
     }
@@ -94,6 +102,9 @@ pub struct InitOptions {
     /// The repository format version: [`DICT_VERSION`] (the default) or 1, which clawback before
     /// dictionaries reads and writes too.
     pub version: u32,
+    /// Make the repository append-only, liftable by the maintenance key this records
+    /// ([`append_only::new_maintenance_key`]).
+    pub append_only: Option<append_only::AppendOnly>,
 }
 
 impl Default for InitOptions {
@@ -104,6 +115,7 @@ impl Default for InitOptions {
             pack_size: DEFAULT_PACK_SIZE,
             compression: DEFAULT_COMPRESSION,
             version: DICT_VERSION,
+            append_only: None,
         }
     }
 }
@@ -134,6 +146,8 @@ pub struct Repository {
     index_loaded: std::sync::atomic::AtomicBool,
     /// Compression dictionaries read so far.
     dicts: dicts::Dicts,
+    /// Set when the maintenance key lifted the append-only mode for this run (the guard reads it).
+    lifted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Repository {
@@ -157,6 +171,7 @@ impl Repository {
             chunker: opts.chunker,
             pack_size: opts.pack_size.clamp(1 << 20, 1 << 30),
             compression: opts.compression.clamp(0, 19),
+            append_only: opts.append_only.clone(),
         };
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
@@ -207,6 +222,14 @@ impl Repository {
         let sealed = backend.read(Kind::Config, "config").map_err(Error::backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
         let config = RepoConfig::from_json(&plain)?;
+        let lifted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Defence in depth: whatever a command does, the backend of an append-only repository
+        // refuses deletions until the maintenance key lifts the mode.
+        let backend: Arc<dyn Backend> = if config.append_only.is_some() {
+            Arc::new(append_only::Guard::new(backend, lifted.clone()))
+        } else {
+            backend
+        };
         let cache = if cache.disabled {
             None
         } else {
@@ -222,6 +245,7 @@ impl Repository {
             key_id,
             index_loaded: std::sync::atomic::AtomicBool::new(false),
             dicts: Default::default(),
+            lifted,
         })
     }
 
@@ -282,6 +306,35 @@ impl Repository {
     pub fn config(&self) -> &RepoConfig {
         &self.config
     }
+    /// Whether the repository is append-only and the maintenance key has not lifted it.
+    pub fn append_only(&self) -> bool {
+        self.config.append_only.is_some() && !self.lifted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lifts the append-only mode for this run when `key` is the repository's maintenance key.
+    /// On a repository that is not append-only the key is not needed, and accepted.
+    pub fn lift_append_only(&self, key: &Secret) -> Result<()> {
+        match &self.config.append_only {
+            None => Ok(()),
+            Some(a) if a.accepts(&key.0) => {
+                self.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            Some(_) => Err(Error::AppendOnly(
+                "the maintenance key given is not this repository's; give the file `init --append-only` wrote".into(),
+            )),
+        }
+    }
+
+    /// Refuses `what`, an operation that deletes, before it writes anything: when the repository
+    /// is append-only, or when the store does not let these credentials delete (a probe).
+    pub fn require_deletes(&self, what: &str) -> Result<()> {
+        if self.append_only() {
+            return Err(append_only::refused(what));
+        }
+        append_only::require_delete_rights(self.backend.as_ref(), what)
+    }
+
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
@@ -596,6 +649,7 @@ mod tests {
             chunker: ChunkParams::default(),
             pack_size: 1 << 24,
             compression: 3,
+            append_only: None,
         };
         serde_json::to_vec(&c).unwrap()
     }
