@@ -9,6 +9,7 @@ mod seaweed;
 mod support;
 
 mod anomalies;
+mod append_only;
 mod archive;
 mod cache;
 mod cli_json;

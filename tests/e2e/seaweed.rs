@@ -72,6 +72,12 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Seaweed {
     /// Starts a server and waits until it serves S3 requests.
     pub fn start() -> Seaweed {
+        Self::start_with_identities(Vec::new())
+    }
+
+    /// Like `start`, with `extra` identities (SeaweedFS `-s3.config` objects: name, credentials,
+    /// actions) beside the two test ones.
+    pub fn start_with_identities(extra: Vec<serde_json::Value>) -> Seaweed {
         let dir = tempfile::Builder::new().prefix("clawback-seaweed-").tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let identities = serde_json::json!({
@@ -85,6 +91,8 @@ impl Seaweed {
                 "actions": ["Read", "List"]
             }]
         });
+        let mut identities = identities;
+        identities["identities"].as_array_mut().unwrap().extend(extra);
         std::fs::write(dir.path().join("s3.json"), serde_json::to_vec_pretty(&identities).unwrap()).unwrap();
         let ports = free_ports(12);
         let mut s = Seaweed { child: None, endpoint: format!("http://127.0.0.1:{}", ports[0]), ports, dir };

@@ -1,0 +1,209 @@
+//! Backups the agent cannot destroy: a local repository made with `init --append-only` takes
+//! backups and serves reads, while forget, prune, repair and key removal refuse (exit 1, one line,
+//! nothing written) until the maintenance key lifts the mode; and an S3 identity on SeaweedFS that
+//! may write but not delete backs up, restores, checks and copies, while forget and prune say they
+//! need delete rights, and a full-rights identity prunes afterwards. `status` says what can delete.
+
+use crate::seaweed::{s3cb, Seaweed};
+use crate::support::*;
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir` with its bytes, to prove a refused command wrote nothing.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn make_tree(src: &Path, seed: u64) {
+    write(&src.join("big.bin"), &random_bytes(seed, 300_000));
+    write(&src.join("notes/today.md"), format!("note {seed}\n").repeat(500).as_bytes());
+}
+
+#[test]
+fn local_append_only_refuses_deletes_until_the_maintenance_key_lifts_it() {
+    let sb = Sandbox::new();
+    let key = sb.path("maintenance.key");
+    let r = sb
+        .cb()
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1", "--append-only", "--json"])
+        .arg("--maintenance-key-out")
+        .arg(&key)
+        .run()
+        .ok();
+    assert_eq!(r.json()["append_only"], true);
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.starts_with("clawback-maintenance-") && text.trim().len() == 21 + 64, "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!r.stdout.contains(text.trim()), "init must not print the maintenance key");
+    // Never over an existing file.
+    let sb2 = Sandbox::new();
+    let r = sb2.cb().args(["init", "--append-only", "--maintenance-key-out"]).arg(&key).run().code(2);
+    assert!(r.one_error_line().contains("does not exist"), "{}", r.stderr);
+    assert!(!sb2.repo.join("config").exists());
+    // --append-only without a place for the key is a usage error.
+    sb2.cb().args(["init", "--append-only"]).run().code(2);
+
+    // Backups and every read work.
+    let src = sb.path("src");
+    make_tree(&src, 1);
+    let first = sb.backup(&[&src])["snapshot_id"].as_str().unwrap().to_string();
+    write(&src.join("notes/later.md"), b"added later");
+    sb.backup(&[&src]);
+    assert_eq!(sb.snapshots().len(), 2);
+    sb.restore(&first[..8], &sb.path("restored"));
+    assert_eq!(std::fs::read(restored(&sb.path("restored"), &src).join("big.bin")).unwrap(), random_bytes(1, 300_000));
+    sb.cb().args(["check", "--read-data"]).run().ok();
+    sb.cb().args(["ls", &first[..8]]).run().ok();
+    sb.cb().args(["stats"]).run().ok();
+    sb.cb().args(["diff", &first[..8], "latest"]).run().ok();
+    let to = sb.path("copy-target");
+    sb.bare()
+        .arg("--repo")
+        .arg(&to)
+        .env("CLAWBACK_PASSWORD", "target pw")
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    sb.cb().args(["copy", "--to"]).arg(&to).env("CLAWBACK_TO_PASSWORD", "target pw").run().ok();
+
+    // Deleting verbs: one line, exit 1, nothing written.
+    let before = tree(&sb.repo);
+    let keys: Vec<String> = sb
+        .cb()
+        .args(["key", "list", "--json"])
+        .run()
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_string())
+        .collect();
+    for args in [
+        vec!["forget", "--keep-last", "1"],
+        vec!["prune"],
+        vec!["repair", "index"],
+        vec!["repair", "snapshots"],
+        vec!["key", "remove", &keys[0][..8]],
+    ] {
+        let r = sb.cb().args(&args).run().code(1);
+        let line = r.one_error_line();
+        assert!(line.contains("append-only") && line.contains("--maintenance-key-file"), "{args:?}: {line}");
+        assert_eq!(tree(&sb.repo), before, "{args:?} changed the repository");
+    }
+    assert_eq!(sb.snapshots().len(), 2);
+
+    // status says clawback will not delete, and that this user still could remove the files.
+    let st = sb.cb().args(["status", "--json"]).run().json();
+    assert_eq!(st["append_only"], true);
+    assert_eq!(st["can_delete"], true);
+    assert!(st["delete_warning"].as_str().unwrap().contains("without delete rights"), "{st}");
+
+    // A wrong key is refused as such; the right one (file or environment) lifts the mode for one run.
+    let wrong = sb.path("wrong.key");
+    write(&wrong, b"clawback-maintenance-0000000000000000000000000000000000000000000000000000000000000000\n");
+    let r = sb.cb().args(["forget", "--keep-last", "1", "--maintenance-key-file"]).arg(&wrong).run().code(1);
+    assert!(r.one_error_line().contains("not this repository's"), "{}", r.stderr);
+    sb.cb().args(["forget", "--keep-last", "1", "--maintenance-key-file"]).arg(&key).run().ok();
+    assert_eq!(sb.snapshots().len(), 1);
+    sb.cb().args(["prune"]).env("CLAWBACK_MAINTENANCE_KEY_FILE", &key).run().ok();
+    // Lifted for that run only.
+    sb.cb().args(["prune"]).run().code(1);
+    sb.cb().args(["check", "--read-data"]).run().ok();
+    sb.restore("latest", &sb.path("restored2"));
+}
+
+#[test]
+fn status_warns_when_an_ordinary_repository_can_be_deleted_from_here() {
+    let sb = Sandbox::with_repo();
+    let src = sb.path("src");
+    make_tree(&src, 2);
+    sb.backup(&[&src]);
+    let st = sb.cb().args(["status", "--json"]).run().json();
+    assert_eq!(st["append_only"], false);
+    assert_eq!(st["can_delete"], true);
+    assert!(st["delete_warning"].as_str().unwrap().contains("--append-only"), "{st}");
+    let text = sb.cb().args(["status"]).run().stdout;
+    assert!(text.contains("warning:") && text.contains("can delete snapshots"), "{text}");
+    // The probe leaves no lease behind.
+    assert_eq!(std::fs::read_dir(sb.repo.join("locks")).unwrap().count(), 0);
+}
+
+const ADD_ONLY_KEY: &str = "clawbackaddonly";
+const ADD_ONLY_SECRET: &str = "clawback-add-only-secret-0123456789";
+
+/// `clawback --repo URL` with the add-only identity's keys.
+fn add_only(sb: &Sandbox, url: &str) -> Cmd {
+    s3cb(sb, url).env("AWS_ACCESS_KEY_ID", ADD_ONLY_KEY).env("AWS_SECRET_ACCESS_KEY", ADD_ONLY_SECRET)
+}
+
+#[test]
+fn s3_identity_without_delete_rights_backs_up_and_cannot_forget_or_prune() {
+    let sw = Seaweed::start_with_identities(vec![serde_json::json!({
+        "name": "backup-host",
+        "credentials": [{ "accessKey": ADD_ONLY_KEY, "secretKey": ADD_ONLY_SECRET }],
+        "actions": ["Read", "Write", "List"]
+    })]);
+    let sb = Sandbox::new();
+    let url = sw.url("ao/repo");
+    // The maintenance identity (full rights) creates the bucket and the repository.
+    s3cb(&sb, &url).args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
+
+    let src = sb.path("src");
+    make_tree(&src, 3);
+    let host = |c: Cmd| c;
+    let r = host(add_only(&sb, &url)).args(["backup", "--json"]).arg(&src).run().ok();
+    let first = r.json()["snapshot_id"].as_str().unwrap().to_string();
+    write(&src.join("notes/second.md"), b"second run");
+    host(add_only(&sb, &url)).args(["backup", "--json"]).arg(&src).run().ok();
+    let snaps = host(add_only(&sb, &url)).args(["snapshots", "--json"]).run().ok().json();
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    host(add_only(&sb, &url)).args(["check", "--read-data"]).run().ok();
+    let target = sb.path("restored");
+    host(add_only(&sb, &url)).args(["restore", &first[..8], "--verify", "--target"]).arg(&target).run().ok();
+    assert_eq!(std::fs::read(restored(&target, &src).join("big.bin")).unwrap(), random_bytes(3, 300_000));
+    let to = sb.path("copy-target");
+    sb.bare()
+        .arg("--repo")
+        .arg(&to)
+        .env("CLAWBACK_PASSWORD", "target pw")
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    host(add_only(&sb, &url)).args(["copy", "--to"]).arg(&to).env("CLAWBACK_TO_PASSWORD", "target pw").run().ok();
+
+    // The server itself refuses this identity's deletes.
+    let st = host(add_only(&sb, &url)).args(["status", "--json"]).run().json();
+    assert_eq!(st["can_delete"], false, "SeaweedFS let an identity without delete rights delete: {st}");
+    assert!(st["delete_warning"].is_null(), "{st}");
+
+    for args in [vec!["forget", "--keep-last", "1"], vec!["prune"]] {
+        let r = host(add_only(&sb, &url)).args(&args).run().code(1);
+        let line = r.one_error_line();
+        assert!(line.contains("needs delete rights") && line.contains("maintenance host"), "{args:?}: {line}");
+    }
+    assert_eq!(host(add_only(&sb, &url)).args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len(), 2);
+
+    // The maintenance identity forgets and prunes; the kept snapshot restores and check is clean.
+    let st = s3cb(&sb, &url).args(["status", "--json"]).run().json();
+    assert_eq!(st["can_delete"], true);
+    s3cb(&sb, &url).args(["forget", "--keep-last", "1"]).run().ok();
+    s3cb(&sb, &url).args(["prune"]).run().ok();
+    s3cb(&sb, &url).args(["check", "--read-data"]).run().ok();
+    let t2 = sb.path("restored2");
+    host(add_only(&sb, &url)).args(["restore", "latest", "--verify", "--target"]).arg(&t2).run().ok();
+    assert_eq!(std::fs::read(restored(&t2, &src).join("notes/second.md")).unwrap(), b"second run");
+}
