@@ -1,8 +1,7 @@
-//! Backups the agent cannot destroy: a local repository made with `init --append-only` takes
-//! backups and serves reads, while forget, prune, repair and key removal refuse (exit 1, one line,
-//! nothing written) until the maintenance key lifts the mode; and an S3 identity on SeaweedFS that
-//! may write but not delete backs up, restores, checks and copies, while forget and prune say they
-//! need delete rights, and a full-rights identity prunes afterwards. `status` says what can delete.
+//! Backups the agent cannot destroy: a repository made with `init --append-only` (local, and on
+//! SeaweedFS with a backup host whose identity may read, write and list) takes backups and serves
+//! reads, while forget, prune, repair and key removal refuse (exit 1, one line, nothing written)
+//! until the maintenance key lifts the mode for one run. `status` says what can delete from here.
 
 use crate::seaweed::{s3cb, Seaweed};
 use crate::support::*;
@@ -150,30 +149,40 @@ fn add_only(sb: &Sandbox, url: &str) -> Cmd {
     s3cb(sb, url).env("AWS_ACCESS_KEY_ID", ADD_ONLY_KEY).env("AWS_SECRET_ACCESS_KEY", ADD_ONLY_SECRET)
 }
 
+/// SeaweedFS (4.48) has no identity action for "write but not delete": its `Write` action covers
+/// DeleteObject, which this test checks so the README's statement stays true. The backup host
+/// therefore gets a Read/Write/List identity and an append-only repository: clawback refuses the
+/// deletes, `status` warns that the store would not, and the maintenance host with the key and a
+/// full identity forgets and prunes.
 #[test]
-fn s3_identity_without_delete_rights_backs_up_and_cannot_forget_or_prune() {
+fn s3_backup_host_with_an_append_only_repository_and_a_maintenance_host() {
     let sw = Seaweed::start_with_identities(vec![serde_json::json!({
         "name": "backup-host",
         "credentials": [{ "accessKey": ADD_ONLY_KEY, "secretKey": ADD_ONLY_SECRET }],
         "actions": ["Read", "Write", "List"]
     })]);
     let sb = Sandbox::new();
-    let url = sw.url("ao/repo");
-    // The maintenance identity (full rights) creates the bucket and the repository.
-    s3cb(&sb, &url).args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
+    let url = sw.url("append-only/repo");
+    let key = sb.path("maintenance.key");
+    // The maintenance host (full rights) creates the bucket and the repository, and keeps the key.
+    s3cb(&sb, &url)
+        .args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1", "--append-only"])
+        .arg("--maintenance-key-out")
+        .arg(&key)
+        .run()
+        .ok();
 
     let src = sb.path("src");
     make_tree(&src, 3);
-    let host = |c: Cmd| c;
-    let r = host(add_only(&sb, &url)).args(["backup", "--json"]).arg(&src).run().ok();
+    let r = add_only(&sb, &url).args(["backup", "--json"]).arg(&src).run().ok();
     let first = r.json()["snapshot_id"].as_str().unwrap().to_string();
     write(&src.join("notes/second.md"), b"second run");
-    host(add_only(&sb, &url)).args(["backup", "--json"]).arg(&src).run().ok();
-    let snaps = host(add_only(&sb, &url)).args(["snapshots", "--json"]).run().ok().json();
+    add_only(&sb, &url).args(["backup", "--json"]).arg(&src).run().ok();
+    let snaps = add_only(&sb, &url).args(["snapshots", "--json"]).run().ok().json();
     assert_eq!(snaps.as_array().unwrap().len(), 2);
-    host(add_only(&sb, &url)).args(["check", "--read-data"]).run().ok();
+    add_only(&sb, &url).args(["check", "--read-data"]).run().ok();
     let target = sb.path("restored");
-    host(add_only(&sb, &url)).args(["restore", &first[..8], "--verify", "--target"]).arg(&target).run().ok();
+    add_only(&sb, &url).args(["restore", &first[..8], "--verify", "--target"]).arg(&target).run().ok();
     assert_eq!(std::fs::read(restored(&target, &src).join("big.bin")).unwrap(), random_bytes(3, 300_000));
     let to = sb.path("copy-target");
     sb.bare()
@@ -183,27 +192,28 @@ fn s3_identity_without_delete_rights_backs_up_and_cannot_forget_or_prune() {
         .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
         .run()
         .ok();
-    host(add_only(&sb, &url)).args(["copy", "--to"]).arg(&to).env("CLAWBACK_TO_PASSWORD", "target pw").run().ok();
+    add_only(&sb, &url).args(["copy", "--to"]).arg(&to).env("CLAWBACK_TO_PASSWORD", "target pw").run().ok();
 
-    // The server itself refuses this identity's deletes.
-    let st = host(add_only(&sb, &url)).args(["status", "--json"]).run().json();
-    assert_eq!(st["can_delete"], false, "SeaweedFS let an identity without delete rights delete: {st}");
-    assert!(st["delete_warning"].is_null(), "{st}");
+    // SeaweedFS lets a `Write` identity delete; status says so honestly.
+    let st = add_only(&sb, &url).args(["status", "--json"]).run().json();
+    assert_eq!(st["append_only"], true, "{st}");
+    assert_eq!(st["can_delete"], true, "SeaweedFS now refuses deletes to a Write identity: update the README");
+    assert!(st["delete_warning"].as_str().unwrap().contains("without delete rights"), "{st}");
 
     for args in [vec!["forget", "--keep-last", "1"], vec!["prune"]] {
-        let r = host(add_only(&sb, &url)).args(&args).run().code(1);
+        let r = add_only(&sb, &url).args(&args).run().code(1);
         let line = r.one_error_line();
-        assert!(line.contains("needs delete rights") && line.contains("maintenance host"), "{args:?}: {line}");
+        assert!(line.contains("append-only") && line.contains("--maintenance-key-file"), "{args:?}: {line}");
     }
-    assert_eq!(host(add_only(&sb, &url)).args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len(), 2);
+    assert_eq!(add_only(&sb, &url).args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len(), 2);
 
-    // The maintenance identity forgets and prunes; the kept snapshot restores and check is clean.
-    let st = s3cb(&sb, &url).args(["status", "--json"]).run().json();
-    assert_eq!(st["can_delete"], true);
-    s3cb(&sb, &url).args(["forget", "--keep-last", "1"]).run().ok();
-    s3cb(&sb, &url).args(["prune"]).run().ok();
-    s3cb(&sb, &url).args(["check", "--read-data"]).run().ok();
+    // The maintenance host forgets and prunes; the kept snapshot restores and check is clean.
+    let maint = || s3cb(&sb, &url).arg("--maintenance-key-file").arg(&key);
+    maint().args(["forget", "--keep-last", "1"]).run().ok();
+    maint().args(["prune"]).run().ok();
+    add_only(&sb, &url).args(["check", "--read-data"]).run().ok();
     let t2 = sb.path("restored2");
-    host(add_only(&sb, &url)).args(["restore", "latest", "--verify", "--target"]).arg(&t2).run().ok();
+    add_only(&sb, &url).args(["restore", "latest", "--verify", "--target"]).arg(&t2).run().ok();
     assert_eq!(std::fs::read(restored(&t2, &src).join("notes/second.md")).unwrap(), b"second run");
+    assert_eq!(add_only(&sb, &url).args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len(), 1);
 }
