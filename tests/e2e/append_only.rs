@@ -217,3 +217,46 @@ fn s3_backup_host_with_an_append_only_repository_and_a_maintenance_host() {
     assert_eq!(std::fs::read(restored(&t2, &src).join("notes/second.md")).unwrap(), b"second run");
     assert_eq!(add_only(&sb, &url).args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().len(), 1);
 }
+
+/// The skill's commands are only the safe verbs, it tells the agent which it must never run, and
+/// `skill install` writes the skill file and nothing else (no password, no key) under the state dir.
+#[test]
+fn the_skill_gives_the_agent_only_safe_verbs_and_no_secrets() {
+    let sb = Sandbox::new();
+    let skill = sb.bare().args(["skill", "show"]).run().ok().stdout;
+    let mut in_block = false;
+    let mut commands = 0;
+    for line in skill.lines() {
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            continue;
+        }
+        if in_block && !line.trim().is_empty() {
+            let verb = line.split_whitespace().nth(1).unwrap_or_default();
+            assert!(line.starts_with("clawback "), "a skill command that is not clawback: {line}");
+            assert!(
+                ["backup", "snapshots", "status", "restore", "ls", "diff", "dump", "test"].contains(&verb),
+                "the skill gives the agent `{line}`"
+            );
+            commands += 1;
+        }
+    }
+    assert!(commands >= 5, "the skill's sh blocks were not found");
+    for verb in ["`forget`", "`prune`", "`key`", "`init`", "`repair`"] {
+        assert!(skill.contains(verb), "the skill does not forbid {verb}");
+    }
+
+    let state = sb.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    sb.bare()
+        .env("OPENCLAW_STATE_DIR", &state)
+        .env("CLAWBACK_PASSWORD", PASSWORD)
+        .args(["skill", "install"])
+        .run()
+        .ok();
+    let written = tree(&state);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].0.ends_with("skills/clawback/SKILL.md"));
+    let body = String::from_utf8_lossy(&written[0].1);
+    assert!(!body.contains(PASSWORD) && !body.contains("clawback-maintenance-"));
+}
