@@ -175,7 +175,8 @@ fn mount_shows_snapshots_byte_for_byte_while_a_backup_and_a_prune_run() {
         let writer = s.spawn(move || {
             make_state(src2, 3);
             sb2.cb().args(["backup", "--host", "alpha", "--time", "2026-03-04T10:00:00Z"]).arg(src2).run().ok();
-            sb2.cb().args(["forget", &ids[0]]).run().ok();
+            // Host alpha has snapshots 0, 2 and 3: keeping its last two forgets snapshot 0.
+            sb2.cb().args(["forget", "--host", "alpha", "--keep-last", "2"]).run().ok();
             sb2.cb().args(["prune", "--max-unused", "0%"]).run().ok();
         });
         let mut rounds = 0;
