@@ -112,6 +112,8 @@ pub enum Command {
     Diff(commands::diff::Args),
     /// Write one file of a snapshot to stdout, or a folder as tar
     Dump(commands::dump::Args),
+    /// Browse the repository as a read-only folder (FUSE) until Ctrl-C or SIGTERM
+    Mount(commands::mount::Args),
     /// Turn an `openclaw backup create` archive into a snapshot
     Import(commands::import::Args),
     /// Write a snapshot as an archive `openclaw backup restore` accepts

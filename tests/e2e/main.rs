@@ -31,6 +31,7 @@ mod incremental;
 mod keys;
 mod live;
 mod maintenance;
+mod mount;
 mod notify;
 mod oc_archive;
 mod oc_backup;

@@ -16,6 +16,7 @@ pub mod key;
 pub mod ls;
 pub mod manual;
 pub mod migrate;
+pub mod mount;
 pub mod openclaw_job;
 pub mod prune;
 pub mod repair;
@@ -51,6 +52,7 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<i32> {
         Command::Stats(a) => stats::run(ctx, a),
         Command::Diff(a) => diff::run(ctx, a),
         Command::Dump(a) => dump::run(ctx, a),
+        Command::Mount(a) => mount::run(ctx, a),
         Command::Import(a) => import::run(ctx, a),
         Command::Export(a) => export::run(ctx, a),
         Command::Status(a) => status::run(ctx, a),

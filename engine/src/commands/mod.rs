@@ -7,6 +7,7 @@ pub mod dump;
 pub mod forget;
 pub mod key;
 pub mod ls;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;
