@@ -10,6 +10,7 @@ mod relocate;
 mod runs;
 mod select;
 mod ui;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -120,6 +121,8 @@ pub enum Command {
     Export(commands::export::Args),
     /// Health: last snapshot, its age, next due time, last run; exit 1 when stale or failing
     Status(commands::status::Args),
+    /// Serve the local web console (health, timeline, browse, restore, back up now)
+    Ui(commands::ui::Args),
     /// Run the schedule in the foreground: backup, retention, prune at most daily
     Daemon(commands::daemon::Args),
     /// Register the schedule with systemd, cron or OpenClaw (`schedule install`), or undo it

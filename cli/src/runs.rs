@@ -41,6 +41,8 @@ pub struct How<'a> {
     pub interrupt: &'a Interrupt,
     pub trigger: Option<String>,
     pub pruner: Pruner,
+    /// The counters the backup reports to (the web console watches them); `None`: its own.
+    pub progress: Option<std::sync::Arc<clawback_engine::progress::Progress>>,
 }
 
 /// Once a stop before anything was stored is recorded: the exit code the process ends with,

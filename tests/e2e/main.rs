@@ -53,3 +53,4 @@ mod scheduled_env;
 mod secrets;
 mod setup;
 mod status;
+mod ui;

@@ -91,6 +91,10 @@ impl Cmd {
     pub fn from_command(c: Command) -> Cmd {
         Cmd { c }
     }
+    /// The prepared command, for a caller that spawns it itself (a server it talks to).
+    pub fn into_command(self) -> Command {
+        self.c
+    }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
         self.c.arg(a);
         self

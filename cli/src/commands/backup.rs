@@ -179,7 +179,8 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             eprintln!("clawback: warning: cannot catch SIGINT and SIGTERM: {e}");
         }
     }
-    let how = runs::How { interrupt: &interrupt, trigger: runs::trigger_from_env(), pruner: Pruner::Backup };
+    let how =
+        runs::How { interrupt: &interrupt, trigger: runs::trigger_from_env(), pruner: Pruner::Backup, progress: None };
     // One run-log line and the notifications, whatever the outcome (see runs.rs).
     runs::record(g, a.dry_run, &how, Box::new(|_, code| code), |rec| recorded(ctx, a, &how, rec)).result
 }
@@ -277,7 +278,8 @@ fn run_backup(
         dry_run: a.dry_run,
         parent,
         force: a.force,
-        scan_totals: !g.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        // A watched run (the web console) shows an ETA, so it needs the totals too.
+        scan_totals: how.progress.is_some() || (!g.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())),
         openclaw: sel.openclaw,
         gitignore_roots: sel.gitignore_roots,
         exclude_reasons: sel.reasons,
@@ -289,7 +291,7 @@ fn run_backup(
             _ => Vec::new(),
         },
     };
-    let progress = Arc::new(Progress::default());
+    let progress = how.progress.clone().unwrap_or_else(|| Arc::new(Progress::default()));
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "backup");
     how.interrupt.writing(&progress);
     let r = backup(&repo, &opts, &progress);

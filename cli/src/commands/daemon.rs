@@ -101,7 +101,8 @@ impl Daemon<'_> {
     fn cycle(&mut self) -> (i32, serde_json::Value) {
         let start = Utc::now();
         let mut out = json!({ "start": start });
-        let how = runs::How { interrupt: &self.interrupt, trigger: Some(trigger()), pruner: Pruner::Daemon };
+        let how =
+            runs::How { interrupt: &self.interrupt, trigger: Some(trigger()), pruner: Pruner::Daemon, progress: None };
         // Stopped before the backup stored anything: recorded, said, and the daemon exits 0.
         let stopped_early: runs::StoppedEarly = {
             let (json_out, quiet, mut out) = (self.json_out.clone(), self.g.quiet, out.clone());

@@ -27,6 +27,7 @@ pub mod skill;
 pub mod snapshots;
 pub mod stats;
 pub mod status;
+pub mod ui;
 
 use crate::context::Ctx;
 use crate::Command;
@@ -56,6 +57,7 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<i32> {
         Command::Import(a) => import::run(ctx, a),
         Command::Export(a) => export::run(ctx, a),
         Command::Status(a) => status::run(ctx, a),
+        Command::Ui(a) => ui::run(ctx, a),
         Command::Daemon(a) => daemon::run(g, a),
         Command::Schedule(a) => schedule::run(g, a),
         Command::Copy(a) => copy::run(ctx, a),

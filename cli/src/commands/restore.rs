@@ -12,7 +12,7 @@ use clawback_engine::progress::Progress;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default)]
 pub struct Args {
     /// Snapshot id, prefix, or `latest` (may be left out with --group: the group's member from --host)
     #[arg(required_unless_present = "group")]
@@ -59,7 +59,20 @@ pub struct Args {
     pub filter: crate::select::SnapshotFilter,
 }
 
-pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+/// A restore done: what was restored, from which snapshot, and the command that undoes it.
+pub struct Done {
+    pub id: clawback_engine::format::id::SnapshotId,
+    pub opts: RestoreOptions,
+    pub r: restore::RestoreResult,
+    /// The host the snapshot was taken on.
+    pub hostname: String,
+    /// In place with a safety snapshot: the command that puts back what was there before.
+    pub undo: Option<String>,
+}
+
+/// The restore itself, with the engine's safety rules (safety snapshot, refusal while the gateway
+/// runs); `clawback restore` and the web console (`clawback ui`) both call it.
+pub fn execute(ctx: &Ctx, a: &Args, progress: &Arc<Progress>) -> Result<Done> {
     let g = &ctx.g;
     let in_place = a.target.is_none();
     restore::check_modes(!in_place, a.delete, !a.relocate.is_empty())?;
@@ -98,16 +111,22 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
         protect: s.config.exclude.clone(),
         relocate: relocation,
     };
-    let progress = Arc::new(Progress::default());
-    let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "restore");
-    let r = restore::restore(&repo, &snap, &opts, &progress);
-    bar.finish();
-    let r = r?;
-
+    let r = restore::restore(&repo, &snap, &opts, progress)?;
     let undo = r.safety_snapshot.map(|sid| {
         let sel = restore::undo_selection(&only, !a.only.is_empty(), relocation_given(a), &r);
         undo_command(g, a, &sel, &sid.to_hex())
     });
+    Ok(Done { id, opts, r, undo, hostname: snap.hostname })
+}
+
+pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    let in_place = a.target.is_none();
+    let progress = Arc::new(Progress::default());
+    let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "restore");
+    let done = execute(ctx, a, &progress);
+    bar.finish();
+    let Done { id, opts, r, undo, hostname } = done?;
     if g.json {
         let mut v = serde_json::json!({
             "snapshot_id": id.to_hex(),
@@ -135,7 +154,7 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     } else if !g.quiet {
         if in_place {
             if let Some(rep) = &r.relocation {
-                crate::relocate::print_moves(rep, &id.short(), &snap.hostname, a.dry_run);
+                crate::relocate::print_moves(rep, &id.short(), &hostname, a.dry_run);
             }
             if a.dry_run || g.verbose > 0 {
                 for c in &r.changes {

@@ -26,20 +26,21 @@ pub struct Args {
     pub max_age: Option<String>,
 }
 
-struct Repo {
-    location: String,
-    last: Option<(String, DateTime<Utc>, String)>,
-    snapshots: u64,
-    bytes: u64,
-    key_id: String,
+/// What `status` reads from the repository (the web console's home page shows it too).
+pub struct Repo {
+    pub location: String,
+    pub last: Option<(String, DateTime<Utc>, String)>,
+    pub snapshots: u64,
+    pub bytes: u64,
+    pub key_id: String,
     /// The repository's append-only mode holds for this run.
-    append_only: bool,
+    pub append_only: bool,
     /// The store lets this host's credentials delete (a probe: an expired lease written and
     /// deleted); `None` when the probe itself failed.
-    can_delete: Option<bool>,
+    pub can_delete: Option<bool>,
 }
 
-fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
+pub fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
     let repo = ctx.open_with(s)?;
     let mut bytes = 0u64;
     for k in [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot] {

@@ -15,3 +15,4 @@ pub mod retention;
 pub mod sealed;
 pub mod setup;
 pub mod stats;
+pub mod versions;

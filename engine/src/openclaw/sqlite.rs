@@ -389,6 +389,25 @@ pub fn image(src: &Path, tmp: &TempDir) -> Result<Image, ImageError> {
     }
 }
 
+/// The tables of the database image at `db` and the rows each holds, by name (the web console
+/// shows a snapshot's database this way). Opened read-only, never changed.
+pub fn table_rows(db: &Path) -> Result<Vec<(String, u64)>, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(db, flags).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let err = |e: rusqlite::Error| format!("cannot read {}: {e}", db.display());
+    let mut st = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .map_err(err)?;
+    let names: Vec<String> = st.query_map([], |r| r.get(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let q = format!("SELECT count(*) FROM \"{}\"", n.replace('"', "\"\""));
+        let rows: i64 = c.query_row(&q, [], |r| r.get(0)).map_err(err)?;
+        out.push((n, rows.max(0) as u64));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

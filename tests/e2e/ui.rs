@@ -1,0 +1,479 @@
+//! `clawback ui` in a real browser: Debian's headless Chromium, driven through the DevTools
+//! protocol (a small client over a WebSocket), on a generated OpenClaw home. It loads the home
+//! page, backs up from the page and watches the progress reach done (a second click is refused),
+//! finds the run in the timeline, opens MEMORY.md in the snapshot and its diff to the previous
+//! version, restores the workspace to a folder and checks the files on disk; then plain HTTP
+//! requests check the refusals (no token, a cross-site Origin, a foreign Host, a target outside
+//! the allowed places, read-only) and that no response carries the repository password.
+//! Screenshots of each page go to `$CARGO_TARGET_TMPDIR/ui-screenshots/`. Chromium must be
+//! installed (`chromium` on PATH or /usr/bin/chromium): without it the test fails.
+
+use crate::support::*;
+use clawback_corpus::{generate, Era, Options};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MEMORY_V1: &str = "# Memory\n\n- the user likes tea\n- deploys happen on Fridays\n";
+const MEMORY_V2: &str = "# Memory\n\n- the user likes tea\n- deploys happen on Fridays\n- learned: the console works\n";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `clawback ui`, stopped when dropped.
+struct Console {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+impl Console {
+    fn start(cmd: Cmd) -> Console {
+        let mut c = cmd.into_command();
+        c.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = c.spawn().expect("start clawback ui");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read the access link");
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("`clawback ui --json` printed {line:?}: {e}"));
+        let url = v["url"].as_str().expect("url").to_string();
+        let port: u16 = url.split(':').nth(2).unwrap().split('/').next().unwrap().parse().unwrap();
+        Console { child, url, port }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One plain HTTP/1.1 request (`Connection: close`): the status and the body.
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then the body by its Content-Length (Chromium keeps the connection open),
+    // or to the end (streams and the console, which closes it).
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let len = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
+    });
+    let mut out = Vec::new();
+    match len {
+        Some(n) => {
+            out.resize(n, 0);
+            r.read_exact(&mut out).unwrap();
+        }
+        None => {
+            r.read_to_end(&mut out).unwrap();
+        }
+    }
+    let body = String::from_utf8_lossy(&out).into_owned();
+    (status, body)
+}
+
+/// Headless Chromium and one page of it, over the DevTools protocol.
+struct Browser {
+    child: Child,
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    next: u64,
+    _profile: tempfile::TempDir,
+}
+
+fn chromium() -> PathBuf {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(c).exists() {
+            return PathBuf::from(c);
+        }
+    }
+    panic!("Chromium is missing: install Debian's `chromium` (tests/run installs it); the web console tests need it")
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut c = Command::new(chromium());
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--window-size=1280,900",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = c.spawn().expect("start chromium");
+        // Chromium writes the port it chose into the profile.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let t = Instant::now();
+        let port: u16 = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file).ok().and_then(|s| s.lines().next()?.parse().ok()) {
+                break p;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "chromium wrote no DevToolsActivePort");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let list = loop {
+            let (code, body) = http(port, "GET", "/json/list", &[], "");
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if code == 200 && v.as_array().is_some_and(|a| a.iter().any(|t| t["type"] == "page")) {
+                break v;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "chromium lists no page: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let page = list.as_array().unwrap().iter().find(|t| t["type"] == "page").unwrap();
+        let (ws, _) =
+            tungstenite::connect(page["webSocketDebuggerUrl"].as_str().unwrap()).expect("connect to the page");
+        let mut b = Browser { child, ws, next: 0, _profile: profile };
+        b.call("Page.enable", json!({}));
+        b.call("Runtime.enable", json!({}));
+        b
+    }
+
+    /// Sends one command and waits for its answer (events in between are dropped).
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let msg = json!({"id": id, "method": method, "params": params}).to_string();
+        self.ws.send(tungstenite::Message::Text(msg.into())).unwrap();
+        loop {
+            let m = self.ws.read().expect("read from chromium");
+            let Ok(text) = m.into_text() else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates `expr` in the page (promises awaited); its value.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call("Runtime.evaluate", json!({"expression": expr, "awaitPromise": true, "returnByValue": true}));
+        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `expr` is true in the page, or fails showing `show` (evaluated then).
+    fn wait_for(&mut self, expr: &str, limit: Duration, show: &str) {
+        let t = Instant::now();
+        loop {
+            // While a page loads, the document may not be there yet: that counts as not yet.
+            if self.eval(&format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()"))
+                == json!(true)
+            {
+                return;
+            }
+            if t.elapsed() > limit {
+                let seen = self.eval(show);
+                panic!("timed out waiting for {expr}; the page shows {seen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url}));
+    }
+
+    /// Goes to a page of the console (`#/timeline`...) and waits until it has loaded.
+    fn page(&mut self, hash: &str, name: &str) -> Duration {
+        let t = Instant::now();
+        self.eval(&format!("document.body.dataset.loaded = ''; location.hash = {}; true", json!(hash)));
+        self.wait_for(
+            &format!("document.body.dataset.loaded === {}", json!(name)),
+            Duration::from_secs(60),
+            "document.getElementById('error').textContent",
+        );
+        t.elapsed()
+    }
+
+    fn screenshot(&mut self, name: &str) {
+        use base64::Engine;
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap()).unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    fn text(&mut self, id: &str) -> String {
+        self.eval(&format!("document.getElementById({}).textContent", json!(id))).as_str().unwrap_or("").to_string()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A generated OpenClaw home with a first snapshot, and MEMORY.md changed since.
+struct Home {
+    sb: Sandbox,
+    ws: PathBuf,
+    config: PathBuf,
+    gateway_port: u16,
+}
+
+impl Home {
+    fn new() -> Home {
+        let sb = Sandbox::with_repo();
+        let gen = generate(&Options {
+            root: sb.home.clone(),
+            total_bytes: 3_000_000,
+            files: Some(150),
+            seed: 19,
+            era: Era::Both,
+            small_files: false,
+            agents: 1,
+        })
+        .expect("generate an OpenClaw home");
+        let ws = gen.workspaces[0].clone();
+        write(&ws.join("MEMORY.md"), MEMORY_V1.as_bytes());
+        // The hook keeps the page's backup running long enough to click twice and see progress.
+        let config = sb.path("clawback.json");
+        let cfg = json!({"schedule": "2h", "hooks": {"before": ["sleep 2"]}, "retention": {"keepLast": 5}});
+        std::fs::write(&config, cfg.to_string()).unwrap();
+        let h = Home { sb, ws, config, gateway_port: free_port() };
+        h.cb().args(["backup", "--json"]).run().ok();
+        write(&h.ws.join("MEMORY.md"), MEMORY_V2.as_bytes());
+        h
+    }
+
+    fn cb(&self) -> Cmd {
+        self.sb.cb().arg("--config").arg(&self.config).env("OPENCLAW_GATEWAY_PORT", self.gateway_port.to_string())
+    }
+
+    fn allowed(&self) -> PathBuf {
+        self.sb.path("restores")
+    }
+
+    fn console(&self, extra: &[&str]) -> Console {
+        Console::start(self.cb().args(["ui", "--json", "--allow-target"]).arg(self.allowed()).args(extra))
+    }
+}
+
+#[test]
+fn web_console_in_headless_chromium() {
+    let home = Home::new();
+    let console = home.console(&[]);
+    let mut b = Browser::start();
+
+    // Home: the health of the first backup.
+    let t = Instant::now();
+    b.navigate(&console.url);
+    b.wait_for("document.body.dataset.loaded === 'home'", Duration::from_secs(60), "document.body.innerText");
+    let home_load = t.elapsed();
+    let state = b.eval("document.getElementById('health').dataset.state");
+    assert_eq!(state, json!("healthy"), "health: {}", b.text("health-details"));
+    assert!(b.text("health-details").contains("every 2h") || b.text("health-details").contains("2h"));
+    b.screenshot("home");
+    let session = b.eval("sessionStorage.getItem('clawback-session')").as_str().unwrap().to_string();
+    assert!(!console.url.contains(&session), "the session token is not the link's");
+
+    // Back up now: progress pushed to the page, a second click refused, then done.
+    b.eval("document.getElementById('backup-now').click(); true");
+    b.wait_for(
+        "document.getElementById('backup-bar').dataset.state === 'running' && \
+         document.getElementById('backup-progress').textContent.startsWith('backup')",
+        Duration::from_secs(20),
+        "document.getElementById('backup-bar').innerText",
+    );
+    b.eval("document.getElementById('backup-now').click(); true");
+    b.wait_for(
+        "document.getElementById('error').textContent.includes('already running')",
+        Duration::from_secs(10),
+        "document.getElementById('error').textContent",
+    );
+    b.wait_for(
+        "document.getElementById('backup-status').dataset.state !== ''",
+        Duration::from_secs(120),
+        "document.getElementById('backup-progress').textContent",
+    );
+    let status = b.text("backup-status");
+    assert!(status.starts_with("backup done: snapshot "), "{status}");
+    b.screenshot("backup-done");
+    let snaps = home.sb.snapshots();
+    assert_eq!(snaps.len(), 2, "the page's backup added a snapshot");
+    let newest = snaps.iter().max_by_key(|s| s["time"].as_str().unwrap().to_string()).unwrap();
+    let new_id = newest["id"].as_str().unwrap().to_string();
+    assert!(status.contains(&new_id[..8]), "{status} names {new_id}");
+
+    // Timeline: the run in the history, one dot per snapshot, the retention plan.
+    let timeline_load = b.page("#/timeline", "timeline");
+    assert!(b.text("runs").contains(&new_id[..8]), "runs: {}", b.text("runs"));
+    assert_eq!(b.eval("document.querySelectorAll('#snap-timeline circle.snap').length"), json!(2));
+    assert!(b.text("retention-note").contains("would keep 2 and forget 0"), "{}", b.text("retention-note"));
+    b.screenshot("timeline");
+
+    // Browse: the workspace folder of the newest snapshot, MEMORY.md, its diff to the previous version.
+    let ws = home.ws.to_str().unwrap().to_string();
+    let browse_load = b.page(&format!("#/browse?snap={new_id}&path={ws}"), "browse");
+    let memory = format!("{ws}/MEMORY.md");
+    b.eval(&format!(
+        "Array.from(document.querySelectorAll('#tree tr.entry')).find((r) => r.dataset.path === {}).click(); true",
+        json!(memory)
+    ));
+    b.wait_for(
+        "document.getElementById('file-body').dataset.kind === 'markdown' && \
+         document.querySelector('#versions tr:nth-child(3)') !== null",
+        Duration::from_secs(30),
+        "document.getElementById('error').textContent",
+    );
+    assert_eq!(b.eval("document.querySelector('#file-body h1').textContent"), json!("Memory"));
+    assert!(b.text("file-body").contains("learned: the console works"));
+    b.eval("document.getElementById('diff-prev').click(); true");
+    b.wait_for(
+        "document.getElementById('diff').dataset.ready === '1'",
+        Duration::from_secs(30),
+        "document.getElementById('error').textContent",
+    );
+    let diff = b.text("diff");
+    assert!(diff.contains("+- learned: the console works"), "{diff}");
+    assert!(!diff.contains("-- the user likes tea"), "{diff}");
+    b.screenshot("browse-diff");
+
+    // Restore the workspace to a folder among the allowed targets, and check the files on disk.
+    let restore_load = b.page("#/restore", "restore");
+    let target = home.allowed().join("ws");
+    b.eval(&format!(
+        "document.getElementById('r-snapshot').value = {}; document.getElementById('r-what').value = 'workspace'; \
+         document.getElementById('r-target').value = {}; document.getElementById('r-go').click(); true",
+        json!(new_id),
+        json!(target.to_str().unwrap())
+    ));
+    b.wait_for(
+        "['done', 'failed'].includes(document.getElementById('r-result').dataset.state)",
+        Duration::from_secs(60),
+        "document.getElementById('error').textContent",
+    );
+    assert_eq!(b.eval("document.getElementById('r-result').dataset.state"), json!("done"), "{}", b.text("error"));
+    b.screenshot("restore");
+    let restored_ws = restored(&target, &home.ws);
+    assert_eq!(std::fs::read_to_string(restored_ws.join("MEMORY.md")).unwrap(), MEMORY_V2);
+    // Every file the snapshot holds in the workspace is on disk, at its size.
+    let listed = home.cb().args(["ls", "--json", &new_id]).arg(&home.ws).run().ok().json();
+    let mut files = 0;
+    for e in listed.as_array().unwrap().iter().filter(|e| e["type"] == "file") {
+        let p = restored(&target, Path::new(e["path"].as_str().unwrap()));
+        let md = std::fs::metadata(&p).unwrap_or_else(|err| panic!("{} not restored: {err}", p.display()));
+        assert_eq!(md.len(), e["size"].as_u64().unwrap(), "{}", p.display());
+        files += 1;
+    }
+    assert!(files > 1, "the workspace holds files: {listed}");
+
+    // Refusals, as plain requests.
+    let port = console.port;
+    let auth = format!("Bearer {session}");
+    let (code, body) = http(port, "GET", "/api/status", &[], "");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("no session token"), "{body}");
+    let (code, body) = http(port, "GET", "/api/status", &[("Authorization", "Bearer 00ff")], "");
+    assert_eq!(code, 401, "{body}");
+    let (code, body) =
+        http(port, "GET", "/api/status", &[("Authorization", &auth), ("Origin", "http://evil.example")], "");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("cross-site"), "{body}");
+    let (code, body) =
+        http(port, "GET", "/api/status", &[("Authorization", &auth), ("Host", &format!("evil.example:{port}"))], "");
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = http(port, "GET", "/", &[("Host", "rebound.example")], "");
+    assert_eq!(code, 403, "DNS rebinding: the page itself is refused to a foreign Host");
+    let outside = home.sb.path("outside");
+    let req = json!({"snapshot": new_id, "target": outside, "only": ["workspace"]}).to_string();
+    let (code, body) = http(port, "POST", "/api/restore", &[("Authorization", &auth)], &req);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("outside the allowed places"), "{body}");
+    assert!(!outside.exists(), "nothing written outside the allowed places");
+    let sneaky = format!("{}/../outside", home.allowed().display());
+    let req = json!({"snapshot": new_id, "target": sneaky}).to_string();
+    let (code, body) = http(port, "POST", "/api/restore", &[("Authorization", &auth)], &req);
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = http(port, "POST", "/api/session", &[("Authorization", "Bearer 1234")], "");
+    assert_eq!(code, 401, "the access link works once");
+
+    // No secret in any answer: every API the pages use, with the session.
+    let mut bodies = Vec::new();
+    for p in [
+        "/api/info".to_string(),
+        "/api/status".to_string(),
+        "/api/timeline".to_string(),
+        "/api/backup".to_string(),
+        format!("/api/tree?snapshot={new_id}&path={ws}"),
+        format!("/api/file?snapshot={new_id}&path={memory}"),
+        format!("/api/versions?path={memory}"),
+    ] {
+        let (code, body) = http(port, "GET", &p, &[("Authorization", &auth)], "");
+        assert_eq!(code, 200, "{p}: {body}");
+        bodies.push(body);
+    }
+    for body in &bodies {
+        assert!(!body.contains(PASSWORD), "the repository password appears in an answer: {body}");
+    }
+    eprintln!(
+        "page load times: home {home_load:?}, timeline {timeline_load:?}, browse {browse_load:?}, restore {restore_load:?}; \
+         screenshots in {}",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots").display()
+    );
+}
+
+#[test]
+fn read_only_console_refuses_backup_and_restore() {
+    let home = Home::new();
+    let console = home.console(&["--read-only"]);
+    // The session comes from the one-time token, as the page gets it.
+    let token = console.url.split("#token=").nth(1).unwrap().to_string();
+    let (code, body) = http(console.port, "POST", "/api/session", &[("Authorization", &format!("Bearer {token}"))], "");
+    assert_eq!(code, 200, "{body}");
+    let session: Value = serde_json::from_str(&body).unwrap();
+    let auth = format!("Bearer {}", session["session"].as_str().unwrap());
+    let (code, body) = http(console.port, "POST", "/api/backup", &[("Authorization", &auth)], "");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("read-only"), "{body}");
+    let req = json!({"snapshot": "latest", "target": home.allowed().join("x")}).to_string();
+    let (code, body) = http(console.port, "POST", "/api/restore", &[("Authorization", &auth)], &req);
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(home.sb.snapshots().len(), 1);
+    let (_, info) = http(console.port, "GET", "/api/info", &[("Authorization", &auth)], "");
+    assert!(info.contains("\"read_only\":true"), "{info}");
+}
+
+#[test]
+fn listening_beyond_loopback_needs_the_explicit_flag() {
+    let home = Home::new();
+    let r = home.cb().args(["ui", "--listen", "0.0.0.0"]).run().code(2);
+    assert!(r.one_error_line().contains("--insecure-listen"), "{}", r.stderr);
+}
