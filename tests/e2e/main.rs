@@ -10,6 +10,7 @@ mod support;
 
 mod anomalies;
 mod archive;
+mod browse;
 mod cache;
 mod cli_json;
 mod conventions;
