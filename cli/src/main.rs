@@ -99,7 +99,7 @@ pub enum Command {
     Restore(commands::restore::Args),
     /// Print decrypted repository internals as JSON
     Cat(commands::cat::Args),
-    /// Remove snapshots by a retention policy (their data stays until prune)
+    /// Remove snapshots by a retention policy, or by id (their data stays until prune)
     Forget(commands::forget::Args),
     /// Verify the repository; --read-data also reads and verifies every pack
     Check(commands::check::Args),
@@ -140,6 +140,16 @@ pub enum Command {
     Skill(commands::skill::Args),
     /// Print the program version (and, with --json, the format version and build)
     Version,
+    /// Which snapshots hold files matching globs (or a blob or tree by id)
+    Find(commands::find::Args),
+    /// Every distinct version of one file across snapshots; --patch: what changed each time
+    History(commands::history::Args),
+    /// Add, remove or set snapshots' tags
+    Tag(commands::tag::Args),
+    /// Remove files from existing snapshots (e.g. a leaked credential); prune then frees them
+    Rewrite(commands::rewrite::Args),
+    /// Remove leases left by processes that are gone
+    Unlock(commands::unlock::Args),
     /// Print shell completions for bash, zsh, fish, elvish or powershell
     Completions(commands::manual::CompletionsArgs),
     /// Print the man page (roff), or write one page per command into a folder

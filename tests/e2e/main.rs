@@ -11,6 +11,7 @@ mod support;
 mod anomalies;
 mod append_only;
 mod archive;
+mod browse;
 mod cache;
 mod cli_json;
 mod conventions;

@@ -1,4 +1,6 @@
-//! `clawback diff A B`: what changed between two snapshots, with an OpenClaw summary on top.
+//! `clawback diff A B`: what changed between two snapshots, with an OpenClaw summary on top; and
+//! `clawback diff A:PATH B[:PATH]`: what changed in one file between two snapshots (a unified diff
+//! for text, lines appended for transcripts, row counts for databases).
 
 use crate::context::Ctx;
 use crate::ui::human_bytes;
@@ -8,9 +10,9 @@ use clawback_engine::format::tree::NodeKind;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The earlier snapshot: id, prefix, or `latest`
+    /// The earlier snapshot: id, prefix, or `latest`; SNAPSHOT:PATH compares one file
     pub a: String,
-    /// The later snapshot: id, prefix, or `latest`
+    /// The later snapshot: id, prefix, or `latest`; SNAPSHOT:PATH (or SNAPSHOT: the same path)
     pub b: String,
     /// With `latest`: the newest snapshot these select
     #[command(flatten)]
@@ -26,6 +28,9 @@ fn kind_name(k: NodeKind) -> &'static str {
 
 pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let g = &ctx.g;
+    if a.a.contains(':') || a.b.contains(':') {
+        return run_file(ctx, a);
+    }
     let repo = ctx.open()?;
     let (ida, sa) = crate::select::find(&repo, &a.a, &a.filter, |_| true)?;
     let (idb, sb) = crate::select::find(&repo, &a.b, &a.filter, |_| true)?;
@@ -43,6 +48,55 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             println!("{}  {}{slash}", e.change.marker(), e.path.display());
         }
     }
+    Ok(0)
+}
+
+/// `diff A:PATH B[:PATH]`: one file in two snapshots.
+fn run_file(ctx: &Ctx, a: &Args) -> Result<i32> {
+    use clawback_engine::commands::dump::{find, Found};
+    use clawback_engine::commands::history::{compare, content_id};
+    let Some((spec_a, path_a)) = a.a.split_once(':').filter(|(_, p)| !p.is_empty()) else {
+        return Err(crate::ui::usage(format!(
+            "{:?}: to compare one file give SNAPSHOT:PATH first (e.g. latest~1:~/.openclaw/workspace/MEMORY.md)",
+            a.a
+        )));
+    };
+    let (spec_b, path_b) = a.b.split_once(':').unwrap_or((&a.b, ""));
+    let path_a = super::history::snapshot_path(path_a)?;
+    let path_b = if path_b.is_empty() { path_a.clone() } else { super::history::snapshot_path(path_b)? };
+    let repo = ctx.open()?;
+    let (ida, sa) = crate::select::find(&repo, spec_a, &a.filter, |_| true)?;
+    let (idb, sb) = crate::select::find(&repo, spec_b, &a.filter, |_| true)?;
+    let node = |s, p: &std::path::Path| -> Result<_> {
+        match find(&repo, s, p)? {
+            Found::Node(n) => Ok(n),
+            Found::Root(_) => Err(crate::ui::usage("give a file's path, not /")),
+        }
+    };
+    let (na, nb) = (node(&sa, &path_a)?, node(&sb, &path_b)?);
+    let (la, lb) = (format!("{}:{}", ida.short(), path_a.display()), format!("{}:{}", idb.short(), path_b.display()));
+    let c = compare(&repo, &na, &nb, &path_b, &la, &lb)?;
+    if ctx.g.json {
+        let side = |id: &clawback_engine::format::id::SnapshotId,
+                    p: &std::path::Path,
+                    n: &clawback_engine::format::tree::Node| {
+            serde_json::json!({
+                "snapshot": id.to_hex(),
+                "path": p.to_string_lossy(),
+                "size": n.size,
+                "mtime": super::ls::mtime_rfc3339(n.mtime_ns),
+                "content_id": content_id(n),
+            })
+        };
+        crate::ui::print_json(&serde_json::json!({
+            "a": side(&ida, &path_a, &na),
+            "b": side(&idb, &path_b, &nb),
+            "changes": c,
+        }));
+        return Ok(0);
+    }
+    println!("comparing {la} ({}) with {lb} ({})", sa.time, sb.time);
+    super::history::print_comparison(&c, "");
     Ok(0)
 }
 

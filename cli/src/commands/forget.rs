@@ -1,5 +1,6 @@
 //! `clawback forget`: apply a retention policy (restic's `--keep-*` rules, or the config's
-//! `retention`) and delete the snapshots it does not keep. Their data stays until `prune`.
+//! `retention`) and delete the snapshots it does not keep; or, given SNAPSHOT ids, delete those.
+//! Their data stays until `prune`.
 
 use crate::context::{self, Ctx};
 use crate::ui::usage;
@@ -9,6 +10,8 @@ use clawback_engine::format::snapshot::tag_lists;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Forget these snapshots (ids or prefixes) instead of applying a policy
+    pub snapshots: Vec<String>,
     /// Keep the newest N snapshots (-1: all)
     #[arg(long, short = 'l', value_name = "N", allow_negative_numbers = true)]
     pub keep_last: Option<i64>,
@@ -48,6 +51,58 @@ pub struct Args {
     /// With --prune: repack partly used packs while unused space exceeds P%
     #[arg(long, value_name = "P%", default_value = "5%", requires = "prune")]
     pub max_unused: String,
+}
+
+/// `forget ID...`: these snapshots, no policy.
+fn run_ids(ctx: &Ctx, a: &Args) -> Result<i32> {
+    let g = &ctx.g;
+    if a.flag_policy()?.is_some() {
+        return Err(usage("give either SNAPSHOT ids or --keep-* flags, not both"));
+    }
+    let repo = ctx.open()?;
+    let mut ids = Vec::new();
+    for spec in &a.snapshots {
+        if spec.starts_with("latest") {
+            return Err(usage(format!(
+                "forget {spec}: give snapshot ids or prefixes (`clawback snapshots` lists them)"
+            )));
+        }
+        let (id, _) = crate::select::find(&repo, spec, &a.filter, |_| true)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if !a.dry_run {
+        forget::forget_ids(&repo, &ids)?;
+    }
+    let pruned = if a.prune && !a.dry_run {
+        let opts = clawback_engine::commands::prune::PruneOptions {
+            dry_run: false,
+            max_unused: super::prune::parse_max_unused(&a.max_unused)?,
+        };
+        Some(super::prune::run_on(&repo, &opts)?)
+    } else {
+        None
+    };
+    if g.json {
+        crate::ui::print_json(&serde_json::json!({
+            "remove": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "dry_run": a.dry_run,
+            "prune": pruned.as_ref().map(super::prune::json),
+        }));
+        return Ok(0);
+    }
+    if !g.quiet {
+        for id in &ids {
+            println!("{} {}", if a.dry_run { "would remove" } else { "removed" }, id.short());
+        }
+        match &pruned {
+            Some(p) => super::prune::print(p),
+            None if !a.dry_run => println!("{} snapshots removed; run `clawback prune` to free their space", ids.len()),
+            None => println!("{} snapshots would be removed (dry run)", ids.len()),
+        }
+    }
+    Ok(0)
 }
 
 fn count(name: &str, v: Option<i64>) -> Result<i64> {
@@ -94,6 +149,9 @@ impl Args {
 
 pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let g = &ctx.g;
+    if !a.snapshots.is_empty() {
+        return run_ids(ctx, a);
+    }
     let group_by = GroupBy::parse(&a.group_by)?;
     let settings = context::Settings::load(g)?;
     let (policy, note) =

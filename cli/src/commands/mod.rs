@@ -9,7 +9,9 @@ pub mod diff;
 pub mod doctor;
 pub mod dump;
 pub mod export;
+pub mod find;
 pub mod forget;
+pub mod history;
 pub mod import;
 pub mod init;
 pub mod key;
@@ -21,6 +23,7 @@ pub mod openclaw_job;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod rewrite;
 pub mod schedule;
 pub mod setup;
 pub mod skill;
@@ -28,6 +31,8 @@ pub mod snapshots;
 pub mod stats;
 pub mod status;
 pub mod ui;
+pub mod tag;
+pub mod unlock;
 
 use crate::context::Ctx;
 use crate::Command;
@@ -68,6 +73,11 @@ pub fn run(ctx: &Ctx, command: &Command) -> anyhow::Result<i32> {
         Command::Version => manual::version(g),
         Command::Completions(a) => manual::completions(a),
         Command::Man(a) => manual::man(a),
+        Command::Find(a) => find::run(ctx, a),
+        Command::History(a) => history::run(ctx, a),
+        Command::Tag(a) => tag::run(ctx, a),
+        Command::Rewrite(a) => rewrite::run(ctx, a),
+        Command::Unlock(a) => unlock::run(ctx, a),
     }
 }
 

@@ -18,7 +18,6 @@
 //!
 //! Whatever the policy, a snapshot tagged `pre-restore` younger than 7 days is kept.
 
-use crate::backend::Kind;
 use crate::config::RetentionConfig;
 use crate::error::{Error, Result};
 use crate::format::id::SnapshotId;
@@ -415,23 +414,18 @@ fn apply_limits(
 /// Deletes the snapshot objects of `plan`'s removed snapshots (and their cache entries). Returns
 /// the ids deleted.
 pub fn apply(repo: &Repository, plan: &Plan) -> Result<Vec<SnapshotId>> {
-    if !plan.remove().is_empty() {
+    forget_ids(repo, &plan.remove())
+}
+
+/// Deletes the snapshot objects `ids` (`forget ID...`). Returns the ids deleted.
+pub fn forget_ids(repo: &Repository, ids: &[SnapshotId]) -> Result<Vec<SnapshotId>> {
+    if !ids.is_empty() {
         repo.require_deletes("forget")?;
     }
-    let mut done = Vec::new();
-    for id in plan.remove() {
-        let name = id.to_hex();
-        match repo.backend().delete(Kind::Snapshot, &name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Backend { op: "delete snapshot", name, source }),
-        }
-        if let Some(c) = repo.cache() {
-            c.remove_snapshot(&name)?;
-        }
-        done.push(id);
+    for id in ids {
+        repo.remove_snapshot(id)?;
     }
-    Ok(done)
+    Ok(ids.to_vec())
 }
 
 #[cfg(test)]

@@ -44,6 +44,31 @@ impl Repository {
         self.save_snapshot(s)
     }
 
+    /// Deletes a snapshot object and its cache entry (already gone: fine). Its data stays until
+    /// prune.
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let name = id.to_hex();
+        match self.backend.delete(Kind::Snapshot, &name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Backend { op: "delete snapshot", name, source }),
+        }
+        if let Some(c) = &self.cache {
+            c.remove_snapshot(&name)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the snapshot `old` by `new` (tag, rewrite): the new object is written before the
+    /// old one is deleted, so a crash between leaves both, never neither.
+    pub fn replace_snapshot(&self, old: &SnapshotId, new: &Snapshot) -> Result<SnapshotId> {
+        let id = self.save_snapshot(new)?;
+        if id != *old {
+            self.remove_snapshot(old)?;
+        }
+        Ok(id)
+    }
+
     /// Every snapshot, oldest first (ties broken by id).
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let remote = self.backend.list(Kind::Snapshot).map_err(Error::backend_err("list", "snapshots"))?;
