@@ -194,7 +194,29 @@ fn s3_stalled_connections_end_within_the_configured_bound() {
     std::thread::sleep(Duration::from_millis(2000));
     proxy.set(Faults::default());
     let r = h.join().unwrap().ok();
-    proven(&sb, &direct, r.json()["snapshot_id"].as_str().unwrap(), &src);
+    let id = r.json()["snapshot_id"].as_str().unwrap().to_string();
+    proven(&sb, &direct, &id, &src);
+
+    // Stalled in the middle of a restore (downloads this time), never lifted: within the bound
+    // too, and a failure, never a success with files missing.
+    proxy.set(Faults { bandwidth: Some(1_000_000), ..Faults::default() });
+    let t = sb.path("t-stalled");
+    let mut c = cb(&sb, &via).arg("--no-cache").args(["restore", &id, "--verify", "--target"]).arg(&t);
+    for (k, v) in bounds {
+        c = c.env(k, v);
+    }
+    let h = std::thread::spawn(move || c.run());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!h.is_finished(), "the restore ended before the stall");
+    proxy.set(Faults { stall: true, ..Faults::default() });
+    let t0 = Instant::now();
+    let r = h.join().unwrap();
+    let took = t0.elapsed();
+    eprintln!("stalled mid-restore: exit {} {took:?} after the stall: {}", r.code, r.stderr.trim());
+    assert!(took < Duration::from_secs(30), "a stalled store held the restore for {took:?} past the stall");
+    assert_eq!(r.code, 1, "{r:?}");
+    crate::s3_kill_rounds::clean_failure(&r);
+    proxy.set(Faults::default());
     let c = cb(&sb, &direct).args(["check", "--read-data", "--json"]).run().ok().json();
     assert_eq!(c["ok"], true, "{c}");
 }
