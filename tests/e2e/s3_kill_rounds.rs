@@ -24,14 +24,14 @@ impl Rng {
         eprintln!("{what}: seed {seed} (replay with CLAWBACK_TEST_SEED={seed})");
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -50,7 +50,7 @@ fn next_source(root: &Path, prev: Option<&Path>, n: u64, rng: &mut Rng) -> PathB
         write(&dir.join("a/b/deep.bin"), &random_bytes(1, 300_000));
     }
     write(&dir.join("notes.txt"), format!("round {n}\n").as_bytes());
-    write(&dir.join(format!("new/r{n}.bin")), &random_bytes(rng.next(), 600_000 + rng.below(900_000) as usize));
+    write(&dir.join(format!("new/r{n}.bin")), &random_bytes(rng.next_u64(), 600_000 + rng.below(900_000) as usize));
     dir
 }
 
@@ -117,10 +117,10 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
         rounds += 1;
         let n = rounds;
         let op = ["backup", "backup", "restore", "forget-prune", "copy", "check"][rng.below(6) as usize];
-        let mut restore_of: Option<(String, PathBuf, PathBuf)> = None;
+        let mut restore_of: Option<(PathBuf, PathBuf)> = None;
         let cmd = match op {
             "backup" => {
-                let prev = sources.values().last().cloned();
+                let prev = sources.values().next_back().cloned();
                 let src = next_source(&sb.root, prev.as_deref(), n, &mut rng);
                 sources.insert(n, src.clone());
                 cb().args(["backup", "--json", "--tag", &format!("r{n}")]).arg(src)
@@ -130,7 +130,7 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
                 let s = &snaps[rng.below(snaps.len() as u64) as usize];
                 let id = s["id"].as_str().unwrap().to_string();
                 let t = sb.path(&format!("restore-r{n}"));
-                restore_of = Some((id.clone(), sources[&round_of(s)].clone(), t.clone()));
+                restore_of = Some((sources[&round_of(s)].clone(), t.clone()));
                 cb().args(["restore", &id, "--verify", "--target"]).arg(t)
             }
             "forget-prune" => cb().args(["forget", "--keep-last", "4", "--prune"]),
@@ -150,10 +150,9 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
         let e = tally.entry(op).or_default();
         if r.code == 0 {
             e.0 += 1;
-            if let Some((id, src, t)) = restore_of {
+            if let Some((src, t)) = restore_of {
                 // A restore that says it succeeded wrote exactly the snapshot.
                 assert_same_tree(&src, &restored(&t, &src));
-                let _ = id;
             }
         } else {
             e.1 += 1;
@@ -177,7 +176,7 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
     assert_eq!(c["ok"], true, "{c}");
     let c = tcb().args(["check", "--read-data", "--json"]).run().ok().json();
     assert_eq!(c["ok"], true, "{c}");
-    let last = next_source(&sb.root, sources.values().last().map(|p| p.as_path()), 999, &mut rng);
+    let last = next_source(&sb.root, sources.values().next_back().map(|p| p.as_path()), 999, &mut rng);
     cb().args(["backup", "--json", "--tag", "r999"]).arg(&last).run().ok();
     sources.insert(999, last);
     let restored_main = restore_all(&sb, &cb, &sources, "main");

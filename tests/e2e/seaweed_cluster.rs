@@ -201,10 +201,8 @@ impl SeaweedCluster {
         }
         let mut dead = Vec::new();
         for (name, c) in all {
-            if let Some(ch) = c {
-                if let Some(st) = ch.try_wait().unwrap() {
-                    dead.push(format!("{name} exited ({st})"));
-                }
+            if let Some(Some(st)) = c.as_mut().map(|ch| ch.try_wait().unwrap()) {
+                dead.push(format!("{name} exited ({st})"));
             }
         }
         assert!(dead.is_empty(), "{}:\n{}", dead.join(", "), self.log());
