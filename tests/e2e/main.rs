@@ -4,8 +4,10 @@
 //!
 //! Run with `cargo test -p clawback-cli --test e2e`.
 
+mod proxy;
 mod real_openclaw;
 mod seaweed;
+mod seaweed_cluster;
 mod support;
 
 mod anomalies;
@@ -48,8 +50,11 @@ mod restore_openclaw;
 mod retention;
 mod roundtrip;
 mod s3;
+mod s3_cluster;
 mod s3_errors;
 mod s3_fleet;
+mod s3_kill_rounds;
+mod s3_proxy;
 mod scheduled_env;
 mod secrets;
 mod setup;

@@ -98,6 +98,21 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The default policy, with `CLAWBACK_RETRY_SECONDS` (a positive whole number) as the time
+    /// after which no new attempt starts: with `CLAWBACK_S3_TIMEOUT` per request, it bounds how
+    /// long a stalled store can hold one operation.
+    pub fn from_env() -> Self {
+        Self::with_retry_seconds(std::env::var("CLAWBACK_RETRY_SECONDS").ok().as_deref())
+    }
+
+    fn with_retry_seconds(v: Option<&str>) -> Self {
+        let mut p = RetryPolicy::default();
+        if let Some(secs) = v.and_then(|v| v.trim().parse::<u64>().ok()).filter(|&s| s > 0) {
+            p.max_elapsed = Duration::from_secs(secs);
+        }
+        p
+    }
+
     /// The pause before attempt `n + 1` (n ≥ 1): exponential, capped, with half of it random so
     /// many clients throttled together do not come back together.
     pub fn delay(&self, n: u32) -> Duration {
@@ -298,6 +313,23 @@ mod tests {
         let f = Arc::new(Flaky { inner, fails: Mutex::new(fails), err, calls: Mutex::new(0) });
         let r = Retry::new(f.clone(), fast());
         (d, f, r)
+    }
+
+    #[test]
+    fn retry_seconds_bound_the_time_spent_retrying() {
+        assert_eq!(RetryPolicy::with_retry_seconds(Some("7")).max_elapsed, Duration::from_secs(7));
+        let default = RetryPolicy::default().max_elapsed;
+        for bad in [None, Some("0"), Some("soon"), Some("")] {
+            assert_eq!(RetryPolicy::with_retry_seconds(bad).max_elapsed, default, "{bad:?}");
+        }
+        // No attempt starts once the bound has passed, however many attempts are left.
+        let (_d, flaky, _) = setup(u32::MAX, || io::Error::from(io::ErrorKind::ConnectionReset));
+        let policy = RetryPolicy { max_elapsed: Duration::from_millis(30), ..fast() };
+        let r = Retry::new(flaky.clone(), RetryPolicy { max_attempts: 1000, ..policy });
+        r.contacted.store(true, Ordering::Relaxed);
+        let t = Instant::now();
+        assert!(r.read(Kind::Snapshot, &"ab".repeat(32)).is_err());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

@@ -558,6 +558,26 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_dropped_mid_request_is_retried_and_a_user_error_is_not() {
+        use aws_sdk_s3::error::SdkError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_types::retry::ErrorKind;
+        let mut o = S3Options::new("b");
+        o.endpoint = Some("http://127.0.0.1:1".into());
+        let be = S3Backend::new(o).unwrap();
+        let dispatch = |c: ConnectorError| -> SdkError<aws_sdk_s3::operation::get_object::GetObjectError> {
+            SdkError::dispatch_failure(c)
+        };
+        let dropped =
+            ConnectorError::other("connection closed before message completed".into(), Some(ErrorKind::TransientError));
+        let e = be.map_err("read x", dispatch(dropped));
+        assert!(super::super::retry::is_transient(&e), "{e}");
+        assert!(e.to_string().contains("connection closed before message completed"), "{e}");
+        let user = ConnectorError::user("bad request body".into());
+        assert!(!super::super::retry::is_transient(&be.map_err("read x", dispatch(user))));
+    }
+
+    #[test]
     fn key_layout() {
         let mut o = S3Options::new("b");
         o.endpoint = Some("http://127.0.0.1:1".into());

@@ -92,6 +92,17 @@ impl S3Backend {
                         None,
                         false,
                     ),
+                    // A connection dropped in the middle of the exchange (hyper's "connection
+                    // closed before message completed"), as a server that crashes or restarts
+                    // does to its keep-alive connections: another attempt may well succeed.
+                    _ if d.as_other() == Some(aws_smithy_types::retry::ErrorKind::TransientError) => fail(
+                        K::ConnectionAborted,
+                        F::Other,
+                        "Dispatch",
+                        with_detail(&format!("{what}: the request to {endpoint} failed")),
+                        None,
+                        true,
+                    ),
                     _ => fail(
                         K::Other,
                         F::Other,

@@ -41,7 +41,7 @@ pub fn open(loc: &Location, traffic: &Traffic, faults: Option<&FaultConfig>) -> 
     } else {
         base
     };
-    Ok(Arc::new(Retry::new(base, RetryPolicy::default())))
+    Ok(Arc::new(Retry::new(base, RetryPolicy::from_env())))
 }
 
 /// The backends one session (one run of the program) has opened, by location key, all with the

@@ -1,0 +1,187 @@
+//! SeaweedFS killed (SIGKILL) and restarted at random moments of backup, restore, forget with
+//! prune, copy and `check --read-data`, round after round on one repository, with a seed printed so
+//! a failing run can be replayed (`CLAWBACK_TEST_SEED=N`). Every run must finish or fail with one
+//! clear line; afterwards every object in the bucket hashes to its name, `check --read-data` is
+//! clean on both repositories, and every snapshot that exists restores exactly what it was taken of.
+
+use crate::seaweed::{audit_objects, s3cb, with_s3_keys, Seaweed};
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const TO_PASSWORD: &str = "the copy's own passphrase";
+
+/// xorshift64*, seeded from `CLAWBACK_TEST_SEED` or the clock.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("CLAWBACK_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        eprintln!("{what}: seed {seed} (replay with CLAWBACK_TEST_SEED={seed})");
+        Rng(seed | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// Round `n`'s source: the previous one's files, one of them changed, and a new incompressible
+/// file, so each backup has something to upload when the server dies.
+fn next_source(root: &Path, prev: Option<&Path>, n: u64, rng: &mut Rng) -> PathBuf {
+    let dir = root.join(format!("src{n}"));
+    fs::create_dir_all(&dir).unwrap();
+    if let Some(p) = prev {
+        for f in files_under(p) {
+            let rel = f.strip_prefix(p).unwrap();
+            write(&dir.join(rel), &fs::read(&f).unwrap());
+        }
+    } else {
+        write(&dir.join("notes.txt"), b"first\n");
+        write(&dir.join("a/b/deep.bin"), &random_bytes(1, 300_000));
+    }
+    write(&dir.join("notes.txt"), format!("round {n}\n").as_bytes());
+    write(&dir.join(format!("new/r{n}.bin")), &random_bytes(rng.next_u64(), 600_000 + rng.below(900_000) as usize));
+    dir
+}
+
+/// A failed run's report: one line; or, from restore, one line per file it could not restore and
+/// then the count (restore's documented report). Returns the last line.
+#[track_caller]
+pub fn clean_failure(r: &Run) -> String {
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    if lines.len() > 1 && r.desc.contains(" restore ") {
+        let (last, files) = lines.split_last().unwrap();
+        assert!(last.contains("files could not be restored"), "{}: {}", r.desc, r.stderr);
+        assert!(files.iter().all(|l| l.starts_with("clawback: not restored: ")), "{}: {}", r.desc, r.stderr);
+        return last.to_string();
+    }
+    r.one_error_line().to_string()
+}
+
+/// The tag a round's backup carries, and the source it names.
+fn round_of(snap: &serde_json::Value) -> u64 {
+    let tags = snap["tags"].as_array().expect("tags");
+    let t = tags.iter().find_map(|t| t.as_str()?.strip_prefix('r')).expect("a round tag");
+    t.parse().unwrap()
+}
+
+/// Restores every snapshot of the repository at `url` and compares it with its round's source.
+fn restore_all(sb: &Sandbox, cmd: &dyn Fn() -> Cmd, sources: &BTreeMap<u64, PathBuf>, what: &str) -> usize {
+    let snaps = cmd().args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().clone();
+    for s in &snaps {
+        let id = s["id"].as_str().unwrap();
+        let src = &sources[&round_of(s)];
+        let t = sb.path(&format!("verify-{what}-{}", &id[..8]));
+        cmd().args(["restore", id, "--verify", "--target"]).arg(&t).run().ok();
+        assert_same_tree(src, &restored(&t, src));
+        fs::remove_dir_all(&t).unwrap();
+    }
+    snaps.len()
+}
+
+#[test]
+fn s3_server_killed_at_random_moments_over_many_rounds() {
+    let mut rng = Rng::from_env("kill rounds");
+    let mut srv = Seaweed::start();
+    let sb = Sandbox::new();
+    let url = srv.url("kills/repo");
+    let to_url = srv.url("kills/copy");
+    let cb = || s3cb(&sb, &url);
+    let tcb = || {
+        with_s3_keys(sb.bare().arg("--repo").arg(&to_url).arg("--cache-dir").arg(sb.path("cache-copy")))
+            .env("CLAWBACK_PASSWORD", TO_PASSWORD)
+    };
+    cb().args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
+    tcb().args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
+
+    let mut sources: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let first = next_source(&sb.root, None, 0, &mut rng);
+    cb().args(["backup", "--json", "--tag", "r0"]).arg(&first).run().ok();
+    sources.insert(0, first);
+
+    let budget = Duration::from_secs(110);
+    let start = Instant::now();
+    let (mut rounds, mut failed, mut kills, mut mid_run) = (0u64, 0u64, 0u64, 0u64);
+    let mut tally: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    while start.elapsed() < budget && rounds < 40 {
+        rounds += 1;
+        let n = rounds;
+        let op = ["backup", "backup", "restore", "forget-prune", "copy", "check"][rng.below(6) as usize];
+        let mut restore_of: Option<(PathBuf, PathBuf)> = None;
+        let cmd = match op {
+            "backup" => {
+                let prev = sources.values().next_back().cloned();
+                let src = next_source(&sb.root, prev.as_deref(), n, &mut rng);
+                sources.insert(n, src.clone());
+                cb().args(["backup", "--json", "--tag", &format!("r{n}")]).arg(src)
+            }
+            "restore" => {
+                let snaps = cb().args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().clone();
+                let s = &snaps[rng.below(snaps.len() as u64) as usize];
+                let id = s["id"].as_str().unwrap().to_string();
+                let t = sb.path(&format!("restore-r{n}"));
+                restore_of = Some((sources[&round_of(s)].clone(), t.clone()));
+                cb().args(["restore", &id, "--verify", "--target"]).arg(t)
+            }
+            "forget-prune" => cb().args(["forget", "--keep-last", "4", "--prune"]),
+            "copy" => cb().args(["copy", "--to", &to_url]).env("CLAWBACK_TO_PASSWORD", TO_PASSWORD),
+            _ => cb().args(["check", "--read-data"]),
+        };
+        let h = std::thread::spawn(move || cmd.run());
+        std::thread::sleep(Duration::from_millis(rng.below(1500)));
+        if !h.is_finished() {
+            mid_run += 1;
+        }
+        srv.kill();
+        kills += 1;
+        std::thread::sleep(Duration::from_millis(rng.below(1000)));
+        srv.restart();
+        let r = h.join().expect("the run's thread");
+        let e = tally.entry(op).or_default();
+        if r.code == 0 {
+            e.0 += 1;
+            if let Some((src, t)) = restore_of {
+                // A restore that says it succeeded wrote exactly the snapshot.
+                assert_same_tree(&src, &restored(&t, &src));
+            }
+        } else {
+            e.1 += 1;
+            failed += 1;
+            assert!(
+                matches!(r.code, 1 | 12),
+                "round {n} {op}: exit {} is not a documented failure\n{}",
+                r.code,
+                r.stderr
+            );
+            eprintln!("round {n} {op}: exit {}: {}", r.code, clean_failure(&r));
+        }
+    }
+    eprintln!("{rounds} rounds, {kills} server kills and restarts ({mid_run} while the run was in flight), {failed} runs failed cleanly; per operation (ok, failed): {tally:?}; {:?}", start.elapsed());
+    assert!(rounds >= 10, "only {rounds} rounds in the time budget: too few to mean anything");
+    assert!(mid_run * 2 >= rounds, "only {mid_run} of {rounds} kills hit a run in flight");
+
+    // Afterwards: nothing half-written, both repositories check clean, everything restores.
+    let objects = audit_objects(&srv.endpoint, "kills", "repo") + audit_objects(&srv.endpoint, "kills", "copy");
+    let c = cb().args(["check", "--read-data", "--json"]).run().ok().json();
+    assert_eq!(c["ok"], true, "{c}");
+    let c = tcb().args(["check", "--read-data", "--json"]).run().ok().json();
+    assert_eq!(c["ok"], true, "{c}");
+    let last = next_source(&sb.root, sources.values().next_back().map(|p| p.as_path()), 999, &mut rng);
+    cb().args(["backup", "--json", "--tag", "r999"]).arg(&last).run().ok();
+    sources.insert(999, last);
+    let restored_main = restore_all(&sb, &cb, &sources, "main");
+    let restored_copy = restore_all(&sb, &tcb, &sources, "copy");
+    eprintln!(
+        "{objects} objects hash to their names; {restored_main} snapshots and {restored_copy} copies restore exactly"
+    );
+}

@@ -1,0 +1,221 @@
+//! clawback against SeaweedFS through the tests' loopback proxy (`proxy.rs`): latency and a
+//! bandwidth cap, connections reset mid-transfer, and stalls (accepted, then silence) at the start
+//! and in the middle of a run. Retries must hold, a stalled run must end within the bound its
+//! settings give (`CLAWBACK_S3_TIMEOUT` per request, `CLAWBACK_RETRY_SECONDS` for retrying),
+//! and every run that reports success must have stored everything: after each, `check
+//! --read-data` and a restore straight from the server (no proxy) prove it.
+
+use crate::proxy::{Faults, Proxy};
+use crate::s3_kill_rounds::Rng;
+use crate::seaweed::{audit_objects, with_s3_keys, Seaweed};
+use crate::support::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn cb(sb: &Sandbox, endpoint: &str) -> Cmd {
+    with_s3_keys(
+        sb.bare()
+            .arg("--repo")
+            .arg(format!("s3:{endpoint}/proxied/repo"))
+            .arg("--cache-dir")
+            .arg(&sb.cache)
+            .env("CLAWBACK_PASSWORD", PASSWORD),
+    )
+}
+
+/// Round `n`'s tree: a few files, one of them new and incompressible.
+fn tree(sb: &Sandbox, n: u64, size: usize) -> std::path::PathBuf {
+    let src = sb.path(&format!("src{n}"));
+    write(&src.join("notes.txt"), format!("round {n}\n").as_bytes());
+    write(&src.join("data/a.bin"), &random_bytes(n * 7 + 1, size));
+    write(&src.join("data/b.bin"), &random_bytes(n * 7 + 2, size / 3));
+    src
+}
+
+/// After a run that said it succeeded: the server itself (no proxy) holds a repository that checks
+/// clean and whose snapshot `id` restores `src` exactly.
+fn proven(sb: &Sandbox, direct: &str, id: &str, src: &Path) {
+    let c = cb(sb, direct).args(["check", "--read-data", "--json"]).run().ok().json();
+    assert_eq!(c["ok"], true, "{c}");
+    let t = sb.path(&format!("t-{}", &id[..8]));
+    cb(sb, direct).arg("--no-cache").args(["restore", id, "--verify", "--target"]).arg(&t).run().ok();
+    assert_same_tree(src, &restored(&t, src));
+    std::fs::remove_dir_all(&t).unwrap();
+}
+
+/// A backup through the proxy: its snapshot id if it succeeded, after proving it; otherwise the
+/// failure must be one documented line.
+fn backup(sb: &Sandbox, via: &str, direct: &str, src: &Path, env: &[(&str, &str)], what: &str) -> Option<String> {
+    let mut c = cb(sb, via).args(["backup", "--json"]).arg(src);
+    for (k, v) in env {
+        c = c.env(k, v);
+    }
+    let t = Instant::now();
+    let r = c.run();
+    eprintln!("{what}: exit {} in {:?}", r.code, t.elapsed());
+    if r.code != 0 {
+        assert_eq!(r.code, 1, "{what}: {r:?}");
+        eprintln!("{what}: failed cleanly: {}", r.one_error_line());
+        return None;
+    }
+    let id = r.json()["snapshot_id"].as_str().unwrap().to_string();
+    proven(sb, direct, &id, src);
+    Some(id)
+}
+
+#[test]
+fn s3_through_a_proxy_with_latency_bandwidth_caps_and_resets() {
+    let mut rng = Rng::from_env("proxy faults");
+    let srv = Seaweed::start();
+    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), rng.next_u64());
+    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let sb = Sandbox::new();
+    cb(&sb, &direct)
+        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+
+    // Latency on every chunk and a 1.5 MB/s cap: slow, and complete.
+    proxy.set(Faults { latency: Duration::from_millis(15), bandwidth: Some(1_500_000), ..Faults::default() });
+    let src = tree(&sb, 1, 1_500_000);
+    let t = Instant::now();
+    backup(&sb, &via, &direct, &src, &[], "latency 15 ms, 1.5 MB/s").expect("a slow link is no failure");
+    let slow = t.elapsed();
+    assert!(slow > Duration::from_millis(1000), "the cap did not slow the backup ({slow:?})");
+    cb(&sb, &via).args(["restore", "latest", "--verify", "--target"]).arg(sb.path("t-slow")).run().ok();
+    assert_same_tree(&src, &restored(&sb.path("t-slow"), &src));
+
+    // A share of connections reset after a random number of bytes, in both directions: retries
+    // ride through, or the run fails cleanly; never a success with data missing.
+    let mut ok = 0;
+    for n in 2..8u64 {
+        let chance = [0.2, 0.4, 0.6][rng.below(3) as usize];
+        proxy.set(Faults { reset_chance: chance, reset_within: 400_000, ..Faults::default() });
+        let before = proxy.resets();
+        let src = tree(&sb, n, 500_000 + rng.below(1_000_000) as usize);
+        if backup(&sb, &via, &direct, &src, &[], &format!("resets {chance}")).is_some() {
+            ok += 1;
+        }
+        // Restores through the same faults: all or a clean failure.
+        let t = sb.path(&format!("t-reset-{n}"));
+        let r = cb(&sb, &via).args(["restore", "latest", "--verify", "--target"]).arg(&t).run();
+        if r.code == 0 {
+            let snaps = cb(&sb, &direct).args(["snapshots", "--json"]).run().ok().json();
+            let latest = snaps.as_array().unwrap().last().unwrap().clone();
+            let p = Path::new(latest["paths"][0].as_str().unwrap());
+            assert_same_tree(p, &restored(&t, p));
+        } else {
+            assert_eq!(r.code, 1, "{r:?}");
+            crate::s3_kill_rounds::clean_failure(&r);
+        }
+        eprintln!("round {n}: {} connections reset", proxy.resets() - before);
+    }
+    assert!(ok >= 3, "only {ok} of 6 backups got through resets that retries should ride out");
+
+    // Every open connection reset again and again while a backup uploads.
+    proxy.set(Faults { bandwidth: Some(2_000_000), ..Faults::default() });
+    let src = tree(&sb, 20, 3_000_000);
+    let c = cb(&sb, &via).args(["backup", "--json"]).arg(&src);
+    let h = std::thread::spawn(move || c.run());
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(300 + rng.below(300)));
+        proxy.reset_all();
+    }
+    let r = h.join().unwrap();
+    if r.code == 0 {
+        proven(&sb, &direct, r.json()["snapshot_id"].as_str().unwrap(), &src);
+    } else {
+        assert_eq!(r.code, 1, "{r:?}");
+        r.one_error_line();
+    }
+    proxy.set(Faults::default());
+    let objects = audit_objects(&direct, "proxied", "repo");
+    eprintln!(
+        "{} connections through the proxy, {} resets, {objects} objects hash to their names",
+        proxy.accepted(),
+        proxy.resets()
+    );
+}
+
+#[test]
+fn s3_stalled_connections_end_within_the_configured_bound() {
+    let srv = Seaweed::start();
+    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), 7);
+    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let sb = Sandbox::new();
+    cb(&sb, &direct)
+        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    let bounds = [("CLAWBACK_S3_TIMEOUT", "2"), ("CLAWBACK_RETRY_SECONDS", "6")];
+
+    // Stalled from the first byte: the store never answered, so it fails fast with one line.
+    proxy.set(Faults { stall: true, ..Faults::default() });
+    let t = Instant::now();
+    let mut c = cb(&sb, &via).arg("snapshots");
+    for (k, v) in bounds {
+        c = c.env(k, v);
+    }
+    let r = c.run().code(1);
+    let line = r.one_error_line().to_string();
+    let took = t.elapsed();
+    eprintln!("stalled from the start: {took:?}: {line}");
+    assert!(took < Duration::from_secs(15), "a stalled store held `snapshots` for {took:?}");
+    assert!(line.contains("no answer in time"), "{line}");
+
+    // Stalled in the middle of a backup, and never lifted: the run ends within its bound (each
+    // request 2 s, no retry begun after 6 s) with one line, and commits no snapshot.
+    proxy.set(Faults { bandwidth: Some(1_000_000), ..Faults::default() });
+    let src = tree(&sb, 1, 4_000_000);
+    let mut c = cb(&sb, &via).args(["backup", "--json"]).arg(&src);
+    for (k, v) in bounds {
+        c = c.env(k, v);
+    }
+    let h = std::thread::spawn(move || c.run());
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.set(Faults { stall: true, ..Faults::default() });
+    let t = Instant::now();
+    let r = h.join().unwrap();
+    let took = t.elapsed();
+    eprintln!("stalled mid-backup: exit {} {took:?} after the stall: {}", r.code, r.stderr.trim());
+    assert!(took < Duration::from_secs(30), "a stalled store held the backup for {took:?} past the stall");
+    assert_eq!(r.code, 1, "{r:?}");
+    r.one_error_line();
+    proxy.set(Faults::default());
+    let snaps = cb(&sb, &direct).args(["snapshots", "--json"]).run().ok().json();
+    assert_eq!(snaps.as_array().unwrap().len(), 0, "a failed backup committed a snapshot: {snaps}");
+
+    // A stall that is lifted within the bound is ridden through; the result is complete.
+    let c = cb(&sb, &via).args(["backup", "--json"]).arg(&src).env("CLAWBACK_S3_TIMEOUT", "3");
+    let h = std::thread::spawn(move || c.run());
+    std::thread::sleep(Duration::from_millis(700));
+    proxy.set(Faults { stall: true, ..Faults::default() });
+    std::thread::sleep(Duration::from_millis(2000));
+    proxy.set(Faults::default());
+    let r = h.join().unwrap().ok();
+    let id = r.json()["snapshot_id"].as_str().unwrap().to_string();
+    proven(&sb, &direct, &id, &src);
+
+    // Stalled in the middle of a restore (downloads this time), never lifted: within the bound
+    // too, and a failure, never a success with files missing.
+    proxy.set(Faults { bandwidth: Some(1_000_000), ..Faults::default() });
+    let t = sb.path("t-stalled");
+    let mut c = cb(&sb, &via).arg("--no-cache").args(["restore", &id, "--verify", "--target"]).arg(&t);
+    for (k, v) in bounds {
+        c = c.env(k, v);
+    }
+    let h = std::thread::spawn(move || c.run());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!h.is_finished(), "the restore ended before the stall");
+    proxy.set(Faults { stall: true, ..Faults::default() });
+    let t0 = Instant::now();
+    let r = h.join().unwrap();
+    let took = t0.elapsed();
+    eprintln!("stalled mid-restore: exit {} {took:?} after the stall: {}", r.code, r.stderr.trim());
+    assert!(took < Duration::from_secs(30), "a stalled store held the restore for {took:?} past the stall");
+    assert_eq!(r.code, 1, "{r:?}");
+    crate::s3_kill_rounds::clean_failure(&r);
+    proxy.set(Faults::default());
+    let c = cb(&sb, &direct).args(["check", "--read-data", "--json"]).run().ok().json();
+    assert_eq!(c["ok"], true, "{c}");
+}
