@@ -371,7 +371,7 @@ fn tag_forget_by_id_and_unlock() {
     // unlock: a dead lease of this host, an expired one, an unreadable one go; a live one of
     // another host stays, unless --remove-all.
     let host = hostname();
-    lease(&sb, "prune", "00000000000000a1", &host, 999_999_9, "2999-01-01T00:00:00Z");
+    lease(&sb, "prune", "00000000000000a1", &host, 9_999_999, "2999-01-01T00:00:00Z");
     lease(&sb, "backup", "00000000000000a2", "elsewhere", 1, "2001-01-01T00:00:00Z");
     write(&sb.repo.join("locks/backup-00000000000000a3-1"), b"not json");
     lease(&sb, "backup", "00000000000000a4", "elsewhere", 1, "2999-01-01T00:00:00Z");

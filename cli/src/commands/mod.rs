@@ -30,8 +30,8 @@ pub mod skill;
 pub mod snapshots;
 pub mod stats;
 pub mod status;
-pub mod ui;
 pub mod tag;
+pub mod ui;
 pub mod unlock;
 
 use crate::context::Ctx;

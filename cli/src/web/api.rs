@@ -9,7 +9,7 @@ use crate::context::Settings;
 use chrono::Utc;
 use clawback_engine::commands::dump::{dump_file, dump_tar, find, Found};
 use clawback_engine::commands::forget::{self, Filter, GroupBy, Policy};
-use clawback_engine::commands::versions;
+use clawback_engine::commands::history::{self, Comparison};
 use clawback_engine::format::id::SnapshotId;
 use clawback_engine::format::snapshot::Snapshot;
 use clawback_engine::format::tree::NodeKind;
@@ -246,7 +246,7 @@ pub fn file(s: &Server, q: &Query) -> Answer {
     let repo = open(s)?;
     let (id, snap) = snapshot(&repo, q.need("snapshot")?)?;
     let path = q.path()?;
-    let bytes = versions::read_file(&repo, &snap, &path, SHOW_LIMIT)?;
+    let bytes = history::read_file(&repo, &snap, &path, SHOW_LIMIT)?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     let base = json!({"snapshot": id.to_hex(), "path": path, "size": bytes.len()});
     let mut v = base;
@@ -277,30 +277,72 @@ pub fn file(s: &Server, q: &Query) -> Answer {
     Ok(Reply::Json(v))
 }
 
-/// The versions of one file across every snapshot (the `history` engine's job).
+/// The versions of one file across every snapshot, oldest first (the `history` command's engine).
 pub fn versions(s: &Server, q: &Query) -> Answer {
     let repo = open(s)?;
     let path = q.path()?;
-    let snaps = repo.snapshots()?;
-    let v = versions::versions(&repo, &snaps, &path)?;
+    let mut snaps = repo.snapshots()?;
+    snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    let h = history::history(&repo, &snaps, &path)?;
+    let v: Vec<_> = h
+        .versions
+        .iter()
+        .filter(|v| v.kind == "file")
+        .map(|v| {
+            json!({
+                "snapshot_id": v.first_snapshot.to_hex(), "time": v.first_time, "size": v.size,
+                "mtime_ns": v.mtime_ns, "snapshots": v.snapshots, "content_id": v.content_id,
+                "last_snapshot_id": v.last_snapshot.to_hex(), "last_time": v.last_time,
+            })
+        })
+        .collect();
     Ok(Reply::Json(json!({ "path": path, "versions": v })))
 }
 
-/// The unified diff of one file between two snapshots.
+/// What changed in one file between two snapshots: `history`'s comparison (a unified diff for
+/// text, lines appended for a transcript, rows per table for a database, a summary otherwise).
 pub fn diff(s: &Server, q: &Query) -> Answer {
     let repo = open(s)?;
     let path = q.path()?;
     let (from_id, from) = snapshot(&repo, q.need("from")?)?;
     let (to_id, to) = snapshot(&repo, q.need("to")?)?;
-    let read = |sn: &Snapshot| -> Result<String, Refusal> {
-        let b = versions::read_file(&repo, sn, &path, SHOW_LIMIT)?;
-        String::from_utf8(b)
-            .map_err(|_| Refusal::new(400, format!("{} is not text; download the two versions", path.display())))
+    let node = |sn: &Snapshot| -> Result<_, Refusal> {
+        match find(&repo, sn, &path)? {
+            Found::Node(n) => Ok(n),
+            _ => Err(Refusal::new(400, format!("{} is not a file in the snapshot", path.display()))),
+        }
     };
-    let (a, b) = (read(&from)?, read(&to)?);
+    let (a, b) = (node(&from)?, node(&to)?);
     let p = path.display();
-    let d = versions::unified_diff(&a, &b, &format!("{p} @ {}", from_id.short()), &format!("{p} @ {}", to_id.short()));
-    Ok(Reply::Json(json!({ "path": path, "from": from_id.to_hex(), "to": to_id.to_hex(), "diff": d })))
+    let c = history::compare(
+        &repo,
+        &a,
+        &b,
+        &path,
+        &format!("{p} @ {}", from_id.short()),
+        &format!("{p} @ {}", to_id.short()),
+    )?;
+    let text = match &c {
+        Comparison::Same => String::new(),
+        Comparison::Text { patch, .. } => patch.clone(),
+        Comparison::Jsonl { lines_appended, patch: Some(patch), .. } => {
+            format!("{lines_appended} line(s) appended; earlier lines changed:\n{patch}")
+        }
+        Comparison::Jsonl { lines_appended, .. } => format!("{lines_appended} line(s) appended, none changed\n"),
+        Comparison::Sqlite { tables } => tables
+            .iter()
+            .map(|t| {
+                let n = |r: Option<u64>| r.map_or_else(|| "-".to_string(), |r| r.to_string());
+                format!("{}: {} -> {} rows\n", t.table, n(t.rows_before), n(t.rows_after))
+            })
+            .collect(),
+        Comparison::Binary { size_before, size_after, chunks_shared, chunks_after, .. } => {
+            format!("binary: {size_before} -> {size_after} bytes, {chunks_shared} of {chunks_after} chunks shared\n")
+        }
+    };
+    Ok(Reply::Json(
+        json!({ "path": path, "from": from_id.to_hex(), "to": to_id.to_hex(), "comparison": c, "diff": text }),
+    ))
 }
 
 /// A file as it is, or a folder (or a file, with `format=tar`) as tar or tar.gz: `dump`'s engine,

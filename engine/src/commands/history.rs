@@ -210,6 +210,24 @@ fn unified(a: &str, b: &str, name_a: &str, name_b: &str) -> (String, u64, u64) {
     (patch, added, removed)
 }
 
+/// The content of the file at `path` in `snap`, refused past `limit` bytes (a page shows text,
+/// not archives).
+pub fn read_file(repo: &Repository, snap: &Snapshot, path: &Path, limit: u64) -> Result<Vec<u8>> {
+    match crate::commands::dump::find(repo, snap, path)? {
+        crate::commands::dump::Found::Node(n) if n.kind == NodeKind::File => {
+            if n.size > limit {
+                return Err(Error::Usage(format!(
+                    "{} is {} bytes, more than the {limit} shown; download it instead",
+                    path.display(),
+                    n.size
+                )));
+            }
+            read_all(repo, &n, &path.display().to_string())
+        }
+        _ => Err(Error::Usage(format!("{} is not a file in the snapshot", path.display()))),
+    }
+}
+
 /// Compares two versions of a file. `path` names it (its extension picks JSONL); `label_a` and
 /// `label_b` head the unified diff (e.g. `3f2a…:/path`).
 pub fn compare(repo: &Repository, a: &Node, b: &Node, path: &Path, label_a: &str, label_b: &str) -> Result<Comparison> {
@@ -289,7 +307,9 @@ fn sqlite_rows(repo: &Repository, a: &Node, b: &Node, what: &str) -> Result<Vec<
         let mut out = std::fs::File::create(&file).map_err(|e| Error::io("create", &file, e))?;
         crate::commands::dump::dump_file(repo, n, Path::new(what), &mut out)?;
         drop(out);
-        counts.push(table_counts(&file).map_err(|e| Error::Other(format!("reading {what} as a database: {e}")))?);
+        let rows = crate::openclaw::sqlite::table_rows(&file)
+            .map_err(|e| Error::Other(format!("reading {what} as a database: {e}")))?;
+        counts.push(rows.into_iter().collect::<HashMap<String, u64>>());
     }
     let (ca, cb) = (&counts[0], &counts[1]);
     let mut names: Vec<&String> = ca.keys().chain(cb.keys()).collect();
@@ -299,28 +319,6 @@ fn sqlite_rows(repo: &Repository, a: &Node, b: &Node, what: &str) -> Result<Vec<
         .into_iter()
         .map(|t| TableRows { table: t.clone(), rows_before: ca.get(t).copied(), rows_after: cb.get(t).copied() })
         .collect())
-}
-
-fn table_counts(file: &Path) -> rusqlite::Result<HashMap<String, u64>> {
-    use rusqlite::OpenFlags;
-    let uri = format!("file:{}?immutable=1", file.display());
-    let db = rusqlite::Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let names: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = HashMap::new();
-    for t in names {
-        let q = format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\""));
-        // A virtual table whose module is not built in cannot be counted: left out.
-        if let Ok(n) = db.query_row(&q, [], |r| r.get::<_, i64>(0)) {
-            out.insert(t, n as u64);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -348,8 +346,7 @@ mod tests {
         )
         .unwrap();
         drop(db);
-        let c = table_counts(&f).unwrap();
-        assert_eq!(c.get("t"), Some(&2));
-        assert_eq!(c.get("u"), Some(&0));
+        let c = crate::openclaw::sqlite::table_rows(&f).unwrap();
+        assert_eq!(c, vec![("t".to_string(), 2), ("u".to_string(), 0)]);
     }
 }

@@ -18,6 +18,5 @@ pub mod rewrite;
 pub mod sealed;
 pub mod setup;
 pub mod stats;
-pub mod versions;
 pub mod tag;
 pub mod unlock;
