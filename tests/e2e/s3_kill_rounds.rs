@@ -113,6 +113,7 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
     let start = Instant::now();
     let (mut rounds, mut failed, mut kills, mut mid_run) = (0u64, 0u64, 0u64, 0u64);
     let mut tally: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    let mut undisturbed: BTreeMap<&str, u64> = BTreeMap::new();
     while start.elapsed() < budget && rounds < 40 {
         rounds += 1;
         let n = rounds;
@@ -137,9 +138,15 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
             "copy" => cb().args(["copy", "--to", &to_url]).env("CLAWBACK_TO_PASSWORD", TO_PASSWORD),
             _ => cb().args(["check", "--read-data"]),
         };
+        // The kill lands within how long this operation last took undisturbed (at first 1.5 s), so
+        // most kills hit a run in flight however fast this machine runs them.
+        let span = *undisturbed.get(op).unwrap_or(&1500);
+        let began = Instant::now();
         let h = std::thread::spawn(move || cmd.run());
-        std::thread::sleep(Duration::from_millis(rng.below(1500)));
-        if !h.is_finished() {
+        std::thread::sleep(Duration::from_millis(rng.below(span.max(20))));
+        if h.is_finished() {
+            undisturbed.insert(op, (began.elapsed().as_millis() as u64 * 3 / 4).max(20));
+        } else {
             mid_run += 1;
         }
         srv.kill();

@@ -198,14 +198,16 @@ fn s3_stalled_connections_end_within_the_configured_bound() {
 
     // Stalled in the middle of a restore (downloads this time), never lifted: within the bound
     // too, and a failure, never a success with files missing.
-    proxy.set(Faults { bandwidth: Some(1_000_000), ..Faults::default() });
+    // The cap is per connection and a restore reads over several at once: 150 kB/s each keeps
+    // the download of ~5 MB going for seconds, so the stall lands in the middle of it.
+    proxy.set(Faults { bandwidth: Some(150_000), ..Faults::default() });
     let t = sb.path("t-stalled");
     let mut c = cb(&sb, &via).arg("--no-cache").args(["restore", &id, "--verify", "--target"]).arg(&t);
     for (k, v) in bounds {
         c = c.env(k, v);
     }
     let h = std::thread::spawn(move || c.run());
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1000));
     assert!(!h.is_finished(), "the restore ended before the stall");
     proxy.set(Faults { stall: true, ..Faults::default() });
     let t0 = Instant::now();

@@ -245,17 +245,32 @@ impl Drop for Browser {
     }
 }
 
-/// A generated OpenClaw home with a first snapshot, and MEMORY.md changed since.
+/// A generated OpenClaw home with a first snapshot, and MEMORY.md changed since; its repository
+/// is local, or on a SeaweedFS server the home keeps running.
 struct Home {
     sb: Sandbox,
     ws: PathBuf,
     config: PathBuf,
     gateway_port: u16,
+    s3: Option<(crate::seaweed::Seaweed, String)>,
 }
 
 impl Home {
     fn new() -> Home {
-        let sb = Sandbox::with_repo();
+        Self::with_repo(false)
+    }
+
+    fn with_repo(on_s3: bool) -> Home {
+        let sb = if on_s3 { Sandbox::new() } else { Sandbox::with_repo() };
+        let s3 = on_s3.then(|| {
+            let sw = crate::seaweed::Seaweed::start();
+            let url = sw.url("ui-console/repo");
+            crate::seaweed::s3cb(&sb, &url)
+                .args(["init", "--create-bucket", "--kdf-memory", "1", "--kdf-iterations", "1"])
+                .run()
+                .ok();
+            (sw, url)
+        });
         let gen = generate(&Options {
             root: sb.home.clone(),
             total_bytes: 3_000_000,
@@ -272,14 +287,22 @@ impl Home {
         let config = sb.path("clawback.json");
         let cfg = json!({"schedule": "2h", "hooks": {"before": ["sleep 2"]}, "retention": {"keepLast": 5}});
         std::fs::write(&config, cfg.to_string()).unwrap();
-        let h = Home { sb, ws, config, gateway_port: free_port() };
+        let h = Home { sb, ws, config, gateway_port: free_port(), s3 };
         h.cb().args(["backup", "--json"]).run().ok();
         write(&h.ws.join("MEMORY.md"), MEMORY_V2.as_bytes());
         h
     }
 
     fn cb(&self) -> Cmd {
-        self.sb.cb().arg("--config").arg(&self.config).env("OPENCLAW_GATEWAY_PORT", self.gateway_port.to_string())
+        let c = match &self.s3 {
+            Some((_, url)) => crate::seaweed::s3cb(&self.sb, url),
+            None => self.sb.cb(),
+        };
+        c.arg("--config").arg(&self.config).env("OPENCLAW_GATEWAY_PORT", self.gateway_port.to_string())
+    }
+
+    fn snapshots(&self) -> Vec<Value> {
+        self.cb().args(["snapshots", "--json"]).run().ok().json().as_array().unwrap().clone()
     }
 
     fn allowed(&self) -> PathBuf {
@@ -293,7 +316,16 @@ impl Home {
 
 #[test]
 fn web_console_in_headless_chromium() {
-    let home = Home::new();
+    console_flows(&Home::new());
+}
+
+#[test]
+fn web_console_on_s3_in_headless_chromium() {
+    console_flows(&Home::with_repo(true));
+}
+
+/// Every page driven in the browser, then the refusals and the secrets check, as plain requests.
+fn console_flows(home: &Home) {
     let console = home.console(&[]);
     let mut b = Browser::start();
 
@@ -331,7 +363,7 @@ fn web_console_in_headless_chromium() {
     let status = b.text("backup-status");
     assert!(status.starts_with("backup done: snapshot "), "{status}");
     b.screenshot("backup-done");
-    let snaps = home.sb.snapshots();
+    let snaps = home.snapshots();
     assert_eq!(snaps.len(), 2, "the page's backup added a snapshot");
     let newest = snaps.iter().max_by_key(|s| s["time"].as_str().unwrap().to_string()).unwrap();
     let new_id = newest["id"].as_str().unwrap().to_string();
@@ -447,6 +479,7 @@ fn web_console_in_headless_chromium() {
     }
     for body in &bodies {
         assert!(!body.contains(PASSWORD), "the repository password appears in an answer: {body}");
+        assert!(!body.contains(crate::seaweed::SECRET_KEY), "the S3 secret key appears in an answer: {body}");
     }
     eprintln!(
         "page load times: home {home_load:?}, timeline {timeline_load:?}, browse {browse_load:?}, restore {restore_load:?}; \
@@ -471,7 +504,7 @@ fn read_only_console_refuses_backup_and_restore() {
     let req = json!({"snapshot": "latest", "target": home.allowed().join("x")}).to_string();
     let (code, body) = http(console.port, "POST", "/api/restore", &[("Authorization", &auth)], &req);
     assert_eq!(code, 403, "{body}");
-    assert_eq!(home.sb.snapshots().len(), 1);
+    assert_eq!(home.snapshots().len(), 1);
     let (_, info) = http(console.port, "GET", "/api/info", &[("Authorization", &auth)], "");
     assert!(info.contains("\"read_only\":true"), "{info}");
 }
