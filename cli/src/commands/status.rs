@@ -40,6 +40,18 @@ pub struct Repo {
     pub can_delete: Option<bool>,
 }
 
+/// The repository as `status` reads it, or the one line saying why it could not be read, and its
+/// newest snapshot as the health rule (`run::health`) takes it: `status` and the web console's home.
+pub fn read_repo_for_health(ctx: &Ctx, s: &context::Settings) -> (Option<Repo>, Option<String>, Newest) {
+    match read_repo(ctx, s) {
+        Ok(r) => {
+            let newest = Newest::Read(r.last.as_ref().map(|(_, t, _)| *t));
+            (Some(r), None, newest)
+        }
+        Err(e) => (None, Some(crate::ui::error_line(&e)), Newest::Unreadable),
+    }
+}
+
 pub fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
     let repo = ctx.open_with(s)?;
     let mut bytes = 0u64;
@@ -111,15 +123,7 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let log = crate::runs::run_log();
     let runs = log.read_all().unwrap_or_default();
 
-    let repo = read_repo(ctx, &s);
-    let (repo, repo_error) = match repo {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(crate::ui::error_line(&e))),
-    };
-    let newest = match &repo {
-        Some(r) => Newest::Read(r.last.as_ref().map(|(_, t, _)| *t)),
-        None => Newest::Unreadable,
-    };
+    let (repo, repo_error, newest) = read_repo_for_health(ctx, &s);
     let h = health::assess(&runs, newest, schedule.as_ref(), max_age, now);
     let (last_run, last_success, failures) = (h.last_run, h.last_success, h.consecutive_failures);
     let (healthy, stale, failing, state) = (h.healthy, h.stale, h.failing, h.state);

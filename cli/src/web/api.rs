@@ -15,7 +15,7 @@ use clawback_engine::format::snapshot::Snapshot;
 use clawback_engine::format::tree::NodeKind;
 use clawback_engine::repo::host::absolute_clean;
 use clawback_engine::repo::Repository;
-use clawback_engine::run::health::{self, Newest};
+use clawback_engine::run::health;
 use clawback_engine::run::runlog::strip_credentials;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,15 +101,7 @@ pub fn status(s: &Server) -> Answer {
     let st = settings(s)?;
     let schedule = st.config.schedule();
     let runs = crate::runs::run_log().read_all().unwrap_or_default();
-    let repo = crate::commands::status::read_repo(s.ctx, &st);
-    let (repo, repo_error) = match repo {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(crate::ui::error_line(&e))),
-    };
-    let newest = match &repo {
-        Some(r) => Newest::Read(r.last.as_ref().map(|(_, t, _)| *t)),
-        None => Newest::Unreadable,
-    };
+    let (repo, repo_error, newest) = crate::commands::status::read_repo_for_health(s.ctx, &st);
     let h = health::assess(&runs, newest, schedule.as_ref(), None, Utc::now());
     let failures: Vec<_> = runs.iter().rev().filter(|r| !r.status.succeeded()).take(5).collect();
     let anomalies: Vec<_> = runs.iter().rev().filter(|r| !r.anomalies.is_empty()).take(5).collect();
