@@ -68,14 +68,7 @@ fn local_append_only_refuses_deletes_until_the_maintenance_key_lifts_it() {
     sb.cb().args(["ls", &first[..8]]).run().ok();
     sb.cb().args(["stats"]).run().ok();
     sb.cb().args(["diff", &first[..8], "latest"]).run().ok();
-    let to = sb.path("copy-target");
-    sb.bare()
-        .arg("--repo")
-        .arg(&to)
-        .env("CLAWBACK_PASSWORD", "target pw")
-        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    let to = copy_target(&sb);
     sb.cb().args(["copy", "--to"]).arg(&to).env("CLAWBACK_TO_PASSWORD", "target pw").run().ok();
 
     // Deleting verbs: one line, exit 1, nothing written.
@@ -184,14 +177,7 @@ fn s3_backup_host_with_an_append_only_repository_and_a_maintenance_host() {
     let target = sb.path("restored");
     add_only(&sb, &url).args(["restore", &first[..8], "--verify", "--target"]).arg(&target).run().ok();
     assert_eq!(std::fs::read(restored(&target, &src).join("big.bin")).unwrap(), random_bytes(3, 300_000));
-    let to = sb.path("copy-target");
-    sb.bare()
-        .arg("--repo")
-        .arg(&to)
-        .env("CLAWBACK_PASSWORD", "target pw")
-        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    let to = copy_target(&sb);
     add_only(&sb, &url).args(["copy", "--to"]).arg(&to).env("CLAWBACK_TO_PASSWORD", "target pw").run().ok();
 
     // SeaweedFS lets a `Write` identity delete; status says so honestly.
@@ -259,4 +245,17 @@ fn the_skill_gives_the_agent_only_safe_verbs_and_no_secrets() {
     assert!(written[0].0.ends_with("skills/clawback/SKILL.md"));
     let body = String::from_utf8_lossy(&written[0].1);
     assert!(!body.contains(PASSWORD) && !body.contains("clawback-maintenance-"));
+}
+
+/// A second, ordinary repository (password "target pw") for `copy --to`.
+fn copy_target(sb: &Sandbox) -> PathBuf {
+    let to = sb.path("copy-target");
+    sb.bare()
+        .arg("--repo")
+        .arg(&to)
+        .env("CLAWBACK_PASSWORD", "target pw")
+        .args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    to
 }

@@ -41,6 +41,22 @@ pub fn s3cb(sb: &crate::support::Sandbox, url: &str) -> crate::support::Cmd {
     )
 }
 
+/// Options for a bucket at an S3 `endpoint` of ours (one server or a cluster's gateway), with the
+/// test keys.
+pub fn options_at(endpoint: &str, bucket: &str, prefix: &str) -> S3Options {
+    let mut o = S3Options::new(bucket);
+    o.endpoint = Some(endpoint.to_string());
+    o.prefix = prefix.to_string();
+    o.access_key_id = Some(ACCESS_KEY.into());
+    o.secret_access_key = Some(SECRET_KEY.into());
+    o
+}
+
+/// The `--repo` URL of `bucket/prefix` at an S3 `endpoint` of ours.
+pub fn url_at(endpoint: &str, bucket_and_prefix: &str) -> String {
+    format!("s3:{endpoint}/{bucket_and_prefix}")
+}
+
 pub struct Seaweed {
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -168,17 +184,12 @@ impl Seaweed {
 
     /// Options for a bucket on this server with the test keys.
     pub fn options(&self, bucket: &str, prefix: &str) -> S3Options {
-        let mut o = S3Options::new(bucket);
-        o.endpoint = Some(self.endpoint.clone());
-        o.prefix = prefix.to_string();
-        o.access_key_id = Some(ACCESS_KEY.into());
-        o.secret_access_key = Some(SECRET_KEY.into());
-        o
+        options_at(&self.endpoint, bucket, prefix)
     }
 
     /// The `--repo` URL of `bucket/prefix` on this server.
     pub fn url(&self, bucket_and_prefix: &str) -> String {
-        format!("s3:{}/{}", self.endpoint, bucket_and_prefix)
+        url_at(&self.endpoint, bucket_and_prefix)
     }
 
     /// Kills the server as a crash would (SIGKILL), keeping its data.

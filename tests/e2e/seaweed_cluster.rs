@@ -222,17 +222,12 @@ impl SeaweedCluster {
     }
 
     pub fn options(&self, bucket: &str, prefix: &str) -> S3Options {
-        let mut o = S3Options::new(bucket);
-        o.endpoint = Some(self.endpoint.clone());
-        o.prefix = prefix.to_string();
-        o.access_key_id = Some(ACCESS_KEY.into());
-        o.secret_access_key = Some(SECRET_KEY.into());
-        o
+        crate::seaweed::options_at(&self.endpoint, bucket, prefix)
     }
 
     /// The `--repo` URL of `bucket/prefix` on the cluster's S3 gateway.
     pub fn url(&self, bucket_and_prefix: &str) -> String {
-        format!("s3:{}/{}", self.endpoint, bucket_and_prefix)
+        crate::seaweed::url_at(&self.endpoint, bucket_and_prefix)
     }
 
     pub fn dir(&self) -> &Path {
