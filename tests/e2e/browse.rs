@@ -430,3 +430,33 @@ fn s3_find_history_and_rewrite() {
     assert!(!restored(&t, &src).join(".env").exists());
     assert_eq!(fs::read(restored(&t, &src).join("keep/notes.md")).unwrap(), fs::read(&notes).unwrap());
 }
+
+#[test]
+fn find_newer_and_older_take_a_duration_back_from_now() {
+    let sb = Sandbox::with_repo();
+    let src = sb.path("src");
+    write(&src.join("fresh.md"), b"today\n");
+    write(&src.join("old.md"), b"three days ago\n");
+    let three_days = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+    filetime::set_file_mtime(src.join("old.md"), filetime::FileTime::from_system_time(three_days)).unwrap();
+    sb.backup(&[&src]);
+    let names = |flag: &str, v: &str| -> BTreeSet<String> {
+        let f = sb.cb().args(["find", "--json", "*.md", flag, v]).run().ok().json();
+        f["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|sn| {
+                sn["matches"].as_array().unwrap().iter().map(|m| s(&m["path"]).rsplit('/').next().unwrap().to_string())
+            })
+            .collect()
+    };
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(names("--newer", "2d"), set(&["fresh.md"]));
+    assert_eq!(names("--older", "2d"), set(&["old.md"]));
+    assert_eq!(names("--newer", "3d12h"), set(&["fresh.md", "old.md"]));
+    assert_eq!(names("--older", "1h"), set(&["old.md"]));
+    assert!(names("--newer", "1h").contains("fresh.md"));
+    let bad = sb.cb().args(["find", "--newer", "2w", "x"]).run().code(2);
+    assert!(bad.stderr.contains("duration back from now"), "{}", bad.stderr);
+}

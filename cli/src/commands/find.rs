@@ -5,6 +5,7 @@ use crate::context::Ctx;
 use crate::ui::{human_bytes, usage};
 use anyhow::Result;
 use clawback_engine::commands::find::{find, Query};
+use clawback_engine::commands::forget::Within;
 use clawback_engine::format::snapshot::{tag_lists, Filter};
 
 #[derive(clap::Args, Debug)]
@@ -18,10 +19,10 @@ pub struct Args {
     /// Match this glob against whole absolute paths (repeatable; relative: at any depth)
     #[arg(long = "path", value_name = "GLOB")]
     pub paths: Vec<String>,
-    /// Only entries modified after this time (RFC 3339 or YYYY-MM-DD, UTC)
+    /// Only entries modified after this time (RFC 3339, YYYY-MM-DD in UTC, or a duration back from now: 2d, 12h)
     #[arg(long, value_name = "TIME")]
     pub newer: Option<String>,
-    /// Only entries modified before this time (RFC 3339 or YYYY-MM-DD, UTC)
+    /// Only entries modified before this time (RFC 3339, YYYY-MM-DD in UTC, or a duration back from now: 2d, 12h)
     #[arg(long, value_name = "TIME")]
     pub older: Option<String>,
     /// Find files holding data blobs with these ids (prefixes of 4+ hex digits) instead
@@ -41,7 +42,8 @@ pub struct Args {
     pub group: Option<String>,
 }
 
-/// `--newer`/`--older`: RFC 3339, or a date (midnight UTC).
+/// `--newer`/`--older`: RFC 3339, a date (midnight UTC), or a duration back from now in restic's
+/// units (`2d`, `12h`, `1m2d`: years, months, days, hours), as `forget --keep-within` takes.
 fn time_ns(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
     let Some(v) = v else { return Ok(None) };
     let t = chrono::DateTime::parse_from_rfc3339(v)
@@ -49,7 +51,13 @@ fn time_ns(flag: &str, v: &Option<String>) -> Result<Option<i64>> {
         .or_else(|_| {
             chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
         })
-        .map_err(|_| usage(format!("--{flag} {v:?}: give RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)")))?;
+        .ok()
+        .or_else(|| Within::parse(v).ok().map(|w| w.before(chrono::Utc::now(), &chrono::Local)))
+        .ok_or_else(|| {
+            usage(format!(
+                "--{flag} {v:?}: give RFC 3339 (2026-01-31T12:00:00Z), a date (2026-01-31) or a duration back from now (2d, 12h, 1m2d)"
+            ))
+        })?;
     Ok(t.timestamp_nanos_opt())
 }
 
