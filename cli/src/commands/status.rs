@@ -9,7 +9,6 @@ use crate::context::{self, Ctx};
 use crate::ui::{human_bytes, usage};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use clawback_engine::backend::Kind;
 use clawback_engine::config::{parse_duration, Schedule};
 use clawback_engine::run::health::{self, Newest, State};
 use clawback_engine::run::runlog::RunRecord;
@@ -54,11 +53,7 @@ pub fn read_repo_for_health(ctx: &Ctx, s: &context::Settings) -> (Option<Repo>, 
 
 pub fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
     let repo = ctx.open_with(s)?;
-    let mut bytes = 0u64;
-    for k in [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot] {
-        let list = repo.backend().list(k).with_context(|| format!("cannot list the repository's {}", k.dir()))?;
-        bytes += list.iter().map(|(_, n)| n).sum::<u64>();
-    }
+    let bytes = repo.stored_bytes().context("cannot list the repository")?;
     let snaps = repo.snapshots()?;
     let last = snaps
         .iter()

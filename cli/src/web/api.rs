@@ -17,6 +17,7 @@ use clawback_engine::repo::host::absolute_clean;
 use clawback_engine::repo::Repository;
 use clawback_engine::run::health;
 use clawback_engine::run::runlog::strip_credentials;
+use clawback_engine::run::sizelog::SizeLog;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -181,8 +182,27 @@ pub fn timeline(s: &Server) -> Answer {
     Ok(Reply::Json(json!({
         "snapshots": list,
         "runs": runs,
+        "sizes": sizes(&repo),
         "retention": { "configured": policy.is_some(), "note": note, "keep": keep.len(), "forget": remove.len() },
     })))
+}
+
+/// The repository's size over time: what the size log recorded after each backup and prune of
+/// this repository, then its size now (so the plot ends where `status` stands, also after a
+/// prune run elsewhere).
+fn sizes(repo: &Repository) -> Vec<Value> {
+    let location = strip_credentials(&repo.backend().location());
+    let log = SizeLog::in_dir(&crate::runs::clawback_dir());
+    let mut out: Vec<Value> = log
+        .read(&location)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"time": p.time, "bytes": p.bytes, "event": p.event, "snapshot_id": p.snapshot_id}))
+        .collect();
+    if let Ok(bytes) = repo.stored_bytes() {
+        out.push(json!({"time": Utc::now(), "bytes": bytes, "event": "now", "snapshot_id": null}));
+    }
+    out
 }
 
 fn kind_name(k: NodeKind) -> &'static str {

@@ -237,13 +237,15 @@ impl<'a> Server<'a> {
             (Method::Get, "/api/versions") => api::versions(self, &q),
             (Method::Get, "/api/diff") => api::diff(self, &q),
             (Method::Get, "/api/download") => return api::download(self, &q, rq),
-            (Method::Get, "/api/backup") => Ok(Reply::Json(self.jobs.backup_state())),
+            (Method::Get, "/api/backup") => Ok(Reply::Json(self.jobs.state("backup"))),
             (Method::Post, "/api/backup") => jobs::start_backup(self, scope),
-            (Method::Get, "/api/backup/events") => return jobs::events(self, rq),
+            (Method::Get, "/api/backup/events") => return jobs::events(self, rq, "backup"),
+            (Method::Get, "/api/restore") => Ok(Reply::Json(self.jobs.state("restore"))),
+            (Method::Get, "/api/restore/events") => return jobs::events(self, rq, "restore"),
             (Method::Post, "/api/restore") => {
                 let mut body = String::new();
                 match std::io::Read::read_to_string(&mut rq.as_reader().take(1 << 20), &mut body) {
-                    Ok(_) => jobs::restore(self, &body),
+                    Ok(_) => jobs::start_restore(self, scope, &body),
                     Err(e) => Err(Refusal::new(400, format!("cannot read the request: {e}"))),
                 }
             }
