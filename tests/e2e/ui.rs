@@ -442,6 +442,10 @@ fn console_flows(home: &Home) {
     assert_eq!(b.eval("document.getElementById('r-progress').dataset.state"), json!("done"));
     let line = b.text("r-progress");
     assert!(line.starts_with("restore") && line.ends_with("— done") && line.contains("/s"), "{line}");
+    // The last progress counts every file the restore reports.
+    let result = b.text("r-result");
+    let n = result.strip_prefix("restored ").and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{result}"));
+    assert!(line.contains(&format!(": {n}/{n} files")), "{line} / {result}");
     b.screenshot("restore");
     let restored_ws = restored(&target, &home.ws);
     assert_eq!(std::fs::read_to_string(restored_ws.join("MEMORY.md")).unwrap(), MEMORY_V2);
@@ -491,6 +495,8 @@ fn console_flows(home: &Home) {
         "/api/info".to_string(),
         "/api/status".to_string(),
         "/api/timeline".to_string(),
+        "/api/snapshots".to_string(),
+        "/api/restore".to_string(),
         "/api/backup".to_string(),
         format!("/api/tree?snapshot={new_id}&path={ws}"),
         format!("/api/file?snapshot={new_id}&path={memory}"),

@@ -42,7 +42,12 @@ pub struct Repo {
 /// The repository as `status` reads it, or the one line saying why it could not be read, and its
 /// newest snapshot as the health rule (`run::health`) takes it: `status` and the web console's home.
 pub fn read_repo_for_health(ctx: &Ctx, s: &context::Settings) -> (Option<Repo>, Option<String>, Newest) {
-    match read_repo(ctx, s) {
+    health_of(ctx.open_with(s).and_then(|repo| read_open_repo(&repo)))
+}
+
+/// `read_repo_for_health` from a read already made (the web console keeps its repository open).
+pub fn health_of(read: Result<Repo>) -> (Option<Repo>, Option<String>, Newest) {
+    match read {
         Ok(r) => {
             let newest = Newest::Read(r.last.as_ref().map(|(_, t, _)| *t));
             (Some(r), None, newest)
@@ -51,8 +56,8 @@ pub fn read_repo_for_health(ctx: &Ctx, s: &context::Settings) -> (Option<Repo>, 
     }
 }
 
-pub fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
-    let repo = ctx.open_with(s)?;
+/// What `status` reads from an open repository.
+pub fn read_open_repo(repo: &clawback_engine::repo::Repository) -> Result<Repo> {
     let bytes = repo.stored_bytes().context("cannot list the repository")?;
     let snaps = repo.snapshots()?;
     let last = snaps

@@ -264,8 +264,7 @@ pub fn start_restore<'s>(s: &'s Server<'s>, scope: &'s std::thread::Scope<'s, '_
         only.push(absolute_clean(Path::new(p)).map_err(|e| Refusal::new(400, e.to_string()))?.display().to_string());
     }
     let st = Settings::load(&s.ctx.g)?;
-    let repo = s.ctx.open_with(&st)?;
-    let (_, snap) = repo.find_snapshot(&req.snapshot, |_| true)?;
+    let (_, snap) = s.repo()?.find_snapshot(&req.snapshot, |_| true)?;
     if target.is_none() {
         // In place writes to the snapshot's own paths: only where OpenClaw lives here.
         let layout = context::layout(&s.ctx.g, &st);
@@ -289,7 +288,6 @@ pub fn start_restore<'s>(s: &'s Server<'s>, scope: &'s std::thread::Scope<'s, '_
             ));
         }
     }
-    drop(repo);
     let (job, progress) = s.jobs.begin("restore")?;
     let a = restore::Args { snapshot: Some(req.snapshot.clone()), target: target.clone(), only, ..Default::default() };
     scope.spawn(move || {

@@ -9,10 +9,12 @@ mod render;
 
 use crate::context::Ctx;
 use anyhow::{anyhow, Result};
+use clawback_engine::repo::Repository;
 use parking_lot::Mutex;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tiny_http::{Header, Method, Request, Response};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -38,6 +40,9 @@ pub struct Server<'a> {
     /// Session tokens handed out (kept in the page's memory, sent as `Authorization: Bearer`).
     sessions: Mutex<Vec<String>>,
     pub jobs: jobs::Jobs,
+    /// The repository, opened once: every request would otherwise pay the key derivation (by
+    /// design slow) again. Each use first picks up index files that came or went.
+    repo: Mutex<Option<Arc<Repository>>>,
 }
 
 /// A random token: 32 bytes from the OS generator, hex.
@@ -144,6 +149,19 @@ fn header_value<'r>(rq: &'r Request, name: &str) -> Option<&'r str> {
 }
 
 impl<'a> Server<'a> {
+    /// The open repository, its index brought up to date (a backup or prune since adds or
+    /// removes index files; snapshots are read anew by each request anyway).
+    pub fn repo(&self) -> Result<Arc<Repository>> {
+        let kept = self.repo.lock().clone();
+        if let Some(r) = kept {
+            r.refresh_index()?;
+            return Ok(r);
+        }
+        let r = Arc::new(self.ctx.open()?);
+        *self.repo.lock() = Some(r.clone());
+        Ok(r)
+    }
+
     /// The names a browser may use for this server: its address, and `localhost` for loopback.
     fn host_allowed(&self, host: &str) -> bool {
         let port = self.addr.port();
@@ -232,6 +250,7 @@ impl<'a> Server<'a> {
             (Method::Get, "/api/info") => api::info(self),
             (Method::Get, "/api/status") => api::status(self),
             (Method::Get, "/api/timeline") => api::timeline(self),
+            (Method::Get, "/api/snapshots") => api::snapshot_list(self),
             (Method::Get, "/api/tree") => api::tree(self, &q),
             (Method::Get, "/api/file") => api::file(self, &q),
             (Method::Get, "/api/versions") => api::versions(self, &q),
@@ -273,6 +292,7 @@ pub fn serve(ctx: &Ctx, opts: Options, ready: impl FnOnce(&str)) -> Result<()> {
         one_time: Mutex::new(Some(one_time.clone())),
         sessions: Mutex::new(Vec::new()),
         jobs: jobs::Jobs::default(),
+        repo: Mutex::new(None),
     };
     ready(&format!("http://{addr}/#token={one_time}"));
     std::thread::scope(|scope| {

@@ -191,7 +191,7 @@ async function loadTimeline() {
 // ---- browse
 let snapList = null;
 async function snapshots() {
-  if (!snapList) snapList = (await api("/api/timeline")).snapshots.slice().reverse();
+  if (!snapList) snapList = (await api("/api/snapshots")).snapshots.slice().reverse();
   return snapList;
 }
 function fillSnapshotSelect(sel, list, chosen) {
