@@ -168,6 +168,11 @@ impl Browser {
 
     /// Sends one command and waits for its answer (events in between are dropped).
     fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// `call`, with Chromium's error answer (a page navigating away meanwhile...) returned.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
@@ -177,8 +182,10 @@ impl Browser {
             let Ok(text) = m.into_text() else { continue };
             let v: Value = serde_json::from_str(text.as_str()).unwrap();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(_) => Err(v),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -194,10 +201,11 @@ impl Browser {
     fn wait_for(&mut self, expr: &str, limit: Duration, show: &str) {
         let t = Instant::now();
         loop {
-            // While a page loads, the document may not be there yet: that counts as not yet.
-            if self.eval(&format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()"))
-                == json!(true)
-            {
+            // While a page loads, the document may not be there yet, or the page may be navigating
+            // (Chromium answers with an error): that counts as not yet.
+            let probe = format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
+            let r = self.try_call("Runtime.evaluate", json!({"expression": probe, "returnByValue": true}));
+            if r.is_ok_and(|r| r["result"]["value"] == json!(true)) {
                 return;
             }
             if t.elapsed() > limit {
@@ -655,10 +663,10 @@ fn month_of_snapshots_page_load_times() {
     for round in 0..2 {
         for (name, hash) in &pages {
             // A fresh load of the page (the session stays in the tab), timed from the navigation.
-            b.eval(&format!(
-                "document.body.dataset.loaded = ''; location.hash = {}; location.reload(); true",
-                json!(hash)
-            ));
+            let reload =
+                format!("document.body.dataset.loaded = ''; location.hash = {}; location.reload(); true", json!(hash));
+            // The answer may come after the page began to reload (an error then): either is fine.
+            let _ = b.try_call("Runtime.evaluate", json!({"expression": reload}));
             b.wait_for(
                 &format!("document.body.dataset.loaded === {}", json!(name)),
                 Duration::from_secs(120),
