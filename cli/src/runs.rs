@@ -218,3 +218,28 @@ fn prune_flags(g: &GlobalArgs) -> Vec<OsString> {
     }
     v
 }
+
+/// Records the repository's size after a backup or prune in the size log beside the run log
+/// (the web console's size plot). Only where clawback's folder exists (a prune on a machine that
+/// never backed up creates nothing); a failure costs the plot one point and nothing else, so it
+/// is not reported.
+pub fn record_size(
+    dir: &std::path::Path,
+    repo: &clawback_engine::repo::Repository,
+    event: clawback_engine::run::sizelog::SizeEvent,
+    snapshot_id: Option<String>,
+) {
+    use clawback_engine::run::sizelog::{SizeLog, SizePoint};
+    if !dir.is_dir() {
+        return;
+    }
+    let Ok(bytes) = repo.stored_bytes() else { return };
+    let p = SizePoint {
+        time: chrono::Utc::now(),
+        bytes,
+        event,
+        repo: strip_credentials(&repo.backend().location()),
+        snapshot_id,
+    };
+    let _ = SizeLog::in_dir(dir).append(&p);
+}

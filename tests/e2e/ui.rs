@@ -2,9 +2,11 @@
 //! protocol (a small client over a WebSocket), on a generated OpenClaw home. It loads the home
 //! page, backs up from the page and watches the progress reach done (a second click is refused),
 //! finds the run in the timeline, opens MEMORY.md in the snapshot and its diff to the previous
-//! version, restores the workspace to a folder and checks the files on disk; then plain HTTP
+//! version, restores the workspace to a folder watching its progress reach done (a second restore
+//! and a backup refused meanwhile) and checks the files on disk; then plain HTTP
 //! requests check the refusals (no token, a cross-site Origin, a foreign Host, a target outside
-//! the allowed places, read-only) and that no response carries the repository password.
+//! the allowed places, read-only) and that no response carries the repository password. The
+//! repository-size plot goes down after a forget and prune.
 //! Screenshots of each page go to `$CARGO_TARGET_TMPDIR/ui-screenshots/`. Chromium must be
 //! installed (`chromium` on PATH or /usr/bin/chromium): without it the test fails.
 
@@ -166,6 +168,11 @@ impl Browser {
 
     /// Sends one command and waits for its answer (events in between are dropped).
     fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params).unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// `call`, with Chromium's error answer (a page navigating away meanwhile...) returned.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
@@ -175,8 +182,10 @@ impl Browser {
             let Ok(text) = m.into_text() else { continue };
             let v: Value = serde_json::from_str(text.as_str()).unwrap();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(_) => Err(v),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -192,10 +201,11 @@ impl Browser {
     fn wait_for(&mut self, expr: &str, limit: Duration, show: &str) {
         let t = Instant::now();
         loop {
-            // While a page loads, the document may not be there yet: that counts as not yet.
-            if self.eval(&format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()"))
-                == json!(true)
-            {
+            // While a page loads, the document may not be there yet, or the page may be navigating
+            // (Chromium answers with an error): that counts as not yet.
+            let probe = format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
+            let r = self.try_call("Runtime.evaluate", json!({"expression": probe, "returnByValue": true}));
+            if r.is_ok_and(|r| r["result"]["value"] == json!(true)) {
                 return;
             }
             if t.elapsed() > limit {
@@ -326,7 +336,7 @@ fn web_console_on_s3_in_headless_chromium() {
 
 /// Every page driven in the browser, then the refusals and the secrets check, as plain requests.
 fn console_flows(home: &Home) {
-    let console = home.console(&[]);
+    let console = home.console(&["--limit-download", "256"]);
     let mut b = Browser::start();
 
     // Home: the health of the first backup.
@@ -403,7 +413,10 @@ fn console_flows(home: &Home) {
     assert!(!diff.contains("-- the user likes tea"), "{diff}");
     b.screenshot("browse-diff");
 
-    // Restore the workspace to a folder among the allowed targets, and check the files on disk.
+    // Restore the workspace to a folder among the allowed targets: its progress pushed to the
+    // page (the console reads at 256 KiB/s, so it runs long enough to watch), a second restore
+    // and a backup refused while it runs; then the files on disk.
+    let auth = format!("Bearer {session}");
     let restore_load = b.page("#/restore", "restore");
     let target = home.allowed().join("ws");
     b.eval(&format!(
@@ -413,11 +426,34 @@ fn console_flows(home: &Home) {
         json!(target.to_str().unwrap())
     ));
     b.wait_for(
+        "document.getElementById('r-progress').dataset.state === 'running' && \
+         document.getElementById('r-progress').textContent.startsWith('restore')",
+        Duration::from_secs(30),
+        "document.getElementById('r-progress').textContent + ' / ' + document.getElementById('error').textContent",
+    );
+    b.screenshot("restore-progress");
+    let again = json!({"snapshot": new_id, "target": home.allowed().join("again"), "only": ["workspace"]}).to_string();
+    for (path, body) in [("/api/restore", again.as_str()), ("/api/backup", "")] {
+        let (code, body) = http(console.port, "POST", path, &[("Authorization", &auth)], body);
+        assert_eq!(code, 409, "{path} while a restore runs: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let line = v["error"].as_str().unwrap();
+        assert!(line.contains("a restore is already running") && !line.contains('\n'), "{line}");
+    }
+    assert!(!home.allowed().join("again").exists(), "the refused restore wrote nothing");
+    b.wait_for(
         "['done', 'failed'].includes(document.getElementById('r-result').dataset.state)",
-        Duration::from_secs(60),
-        "document.getElementById('error').textContent",
+        Duration::from_secs(120),
+        "document.getElementById('r-progress').textContent + ' / ' + document.getElementById('error').textContent",
     );
     assert_eq!(b.eval("document.getElementById('r-result').dataset.state"), json!("done"), "{}", b.text("error"));
+    assert_eq!(b.eval("document.getElementById('r-progress').dataset.state"), json!("done"));
+    let line = b.text("r-progress");
+    assert!(line.starts_with("restore") && line.ends_with("— done") && line.contains("/s"), "{line}");
+    // The last progress counts every file the restore reports.
+    let result = b.text("r-result");
+    let n = result.strip_prefix("restored ").and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{result}"));
+    assert!(line.contains(&format!(": {n}/{n} files")), "{line} / {result}");
     b.screenshot("restore");
     let restored_ws = restored(&target, &home.ws);
     assert_eq!(std::fs::read_to_string(restored_ws.join("MEMORY.md")).unwrap(), MEMORY_V2);
@@ -434,7 +470,6 @@ fn console_flows(home: &Home) {
 
     // Refusals, as plain requests.
     let port = console.port;
-    let auth = format!("Bearer {session}");
     let (code, body) = http(port, "GET", "/api/status", &[], "");
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("no session token"), "{body}");
@@ -468,6 +503,8 @@ fn console_flows(home: &Home) {
         "/api/info".to_string(),
         "/api/status".to_string(),
         "/api/timeline".to_string(),
+        "/api/snapshots".to_string(),
+        "/api/restore".to_string(),
         "/api/backup".to_string(),
         format!("/api/tree?snapshot={new_id}&path={ws}"),
         format!("/api/file?snapshot={new_id}&path={memory}"),
@@ -486,6 +523,53 @@ fn console_flows(home: &Home) {
          screenshots in {}",
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots").display()
     );
+}
+
+/// The repository-size plot is what the repository holds after each backup and prune (the size
+/// log), not a running sum: a big file backed up, then forgotten and pruned, takes it up and down.
+#[test]
+fn size_plot_goes_down_after_forget_and_prune() {
+    let home = Home::new();
+    let big = home.ws.join("big.bin");
+    write(&big, &random_bytes(5, 3 << 20));
+    home.cb().args(["backup", "--json"]).run().ok();
+    std::fs::remove_file(&big).unwrap();
+    home.cb().args(["backup", "--json"]).run().ok();
+    home.cb().args(["forget", "--keep-last", "1", "--prune", "--json"]).run().ok();
+
+    let console = home.console(&[]);
+    let mut b = Browser::start();
+    b.navigate(&console.url);
+    b.wait_for("document.body.dataset.loaded === 'home'", Duration::from_secs(60), "document.body.innerText");
+    let session = b.eval("sessionStorage.getItem('clawback-session')").as_str().unwrap().to_string();
+
+    // The JSON the plot is drawn from.
+    let (code, body) =
+        http(console.port, "GET", "/api/timeline", &[("Authorization", &format!("Bearer {session}"))], "");
+    assert_eq!(code, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let sizes = t["sizes"].as_array().unwrap();
+    let events: Vec<&str> = sizes.iter().map(|p| p["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["backup", "backup", "backup", "prune", "now"], "{body}");
+    let bytes: Vec<u64> = sizes.iter().map(|p| p["bytes"].as_u64().unwrap()).collect();
+    let mib = 1 << 20;
+    assert!(bytes[1] > bytes[0] + 2 * mib, "the big file's backup adds its 3 MiB: {bytes:?}");
+    assert!(bytes[2] < bytes[1] + mib / 4, "the backup without it adds little: {bytes:?}");
+    assert!(bytes[3] + 2 * mib < bytes[2], "prune frees the big file's 3 MiB: {bytes:?}");
+    assert_eq!(bytes[4], bytes[3], "nothing changed since the prune: {bytes:?}");
+    let times: Vec<&str> = sizes.iter().map(|p| p["time"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+    // What `status` reports now is the plot's last point.
+    let status = home.cb().args(["status", "--json"]).run().json();
+    assert_eq!(status["repo_bytes"].as_u64(), Some(bytes[4]), "{status}");
+
+    // The plot in the page: up, then down.
+    b.page("#/timeline", "timeline");
+    let drawn = b.eval("document.getElementById('plot-size').dataset.bytes");
+    let want = bytes.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    assert_eq!(drawn, json!(want));
+    assert_eq!(b.eval("document.querySelectorAll('#plot-size circle').length"), json!(5));
+    b.screenshot("timeline-after-prune");
 }
 
 #[test]
@@ -514,4 +598,116 @@ fn listening_beyond_loopback_needs_the_explicit_flag() {
     let home = Home::new();
     let r = home.cb().args(["ui", "--listen", "0.0.0.0"]).run().code(2);
     assert!(r.one_error_line().contains("--insecure-listen"), "{}", r.stderr);
+}
+
+/// Load times at a month's scale: 360 two-hourly snapshots (`backup --time`) of a small generated
+/// home whose MEMORY.md changes daily, then each page loaded afresh in headless Chromium (home,
+/// timeline, browse a snapshot, restore) and a file opened with its versions, timed by the marks the
+/// page sets once its data is drawn. A benchmark, not a check of speed: `benches/ui` runs it
+/// (`--ignored`) and reports the figures; it fails only if a page does not load.
+#[test]
+#[ignore = "a benchmark of several minutes: run by benches/ui"]
+fn month_of_snapshots_page_load_times() {
+    let n: usize = std::env::var("CLAWBACK_UI_BENCH_SNAPSHOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(360);
+    let sb = Sandbox::with_repo();
+    let gen = generate(&Options {
+        root: sb.home.clone(),
+        total_bytes: 400_000,
+        files: Some(60),
+        seed: 30,
+        era: Era::Both,
+        small_files: false,
+        agents: 1,
+    })
+    .expect("generate an OpenClaw home");
+    let ws = gen.workspaces[0].clone();
+    let config = sb.path("clawback.json");
+    // A retention policy that keeps the month (the timeline still draws its plan).
+    let cfg = json!({"schedule": "2h", "retention": {"keepLast": 1000}});
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let home = Home { sb, ws, config, gateway_port: free_port(), s3: None };
+    let first = chrono::Utc::now() - chrono::Duration::hours(2 * n as i64);
+    let t = Instant::now();
+    let mut memory = String::from("# Memory\n");
+    let mut notes = String::new();
+    for i in 0..n {
+        if i % 12 == 0 {
+            memory.push_str(&format!("- day {}: learned something\n", i / 12));
+            write(&home.ws.join("MEMORY.md"), memory.as_bytes());
+        }
+        notes.push_str(&format!("tick {i}\n"));
+        write(&home.ws.join("notes.md"), notes.as_bytes());
+        let at = (first + chrono::Duration::hours(2 * i as i64)).to_rfc3339();
+        home.cb().args(["backup", "--quiet", "--time", &at]).run().ok();
+    }
+    let made = t.elapsed();
+    let snaps = home.snapshots();
+    assert_eq!(snaps.len(), n);
+    let newest = snaps.iter().max_by_key(|s| s["time"].as_str().unwrap().to_string()).unwrap();
+    let id = newest["id"].as_str().unwrap().to_string();
+    let ws = home.ws.to_str().unwrap().to_string();
+
+    let console = home.console(&[]);
+    let mut b = Browser::start();
+    b.navigate(&console.url);
+    b.wait_for("document.body.dataset.loaded === 'home'", Duration::from_secs(120), "document.body.innerText");
+    let mark =
+        |b: &mut Browser, k: &str| -> f64 { b.eval(&format!("Number(document.body.dataset.{k})")).as_f64().unwrap() };
+    let mut rows = Vec::new();
+    let pages = [
+        ("home", "#/home".to_string()),
+        ("timeline", "#/timeline".to_string()),
+        ("browse", format!("#/browse?snap={id}&path={ws}")),
+        ("restore", "#/restore".to_string()),
+    ];
+    for round in 0..2 {
+        for (name, hash) in &pages {
+            // A fresh load of the page (the session stays in the tab), timed from the navigation.
+            let reload =
+                format!("document.body.dataset.loaded = ''; location.hash = {}; location.reload(); true", json!(hash));
+            // The answer may come after the page began to reload (an error then): either is fine.
+            let _ = b.try_call("Runtime.evaluate", json!({"expression": reload}));
+            b.wait_for(
+                &format!("document.body.dataset.loaded === {}", json!(name)),
+                Duration::from_secs(120),
+                "document.getElementById('error').textContent",
+            );
+            assert_eq!(b.text("error"), "", "{name} loads without an error");
+            let (nav, route) = (mark(&mut b, "sinceNavMs"), mark(&mut b, "routeMs"));
+            rows.push(format!(
+                "{name:<9} round {round}: {nav:>8.1} ms from navigation, {route:>8.1} ms drawing its data"
+            ));
+            if round == 0 {
+                b.screenshot(&format!("month-{name}"));
+            }
+        }
+        // A file with its versions: MEMORY.md (one version a day) in the newest snapshot.
+        b.eval(&format!("location.hash = {}; true", json!(format!("#/browse?snap={id}&path={ws}"))));
+        b.wait_for(
+            "document.body.dataset.loaded === 'browse'",
+            Duration::from_secs(120),
+            "document.getElementById('error').textContent",
+        );
+        let memory_path = format!("{ws}/MEMORY.md");
+        b.eval(&format!(
+            "Array.from(document.querySelectorAll('#tree tr.entry')).find((r) => r.dataset.path === {}).click(); true",
+            json!(memory_path)
+        ));
+        b.wait_for(
+            "Number(document.getElementById('viewer').dataset.loadMs) > 0",
+            Duration::from_secs(120),
+            "document.getElementById('error').textContent",
+        );
+        let versions = b.eval("document.querySelectorAll('#versions tr').length").as_u64().unwrap() - 1;
+        assert_eq!(versions as usize, n.div_ceil(12), "one MEMORY.md version a day");
+        let ms = b.eval("Number(document.getElementById('viewer').dataset.loadMs)").as_f64().unwrap();
+        rows.push(format!("file+versions round {round}: {ms:>8.1} ms ({versions} versions)"));
+        if round == 0 {
+            b.screenshot("month-file-versions");
+        }
+    }
+    eprintln!("{n} snapshots made in {made:?}; page loads (debug or release as built):");
+    for r in &rows {
+        eprintln!("  {r}");
+    }
 }

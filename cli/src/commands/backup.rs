@@ -17,6 +17,7 @@ use clawback_engine::run::hooks;
 use clawback_engine::run::interrupt::Interrupt;
 use clawback_engine::run::recorded::{Recording, Written};
 use clawback_engine::run::retention::{self, Pruner};
+use clawback_engine::run::sizelog::SizeEvent;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -405,6 +406,10 @@ fn run_backup(
         if let Some(rt) = &retention {
             print_retention(rt);
         }
+    }
+    // After the output: its request counts are the backup's own.
+    if let Some(id) = r.snapshot_id.filter(|_| !a.dry_run) {
+        runs::record_size(&rec.started().dir, &repo, SizeEvent::Backup, Some(id.to_hex()));
     }
     if !r.errors.is_empty() {
         if !g.json {

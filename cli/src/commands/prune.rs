@@ -8,6 +8,7 @@ use anyhow::Result;
 use clawback_engine::commands::prune::{self, PruneOptions, PruneReport};
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::Repository;
+use clawback_engine::run::sizelog::SizeEvent;
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
@@ -44,13 +45,18 @@ pub fn run_on(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     run_with_progress(repo, opts, &Progress::default())
 }
 
-/// `run_on`, counting its phases in `progress` for a bar.
+/// `run_on`, counting its phases in `progress` for a bar. Every prune (`prune`, `forget --prune`,
+/// the daemon's, the one retention starts) comes here, and records the size it left.
 pub fn run_with_progress(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Result<PruneReport> {
     let mut hook = |phase: &str| {
         clawback_engine::failpoint::hit(&format!("prune:after-{phase}"));
         Ok(())
     };
-    Ok(prune::prune_with_progress(repo, opts, &mut hook, progress)?)
+    let r = prune::prune_with_progress(repo, opts, &mut hook, progress)?;
+    if !opts.dry_run {
+        crate::runs::record_size(&crate::runs::clawback_dir(), repo, SizeEvent::Prune, None);
+    }
+    Ok(r)
 }
 
 pub fn json(r: &PruneReport) -> serde_json::Value {

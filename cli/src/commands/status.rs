@@ -9,7 +9,6 @@ use crate::context::{self, Ctx};
 use crate::ui::{human_bytes, usage};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use clawback_engine::backend::Kind;
 use clawback_engine::config::{parse_duration, Schedule};
 use clawback_engine::run::health::{self, Newest, State};
 use clawback_engine::run::runlog::RunRecord;
@@ -43,7 +42,12 @@ pub struct Repo {
 /// The repository as `status` reads it, or the one line saying why it could not be read, and its
 /// newest snapshot as the health rule (`run::health`) takes it: `status` and the web console's home.
 pub fn read_repo_for_health(ctx: &Ctx, s: &context::Settings) -> (Option<Repo>, Option<String>, Newest) {
-    match read_repo(ctx, s) {
+    health_of(ctx.open_with(s).and_then(|repo| read_open_repo(&repo)))
+}
+
+/// `read_repo_for_health` from a read already made (the web console keeps its repository open).
+pub fn health_of(read: Result<Repo>) -> (Option<Repo>, Option<String>, Newest) {
+    match read {
         Ok(r) => {
             let newest = Newest::Read(r.last.as_ref().map(|(_, t, _)| *t));
             (Some(r), None, newest)
@@ -52,13 +56,9 @@ pub fn read_repo_for_health(ctx: &Ctx, s: &context::Settings) -> (Option<Repo>, 
     }
 }
 
-pub fn read_repo(ctx: &Ctx, s: &context::Settings) -> Result<Repo> {
-    let repo = ctx.open_with(s)?;
-    let mut bytes = 0u64;
-    for k in [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot] {
-        let list = repo.backend().list(k).with_context(|| format!("cannot list the repository's {}", k.dir()))?;
-        bytes += list.iter().map(|(_, n)| n).sum::<u64>();
-    }
+/// What `status` reads from an open repository.
+pub fn read_open_repo(repo: &clawback_engine::repo::Repository) -> Result<Repo> {
+    let bytes = repo.stored_bytes().context("cannot list the repository")?;
     let snaps = repo.snapshots()?;
     let last = snaps
         .iter()

@@ -17,6 +17,7 @@ use clawback_engine::repo::host::absolute_clean;
 use clawback_engine::repo::Repository;
 use clawback_engine::run::health;
 use clawback_engine::run::runlog::strip_credentials;
+use clawback_engine::run::sizelog::SizeLog;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -78,8 +79,8 @@ fn settings(s: &Server) -> Result<Settings, Refusal> {
     Ok(Settings::load(&s.ctx.g)?)
 }
 
-fn open(s: &Server) -> Result<Repository, Refusal> {
-    Ok(s.ctx.open()?)
+fn open(s: &Server) -> Result<std::sync::Arc<Repository>, Refusal> {
+    Ok(s.repo()?)
 }
 
 fn snapshot(repo: &Repository, spec: &str) -> Result<(SnapshotId, Snapshot), Refusal> {
@@ -101,7 +102,8 @@ pub fn status(s: &Server) -> Answer {
     let st = settings(s)?;
     let schedule = st.config.schedule();
     let runs = crate::runs::run_log().read_all().unwrap_or_default();
-    let (repo, repo_error, newest) = crate::commands::status::read_repo_for_health(s.ctx, &st);
+    let read = s.repo().and_then(|r| crate::commands::status::read_open_repo(&r));
+    let (repo, repo_error, newest) = crate::commands::status::health_of(read);
     let h = health::assess(&runs, newest, schedule.as_ref(), None, Utc::now());
     let failures: Vec<_> = runs.iter().rev().filter(|r| !r.status.succeeded()).take(5).collect();
     let anomalies: Vec<_> = runs.iter().rev().filter(|r| !r.anomalies.is_empty()).take(5).collect();
@@ -181,8 +183,45 @@ pub fn timeline(s: &Server) -> Answer {
     Ok(Reply::Json(json!({
         "snapshots": list,
         "runs": runs,
+        "sizes": sizes(&repo),
         "retention": { "configured": policy.is_some(), "note": note, "keep": keep.len(), "forget": remove.len() },
     })))
+}
+
+/// The repository's size over time: what the size log recorded after each backup and prune of
+/// this repository, then its size now (so the plot ends where `status` stands, also after a
+/// prune run elsewhere).
+fn sizes(repo: &Repository) -> Vec<Value> {
+    let location = strip_credentials(&repo.backend().location());
+    let log = SizeLog::in_dir(&crate::runs::clawback_dir());
+    let mut out: Vec<Value> = log
+        .read(&location)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"time": p.time, "bytes": p.bytes, "event": p.event, "snapshot_id": p.snapshot_id}))
+        .collect();
+    if let Ok(bytes) = repo.stored_bytes() {
+        out.push(json!({"time": Utc::now(), "bytes": bytes, "event": "now", "snapshot_id": null}));
+    }
+    out
+}
+
+/// The snapshots alone, oldest first, for the pages that only choose one (browse, restore): the
+/// timeline's plan, run log and sizes are not worth their time there.
+pub fn snapshot_list(s: &Server) -> Answer {
+    let repo = open(s)?;
+    let mut snaps = repo.snapshots()?;
+    snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    let list: Vec<Value> = snaps
+        .iter()
+        .map(|(id, sn)| {
+            json!({
+                "id": id.to_hex(), "short_id": id.short(), "time": sn.time, "hostname": sn.hostname,
+                "group": sn.group, "paths": sn.paths, "tags": sn.tags,
+            })
+        })
+        .collect();
+    Ok(Reply::Json(json!({ "snapshots": list })))
 }
 
 fn kind_name(k: NodeKind) -> &'static str {

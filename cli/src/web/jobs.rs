@@ -1,7 +1,8 @@
 //! What the web console changes: a backup started from the page (the recorded run `clawback
-//! backup` makes, under the daemon's lock so a scheduled run and this one never overlap, its
-//! progress pushed to the page as server-sent events) and a restore (`clawback restore`'s own
-//! path, with its safety snapshot and gateway refusal), into the allowed places only.
+//! backup` makes, under the daemon's lock so a scheduled run and this one never overlap) and a
+//! restore (`clawback restore`'s own path, with its safety snapshot and gateway refusal, into the
+//! allowed places only). One runs at a time, in the background; its engine progress is pushed to
+//! the page as server-sent events.
 
 use super::{start_stream, Answer, Refusal, Reply, Server};
 use crate::commands::{backup, restore};
@@ -15,6 +16,7 @@ use clawback_engine::run::planner::DaemonLock;
 use clawback_engine::run::retention::Pruner;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +26,8 @@ use std::time::Duration;
 /// The operation running now, if any (one at a time: a backup and a restore never overlap).
 struct Busy {
     what: &'static str,
+    /// Counts the jobs started, so the page knows the outcome it reads is its own.
+    job: u64,
     since: DateTime<Utc>,
     progress: Arc<Progress>,
 }
@@ -31,8 +35,9 @@ struct Busy {
 #[derive(Default)]
 struct State {
     busy: Option<Busy>,
-    /// How the last backup started from the page ended.
-    last_backup: Option<Value>,
+    jobs: u64,
+    /// How the last backup and the last restore started from the page ended, by kind.
+    last: BTreeMap<&'static str, Value>,
 }
 
 #[derive(Default)]
@@ -51,6 +56,7 @@ fn progress_json(b: &Busy) -> Value {
     let eta = (known && rate > 0.0 && total >= done).then(|| (total - done) as f64 / rate);
     json!({
         "what": b.what,
+        "job": b.job,
         "since": b.since,
         "phase": p.phase(),
         "unit": p.unit(),
@@ -65,17 +71,29 @@ fn progress_json(b: &Busy) -> Value {
     })
 }
 
+/// A job's outcome as the page gets it: `ok`, the exit code, the answer or the error line, and
+/// the progress as it stood at the end.
+fn outcome(result: &anyhow::Result<(i32, Value)>) -> Value {
+    match result {
+        Ok((code, v)) => json!({"ok": *code == 0 || *code == 3, "exit_code": code, "result": v, "error": null}),
+        Err(e) => json!({
+            "ok": false, "exit_code": crate::ui::exit_code(e), "result": null, "error": crate::ui::error_line(e),
+        }),
+    }
+}
+
 impl Jobs {
-    pub fn backup_state(&self) -> Value {
+    /// What runs of kind `what` (`backup`, `restore`) and how the last one ended.
+    pub fn state(&self, what: &str) -> Value {
         let st = self.state.lock();
         json!({
-            "running": st.busy.as_ref().map(progress_json),
-            "last": st.last_backup,
+            "running": st.busy.as_ref().filter(|b| b.what == what).map(progress_json),
+            "last": st.last.get(what),
         })
     }
 
-    /// Marks `what` as running, or says what already is.
-    fn begin(&self, what: &'static str) -> Result<Arc<Progress>, Refusal> {
+    /// Marks `what` as running, or says what already is: the job's number and counters.
+    fn begin(&self, what: &'static str) -> Result<(u64, Arc<Progress>), Refusal> {
         let mut st = self.state.lock();
         if let Some(b) = &st.busy {
             return Err(Refusal::new(
@@ -87,16 +105,22 @@ impl Jobs {
                 ),
             ));
         }
+        st.jobs += 1;
+        let job = st.jobs;
         let progress = Arc::new(Progress::default());
-        st.busy = Some(Busy { what, since: Utc::now(), progress: progress.clone() });
-        Ok(progress)
+        st.busy = Some(Busy { what, job, since: Utc::now(), progress: progress.clone() });
+        Ok((job, progress))
     }
 
-    fn end(&self, last_backup: Option<Value>) {
+    /// Ends the running job; with `outcome`, it is kept as the last of its kind, with its final
+    /// progress.
+    fn end(&self, outcome: Option<Value>) {
         let mut st = self.state.lock();
-        st.busy = None;
-        if last_backup.is_some() {
-            st.last_backup = last_backup;
+        let Some(b) = st.busy.take() else { return };
+        if let Some(mut v) = outcome {
+            v["job"] = json!(b.job);
+            v["progress"] = progress_json(&b);
+            st.last.insert(b.what, v);
         }
     }
 }
@@ -114,7 +138,7 @@ fn read_only(s: &Server, what: &str) -> Result<(), Refusal> {
 /// background; `events` follows it.
 pub fn start_backup<'s>(s: &'s Server<'s>, scope: &'s std::thread::Scope<'s, '_>) -> Answer {
     read_only(s, "back up")?;
-    let progress = s.jobs.begin("backup")?;
+    let (job, progress) = s.jobs.begin("backup")?;
     // The daemon holds this lock for as long as it runs: a backup from the page waits for no
     // schedule, it is refused while a daemon could start one.
     let lock = match DaemonLock::acquire(&runs::clawback_dir()) {
@@ -131,41 +155,39 @@ pub fn start_backup<'s>(s: &'s Server<'s>, scope: &'s std::thread::Scope<'s, '_>
         let rec =
             runs::record(&s.ctx.g, false, &how, Box::new(|_, code| code), |r| backup::recorded(s.ctx, &a, &how, r));
         drop(lock);
-        let v = match &rec.result {
-            Ok(code) => json!({"ok": true, "exit_code": code, "record": rec.record, "error": null}),
-            Err(e) => json!({
-                "ok": false, "exit_code": crate::ui::exit_code(e), "record": rec.record,
-                "error": crate::ui::error_line(e),
-            }),
-        };
+        let record = serde_json::to_value(&rec.record).unwrap_or(Value::Null);
+        let mut v = outcome(&rec.result.map(|code| (code, Value::Null)));
+        v["record"] = record;
         s.jobs.end(Some(v));
     });
-    Ok(Reply::Json(json!({ "started": true })))
+    Ok(Reply::Json(json!({ "started": true, "job": job })))
 }
 
-/// The running backup's progress as server-sent events (`progress` a few times a second, then
-/// `done` with how it ended); `idle` at once when none runs.
-pub fn events(s: &Server, rq: tiny_http::Request) {
+/// The progress of the running `what` (backup or restore) as server-sent events: `progress` a
+/// few times a second while it runs, then `done` with how the last one ended (`idle` when none
+/// ever ran).
+pub fn events(s: &Server, rq: tiny_http::Request, what: &str) {
     let mut w = start_stream(rq, "text/event-stream", &[]);
     let send = |w: &mut Box<dyn Write + Send>, event: &str, data: &Value| -> bool {
         write!(w, "event: {event}\ndata: {data}\n\n").and_then(|_| w.flush()).is_ok()
     };
-    let mut running_seen = false;
     loop {
         let (running, last) = {
             let st = s.jobs.state.lock();
-            (st.busy.as_ref().filter(|b| b.what == "backup").map(progress_json), st.last_backup.clone())
+            (st.busy.as_ref().filter(|b| b.what == what).map(progress_json), st.last.get(what).cloned())
         };
-        match running {
-            Some(p) => {
-                running_seen = true;
+        match (running, last) {
+            (Some(p), _) => {
                 if !send(&mut w, "progress", &p) {
                     break;
                 }
             }
-            None => {
-                let ev = if running_seen { "done" } else { "idle" };
-                send(&mut w, ev, &json!({ "last": last }));
+            (None, Some(last)) => {
+                send(&mut w, "done", &json!({ "last": last }));
+                break;
+            }
+            (None, None) => {
+                send(&mut w, "idle", &json!({ "last": null }));
                 break;
             }
         }
@@ -210,8 +232,10 @@ fn inside(p: &Path, places: &[PathBuf]) -> bool {
     places.iter().any(|a| p.starts_with(resolved(a)))
 }
 
-/// Restores like `clawback restore`, to an allowed target folder or in place.
-pub fn restore(s: &Server, body: &str) -> Answer {
+/// Starts a restore like `clawback restore`, to an allowed target folder or in place, in the
+/// background; what is refused (a target outside the allowed places, a snapshot not found) is
+/// refused here, before it starts. `events` follows it.
+pub fn start_restore<'s>(s: &'s Server<'s>, scope: &'s std::thread::Scope<'s, '_>, body: &str) -> Answer {
     read_only(s, "restore")?;
     let req: RestoreRequest =
         serde_json::from_str(body).map_err(|e| Refusal::new(400, format!("not a restore request: {e}")))?;
@@ -239,16 +263,15 @@ pub fn restore(s: &Server, body: &str) -> Answer {
     for p in &req.paths {
         only.push(absolute_clean(Path::new(p)).map_err(|e| Refusal::new(400, e.to_string()))?.display().to_string());
     }
+    let st = Settings::load(&s.ctx.g)?;
+    let (_, snap) = s.repo()?.find_snapshot(&req.snapshot, |_| true)?;
     if target.is_none() {
         // In place writes to the snapshot's own paths: only where OpenClaw lives here.
-        let st = Settings::load(&s.ctx.g)?;
         let layout = context::layout(&s.ctx.g, &st);
         let mut places = layout.roots();
         places.extend(layout.workspaces.iter().map(|w| w.path.clone()));
         places.push(layout.state_dir.clone());
         places.extend(allowed.iter().cloned());
-        let repo = s.ctx.open_with(&st)?;
-        let (_, snap) = repo.find_snapshot(&req.snapshot, |_| true)?;
         let written: Vec<PathBuf> = if req.paths.is_empty() {
             snap.paths.iter().map(PathBuf::from).collect()
         } else {
@@ -265,18 +288,23 @@ pub fn restore(s: &Server, body: &str) -> Answer {
             ));
         }
     }
-    let progress = s.jobs.begin("restore")?;
+    let (job, progress) = s.jobs.begin("restore")?;
     let a = restore::Args { snapshot: Some(req.snapshot.clone()), target: target.clone(), only, ..Default::default() };
-    let done = restore::execute(s.ctx, &a, &progress);
-    s.jobs.end(None);
-    let d = done?;
-    let r = &d.r;
-    Ok(Reply::Json(json!({
-        "snapshot_id": d.id.to_hex(),
-        "target": target,
-        "in_place": target.is_none(),
-        "files": r.files, "dirs": r.dirs, "bytes": r.bytes, "errors": r.errors,
-        "safety_snapshot_id": r.safety_snapshot.map(|i| i.to_hex()),
-        "undo": d.undo,
-    })))
+    scope.spawn(move || {
+        let done = restore::execute(s.ctx, &a, &progress).map(|d| {
+            let r = &d.r;
+            let code = if r.errors.is_empty() { 0 } else { 1 };
+            let v = json!({
+                "snapshot_id": d.id.to_hex(),
+                "target": target,
+                "in_place": target.is_none(),
+                "files": r.files, "dirs": r.dirs, "bytes": r.bytes, "errors": r.errors,
+                "safety_snapshot_id": r.safety_snapshot.map(|i| i.to_hex()),
+                "undo": d.undo,
+            });
+            (code, v)
+        });
+        s.jobs.end(Some(outcome(&done)));
+    });
+    Ok(Reply::Json(json!({ "started": true, "job": job })))
 }

@@ -9,10 +9,12 @@ mod render;
 
 use crate::context::Ctx;
 use anyhow::{anyhow, Result};
+use clawback_engine::repo::Repository;
 use parking_lot::Mutex;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tiny_http::{Header, Method, Request, Response};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -38,6 +40,9 @@ pub struct Server<'a> {
     /// Session tokens handed out (kept in the page's memory, sent as `Authorization: Bearer`).
     sessions: Mutex<Vec<String>>,
     pub jobs: jobs::Jobs,
+    /// The repository, opened once: every request would otherwise pay the key derivation (by
+    /// design slow) again. Each use first picks up index files that came or went.
+    repo: Mutex<Option<Arc<Repository>>>,
 }
 
 /// A random token: 32 bytes from the OS generator, hex.
@@ -144,6 +149,19 @@ fn header_value<'r>(rq: &'r Request, name: &str) -> Option<&'r str> {
 }
 
 impl<'a> Server<'a> {
+    /// The open repository, its index brought up to date (a backup or prune since adds or
+    /// removes index files; snapshots are read anew by each request anyway).
+    pub fn repo(&self) -> Result<Arc<Repository>> {
+        let kept = self.repo.lock().clone();
+        if let Some(r) = kept {
+            r.refresh_index()?;
+            return Ok(r);
+        }
+        let r = Arc::new(self.ctx.open()?);
+        *self.repo.lock() = Some(r.clone());
+        Ok(r)
+    }
+
     /// The names a browser may use for this server: its address, and `localhost` for loopback.
     fn host_allowed(&self, host: &str) -> bool {
         let port = self.addr.port();
@@ -232,18 +250,21 @@ impl<'a> Server<'a> {
             (Method::Get, "/api/info") => api::info(self),
             (Method::Get, "/api/status") => api::status(self),
             (Method::Get, "/api/timeline") => api::timeline(self),
+            (Method::Get, "/api/snapshots") => api::snapshot_list(self),
             (Method::Get, "/api/tree") => api::tree(self, &q),
             (Method::Get, "/api/file") => api::file(self, &q),
             (Method::Get, "/api/versions") => api::versions(self, &q),
             (Method::Get, "/api/diff") => api::diff(self, &q),
             (Method::Get, "/api/download") => return api::download(self, &q, rq),
-            (Method::Get, "/api/backup") => Ok(Reply::Json(self.jobs.backup_state())),
+            (Method::Get, "/api/backup") => Ok(Reply::Json(self.jobs.state("backup"))),
             (Method::Post, "/api/backup") => jobs::start_backup(self, scope),
-            (Method::Get, "/api/backup/events") => return jobs::events(self, rq),
+            (Method::Get, "/api/backup/events") => return jobs::events(self, rq, "backup"),
+            (Method::Get, "/api/restore") => Ok(Reply::Json(self.jobs.state("restore"))),
+            (Method::Get, "/api/restore/events") => return jobs::events(self, rq, "restore"),
             (Method::Post, "/api/restore") => {
                 let mut body = String::new();
                 match std::io::Read::read_to_string(&mut rq.as_reader().take(1 << 20), &mut body) {
-                    Ok(_) => jobs::restore(self, &body),
+                    Ok(_) => jobs::start_restore(self, scope, &body),
                     Err(e) => Err(Refusal::new(400, format!("cannot read the request: {e}"))),
                 }
             }
@@ -271,6 +292,7 @@ pub fn serve(ctx: &Ctx, opts: Options, ready: impl FnOnce(&str)) -> Result<()> {
         one_time: Mutex::new(Some(one_time.clone())),
         sessions: Mutex::new(Vec::new()),
         jobs: jobs::Jobs::default(),
+        repo: Mutex::new(None),
     };
     ready(&format!("http://{addr}/#token={one_time}"));
     std::thread::scope(|scope| {

@@ -494,6 +494,17 @@ impl Repository {
             .collect())
     }
 
+    /// What the repository holds, in bytes: config, keys, packs, index and snapshot files as the
+    /// backend lists them (what `status` reports and the web console plots over time).
+    pub fn stored_bytes(&self) -> Result<u64> {
+        let mut bytes = 0u64;
+        for k in [Kind::Config, Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot] {
+            let list = self.backend.list(k).map_err(Error::backend_err("list", k.dir()))?;
+            bytes += list.iter().map(|(_, n)| n).sum::<u64>();
+        }
+        Ok(bytes)
+    }
+
     /// Reads a pack's header alone (two range reads from its tail): its blobs' places.
     pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
         let name = id.to_hex();

@@ -13,3 +13,4 @@ pub mod recorded;
 pub mod retention;
 pub mod runlog;
 pub mod scheduler;
+pub mod sizelog;

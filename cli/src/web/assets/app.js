@@ -81,11 +81,16 @@ async function route() {
   showError("");
   document.body.dataset.page = page;
   document.body.dataset.loaded = "";
+  const t0 = performance.now();
   try {
     await pages[page](new URLSearchParams(q || ""));
   } catch (e) {
     showError(e.message);
   }
+  // When the page's data was drawn: ms since the route began and since the navigation (the
+  // load-time bench reads them).
+  document.body.dataset.routeMs = (performance.now() - t0).toFixed(1);
+  document.body.dataset.sinceNavMs = performance.now().toFixed(1);
   document.body.dataset.loaded = page;
 }
 
@@ -167,9 +172,11 @@ async function loadTimeline() {
     ? `Retention in the config would keep ${r.keep} and forget ${r.forget} snapshots (forget --dry-run).`
     : "No retention policy in the config: every snapshot is kept." + (r.note ? " " + r.note : "");
   snapTimeline($("snap-timeline"), t.snapshots);
-  let total = 0;
   const pts = t.snapshots.filter((s) => s.summary);
-  plot($("plot-size"), pts.map((s) => [Date.parse(s.time), (total += s.summary.bytes_stored)]), bytes);
+  // What the repository held after each backup and prune (the size log), and now.
+  const sizes = t.sizes.map((p) => [Date.parse(p.time), p.bytes]);
+  plot($("plot-size"), sizes, bytes);
+  $("plot-size").dataset.bytes = t.sizes.map((p) => p.bytes).join(",");
   plot($("plot-added"), pts.map((s) => [Date.parse(s.time), s.summary.bytes_added]), bytes);
   plot($("plot-duration"), pts.map((s) => [Date.parse(s.time), s.summary.duration_s]), (v) => v.toFixed(1) + "s");
   $("runs").replaceChildren(
@@ -184,7 +191,7 @@ async function loadTimeline() {
 // ---- browse
 let snapList = null;
 async function snapshots() {
-  if (!snapList) snapList = (await api("/api/timeline")).snapshots.slice().reverse();
+  if (!snapList) snapList = (await api("/api/snapshots")).snapshots.slice().reverse();
   return snapList;
 }
 function fillSnapshotSelect(sel, list, chosen) {
@@ -239,6 +246,8 @@ async function download(snap, path, format) {
 
 async function viewFile(snap, path) {
   showError("");
+  const t0 = performance.now();
+  $("viewer").dataset.loadMs = "";
   const v = await api(`/api/file?snapshot=${snap}&path=${encodeURIComponent(path)}`);
   $("viewer").hidden = false;
   $("viewer").dataset.path = path;
@@ -267,6 +276,7 @@ async function viewFile(snap, path) {
   vs.forEach((x, i) => { if (Date.parse(x.time) <= snapTime) cur = i; });
   $("diff-prev").disabled = cur < 1;
   $("diff-prev").onclick = () => showDiff(path, vs[cur - 1].snapshot_id, snap);
+  $("viewer").dataset.loadMs = (performance.now() - t0).toFixed(1);
 }
 
 async function showDiff(path, from, to) {
@@ -301,33 +311,60 @@ async function doRestore(ev) {
   else if (what === "files") req.paths = $("r-paths").value.split("\n").map((s) => s.trim()).filter(Boolean);
   else if (what) req.only.push(what);
   if ($("r-to-folder").checked) req.target = $("r-target").value;
-  const out = $("r-result");
-  out.dataset.state = "running";
-  out.textContent = "restoring…";
   showError("");
   try {
-    const r = await api("/api/restore", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req) });
-    const lines = [`restored ${r.files} files (${bytes(r.bytes)}), ${r.dirs} folders ${r.in_place ? "in place" : "to " + r.target}`];
-    if (r.errors.length) lines.push(`${r.errors.length} files could not be restored: ` + r.errors.map((e) => e.path + ": " + e.error).join("; "));
-    if (r.safety_snapshot_id) lines.push(`safety snapshot ${r.safety_snapshot_id.slice(0, 8)} holds what was there before`);
-    if (r.undo) lines.push("to undo: " + r.undo);
-    out.replaceChildren(...lines.map((l) => el("p", { text: l })));
-    out.dataset.state = r.errors.length ? "failed" : "done";
-    snapList = null;
-  } catch (e) {
+    const started = await api("/api/restore", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req) });
+    const out = $("r-result");
+    out.dataset.state = "running";
     out.textContent = "";
-    out.dataset.state = "failed";
+    $("r-progress").textContent = "restore starting…";
+    await followRestore(started.job);
+  } catch (e) {
     showError(e.message);
   }
 }
 
-// ---- back up now, with progress pushed as server-sent events (read from a fetch stream, so the
-// session token can go in a header; EventSource cannot send one).
+function showRestoreEnd(last) {
+  const out = $("r-result");
+  const r = last.result;
+  if (!r) {
+    out.textContent = "";
+    out.dataset.state = "failed";
+    showError("restore failed: " + last.error);
+    return;
+  }
+  const lines = [`restored ${r.files} files (${bytes(r.bytes)}), ${r.dirs} folders ${r.in_place ? "in place" : "to " + r.target}`];
+  if (r.errors.length) lines.push(`${r.errors.length} files could not be restored: ` + r.errors.map((e) => e.path + ": " + e.error).join("; "));
+  if (r.safety_snapshot_id) lines.push(`safety snapshot ${r.safety_snapshot_id.slice(0, 8)} holds what was there before`);
+  if (r.undo) lines.push("to undo: " + r.undo);
+  out.replaceChildren(...lines.map((l) => el("p", { text: l })));
+  out.dataset.state = r.errors.length ? "failed" : "done";
+  snapList = null;
+}
+
+// Follows the restore started as `job` (or, without one, whichever runs) to its end.
+async function followRestore(job) {
+  const p = $("r-progress");
+  await follow("restore", (data) => {
+    p.dataset.state = "running";
+    p.dataset.seen = "1";
+    p.textContent = progressLine(data);
+  }, (data) => {
+    const last = data.last;
+    if (!last || (job && last.job !== job)) return;
+    p.dataset.state = last.ok ? "done" : "failed";
+    p.textContent = progressLine(last.progress) + (last.ok ? " — done" : " — failed");
+    showRestoreEnd(last);
+  });
+}
+
+// ---- back up now and restores, with progress pushed as server-sent events (read from a fetch
+// stream, so the session token can go in a header; EventSource cannot send one).
 function progressLine(p) {
   const files = p.files_total !== null ? `${p.files_done}/${p.files_total} ${p.unit}` : `${p.files_done} ${p.unit}`;
   const b = p.bytes_total !== null ? `${bytes(p.bytes_done)} / ${bytes(p.bytes_total)}` : bytes(p.bytes_done);
   const eta = p.eta_s !== null ? `, ETA ${secs(p.eta_s)}` : "";
-  return `backup${p.phase ? " (" + p.phase + ")" : ""}: ${files}, ${b}, ${bytes(p.rate_bytes_s)}/s${eta}`;
+  return `${p.what}${p.phase ? " (" + p.phase + ")" : ""}: ${files}, ${b}, ${bytes(p.rate_bytes_s)}/s${eta}`;
 }
 
 function showBackupEnd(last) {
@@ -344,9 +381,10 @@ function showBackupEnd(last) {
   }
 }
 
-async function follow() {
-  const bar = $("backup-bar");
-  const r = await api("/api/backup/events", { raw: true });
+// Reads the events of the running `what` (backup, restore): `onProgress` for each progress
+// event, `onEnd` once with how the last one ended (`idle`: none ever ran).
+async function follow(what, onProgress, onEnd) {
+  const r = await api(`/api/${what}/events`, { raw: true });
   const reader = r.body.getReader();
   const dec = new TextDecoder();
   let buf = "";
@@ -360,31 +398,39 @@ async function follow() {
       buf = buf.slice(i + 2);
       const ev = (chunk.match(/^event: (.*)$/m) || [])[1];
       const data = JSON.parse((chunk.match(/^data: (.*)$/m) || [, "null"])[1]);
-      if (ev === "progress") {
-        bar.hidden = false;
-        bar.dataset.state = "running";
-        $("backup-progress").textContent = progressLine(data);
-      } else if (ev === "done") {
-        bar.dataset.state = "done";
-        $("backup-progress").textContent = data.last && data.last.ok ? "backup done" : "backup failed: " + (data.last && data.last.error);
-        snapList = null;
-        if (document.body.dataset.page === "home") await loadHome();
-        showBackupEnd(data.last);
-      }
+      if (ev === "progress") onProgress(data);
+      else await onEnd(data);
     }
   }
+}
+
+async function followBackup(job) {
+  const bar = $("backup-bar");
+  await follow("backup", (data) => {
+    bar.hidden = false;
+    bar.dataset.state = "running";
+    $("backup-progress").textContent = progressLine(data);
+  }, async (data) => {
+    const last = data.last;
+    if (!last || (job && last.job !== job)) return;
+    bar.dataset.state = "done";
+    $("backup-progress").textContent = last.ok ? "backup done" : "backup failed: " + last.error;
+    snapList = null;
+    if (document.body.dataset.page === "home") await loadHome();
+    showBackupEnd(last);
+  });
 }
 
 async function backupNow() {
   showError("");
   try {
-    await api("/api/backup", { method: "POST" });
+    const started = await api("/api/backup", { method: "POST" });
     $("backup-bar").hidden = false;
     $("backup-bar").dataset.state = "running";
     $("backup-progress").textContent = "backup starting…";
     $("backup-status").textContent = "";
     $("backup-status").dataset.state = "";
-    await follow();
+    await followBackup(started.job);
   } catch (e) {
     showError(e.message);
   }
@@ -404,9 +450,11 @@ async function main() {
   $("restore-form").addEventListener("submit", doRestore);
   window.addEventListener("hashchange", route);
   await route();
-  // A backup already running (started from another tab): follow it.
+  // A backup or restore already running (started from another tab): follow it.
   const b = await api("/api/backup");
-  if (b.running) follow().catch((e) => showError(e.message));
+  if (b.running) followBackup(b.running.job).catch((e) => showError(e.message));
+  const r = await api("/api/restore");
+  if (r.running) followRestore(r.running.job).catch((e) => showError(e.message));
 }
 
 main();
