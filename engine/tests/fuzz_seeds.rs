@@ -150,6 +150,7 @@ fn write_seed_corpus(dir: &Path) {
         pack_size: 16 << 20,
         compression: 3,
         append_only: None,
+        object_lock: None,
     };
     put(&dir, "repo_config", "valid.json", &serde_json::to_vec(&cfg).unwrap());
 

@@ -36,6 +36,7 @@ mod live;
 mod maintenance;
 mod mount;
 mod notify;
+mod object_lock;
 mod oc_archive;
 mod oc_backup;
 mod oc_config;

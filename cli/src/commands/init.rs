@@ -2,6 +2,7 @@
 
 use crate::context::{self, Ctx};
 use anyhow::Result;
+use clawback_engine::backend::retention::ObjectLock;
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::repo::{append_only, InitOptions, DEFAULT_COMPRESSION, DEFAULT_PACK_SIZE};
@@ -38,6 +39,15 @@ pub struct Args {
     /// Where to write the new maintenance key (a file that must not exist; keep it off this host)
     #[arg(long, value_name = "F", requires = "append_only")]
     pub maintenance_key_out: Option<PathBuf>,
+    /// S3: object lock: every object the repository gets (but leases) cannot be deleted for DAYS
+    /// days after its upload, on any host; the bucket needs object lock (--create-bucket makes it so)
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub object_lock_days: Option<u32>,
+    /// S3: the object-lock mode: compliance (nobody can shorten it) or governance (credentials with
+    /// s3:BypassGovernanceRetention can)
+    #[arg(long, value_name = "MODE", requires = "object_lock_days", default_value = "compliance",
+          value_parser = ["compliance", "governance"])]
+    pub object_lock_mode: String,
 }
 
 /// The repository settings the flags ask for.
@@ -48,6 +58,7 @@ pub fn options(a: &Args) -> InitOptions {
         chunker: ChunkParams { min: avg / 4, avg, max: avg * 4 },
         pack_size: a.pack_size << 20,
         compression: a.compression,
+        object_lock: a.object_lock_days.map(|days| ObjectLock { mode: a.object_lock_mode.to_ascii_uppercase(), days }),
         ..InitOptions::default()
     }
 }
@@ -92,9 +103,17 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             "created": true,
             "append_only": key_out.is_some(),
             "maintenance_key_file": key_out.as_ref().map(|p| p.display().to_string()),
+            "object_lock": opts.object_lock,
         }));
     } else if !g.quiet {
         println!("created repository at {loc}");
+        if let Some(l) = &opts.object_lock {
+            println!(
+                "object lock: every object but leases is kept {} for {} days after its upload; forget and \
+                 prune hide objects, the bucket keeps them until then",
+                l.mode, l.days
+            );
+        }
         if let Some(out) = &key_out {
             println!(
                 "append-only: forget, prune and key removal need the maintenance key written to {}; \

@@ -1,5 +1,6 @@
-//! `clawback repair index|snapshots`: rebuild the index from the pack headers; rewrite snapshots
-//! that lost data so everything undamaged stays restorable. Both say what they changed.
+//! `clawback repair index|snapshots|undelete`: rebuild the index from the pack headers; rewrite
+//! snapshots that lost data so everything undamaged stays restorable; bring back objects deleted
+//! from a versioned bucket. Each says what it changed.
 
 use crate::context::Ctx;
 use anyhow::Result;
@@ -19,6 +20,9 @@ pub enum What {
     /// Rewrite snapshots that need lost data: drop files whose content is lost, empty folders whose
     /// tree is lost; the new snapshot is tagged `repaired` and replaces the damaged one
     Snapshots(Opts),
+    /// S3 with versioning (or object lock): bring back every repository object that was deleted
+    /// (its delete marker removed), snapshots, index, packs, keys and config; no password needed
+    Undelete(Opts),
 }
 
 #[derive(clap::Args, Debug)]
@@ -30,9 +34,9 @@ pub struct Opts {
 
 pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
     let g = &ctx.g;
-    let repo = ctx.open()?;
     match &a.what {
         What::Index(o) => {
+            let repo = ctx.open()?;
             let r = repair::repair_index(&repo, o.dry_run)?;
             if g.json {
                 crate::ui::print_json(&serde_json::to_value(&r)?);
@@ -63,7 +67,9 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             }
             Ok(0)
         }
+        What::Undelete(o) => undelete(ctx, o),
         What::Snapshots(o) => {
+            let repo = ctx.open()?;
             let r = repair::repair_snapshots(&repo, o.dry_run)?;
             if g.json {
                 crate::ui::print_json(&serde_json::to_value(&r)?);
@@ -93,4 +99,37 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `repair undelete`: on the storage alone, since the config and key files may be deleted too.
+fn undelete(ctx: &Ctx, o: &Opts) -> Result<i32> {
+    let g = &ctx.g;
+    let s = crate::context::Settings::load(g)?;
+    let res = crate::context::resolve(g, &s)?;
+    let be = ctx.backend(&res.location)?;
+    let r = repair::repair_undelete(be.as_ref(), o.dry_run)?;
+    if g.json {
+        crate::ui::print_json(&serde_json::to_value(&r)?);
+    } else if !g.quiet {
+        for ob in &r.objects {
+            println!(
+                "{} {}/{} ({} bytes)",
+                if o.dry_run { "would bring back" } else { "brought back" },
+                ob.kind,
+                ob.name,
+                ob.size
+            );
+        }
+        println!(
+            "{} objects ({} bytes) {}; {} deleted leases and condemned records left deleted",
+            r.objects.len(),
+            r.bytes,
+            if o.dry_run { "would come back (dry run)" } else { "brought back" },
+            r.skipped
+        );
+        if !o.dry_run && !r.objects.is_empty() {
+            println!("next: `clawback check --read-data`; run `clawback repair index` if it reports unindexed packs");
+        }
+    }
+    Ok(0)
 }

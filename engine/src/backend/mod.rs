@@ -8,6 +8,7 @@ pub mod fault;
 pub mod kind;
 pub mod local;
 pub mod registry;
+pub mod retention;
 pub mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;
@@ -16,7 +17,7 @@ pub mod throttle;
 use std::io;
 
 /// The `Backend` methods a decorator holding `inner: Arc<dyn Backend>` passes straight through:
-/// `location`, `connections` and `requests`. Used inside the decorator's `impl Backend`.
+/// `location`, `connections`, `requests` and `versioned`. Used inside the decorator's `impl Backend`.
 macro_rules! forward_to_inner {
     () => {
         fn location(&self) -> String {
@@ -29,6 +30,10 @@ macro_rules! forward_to_inner {
 
         fn requests(&self) -> Vec<(&'static str, u64)> {
             self.inner.requests()
+        }
+
+        fn versioned(&self) -> Option<&dyn $crate::backend::retention::Versioned> {
+            self.inner.versioned()
         }
     };
 }
@@ -89,6 +94,11 @@ pub trait Backend: Send + Sync {
     /// backends that do not count. Decorators forward it.
     fn requests(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
+    }
+    /// The store's object versions and retention (an S3 bucket), or None where there are none.
+    /// Decorators forward it.
+    fn versioned(&self) -> Option<&dyn retention::Versioned> {
+        None
     }
 }
 

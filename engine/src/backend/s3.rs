@@ -25,6 +25,7 @@ pub use explain::is_missing_bucket;
 use explain::{fail, s3_error};
 pub use options::{ObjectLock, S3Options, Sse, DEFAULT_CONNECTIONS};
 
+use super::retention::{DeletedObject, Versioned};
 use super::retry::transient;
 use super::{check_name, Backend, Kind};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -36,7 +37,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use base64::Engine as _;
 use md5::{Digest, Md5};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +58,7 @@ macro_rules! new_object_options {
             }
             None => {}
         }
-        if let Some((mode, until)) = $s.lock_until() {
+        if let Some((mode, until)) = $s.lock_until($kind) {
             req = req.object_lock_mode(mode).object_lock_retain_until_date(until);
         }
         req
@@ -104,6 +105,9 @@ pub struct S3Backend {
     sizes: Mutex<HashMap<(Kind, String), u64>>,
     /// The config and key files, once read: written once, never changed in place.
     bodies: Mutex<HashMap<(Kind, String), Vec<u8>>>,
+    /// The retention new objects carry: the options' at first, then what the repository's config
+    /// records ([`Versioned::set_object_lock`]).
+    lock: RwLock<Option<ObjectLock>>,
 }
 
 impl S3Backend {
@@ -120,6 +124,7 @@ impl S3Backend {
         Ok(S3Backend {
             rt,
             client,
+            lock: RwLock::new(opts.object_lock.clone()),
             opts,
             counts: Default::default(),
             sizes: Mutex::new(HashMap::new()),
@@ -167,8 +172,11 @@ impl S3Backend {
         base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
     }
 
-    fn lock_until(&self) -> Option<(ObjectLockMode, DateTime)> {
-        let l = self.opts.object_lock.as_ref()?;
+    fn lock_until(&self, kind: Kind) -> Option<(ObjectLockMode, DateTime)> {
+        if !ObjectLock::applies_to(kind) {
+            return None;
+        }
+        let l = self.lock.read().clone()?;
         let until = chrono::Utc::now().timestamp() + i64::from(l.days) * 86_400;
         Some((ObjectLockMode::from(l.mode.to_ascii_uppercase().as_str()), DateTime::from_secs(until)))
     }
@@ -371,6 +379,114 @@ impl S3Backend {
         }
     }
 
+    /// Refuses a bucket without object lock up front: every write with retention would fail there.
+    async fn require_object_lock(&self) -> io::Result<()> {
+        self.count(Req::Bucket);
+        let enabled = match self.client.get_object_lock_configuration().bucket(&self.opts.bucket).send().await {
+            Ok(o) => o
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| e.as_str() == "Enabled"),
+            Err(e) if matches!(e.code(), Some("ObjectLockConfigurationNotFoundError")) => false,
+            Err(e) => return Err(self.map_err("read the bucket's object lock configuration", e)),
+        };
+        if enabled {
+            return Ok(());
+        }
+        Err(s3_error(
+            io::ErrorKind::InvalidInput,
+            S3Failure::Other,
+            "ObjectLockNotEnabled",
+            format!(
+                "bucket {} has no object lock; name a new bucket and add --create-bucket (object lock is \
+                 enabled when a bucket is created)",
+                self.opts.bucket
+            ),
+        ))
+    }
+
+    /// The repository's object kind and name for a bucket key under the prefix; None for keys that
+    /// are not the repository's.
+    fn object_of_key(&self, key: &str) -> Option<(Kind, String)> {
+        let rel =
+            if self.opts.prefix.is_empty() { key } else { key.strip_prefix(&self.opts.prefix)?.strip_prefix('/')? };
+        if rel == "config" {
+            return Some((Kind::Config, rel.to_string()));
+        }
+        let (dir, rest) = rel.split_once('/')?;
+        let kind = [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Lock, Kind::Condemned, Kind::Dict]
+            .into_iter()
+            .find(|k| k.dir() == dir)?;
+        let name = match (kind, rest.split_once('/')) {
+            (Kind::Pack, Some((fan, name))) if name.get(..2) == Some(fan) => name,
+            (Kind::Pack, _) => return None,
+            (_, Some(_)) => return None,
+            (_, None) => rest,
+        };
+        check_name(kind, name).ok()?;
+        Some((kind, name.to_string()))
+    }
+
+    async fn deleted_objects_async(&self) -> io::Result<Vec<DeletedObject>> {
+        let prefix = if self.opts.prefix.is_empty() { String::new() } else { format!("{}/", self.opts.prefix) };
+        let what = format!("list the versions under {}/{prefix}", self.opts.bucket);
+        /// What one key has: its kept versions (last modified, size), its delete markers, and
+        /// whether a marker is the current version.
+        #[derive(Default)]
+        struct Seen {
+            kept: Vec<(DateTime, u64)>,
+            markers: Vec<String>,
+            marker_current: bool,
+        }
+        let mut by_key: std::collections::BTreeMap<String, Seen> = Default::default();
+        let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            self.count(Req::List);
+            let resp = self
+                .client
+                .list_object_versions()
+                .bucket(&self.opts.bucket)
+                .prefix(&prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.map_err(&what, e))?;
+            for v in resp.versions() {
+                if let Some(k) = v.key() {
+                    let t = v.last_modified().copied().unwrap_or(DateTime::from_secs(0));
+                    by_key.entry(k.to_string()).or_default().kept.push((t, v.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            for m in resp.delete_markers() {
+                if let Some(k) = m.key() {
+                    let seen = by_key.entry(k.to_string()).or_default();
+                    seen.markers.push(m.version_id().unwrap_or("null").to_string());
+                    seen.marker_current |= m.is_latest().unwrap_or(false);
+                }
+            }
+            if !resp.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = resp.next_key_marker().map(str::to_string);
+            version_marker = resp.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() && version_marker.is_none() {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for (key, seen) in by_key {
+            let Some((kind, name)) = self.object_of_key(&key) else { continue };
+            // Every marker goes, not only the newest: one that is not current hides nothing, and
+            // removing them all needs no ordering of versions by time.
+            let Some(&(_, size)) = seen.kept.iter().max_by_key(|(t, _)| (t.secs(), t.subsec_nanos())) else { continue };
+            if seen.marker_current {
+                out.push(DeletedObject { kind, name, key, size, markers: seen.markers });
+            }
+        }
+        Ok(out)
+    }
+
     async fn create_bucket(&self) -> io::Result<()> {
         self.count(Req::Bucket);
         let mut req = self.client.create_bucket().bucket(&self.opts.bucket);
@@ -383,7 +499,7 @@ impl S3Backend {
                     .build(),
             );
         }
-        if self.opts.object_lock.is_some() {
+        if self.lock.read().is_some() {
             req = req.object_lock_enabled_for_bucket(true);
         }
         match req.send().await {
@@ -419,6 +535,8 @@ impl Backend for S3Backend {
                     ));
                 }
                 self.create_bucket().await?;
+            } else if self.lock.read().is_some() {
+                self.require_object_lock().await?;
             }
             let key = self.key_unchecked(Kind::Config, "config");
             if self.head_size(&key, "read config").await?.is_some() {
@@ -527,12 +645,49 @@ impl Backend for S3Backend {
         self.opts.connections.max(1)
     }
 
+    fn versioned(&self) -> Option<&dyn Versioned> {
+        Some(self)
+    }
+
     fn requests(&self) -> Vec<(&'static str, u64)> {
         REQS.iter()
             .zip(&self.counts)
             .map(|((_, n), c)| (*n, c.load(Ordering::Relaxed)))
             .filter(|(_, c)| *c > 0)
             .collect()
+    }
+}
+
+impl Versioned for S3Backend {
+    fn set_object_lock(&self, lock: Option<ObjectLock>) {
+        *self.lock.write() = lock;
+    }
+
+    fn object_lock(&self) -> Option<ObjectLock> {
+        self.lock.read().clone()
+    }
+
+    fn deleted_objects(&self) -> io::Result<Vec<DeletedObject>> {
+        self.rt.block_on(self.deleted_objects_async())
+    }
+
+    fn undelete(&self, obj: &DeletedObject) -> io::Result<()> {
+        self.rt.block_on(async {
+            for m in &obj.markers {
+                self.count(Req::Delete);
+                self.client
+                    .delete_object()
+                    .bucket(&self.opts.bucket)
+                    .key(&obj.key)
+                    .version_id(m)
+                    .send()
+                    .await
+                    .map_err(|e| self.map_err(&format!("remove the delete marker of {}", obj.key), e))?;
+            }
+            Ok::<(), io::Error>(())
+        })?;
+        self.sizes.lock().remove(&(obj.kind, obj.name.clone()));
+        Ok(())
     }
 }
 
@@ -588,5 +743,16 @@ mod tests {
         assert_eq!(be.key(Kind::Snapshot, "ef").unwrap(), "p/snapshots/ef");
         assert!(be.key(Kind::Index, "../x").is_err());
         assert!(be.key(Kind::Config, "other").is_err());
+        // Keys from a version listing map back to the repository's objects, and only those.
+        for (kind, name) in
+            [(Kind::Config, "config"), (Kind::Pack, "abcd"), (Kind::Snapshot, "ef"), (Kind::Lock, "l-1")]
+        {
+            assert_eq!(be.object_of_key(&be.key(kind, name).unwrap()), Some((kind, name.to_string())));
+        }
+        for other in
+            ["config", "p/data/cd/abcd", "p/data/abcd", "p/snapshots/a/b", "p/other/x", "p/keys/../x", "pp/config"]
+        {
+            assert_eq!(be.object_of_key(other), None, "{other}");
+        }
     }
 }

@@ -69,6 +69,10 @@ impl Backend for Throttle {
         self.inner.location()
     }
 
+    fn versioned(&self) -> Option<&dyn super::retention::Versioned> {
+        self.inner.versioned()
+    }
+
     fn create(&self) -> io::Result<()> {
         self.inner.create()
     }

@@ -9,8 +9,12 @@
 //! lost content are dropped, folders whose tree is lost become empty folders, and the new snapshot
 //! (same time, host and paths, tag `repaired`, `original` = the damaged snapshot's id, every change
 //! listed in its `warnings`) replaces the damaged one. Everything undamaged stays restorable.
+//!
+//! `repair undelete` brings back what was deleted from a versioned bucket (S3 with versioning, as
+//! object lock implies): every repository object whose current version is a delete marker gets its
+//! newest kept version back. It needs no password, since the config and key files may be gone too.
 
-use crate::backend::Kind;
+use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdSet, IndexId, PackId, SnapshotId, TreeId};
@@ -303,5 +307,62 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
     if let Some(l) = lease {
         l.release();
     }
+    Ok(report)
+}
+
+/// One object `repair undelete` brings back (or would).
+#[derive(Clone, Debug, Serialize)]
+pub struct UndeletedObject {
+    /// The object's folder (`data`, `index`, `snapshots`, `keys`, `dicts`) or `config`.
+    pub kind: &'static str,
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UndeleteReport {
+    pub dry_run: bool,
+    /// Brought back (or, with `dry_run`, would be), sorted by folder and name.
+    pub objects: Vec<UndeletedObject>,
+    pub bytes: u64,
+    /// Deleted leases and condemned records, left deleted: a lease coming back would look like a
+    /// run in progress, and a condemned record would let the next prune delete packs that the
+    /// snapshots brought back may need (the packs come back as ordinary packs instead).
+    pub skipped: u64,
+}
+
+/// Brings back every deleted object of the repository in a versioned bucket (see the module docs);
+/// works on the storage alone, as the config and key files may be among the deleted.
+pub fn repair_undelete(be: &dyn Backend, dry_run: bool) -> Result<UndeleteReport> {
+    let Some(v) = be.versioned() else {
+        return Err(Error::Usage(format!(
+            "repair undelete needs an S3 repository in a bucket with versioning (or object lock); {} keeps no \
+             old versions",
+            be.location()
+        )));
+    };
+    let deleted =
+        v.deleted_objects().map_err(|e| Error::Backend { op: "list versions", name: be.location(), source: e })?;
+    let mut report = UndeleteReport { dry_run, ..Default::default() };
+    // Data before what refers to it, the config last: an interrupted run leaves objects that
+    // nothing names yet, or a repository that is not there until a second run finishes.
+    let rank = |k: Kind| {
+        [Kind::Pack, Kind::Dict, Kind::Index, Kind::Snapshot, Kind::Key, Kind::Config].iter().position(|&x| x == k)
+    };
+    let mut deleted = deleted;
+    deleted.sort_by_key(|d| rank(d.kind));
+    for d in deleted {
+        if matches!(d.kind, Kind::Lock | Kind::Condemned) {
+            report.skipped += 1;
+            continue;
+        }
+        if !dry_run {
+            v.undelete(&d).map_err(|e| Error::Backend { op: "undelete", name: d.key.clone(), source: e })?;
+        }
+        report.bytes += d.size;
+        let kind = if d.kind == Kind::Config { "config" } else { d.kind.dir() };
+        report.objects.push(UndeletedObject { kind, name: d.name, size: d.size });
+    }
+    report.objects.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     Ok(report)
 }

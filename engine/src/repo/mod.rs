@@ -22,6 +22,7 @@ pub use cache::default_cache_base;
 pub use dicts::DICT_VERSION;
 pub use host::{home_dir, hostname, username};
 
+use crate::backend::retention::ObjectLock;
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
@@ -54,6 +55,10 @@ pub struct RepoConfig {
     /// without the maintenance key. Absent in repositories made before it existed, which are not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub append_only: Option<append_only::AppendOnly>,
+    /// Object-lock retention every new object but a lease carries (`init --object-lock-days`), on
+    /// any host that opens the repository. Absent: none (unless the clawback config file asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
 }
 
 impl RepoConfig {
@@ -74,6 +79,9 @@ impl RepoConfig {
         }
         if let Some(a) = &config.append_only {
             a.validate().map_err(|e| Error::corrupt("config", "config", e))?;
+        }
+        if let Some(l) = &config.object_lock {
+            l.validate().map_err(|e| Error::corrupt("config", "config", e))?;
         }
         Ok(config)
     }
@@ -105,6 +113,8 @@ pub struct InitOptions {
     /// Make the repository append-only, liftable by the maintenance key this records
     /// ([`append_only::new_maintenance_key`]).
     pub append_only: Option<append_only::AppendOnly>,
+    /// Object-lock retention for every object but leases, recorded in the config (S3 only).
+    pub object_lock: Option<ObjectLock>,
 }
 
 impl Default for InitOptions {
@@ -116,6 +126,7 @@ impl Default for InitOptions {
             compression: DEFAULT_COMPRESSION,
             version: DICT_VERSION,
             append_only: None,
+            object_lock: None,
         }
     }
 }
@@ -162,6 +173,17 @@ impl Repository {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::Backend { op: "read", name: "config".into(), source: e }),
         }
+        if let Some(lock) = &opts.object_lock {
+            lock.validate().map_err(Error::Usage)?;
+            let Some(v) = backend.versioned() else {
+                return Err(Error::Usage(format!(
+                    "--object-lock-days needs an S3 repository (object lock is a bucket feature); {} is not one",
+                    backend.location()
+                )));
+            };
+            // Before the bucket is made (with object lock enabled) and the key file written.
+            v.set_object_lock(Some(lock.clone()));
+        }
         backend.create().map_err(Error::backend_err("create", &backend.location()))?;
         let master = MasterKey::random();
         let keys = Keys::derive(&master);
@@ -172,6 +194,7 @@ impl Repository {
             pack_size: opts.pack_size.clamp(1 << 20, 1 << 30),
             compression: opts.compression.clamp(0, 19),
             append_only: opts.append_only.clone(),
+            object_lock: opts.object_lock.clone(),
         };
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
@@ -222,6 +245,11 @@ impl Repository {
         let sealed = backend.read(Kind::Config, "config").map_err(Error::backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
         let config = RepoConfig::from_json(&plain)?;
+        // The repository's retention binds every host; a store without versions (a copy of the
+        // repository in a folder) has nothing to set.
+        if let (Some(lock), Some(v)) = (&config.object_lock, backend.versioned()) {
+            v.set_object_lock(Some(lock.clone()));
+        }
         let lifted = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Defence in depth: whatever a command does, the backend of an append-only repository
         // refuses deletions until the maintenance key lifts the mode.
@@ -661,6 +689,7 @@ mod tests {
             pack_size: 1 << 24,
             compression: 3,
             append_only: None,
+            object_lock: None,
         };
         serde_json::to_vec(&c).unwrap()
     }

@@ -98,6 +98,7 @@ fn the_spec_names_every_config_and_key_file_key() {
         pack_size: 16 << 20,
         compression: 3,
         append_only: Some(clawback_engine::repo::append_only::AppendOnly { maintenance: "cd".repeat(32) }),
+        object_lock: Some(clawback_engine::backend::retention::ObjectLock { mode: "COMPLIANCE".into(), days: 30 }),
     };
     let (_, missing) = unnamed(&serde_json::to_value(cfg).unwrap(), &section(&spec, 4));
     assert!(missing.is_empty(), "format-spec §4 does not name the config keys {missing:?}");

@@ -119,7 +119,9 @@ pub fn apply_settings(o: &mut S3Options, s: &Sources) -> Result<()> {
     };
     o.object_lock = match (conf(&st.object_lock_mode), st.object_lock_days) {
         (None, None) => None,
-        (Some(mode), Some(days)) if days > 0 => Some(ObjectLock { mode: mode.to_ascii_uppercase(), days }),
+        (Some(mode), Some(days)) if days > 0 => {
+            Some(ObjectLock::new(&mode, days).map_err(|e| Error::Usage(format!("storage.objectLockMode/Days: {e}")))?)
+        }
         _ => {
             return Err(Error::Usage(
                 "object lock needs both storage.objectLockMode (GOVERNANCE or COMPLIANCE) and storage.objectLockDays (1 or more)"

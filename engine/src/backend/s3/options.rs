@@ -12,13 +12,9 @@ pub enum Sse {
     Kms(Option<String>),
 }
 
-/// Object-lock retention put on every new object (the bucket must have object lock enabled).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectLock {
-    /// `GOVERNANCE` or `COMPLIANCE`.
-    pub mode: String,
-    pub days: u32,
-}
+/// Object-lock retention put on every new object but leases (the bucket must have object lock
+/// enabled).
+pub use crate::backend::retention::ObjectLock;
 
 /// Everything needed to reach a bucket. Secrets are kept out of `Debug`.
 #[derive(Clone)]
