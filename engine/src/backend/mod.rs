@@ -81,6 +81,12 @@ pub trait Backend: Send + Sync {
     fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>>;
     /// Stores an object atomically. Writing a name that exists is an error of kind `AlreadyExists`.
     fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()>;
+    /// Stores the local file at `path` as an object, like [`Backend::write`] (the caller removes
+    /// the file after). By default it is read into memory and written; a backend that can do
+    /// better (the local one links it into place) keeps a whole pack out of memory.
+    fn write_file(&self, kind: Kind, name: &str, path: &std::path::Path) -> io::Result<()> {
+        self.write(kind, name, &std::fs::read(path)?)
+    }
     /// Lists the objects of a kind with their sizes.
     fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>>;
     fn size(&self, kind: Kind, name: &str) -> io::Result<u64>;

@@ -221,6 +221,19 @@ impl Backend for Retry {
         })
     }
 
+    fn write_file(&self, kind: Kind, name: &str, path: &std::path::Path) -> io::Result<()> {
+        self.run(|attempt| match self.inner.write_file(kind, name, path) {
+            // As in `write`: an earlier attempt may have landed.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => {
+                match (self.inner.read(kind, name), std::fs::read(path)) {
+                    (Ok(have), Ok(want)) if have == want => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            r => r,
+        })
+    }
+
     fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
         self.run(|_| self.inner.list(kind))
     }

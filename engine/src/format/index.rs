@@ -86,6 +86,29 @@ impl Index {
         Index { packs, table: Some(table), ..Index::default() }
     }
 
+    /// Takes `table` (the blob table with the index files that were left out of this one's, see
+    /// [`BlobTable::open_kept`]) and its packs in place of this index's table, keeping what this
+    /// process added: the overlay and its own runs, their pack positions mapped into `packs`.
+    /// Condemned marks and the source are reset: the caller sets them for the new table.
+    pub fn absorb(&mut self, table: BlobTable, packs: PackList) {
+        let old = std::mem::replace(self, Index { packs, table: Some(table), ..Index::default() });
+        let moved = |me: &mut Index, id: BlobId, l: BlobLoc| {
+            let pack = me.insert_pack(old.packs.id(l.pack), old.packs.size(l.pack));
+            me.insert_blob(id, BlobLoc { pack, ..l });
+        };
+        if let Some(t) = &old.table {
+            for r in t.private_records() {
+                moved(self, r.id, r.loc());
+            }
+        }
+        for (id, l) in &old.overlay {
+            moved(self, *id, *l);
+        }
+        if self.overlay.len() > OVERLAY_MAX {
+            self.spill_overlay();
+        }
+    }
+
     pub fn add_pack(&mut self, id: PackId, size: u64, entries: &[PackEntry]) {
         let p = self.insert_pack(id, size);
         for e in entries {

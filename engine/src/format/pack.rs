@@ -41,11 +41,34 @@ pub fn check_len(id: &PackId, len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Accumulates encrypted blobs in memory until the pack is full.
+/// Accumulates encrypted blobs until the pack is full: in memory, or appended to a spool file
+/// ([`PackWriter::spooled`]) so a filling pack costs no memory.
 pub struct PackWriter {
     pub ty: BlobType,
     buf: Vec<u8>,
     entries: Vec<PackEntry>,
+    spool: Option<Spool>,
+}
+
+/// A spooled pack's file, the hash of what went into it, and the first write error.
+struct Spool {
+    w: std::io::BufWriter<std::fs::File>,
+    hash: blake3::Hasher,
+    len: usize,
+    err: Option<std::io::Error>,
+}
+
+impl Spool {
+    fn append(&mut self, b: &[u8]) {
+        use std::io::Write;
+        self.hash.update(b);
+        self.len += b.len();
+        if self.err.is_none() {
+            if let Err(e) = self.w.write_all(b) {
+                self.err = Some(e);
+            }
+        }
+    }
 }
 
 /// A finished pack, ready to store.
@@ -57,12 +80,23 @@ pub struct FinishedPack {
 
 impl PackWriter {
     pub fn new(ty: BlobType, capacity: usize) -> Self {
-        PackWriter { ty, buf: Vec::with_capacity(capacity), entries: Vec::new() }
+        PackWriter { ty, buf: Vec::with_capacity(capacity), entries: Vec::new(), spool: None }
+    }
+
+    /// A writer that appends the pack to `file` (empty, at its start) instead of memory; finished
+    /// with [`PackWriter::finish_spooled`].
+    pub fn spooled(ty: BlobType, file: std::fs::File) -> Self {
+        let spool =
+            Spool { w: std::io::BufWriter::with_capacity(1 << 16, file), hash: Default::default(), len: 0, err: None };
+        PackWriter { ty, buf: Vec::new(), entries: Vec::new(), spool: Some(spool) }
     }
 
     pub fn add(&mut self, id: BlobId, stored: &[u8], raw_length: usize) {
-        let offset = self.buf.len() as u32;
-        self.buf.extend_from_slice(stored);
+        let offset = self.len() as u32;
+        match &mut self.spool {
+            Some(s) => s.append(stored),
+            None => self.buf.extend_from_slice(stored),
+        }
         self.entries.push(PackEntry {
             ty: self.ty,
             id,
@@ -73,21 +107,42 @@ impl PackWriter {
     }
 
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.spool.as_ref().map_or(self.buf.len(), |s| s.len)
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The sealed header and its length, which end the pack.
+    fn tail(entries: &[PackEntry], keys: &Keys) -> Vec<u8> {
+        let header = postcard::to_allocvec(&PackHeader { version: 1, entries: entries.to_vec() })
+            .expect("serialize pack header");
+        let mut sealed = codec::seal_object(keys, &[AAD_PACK_HEADER], &header, codec::METADATA_LEVEL);
+        let n = sealed.len() as u32;
+        sealed.extend_from_slice(&n.to_le_bytes());
+        sealed
+    }
+
+    /// Finishes a pack held in memory.
     pub fn finish(self, keys: &Keys) -> FinishedPack {
+        assert!(self.spool.is_none(), "a spooled pack is finished with finish_spooled");
         let PackWriter { mut buf, entries, .. } = self;
-        let header =
-            postcard::to_allocvec(&PackHeader { version: 1, entries: entries.clone() }).expect("serialize pack header");
-        let sealed = codec::seal_object(keys, &[AAD_PACK_HEADER], &header, codec::METADATA_LEVEL);
-        buf.extend_from_slice(&sealed);
-        buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&Self::tail(&entries, keys));
         FinishedPack { id: PackId::of_bytes(&buf), bytes: buf, entries }
+    }
+
+    /// Finishes a spooled pack: its header is appended to the file, which is flushed and closed.
+    /// Returns the pack's id, length and entries.
+    pub fn finish_spooled(self, keys: &Keys) -> std::io::Result<(PackId, u64, Vec<PackEntry>)> {
+        let PackWriter { entries, spool, .. } = self;
+        let mut s = spool.expect("a spooled pack");
+        s.append(&Self::tail(&entries, keys));
+        if let Some(e) = s.err.take() {
+            return Err(e);
+        }
+        s.w.into_inner().map_err(|e| e.into_error())?;
+        Ok((PackId(*s.hash.finalize().as_bytes()), s.len as u64, entries))
     }
 }
 
@@ -173,6 +228,32 @@ mod tests {
         bad[3] ^= 1;
         assert!(parse(&keys, &p.id, &bad).is_err());
         assert!(parse(&keys, &p.id, &p.bytes[..p.bytes.len() - 1]).is_err());
+    }
+
+    /// A pack spooled to a file is the pack `finish` makes: named by the hash of the file's bytes,
+    /// with the same blobs at the same places.
+    #[test]
+    fn a_spooled_pack_is_a_pack() {
+        let keys = Keys::derive(&MasterKey([9; 32]));
+        let path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        let mut s = PackWriter::spooled(BlobType::Data, std::fs::File::create(&path).unwrap());
+        let mut m = PackWriter::new(BlobType::Data, 0);
+        for i in 0..5u8 {
+            let plain = vec![i; 70_000 + i as usize];
+            let id = keys.blob_id(&plain);
+            let stored = blob::encode(&keys, BlobType::Data, &id, &plain, 0);
+            s.add(id, &stored, plain.len());
+            m.add(id, &stored, plain.len());
+            assert_eq!(s.len(), m.len());
+        }
+        let (id, len, entries) = s.finish_spooled(&keys).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, len);
+        assert_eq!(parse(&keys, &id, &bytes).unwrap(), entries);
+        let mem = m.finish(&keys);
+        assert_eq!(entries, mem.entries);
+        let blobs_len = entries.iter().map(|e| e.length as usize).sum::<usize>();
+        assert_eq!(bytes[..blobs_len], mem.bytes[..blobs_len]);
     }
 
     #[test]

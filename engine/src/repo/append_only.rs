@@ -93,6 +93,12 @@ impl Backend for Guard {
         }
         self.inner.write(kind, name, data)
     }
+    fn write_file(&self, kind: Kind, name: &str, path: &std::path::Path) -> io::Result<()> {
+        if kind == Kind::Config {
+            return Err(denied("write config".into()));
+        }
+        self.inner.write_file(kind, name, path)
+    }
     fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
         self.inner.list(kind)
     }

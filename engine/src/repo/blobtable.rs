@@ -536,31 +536,11 @@ impl BlobTable {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(e)?;
         let _lock = lock_folder(dir).map_err(e)?;
 
-        let remote: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut m = read_manifest(dir).unwrap_or_default();
-        let mut packs = PackList::default();
-        for (id, size) in &m.packs {
-            packs.insert(*id, *size);
-        }
-        let mut runs = Vec::new();
-        let mut fresh = m.version != MANIFEST_VERSION || packs.len() != m.packs.len();
-        for meta in &m.runs {
-            if fresh {
-                break;
-            }
-            let opened =
-                File::open(dir.join(&meta.file)).map_err(|e| e.to_string()).and_then(|f| Run::open(f, packs.len()));
-            match opened {
-                Ok(r) if r.count == meta.count && meta.covers.iter().all(|n| remote.contains(n.as_str())) => {
-                    runs.push(r)
-                }
-                // Damaged, missing, or built from an index file that is gone: built anew.
-                _ => fresh = true,
-            }
-        }
+        let opened = open_runs(dir, &m, names);
+        let fresh = opened.is_none();
+        let (mut runs, mut packs) = opened.unwrap_or_default();
         if fresh {
-            runs.clear();
-            packs = PackList::default();
             m = Manifest {
                 version: MANIFEST_VERSION,
                 generation: rand::random(),
@@ -624,6 +604,38 @@ impl BlobTable {
             damaged: AtomicBool::new(false),
         };
         Ok((table, packs))
+    }
+
+    /// The table kept in `dir` as its manifest has it, reading no index file: `None` when a load
+    /// would build it anew (missing, damaged, or built from an index file no longer in `names`);
+    /// else the table, the packs its records point into, and the files of `names` it does not cover
+    /// yet. [`BlobTable::load`] with the same `names` later adds those (a lazy load).
+    pub fn open_kept(dir: &Path, names: &[String]) -> Result<Option<(BlobTable, PackList, Vec<String>)>> {
+        let e = |e| Error::io("open blob table", dir, e);
+        if !dir.join("manifest").exists() {
+            return Ok(None);
+        }
+        let _lock = lock_folder(dir).map_err(e)?;
+        let Some(m) = read_manifest(dir) else { return Ok(None) };
+        let Some((runs, packs)) = open_runs(dir, &m, names) else { return Ok(None) };
+        let covered: HashSet<&str> = m.runs.iter().flat_map(|r| r.covers.iter().map(String::as_str)).collect();
+        let new = names.iter().filter(|n| !covered.contains(n.as_str())).cloned().collect();
+        let table = BlobTable {
+            shared: runs.len(),
+            runs,
+            dir: dir.to_path_buf(),
+            persistent: true,
+            generation: m.generation,
+            checked: m.checked,
+            damaged: AtomicBool::new(false),
+        };
+        Ok(Some((table, packs, new)))
+    }
+
+    /// The records of this process's own runs ([`BlobTable::add_private`]), in no order.
+    pub fn private_records(&self) -> impl Iterator<Item = Record> + '_ {
+        // An unreadable run ends its records; that is damage, noted like a failed lookup.
+        self.runs[self.shared..].iter().flat_map(|r| r.iter().map_while(|x| x.map_err(|_| self.note_damage()).ok()))
     }
 
     /// Whether a backup of the set `key` (its host and paths) must look up the blobs it reuses from
@@ -717,6 +729,29 @@ impl BlobTable {
     pub fn run_counts(&self) -> (usize, usize) {
         (self.shared, self.runs.len())
     }
+}
+
+/// The runs the manifest `m` names, opened and checked, with the packs they point into: `None` when
+/// one is damaged or missing, or was built from an index file not in `names` (gone from the
+/// repository): the table is then built anew.
+fn open_runs(dir: &Path, m: &Manifest, names: &[String]) -> Option<(Vec<Run>, PackList)> {
+    let mut packs = PackList::default();
+    for (id, size) in &m.packs {
+        packs.insert(*id, *size);
+    }
+    if m.version != MANIFEST_VERSION || packs.len() != m.packs.len() {
+        return None;
+    }
+    let remote: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut runs = Vec::new();
+    for meta in &m.runs {
+        let r = File::open(dir.join(&meta.file)).ok().and_then(|f| Run::open(f, packs.len()).ok())?;
+        if r.count != meta.count || !meta.covers.iter().all(|n| remote.contains(n.as_str())) {
+            return None;
+        }
+        runs.push(r);
+    }
+    Some((runs, packs))
 }
 
 /// A new run file in `dir`: kept (named `run-…`) when the table is, else anonymous.

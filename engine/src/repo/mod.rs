@@ -159,6 +159,11 @@ pub struct Repository {
     dicts: dicts::Dicts,
     /// Set when the maintenance key lifted the append-only mode for this run (the guard reads it).
     lifted: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by [`Repository::refresh_index_lazily`] while index files the blob table does not cover
+    /// are left out of the index; the first lookup takes them in ([`Repository::absorb_pending`]).
+    absorb: std::sync::atomic::AtomicBool,
+    /// Held while they are taken in, so it happens once.
+    absorbing: parking_lot::Mutex<()>,
 }
 
 impl Repository {
@@ -274,6 +279,8 @@ impl Repository {
             index_loaded: std::sync::atomic::AtomicBool::new(false),
             dicts: Default::default(),
             lifted,
+            absorb: Default::default(),
+            absorbing: Default::default(),
         })
     }
 
@@ -366,11 +373,21 @@ impl Repository {
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
+    /// The index, whole: index files left out by a lazy load are taken in first. (A failure to
+    /// take them in shows in the explicit [`Repository::absorb_pending`] that precedes lookups.)
     pub fn index(&self) -> parking_lot::RwLockReadGuard<'_, Index> {
+        let _ = self.absorb_pending();
         self.index.read()
     }
     pub fn index_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Index> {
+        let _ = self.absorb_pending();
         self.index.write()
+    }
+
+    /// Whether a backup of the set `key` must look up the blobs it reuses from its parent (see
+    /// [`Index::reuse_needs_check`]); it takes in no index file a lazy load left out.
+    pub fn reuse_needs_check(&self, key: &str) -> bool {
+        self.index.read().reuse_needs_check(key)
     }
     pub fn cache(&self) -> Option<&Cache> {
         self.cache.as_ref()
@@ -379,12 +396,16 @@ impl Repository {
     /// Reads every index file not yet in the cache and rebuilds the in-memory index, with the packs
     /// of condemned records marked (readable, but not reused for dedup).
     pub fn reload_index(&self) -> Result<()> {
+        self.reload(false)
+    }
+
+    fn reload(&self, lazy: bool) -> Result<()> {
         // A prune running elsewhere may delete index files it has just consolidated between our
         // listing and our reading them: its consolidated file is written before, so listing again
         // finds everything.
         let mut attempt = 0;
         loop {
-            match self.load_index_once() {
+            match self.load_index_once(lazy) {
                 Err(Error::Backend { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 8 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50 << attempt.min(4)));
@@ -394,7 +415,9 @@ impl Repository {
         }
     }
 
-    fn load_index_once(&self) -> Result<()> {
+    /// Loads the index. `lazy`: when the cache's blob table is sound and no pack is condemned, the
+    /// index files it does not cover yet are left for the first lookup ([`Repository::absorb_pending`]).
+    fn load_index_once(&self, lazy: bool) -> Result<()> {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
         let condemned = condemned::list_condemned(self.backend.as_ref())?;
@@ -415,6 +438,17 @@ impl Repository {
         // The blob table reads only the index files it lacks (all of them with no cache, or a new
         // cache): from the cache's copies, else from the repository, a few at a time.
         let dir = self.cache.as_ref().map(|c| blobtable::table_dir(c.dir()));
+        if let Some(d) = dir.as_deref().filter(|_| lazy && condemned.is_empty()) {
+            if let Some((table, packs, new)) = BlobTable::open_kept(d, &names)? {
+                let mut index = Index::with_table(table, packs);
+                index.set_source(names);
+                let _held = self.absorbing.lock();
+                *self.index.write() = index;
+                self.absorb.store(!new.is_empty(), std::sync::atomic::Ordering::SeqCst);
+                self.index_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Ok(());
+            }
+        }
         let mut fetch =
             |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
         let (table, packs) = BlobTable::load(dir.as_deref(), &names, &mut fetch)?;
@@ -424,9 +458,58 @@ impl Repository {
         index.set_condemned(&packs);
         let record_names = condemned.into_iter().flat_map(|(_, names)| names);
         index.set_source(names.into_iter().chain(record_names).collect());
+        let _held = self.absorbing.lock();
         *self.index.write() = index;
+        self.absorb.store(false, std::sync::atomic::Ordering::SeqCst);
         self.index_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Takes into the index the index files a lazy load left out (nothing when there are none):
+    /// listed again, so what other hosts wrote since counts too, and this process's own additions
+    /// are kept. Every path that looks a blob up calls it (or [`Repository::index`]) first.
+    pub fn absorb_pending(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.absorb.load(SeqCst) {
+            return Ok(());
+        }
+        let _held = self.absorbing.lock();
+        if !self.absorb.load(SeqCst) {
+            return Ok(());
+        }
+        let dir = self.cache.as_ref().map(|c| blobtable::table_dir(c.dir()));
+        // As in `reload_index`: a prune may remove index files it consolidated between our listing
+        // and our reading them; listing again finds the consolidated one.
+        let mut attempt = 0;
+        loop {
+            let r = (|| {
+                let condemned = condemned::list_condemned(self.backend.as_ref())?;
+                let names = self.index_names()?;
+                let mut fetch =
+                    |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
+                let (table, packs) = BlobTable::load(dir.as_deref(), &names, &mut fetch)?;
+                let mut index = self.index.write();
+                index.absorb(table, packs);
+                let packs: crate::format::id::IdSet<crate::format::id::PackId> =
+                    condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
+                index.set_condemned(&packs);
+                let record_names = condemned.into_iter().flat_map(|(_, names)| names);
+                index.set_source(names.into_iter().chain(record_names).collect());
+                Ok(())
+            })();
+            match r {
+                Err(Error::Backend { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 8 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50 << attempt.min(4)));
+                }
+                r => {
+                    if r.is_ok() {
+                        self.absorb.store(false, SeqCst);
+                    }
+                    return r;
+                }
+            }
+        }
     }
 
     /// Calls `each` with the index files `names`: cached copies, then the others read from the
@@ -463,8 +546,20 @@ impl Repository {
     /// Reloads the index if index files or condemned records came or went since it was loaded. A
     /// writer calls it after taking its backup lease (format-spec, "Prune").
     pub fn refresh_index(&self) -> Result<()> {
+        self.refresh(false)
+    }
+
+    /// Like [`Repository::refresh_index`] for a run that may look no blob up (an unchanged backup
+    /// reuses its parent's blobs): index files the cache's blob table does not cover yet (other
+    /// hosts' new ones) are read only when the first lookup comes, so such a run does not pay for
+    /// what others wrote.
+    pub fn refresh_index_lazily(&self) -> Result<()> {
+        self.refresh(true)
+    }
+
+    fn refresh(&self, lazy: bool) -> Result<()> {
         if !self.index_loaded.load(std::sync::atomic::Ordering::SeqCst) {
-            return self.reload_index();
+            return self.reload(lazy);
         }
         let mut now = self.index_names()?;
         now.extend(
@@ -474,13 +569,13 @@ impl Repository {
                 .into_iter()
                 .map(|x| x.0),
         );
-        let mut was = self.index().source().to_vec();
+        let mut was = self.index.read().source().to_vec();
         was.sort();
         now.sort();
         if was == now {
             return Ok(());
         }
-        self.reload_index()
+        self.reload(lazy)
     }
 
     /// Reads and decodes index files, checking each one's name against its content.

@@ -9,16 +9,24 @@
 //! `--connections` says: at the default 16 MiB, one pack in flight and one filling. Before an index
 //! file is written every upload started so far is waited for, so an index never names a pack that
 //! is not stored.
+//!
+//! A pack fills in a spool file (`clawback-pack-*.tmp` in the cache's `tmp` folder, or the system's
+//! with no cache), not in memory, and is stored from there ([`Backend::write_file`]: the local
+//! backend links it into place). A spool file is locked while its packer lives; one left by a crash
+//! is unlocked, and the next packer removes it. Only a dry run packs in memory.
 
 use crate::backend::{Backend, Kind};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::BlobId;
+use crate::format::id::PackId;
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{FinishedPack, PackWriter};
 use crate::progress::Transfer;
 use crate::repo::Repository;
 use crossbeam_channel::{Receiver, Sender};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -29,6 +37,10 @@ const MAX_UPLOADS: usize = 4;
 /// in memory. At the default 16 MiB, one upload overlaps the filling of the next pack; each more
 /// in flight would add 16 MiB to a first backup's peak (the target is 64 MiB in all).
 const UPLOAD_BYTES: usize = 16 << 20;
+
+/// A spool file's name starts and ends so.
+const SPOOL_PREFIX: &str = "clawback-pack-";
+const SPOOL_SUFFIX: &str = ".tmp";
 
 /// An index file is written after this many packs, so a long interrupted backup keeps its progress.
 pub const PACKS_PER_INDEX: usize = 64;
@@ -54,20 +66,99 @@ pub struct Packer<'a> {
     uploads: Option<Uploads>,
     /// Pack bytes queued and stored, for a progress display.
     transfer: Arc<Transfer>,
+    /// Where spool files go (`None`: a dry run, packing in memory).
+    spool_dir: Option<PathBuf>,
+    /// The spool file of each open pack.
+    spools: [Option<Spool>; 2],
+    /// Whether crashes' spool files were looked for (once, before the first spool file).
+    swept: bool,
+}
+
+/// A pack's spool file, locked while it lives, removed when dropped (after its pack is stored, or
+/// when the packer fails).
+struct Spool {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Where spool files go: the cache's `tmp` folder, else the system's temporary folder.
+fn spool_dir(repo: &Repository) -> PathBuf {
+    repo.cache().map_or_else(std::env::temp_dir, |c| c.dir().join("tmp"))
+}
+
+/// A new spool file in `dir`, locked, and a writer appending to it. It is created under another
+/// name and renamed once locked, so a sweep never takes it for a crash's leftover.
+fn new_spool(dir: &Path, ty: BlobType) -> std::io::Result<(PackWriter, Spool)> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = dir.join(format!("clawback-new-{:016x}", rand::random::<u64>()));
+    // 0600 like every object: the local backend links this very file into the repository.
+    let f = File::options().read(true).write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let lock = f.try_clone()?;
+    let locked = lock.lock();
+    let path = dir.join(format!("{SPOOL_PREFIX}{:016x}{SPOOL_SUFFIX}", rand::random::<u64>()));
+    let renamed = locked.and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok((PackWriter::spooled(ty, f), Spool { path, _lock: lock }))
+}
+
+/// Removes the spool files in `dir` no packer holds: what a crashed one left.
+fn sweep_spools(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SPOOL_PREFIX) && name.ends_with(SPOOL_SUFFIX) {
+            if let Ok(f) = File::options().write(true).open(e.path()) {
+                if f.try_lock().is_ok() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// A finished pack on its way to the store: in memory (dry runs, and when no spool file could be
+/// made), or in its spool file.
+enum Ready {
+    Memory(FinishedPack),
+    Spooled { id: PackId, len: u64, spool: Spool },
+}
+
+impl Ready {
+    fn len(&self) -> u64 {
+        match self {
+            Ready::Memory(p) => p.bytes.len() as u64,
+            Ready::Spooled { len, .. } => *len,
+        }
+    }
 }
 
 /// The uploader threads and the uploads not yet confirmed.
 struct Uploads {
-    tx: Option<Sender<FinishedPack>>,
+    tx: Option<Sender<Ready>>,
     results: Receiver<Result<()>>,
     threads: Vec<JoinHandle<()>>,
     in_flight: usize,
 }
 
-/// Stores one pack; a pack already there (same name, so same bytes) is fine.
-fn store_pack(be: &dyn Backend, p: &FinishedPack) -> Result<()> {
-    let name = p.id.to_hex();
-    match be.write(Kind::Pack, &name, &p.bytes) {
+/// Stores one pack; a pack already there (same name, so same bytes) is fine. A spool file goes once
+/// its pack is stored.
+fn store_pack(be: &dyn Backend, p: Ready) -> Result<()> {
+    let (name, r) = match &p {
+        Ready::Memory(p) => (p.id.to_hex(), be.write(Kind::Pack, &p.id.to_hex(), &p.bytes)),
+        Ready::Spooled { id, spool, .. } => (id.to_hex(), be.write_file(Kind::Pack, &id.to_hex(), &spool.path)),
+    };
+    match r {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         r => r.map_err(|source| Error::Backend { op: "write pack", name, source })?,
     }
@@ -77,16 +168,17 @@ fn store_pack(be: &dyn Backend, p: &FinishedPack) -> Result<()> {
 
 impl Uploads {
     fn start(be: Arc<dyn Backend>, n: usize, transfer: Arc<Transfer>) -> Uploads {
-        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(0);
+        let (tx, rx) = crossbeam_channel::bounded::<Ready>(0);
         let (rtx, results) = crossbeam_channel::unbounded();
         let threads = (0..n)
             .map(|_| {
                 let (be, rx, rtx, transfer) = (be.clone(), rx.clone(), rtx.clone(), transfer.clone());
                 std::thread::spawn(move || {
                     for p in rx {
-                        let r = store_pack(be.as_ref(), &p);
+                        let len = p.len();
+                        let r = store_pack(be.as_ref(), p);
                         if r.is_ok() {
-                            transfer.stored(p.bytes.len() as u64);
+                            transfer.stored(len);
                         }
                         if rtx.send(r).is_err() {
                             break;
@@ -99,7 +191,7 @@ impl Uploads {
     }
 
     /// Hands a pack to a free uploader, waiting for one if all are busy.
-    fn send(&mut self, p: FinishedPack) -> Result<()> {
+    fn send(&mut self, p: Ready) -> Result<()> {
         self.collect(false)?;
         let tx = self.tx.as_ref().expect("uploads open");
         tx.send(p).map_err(|_| Error::Other("the pack uploaders stopped".into()))?;
@@ -149,6 +241,9 @@ impl<'a> Packer<'a> {
             bytes_stored: 0,
             uploads: None,
             transfer: Arc::default(),
+            spool_dir: (!dry).then(|| spool_dir(repo)),
+            spools: [None, None],
+            swept: false,
         }
     }
 
@@ -167,8 +262,21 @@ impl<'a> Packer<'a> {
         let pack_size = self.pack_size;
         let w = &mut self.writers[ty as usize];
         if w.is_empty() {
-            *w = PackWriter::new(ty, pack_size + pack_size / 8);
+            let spooled = match &self.spool_dir {
+                Some(dir) => {
+                    if !self.swept {
+                        sweep_spools(dir);
+                        self.swept = true;
+                    }
+                    let (w, s) = new_spool(dir, ty).map_err(|e| Error::io("write a pack to", dir, e))?;
+                    self.spools[ty as usize] = Some(s);
+                    w
+                }
+                None => PackWriter::new(ty, pack_size + pack_size / 8),
+            };
+            self.writers[ty as usize] = spooled;
         }
+        let w = &mut self.writers[ty as usize];
         w.add(id, stored, raw_len);
         if w.len() >= pack_size {
             let full = std::mem::replace(w, PackWriter::new(ty, 0));
@@ -181,15 +289,25 @@ impl<'a> Packer<'a> {
     }
 
     fn flush(&mut self, w: PackWriter) -> Result<()> {
-        let mut p = w.finish(self.repo.keys());
-        let size = p.bytes.len() as u64;
-        let entry = IndexPack { id: p.id, size, blobs: std::mem::take(&mut p.entries) };
+        let (p, entry) = match self.spools[w.ty as usize].take() {
+            Some(spool) => {
+                let (id, len, blobs) =
+                    w.finish_spooled(self.repo.keys()).map_err(|e| Error::io("write a pack to", &spool.path, e))?;
+                (Ready::Spooled { id, len, spool }, IndexPack { id, size: len, blobs })
+            }
+            None => {
+                let mut p = w.finish(self.repo.keys());
+                let entry = IndexPack { id: p.id, size: p.bytes.len() as u64, blobs: std::mem::take(&mut p.entries) };
+                (Ready::Memory(p), entry)
+            }
+        };
+        let size = entry.size;
         if !self.dry {
             let conns = self.repo.backend().connections();
             let n = conns.min(MAX_UPLOADS).min((UPLOAD_BYTES / self.pack_size.max(1)).max(1));
             self.transfer.queue(size);
             if conns <= 1 {
-                store_pack(self.repo.backend().as_ref(), &p)?;
+                store_pack(self.repo.backend().as_ref(), p)?;
                 self.transfer.stored(size);
             } else {
                 let (be, t) = (self.repo.backend().clone(), self.transfer.clone());

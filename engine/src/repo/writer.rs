@@ -225,6 +225,8 @@ impl<'a> Writer<'a> {
     /// Claims, encodes and adds one blob. Returns its encoded size when this call stored it;
     /// `None` when the repository holds it or it was claimed before.
     pub fn store(&self, ty: BlobType, id: BlobId, plain: &[u8], level: i32) -> Result<Option<usize>> {
+        // The first lookup of a lazily loaded index takes in what it left out; a failure shows here.
+        self.repo.absorb_pending()?;
         if !self.claim(ty, &id) {
             return Ok(None);
         }

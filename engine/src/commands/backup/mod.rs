@@ -176,14 +176,19 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     // The backup lease goes up before the index is (re)loaded: a prune that condemns packs after
     // this sees the lease and keeps them until it is gone (format-spec, "Prune").
     let lease = if dry { None } else { Some(crate::repo::lease::Lease::backup(repo.backend().clone())?) };
-    repo.refresh_index()?;
+    // Lazily: an unchanged run looks no blob up, so it need not read the index files other hosts
+    // wrote since the last run (they are read at the first lookup).
+    repo.refresh_index_lazily()?;
     let mut path_strings: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     for c in &opts.stdin_commands {
         path_strings.push(c.path()?.to_string_lossy().into_owned());
     }
     let host = opts.host.clone().unwrap_or_else(crate::repo::host::hostname);
     let set_key = format!("{host}\0{}", path_strings.join("\0"));
-    let check_reuse = repo.index().reuse_needs_check(&set_key);
+    let check_reuse = repo.reuse_needs_check(&set_key);
+    if check_reuse {
+        repo.absorb_pending()?; // every reused blob is looked up
+    }
 
     // The parent: given, or the latest snapshot of this host with the same paths.
     let parent = match &opts.parent {
@@ -277,7 +282,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             };
             walked.and_then(|t| ctx.graft_streams(t, nodes))
         });
-        let root = root.and_then(|t| ctx.store_tree(&t));
+        let root = root.and_then(|t| ctx.store_tree(&t, parent.as_ref().map(|(_, s)| &s.tree)));
         stop_scan.store(true, Relaxed);
         let Ctx { c, errors, skipped, changed, warnings, report, writer, .. } = ctx;
         let bytes_added = writer.bytes_added();
@@ -386,7 +391,16 @@ impl Ctx<'_> {
         !self.check_reuse || self.known(id)
     }
 
-    fn store_tree(&self, t: &Tree) -> Result<TreeId> {
-        self.writer.store_tree(t)
+    /// Stores a folder's tree. One identical to the parent's tree of that folder is not looked up
+    /// unless reuse is checked: the parent snapshot names it, so it is stored (as its unchanged
+    /// files' blobs are), and an unchanged run then needs no lookup at all.
+    fn store_tree(&self, t: &Tree, parent: Option<&TreeId>) -> Result<TreeId> {
+        let bytes = t.encode();
+        if let Some(p) = parent.filter(|_| !self.check_reuse) {
+            if self.repo.keys().tree_id(&bytes) == *p {
+                return Ok(*p);
+            }
+        }
+        Ok(self.writer.store_tree_bytes(&bytes)?.0)
     }
 }

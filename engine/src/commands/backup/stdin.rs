@@ -288,7 +288,7 @@ impl Ctx<'_> {
             Some(t) => Ok(t.clone()),
             None => self.repo.load_tree(id),
         };
-        let store = |t: &Tree| self.store_tree(t);
+        let store = |t: &Tree| self.store_tree(t, None);
         for (comps, node) in streams {
             root = graft(root, &comps, node, now_ns(), &load, &store)?;
         }

@@ -129,7 +129,7 @@ impl Ctx<'_> {
                     };
                     let tree = self.process_virtual(&child, t, ptree.as_ref(), &scope)?;
                     let mut n = node_from_meta(name.clone(), NodeKind::Dir, &md);
-                    let id = self.store_tree(&tree)?;
+                    let id = self.store_tree(&tree, pnode.and_then(|n| n.subtree.as_ref()))?;
                     self.virtual_trees.lock().insert(id, tree);
                     n.subtree = Some(id);
                     nodes.push(n);
@@ -300,7 +300,7 @@ impl Ctx<'_> {
             };
             let tree = self.process_listed_dir(path, listing, ptree.as_ref(), scope)?;
             let mut n = node_from_meta(name, NodeKind::Dir, &md);
-            n.subtree = Some(self.store_tree(&tree)?);
+            n.subtree = Some(self.store_tree(&tree, pnode.and_then(|n| n.subtree.as_ref()))?);
             Ok(Some(n))
         } else if ft.is_symlink() {
             let target = match std::fs::read_link(path) {
