@@ -32,6 +32,7 @@ mod hostile;
 mod hostile_more;
 mod incremental;
 mod keys;
+mod kill_storm;
 mod live;
 mod maintenance;
 mod mount;
