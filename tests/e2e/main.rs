@@ -37,6 +37,7 @@ mod live;
 mod maintenance;
 mod mount;
 mod notify;
+mod outage;
 mod oc_archive;
 mod oc_backup;
 mod oc_config;
