@@ -1,7 +1,8 @@
-//! Disk full: a local repository on a small tmpfs filled by a backup, and a restore into a full
-//! tmpfs. Either must fail with one clear line (exit 1), leave no partial snapshot and no truncated
-//! file under its final name, delete nothing that was there, and work again once there is space.
-//! Needs root (to mount); skipped with a note otherwise.
+//! Disk full: a local repository on a small tmpfs filled by a backup, a restore into a full tmpfs,
+//! and a cache folder on a tmpfs too small for it. Each must fail with one clear line (exit 1) or,
+//! for the cache, carry on without it; leave no partial snapshot and no truncated file under its
+//! final name, delete nothing that was there, and work again once there is space. Needs root (to
+//! mount, as in CI): without it the tests fail, naming the cause.
 
 use crate::support::*;
 use std::fs;
@@ -14,14 +15,23 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    #[track_caller]
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
             .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs { dir: dir.to_path_buf() })
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run mount to make a {size} tmpfs ({e}): the disk-full tests need mount(8)")
+            });
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs at {}: {} — the disk-full tests need root (run them as root, as CI does)",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs { dir: dir.to_path_buf() }
     }
 
     fn resize(&self, size: &str) {
@@ -43,10 +53,7 @@ fn snapshot_count(sb: &Sandbox) -> usize {
 #[test]
 fn a_full_disk_fails_cleanly_and_the_next_run_succeeds() {
     let mut sb = Sandbox::new();
-    let Some(disk) = Tmpfs::mount(&sb.path("disk"), "8m") else {
-        eprintln!("note: cannot mount a tmpfs (not root, or no permission): disk-full test skipped");
-        return;
-    };
+    let disk = Tmpfs::mount(&sb.path("disk"), "8m");
     sb.repo = disk.dir.join("repo");
     sb.init(&["--pack-size", "1"]);
 
@@ -85,7 +92,7 @@ fn a_full_disk_fails_cleanly_and_the_next_run_succeeds() {
     assert_same_tree(&src, &restored(&out, &src));
 
     // Restoring into a disk too small: a clear error, and every file under its final name complete.
-    let Some(small) = Tmpfs::mount(&sb.path("small-target"), "4m") else { return };
+    let small = Tmpfs::mount(&sb.path("small-target"), "4m");
     let r = sb.cb().args(["restore", &second, "--target"]).arg(&small.dir).run().code(1);
     assert!(r.stderr.contains("No space left on device"), "the restore error says the disk is full: {}", r.stderr);
     eprintln!("restore onto a full disk: {}", r.stderr.trim());
@@ -111,4 +118,60 @@ fn a_full_disk_fails_cleanly_and_the_next_run_succeeds() {
     assert_eq!(temps, 0, "a failed restore removes its temporary files");
     drop(small);
     drop(disk);
+}
+
+/// A source of many small files and some data: index files, trees and the blob table that fill a
+/// small cache.
+fn many_files(src: &Path, round: u64) {
+    for i in 0..1500u64 {
+        write(&src.join(format!("notes/{}/n{i}.md", i % 40)), format!("note {i} of round {round}\n").as_bytes());
+    }
+    write(&src.join(format!("data-{round}.bin")), &random_bytes(round, 3_000_000));
+}
+
+#[test]
+fn a_full_cache_disk_never_half_commits_and_the_next_run_works() {
+    let sb = Sandbox::with_repo_args(&["--pack-size", "1"]);
+    let cache = Tmpfs::mount(&sb.path("cache-disk"), "128k");
+    let src = sb.path("src");
+    many_files(&src, 1);
+    let cb =
+        || sb.bare().arg("--repo").arg(&sb.repo).arg("--cache-dir").arg(&cache.dir).env("CLAWBACK_PASSWORD", PASSWORD);
+
+    let r = cb().args(["backup", "--json"]).arg(&src).run();
+    let snaps = sb.snapshots().len();
+    match r.code {
+        // Carried on without the cache: the snapshot is whole.
+        0 => {
+            assert_eq!(snaps, 1, "{}", r.stdout);
+            eprintln!("backup with a full cache disk carried on: {}", r.stderr.trim());
+        }
+        1 => {
+            let line = r.one_error_line().to_ascii_lowercase();
+            assert!(line.contains("no space left") || line.contains("full"), "the error says the disk is full: {line}");
+            assert!(line.contains("cache"), "the error names the cache: {line}");
+            assert_eq!(snaps, 0, "a failed backup left a snapshot");
+            eprintln!("backup with a full cache disk: {}", r.stderr.trim());
+        }
+        c => panic!("backup with a full cache disk exited {c}\n{}", r.stderr),
+    }
+    let v = sb.cb().args(["check", "--read-data", "--json"]).run().ok().json();
+    assert!(v["errors"].as_array().is_none_or(|e| e.is_empty()), "{v}");
+
+    // Space comes back: the same cache folder works, and what it holds is right.
+    cache.resize("64m");
+    many_files(&src, 2);
+    let id = cb().args(["backup", "--json"]).arg(&src).run().ok().json()["snapshot_id"].as_str().unwrap().to_string();
+    let out = sb.path("out");
+    cb().args(["restore", &id, "--verify", "--target"]).arg(&out).run().ok();
+    assert_same_tree(&src, &restored(&out, &src));
+    // An incremental run through the cache that filled: still exact.
+    write(&src.join("notes/0/n0.md"), b"changed after the disk filled\n");
+    let id = cb().args(["backup", "--json"]).arg(&src).run().ok().json()["snapshot_id"].as_str().unwrap().to_string();
+    let out2 = sb.path("out2");
+    cb().args(["restore", &id, "--verify", "--target"]).arg(&out2).run().ok();
+    assert_same_tree(&src, &restored(&out2, &src));
+    let v = cb().args(["check", "--read-data", "--json"]).run().ok().json();
+    assert!(v["errors"].as_array().is_none_or(|e| e.is_empty()), "{v}");
+    drop(cache);
 }

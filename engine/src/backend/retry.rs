@@ -6,9 +6,14 @@
 //! Until the store has answered once, a connection failure (refused, unresolved, timed out) is
 //! retried only briefly: a wrong endpoint should fail in seconds, while a server that restarts in
 //! the middle of a backup should be ridden through.
+//!
+//! The time bound is the run's, not each request's: once the store has failed for the whole bound
+//! without answering, every later request gets one attempt until one succeeds, so an outage costs a
+//! restore of many files one bound, not one per file.
 
 use super::{Backend, Kind};
 use crate::format::id::ObjectId;
+use parking_lot::Mutex;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,11 +132,13 @@ pub struct Retry {
     inner: Arc<dyn Backend>,
     policy: RetryPolicy,
     contacted: AtomicBool,
+    /// Since when the store has failed without answering: shared by every request of the run.
+    failing_since: Mutex<Option<Instant>>,
 }
 
 impl Retry {
     pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> Self {
-        Retry { inner, policy, contacted: AtomicBool::new(false) }
+        Retry { inner, policy, contacted: AtomicBool::new(false), failing_since: Mutex::new(None) }
     }
 
     fn run<T>(&self, mut op: impl FnMut(u32) -> io::Result<T>) -> io::Result<T> {
@@ -141,6 +148,7 @@ impl Retry {
             match op(attempt) {
                 Ok(v) => {
                     self.contacted.store(true, Ordering::Relaxed);
+                    *self.failing_since.lock() = None;
                     return Ok(v);
                 }
                 Err(e) => {
@@ -148,15 +156,24 @@ impl Retry {
                         // Any answer, even an error, shows the store is there.
                         self.contacted.store(true, Ordering::Relaxed);
                     }
+                    if !is_transient(&e) {
+                        // An answer (not found, denied): the store is up, whatever this request's fate.
+                        *self.failing_since.lock() = None;
+                        return Err(e);
+                    }
+                    // The outage's clock, started by the first request it failed.
+                    let since = *self.failing_since.lock().get_or_insert(start);
                     let limit = if is_connect_failure(&e) && !self.contacted.load(Ordering::Relaxed) {
                         self.policy.first_contact_attempts
                     } else {
                         self.policy.max_attempts
                     };
-                    if !is_transient(&e) || attempt >= limit || start.elapsed() >= self.policy.max_elapsed {
+                    let left = self.policy.max_elapsed.saturating_sub(since.elapsed());
+                    if attempt >= limit || left.is_zero() {
                         return Err(e);
                     }
-                    std::thread::sleep(self.policy.delay(attempt));
+                    // The last pause ends at the bound, so the last attempt starts within it.
+                    std::thread::sleep(self.policy.delay(attempt).min(left));
                     attempt += 1;
                 }
             }
@@ -255,7 +272,6 @@ impl Backend for Retry {
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
-    use parking_lot::Mutex;
 
     /// Fails the first `fails` calls of every operation with `err`, then passes through.
     struct Flaky {
@@ -343,6 +359,35 @@ mod tests {
         let t = Instant::now();
         assert!(r.read(Kind::Snapshot, &"ab".repeat(32)).is_err());
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn an_outage_costs_one_bound_per_run_not_one_per_request() {
+        let (_d, flaky, _) = setup(u32::MAX, || io::Error::from(io::ErrorKind::ConnectionReset));
+        let policy = RetryPolicy { max_attempts: 1000, max_elapsed: Duration::from_millis(100), ..fast() };
+        let r = Retry::new(flaky.clone(), policy);
+        r.contacted.store(true, Ordering::Relaxed);
+        let name = "ab".repeat(32);
+        let t = Instant::now();
+        assert!(r.read(Kind::Snapshot, &name).is_err());
+        assert!(t.elapsed() >= Duration::from_millis(100), "the first request rides out the bound");
+        // The bound is spent: each later request makes one attempt and gives up.
+        *flaky.calls.lock() = 0;
+        let t = Instant::now();
+        for _ in 0..20 {
+            assert!(r.read(Kind::Snapshot, &name).is_err());
+        }
+        assert_eq!(*flaky.calls.lock(), 20);
+        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        // Once a request succeeds, the next outage gets a whole bound again.
+        *flaky.fails.lock() = 0;
+        r.write(Kind::Snapshot, &ObjectId::of_bytes(b"x").to_hex(), b"x").unwrap();
+        *flaky.fails.lock() = u32::MAX;
+        *flaky.calls.lock() = 0;
+        let t = Instant::now();
+        assert!(r.list(Kind::Pack).is_err());
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        assert!(*flaky.calls.lock() > 1);
     }
 
     #[test]

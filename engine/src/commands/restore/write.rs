@@ -266,6 +266,9 @@ pub(super) fn write_files(
         .num_threads(readers)
         .build()
         .map_err(|e| Error::Other(format!("cannot start the restore threads: {e}")))?;
+    // A store that stopped answering (the retry decorator has spent the run's bound on it) ends the
+    // restore with that one error, not a line per file it would have held.
+    let outage: Mutex<Option<(String, std::io::Error)>> = Mutex::new(None);
     pool.install(|| {
         ranges.par_iter().for_each(|&(pack, blobs)| {
             let name = repo.index().pack_id(pack).to_hex();
@@ -273,6 +276,11 @@ pub(super) fn write_files(
             let last = &blobs[blobs.len() - 1].1;
             let len = last.offset as u64 + last.length as u64 - first;
             let data = repo.backend().read_range(Kind::Pack, &name, first, len);
+            if let Err(e) = &data {
+                if crate::backend::retry::is_transient(e) {
+                    outage.lock().get_or_insert_with(|| (name.clone(), std::io::Error::new(e.kind(), e.to_string())));
+                }
+            }
             for (id, loc) in blobs {
                 let plain = match &data {
                     Ok(d) => {
@@ -320,6 +328,9 @@ pub(super) fn write_files(
         }
     }
     errors.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some((name, source)) = outage.into_inner() {
+        return Err(Error::Backend { op: "read", name, source });
+    }
     Ok(errors)
 }
 
