@@ -7,12 +7,15 @@ use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::chunker::ChunkParams;
 use clawback_engine::format::codec;
 use clawback_engine::format::crypto::{KdfParams, KeyFile, Keys, MasterKey, AAD_BLOB};
+use clawback_engine::format::dict::{self, Dict};
 use clawback_engine::format::id::{BlobId, DataId, IndexId, PackId, TreeId};
 use clawback_engine::format::index::{IndexFile, IndexPack};
 use clawback_engine::format::pack::{PackEntry, PackWriter};
 use clawback_engine::format::snapshot::{Snapshot, Summary};
 use clawback_engine::format::tree::{Node, NodeKind, Tree};
-use clawback_engine::repo::RepoConfig;
+use clawback_engine::repo::append_only::AppendOnly;
+use clawback_engine::repo::blobtable::BlobTable;
+use clawback_engine::repo::{location, RepoConfig};
 use std::path::{Path, PathBuf};
 
 /// The fuzz targets' fixed key (fuzz/fuzz_targets/common.rs).
@@ -67,13 +70,7 @@ fn entry(i: u8, offset: u32) -> PackEntry {
 
 /// A gzip'd `openclaw backup` archive: root folder, manifest first, a payload file and folder.
 fn archive() -> Vec<u8> {
-    let manifest = serde_json::json!({
-        "schemaVersion": 1, "createdAt": "2026-03-09T08:00:00.000Z", "archiveRoot": "oc-backup",
-        "runtimeVersion": "2026.3.8", "platform": "linux",
-        "paths": { "stateDir": "/s", "configPath": "/s/openclaw.json", "workspaceDirs": ["/s/workspace"] },
-        "assets": [{ "kind": "state", "sourcePath": "/s", "archivePath": "oc-backup/payload/posix/s" }],
-        "skipped": [],
-    });
+    let manifest = manifest();
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut b = tar::Builder::new(gz);
     let mut add = |name: &str, data: &[u8], ty: tar::EntryType| {
@@ -127,6 +124,19 @@ fn seed_corpus_builds_and_its_valid_seeds_decode() {
         let seed = read("blob_payload", n);
         assert_eq!(codec::decode_payload(&seed[4..], text.len()).unwrap(), text, "payload seed {n}");
     }
+    let c = RepoConfig::from_json(&read("repo_config", "append-only.json")).unwrap();
+    assert!(c.append_only.is_some());
+    for i in 0..6 {
+        let url = String::from_utf8(read("repo_location", &format!("url-{i}"))).unwrap();
+        assert!(location::parse(&url).is_ok(), "{url}");
+    }
+    let d = fixed_dict();
+    assert!(Dict::from_bytes("seed".into(), read("dict", "dictionary")[1..].to_vec()).is_ok());
+    let payload = read("dict", "payload");
+    assert_eq!(codec::dict_frame(&payload[1..], 1 << 20).unwrap().0, d.zstd_id, "the payload uses the dictionary");
+    assert_eq!(codec::decode_dict_payload(&payload[1..], 1 << 20, &d).unwrap(), dict_plain());
+    assert!(read("archive_manifest", "minimal.json").starts_with(b"{"));
+    assert!(read("blob_table", "one-run").len() > 100);
 }
 
 fn write_seed_corpus(dir: &Path) {
@@ -219,4 +229,108 @@ fn write_seed_corpus(dir: &Path) {
     put(&dir, "config_loader", "include-list", &[&[1u8][..], br#"{ "$include": "list.json5" }"#].concat());
 
     put(&dir, "archive_import", "minimal.tar.gz", &archive());
+    put(&dir, "archive_manifest", "minimal.json", &serde_json::to_vec_pretty(&manifest()).unwrap());
+
+    let append_only = RepoConfig { append_only: Some(AppendOnly { maintenance: "cd".repeat(32) }), version: 2, ..cfg };
+    put(&dir, "repo_config", "append-only.json", &serde_json::to_vec(&append_only).unwrap());
+
+    for (i, url) in [
+        "local:/srv/backups/claw",
+        "/var/backups/claw",
+        "relative/repo",
+        "s3:http://127.0.0.1:8333/bucket/prefix/deeper",
+        "s3://bucket/prefix",
+        "s3:https://s3.eu-west-1.amazonaws.com/bucket",
+    ]
+    .iter()
+    .enumerate()
+    {
+        put(&dir, "repo_location", &format!("url-{i}"), url.as_bytes());
+    }
+
+    // Dictionary seeds: the first byte picks a dictionary plaintext (even) or a payload compressed
+    // with the target's fixed dictionary (odd).
+    let d = fixed_dict();
+    put(&dir, "dict", "dictionary", &[&[0u8][..], d.bytes()].concat());
+    let mut payload = vec![1u8];
+    codec::encode_payload_with(&dict_plain(), 3, Some(&d), &mut payload);
+    put(&dir, "dict", "payload", &payload);
+
+    put(&dir, "blob_table", "one-run", &blob_table_seed());
+}
+
+/// The `openclaw backup` manifest the archive seeds carry.
+fn manifest() -> serde_json::Value {
+    serde_json::json!({
+        "schemaVersion": 1, "createdAt": "2026-03-09T08:00:00.000Z", "archiveRoot": "oc-backup",
+        "runtimeVersion": "2026.3.8", "platform": "linux",
+        "paths": { "stateDir": "/s", "configPath": "/s/openclaw.json", "workspaceDirs": ["/s/workspace"] },
+        "assets": [{ "kind": "state", "sourcePath": "/s", "archivePath": "oc-backup/payload/posix/s" }],
+        "skipped": [],
+    })
+}
+
+/// The `dict` target's fixed dictionary: trained on the samples `fuzz/fuzz_targets/common.rs`
+/// (`dict_samples`) makes, the same ones.
+fn fixed_dict() -> Dict {
+    let samples: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| {
+            format!(
+                "{{\"role\":\"{}\",\"turn\":{i},\"text\":\"the agent read file notes-{}.md and replied {}\"}}\n",
+                ["user", "assistant", "tool"][i as usize % 3],
+                i % 17,
+                i * 7919 % 1000
+            )
+            .repeat(1 + i as usize % 5)
+            .into_bytes()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = samples.iter().map(|s| s.as_slice()).collect();
+    Dict::from_bytes("fixed".into(), dict::train(&refs, 4096).expect("trains")).unwrap()
+}
+
+fn dict_plain() -> Vec<u8> {
+    b"{\"role\":\"tool\",\"turn\":5,\"text\":\"the agent read file notes-5.md and replied 595\"}\n".repeat(3)
+}
+
+/// The name of the index file the `blob_table` target's table covers (`TABLE_INDEX_NAME` there).
+const TABLE_INDEX_NAME: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+/// A blob table built from the target's fixed index file (one pack, three blobs), as the target
+/// takes it: 2 bytes of manifest length, the manifest without its checksum, the run file, renamed
+/// `run-fuzzzz` (the name the target writes it under).
+fn blob_table_seed() -> Vec<u8> {
+    let blobs = (1..=3u8)
+        .map(|i| PackEntry {
+            ty: BlobType::Data,
+            id: BlobId([i; 32]),
+            offset: 100 * (i as u32 - 1),
+            length: 100,
+            raw_length: 150,
+        })
+        .collect();
+    let idx =
+        IndexFile { version: 1, supersedes: vec![], packs: vec![IndexPack { id: PackId([8; 32]), size: 400, blobs }] };
+    let d = tempfile::tempdir().unwrap();
+    let mut fetch =
+        |_: &[&str], each: &mut dyn FnMut(IndexFile) -> clawback_engine::error::Result<()>| each(idx.clone());
+    let (table, _) = BlobTable::load(Some(d.path()), &[TABLE_INDEX_NAME.to_string()], &mut fetch).unwrap();
+    assert_eq!(table.records(), 3);
+    drop(table);
+    let run = std::fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("run-"))
+        .expect("a run file");
+    let run_name = run.file_name().to_string_lossy().into_owned();
+    assert_eq!(run_name.len(), "run-fuzzzz".len(), "run files are named run- and six characters");
+    let manifest = std::fs::read(d.path().join("manifest")).unwrap();
+    let body = &manifest[..manifest.len() - 32];
+    let at = body.windows(run_name.len()).position(|w| w == run_name.as_bytes()).expect("the manifest names the run");
+    let mut body = body.to_vec();
+    body[at..at + run_name.len()].copy_from_slice(b"run-fuzzzz");
+    let mut seed = (body.len() as u16).to_le_bytes().to_vec();
+    seed.extend_from_slice(&body);
+    seed.extend_from_slice(&std::fs::read(run.path()).unwrap());
+    seed
 }

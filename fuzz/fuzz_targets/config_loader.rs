@@ -17,8 +17,11 @@ fn dir() -> &'static PathBuf {
         std::fs::create_dir_all(&state).unwrap();
         std::fs::write(state.join("a.json5"), r#"{ storage: { path: "./repo" }, "$include": "b.json5" }"#).unwrap();
         std::fs::write(state.join("b.json5"), r#"{ retention: { keepDaily: 7 }, "$include": ["a.json5"] }"#).unwrap();
-        std::fs::write(state.join("c.json5"), r#"{ tags: ["x", "${TAG}"], notify: { telegram: { token: "${TOKEN}" } } }"#)
-            .unwrap();
+        std::fs::write(
+            state.join("c.json5"),
+            r#"{ tags: ["x", "${TAG}"], notify: { telegram: { token: "${TOKEN}" } } }"#,
+        )
+        .unwrap();
         std::fs::write(state.join("list.json5"), r#"[1, 2, {"$include": "c.json5"}]"#).unwrap();
         d
     })

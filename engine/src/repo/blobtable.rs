@@ -241,7 +241,9 @@ impl Run {
             return Err("bad header".into());
         }
         let entries = (1usize << bits) + 1;
-        if len != (HEADER + 4 * entries) as u64 + count * RECORD as u64 {
+        // A damaged count could overflow the product: checked, so it reads as damage, not a panic.
+        let want = count.checked_mul(RECORD as u64).and_then(|r| r.checked_add((HEADER + 4 * entries) as u64));
+        if want != Some(len) {
             return Err(format!("{len} bytes, not what its header says"));
         }
         let mut fan = vec![0u8; 4 * entries];
@@ -936,6 +938,19 @@ mod tests {
 
     fn current_run(dir: &Path) -> PathBuf {
         dir.join(&read_manifest(dir).unwrap().runs[0].file)
+    }
+
+    #[test]
+    fn a_run_whose_count_overflows_its_length_is_damage_not_a_panic() {
+        // The fuzzer's first find: a header whose record count times the record size overflows.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("run");
+        let mut head = vec![0u8; HEADER];
+        head[..8].copy_from_slice(MAGIC);
+        head[8..16].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
+        std::fs::write(&p, [head, vec![0u8; 8]].concat()).unwrap();
+        let e = Run::open(File::open(&p).unwrap(), 0).err().expect("damage");
+        assert!(e.contains("not what its header says"), "{e}");
     }
 
     #[test]
