@@ -10,7 +10,7 @@
 //! file is written every upload started so far is waited for, so an index never names a pack that
 //! is not stored.
 
-use crate::backend::{Backend, Kind};
+use crate::backend::{Backend, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::BlobId;
@@ -66,10 +66,10 @@ struct Uploads {
 
 /// Stores one pack; a pack already there (same name, so same bytes) is fine.
 fn store_pack(be: &dyn Backend, p: &FinishedPack) -> Result<()> {
-    let name = p.id.to_hex();
-    match be.write(Kind::Pack, &name, &p.bytes) {
+    let name = ObjectName::of(&p.id);
+    match be.write(&name, &p.bytes) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        r => r.map_err(|source| Error::Backend { op: "write pack", name, source })?,
+        r => r.map_err(|source| Error::Backend { op: "write pack", name: name.to_string(), source })?,
     }
     crate::failpoint::hit("packer:after-pack");
     Ok(())
@@ -217,7 +217,7 @@ impl<'a> Packer<'a> {
         } else {
             let id = self.repo.save_index(&f)?;
             crate::failpoint::hit("packer:after-index");
-            self.bytes_stored += self.repo.backend().size(Kind::Index, &id.to_hex()).unwrap_or(0);
+            self.bytes_stored += self.repo.backend().size(&ObjectName::of(&id)).unwrap_or(0);
             if let Some(p) = &self.indexed {
                 p.indexed(f.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
             }

@@ -268,11 +268,11 @@ pub(super) fn write_files(
         .map_err(|e| Error::Other(format!("cannot start the restore threads: {e}")))?;
     pool.install(|| {
         ranges.par_iter().for_each(|&(pack, blobs)| {
-            let name = repo.index().pack_id(pack).to_hex();
+            let name = ObjectName::of(&repo.index().pack_id(pack));
             let first = blobs[0].1.offset as u64;
             let last = &blobs[blobs.len() - 1].1;
             let len = last.offset as u64 + last.length as u64 - first;
-            let data = repo.backend().read_range(Kind::Pack, &name, first, len);
+            let data = repo.backend().read_range(&name, first, len);
             for (id, loc) in blobs {
                 let plain = match &data {
                     Ok(d) => {
