@@ -102,7 +102,7 @@ pub fn requests_json(be: &dyn Backend) -> serde_json::Value {
 
 /// The error for a repository whose config cannot be found: a missing bucket says how to make it.
 fn not_found(be: &dyn Backend) -> clawback_engine::Error {
-    match be.read(clawback_engine::backend::Kind::Config, "config") {
+    match be.read(&clawback_engine::backend::ObjectName::config()) {
         Err(e) if location::is_missing_container(&e) => clawback_engine::Error::BucketNotFound(e.to_string()),
         _ => clawback_engine::Error::RepoNotFound(be.location()),
     }
@@ -119,7 +119,7 @@ pub fn cache_options(g: &GlobalArgs) -> CacheOptions {
 
 /// Whether the repository at `be` exists (has a config).
 pub fn exists(be: &dyn Backend) -> bool {
-    !matches!(be.read(clawback_engine::backend::Kind::Config, "config"), Err(ref e) if e.kind() == std::io::ErrorKind::NotFound)
+    !matches!(be.read(&clawback_engine::backend::ObjectName::config()), Err(ref e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 impl Ctx {

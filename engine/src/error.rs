@@ -70,7 +70,10 @@ impl Error {
     }
 
     /// For `map_err` on a backend call: the failure of `op` on the object `name`.
-    pub fn backend_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    pub fn backend_err<'a, N: std::fmt::Display + ?Sized>(
+        op: &'static str,
+        name: &'a N,
+    ) -> impl FnOnce(std::io::Error) -> Error + 'a {
         move |source| Error::Backend { op, name: name.to_string(), source }
     }
 }

@@ -7,7 +7,7 @@
 //! deferred deletion) `check` passes and every snapshot restores byte for byte.
 
 use clawback_engine::backend::local::LocalBackend;
-use clawback_engine::backend::{Backend, Kind};
+use clawback_engine::backend::{Backend, Kind, ObjectName};
 use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::commands::check::{check, CheckOptions};
 use clawback_engine::commands::prune::{prune, PruneOptions, PruneReport};
@@ -34,29 +34,29 @@ impl Backend for Pausing {
     fn create(&self) -> io::Result<()> {
         self.inner.create()
     }
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(kind, name)
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
     }
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        self.inner.read_range(kind, name, offset, len)
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        self.inner.read_range(name, offset, len)
     }
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
-        if kind == Kind::Snapshot {
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
+        if name.kind() == Kind::Snapshot {
             if let Some((reached, go)) = self.gate.lock().unwrap().take() {
                 reached.send(()).unwrap();
                 go.recv().unwrap();
             }
         }
-        self.inner.write(kind, name, data)
+        self.inner.write(name, data)
     }
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         self.inner.list(kind)
     }
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
-        self.inner.size(kind, name)
+    fn size(&self, name: &ObjectName) -> io::Result<u64> {
+        self.inner.size(name)
     }
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
-        self.inner.delete(kind, name)
+    fn delete(&self, name: &ObjectName) -> io::Result<()> {
+        self.inner.delete(name)
     }
 }
 
@@ -204,7 +204,8 @@ fn interleave(start: usize, finish: usize) -> (PruneReport, PruneReport) {
     }
     let s2 = w.backup_with(&w.repo(), "2026-05-02T10:00:00Z");
     expected.insert(s2, w.contents());
-    w.repo().backend().delete(Kind::Snapshot, &s1).unwrap();
+    let s1 = clawback_engine::format::id::SnapshotId::from_hex(&s1).unwrap();
+    w.repo().backend().delete(&ObjectName::of(&s1)).unwrap();
     // The racing backup brings a.bin and s00 back (the same bytes: it deduplicates against the
     // forgotten data if its index still offers it) and adds a new file.
     w.set("a.bin", &random(1, 700_000));

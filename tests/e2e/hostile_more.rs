@@ -4,7 +4,7 @@
 //! behaves as format-spec/README.md ("What tampering is detected") documents.
 
 use crate::support::*;
-use clawback_engine::backend::Kind;
+use clawback_engine::backend::{Kind, ObjectName};
 use clawback_engine::format::blob::{self, BlobType};
 use clawback_engine::format::id::TreeId;
 use clawback_engine::format::index::{IndexFile, IndexPack};
@@ -47,10 +47,10 @@ fn a_blob_swapped_for_another_in_the_index_is_detected() {
     }
     let a = t.find(b"a.txt").unwrap().content[0];
     let b = t.find(b"b.txt").unwrap().content[0];
-    let names: Vec<String> = repo.backend().list(Kind::Index).unwrap().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<ObjectName> = repo.backend().list(Kind::Index).unwrap().into_iter().map(|(n, _)| n).collect();
     let mut files = Vec::new();
     for n in &names {
-        files.push(IndexFile::decode(repo.keys(), n, &repo.backend().read(Kind::Index, n).unwrap()).unwrap());
+        files.push(IndexFile::decode(repo.keys(), n.as_str(), &repo.backend().read(n).unwrap()).unwrap());
     }
     let bloc = files.iter().flat_map(|f| &f.packs).flat_map(|p| &p.blobs).find(|e| e.id == b.blob()).copied().unwrap();
     for f in &mut files {
@@ -65,7 +65,7 @@ fn a_blob_swapped_for_another_in_the_index_is_detected() {
         }
     }
     for n in &names {
-        repo.backend().delete(Kind::Index, n).unwrap();
+        repo.backend().delete(n).unwrap();
     }
     for f in &files {
         repo.save_index(f).unwrap();
@@ -125,7 +125,7 @@ fn crafted_length_fields_are_refused_without_allocating() {
 
     // A pack whose trailing header length claims 4 GiB.
     for (name, _) in &packs {
-        let p = object_path(&sb, Kind::Pack, name);
+        let p = object_path(&sb, Kind::Pack, name.as_str());
         let mut bytes = fs::read(&p).unwrap();
         let n = bytes.len();
         bytes[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -141,11 +141,11 @@ fn crafted_length_fields_are_refused_without_allocating() {
     write(&src.join("f.bin"), &random_bytes(10, 200_000));
     sb.backup(&[&src]);
     let repo = open_repo(&sb);
-    let names: Vec<String> = repo.backend().list(Kind::Index).unwrap().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<ObjectName> = repo.backend().list(Kind::Index).unwrap().into_iter().map(|(n, _)| n).collect();
     let mut files = Vec::new();
     for n in &names {
-        files.push(IndexFile::decode(repo.keys(), n, &repo.backend().read(Kind::Index, n).unwrap()).unwrap());
-        repo.backend().delete(Kind::Index, n).unwrap();
+        files.push(IndexFile::decode(repo.keys(), n.as_str(), &repo.backend().read(n).unwrap()).unwrap());
+        repo.backend().delete(n).unwrap();
     }
     for f in &mut files {
         for p in &mut f.packs {

@@ -331,7 +331,8 @@ fn object_lock_needs_an_s3_bucket_that_has_it() {
 fn a_multipart_upload_carries_the_retention() {
     use clawback_engine::backend::retention::ObjectLock;
     use clawback_engine::backend::s3::S3Backend;
-    use clawback_engine::backend::{Backend, Kind};
+    use clawback_engine::backend::{Backend, ObjectName};
+    use clawback_engine::format::id::PackId;
     let sw = Seaweed::start();
     let mut o = sw.options("multibkt", "repo");
     o.create_bucket = true;
@@ -342,7 +343,7 @@ fn a_multipart_upload_carries_the_retention() {
     be.create().unwrap();
     let data = random_bytes(5, 11 << 20);
     let name = "ab".repeat(32);
-    be.write(Kind::Pack, &name, &data).unwrap();
+    be.write(&ObjectName::of(&PackId([0xab; 32])), &data).unwrap();
     assert_eq!(be.requests().iter().find(|r| r.0 == "multipart").map(|r| r.1), Some(5), "{:?}", be.requests());
     let raw = Raw::new(&sw, "multibkt");
     let key = format!("repo/data/ab/{name}");

@@ -9,10 +9,16 @@
 use crate::seaweed::{s3cb, Seaweed, ACCESS_KEY, SECRET_KEY};
 use crate::support::*;
 use clawback_engine::backend::s3::S3Backend;
-use clawback_engine::backend::{Backend, Kind};
+use clawback_engine::backend::{Backend, Kind, ObjectName};
+use clawback_engine::format::id::{IndexId, PackId, SnapshotId};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// The snapshot id whose hex is `i` written in 64 digits.
+fn numbered(i: u32) -> SnapshotId {
+    SnapshotId::from_hex(&format!("{i:064x}")).unwrap()
+}
 
 fn s3_init(sb: &Sandbox, url: &str, extra: &[&str]) {
     s3cb(sb, url)
@@ -289,25 +295,25 @@ fn s3_backend_contract() {
     be.create().unwrap();
 
     let big = random_bytes(7, 12 << 20);
-    let name = "ab".repeat(32);
-    be.write(Kind::Pack, &name, &big).unwrap();
-    assert_eq!(be.read(Kind::Pack, &name).unwrap(), big);
+    let name = ObjectName::of(&PackId([0xab; 32]));
+    be.write(&name, &big).unwrap();
+    assert_eq!(be.read(&name).unwrap(), big);
     let (off, len) = ((5 << 20) - 100, 300u64);
-    assert_eq!(be.read_range(Kind::Pack, &name, off, len).unwrap(), &big[off as usize..(off + len) as usize]);
-    assert_eq!(be.size(Kind::Pack, &name).unwrap(), big.len() as u64);
+    assert_eq!(be.read_range(&name, off, len).unwrap(), &big[off as usize..(off + len) as usize]);
+    assert_eq!(be.size(&name).unwrap(), big.len() as u64);
     assert!(be.requests().iter().any(|(k, n)| *k == "multipart" && *n >= 4), "{:?}", be.requests());
     // Never overwritten: a second write of the name is refused (config too, which is checked
     // first with a HEAD).
-    let e = be.write(Kind::Pack, &name, b"other").unwrap_err();
+    let e = be.write(&name, b"other").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
-    assert_eq!(be.read(Kind::Pack, &name).unwrap(), big);
-    be.write(Kind::Config, "config", b"c1").unwrap();
-    assert_eq!(be.write(Kind::Config, "config", b"c2").unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
-    let small = "cd".repeat(32);
-    be.write(Kind::Index, &small, b"index").unwrap();
-    assert_eq!(be.write(Kind::Index, &small, b"index").unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
-    assert!(be.read_range(Kind::Pack, &name, big.len() as u64 - 10, 20).is_err());
-    assert_eq!(be.read(Kind::Snapshot, &"ef".repeat(32)).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(be.read(&name).unwrap(), big);
+    be.write(&ObjectName::config(), b"c1").unwrap();
+    assert_eq!(be.write(&ObjectName::config(), b"c2").unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    let small = ObjectName::of(&IndexId([0xcd; 32]));
+    be.write(&small, b"index").unwrap();
+    assert_eq!(be.write(&small, b"index").unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    assert!(be.read_range(&name, big.len() as u64 - 10, 20).is_err());
+    assert_eq!(be.read(&ObjectName::of(&SnapshotId([0xef; 32]))).unwrap_err().kind(), std::io::ErrorKind::NotFound);
 
     // Listings page through more than 1000 objects.
     std::thread::scope(|s| {
@@ -315,7 +321,7 @@ fn s3_backend_contract() {
             let be = &be;
             s.spawn(move || {
                 for i in (t..1010).step_by(8) {
-                    be.write(Kind::Snapshot, &format!("{i:064x}"), b"s").unwrap();
+                    be.write(&ObjectName::of(&numbered(i)), b"s").unwrap();
                 }
             });
         }
@@ -324,7 +330,7 @@ fn s3_backend_contract() {
     assert_eq!(listed.len(), 1010);
     assert!(listed.iter().all(|(_, n)| *n == 1));
     assert!(be.requests().iter().any(|(k, n)| *k == "list" && *n >= 2), "{:?}", be.requests());
-    be.delete(Kind::Snapshot, &format!("{:064x}", 5)).unwrap();
+    be.delete(&ObjectName::of(&numbered(5))).unwrap();
     assert_eq!(be.list(Kind::Snapshot).unwrap().len(), 1009);
 }
 

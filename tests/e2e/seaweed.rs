@@ -247,9 +247,9 @@ pub fn audit_objects(endpoint: &str, bucket: &str, prefix: &str) -> usize {
     let mut n = 0;
     for kind in [Kind::Key, Kind::Pack, Kind::Index, Kind::Snapshot, Kind::Dict] {
         for (name, size) in be.list(kind).unwrap_or_else(|e| panic!("list {kind:?} in {bucket}/{prefix}: {e}")) {
-            let data = be.read(kind, &name).unwrap_or_else(|e| panic!("read {kind:?} {name}: {e}"));
+            let data = be.read(&name).unwrap_or_else(|e| panic!("read {kind:?} {name}: {e}"));
             assert_eq!(data.len() as u64, size, "{kind:?} {name}: listed size differs from what reads back");
-            assert_eq!(ObjectId::of_bytes(&data).to_hex(), name, "{kind:?} {name} does not hash to its name");
+            assert_eq!(ObjectId::of_bytes(&data).to_hex(), name.as_str(), "{kind:?} {name} does not hash to its name");
             n += 1;
         }
     }

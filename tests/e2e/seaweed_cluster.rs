@@ -7,7 +7,7 @@
 
 use crate::seaweed::{free_ports, weed_binary, ACCESS_KEY, SECRET_KEY};
 use clawback_engine::backend::s3::{S3Backend, S3Options};
-use clawback_engine::backend::{Backend, Kind};
+use clawback_engine::backend::{Backend, ObjectName};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -174,11 +174,8 @@ impl SeaweedCluster {
             if self.data_nodes() >= nodes {
                 n += 1;
                 let data = format!("probe {n} {:?}", Instant::now()).into_bytes();
-                let name = clawback_engine::format::id::ObjectId::of_bytes(&data).to_hex();
-                let r = be
-                    .create()
-                    .and_then(|_| be.write(Kind::Pack, &name, &data))
-                    .and_then(|_| be.read(Kind::Pack, &name));
+                let name = ObjectName::of(&clawback_engine::format::id::PackId::of_bytes(&data));
+                let r = be.create().and_then(|_| be.write(&name, &data)).and_then(|_| be.read(&name));
                 match r {
                     Ok(d) if d == data => return,
                     Ok(_) => last = "probe read back different bytes".into(),

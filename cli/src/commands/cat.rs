@@ -37,10 +37,10 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
         }
         "pack" => {
             let name = repo.find_object(Kind::Pack, need_id(a)?)?;
-            let bytes = repo.backend().read(Kind::Pack, &name)?;
-            let id = PackId::from_hex(&name).ok_or_else(|| usage("bad pack id"))?;
+            let bytes = repo.backend().read(&name)?;
+            let id = name.id::<PackId>().ok_or_else(|| usage("bad pack id"))?;
             let entries = pack::parse(repo.keys(), &id, &bytes)?;
-            serde_json::json!({ "id": name, "size": bytes.len(), "blobs": entries })
+            serde_json::json!({ "id": name.to_string(), "size": bytes.len(), "blobs": entries })
         }
         "tree" => {
             let id = TreeId::from_hex(need_id(a)?).ok_or_else(|| usage("a tree id is 64 hex digits"))?;
@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, a: &Args) -> Result<i32> {
         }
         "key" => {
             let name = repo.find_object(Kind::Key, need_id(a)?)?;
-            let mut v: serde_json::Value = serde_json::from_slice(&repo.backend().read(Kind::Key, &name)?)?;
+            let mut v: serde_json::Value = serde_json::from_slice(&repo.backend().read(&name)?)?;
             // The wrapped key is not secret without the password, but there is no need to show it.
             v["data"] = "<wrapped master key>".into();
             v

@@ -229,7 +229,7 @@ fn scheduled_probe(ctx: &Ctx) -> Result<i32> {
     let loc = be.location();
     let repo_note = if !context::exists(be.as_ref()) {
         if !res.is_default {
-            let why = match be.read(clawback_engine::backend::Kind::Config, "config") {
+            let why = match be.read(&clawback_engine::backend::ObjectName::config()) {
                 Err(e) if clawback_engine::repo::location::is_missing_container(&e) => e.to_string(),
                 _ => "no repository there".into(),
             };

@@ -12,7 +12,7 @@
 mod invalid;
 
 use clawback_engine::backend::local::LocalBackend;
-use clawback_engine::backend::{Backend, Kind};
+use clawback_engine::backend::{Backend, Kind, ObjectName};
 use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::format::blob::BlobType;
 use clawback_engine::format::chunker::ChunkParams;
@@ -97,7 +97,7 @@ fn generate(root: &Path) {
 
     // Keys, re-derived the long way.
     let (kname, _) = be.list(Kind::Key).unwrap().remove(0);
-    let kbytes = be.read(Kind::Key, &kname).unwrap();
+    let kbytes = be.read(&kname).unwrap();
     let kf = KeyFile::parse(&kbytes).unwrap();
     let master = kf.open(&pw.0).unwrap().unwrap();
     use base64::Engine;
@@ -110,8 +110,9 @@ fn generate(root: &Path) {
 
     // Every pack, its header and the form (raw or zstd) of every blob in it.
     let mut packs = Vec::new();
-    for (name, size) in be.list(Kind::Pack).unwrap() {
-        let bytes = be.read(Kind::Pack, &name).unwrap();
+    for (object, size) in be.list(Kind::Pack).unwrap() {
+        let bytes = be.read(&object).unwrap();
+        let name = object.to_string();
         let entries = pack::parse(keys, &PackId::from_hex(&name).unwrap(), &bytes).unwrap();
         let header_length = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
         let mut blobs = Vec::new();
@@ -126,8 +127,9 @@ fn generate(root: &Path) {
     }
 
     let mut index_files = Vec::new();
-    for (name, _) in be.list(Kind::Index).unwrap() {
-        let bytes = be.read(Kind::Index, &name).unwrap();
+    for (object, _) in be.list(Kind::Index).unwrap() {
+        let bytes = be.read(&object).unwrap();
+        let name = object.to_string();
         let f = IndexFile::decode(keys, &name, &bytes).unwrap();
         let packs: Vec<Value> = f
             .packs
@@ -155,7 +157,7 @@ fn generate(root: &Path) {
         "about": "The repository in repo/ and what a reader must find in it; see format-spec/README.md. \
                   Regenerate with `cargo run -p clawback-engine --example make_vectors`.",
         "passphrase": PASSPHRASE,
-        "key_file": kname,
+        "key_file": kname.to_string(),
         "argon2id": { "m_cost_kib": kf.params.m_cost, "t_cost": kf.params.t_cost, "p_cost": kf.params.p_cost, "salt_b64": kf.salt },
         "wrapping_key": hex::encode(wk),
         "master_key": hex::encode(master.0),
@@ -184,8 +186,9 @@ fn write_invalid(root: &Path) -> usize {
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(root.join("repo")));
     let repo = Repository::open(be.clone(), &pw, &CacheOptions { dir: None, disabled: true }).unwrap();
     let keys = repo.keys();
-    let (key_name, _) = be.list(Kind::Key).unwrap().remove(0);
-    let key_bytes = be.read(Kind::Key, &key_name).unwrap();
+    let (key_object, _) = be.list(Kind::Key).unwrap().remove(0);
+    let key_bytes = be.read(&key_object).unwrap();
+    let key_name = key_object.to_string();
     let kf = KeyFile::parse(&key_bytes).unwrap();
     let master = kf.open(&pw.0).unwrap().unwrap();
     use base64::Engine;
@@ -197,8 +200,9 @@ fn write_invalid(root: &Path) -> usize {
     packs.sort();
     let mut tree_pack = None;
     let mut hello = None;
-    for (name, _) in packs {
-        let bytes = be.read(Kind::Pack, &name).unwrap();
+    for (object, _) in packs {
+        let bytes = be.read(&object).unwrap();
+        let name = object.to_string();
         let entries = pack::parse(keys, &PackId::from_hex(&name).unwrap(), &bytes).unwrap();
         if let Some(e) = entries.iter().find(|e| e.id == hello_id) {
             hello = Some((hello_id, bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec()));
@@ -209,11 +213,12 @@ fn write_invalid(root: &Path) -> usize {
     }
     let mut indexes = be.list(Kind::Index).unwrap();
     indexes.sort();
-    let index_name = indexes.remove(0).0;
-    let index_bytes = be.read(Kind::Index, &index_name).unwrap();
+    let index_object = indexes.remove(0).0;
+    let index_bytes = be.read(&index_object).unwrap();
+    let index_name = index_object.to_string();
     let (snap_id, snap) = repo.find_snapshot("latest", |_| true).unwrap();
     let snap_name = snap_id.to_hex();
-    let snap_bytes = be.read(Kind::Snapshot, &snap_name).unwrap();
+    let snap_bytes = be.read(&ObjectName::of(&snap_id)).unwrap();
     invalid::write(
         &root.join("invalid"),
         &invalid::Base {
@@ -228,8 +233,9 @@ fn write_invalid(root: &Path) -> usize {
             key_file: (key_name, key_bytes),
             wrapping_key,
             dict: {
-                let (name, _) = be.list(Kind::Dict).unwrap().remove(0);
-                let sealed = be.read(Kind::Dict, &name).unwrap();
+                let (object, _) = be.list(Kind::Dict).unwrap().remove(0);
+                let sealed = be.read(&object).unwrap();
+                let name = object.to_string();
                 let d = dict::Dict::open(keys, &name, &sealed).unwrap();
                 (name, sealed, d.bytes().to_vec())
             },

@@ -11,7 +11,7 @@
 //! - `flip`: a read returns its bytes with one bit flipped.
 
 use super::retry::transient;
-use super::{Backend, Kind};
+use super::{Backend, Kind, ObjectName};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -141,32 +141,32 @@ impl Backend for Fault {
         self.inner.create()
     }
 
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
         self.fail_before("read")?;
-        Ok(self.damage(self.inner.read(kind, name)?))
+        Ok(self.damage(self.inner.read(name)?))
     }
 
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         self.fail_before("read")?;
-        Ok(self.damage(self.inner.read_range(kind, name, offset, len)?))
+        Ok(self.damage(self.inner.read_range(name, offset, len)?))
     }
 
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
-        self.mutate("write", || self.inner.write(kind, name, data))
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
+        self.mutate("write", || self.inner.write(name, data))
     }
 
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         self.fail_before("list")?;
         self.inner.list(kind)
     }
 
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
+    fn size(&self, name: &ObjectName) -> io::Result<u64> {
         self.fail_before("size")?;
-        self.inner.size(kind, name)
+        self.inner.size(name)
     }
 
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
-        self.mutate("delete", || self.inner.delete(kind, name))
+    fn delete(&self, name: &ObjectName) -> io::Result<()> {
+        self.mutate("delete", || self.inner.delete(name))
     }
 }
 
@@ -189,11 +189,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let local = Arc::new(LocalBackend::new(d.path().join("r")));
         local.create().unwrap();
-        let name = "ab".repeat(32);
-        local.write(Kind::Pack, &name, &[0u8; 1000]).unwrap();
+        let name = ObjectName::of(&crate::format::id::PackId([0xab; 32]));
+        local.write(&name, &[0u8; 1000]).unwrap();
         let run = |cfg: FaultConfig| {
             let f = Fault::new(local.clone(), cfg);
-            (0..200).map(|_| f.read(Kind::Pack, &name).map_err(|e| e.kind())).collect::<Vec<_>>()
+            (0..200).map(|_| f.read(&name).map_err(|e| e.kind())).collect::<Vec<_>>()
         };
         let cfg = FaultConfig { seed: 3, transient: 0.2, timeout: 0.1, short: 0.1, flip: 0.1 };
         let a = run(cfg);

@@ -5,7 +5,7 @@
 
 pub mod location;
 
-use super::{check_name, Backend, Kind};
+use super::{Backend, Kind, ObjectName};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -33,9 +33,8 @@ impl LocalBackend {
         }
     }
 
-    fn path(&self, kind: Kind, name: &str) -> io::Result<PathBuf> {
-        check_name(kind, name)?;
-        Ok(self.dir_of(kind, name).join(name))
+    fn path(&self, name: &ObjectName) -> PathBuf {
+        self.dir_of(name.kind(), name.as_str()).join(name.as_str())
     }
 }
 
@@ -68,12 +67,12 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
-        fs::read(self.path(kind, name)?)
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
+        fs::read(self.path(name))
     }
 
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        let mut f = File::open(self.path(kind, name)?)?;
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut f = File::open(self.path(name))?;
         let size = f.metadata()?.len();
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(io::Error::new(
@@ -87,8 +86,8 @@ impl Backend for LocalBackend {
         Ok(buf)
     }
 
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
-        let dest = self.path(kind, name)?;
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
+        let dest = self.path(name);
         let dir = dest.parent().unwrap().to_path_buf();
         if !dir.exists() {
             mkdir(&dir)?;
@@ -117,8 +116,8 @@ impl Backend for LocalBackend {
 
     /// Links the file into place when it is on the repository's filesystem (no copy), else copies
     /// it a block at a time; either way through a temporary name, as `write`.
-    fn write_file(&self, kind: Kind, name: &str, path: &Path) -> io::Result<()> {
-        let dest = self.path(kind, name)?;
+    fn write_file(&self, name: &ObjectName, path: &Path) -> io::Result<()> {
+        let dest = self.path(name);
         let dir = dest.parent().unwrap().to_path_buf();
         if !dir.exists() {
             mkdir(&dir)?;
@@ -143,7 +142,7 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         let mut out = Vec::new();
         let mut scan = |dir: &Path| -> io::Result<()> {
             let rd = match fs::read_dir(dir) {
@@ -154,9 +153,10 @@ impl Backend for LocalBackend {
             for e in rd {
                 let e = e?;
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') || check_name(kind, &name).is_err() {
+                if name.starts_with('.') {
                     continue;
                 }
+                let Some(name) = ObjectName::listed(kind, name) else { continue };
                 let md = e.metadata()?;
                 if md.is_file() {
                     out.push((name, md.len()));
@@ -167,7 +167,7 @@ impl Backend for LocalBackend {
         match kind {
             Kind::Config => {
                 if let Ok(md) = fs::metadata(self.root.join("config")) {
-                    out.push(("config".into(), md.len()));
+                    out.push((ObjectName::config(), md.len()));
                 }
             }
             Kind::Pack => {
@@ -186,12 +186,12 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
-        Ok(fs::metadata(self.path(kind, name)?)?.len())
+    fn size(&self, name: &ObjectName) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(name))?.len())
     }
 
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
-        let p = self.path(kind, name)?;
+    fn delete(&self, name: &ObjectName) -> io::Result<()> {
+        let p = self.path(name);
         fs::remove_file(&p)?;
         fsync_dir(p.parent().unwrap());
         Ok(())
@@ -207,18 +207,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(d.path().join("repo"));
         b.create().unwrap();
-        let name = "ab".repeat(32);
-        b.write(Kind::Pack, &name, b"hello world").unwrap();
-        assert_eq!(b.write(Kind::Pack, &name, b"other").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(b.read(Kind::Pack, &name).unwrap(), b"hello world");
-        assert_eq!(b.read_range(Kind::Pack, &name, 6, 5).unwrap(), b"world");
-        assert!(b.read_range(Kind::Pack, &name, 6, 50).is_err());
+        let name = ObjectName::of(&crate::format::id::PackId([0xab; 32]));
+        b.write(&name, b"hello world").unwrap();
+        assert_eq!(b.write(&name, b"other").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(b.read(&name).unwrap(), b"hello world");
+        assert_eq!(b.read_range(&name, 6, 5).unwrap(), b"world");
+        assert!(b.read_range(&name, 6, 50).is_err());
         assert_eq!(b.list(Kind::Pack).unwrap(), vec![(name.clone(), 11)]);
-        let mode = fs::metadata(d.path().join("repo/data/ab").join(&name)).unwrap().permissions();
+        let mode = fs::metadata(d.path().join("repo/data/ab").join(name.as_str())).unwrap().permissions();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.mode() & 0o777, 0o600);
-        b.delete(Kind::Pack, &name).unwrap();
+        b.delete(&name).unwrap();
         assert!(b.list(Kind::Pack).unwrap().is_empty());
-        assert!(b.read(Kind::Index, "../../etc/passwd").is_err());
+        // Files whose names could not be an object are not listed.
+        fs::write(d.path().join("repo/index/.tmp-x"), b"x").unwrap();
+        fs::write(d.path().join("repo/index/a b"), b"x").unwrap();
+        assert!(b.list(Kind::Index).unwrap().is_empty());
     }
 }

@@ -1,5 +1,6 @@
-//! Storage backends: a small interface over named, immutable objects grouped by kind. Objects are
-//! written once and atomically; a reader never sees a partial object under its final name.
+//! Storage backends: a small interface over named, immutable objects grouped by kind, each
+//! addressed by an [`ObjectName`] made from a typed id (see `name`). Objects are written once and
+//! atomically; a reader never sees a partial object under its final name.
 //! Decorators (retry, fault injection) wrap a `Backend` and are themselves `Backend`s. Each kind
 //! of storage also has a `location` module (its URL scheme, config section and variables), listed
 //! once in `backend::registry`.
@@ -7,6 +8,7 @@
 pub mod fault;
 pub mod kind;
 pub mod local;
+pub mod name;
 pub mod registry;
 pub mod retention;
 pub mod retry;
@@ -15,6 +17,8 @@ pub mod s3;
 pub mod throttle;
 
 use std::io;
+
+pub use name::{ObjectName, Stored};
 
 /// The `Backend` methods a decorator holding `inner: Arc<dyn Backend>` passes straight through:
 /// `location`, `connections`, `requests` and `versioned`. Used inside the decorator's `impl Backend`.
@@ -39,7 +43,7 @@ macro_rules! forward_to_inner {
 }
 pub(crate) use forward_to_inner;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Config,
     Key,
@@ -76,21 +80,22 @@ pub trait Backend: Send + Sync {
     /// Creates the repository's folders (or bucket prefix). Fails if a config already exists.
     fn create(&self) -> io::Result<()>;
     /// Reads a whole object.
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>>;
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>>;
     /// Reads `len` bytes at `offset`.
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>>;
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>>;
     /// Stores an object atomically. Writing a name that exists is an error of kind `AlreadyExists`.
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()>;
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()>;
     /// Stores the local file at `path` as an object, like [`Backend::write`] (the caller removes
     /// the file after). By default it is read into memory and written; a backend that can do
     /// better (the local one links it into place) keeps a whole pack out of memory.
-    fn write_file(&self, kind: Kind, name: &str, path: &std::path::Path) -> io::Result<()> {
-        self.write(kind, name, &std::fs::read(path)?)
+    fn write_file(&self, name: &ObjectName, path: &std::path::Path) -> io::Result<()> {
+        self.write(name, &std::fs::read(path)?)
     }
-    /// Lists the objects of a kind with their sizes.
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>>;
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64>;
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()>;
+    /// Lists the objects of a kind with their sizes: every name [`ObjectName::listed`] keeps, so
+    /// foreign names are there too (callers parse them with [`ObjectName::id`]).
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>>;
+    fn size(&self, name: &ObjectName) -> io::Result<u64>;
+    fn delete(&self, name: &ObjectName) -> io::Result<()>;
     /// How many requests callers should keep in flight (pack uploads, restore reads). Decorators
     /// forward it.
     fn connections(&self) -> usize {
@@ -105,19 +110,5 @@ pub trait Backend: Send + Sync {
     /// Decorators forward it.
     fn versioned(&self) -> Option<&dyn retention::Versioned> {
         None
-    }
-}
-
-/// Object names are ours: hex ids, or `config`. Anything else is refused so a name can never
-/// address a path outside the repository.
-pub(crate) fn check_name(kind: Kind, name: &str) -> io::Result<()> {
-    let ok = match kind {
-        Kind::Config => name == "config",
-        _ => !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object name {name:?}")))
     }
 }

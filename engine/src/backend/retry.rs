@@ -11,7 +11,7 @@
 //! without answering, every later request gets one attempt until one succeeds, so an outage costs a
 //! restore of many files one bound, not one per file.
 
-use super::{Backend, Kind};
+use super::{Backend, Kind, ObjectName};
 use crate::format::id::ObjectId;
 use parking_lot::Mutex;
 use std::fmt;
@@ -193,17 +193,17 @@ impl Backend for Retry {
         self.run(|_| self.inner.create())
     }
 
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
         // A content-addressed object that reads back wrong was damaged on the way (or is damaged
         // in the store): read it again a few times, then hand over what came so the caller
         // reports the damage itself.
         const REREADS: u32 = 3;
         let mut rereads = 0;
         loop {
-            let data = self.run(|_| self.inner.read(kind, name))?;
-            if !content_addressed(kind)
-                || name.len() != 64
-                || ObjectId::of_bytes(&data).to_hex() == name
+            let data = self.run(|_| self.inner.read(name))?;
+            if !content_addressed(name.kind())
+                || name.as_str().len() != 64
+                || ObjectId::of_bytes(&data).to_hex() == name.as_str()
                 || rereads >= REREADS
             {
                 return Ok(data);
@@ -213,9 +213,9 @@ impl Backend for Retry {
         }
     }
 
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         self.run(|_| {
-            let d = self.inner.read_range(kind, name, offset, len)?;
+            let d = self.inner.read_range(name, offset, len)?;
             if d.len() as u64 != len {
                 return Err(transient(
                     io::ErrorKind::UnexpectedEof,
@@ -226,11 +226,11 @@ impl Backend for Retry {
         })
     }
 
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
-        self.run(|attempt| match self.inner.write(kind, name, data) {
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
+        self.run(|attempt| match self.inner.write(name, data) {
             // An earlier attempt that timed out may have landed: the object is ours if it holds
             // exactly these bytes.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => match self.inner.read(kind, name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => match self.inner.read(name) {
                 Ok(have) if have == data => Ok(()),
                 _ => Err(e),
             },
@@ -238,11 +238,11 @@ impl Backend for Retry {
         })
     }
 
-    fn write_file(&self, kind: Kind, name: &str, path: &std::path::Path) -> io::Result<()> {
-        self.run(|attempt| match self.inner.write_file(kind, name, path) {
+    fn write_file(&self, name: &ObjectName, path: &std::path::Path) -> io::Result<()> {
+        self.run(|attempt| match self.inner.write_file(name, path) {
             // As in `write`: an earlier attempt may have landed.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => {
-                match (self.inner.read(kind, name), std::fs::read(path)) {
+                match (self.inner.read(name), std::fs::read(path)) {
                     (Ok(have), Ok(want)) if have == want => Ok(()),
                     _ => Err(e),
                 }
@@ -251,16 +251,16 @@ impl Backend for Retry {
         })
     }
 
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         self.run(|_| self.inner.list(kind))
     }
 
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
-        self.run(|_| self.inner.size(kind, name))
+    fn size(&self, name: &ObjectName) -> io::Result<u64> {
+        self.run(|_| self.inner.size(name))
     }
 
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
-        self.run(|attempt| match self.inner.delete(kind, name) {
+    fn delete(&self, name: &ObjectName) -> io::Result<()> {
+        self.run(|attempt| match self.inner.delete(name) {
             // Gone on a retry: the attempt that failed had deleted it.
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempt > 1 => Ok(()),
             r => r,
@@ -272,6 +272,8 @@ impl Backend for Retry {
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
+    use crate::format::id::{IndexId, PackId, SnapshotId};
+    use parking_lot::Mutex;
 
     /// Fails the first `fails` calls of every operation with `err`, then passes through.
     struct Flaky {
@@ -300,28 +302,28 @@ mod tests {
         fn create(&self) -> io::Result<()> {
             self.inner.create()
         }
-        fn read(&self, k: Kind, n: &str) -> io::Result<Vec<u8>> {
+        fn read(&self, n: &ObjectName) -> io::Result<Vec<u8>> {
             self.gate()?;
-            self.inner.read(k, n)
+            self.inner.read(n)
         }
-        fn read_range(&self, k: Kind, n: &str, o: u64, l: u64) -> io::Result<Vec<u8>> {
+        fn read_range(&self, n: &ObjectName, o: u64, l: u64) -> io::Result<Vec<u8>> {
             self.gate()?;
-            self.inner.read_range(k, n, o, l)
+            self.inner.read_range(n, o, l)
         }
-        fn write(&self, k: Kind, n: &str, d: &[u8]) -> io::Result<()> {
+        fn write(&self, n: &ObjectName, d: &[u8]) -> io::Result<()> {
             self.gate()?;
-            self.inner.write(k, n, d)
+            self.inner.write(n, d)
         }
-        fn list(&self, k: Kind) -> io::Result<Vec<(String, u64)>> {
+        fn list(&self, k: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
             self.gate()?;
             self.inner.list(k)
         }
-        fn size(&self, k: Kind, n: &str) -> io::Result<u64> {
-            self.inner.size(k, n)
+        fn size(&self, n: &ObjectName) -> io::Result<u64> {
+            self.inner.size(n)
         }
-        fn delete(&self, k: Kind, n: &str) -> io::Result<()> {
+        fn delete(&self, n: &ObjectName) -> io::Result<()> {
             self.gate()?;
-            self.inner.delete(k, n)
+            self.inner.delete(n)
         }
     }
 
@@ -357,7 +359,7 @@ mod tests {
         let r = Retry::new(flaky.clone(), RetryPolicy { max_attempts: 1000, ..policy });
         r.contacted.store(true, Ordering::Relaxed);
         let t = Instant::now();
-        assert!(r.read(Kind::Snapshot, &"ab".repeat(32)).is_err());
+        assert!(r.read(&ObjectName::of(&SnapshotId([0xab; 32]))).is_err());
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
@@ -367,21 +369,21 @@ mod tests {
         let policy = RetryPolicy { max_attempts: 1000, max_elapsed: Duration::from_millis(100), ..fast() };
         let r = Retry::new(flaky.clone(), policy);
         r.contacted.store(true, Ordering::Relaxed);
-        let name = "ab".repeat(32);
+        let name = ObjectName::of(&SnapshotId([0xab; 32]));
         let t = Instant::now();
-        assert!(r.read(Kind::Snapshot, &name).is_err());
+        assert!(r.read(&name).is_err());
         assert!(t.elapsed() >= Duration::from_millis(100), "the first request rides out the bound");
         // The bound is spent: each later request makes one attempt and gives up.
         *flaky.calls.lock() = 0;
         let t = Instant::now();
         for _ in 0..20 {
-            assert!(r.read(Kind::Snapshot, &name).is_err());
+            assert!(r.read(&name).is_err());
         }
         assert_eq!(*flaky.calls.lock(), 20);
         assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
         // Once a request succeeds, the next outage gets a whole bound again.
         *flaky.fails.lock() = 0;
-        r.write(Kind::Snapshot, &ObjectId::of_bytes(b"x").to_hex(), b"x").unwrap();
+        r.write(&ObjectName::of(&SnapshotId([0xcd; 32])), b"x").unwrap();
         *flaky.fails.lock() = u32::MAX;
         *flaky.calls.lock() = 0;
         let t = Instant::now();
@@ -393,8 +395,7 @@ mod tests {
     #[test]
     fn retries_transient_then_succeeds() {
         let (_d, f, r) = setup(3, || transient(io::ErrorKind::Other, "SlowDown"));
-        let name = "ab".repeat(32);
-        r.write(Kind::Pack, &name, b"x").unwrap();
+        r.write(&ObjectName::of(&PackId([0xab; 32])), b"x").unwrap();
         assert_eq!(*f.calls.lock(), 4);
     }
 
@@ -411,7 +412,7 @@ mod tests {
         assert_eq!(r.list(Kind::Pack).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
         assert_eq!(*f.calls.lock(), 1);
         let (_d, f, r) = setup(0, || unreachable!());
-        assert_eq!(r.read(Kind::Index, &"cd".repeat(32)).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(r.read(&ObjectName::of(&IndexId([0xcd; 32]))).unwrap_err().kind(), io::ErrorKind::NotFound);
         assert_eq!(*f.calls.lock(), 1);
     }
 
@@ -452,16 +453,16 @@ mod tests {
     #[test]
     fn retried_write_that_landed_is_success() {
         let (_d, f, _r) = setup(0, || io::Error::new(io::ErrorKind::TimedOut, "timeout"));
-        let name = ObjectId::of_bytes(b"data").to_hex();
+        let name = ObjectName::of(&SnapshotId::of_bytes(b"data"));
         // The object is there already (an earlier attempt landed), and this attempt is a retry.
-        f.inner.write(Kind::Snapshot, &name, b"data").unwrap();
+        f.inner.write(&name, b"data").unwrap();
         *f.fails.lock() = 1;
         let r2 = Retry::new(f.clone(), RetryPolicy { max_attempts: 3, ..fast() });
-        r2.write(Kind::Snapshot, &name, b"data").unwrap();
+        r2.write(&name, b"data").unwrap();
         // Other bytes under a taken name are refused.
         *f.fails.lock() = 1;
-        assert_eq!(r2.write(Kind::Snapshot, &name, b"evil").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(r2.write(&name, b"evil").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         // A first attempt that finds the name taken is refused outright.
-        assert_eq!(r2.write(Kind::Snapshot, &name, b"data").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(r2.write(&name, b"data").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     }
 }

@@ -27,7 +27,7 @@ pub use options::{ObjectLock, S3Options, Sse, DEFAULT_CONNECTIONS};
 
 use super::retention::{DeletedObject, Versioned};
 use super::retry::transient;
-use super::{check_name, Backend, Kind};
+use super::{Backend, Kind, ObjectName};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
@@ -141,9 +141,8 @@ impl S3Backend {
         self.counts[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn key(&self, kind: Kind, name: &str) -> io::Result<String> {
-        check_name(kind, name)?;
-        Ok(self.key_unchecked(kind, name))
+    fn key(&self, obj: &ObjectName) -> String {
+        self.key_unchecked(obj.kind(), obj.as_str())
     }
 
     fn key_unchecked(&self, kind: Kind, name: &str) -> String {
@@ -423,8 +422,8 @@ impl S3Backend {
             (_, Some(_)) => return None,
             (_, None) => rest,
         };
-        check_name(kind, name).ok()?;
-        Some((kind, name.to_string()))
+        let obj = ObjectName::listed(kind, name.to_string())?;
+        Some((kind, obj.as_str().to_string()))
     }
 
     async fn deleted_objects_async(&self) -> io::Result<Vec<DeletedObject>> {
@@ -546,8 +545,8 @@ impl Backend for S3Backend {
         })
     }
 
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
-        let key = self.key(kind, name)?;
+    fn read(&self, obj: &ObjectName) -> io::Result<Vec<u8>> {
+        let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
         let immutable = matches!(kind, Kind::Config | Kind::Key);
         if immutable {
             if let Some(b) = self.bodies.lock().get(&(kind, name.to_string())) {
@@ -562,8 +561,8 @@ impl Backend for S3Backend {
         Ok(data)
     }
 
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        let key = self.key(kind, name)?;
+    fn read_range(&self, obj: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let key = self.key(obj);
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -573,19 +572,19 @@ impl Backend for S3Backend {
         self.rt.block_on(self.get(&key, Some((offset, len)), &format!("read {key}")))
     }
 
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
-        let key = self.key(kind, name)?;
+    fn write(&self, obj: &ObjectName, data: &[u8]) -> io::Result<()> {
+        let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
         self.rt.block_on(self.put(kind, &key, data, &format!("write {key}")))?;
         self.sizes.lock().insert((kind, name.to_string()), data.len() as u64);
         Ok(())
     }
 
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         if kind.dir().is_empty() {
             // The config sits beside the folders: a HEAD, not a listing of the whole prefix.
             let key = self.key_unchecked(kind, "config");
             return Ok(match self.rt.block_on(self.head_size(&key, "read config"))? {
-                Some(n) => vec![("config".to_string(), n)],
+                Some(n) => vec![(ObjectName::config(), n)],
                 None => vec![],
             });
         }
@@ -601,17 +600,18 @@ impl Backend for S3Backend {
                 _ => false,
             });
         }
-        out.retain(|(n, _)| !n.contains('/') && check_name(kind, n).is_ok());
+        let mut out: Vec<(ObjectName, u64)> =
+            out.into_iter().filter_map(|(n, s)| Some((ObjectName::listed(kind, n)?, s))).collect();
         out.sort();
         let mut sizes = self.sizes.lock();
         for (n, s) in &out {
-            sizes.insert((kind, n.clone()), *s);
+            sizes.insert((kind, n.as_str().to_string()), *s);
         }
         Ok(out)
     }
 
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
-        let key = self.key(kind, name)?;
+    fn size(&self, obj: &ObjectName) -> io::Result<u64> {
+        let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
         if let Some(&n) = self.sizes.lock().get(&(kind, name.to_string())) {
             return Ok(n);
         }
@@ -624,8 +624,8 @@ impl Backend for S3Backend {
         }
     }
 
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
-        let key = self.key(kind, name)?;
+    fn delete(&self, obj: &ObjectName) -> io::Result<()> {
+        let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
         self.count(Req::Delete);
         self.rt.block_on(async {
             self.client
@@ -738,16 +738,16 @@ mod tests {
         o.endpoint = Some("http://127.0.0.1:1".into());
         o.prefix = "p".into();
         let be = S3Backend::new(o).unwrap();
-        assert_eq!(be.key(Kind::Config, "config").unwrap(), "p/config");
-        assert_eq!(be.key(Kind::Pack, "abcd").unwrap(), "p/data/ab/abcd");
-        assert_eq!(be.key(Kind::Snapshot, "ef").unwrap(), "p/snapshots/ef");
-        assert!(be.key(Kind::Index, "../x").is_err());
-        assert!(be.key(Kind::Config, "other").is_err());
+        use crate::format::id::{PackId, SnapshotId};
+        assert_eq!(be.key(&ObjectName::config()), "p/config");
+        assert_eq!(be.key(&ObjectName::of(&PackId([0xab; 32]))), format!("p/data/ab/{}", "ab".repeat(32)));
+        assert_eq!(be.key(&ObjectName::of(&SnapshotId([0xef; 32]))), format!("p/snapshots/{}", "ef".repeat(32)));
         // Keys from a version listing map back to the repository's objects, and only those.
         for (kind, name) in
             [(Kind::Config, "config"), (Kind::Pack, "abcd"), (Kind::Snapshot, "ef"), (Kind::Lock, "l-1")]
         {
-            assert_eq!(be.object_of_key(&be.key(kind, name).unwrap()), Some((kind, name.to_string())));
+            let obj = ObjectName::listed(kind, name.to_string()).unwrap();
+            assert_eq!(be.object_of_key(&be.key(&obj)), Some((kind, name.to_string())));
         }
         for other in
             ["config", "p/data/cd/abcd", "p/data/abcd", "p/snapshots/a/b", "p/other/x", "p/keys/../x", "pp/config"]

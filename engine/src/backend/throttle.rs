@@ -6,7 +6,7 @@
 //! at the limit after the transfers booked before it, and waits until its slot has passed, so any
 //! number of threads together stay at the rate.
 
-use super::{Backend, Kind};
+use super::{Backend, Kind, ObjectName};
 use parking_lot::Mutex;
 use std::io;
 use std::sync::Arc;
@@ -77,39 +77,39 @@ impl Backend for Throttle {
         self.inner.create()
     }
 
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
-        let d = self.inner.read(kind, name)?;
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
+        let d = self.inner.read(name)?;
         if let Some(p) = &self.down {
             p.pace(d.len() as u64);
         }
         Ok(d)
     }
 
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        let d = self.inner.read_range(kind, name, offset, len)?;
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let d = self.inner.read_range(name, offset, len)?;
         if let Some(p) = &self.down {
             p.pace(d.len() as u64);
         }
         Ok(d)
     }
 
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
         if let Some(p) = &self.up {
             p.pace(data.len() as u64);
         }
-        self.inner.write(kind, name, data)
+        self.inner.write(name, data)
     }
 
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         self.inner.list(kind)
     }
 
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
-        self.inner.size(kind, name)
+    fn size(&self, name: &ObjectName) -> io::Result<u64> {
+        self.inner.size(name)
     }
 
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
-        self.inner.delete(kind, name)
+    fn delete(&self, name: &ObjectName) -> io::Result<()> {
+        self.inner.delete(name)
     }
 
     fn connections(&self) -> usize {

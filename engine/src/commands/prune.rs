@@ -15,7 +15,7 @@
 //! The protocol and why every crash point is safe: format-spec/README.md, "Prune, leases and
 //! condemned packs".
 
-use crate::backend::Kind;
+use crate::backend::ObjectName;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdMap, IdSet, IndexId, PackId, SnapshotId, TreeId};
@@ -104,7 +104,7 @@ struct PackInfo {
 }
 
 /// Index file names (sorted), their decoded contents, and the packs on disk with their sizes.
-type IndexesAndPacks = (Vec<String>, Vec<IndexFile>, IdMap<PackId, u64>);
+type IndexesAndPacks = (Vec<ObjectName>, Vec<IndexFile>, IdMap<PackId, u64>);
 
 /// The index files (names sorted, contents decoded and checked) and the packs on disk with their
 /// sizes, as listed now.
@@ -326,8 +326,8 @@ pub fn prune_with_progress(
             Some((repack.len() as u64, repack.iter().map(|id| packs[id].size).sum())),
         );
         for id in &repack {
-            let name = id.to_hex();
-            let bytes = be.read(Kind::Pack, &name).map_err(Error::backend_err("read pack", &name))?;
+            let name = ObjectName::of(id);
+            let bytes = be.read(&name).map_err(Error::backend_err("read pack", &name))?;
             progress.add_done(1, packs[id].size);
             // The whole pack is verified (hash, header) and every blob copied is decrypted and
             // checked, so a repack never carries damage into a new pack unnoticed.
@@ -374,19 +374,19 @@ pub fn prune_with_progress(
             }
         }
         live.extend(new_packs);
-        let supersedes: Vec<IndexId> = index_names.iter().filter_map(|n| IndexId::from_hex(n)).collect();
+        let supersedes: Vec<IndexId> = index_names.iter().filter_map(|n| n.id::<IndexId>()).collect();
         let mut written = HashSet::new();
         for (packs, supersedes) in [(live, supersedes), (dead, Vec::new())] {
             if packs.is_empty() {
                 continue;
             }
             let id = repo.save_index(&IndexFile { version: 1, supersedes, packs })?;
-            written.insert(id.to_hex());
+            written.insert(ObjectName::of(&id));
             report.index_files_written += 1;
         }
         lease.ensure_held()?;
         for n in index_names.iter().filter(|n| !written.contains(*n)) {
-            match be.delete(Kind::Index, n) {
+            match be.delete(n) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::backend_err("delete index", n)(e))
                 }
@@ -437,8 +437,7 @@ fn sweep(
         all_condemned.extend(rec.packs.iter().copied());
         if rec.leases.is_none() {
             // Left at stage 0 by a prune that stopped there.
-            condemned::finalize(be.as_ref(), &mut rec, &names)?;
-            names = vec![format!("{}-1", rec.id)];
+            names = vec![condemned::finalize(be.as_ref(), &mut rec, &names)?];
         }
         let waiting = condemned::waiting_on(&rec, &live);
         if !waiting.is_empty() {
@@ -543,14 +542,14 @@ fn sweep(
         }
         let rest: Vec<IndexPack> = f.packs.into_iter().filter(|p| !delete.contains(&p.id)).collect();
         if !rest.is_empty() {
-            let supersedes = IndexId::from_hex(name).into_iter().collect();
+            let supersedes = name.id::<IndexId>().into_iter().collect();
             let id = repo.save_index(&IndexFile { version: 1, supersedes, packs: rest })?;
             report.index_files_written += 1;
-            if id.to_hex() == *name {
+            if ObjectName::of(&id) == *name {
                 continue;
             }
         }
-        match be.delete(Kind::Index, name) {
+        match be.delete(name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::backend_err("delete index", name)(e))
             }
@@ -564,8 +563,8 @@ fn sweep(
     gone.sort();
     for id in gone {
         let Some(&size) = disk.get(id) else { continue };
-        let name = id.to_hex();
-        match be.delete(Kind::Pack, &name) {
+        let name = ObjectName::of(id);
+        match be.delete(&name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::backend_err("delete pack", &name)(e))
             }
@@ -579,7 +578,7 @@ fn sweep(
     // 4. The records: their packs are gone or live again.
     for (_, names) in &eligible {
         for n in names {
-            match be.delete(Kind::Condemned, n) {
+            match be.delete(n) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::backend_err("delete condemned record", n)(e))
                 }

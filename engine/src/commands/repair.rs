@@ -14,7 +14,7 @@
 //! object lock implies): every repository object whose current version is a delete marker gets its
 //! newest kept version back. It needs no password, since the config and key files may be gone too.
 
-use crate::backend::{Backend, Kind};
+use crate::backend::{Backend, Kind, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdSet, IndexId, PackId, SnapshotId, TreeId};
@@ -73,7 +73,7 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
                     old_blobs.extend(p.blobs.iter().map(|e| e.id));
                 }
             }
-            Err(e) => report.index_files_damaged.push(DamagedObject { id: n.clone(), error: e.to_string() }),
+            Err(e) => report.index_files_damaged.push(DamagedObject { id: n.to_string(), error: e.to_string() }),
         }
     }
     report.index_files_read = names.len() as u64;
@@ -107,13 +107,13 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
 
     let mut written = None;
     if !packs.is_empty() {
-        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| IndexId::from_hex(n)).collect();
+        let supersedes: Vec<IndexId> = names.iter().filter_map(|n| n.id::<IndexId>()).collect();
         let id = repo.save_index(&IndexFile { version: 1, supersedes, packs })?;
         written = Some(id.to_hex());
     }
     lease.ensure_held()?;
-    for n in names.iter().filter(|n| Some(*n) != written.as_ref()) {
-        match be.delete(Kind::Index, n) {
+    for n in names.iter().filter(|n| Some(n.as_str()) != written.as_deref()) {
+        match be.delete(n) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::backend_err("delete index", n)(e)),
             _ => report.index_files_deleted += 1,
         }
@@ -286,15 +286,15 @@ pub fn repair_snapshots(repo: &Repository, dry_run: bool) -> Result<RepairSnapsh
         if let Some(l) = &lease {
             l.ensure_held()?;
             new_id = Some(repo.save_snapshot(&n)?.to_hex());
-            let name = id.to_hex();
-            match be.delete(Kind::Snapshot, &name) {
+            let name = ObjectName::of(&id);
+            match be.delete(&name) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::backend_err("delete snapshot", &name)(e))
                 }
                 _ => {}
             }
             if let Some(c) = repo.cache() {
-                c.remove_snapshot(&name)?;
+                c.remove_snapshot(name.as_str())?;
             }
         }
         report.snapshots_repaired.push(RepairedSnapshot {

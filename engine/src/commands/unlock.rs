@@ -2,7 +2,6 @@
 //! unreadable ones, and those of this host whose process is gone. With `remove_all`, every lease,
 //! live or not (the caller warns: a running prune then loses its exclusion).
 
-use crate::backend::Kind;
 use crate::error::{Error, Result};
 use crate::repo::lease::list_leases;
 use crate::repo::Repository;
@@ -31,7 +30,7 @@ pub fn unlock(repo: &Repository, remove_all: bool) -> Result<UnlockReport> {
     for l in list_leases(be.as_ref())? {
         let live = l.info.as_ref().is_some_and(|i| i.is_live(now));
         let line = LeaseLine {
-            name: l.name.clone(),
+            name: l.name.to_string(),
             kind: l.kind.name(),
             holder: l.info.as_ref().map(|i| i.describe()),
             live,
@@ -40,10 +39,10 @@ pub fn unlock(repo: &Repository, remove_all: bool) -> Result<UnlockReport> {
             report.kept.push(line);
             continue;
         }
-        match be.delete(Kind::Lock, &l.name) {
+        match be.delete(&l.name) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Backend { op: "delete lease", name: l.name, source }),
+            Err(source) => return Err(Error::Backend { op: "delete lease", name: l.name.to_string(), source }),
         }
         report.removed.push(line);
     }

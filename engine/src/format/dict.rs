@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::crypto::Keys;
-use crate::format::id::ObjectId;
+use crate::format::id::{DictId, ObjectId};
 use zstd::zstd_safe::{CDict, DDict};
 
 /// Associated data of a dictionary object.
@@ -79,10 +79,10 @@ impl Dict {
         (*l == level && c.get_dict_id().is_some()).then_some(c)
     }
 
-    /// Seals `bytes` (a zstd dictionary) as a dictionary object; returns its name and stored bytes.
-    pub fn seal(keys: &Keys, bytes: &[u8]) -> (String, Vec<u8>) {
+    /// Seals `bytes` (a zstd dictionary) as a dictionary object; returns its id and stored bytes.
+    pub fn seal(keys: &Keys, bytes: &[u8]) -> (DictId, Vec<u8>) {
         let sealed = codec::seal_object(keys, &[AAD_DICT], bytes, codec::METADATA_LEVEL);
-        (ObjectId::of_bytes(&sealed).to_hex(), sealed)
+        (DictId::of_bytes(&sealed), sealed)
     }
 
     /// Opens a dictionary object stored under `name`, checking its name, seal and content.
@@ -127,7 +127,8 @@ pub(crate) mod tests {
         let s = samples();
         let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
         let bytes = train(&refs, 4096).expect("trains");
-        let (name, sealed) = Dict::seal(&keys, &bytes);
+        let (id, sealed) = Dict::seal(&keys, &bytes);
+        let name = id.to_hex();
         let d = Dict::open(&keys, &name, &sealed).unwrap();
         assert_eq!(d.bytes(), &bytes[..]);
         assert!(d.zstd_id != 0);
@@ -136,7 +137,7 @@ pub(crate) mod tests {
         let mut bad = bytes.clone();
         bad[0] ^= 1;
         let (n, s2) = Dict::seal(&keys, &bad);
-        assert!(Dict::open(&keys, &n, &s2).unwrap_err().to_string().contains("magic"));
+        assert!(Dict::open(&keys, &n.to_hex(), &s2).unwrap_err().to_string().contains("magic"));
         let mut zero = bytes.clone();
         zero[4..8].copy_from_slice(&[0; 4]);
         assert!(Dict::from_bytes(String::new(), zero).is_err());

@@ -1,6 +1,7 @@
-//! Typed 32-byte identifiers. `BlobId` names a blob by the keyed BLAKE3 of its plaintext; `ObjectId`
-//! names a stored object (pack, index, snapshot, key) by the unkeyed BLAKE3 of its stored bytes, so
-//! damage is detectable without the key. They print as 64 lowercase hex digits.
+//! Typed identifiers. `BlobId` names a blob by the keyed BLAKE3 of its plaintext; `ObjectId` (and
+//! per kind `PackId`, `IndexId`, `SnapshotId`, `KeyId`, `DictId`) names a stored object by the
+//! unkeyed BLAKE3 of its stored bytes, so damage is detectable without the key; they print as 64
+//! lowercase hex digits. Leases and condemned records carry a random 8-byte id (16 hex digits).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -80,6 +81,7 @@ id_type!(PackId, "A pack file: BLAKE3 of its stored bytes.");
 id_type!(IndexId, "An index file: BLAKE3 of its stored bytes.");
 id_type!(SnapshotId, "A snapshot file: BLAKE3 of its stored bytes.");
 id_type!(KeyId, "A key file: BLAKE3 of its stored bytes.");
+id_type!(DictId, "A compression dictionary object: BLAKE3 of its stored bytes.");
 
 // Every stored-object kind is named the same way: the unkeyed BLAKE3 of its stored bytes. Each kind
 // may be viewed as a plain `ObjectId` where code handles "any stored object" (listings, name checks).
@@ -98,7 +100,7 @@ macro_rules! stored_object_id {
         }
     )*};
 }
-stored_object_id!(PackId, IndexId, SnapshotId, KeyId);
+stored_object_id!(PackId, IndexId, SnapshotId, KeyId, DictId);
 
 // Trees and data chunks are named alike and share one index, which maps a blob id to its place:
 // each typed id is looked up there as its plain `BlobId`.
@@ -118,6 +120,45 @@ macro_rules! typed_blob_id {
     )*};
 }
 typed_blob_id!(TreeId, DataId);
+
+// Objects that are not content-addressed (leases, condemned records) carry a random 8-byte id,
+// written as 16 lowercase hex digits.
+macro_rules! random_id {
+    ($($name:ident, $doc:literal;)*) => {$(
+        #[doc = $doc]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+        pub struct $name(pub [u8; 8]);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn random() -> Self {
+                Self(rand::random())
+            }
+            /// Parses 16 lowercase hex digits.
+            pub fn from_hex(s: &str) -> Option<Self> {
+                let mut out = [0u8; 8];
+                if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return None;
+                }
+                hex::decode_to_slice(s, &mut out).ok()?;
+                Some(Self(out))
+            }
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+    )*};
+}
+random_id! {
+    LeaseId, "A lease: the part of its object name that stays the same across refreshes.";
+    RecordId, "A condemned record: shared by both stages of the record.";
+}
 
 impl ObjectId {
     /// The id of a stored object: the unkeyed BLAKE3 of its bytes.

@@ -2,8 +2,10 @@
 //! maintenance key that lifts it for one run, the backend guard that refuses deletions while it
 //! holds, and the cheap probe that tells whether this host's credentials can delete at all.
 
-use crate::backend::{forward_to_inner, Backend, Kind};
+use crate::backend::name::{LeaseKind, LockName};
+use crate::backend::{forward_to_inner, Backend, Kind, ObjectName};
 use crate::error::{Error, Result};
+use crate::format::id::LeaseId;
 use crate::repo::lease::LeaseInfo;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -81,36 +83,36 @@ impl Backend for Guard {
     fn create(&self) -> io::Result<()> {
         Err(denied("create".into()))
     }
-    fn read(&self, kind: Kind, name: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(kind, name)
+    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
     }
-    fn read_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        self.inner.read_range(kind, name, offset, len)
+    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        self.inner.read_range(name, offset, len)
     }
-    fn write(&self, kind: Kind, name: &str, data: &[u8]) -> io::Result<()> {
-        if kind == Kind::Config {
+    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
+        if name.kind() == Kind::Config {
             return Err(denied("write config".into()));
         }
-        self.inner.write(kind, name, data)
+        self.inner.write(name, data)
     }
-    fn write_file(&self, kind: Kind, name: &str, path: &std::path::Path) -> io::Result<()> {
-        if kind == Kind::Config {
+    fn write_file(&self, name: &ObjectName, path: &std::path::Path) -> io::Result<()> {
+        if name.kind() == Kind::Config {
             return Err(denied("write config".into()));
         }
-        self.inner.write_file(kind, name, path)
+        self.inner.write_file(name, path)
     }
-    fn list(&self, kind: Kind) -> io::Result<Vec<(String, u64)>> {
+    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
         self.inner.list(kind)
     }
-    fn size(&self, kind: Kind, name: &str) -> io::Result<u64> {
-        self.inner.size(kind, name)
+    fn size(&self, name: &ObjectName) -> io::Result<u64> {
+        self.inner.size(name)
     }
-    fn delete(&self, kind: Kind, name: &str) -> io::Result<()> {
+    fn delete(&self, name: &ObjectName) -> io::Result<()> {
         // Leases are coordination, not data: a backup removes its own when it ends.
-        if kind == Kind::Lock || self.lifted.load(Ordering::SeqCst) {
-            return self.inner.delete(kind, name);
+        if name.kind() == Kind::Lock || self.lifted.load(Ordering::SeqCst) {
+            return self.inner.delete(name);
         }
-        Err(denied(format!("delete {}/{name}", kind.dir())))
+        Err(denied(format!("delete {}/{name}", name.kind().dir())))
     }
 }
 
@@ -118,24 +120,24 @@ impl Backend for Guard {
 /// reader ignores, and which stays harmless if it cannot be removed) and deletes it. `Ok(false)`
 /// when the delete is refused for lack of rights; `Err` when the write or the store fails.
 pub fn probe_delete(backend: &dyn Backend) -> Result<bool> {
-    let id = hex::encode(rand::random::<[u8; 8]>());
-    let name = format!("backup-{id}-0");
+    let id = LeaseId::random();
+    let name = ObjectName::of(&LockName::Lease { kind: LeaseKind::Backup, id, seq: 0 });
     let now = chrono::Utc::now().to_rfc3339();
     let info = LeaseInfo {
         version: 1,
         kind: "backup".into(),
-        id,
+        id: id.to_hex(),
         hostname: crate::repo::host::hostname(),
         pid: std::process::id(),
         created: now.clone(),
         expires: now,
     };
     let body = serde_json::to_vec(&info).expect("serialize lease");
-    backend.write(Kind::Lock, &name, &body).map_err(Error::backend_err("write probe lease", &name))?;
-    match backend.delete(Kind::Lock, &name) {
+    backend.write(&name, &body).map_err(Error::backend_err("write probe lease", &name))?;
+    match backend.delete(&name) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied || denied_by_store(&e) => Ok(false),
-        Err(e) => Err(Error::Backend { op: "delete probe lease", name, source: e }),
+        Err(e) => Err(Error::Backend { op: "delete probe lease", name: name.to_string(), source: e }),
     }
 }
 
@@ -184,16 +186,17 @@ mod tests {
         local.create().unwrap();
         let lifted = Arc::new(AtomicBool::new(false));
         let g = Guard::new(local.clone(), lifted.clone());
-        let name = "ab".repeat(32);
-        g.write(Kind::Snapshot, &name, b"s").unwrap();
-        assert_eq!(g.write(Kind::Snapshot, &name, b"t").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(g.delete(Kind::Snapshot, &name).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
-        assert!(g.write(Kind::Config, "config", b"c").is_err());
-        assert_eq!(local.read(Kind::Snapshot, &name).unwrap(), b"s");
-        g.write(Kind::Lock, "backup-1-0", b"l").unwrap();
-        g.delete(Kind::Lock, "backup-1-0").unwrap();
+        let name = ObjectName::of(&crate::format::id::SnapshotId([0xab; 32]));
+        g.write(&name, b"s").unwrap();
+        assert_eq!(g.write(&name, b"t").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(g.delete(&name).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert!(g.write(&ObjectName::config(), b"c").is_err());
+        assert_eq!(local.read(&name).unwrap(), b"s");
+        let lease = ObjectName::of(&LockName::Lease { kind: LeaseKind::Backup, id: LeaseId([1; 8]), seq: 0 });
+        g.write(&lease, b"l").unwrap();
+        g.delete(&lease).unwrap();
         lifted.store(true, Ordering::SeqCst);
-        g.delete(Kind::Snapshot, &name).unwrap();
+        g.delete(&name).unwrap();
     }
 
     #[test]
@@ -206,22 +209,22 @@ mod tests {
             fn create(&self) -> io::Result<()> {
                 self.0.create()
             }
-            fn read(&self, k: Kind, n: &str) -> io::Result<Vec<u8>> {
-                self.0.read(k, n)
+            fn read(&self, n: &ObjectName) -> io::Result<Vec<u8>> {
+                self.0.read(n)
             }
-            fn read_range(&self, k: Kind, n: &str, o: u64, l: u64) -> io::Result<Vec<u8>> {
-                self.0.read_range(k, n, o, l)
+            fn read_range(&self, n: &ObjectName, o: u64, l: u64) -> io::Result<Vec<u8>> {
+                self.0.read_range(n, o, l)
             }
-            fn write(&self, k: Kind, n: &str, d: &[u8]) -> io::Result<()> {
-                self.0.write(k, n, d)
+            fn write(&self, n: &ObjectName, d: &[u8]) -> io::Result<()> {
+                self.0.write(n, d)
             }
-            fn list(&self, k: Kind) -> io::Result<Vec<(String, u64)>> {
+            fn list(&self, k: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
                 self.0.list(k)
             }
-            fn size(&self, k: Kind, n: &str) -> io::Result<u64> {
-                self.0.size(k, n)
+            fn size(&self, n: &ObjectName) -> io::Result<u64> {
+                self.0.size(n)
             }
-            fn delete(&self, _: Kind, _: &str) -> io::Result<()> {
+            fn delete(&self, _: &ObjectName) -> io::Result<()> {
                 Err(io::Error::new(io::ErrorKind::PermissionDenied, "no"))
             }
         }
@@ -238,7 +241,7 @@ mod tests {
         let left = local.list(Kind::Lock).unwrap();
         assert_eq!(left.len(), 2);
         for (name, _) in &left {
-            let info: LeaseInfo = serde_json::from_slice(&local.read(Kind::Lock, name).unwrap()).unwrap();
+            let info: LeaseInfo = serde_json::from_slice(&local.read(name).unwrap()).unwrap();
             assert!(!info.is_live(chrono::Utc::now()));
         }
     }

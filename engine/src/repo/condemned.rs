@@ -4,9 +4,10 @@
 //! readable but not for reuse. The protocol: format-spec/README.md, "Prune, leases and condemned
 //! packs".
 
-use crate::backend::{Backend, Kind};
+use crate::backend::name::CondemnedName;
+use crate::backend::{Backend, Kind, ObjectName};
 use crate::error::{Error, Result};
-use crate::format::id::{IdSet, PackId};
+use crate::format::id::{IdSet, PackId, RecordId};
 use crate::repo::lease::live_backup_leases;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -28,21 +29,19 @@ pub struct CondemnedRecord {
 
 /// Every condemned record, one per id (the final stage when both are there), with the object
 /// names holding it.
-pub fn list_condemned(backend: &dyn Backend) -> Result<Vec<(CondemnedRecord, Vec<String>)>> {
-    let mut by_id: std::collections::BTreeMap<String, (Option<CondemnedRecord>, Vec<String>)> = Default::default();
+pub fn list_condemned(backend: &dyn Backend) -> Result<Vec<(CondemnedRecord, Vec<ObjectName>)>> {
+    let mut by_id: std::collections::BTreeMap<RecordId, (Option<CondemnedRecord>, Vec<ObjectName>)> =
+        Default::default();
     for (name, _) in backend.list(Kind::Condemned).map_err(Error::backend_err("list", "condemned"))? {
-        let Some((id, stage)) = name.split_once('-') else { continue };
-        if stage != "0" && stage != "1" {
-            continue;
-        }
-        let bytes = match backend.read(Kind::Condemned, &name) {
+        let Some(CondemnedName { id, .. }) = name.id::<CondemnedName>() else { continue };
+        let bytes = match backend.read(&name) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::Backend { op: "read", name, source: e }),
+            Err(e) => return Err(Error::Backend { op: "read", name: name.to_string(), source: e }),
         };
         let rec: CondemnedRecord =
             serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("condemned record", &name, e))?;
-        let slot = by_id.entry(id.to_string()).or_default();
+        let slot = by_id.entry(id).or_default();
         slot.1.push(name);
         if slot.0.as_ref().is_none_or(|r| r.leases.is_none()) {
             slot.0 = Some(rec);
@@ -63,11 +62,11 @@ pub fn condemn(
     packs: Vec<PackId>,
     mut after_stage0: impl FnMut() -> Result<()>,
 ) -> Result<CondemnedRecord> {
-    let id = hex::encode(rand::random::<[u8; 8]>());
-    let mut rec = CondemnedRecord { version: 1, id, time: Utc::now().to_rfc3339(), packs, leases: None };
-    let n0 = format!("{}-0", rec.id);
+    let id = RecordId::random();
+    let mut rec = CondemnedRecord { version: 1, id: id.to_hex(), time: Utc::now().to_rfc3339(), packs, leases: None };
+    let n0 = ObjectName::of(&CondemnedName { id, final_stage: false });
     backend
-        .write(Kind::Condemned, &n0, &serde_json::to_vec(&rec).unwrap())
+        .write(&n0, &serde_json::to_vec(&rec).unwrap())
         .map_err(Error::backend_err("write condemned record", &n0))?;
     after_stage0()?;
     finalize(backend, &mut rec, &[n0])?;
@@ -76,17 +75,20 @@ pub fn condemn(
 
 /// Gives a stage-0 record its lease list (the backup leases live now: any backup that loaded its
 /// index before stage 0 was written and has not finished still holds one) and removes `old`.
-pub fn finalize(backend: &dyn Backend, rec: &mut CondemnedRecord, old: &[String]) -> Result<()> {
+/// Returns the name of the final stage.
+pub fn finalize(backend: &dyn Backend, rec: &mut CondemnedRecord, old: &[ObjectName]) -> Result<ObjectName> {
+    let id = RecordId::from_hex(&rec.id)
+        .ok_or_else(|| Error::corrupt("condemned record", &rec.id, "its id is not 16 lowercase hex digits"))?;
     rec.leases = Some(live_backup_leases(backend)?);
-    let n1 = format!("{}-1", rec.id);
-    match backend.write(Kind::Condemned, &n1, &serde_json::to_vec(&rec).unwrap()) {
+    let n1 = ObjectName::of(&CondemnedName { id, final_stage: true });
+    match backend.write(&n1, &serde_json::to_vec(&rec).unwrap()) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         r => r.map_err(Error::backend_err("write condemned record", &n1))?,
     }
     for n in old.iter().filter(|n| **n != n1) {
-        let _ = backend.delete(Kind::Condemned, n);
+        let _ = backend.delete(n);
     }
-    Ok(())
+    Ok(n1)
 }
 
 /// Leases recorded with `rec` that are still live, from `live`.
@@ -117,7 +119,7 @@ mod tests {
         assert_eq!(rec.leases, Some(vec![l.id().to_string()]));
         let all = list_condemned(b.as_ref()).unwrap();
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].1, vec![format!("{}-1", rec.id)]);
+        assert_eq!(all[0].1.iter().map(|n| n.to_string()).collect::<Vec<_>>(), vec![format!("{}-1", rec.id)]);
         assert!(condemned_packs(b.as_ref()).unwrap().contains(&pack));
         l.release();
     }

@@ -5,7 +5,7 @@
 //! of version 1 have none.
 
 use super::Repository;
-use crate::backend::Kind;
+use crate::backend::{Kind, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType, DictSource};
 use crate::format::dict::Dict;
@@ -81,12 +81,13 @@ impl Repository {
     pub fn dictionaries(&self) -> Result<Vec<Arc<Dict>>> {
         let listed = self.backend.list(Kind::Dict).map_err(Error::backend_err("list", "dicts"))?;
         let mut out = Vec::with_capacity(listed.len());
-        for (name, _) in listed {
+        for (object, _) in listed {
+            let name = object.to_string();
             if let Some(d) = self.dicts.by_name.lock().get(&name) {
                 out.push(d.clone());
                 continue;
             }
-            let sealed = self.backend.read(Kind::Dict, &name).map_err(Error::backend_err("read", &name))?;
+            let sealed = self.backend.read(&object).map_err(Error::backend_err("read", &object))?;
             let d = Arc::new(Dict::open(&self.keys, &name, &sealed)?);
             self.cache_dictionary(&name, &sealed);
             self.dicts.by_name.lock().insert(name, d.clone());
@@ -99,12 +100,14 @@ impl Repository {
     /// Stores a trained dictionary (a zstd dictionary's bytes) as a new object, unless one with
     /// its zstd ID is there already (then that one is returned). Written before any blob uses it.
     pub fn save_dictionary(&self, bytes: &[u8]) -> Result<Arc<Dict>> {
-        let (name, sealed) = Dict::seal(&self.keys, bytes);
+        let (id, sealed) = Dict::seal(&self.keys, bytes);
+        let name = id.to_hex();
         let d = Arc::new(Dict::from_bytes(name.clone(), bytes.to_vec()).map_err(Error::Other)?);
         if let Some(same) = self.dictionaries()?.into_iter().find(|x| x.zstd_id == d.zstd_id) {
             return Ok(same);
         }
-        self.backend.write(Kind::Dict, &name, &sealed).map_err(Error::backend_err("write", &name))?;
+        let object = ObjectName::of(&id);
+        self.backend.write(&object, &sealed).map_err(Error::backend_err("write", &object))?;
         self.cache_dictionary(&name, &sealed);
         self.dicts.by_name.lock().insert(name, d.clone());
         Ok(d)
@@ -294,8 +297,8 @@ mod tests {
         {
             assert_eq!(&fresh.read_blob(BlobType::Data, id).unwrap(), c);
             let loc = fresh.index().get(id).unwrap();
-            let pack = fresh.index().pack_id(loc.pack).to_hex();
-            let stored = fresh.backend().read_range(Kind::Pack, &pack, loc.offset as u64, loc.length as u64).unwrap();
+            let pack = ObjectName::of(&fresh.index().pack_id(loc.pack));
+            let stored = fresh.backend().read_range(&pack, loc.offset as u64, loc.length as u64).unwrap();
             if blob::decode(fresh.keys(), BlobType::Data, id, &stored, c.len()).is_err() {
                 with_dict += 1;
             }

@@ -4,41 +4,23 @@
 //! [`crate::repo::condemned`]) to decide when deleting is safe, so a backup is never blocked. The
 //! protocol is specified in format-spec/README.md, "Prune, leases and condemned packs".
 
-use crate::backend::{Backend, Kind};
+use crate::backend::name::LockName;
+use crate::backend::{Backend, Kind, ObjectName};
 use crate::error::{Error, Result};
+use crate::format::id::LeaseId;
 use chrono::{DateTime, Utc};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::backend::name::LeaseKind;
+
 /// How long a prune lease lives without a refresh.
 pub const PRUNE_LEASE_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a backup lease lives without a refresh. Longer than a prune's: a backup whose lease
 /// lapsed unnoticed could have deduplicated against data a prune then deletes.
 pub const BACKUP_LEASE_TTL: Duration = Duration::from_secs(60 * 60);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseKind {
-    Prune,
-    Backup,
-}
-
-impl LeaseKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            LeaseKind::Prune => "prune",
-            LeaseKind::Backup => "backup",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "prune" => Some(LeaseKind::Prune),
-            "backup" => Some(LeaseKind::Backup),
-            _ => None,
-        }
-    }
-}
 
 /// The body of a lease object `locks/<kind>-<id>-<seq>`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -85,37 +67,25 @@ fn process_alive(pid: u32) -> bool {
 /// One lease object found in `locks/`.
 #[derive(Clone, Debug)]
 pub struct LeaseEntry {
-    pub name: String,
+    pub name: ObjectName,
     pub kind: LeaseKind,
     pub id: String,
     /// None: unreadable (treated as dead).
     pub info: Option<LeaseInfo>,
 }
 
-/// `<kind>-<id>-<seq>` → (kind, id, seq).
-fn parse_name(name: &str) -> Option<(LeaseKind, String, u64)> {
-    let mut it = name.splitn(3, '-');
-    let kind = LeaseKind::parse(it.next()?)?;
-    let id = it.next()?;
-    let seq = it.next()?.parse().ok()?;
-    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some((kind, id.to_string(), seq))
-}
-
 /// Every lease in `locks/` (other objects there are ignored).
 pub fn list_leases(backend: &dyn Backend) -> Result<Vec<LeaseEntry>> {
     let mut out = Vec::new();
     for (name, _) in backend.list(Kind::Lock).map_err(Error::backend_err("list", "locks"))? {
-        let Some((kind, id, _)) = parse_name(&name) else { continue };
-        let info = match backend.read(Kind::Lock, &name) {
+        let Some(LockName::Lease { kind, id, .. }) = name.id::<LockName>() else { continue };
+        let info = match backend.read(&name) {
             Ok(b) => serde_json::from_slice::<LeaseInfo>(&b).ok(),
             // Removed between list and read: its holder released it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::Backend { op: "read", name, source: e }),
+            Err(e) => return Err(Error::Backend { op: "read", name: name.to_string(), source: e }),
         };
-        out.push(LeaseEntry { name, kind, id, info });
+        out.push(LeaseEntry { name, kind, id: id.to_hex(), info });
     }
     Ok(out)
 }
@@ -136,11 +106,11 @@ pub fn live_backup_leases(backend: &dyn Backend) -> Result<Vec<String>> {
 struct Shared {
     backend: Arc<dyn Backend>,
     kind: LeaseKind,
-    id: String,
+    id: LeaseId,
     ttl: Duration,
     created: DateTime<Utc>,
-    /// The current object name, and when it was last written successfully.
-    state: Mutex<(String, u64, Instant)>,
+    /// The current object name, its generation, and when it was last written successfully.
+    state: Mutex<(ObjectName, u64, Instant)>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -151,7 +121,7 @@ impl Shared {
         LeaseInfo {
             version: 1,
             kind: self.kind.name().into(),
-            id: self.id.clone(),
+            id: self.id.to_hex(),
             hostname: crate::repo::host::hostname(),
             pid: std::process::id(),
             created: self.created.to_rfc3339(),
@@ -165,11 +135,11 @@ impl Shared {
             let s = self.state.lock();
             (s.0.clone(), s.1)
         };
-        let next = format!("{}-{}-{}", self.kind.name(), self.id, seq + 1);
+        let next = ObjectName::of(&LockName::Lease { kind: self.kind, id: self.id, seq: seq + 1 });
         let body = serde_json::to_vec(&self.info()).expect("serialize lease");
-        self.backend.write(Kind::Lock, &next, &body)?;
+        self.backend.write(&next, &body)?;
         *self.state.lock() = (next, seq + 1, Instant::now());
-        let _ = self.backend.delete(Kind::Lock, &old);
+        let _ = self.backend.delete(&old);
         Ok(())
     }
 }
@@ -204,7 +174,7 @@ impl Lease {
                 }
                 // Dead (expired, crashed on this host, or unreadable): nobody relies on it.
                 _ => {
-                    let _ = backend.delete(Kind::Lock, &l.name);
+                    let _ = backend.delete(&l.name);
                 }
             }
         }
@@ -213,7 +183,7 @@ impl Lease {
         // smaller id) wins, the other steps back.
         let mine = lease.shared.info();
         for l in list_leases(backend.as_ref())? {
-            if l.kind != LeaseKind::Prune || l.id == lease.shared.id {
+            if l.kind != LeaseKind::Prune || l.id == lease.shared.id.to_hex() {
                 continue;
             }
             if let Some(i) = l.info.filter(|i| i.is_live(now)) {
@@ -227,8 +197,8 @@ impl Lease {
     }
 
     fn write_new(backend: Arc<dyn Backend>, kind: LeaseKind, ttl: Duration) -> Result<Lease> {
-        let id = hex::encode(rand::random::<[u8; 8]>());
-        let name = format!("{}-{}-0", kind.name(), id);
+        let id = LeaseId::random();
+        let name = ObjectName::of(&LockName::Lease { kind, id, seq: 0 });
         let shared = Arc::new(Shared {
             backend,
             kind,
@@ -240,7 +210,7 @@ impl Lease {
             wake: Condvar::new(),
         });
         let body = serde_json::to_vec(&shared.info()).expect("serialize lease");
-        shared.backend.write(Kind::Lock, &name, &body).map_err(Error::backend_err("write lease", &name))?;
+        shared.backend.write(&name, &body).map_err(Error::backend_err("write lease", &name))?;
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("{}-lease", kind.name()))
@@ -262,8 +232,8 @@ impl Lease {
     }
 
     /// The lease's id (the part of its name that stays the same across refreshes).
-    pub fn id(&self) -> &str {
-        &self.shared.id
+    pub fn id(&self) -> LeaseId {
+        self.shared.id
     }
 
     /// True when the lease has gone unrefreshed for longer than its lifetime: others may have
@@ -297,7 +267,7 @@ impl Lease {
             let _ = t.join();
         }
         let name = self.shared.state.lock().0.clone();
-        let _ = self.shared.backend.delete(Kind::Lock, &name);
+        let _ = self.shared.backend.delete(&name);
     }
 }
 
@@ -320,6 +290,7 @@ fn locked(i: &LeaseInfo) -> Error {
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
+    use crate::backend::Stored;
 
     #[test]
     fn lease_names_refresh_and_release() {
@@ -329,7 +300,7 @@ mod tests {
         let l = Lease::backup(b.clone()).unwrap();
         assert_eq!(live_backup_leases(b.as_ref()).unwrap(), vec![l.id().to_string()]);
         l.shared.refresh().unwrap();
-        let names: Vec<String> = b.list(Kind::Lock).unwrap().into_iter().map(|x| x.0).collect();
+        let names: Vec<String> = b.list(Kind::Lock).unwrap().into_iter().map(|x| x.0.to_string()).collect();
         assert_eq!(names, vec![format!("backup-{}-1", l.id())]);
         assert!(!l.lapsed());
         // A prune is not stopped by backups, but a second prune is.
@@ -355,7 +326,8 @@ mod tests {
             created: "2020-01-01T00:00:00Z".into(),
             expires: "2020-01-01T00:15:00Z".into(),
         };
-        b.write(Kind::Lock, "prune-00112233445566ff-3", &serde_json::to_vec(&dead).unwrap()).unwrap();
+        let name = LockName::from_name("prune-00112233445566ff-3").unwrap();
+        b.write(&ObjectName::of(&name), &serde_json::to_vec(&dead).unwrap()).unwrap();
         let p = Lease::prune(b.clone()).unwrap();
         assert_eq!(list_leases(b.as_ref()).unwrap().len(), 1, "the expired lease is removed");
         p.release();

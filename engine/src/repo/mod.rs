@@ -23,7 +23,7 @@ pub use dicts::DICT_VERSION;
 pub use host::{home_dir, hostname, username};
 
 use crate::backend::retention::ObjectLock;
-use crate::backend::{Backend, Kind};
+use crate::backend::{Backend, Kind, ObjectName, Stored};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::chunker::ChunkParams;
@@ -152,7 +152,7 @@ pub struct Repository {
     config: RepoConfig,
     cache: Option<Cache>,
     index: RwLock<Index>,
-    key_id: String,
+    key_id: KeyId,
     /// Whether the index was loaded ([`Repository::open_unloaded`] leaves it to `refresh_index`).
     index_loaded: std::sync::atomic::AtomicBool,
     /// Compression dictionaries read so far.
@@ -173,7 +173,7 @@ impl Repository {
         if !(1..=DICT_VERSION).contains(&opts.version) {
             return Err(Error::Usage(format!("unknown repository version {} (1 or {DICT_VERSION})", opts.version)));
         }
-        match backend.read(Kind::Config, "config") {
+        match backend.read(&ObjectName::config()) {
             Ok(_) => return Err(Error::RepoExists(backend.location())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::Backend { op: "read", name: "config".into(), source: e }),
@@ -203,12 +203,12 @@ impl Repository {
         };
         let kf = KeyFile::create(&master, &password.0, opts.kdf, &hostname(), &username())?;
         let kbytes = serde_json::to_vec_pretty(&kf).expect("serialize key file");
-        let kid = KeyId::of_bytes(&kbytes).to_hex();
-        backend.write(Kind::Key, &kid, &kbytes).map_err(Error::backend_err("write", &kid))?;
+        let kid = ObjectName::of(&KeyId::of_bytes(&kbytes));
+        backend.write(&kid, &kbytes).map_err(Error::backend_err("write", &kid))?;
         // The config goes last: a repository without one is not a repository, so a failed init
         // can simply be retried.
         let cbytes = codec::seal_object(&keys, &[AAD_CONFIG], &serde_json::to_vec(&config).unwrap(), 0);
-        backend.write(Kind::Config, "config", &cbytes).map_err(Error::backend_err("write", "config"))?;
+        backend.write(&ObjectName::config(), &cbytes).map_err(Error::backend_err("write", "config"))?;
         Ok(())
     }
 
@@ -229,7 +229,7 @@ impl Repository {
         let hint = hint_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok());
         let (master, key_id) = Self::unlock_hinted(backend.as_ref(), password, hint.as_deref().map(str::trim))?;
         if let Some(f) = &hint_file {
-            if hint.as_deref().map(str::trim) != Some(key_id.as_str()) {
+            if hint.as_deref().map(str::trim) != Some(key_id.to_hex().as_str()) {
                 // Best effort: without it the next open lists the key files again.
                 // Private like the rest of the cache: folders 0700, the file 0600.
                 use std::io::Write;
@@ -243,11 +243,11 @@ impl Repository {
                     .truncate(true)
                     .mode(0o600)
                     .open(f)
-                    .and_then(|mut w| w.write_all(key_id.as_bytes()));
+                    .and_then(|mut w| w.write_all(key_id.to_hex().as_bytes()));
             }
         }
         let keys = Keys::derive(&master);
-        let sealed = backend.read(Kind::Config, "config").map_err(Error::backend_err("read", "config"))?;
+        let sealed = backend.read(&ObjectName::config()).map_err(Error::backend_err("read", "config"))?;
         let plain = codec::open_object(&keys, &[AAD_CONFIG], &sealed, "config", "config", 1 << 20)?;
         let config = RepoConfig::from_json(&plain)?;
         // The repository's retention binds every host; a store without versions (a copy of the
@@ -286,12 +286,12 @@ impl Repository {
 
     /// Tries the key file named by `hint` (the one that opened this repository last time, from the
     /// local cache) without listing the key files; lists them when it is gone or does not open.
-    fn unlock_hinted(backend: &dyn Backend, password: &Secret, hint: Option<&str>) -> Result<(MasterKey, String)> {
-        if let Some(name) = hint.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit())) {
-            if let Some(bytes) = backend.read(Kind::Key, name).ok().filter(|b| KeyFile::is_named(name, b)) {
+    fn unlock_hinted(backend: &dyn Backend, password: &Secret, hint: Option<&str>) -> Result<(MasterKey, KeyId)> {
+        if let Some((name, id)) = hint.and_then(|h| Some((h, KeyId::from_name(h)?))) {
+            if let Some(bytes) = backend.read(&ObjectName::of(&id)).ok().filter(|b| KeyFile::is_named(name, b)) {
                 if let Ok(kf) = KeyFile::parse(&bytes) {
                     if let Ok(Some(m)) = kf.open(&password.0) {
-                        return Ok((m, name.to_string()));
+                        return Ok((m, id));
                     }
                 }
             }
@@ -300,30 +300,32 @@ impl Repository {
     }
 
     /// Finds the key file that `password` opens.
-    pub fn unlock(backend: &dyn Backend, password: &Secret) -> Result<(MasterKey, String)> {
+    pub fn unlock(backend: &dyn Backend, password: &Secret) -> Result<(MasterKey, KeyId)> {
         let keys = match backend.list(Kind::Key) {
             Ok(k) => k,
             Err(e) => return Err(Error::Backend { op: "list", name: "keys".into(), source: e }),
         };
         if keys.is_empty() {
-            return match backend.read(Kind::Config, "config") {
+            return match backend.read(&ObjectName::config()) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::RepoNotFound(backend.location())),
                 _ => Err(Error::corrupt("repository", backend.location(), "no key files")),
             };
         }
         let mut misnamed = Vec::new();
         for (name, _) in &keys {
-            let bytes = backend.read(Kind::Key, name).map_err(Error::backend_err("read", name))?;
-            if !KeyFile::is_named(name, &bytes) {
+            let bytes = backend.read(name).map_err(Error::backend_err("read", name))?;
+            let name = name.as_str();
+            // Named by its hash, so its name is a key id.
+            let Some(id) = KeyId::from_name(name).filter(|_| KeyFile::is_named(name, &bytes)) else {
                 misnamed.push((name, bytes));
                 continue;
-            }
+            };
             let kf = match KeyFile::parse(&bytes) {
                 Ok(kf) => kf,
                 Err(_) => continue,
             };
             if let Some(m) = kf.open(&password.0)? {
-                return Ok((m, name.clone()));
+                return Ok((m, id));
             }
         }
         for (name, bytes) in misnamed {
@@ -370,8 +372,8 @@ impl Repository {
         append_only::require_delete_rights(self.backend.as_ref(), what)
     }
 
-    pub fn key_id(&self) -> &str {
-        &self.key_id
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
     }
     /// The index, whole: index files left out by a lazy load are taken in first. (A failure to
     /// take them in shows in the explicit [`Repository::absorb_pending`] that precedes lookups.)
@@ -421,13 +423,14 @@ impl Repository {
         // Condemned records are listed before the index files: a prune removes a pack from the index
         // files before it removes the record that condemns it (format-spec, "Prune").
         let condemned = condemned::list_condemned(self.backend.as_ref())?;
-        let names: Vec<String> = self
+        let objects: Vec<ObjectName> = self
             .backend
             .list(Kind::Index)
             .map_err(Error::backend_err("list", "index"))?
             .into_iter()
             .map(|x| x.0)
             .collect();
+        let names: Vec<String> = objects.iter().map(ObjectName::to_string).collect();
         if let Some(cache) = &self.cache {
             // Cached index files gone from the repository (after a prune) are forgotten.
             let remote: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
@@ -450,13 +453,13 @@ impl Repository {
             }
         }
         let mut fetch =
-            |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
+            |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_named(&objects, want, each);
         let (table, packs) = BlobTable::load(dir.as_deref(), &names, &mut fetch)?;
         let mut index = Index::with_table(table, packs);
         let packs: crate::format::id::IdSet<crate::format::id::PackId> =
             condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
         index.set_condemned(&packs);
-        let record_names = condemned.into_iter().flat_map(|(_, names)| names);
+        let record_names = condemned.into_iter().flat_map(|(_, names)| names).map(|n| n.to_string());
         index.set_source(names.into_iter().chain(record_names).collect());
         let _held = self.absorbing.lock();
         *self.index.write() = index;
@@ -484,16 +487,18 @@ impl Repository {
         loop {
             let r = (|| {
                 let condemned = condemned::list_condemned(self.backend.as_ref())?;
-                let names = self.index_names()?;
-                let mut fetch =
-                    |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| self.fetch_index_files(want, each);
+                let objects = self.index_names()?;
+                let names: Vec<String> = objects.iter().map(ObjectName::to_string).collect();
+                let mut fetch = |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| {
+                    self.fetch_named(&objects, want, each)
+                };
                 let (table, packs) = BlobTable::load(dir.as_deref(), &names, &mut fetch)?;
                 let mut index = self.index.write();
                 index.absorb(table, packs);
                 let packs: crate::format::id::IdSet<crate::format::id::PackId> =
                     condemned.iter().flat_map(|(r, _)| r.packs.clone()).collect();
                 index.set_condemned(&packs);
-                let record_names = condemned.into_iter().flat_map(|(_, names)| names);
+                let record_names = condemned.into_iter().flat_map(|(_, names)| names).map(|n| n.to_string());
                 index.set_source(names.into_iter().chain(record_names).collect());
                 Ok(())
             })();
@@ -512,13 +517,29 @@ impl Repository {
         }
     }
 
+    /// The index files the blob table asks for by name (`want`), fetched as the listed `objects`
+    /// they are; a name that was not listed is an error.
+    fn fetch_named(
+        &self,
+        objects: &[ObjectName],
+        want: &[&str],
+        each: &mut dyn FnMut(IndexFile) -> Result<()>,
+    ) -> Result<()> {
+        let by_name: std::collections::HashMap<&str, &ObjectName> = objects.iter().map(|o| (o.as_str(), o)).collect();
+        let want = want
+            .iter()
+            .map(|w| by_name.get(w).copied().ok_or_else(|| Error::Other(format!("index file {w} was not listed"))))
+            .collect::<Result<Vec<&ObjectName>>>()?;
+        self.fetch_index_files(&want, each)
+    }
+
     /// Calls `each` with the index files `names`: cached copies, then the others read from the
     /// repository (and cached), a few at a time so memory holds a few files, not the index.
-    fn fetch_index_files(&self, names: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>) -> Result<()> {
+    fn fetch_index_files(&self, names: &[&ObjectName], each: &mut dyn FnMut(IndexFile) -> Result<()>) -> Result<()> {
         let mut missing = Vec::new();
         for n in names {
             match &self.cache {
-                Some(c) => match c.index_file(n)? {
+                Some(c) => match c.index_file(n.as_str())? {
                     Some(f) => each(f)?,
                     None => missing.push(*n),
                 },
@@ -529,7 +550,7 @@ impl Repository {
         for chunk in missing.chunks(batch) {
             for (name, f) in chunk.iter().zip(self.read_index_files(chunk)?) {
                 if let Some(c) = &self.cache {
-                    c.add_index(name, &f)?;
+                    c.add_index(name.as_str(), &f)?;
                 }
                 each(f)?;
             }
@@ -561,13 +582,13 @@ impl Repository {
         if !self.index_loaded.load(std::sync::atomic::Ordering::SeqCst) {
             return self.reload(lazy);
         }
-        let mut now = self.index_names()?;
+        let mut now: Vec<String> = self.index_names()?.iter().map(ObjectName::to_string).collect();
         now.extend(
             self.backend
                 .list(Kind::Condemned)
                 .map_err(Error::backend_err("list", "condemned"))?
                 .into_iter()
-                .map(|x| x.0),
+                .map(|x| x.0.to_string()),
         );
         let mut was = self.index.read().source().to_vec();
         was.sort();
@@ -579,23 +600,24 @@ impl Repository {
     }
 
     /// Reads and decodes index files, checking each one's name against its content.
-    pub fn read_index_files<S: AsRef<str> + Sync>(&self, names: &[S]) -> Result<Vec<IndexFile>> {
+    pub fn read_index_files<N: std::borrow::Borrow<ObjectName> + Sync>(&self, names: &[N]) -> Result<Vec<IndexFile>> {
         use rayon::prelude::*;
-        names.par_iter().map(|name| self.read_index_file(name.as_ref())).collect()
+        names.par_iter().map(|name| self.read_index_file(name.borrow())).collect()
     }
 
     /// Reads and decodes one index file, checking its name against its content.
-    pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {
-        let bytes = self.backend.read(Kind::Index, name).map_err(Error::backend_err("read", name))?;
-        if IndexId::of_bytes(&bytes).to_hex() != name {
+    pub fn read_index_file(&self, name: &ObjectName) -> Result<IndexFile> {
+        let bytes = self.backend.read(name).map_err(Error::backend_err("read", name))?;
+        if name.kind() != Kind::Index || IndexId::of_bytes(&bytes).to_hex() != name.as_str() {
             return Err(Error::corrupt("index", name, "content does not match its name; run `clawback repair index`"));
         }
-        IndexFile::decode(&self.keys, name, &bytes)
+        IndexFile::decode(&self.keys, name.as_str(), &bytes)
     }
 
     /// The names of the index files in the repository, sorted.
-    pub fn index_names(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
+    /// Foreign names are kept: reading one fails as damage, and `repair index` removes them.
+    pub fn index_names(&self) -> Result<Vec<ObjectName>> {
+        let mut names: Vec<ObjectName> = self
             .backend
             .list(Kind::Index)
             .map_err(Error::backend_err("list", "index"))?
@@ -608,13 +630,7 @@ impl Repository {
 
     /// The packs in `data/` with their sizes (objects not named like a pack are left out).
     pub fn stored_packs(&self) -> Result<Vec<(PackId, u64)>> {
-        Ok(self
-            .backend
-            .list(Kind::Pack)
-            .map_err(Error::backend_err("list", "data"))?
-            .into_iter()
-            .filter_map(|(n, s)| PackId::from_hex(&n).map(|id| (id, s)))
-            .collect())
+        Ok(self.backend.list_of::<PackId>().map_err(Error::backend_err("list", "data"))?.ids)
     }
 
     /// What the repository holds, in bytes: config, keys, packs, index and snapshot files as the
@@ -630,31 +646,29 @@ impl Repository {
 
     /// Reads a pack's header alone (two range reads from its tail): its blobs' places.
     pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-        let name = id.to_hex();
+        let name = ObjectName::of(id);
         if size < 4 {
             return Err(Error::corrupt("pack", &name, "too short"));
         }
-        let tail =
-            self.backend.read_range(Kind::Pack, &name, size - 4, 4).map_err(Error::backend_err("read pack", &name))?;
+        let tail = self.backend.read_range(&name, size - 4, 4).map_err(Error::backend_err("read pack", &name))?;
         let tail: [u8; 4] = tail.as_slice().try_into().map_err(|_| Error::corrupt("pack", &name, "short read"))?;
         let (start, len) =
             pack::header_range(size, &tail).map_err(|_| Error::corrupt("pack", &name, "bad header length"))?;
-        let sealed =
-            self.backend.read_range(Kind::Pack, &name, start, len).map_err(Error::backend_err("read pack", &name))?;
+        let sealed = self.backend.read_range(&name, start, len).map_err(Error::backend_err("read pack", &name))?;
         pack::decode_header(&self.keys, id, &sealed, start)
     }
 
     /// The one object of `kind` whose name starts with the hex `prefix` (any case).
-    pub fn find_object(&self, kind: Kind, prefix: &str) -> Result<String> {
+    pub fn find_object(&self, kind: Kind, prefix: &str) -> Result<ObjectName> {
         let prefix = prefix.to_ascii_lowercase();
-        let names: Vec<String> = self
+        let names: Vec<ObjectName> = self
             .backend
             .list(kind)
             .map_err(Error::backend_err("list", kind.dir()))?
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        match unique_by_prefix(names, &prefix, |n| n.clone()) {
+        match unique_by_prefix(names, &prefix, |n| n.to_string()) {
             Ok(name) => Ok(name),
             Err(0) => Err(Error::Missing { what: "object", id: prefix }),
             Err(_) => Err(Error::Usage(format!("{prefix} is ambiguous; give more hex digits"))),
@@ -663,8 +677,8 @@ impl Repository {
 
     /// Stores a finished pack; succeeds if an identical pack is already there.
     pub fn save_pack(&self, p: &FinishedPack) -> Result<()> {
-        let name = p.id.to_hex();
-        match self.backend.write(Kind::Pack, &name, &p.bytes) {
+        let name = ObjectName::of(&p.id);
+        match self.backend.write(&name, &p.bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
             r => r.map_err(Error::backend_err("write pack", &name)),
         }
@@ -674,13 +688,13 @@ impl Repository {
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
         let bytes = f.encode(&self.keys);
         let id = IndexId::of_bytes(&bytes);
-        let name = id.to_hex();
-        match self.backend.write(Kind::Index, &name, &bytes) {
+        let name = ObjectName::of(&id);
+        match self.backend.write(&name, &bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             r => r.map_err(Error::backend_err("write index", &name))?,
         }
         if let Some(c) = &self.cache {
-            c.add_index(&name, f)?;
+            c.add_index(name.as_str(), f)?;
         }
         self.index.write().add_file(f);
         Ok(id)
@@ -691,11 +705,11 @@ impl Repository {
         if loc.ty != ty {
             return Err(Error::corrupt("blob", id, "indexed with another type"));
         }
-        let pack = self.index().pack_id(loc.pack).to_hex();
+        let pack = ObjectName::of(&self.index().pack_id(loc.pack));
         let stored = self
             .backend
-            .read_range(Kind::Pack, &pack, loc.offset as u64, loc.length as u64)
-            .map_err(|e| Error::Backend { op: "read pack", name: pack.clone(), source: e })?;
+            .read_range(&pack, loc.offset as u64, loc.length as u64)
+            .map_err(|e| Error::Backend { op: "read pack", name: pack.to_string(), source: e })?;
         self.decode_blob(ty, id, &stored, loc.raw_length as usize)
             .map_err(|e| Error::corrupt("pack", &pack, format!("blob {}: {}", id.short(), e)))
     }
@@ -765,13 +779,13 @@ mod tests {
             supersedes: vec![],
             packs: vec![crate::format::index::IndexPack { id: p.id, size, blobs: entries }],
         };
-        let ix = r.save_index(&f).unwrap().to_hex();
+        let ix = ObjectName::of(&r.save_index(&f).unwrap());
         assert_eq!(r.index_names().unwrap(), vec![ix.clone()]);
         assert_eq!(r.read_index_files(std::slice::from_ref(&ix)).unwrap().len(), 1);
         // An index file under another name is refused.
-        let bytes = r.backend().read(Kind::Index, &ix).unwrap();
-        let wrong = "00".repeat(32);
-        r.backend().write(Kind::Index, &wrong, &bytes).unwrap();
+        let bytes = r.backend().read(&ix).unwrap();
+        let wrong = ObjectName::of(&IndexId([0; 32]));
+        r.backend().write(&wrong, &bytes).unwrap();
         let e = r.read_index_file(&wrong).unwrap_err().to_string();
         assert!(e.contains("content does not match its name; run `clawback repair index`"), "{e}");
     }
@@ -809,18 +823,18 @@ mod tests {
         let pw = Secret(b"pw".to_vec());
         Repository::init(be.clone(), &pw, &InitOptions { kdf: fast, ..Default::default() }).unwrap();
         let (name, _) = be.list(Kind::Key).unwrap().remove(0);
-        let good = be.read(Kind::Key, &name).unwrap();
+        let good = be.read(&name).unwrap();
         let (master, opened) = Repository::unlock(be.as_ref(), &pw).unwrap();
-        assert_eq!(opened, name);
+        assert_eq!(ObjectName::of(&opened), name);
 
         // The same key file with its host changed still unwraps; under its old name it is refused,
         // and the error names it rather than the passphrase.
         let changed = String::from_utf8(good.clone()).unwrap().replace("\"hostname\":", "\"hostname\": \"x\", \"h\":");
         assert!(KeyFile::parse(changed.as_bytes()).unwrap().open(b"pw").unwrap().is_some());
-        be.delete(Kind::Key, &name).unwrap();
-        be.write(Kind::Key, &name, changed.as_bytes()).unwrap();
+        be.delete(&name).unwrap();
+        be.write(&name, changed.as_bytes()).unwrap();
         let e = Repository::unlock(be.as_ref(), &pw).unwrap_err();
-        assert!(matches!(&e, Error::Corrupt { what: "key file", id, .. } if *id == name), "{e}");
+        assert!(matches!(&e, Error::Corrupt { what: "key file", id, .. } if id == name.as_str()), "{e}");
         assert!(e.to_string().contains("does not match its name"), "{e}");
         assert!(matches!(Repository::unlock(be.as_ref(), &Secret(b"other".to_vec())), Err(Error::WrongPassword)));
         let no_cache = CacheOptions { dir: None, disabled: true };
@@ -829,8 +843,8 @@ mod tests {
         // Another, intact key file for the same passphrase opens the repository.
         let kf = KeyFile::create(&master, b"pw", fast, "h", "u").unwrap();
         let bytes = serde_json::to_vec_pretty(&kf).unwrap();
-        let other = KeyId::of_bytes(&bytes).to_hex();
-        be.write(Kind::Key, &other, &bytes).unwrap();
+        let other = KeyId::of_bytes(&bytes);
+        be.write(&ObjectName::of(&other), &bytes).unwrap();
         assert_eq!(Repository::unlock(be.as_ref(), &pw).unwrap().1, other);
         assert!(Repository::open(be.clone(), &pw, &no_cache).is_ok());
     }

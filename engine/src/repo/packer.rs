@@ -15,7 +15,7 @@
 //! backend links it into place). A spool file is locked while its packer lives; one left by a crash
 //! is unlocked, and the next packer removes it. Only a dry run packs in memory.
 
-use crate::backend::{Backend, Kind};
+use crate::backend::{Backend, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::BlobId;
@@ -155,12 +155,20 @@ struct Uploads {
 /// its pack is stored.
 fn store_pack(be: &dyn Backend, p: Ready) -> Result<()> {
     let (name, r) = match &p {
-        Ready::Memory(p) => (p.id.to_hex(), be.write(Kind::Pack, &p.id.to_hex(), &p.bytes)),
-        Ready::Spooled { id, spool, .. } => (id.to_hex(), be.write_file(Kind::Pack, &id.to_hex(), &spool.path)),
+        Ready::Memory(p) => {
+            let name = ObjectName::of(&p.id);
+            let r = be.write(&name, &p.bytes);
+            (name, r)
+        }
+        Ready::Spooled { id, spool, .. } => {
+            let name = ObjectName::of(id);
+            let r = be.write_file(&name, &spool.path);
+            (name, r)
+        }
     };
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        r => r.map_err(|source| Error::Backend { op: "write pack", name, source })?,
+        r => r.map_err(|source| Error::Backend { op: "write pack", name: name.to_string(), source })?,
     }
     crate::failpoint::hit("packer:after-pack");
     Ok(())
@@ -335,7 +343,7 @@ impl<'a> Packer<'a> {
         } else {
             let id = self.repo.save_index(&f)?;
             crate::failpoint::hit("packer:after-index");
-            self.bytes_stored += self.repo.backend().size(Kind::Index, &id.to_hex()).unwrap_or(0);
+            self.bytes_stored += self.repo.backend().size(&ObjectName::of(&id)).unwrap_or(0);
             if let Some(p) = &self.indexed {
                 p.indexed(f.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
             }

@@ -3,7 +3,7 @@
 //! (`latest`, `latest~N`, an id or a prefix, among the snapshots a filter lets through).
 
 use super::{unique_by_prefix, Repository};
-use crate::backend::Kind;
+use crate::backend::{Kind, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::id::SnapshotId;
@@ -16,10 +16,10 @@ impl Repository {
 
     fn store_snapshot(&self, s: &Snapshot, bytes: Vec<u8>) -> Result<SnapshotId> {
         let id = SnapshotId::of_bytes(&bytes);
-        let name = id.to_hex();
-        self.backend.write(Kind::Snapshot, &name, &bytes).map_err(Error::backend_err("write snapshot", &name))?;
+        let name = ObjectName::of(&id);
+        self.backend.write(&name, &bytes).map_err(Error::backend_err("write snapshot", &name))?;
         if let Some(c) = &self.cache {
-            c.put_snapshot(&name, &serde_json::to_vec(s).unwrap())?;
+            c.put_snapshot(name.as_str(), &serde_json::to_vec(s).unwrap())?;
         }
         Ok(id)
     }
@@ -47,14 +47,14 @@ impl Repository {
     /// Deletes a snapshot object and its cache entry (already gone: fine). Its data stays until
     /// prune.
     pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        let name = id.to_hex();
-        match self.backend.delete(Kind::Snapshot, &name) {
+        let name = ObjectName::of(id);
+        match self.backend.delete(&name) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Backend { op: "delete snapshot", name, source }),
+            Err(source) => return Err(Error::Backend { op: "delete snapshot", name: name.to_string(), source }),
         }
         if let Some(c) = &self.cache {
-            c.remove_snapshot(&name)?;
+            c.remove_snapshot(name.as_str())?;
         }
         Ok(())
     }
@@ -76,19 +76,19 @@ impl Repository {
             Some(c) => c.snapshots()?.into_iter().collect(),
             None => Default::default(),
         };
-        let remote_names: std::collections::HashSet<&String> = remote.iter().map(|(n, _)| n).collect();
+        let remote_names: std::collections::HashSet<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
         if let Some(c) = &self.cache {
-            for k in cached.keys().filter(|k| !remote_names.contains(k)) {
+            for k in cached.keys().filter(|k| !remote_names.contains(k.as_str())) {
                 c.remove_snapshot(k)?;
             }
         }
         let mut out = Vec::with_capacity(remote.len());
         for (name, _) in &remote {
-            let Some(id) = SnapshotId::from_hex(name) else {
+            let Some(id) = name.id::<SnapshotId>() else {
                 continue;
             };
-            let snap = match cached.remove(name) {
-                Some(json) => Snapshot::from_json(name, &json)?,
+            let snap = match cached.remove(name.as_str()) {
+                Some(json) => Snapshot::from_json(name.as_str(), &json)?,
                 None => {
                     let s = match self.read_snapshot(name) {
                         // Forgotten by another process since the listing: it is not a snapshot any more.
@@ -96,7 +96,7 @@ impl Repository {
                         r => r?,
                     };
                     if let Some(c) = &self.cache {
-                        c.put_snapshot(name, &serde_json::to_vec(&s).unwrap())?;
+                        c.put_snapshot(name.as_str(), &serde_json::to_vec(&s).unwrap())?;
                     }
                     s
                 }
@@ -108,12 +108,12 @@ impl Repository {
     }
 
     /// Reads and decodes the snapshot object `name`, checking its name against its content.
-    pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
-        let bytes = self.backend.read(Kind::Snapshot, name).map_err(Error::backend_err("read", name))?;
-        if SnapshotId::from_hex(name) != Some(SnapshotId::of_bytes(&bytes)) {
+    pub fn read_snapshot(&self, name: &ObjectName) -> Result<Snapshot> {
+        let bytes = self.backend.read(name).map_err(Error::backend_err("read", name))?;
+        if name.id::<SnapshotId>() != Some(SnapshotId::of_bytes(&bytes)) {
             return Err(Error::corrupt("snapshot", name, "content does not match its name"));
         }
-        Snapshot::decode(&self.keys, name, &bytes)
+        Snapshot::decode(&self.keys, name.as_str(), &bytes)
     }
 
     /// Resolves `latest` (`latest~N`: the N-th before it, as rustic writes it), a full id or a
@@ -260,7 +260,7 @@ mod tests {
         let r = repo(d.path());
         let ids: Vec<SnapshotId> = (1..=20).map(|day| r.save_snapshot(&snap("a", day, &[])).unwrap()).collect();
         let id = ids[0].to_hex();
-        assert_eq!(r.find_object(Kind::Snapshot, &id[..10].to_ascii_uppercase()).unwrap(), id);
+        assert_eq!(r.find_object(Kind::Snapshot, &id[..10].to_ascii_uppercase()).unwrap(), ObjectName::of(&ids[0]));
         assert!(matches!(r.find_object(Kind::Snapshot, "zz"), Err(Error::Missing { .. })));
         assert_eq!(r.find_object(Kind::Snapshot, "").unwrap_err().exit_code(), 2, "every name matches");
         assert_eq!(r.find_snapshot(&id[..6], |_| true).unwrap().0, ids[0]);
@@ -269,6 +269,6 @@ mod tests {
         let shared = ids.iter().find(|a| ids.iter().filter(|b| first(b) == first(a)).count() > 1).map(first).unwrap();
         assert!(matches!(r.find_object(Kind::Snapshot, &shared), Err(Error::Usage(_))));
         assert!(matches!(r.find_snapshot("abc", |_| true), Err(Error::Usage(_))), "fewer than 4 digits");
-        assert_eq!(r.read_snapshot(&id).unwrap().time, "2026-01-01T10:00:00Z");
+        assert_eq!(r.read_snapshot(&ObjectName::of(&ids[0])).unwrap().time, "2026-01-01T10:00:00Z");
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::backend::local::LocalBackend;
-use crate::backend::{Backend, Kind};
+use crate::backend::name::LockName;
+use crate::backend::{Backend, Kind, ObjectName};
 use crate::commands::backup::{backup, BackupOptions};
 use crate::commands::restore::{restore, RestoreOptions};
 use crate::progress::Progress;
@@ -154,11 +155,11 @@ pub fn probe_storage(be: &dyn Backend) -> std::result::Result<(), String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut u| std::io::Read::read_exact(&mut u, &mut r))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
-    let name = format!("clawback-test-{}", hex::encode(r));
+    let name = ObjectName::of(&LockName::Probe(r));
     let data = format!("clawback test probe {}\n", hex::encode(r)).into_bytes();
-    be.write(Kind::Lock, &name, &data).map_err(|e| format!("cannot write locks/{name}: {e}"))?;
-    let back = be.read(Kind::Lock, &name);
-    let deleted = be.delete(Kind::Lock, &name);
+    be.write(&name, &data).map_err(|e| format!("cannot write locks/{name}: {e}"))?;
+    let back = be.read(&name);
+    let deleted = be.delete(&name);
     match back {
         Ok(b) if b == data => {}
         Ok(_) => return Err(format!("locks/{name} read back different bytes")),
@@ -230,7 +231,7 @@ fn round_trip_in(tmp: &Path) -> std::result::Result<String, String> {
 /// Why there is no repository at `be`: "no repository there" unless the storage said something
 /// else (unreachable, a missing bucket).
 pub fn why_no_repository(be: &dyn Backend) -> String {
-    match be.read(Kind::Config, "config") {
+    match be.read(&ObjectName::config()) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => e.to_string(),
         Err(e) if crate::repo::location::is_missing_container(&e) => e.to_string(),
         _ => "no repository there (does not exist)".to_string(),

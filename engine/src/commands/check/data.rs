@@ -4,7 +4,7 @@
 
 use super::subset::Subset;
 use super::{why, Checker, Problem};
-use crate::backend::Kind;
+use crate::backend::ObjectName;
 use crate::format::id::{BlobId, PackId};
 use crate::format::pack::{self, PackEntry};
 
@@ -29,8 +29,7 @@ impl Checker<'_> {
 
     pub(super) fn read_pack(&self, id: &PackId, indexed: Option<&[PackEntry]>) -> PackResult {
         let mut r = PackResult { id: *id, blobs_checked: 0, bad: vec![], errors: vec![] };
-        let name = id.to_hex();
-        let read = self.repo.backend().read(Kind::Pack, &name);
+        let read = self.repo.backend().read(&ObjectName::of(id));
         self.progress.add_done(1, self.stored.get(id).copied().unwrap_or(0));
         let bytes = match read {
             Ok(b) => b,

@@ -3,7 +3,7 @@
 //! with every blob they reference indexed with its type.
 
 use super::{why, Checker, PackInfo, Problem};
-use crate::backend::Kind;
+use crate::backend::{Kind, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::id::{BlobId, IdMap, PackId, SnapshotId, TreeId};
@@ -17,9 +17,10 @@ impl Checker<'_> {
         let list = be.list(Kind::Index).map_err(Error::backend_err("list", "index"))?;
         let bytes_total = list.iter().map(|(_, n)| n).sum();
         self.progress.set_phase("index", "index files", Some((list.len() as u64, bytes_total)));
-        for (name, size) in list {
+        for (object, size) in list {
+            let name = object.to_string();
             self.progress.add_done(1, size);
-            let f = match self.repo.read_index_file(&name) {
+            let f = match self.repo.read_index_file(&object) {
                 Ok(f) => f,
                 Err(e) => {
                     let msg = match e {
@@ -75,16 +76,10 @@ impl Checker<'_> {
 
     pub(super) fn check_packs(&mut self) -> Result<()> {
         let be = self.repo.backend().clone();
-        for (name, size) in be.list(Kind::Pack).map_err(Error::backend_err("list", "data"))? {
-            match PackId::from_hex(&name) {
-                Some(id) => {
-                    self.stored.insert(id, size);
-                }
-                None => self
-                    .report
-                    .warnings
-                    .push(Problem::new("pack_name", format!("data/{name} is not named like a pack"))),
-            }
+        let listed = be.list_of::<PackId>().map_err(Error::backend_err("list", "data"))?;
+        self.stored.extend(listed.ids);
+        for (name, _) in listed.unrecognised {
+            self.report.warnings.push(Problem::new("pack_name", format!("data/{name} is not named like a pack")));
         }
         let mut errors = Vec::new();
         let mut bad = Vec::new();
@@ -149,10 +144,9 @@ impl Checker<'_> {
     pub(super) fn check_dictionaries(&mut self) -> Result<()> {
         let be = self.repo.backend().clone();
         for (name, _) in be.list(Kind::Dict).map_err(Error::backend_err("list", "dicts"))? {
-            let res = be
-                .read(Kind::Dict, &name)
-                .map_err(|e| format!("cannot be read: {e}"))
-                .and_then(|b| crate::format::dict::Dict::open(self.repo.keys(), &name, &b).map_err(|e| e.to_string()));
+            let res = be.read(&name).map_err(|e| format!("cannot be read: {e}")).and_then(|b| {
+                crate::format::dict::Dict::open(self.repo.keys(), name.as_str(), &b).map_err(|e| e.to_string())
+            });
             if let Err(e) = res {
                 self.error(Problem::new("dictionary", format!("dictionary {name}: {e}")));
             }
@@ -170,12 +164,12 @@ impl Checker<'_> {
                 Error::Corrupt { why, .. } if why == "content does not match its name" => why,
                 e => e.to_string(),
             });
-            match (res, SnapshotId::from_hex(&name)) {
+            match (res, name.id::<SnapshotId>()) {
                 (Ok(s), Some(id)) => out.push((id, s)),
                 (Err(e), _) => {
                     let mut p = Problem::new("snapshot", format!("snapshot {name}: {e}"));
-                    p.snapshot = Some(name.clone());
-                    p.snapshots = vec![name];
+                    p.snapshot = Some(name.to_string());
+                    p.snapshots = vec![name.to_string()];
                     self.error(p);
                 }
                 (Ok(_), None) => {}
@@ -200,11 +194,10 @@ impl Checker<'_> {
             if self.bad_copies.contains(&(*id, pid)) || !self.stored.contains_key(&pid) {
                 continue;
             }
-            let name = pid.to_hex();
             let r = self
                 .repo
                 .backend()
-                .read_range(Kind::Pack, &name, e.offset as u64, e.length as u64)
+                .read_range(&ObjectName::of(&pid), e.offset as u64, e.length as u64)
                 .map_err(|e| e.to_string())
                 .and_then(|b| {
                     if e.ty != ty {

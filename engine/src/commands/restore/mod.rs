@@ -46,7 +46,7 @@
 //! are merged row by row in place and written as OpenClaw's file-era files into a target
 //! ([`units`], [`crate::openclaw::rows`]).
 
-use crate::backend::Kind;
+use crate::backend::ObjectName;
 use crate::commands::backup::{backup, build_excludes, BackupOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::format::blob::BlobType;

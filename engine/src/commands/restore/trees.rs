@@ -10,7 +10,7 @@
 //! the loaded ones wait, at most [`AHEAD_BYTES`] of them, until the walk takes them. The walk never
 //! waits for a tree no thread has started: it loads that one itself, so a full window cannot stall it.
 
-use crate::backend::Kind;
+use crate::backend::ObjectName;
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::id::{PackId, TreeId};
@@ -188,8 +188,8 @@ impl TreesAhead<'_> {
     fn cache_pack(&self, p: u32) -> Result<()> {
         let cache = self.repo.cache().expect("called with a cache");
         let id: PackId = self.repo.index().pack_id(p);
-        let name = id.to_hex();
-        let size = self.repo.backend().size(Kind::Pack, &name).map_err(Error::backend_err("read pack", &name))?;
+        let name = ObjectName::of(&id);
+        let size = self.repo.backend().size(&name).map_err(Error::backend_err("read pack", &name))?;
         let mut trees: Vec<_> =
             self.repo.read_pack_header(&id, size)?.into_iter().filter(|e| e.ty == BlobType::Tree).collect();
         trees.sort_by_key(|e| e.offset);
@@ -203,11 +203,8 @@ impl TreesAhead<'_> {
                 .max(1);
             let last = &rest[n - 1];
             let len = last.offset as u64 + last.length as u64 - start;
-            let data = self
-                .repo
-                .backend()
-                .read_range(Kind::Pack, &name, start, len)
-                .map_err(Error::backend_err("read pack", &name))?;
+            let data =
+                self.repo.backend().read_range(&name, start, len).map_err(Error::backend_err("read pack", &name))?;
             for e in &rest[..n] {
                 let s = (e.offset as u64 - start) as usize;
                 let Some(stored) = data.get(s..s + e.length as usize) else { continue };

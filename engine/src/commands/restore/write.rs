@@ -271,14 +271,16 @@ pub(super) fn write_files(
     let outage: Mutex<Option<(String, std::io::Error)>> = Mutex::new(None);
     pool.install(|| {
         ranges.par_iter().for_each(|&(pack, blobs)| {
-            let name = repo.index().pack_id(pack).to_hex();
+            let name = ObjectName::of(&repo.index().pack_id(pack));
             let first = blobs[0].1.offset as u64;
             let last = &blobs[blobs.len() - 1].1;
             let len = last.offset as u64 + last.length as u64 - first;
-            let data = repo.backend().read_range(Kind::Pack, &name, first, len);
+            let data = repo.backend().read_range(&name, first, len);
             if let Err(e) = &data {
                 if crate::backend::retry::is_transient(e) {
-                    outage.lock().get_or_insert_with(|| (name.clone(), std::io::Error::new(e.kind(), e.to_string())));
+                    outage
+                        .lock()
+                        .get_or_insert_with(|| (name.to_string(), std::io::Error::new(e.kind(), e.to_string())));
                 }
             }
             for (id, loc) in blobs {

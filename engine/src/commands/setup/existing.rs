@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::answers::absolute;
-use crate::backend::{Backend, Kind};
+use crate::backend::{Backend, ObjectName};
 use crate::config::password::{self, read_password_file};
 use crate::error::{Error, Result};
 use crate::openclaw::Env;
@@ -27,7 +27,7 @@ pub enum Found {
 
 /// Looks at the location: one read of the repository's config.
 pub fn look(be: &dyn Backend) -> Found {
-    match be.read(Kind::Config, "config") {
+    match be.read(&ObjectName::config()) {
         Ok(_) => Found::Repository,
         Err(e) if location::is_missing_container(&e) => Found::NoBucket,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Nothing,

@@ -84,7 +84,9 @@ impl Backends {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Kind;
+    use crate::backend::name::{LeaseKind, LockName};
+    use crate::backend::ObjectName;
+    use crate::format::id::LeaseId;
     use crate::repo::location::parse;
 
     fn repo() -> (tempfile::TempDir, Location) {
@@ -98,15 +100,15 @@ mod tests {
         let (_d, loc) = repo();
         let plain = open(&loc, &Traffic::default(), None).unwrap();
         plain.create().unwrap();
-        plain.write(Kind::Config, "config", b"hello").unwrap();
-        assert_eq!(plain.read(Kind::Config, "config").unwrap(), b"hello");
+        plain.write(&ObjectName::config(), b"hello").unwrap();
+        assert_eq!(plain.read(&ObjectName::config()).unwrap(), b"hello");
         assert_eq!(plain.location(), loc.name());
         // The folder backend's own default, no throttle in between.
         assert_eq!(plain.connections(), 2);
 
         let limited = open(&loc, &Traffic { connections: Some(7), ..Traffic::default() }, None).unwrap();
         assert_eq!(limited.connections(), 7);
-        assert_eq!(limited.read(Kind::Config, "config").unwrap(), b"hello");
+        assert_eq!(limited.read(&ObjectName::config()).unwrap(), b"hello");
     }
 
     #[test]
@@ -115,18 +117,18 @@ mod tests {
         let flip = FaultConfig { seed: 1, flip: 1.0, ..FaultConfig::default() };
         let be = open(&loc, &Traffic::default(), Some(&flip)).unwrap();
         be.create().unwrap();
-        be.write(Kind::Config, "config", b"hello").unwrap();
+        be.write(&ObjectName::config(), b"hello").unwrap();
         // Every read is damaged: the fault decorator is in the stack.
-        assert_ne!(be.read(Kind::Config, "config").unwrap(), b"hello");
+        assert_ne!(be.read(&ObjectName::config()).unwrap(), b"hello");
 
         // Reads that fail now and then still succeed: the retries are outside the faults.
         let plain = open(&loc, &Traffic::default(), None).unwrap();
         let flaky = FaultConfig { seed: 5, transient: 0.25, ..FaultConfig::default() };
         let be = open(&loc, &Traffic::default(), Some(&flaky)).unwrap();
         for i in 0..8u8 {
-            let name = format!("{i:02x}").repeat(32);
-            plain.write(Kind::Lock, &name, &[i; 10]).unwrap();
-            assert_eq!(be.read(Kind::Lock, &name).unwrap(), vec![i; 10]);
+            let name = ObjectName::of(&LockName::Lease { kind: LeaseKind::Backup, id: LeaseId([i; 8]), seq: 0 });
+            plain.write(&name, &[i; 10]).unwrap();
+            assert_eq!(be.read(&name).unwrap(), vec![i; 10]);
         }
     }
 
