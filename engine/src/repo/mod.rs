@@ -164,6 +164,9 @@ pub struct Repository {
     absorb: std::sync::atomic::AtomicBool,
     /// Held while they are taken in, so it happens once.
     absorbing: parking_lot::Mutex<()>,
+    /// The index files the lazy load listed (it found no condemned record), taken in by the first
+    /// lookup without listing the store again.
+    listed: parking_lot::Mutex<Option<Vec<ObjectName>>>,
 }
 
 impl Repository {
@@ -281,6 +284,7 @@ impl Repository {
             lifted,
             absorb: Default::default(),
             absorbing: Default::default(),
+            listed: Default::default(),
         })
     }
 
@@ -446,6 +450,7 @@ impl Repository {
                 let mut index = Index::with_table(table, packs);
                 index.set_source(names);
                 let _held = self.absorbing.lock();
+                *self.listed.lock() = Some(objects);
                 *self.index.write() = index;
                 self.absorb.store(!new.is_empty(), std::sync::atomic::Ordering::SeqCst);
                 self.index_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -468,9 +473,9 @@ impl Repository {
         Ok(())
     }
 
-    /// Takes into the index the index files a lazy load left out (nothing when there are none):
-    /// listed again, so what other hosts wrote since counts too, and this process's own additions
-    /// are kept. Every path that looks a blob up calls it (or [`Repository::index`]) first.
+    /// Takes into the index the index files a lazy load left out (nothing when there are none),
+    /// from the lazy load's own listing (no second listing in a run, as with an eager load; listed
+    /// again only when a file has gone since, after a prune), keeping this process's own additions. Every path that looks a blob up calls it (or [`Repository::index`]) first.
     pub fn absorb_pending(&self) -> Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
         if !self.absorb.load(SeqCst) {
@@ -486,8 +491,11 @@ impl Repository {
         let mut attempt = 0;
         loop {
             let r = (|| {
-                let condemned = condemned::list_condemned(self.backend.as_ref())?;
-                let objects = self.index_names()?;
+                let (condemned, objects) = match self.listed.lock().take() {
+                    // The lazy load listed no condemned record.
+                    Some(objects) => (Vec::new(), objects),
+                    None => (condemned::list_condemned(self.backend.as_ref())?, self.index_names()?),
+                };
                 let names: Vec<String> = objects.iter().map(ObjectName::to_string).collect();
                 let mut fetch = |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| {
                     self.fetch_named(&objects, want, each)
