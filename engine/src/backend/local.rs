@@ -33,6 +33,25 @@ impl LocalBackend {
         }
     }
 
+    /// Stores `name` atomically: `fill` writes and syncs a temporary file beside it, which is then
+    /// linked to the final name (an existing name stays as it was: `AlreadyExists`) and removed.
+    fn place(&self, name: &ObjectName, fill: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+        let dest = self.path(name);
+        let dir = dest.parent().unwrap().to_path_buf();
+        if !dir.exists() {
+            mkdir(&dir)?;
+        }
+        let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
+        let res = fill(&tmp).and_then(|()| {
+            crate::failpoint::hit("local:before-link");
+            fs::hard_link(&tmp, &dest)
+        });
+        let _ = fs::remove_file(&tmp);
+        res?;
+        fsync_dir(&dir);
+        Ok(())
+    }
+
     fn path(&self, name: &ObjectName) -> PathBuf {
         self.dir_of(name.kind(), name.as_str()).join(name.as_str())
     }
@@ -87,14 +106,8 @@ impl Backend for LocalBackend {
     }
 
     fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
-        let dest = self.path(name);
-        let dir = dest.parent().unwrap().to_path_buf();
-        if !dir.exists() {
-            mkdir(&dir)?;
-        }
-        let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
-        let res = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        self.place(name, |tmp| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
             if data.len() > 1 {
                 // A crash mid-write leaves half a temporary file.
                 f.write_all(&data[..data.len() / 2])?;
@@ -103,43 +116,24 @@ impl Backend for LocalBackend {
             } else {
                 f.write_all(data)?;
             }
-            f.sync_all()?;
-            drop(f);
-            crate::failpoint::hit("local:before-link");
-            fs::hard_link(&tmp, &dest)
-        })();
-        let _ = fs::remove_file(&tmp);
-        res?;
-        fsync_dir(&dir);
-        Ok(())
+            f.sync_all()
+        })
     }
 
     /// Links the file into place when it is on the repository's filesystem (no copy), else copies
     /// it a block at a time; either way through a temporary name, as `write`.
     fn write_file(&self, name: &ObjectName, path: &Path) -> io::Result<()> {
-        let dest = self.path(name);
-        let dir = dest.parent().unwrap().to_path_buf();
-        if !dir.exists() {
-            mkdir(&dir)?;
-        }
-        let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
-        let res = (|| {
-            if fs::hard_link(path, &tmp).is_ok() {
+        self.place(name, |tmp| {
+            if fs::hard_link(path, tmp).is_ok() {
                 crate::failpoint::hit("local:mid-write");
-                File::open(&tmp)?.sync_all()?;
+                File::open(tmp)?.sync_all()
             } else {
-                let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+                let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
                 io::copy(&mut File::open(path)?, &mut f)?;
                 crate::failpoint::hit("local:mid-write");
-                f.sync_all()?;
+                f.sync_all()
             }
-            crate::failpoint::hit("local:before-link");
-            fs::hard_link(&tmp, &dest)
-        })();
-        let _ = fs::remove_file(&tmp);
-        res?;
-        fsync_dir(&dir);
-        Ok(())
+        })
     }
 
     fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {

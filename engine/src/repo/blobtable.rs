@@ -596,7 +596,13 @@ impl BlobTable {
                 }
             }
         }
-        let table = BlobTable {
+        let table = BlobTable::kept(dir, runs, m);
+        Ok((table, packs))
+    }
+
+    /// The table kept in `dir`: `runs`, opened from its manifest `m`, all shared with other processes.
+    fn kept(dir: &Path, runs: Vec<Run>, m: Manifest) -> BlobTable {
+        BlobTable {
             shared: runs.len(),
             runs,
             dir: dir.to_path_buf(),
@@ -604,8 +610,7 @@ impl BlobTable {
             generation: m.generation,
             checked: m.checked,
             damaged: AtomicBool::new(false),
-        };
-        Ok((table, packs))
+        }
     }
 
     /// The table kept in `dir` as its manifest has it, reading no index file: `None` when a load
@@ -622,15 +627,7 @@ impl BlobTable {
         let Some((runs, packs)) = open_runs(dir, &m, names) else { return Ok(None) };
         let covered: HashSet<&str> = m.runs.iter().flat_map(|r| r.covers.iter().map(String::as_str)).collect();
         let new = names.iter().filter(|n| !covered.contains(n.as_str())).cloned().collect();
-        let table = BlobTable {
-            shared: runs.len(),
-            runs,
-            dir: dir.to_path_buf(),
-            persistent: true,
-            generation: m.generation,
-            checked: m.checked,
-            damaged: AtomicBool::new(false),
-        };
+        let table = BlobTable::kept(dir, runs, m);
         Ok(Some((table, packs, new)))
     }
 
