@@ -4,22 +4,14 @@
 //! twice the bound.
 
 use crate::proxy::{Faults, Proxy};
-use crate::seaweed::{with_s3_keys, Seaweed};
+use crate::seaweed::{s3cb, Seaweed};
 use crate::support::*;
 use std::time::{Duration, Instant};
 
 const BOUND: u64 = 5;
 
 fn cb(sb: &Sandbox, endpoint: &str) -> Cmd {
-    with_s3_keys(
-        sb.bare()
-            .arg("--repo")
-            .arg(format!("s3:{endpoint}/outage/repo"))
-            .arg("--cache-dir")
-            .arg(&sb.cache)
-            .env("CLAWBACK_PASSWORD", PASSWORD)
-            .env("CLAWBACK_RETRY_SECONDS", BOUND.to_string()),
-    )
+    s3cb(sb, &format!("s3:{endpoint}/outage/repo")).env("CLAWBACK_RETRY_SECONDS", BOUND.to_string())
 }
 
 /// Runs `c` in a thread, kills the server once `started` says the run is under way, and returns

@@ -7,20 +7,13 @@
 
 use crate::proxy::{Faults, Proxy};
 use crate::s3_kill_rounds::Rng;
-use crate::seaweed::{audit_objects, with_s3_keys, Seaweed};
+use crate::seaweed::{audit_objects, s3cb, Seaweed};
 use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn cb(sb: &Sandbox, endpoint: &str) -> Cmd {
-    with_s3_keys(
-        sb.bare()
-            .arg("--repo")
-            .arg(format!("s3:{endpoint}/proxied/repo"))
-            .arg("--cache-dir")
-            .arg(&sb.cache)
-            .env("CLAWBACK_PASSWORD", PASSWORD),
-    )
+    s3cb(sb, &format!("s3:{endpoint}/proxied/repo"))
 }
 
 /// Round `n`'s tree: a few files, one of them new and incompressible.
