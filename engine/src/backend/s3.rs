@@ -29,7 +29,7 @@ use super::retention::{DeletedObject, Versioned};
 use super::retry::transient;
 use super::{Backend, Kind, ObjectName};
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::primitives::{ByteStream, DateTime, Length};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration, ObjectLockMode,
     ServerSideEncryption, StorageClass,
@@ -39,7 +39,8 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read, Seek};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -63,6 +64,61 @@ macro_rules! new_object_options {
         }
         req
     }};
+}
+
+/// Where an upload's bytes come from: memory the caller holds, or a local file of `len` bytes
+/// that is read a part at a time.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Mem(&'a [u8]),
+    File(&'a Path, u64),
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Mem(d) => d.len() as u64,
+            Body::File(_, n) => *n,
+        }
+    }
+
+    /// The base64 Content-MD5 and a body of bytes `off..off + len`.
+    async fn part(&self, off: u64, len: u64) -> io::Result<(String, ByteStream)> {
+        match *self {
+            Body::Mem(d) => {
+                let s = &d[off as usize..(off + len) as usize];
+                Ok((md5_b64(Md5::digest(s)), ByteStream::from(s.to_vec())))
+            }
+            Body::File(path, _) => {
+                let mut f = std::fs::File::open(path)?;
+                f.seek(io::SeekFrom::Start(off))?;
+                let (mut md5, mut buf, mut left) = (Md5::new(), vec![0u8; 1 << 20], len);
+                while left > 0 {
+                    let n = f.read(&mut buf[..left.min(1 << 20) as usize])?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("{}: shorter than {} bytes", path.display(), off + len),
+                        ));
+                    }
+                    md5.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                let stream = ByteStream::read_from()
+                    .path(path)
+                    .offset(off)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+                Ok((md5_b64(md5.finalize()), stream))
+            }
+        }
+    }
+}
+
+fn md5_b64(digest: impl AsRef<[u8]>) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// How long a request may wait for the store's answer (sending its body included) before it is
@@ -167,10 +223,6 @@ impl S3Backend {
         self.opts.endpoint.clone().unwrap_or_else(|| format!("AWS S3 ({})", self.opts.signing_region()))
     }
 
-    fn md5_b64(data: &[u8]) -> String {
-        base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
-    }
-
     fn lock_until(&self, kind: Kind) -> Option<(ObjectLockMode, DateTime)> {
         if !ObjectLock::applies_to(kind) {
             return None;
@@ -195,7 +247,7 @@ impl S3Backend {
         }
     }
 
-    async fn put(&self, kind: Kind, key: &str, data: &[u8], what: &str) -> io::Result<()> {
+    async fn put(&self, kind: Kind, key: &str, body: Body<'_>, what: &str) -> io::Result<()> {
         // The config is not named by its content: a store that ignores If-None-Match must not let
         // a second writer replace it. (Lock names carry a random id, so they never collide.)
         if kind == Kind::Config && self.head_size(key, what).await?.is_some() {
@@ -206,25 +258,26 @@ impl S3Backend {
                 format!("{what}: the object already exists"),
             ));
         }
-        if data.len() as u64 > self.opts.multipart_threshold {
-            return self.put_multipart(kind, key, data, what).await;
+        if body.len() > self.opts.multipart_threshold {
+            return self.put_multipart(kind, key, body, what).await;
         }
         self.count(Req::Put);
+        let (md5, stream) = body.part(0, body.len()).await?;
         let mut req = self
             .client
             .put_object()
             .bucket(&self.opts.bucket)
             .key(key)
-            .content_length(data.len() as i64)
-            .content_md5(Self::md5_b64(data))
+            .content_length(body.len() as i64)
+            .content_md5(md5)
             .if_none_match("*")
-            .body(ByteStream::from(data.to_vec()));
+            .body(stream);
         req = new_object_options!(self, kind, req);
         req.send().await.map_err(|e| self.map_err(what, e))?;
         Ok(())
     }
 
-    async fn put_multipart(&self, kind: Kind, key: &str, data: &[u8], what: &str) -> io::Result<()> {
+    async fn put_multipart(&self, kind: Kind, key: &str, body: Body<'_>, what: &str) -> io::Result<()> {
         self.count(Req::Multipart);
         let mut req = self.client.create_multipart_upload().bucket(&self.opts.bucket).key(key);
         req = new_object_options!(self, kind, req);
@@ -239,9 +292,11 @@ impl S3Backend {
         };
         let res = async {
             let mut parts = Vec::new();
-            let part = self.opts.part_size.max(5 << 20) as usize;
-            for (i, chunk) in data.chunks(part).enumerate() {
-                let n = i as i32 + 1;
+            let part = self.opts.part_size.max(5 << 20);
+            let (mut off, mut n) = (0u64, 1i32);
+            while off < body.len() {
+                let len = part.min(body.len() - off);
+                let (md5, stream) = body.part(off, len).await?;
                 self.count(Req::Multipart);
                 let out = self
                     .client
@@ -250,13 +305,15 @@ impl S3Backend {
                     .key(key)
                     .upload_id(&upload_id)
                     .part_number(n)
-                    .content_length(chunk.len() as i64)
-                    .content_md5(Self::md5_b64(chunk))
-                    .body(ByteStream::from(chunk.to_vec()))
+                    .content_length(len as i64)
+                    .content_md5(md5)
+                    .body(stream)
                     .send()
                     .await
                     .map_err(|e| self.map_err(what, e))?;
                 parts.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_string)).build());
+                off += len;
+                n += 1;
             }
             self.count(Req::Multipart);
             self.client
@@ -574,8 +631,18 @@ impl Backend for S3Backend {
 
     fn write(&self, obj: &ObjectName, data: &[u8]) -> io::Result<()> {
         let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
-        self.rt.block_on(self.put(kind, &key, data, &format!("write {key}")))?;
+        self.rt.block_on(self.put(kind, &key, Body::Mem(data), &format!("write {key}")))?;
         self.sizes.lock().insert((kind, name.to_string()), data.len() as u64);
+        Ok(())
+    }
+
+    /// Streams the file up: a part at a time from disk, so a pack spooled by the packer never
+    /// sits in memory whole (the body is read once for its MD5 and once more as it is sent).
+    fn write_file(&self, obj: &ObjectName, path: &Path) -> io::Result<()> {
+        let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
+        let len = std::fs::metadata(path)?.len();
+        self.rt.block_on(self.put(kind, &key, Body::File(path, len), &format!("write {key}")))?;
+        self.sizes.lock().insert((kind, name.to_string()), len);
         Ok(())
     }
 

@@ -6,7 +6,8 @@
 //! Finished packs are stored by uploader threads (as many as the backend's `connections`, at most
 //! `MAX_UPLOADS`, and no more than fit in `UPLOAD_BYTES`), fed through a rendezvous channel, so
 //! the packer fills the next pack while the last is written, and memory stays bounded whatever
-//! `--connections` says: at the default 16 MiB, one pack in flight and one filling. Before an index
+//! `--connections` says: spooled packs go up from their files (up to `MAX_UPLOADS` at once), packs
+//! held in memory one at a time at the default 16 MiB. Before an index
 //! file is written every upload started so far is waited for, so an index never names a pack that
 //! is not stored.
 //!
@@ -33,9 +34,9 @@ use std::thread::JoinHandle;
 /// Pack uploads in flight at most, whatever the backend's `connections`.
 const MAX_UPLOADS: usize = 4;
 
-/// Pack bytes in flight at most (at least one pack): with the pack being filled, what packs cost
-/// in memory. At the default 16 MiB, one upload overlaps the filling of the next pack; each more
-/// in flight would add 16 MiB to a first backup's peak (the target is 64 MiB in all).
+/// Pack bytes in flight at most (at least one pack) when packs are held in memory: each more in
+/// flight would add a pack to a backup's peak (the target is 64 MiB in all). Spooled packs go up
+/// from their files, so they cost no memory in flight and up to `MAX_UPLOADS` go at once.
 const UPLOAD_BYTES: usize = 16 << 20;
 
 /// A spool file's name starts and ends so.
@@ -312,7 +313,10 @@ impl<'a> Packer<'a> {
         let size = entry.size;
         if !self.dry {
             let conns = self.repo.backend().connections();
-            let n = conns.min(MAX_UPLOADS).min((UPLOAD_BYTES / self.pack_size.max(1)).max(1));
+            let n = match self.spool_dir {
+                Some(_) => conns.min(MAX_UPLOADS),
+                None => conns.min(MAX_UPLOADS).min((UPLOAD_BYTES / self.pack_size.max(1)).max(1)),
+            };
             self.transfer.queue(size);
             if conns <= 1 {
                 store_pack(self.repo.backend().as_ref(), p)?;
