@@ -333,7 +333,7 @@ fn two_hundred_kills_on_a_local_repository_lose_nothing() {
 }
 
 #[test]
-fn kills_on_a_seaweedfs_repository_lose_nothing() {
+fn two_hundred_kills_on_a_seaweedfs_repository_lose_nothing() {
     let srv = Seaweed::start();
     let sb = Sandbox::new();
     let url = srv.url("storm/repo");
@@ -347,5 +347,5 @@ fn kills_on_a_seaweedfs_repository_lose_nothing() {
         with_s3_keys(sb.bare().arg("--repo").arg(&to_url).arg("--cache-dir").arg(sb.path("cache-copy")))
             .env("CLAWBACK_PASSWORD", TO_PASSWORD)
     };
-    storm(&sb, &|| s3cb(&sb, &url), &to, &to_url, 100, Duration::from_secs(150), "S3 kill storm");
+    storm(&sb, &|| s3cb(&sb, &url), &to, &to_url, 200, Duration::from_secs(240), "S3 kill storm");
 }
