@@ -243,6 +243,52 @@ fn s3_incremental_backup_makes_few_requests() {
     assert!(r.stderr.contains("requests to s3:") && r.stderr.contains("list"), "{}", r.stderr);
 }
 
+/// A host's two-hourly run costs what it changed, not what the fleet added: after another host
+/// joined the bucket, an unchanged run and one with a small change read none of its index files;
+/// new data past 8 MiB takes them in, so a big file the other host stored already is stored again
+/// only up to about that much.
+#[test]
+fn s3_a_hosts_ordinary_run_reads_no_index_file_another_host_added() {
+    let srv = Seaweed::start();
+    let url = srv.url("joined");
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    s3_init(&a, &url, &[]);
+    let run = |sb: &Sandbox, host: &str, src: &Path| {
+        let v = s3cb(sb, &url).args(["backup", "--json", "--host", host]).arg(src).run().ok().json();
+        assert!(v["errors"].as_array().is_some_and(|e| e.is_empty()), "backup reported errors: {v}");
+        v
+    };
+    let gets = |v: &serde_json::Value| v["requests"]["get"].as_u64().unwrap_or(0);
+    let (src_a, src_b) = (a.path("src"), b.path("src"));
+    make_tree(&src_a, 1);
+    run(&a, "a", &src_a);
+    let unchanged_alone = gets(&run(&a, "a", &src_a));
+    write(&src_a.join("notes.txt"), b"a change\n");
+    let changed_alone = gets(&run(&a, "a", &src_a));
+    // b joins with its own files and a 24 MiB file: one snapshot, an index file of its own.
+    make_tree(&src_b, 2);
+    let big = random_bytes(77, 24 << 20);
+    write(&src_b.join("model.bin"), &big);
+    run(&b, "b", &src_b);
+    // a's unchanged run reads b's snapshot (to know it is not a's), not b's index file.
+    let v = run(&a, "a", &src_a);
+    assert_eq!(gets(&v), unchanged_alone + 1, "unchanged run after b joined: {}", v["requests"]);
+    write(&src_a.join("notes.txt"), b"a second change\n");
+    let v = run(&a, "a", &src_a);
+    assert_eq!(gets(&v), changed_alone, "run with a small change after b joined: {}", v["requests"]);
+    // New data: after 8 MiB of it, b's index file is read and the rest is found there.
+    write(&src_a.join("model.bin"), &big);
+    let v = run(&a, "a", &src_a);
+    let stored = v["bytes_stored"].as_u64().unwrap();
+    assert!(gets(&v) > changed_alone, "b's index file was not read: {}", v["requests"]);
+    assert!(stored < 12 << 20, "{stored} bytes stored of a 24 MiB file b had stored: {v}");
+    let c = s3cb(&a, &url).args(["check", "--read-data", "--json"]).run().ok().json();
+    assert_eq!(c["ok"], true, "{c}");
+    let t = a.path("restored");
+    s3cb(&a, &url).args(["restore", "latest", "--host", "a", "--target"]).arg(&t).run().ok();
+    assert_eq!(std::fs::read(t.join(src_a.strip_prefix("/").unwrap()).join("model.bin")).unwrap(), big);
+}
+
 #[test]
 fn s3_server_killed_mid_backup_then_restarted() {
     let mut srv = Seaweed::start();

@@ -553,49 +553,7 @@ impl BlobTable {
         }
         let covered: HashSet<&str> = m.runs.iter().flat_map(|r| r.covers.iter().map(String::as_str)).collect();
         let new: Vec<&str> = names.iter().map(String::as_str).filter(|n| !covered.contains(n)).collect();
-        let mut changed = fresh;
-        if !new.is_empty() {
-            if let Some((run, file)) = build_run(dir, &new, &mut packs, fetch, Some(dir))? {
-                let count = run.count;
-                runs.push(run);
-                m.runs.push(RunMeta { file, count, covers: new.iter().map(|s| s.to_string()).collect() });
-            }
-            changed = true;
-        }
-        // Runs of like size are merged, so there are few (a read each per lookup).
-        while runs.len() >= 2 {
-            let n = runs.len();
-            if n <= MAX_RUNS && runs[n - 2].count > MERGE_RATIO * runs[n - 1].count {
-                break;
-            }
-            let (b, a) = (runs.pop().expect("two"), runs.pop().expect("two"));
-            let (mb, ma) = (m.runs.pop().expect("two"), m.runs.pop().expect("two"));
-            let (t, file) = new_run_file(dir)?;
-            let mut w = RunWriter::new(t, a.count + b.count).map_err(e)?;
-            merge(vec![a.iter(), b.iter()], |r| w.push(r)).map_err(e)?;
-            let (f, count) = w.finish().map_err(e)?;
-            let run = Run::open(f, packs.len()).map_err(|why| Error::Other(format!("blob table: {why}")))?;
-            runs.push(run);
-            let covers = ma.covers.into_iter().chain(mb.covers).collect();
-            m.runs.push(RunMeta { file, count, covers });
-            changed = true;
-        }
-        if changed {
-            m.packs = packs.iter().map(|(_, id, s)| (*id, s)).collect();
-            write_manifest(dir, &m)?;
-            // Run files the manifest no longer names (merged, or left by a crash) go; a process
-            // that has them open keeps reading them.
-            let keep: HashSet<&str> = m.runs.iter().map(|r| r.file.as_str()).collect();
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                for ent in rd.flatten() {
-                    let name = ent.file_name();
-                    let name = name.to_string_lossy();
-                    if (name.starts_with("run-") || name.starts_with("manifest-")) && !keep.contains(name.as_ref()) {
-                        let _ = std::fs::remove_file(ent.path());
-                    }
-                }
-            }
-        }
+        add_runs(dir, &mut m, &mut runs, &mut packs, &new, fetch, fresh)?;
         let table = BlobTable::kept(dir, runs, m);
         Ok((table, packs))
     }
@@ -629,6 +587,27 @@ impl BlobTable {
         let new = names.iter().filter(|n| !covered.contains(n.as_str())).cloned().collect();
         let table = BlobTable::kept(dir, runs, m);
         Ok(Some((table, packs, new)))
+    }
+
+    /// Adds an index file this process wrote (`name`, decoded `f`) to the table kept in `dir` as a
+    /// run of its own, so later processes find its blobs without reading it: a table that covers
+    /// what its host wrote leaves a later run only the other hosts' new files to take in (and those
+    /// only at a lookup that misses). Nothing when no sound table is kept there: the next load
+    /// builds one.
+    pub fn add_written(dir: &Path, name: &str, f: &IndexFile) -> Result<()> {
+        let e = |e| Error::io("update blob table", dir, e);
+        if !dir.join("manifest").exists() {
+            return Ok(());
+        }
+        let _lock = lock_folder(dir).map_err(e)?;
+        let Some(mut m) = read_manifest(dir) else { return Ok(()) };
+        let covered: Vec<String> = m.runs.iter().flat_map(|r| r.covers.iter().cloned()).collect();
+        if covered.iter().any(|c| c == name) {
+            return Ok(());
+        }
+        let Some((mut runs, mut packs)) = open_runs(dir, &m, &covered) else { return Ok(()) };
+        let mut fetch = |_: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| each(f.clone());
+        add_runs(dir, &mut m, &mut runs, &mut packs, &[name], &mut fetch, false)
     }
 
     /// The records of this process's own runs ([`BlobTable::add_private`]), in no order.
@@ -751,6 +730,64 @@ fn open_runs(dir: &Path, m: &Manifest, names: &[String]) -> Option<(Vec<Run>, Pa
         runs.push(r);
     }
     Some((runs, packs))
+}
+
+/// Adds to the kept table (its manifest `m`, opened `runs` and `packs`, under the folder's lock) a
+/// run built from the index files `new`, merges runs of like size, and writes the manifest when
+/// anything changed (`changed`: it must be written anyway).
+fn add_runs(
+    dir: &Path,
+    m: &mut Manifest,
+    runs: &mut Vec<Run>,
+    packs: &mut PackList,
+    new: &[&str],
+    fetch: &mut Fetch<'_>,
+    mut changed: bool,
+) -> Result<()> {
+    let e = |e| Error::io("write blob table", dir, e);
+    if !new.is_empty() {
+        if let Some((run, file)) = build_run(dir, new, packs, fetch, Some(dir))? {
+            let count = run.count;
+            runs.push(run);
+            m.runs.push(RunMeta { file, count, covers: new.iter().map(|s| s.to_string()).collect() });
+        }
+        changed = true;
+    }
+    // Runs of like size are merged, so there are few (a read each per lookup).
+    while runs.len() >= 2 {
+        let n = runs.len();
+        if n <= MAX_RUNS && runs[n - 2].count > MERGE_RATIO * runs[n - 1].count {
+            break;
+        }
+        let (b, a) = (runs.pop().expect("two"), runs.pop().expect("two"));
+        let (mb, ma) = (m.runs.pop().expect("two"), m.runs.pop().expect("two"));
+        let (t, file) = new_run_file(dir)?;
+        let mut w = RunWriter::new(t, a.count + b.count).map_err(e)?;
+        merge(vec![a.iter(), b.iter()], |r| w.push(r)).map_err(e)?;
+        let (f, count) = w.finish().map_err(e)?;
+        let run = Run::open(f, packs.len()).map_err(|why| Error::Other(format!("blob table: {why}")))?;
+        runs.push(run);
+        let covers = ma.covers.into_iter().chain(mb.covers).collect();
+        m.runs.push(RunMeta { file, count, covers });
+        changed = true;
+    }
+    if changed {
+        m.packs = packs.iter().map(|(_, id, s)| (*id, s)).collect();
+        write_manifest(dir, m)?;
+        // Run files the manifest no longer names (merged, or left by a crash) go; a process
+        // that has them open keeps reading them.
+        let keep: HashSet<&str> = m.runs.iter().map(|r| r.file.as_str()).collect();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for ent in rd.flatten() {
+                let name = ent.file_name();
+                let name = name.to_string_lossy();
+                if (name.starts_with("run-") || name.starts_with("manifest-")) && !keep.contains(name.as_ref()) {
+                    let _ = std::fs::remove_file(ent.path());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A new run file in `dir`: kept (named `run-…`) when the table is, else anonymous.
@@ -931,6 +968,41 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("run-"))
             .count();
         assert_eq!(runs, t.run_counts().0, "no run file is left behind");
+    }
+
+    #[test]
+    fn files_this_host_wrote_are_covered_without_being_read_again() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("t");
+        let mut fs = Files { files: HashMap::new(), fetched: HashMap::new() };
+        fs.files.insert("a".into(), file(1, 0..1000));
+        fs.load(Some(&dir));
+        // Two runs of this host write "w0".."w19" and add each; another host adds "other".
+        for k in 0..20u32 {
+            let f = file(20 + k as u8, 5000 + 10 * k..5010 + 10 * k);
+            BlobTable::add_written(&dir, &format!("w{k:02}"), &f).unwrap();
+            fs.files.insert(format!("w{k:02}"), f);
+        }
+        fs.files.insert("other".into(), file(9, 9000..9100));
+        let mut names: Vec<String> = fs.files.keys().cloned().collect();
+        names.sort();
+        let (t, p, new) = BlobTable::open_kept(&dir, &names).unwrap().expect("sound");
+        assert_eq!(new, vec!["other".to_string()], "only the other host's file is left to take in");
+        assert!(t.run_counts().0 <= MAX_RUNS, "added runs are merged");
+        assert_eq!(lookup(&t, &p, 5105), vec![(PackId([30; 32]), 5105)]);
+        assert!(lookup(&t, &p, 9050).is_empty());
+        drop(t);
+        // Taking it in reads it alone; a file added twice is covered once.
+        BlobTable::add_written(&dir, "w03", &fs.files["w03"].clone()).unwrap();
+        let (t, p) = fs.load(Some(&dir));
+        let read: std::collections::BTreeSet<&str> = fs.fetched.keys().map(String::as_str).collect();
+        assert_eq!(read, ["a", "other"].into(), "only the files it did not write were read");
+        assert_eq!(lookup(&t, &p, 5035), vec![(PackId([23; 32]), 5035)]);
+        assert_eq!(lookup(&t, &p, 9050), vec![(PackId([9; 32]), 9050)]);
+        // No table kept: nothing is made.
+        let none = d.path().join("none");
+        BlobTable::add_written(&none, "x", &file(1, 0..10)).unwrap();
+        assert!(!none.exists());
     }
 
     fn current_run(dir: &Path) -> PathBuf {

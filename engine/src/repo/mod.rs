@@ -167,6 +167,9 @@ pub struct Repository {
     /// The index files the lazy load listed (it found no condemned record), taken in by the first
     /// lookup without listing the store again.
     listed: parking_lot::Mutex<Option<Vec<ObjectName>>>,
+    /// The index files this process wrote, added to the cache's blob table as they were written
+    /// ([`BlobTable::add_written`]): a later absorb counts them as listed.
+    written: parking_lot::Mutex<Vec<ObjectName>>,
 }
 
 impl Repository {
@@ -285,6 +288,7 @@ impl Repository {
             absorb: Default::default(),
             absorbing: Default::default(),
             listed: Default::default(),
+            written: Default::default(),
         })
     }
 
@@ -384,6 +388,25 @@ impl Repository {
     pub fn index(&self) -> parking_lot::RwLockReadGuard<'_, Index> {
         let _ = self.absorb_pending();
         self.index.read()
+    }
+    /// Whether the index holds the blob: what it holds already answers first; a miss takes in the
+    /// index files a lazy load left out and looks again (so a run that only finds what it knew,
+    /// an unchanged one, never reads the files other hosts added). A failure to take them in
+    /// counts as a miss here and shows in [`Repository::absorb_pending`].
+    pub fn holds_blob(&self, id: &crate::format::id::BlobId) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.index.read().contains(id) {
+            return true;
+        }
+        self.absorb.load(SeqCst) && self.index().contains(id)
+    }
+    /// Whether a lazy load left index files out that no lookup has taken in yet.
+    pub fn absorb_is_pending(&self) -> bool {
+        self.absorb.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Whether the index, as it is now (without the files a lazy load left out), holds the blob.
+    pub fn holds_blob_now(&self, id: &crate::format::id::BlobId) -> bool {
+        self.index.read().contains(id)
     }
     pub fn index_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Index> {
         let _ = self.absorb_pending();
@@ -491,11 +514,17 @@ impl Repository {
         let mut attempt = 0;
         loop {
             let r = (|| {
-                let (condemned, objects) = match self.listed.lock().take() {
+                let (condemned, mut objects) = match self.listed.lock().take() {
                     // The lazy load listed no condemned record.
                     Some(objects) => (Vec::new(), objects),
                     None => (condemned::list_condemned(self.backend.as_ref())?, self.index_names()?),
                 };
+                // What this process wrote since the listing is in the blob table already.
+                for w in self.written.lock().iter() {
+                    if !objects.contains(w) {
+                        objects.push(w.clone());
+                    }
+                }
                 let names: Vec<String> = objects.iter().map(ObjectName::to_string).collect();
                 let mut fetch = |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| {
                     self.fetch_named(&objects, want, each)
@@ -569,7 +598,8 @@ impl Repository {
     /// Notes that a backup of the set `key` looked up every blob it reused from its parent (see
     /// [`Index::reuse_needs_check`]), so the next ones need not.
     pub fn reuse_checked(&self, key: &str) -> Result<()> {
-        self.index().reuse_checked(key)
+        // About the table as it was opened: it needs none of the files a lazy load left out.
+        self.index.read().reuse_checked(key)
     }
 
     /// Reloads the index if index files or condemned records came or went since it was loaded. A
@@ -703,17 +733,28 @@ impl Repository {
         }
         if let Some(c) = &self.cache {
             c.add_index(name.as_str(), f)?;
+            // Best effort, like the cache: a table that misses it reads it at its next load.
+            if BlobTable::add_written(&blobtable::table_dir(c.dir()), name.as_str(), f).is_ok() {
+                self.written.lock().push(name);
+            }
         }
         self.index.write().add_file(f);
         Ok(id)
     }
     /// Reads and verifies one blob.
     pub fn read_blob(&self, ty: BlobType, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = self.index().get(id).ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?;
+        // Found where the index knows it now, else after taking in what a lazy load left out;
+        // the pack is named from the same index the location came from.
+        let find = |i: &Index| i.get(id).map(|l| (l, i.pack_id(l.pack)));
+        let found = find(&self.index.read());
+        let (loc, pack) = match found {
+            Some(x) => x,
+            None => find(&self.index()).ok_or_else(|| Error::Missing { what: "blob", id: id.to_hex() })?,
+        };
         if loc.ty != ty {
             return Err(Error::corrupt("blob", id, "indexed with another type"));
         }
-        let pack = ObjectName::of(&self.index().pack_id(loc.pack));
+        let pack = ObjectName::of(&pack);
         let stored = self
             .backend
             .read_range(&pack, loc.offset as u64, loc.length as u64)

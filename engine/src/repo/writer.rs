@@ -92,7 +92,17 @@ pub struct Writer<'a> {
     sink: Sink<'a>,
     /// The dictionary data blobs are compressed with (format-spec §16).
     dict: crate::repo::dicts::SessionDict,
+    /// Bytes of data blobs this session found in neither the index as loaded nor its own: once
+    /// they pass [`ABSORB_AFTER`], the index files a lazy load left out are taken in.
+    missed: AtomicU64,
 }
+
+/// New data a session stores before it takes in the index files a lazy load left out (what other
+/// hosts added since this one last did). Below it, what a run stores is almost always its own (a
+/// transcript's new lines, its databases' changed pages): a blob another host stored too costs
+/// one more copy, not a read of every index file the fleet added. Past it (a new project, a
+/// downloaded model), the files are taken in and later blobs are deduplicated across hosts.
+pub const ABSORB_AFTER: u64 = 8 << 20;
 
 fn packer<'r>(repo: &'r Repository, opts: &WriterOptions, pending: &Arc<Pending>) -> Packer<'r> {
     let mut p = Packer::new(repo, opts.dry_run);
@@ -139,7 +149,16 @@ impl<'a> Writer<'a> {
     }
 
     fn with_sink(repo: &'a Repository, dry: bool, sink: Sink<'a>, pending: Arc<Pending>) -> Writer<'a> {
-        Writer { repo, pending, bytes_added: AtomicU64::new(0), dry, holds: None, sink, dict: Default::default() }
+        Writer {
+            repo,
+            pending,
+            bytes_added: AtomicU64::new(0),
+            dry,
+            holds: None,
+            sink,
+            dict: Default::default(),
+            missed: AtomicU64::new(0),
+        }
     }
 
     pub fn repo(&self) -> &'a Repository {
@@ -159,7 +178,11 @@ impl<'a> Writer<'a> {
     pub fn holds(&self, ty: BlobType, id: &BlobId) -> bool {
         match &self.holds {
             Some(h) => h(ty, id),
-            None => self.repo.index().contains(id),
+            // A tree this host did not write before is almost always new (trees hold paths and
+            // times): one is stored again rather than taking in the index files other hosts
+            // added. So is a little new data (see `ABSORB_AFTER`).
+            None if ty == BlobType::Tree || self.missed.load(Relaxed) < ABSORB_AFTER => self.repo.holds_blob_now(id),
+            None => self.repo.holds_blob(id),
         }
     }
 
@@ -225,8 +248,14 @@ impl<'a> Writer<'a> {
     /// Claims, encodes and adds one blob. Returns its encoded size when this call stored it;
     /// `None` when the repository holds it or it was claimed before.
     pub fn store(&self, ty: BlobType, id: BlobId, plain: &[u8], level: i32) -> Result<Option<usize>> {
-        // The first lookup of a lazily loaded index takes in what it left out; a failure shows here.
-        self.repo.absorb_pending()?;
+        // Data missing from a lazily loaded index counts towards taking in what it left out
+        // (see `holds`); a failure to shows here.
+        if ty == BlobType::Data && self.repo.absorb_is_pending() && !self.repo.holds_blob_now(&id) {
+            let n = plain.len() as u64;
+            if self.missed.fetch_add(n, Relaxed) + n >= ABSORB_AFTER {
+                self.repo.absorb_pending()?;
+            }
+        }
         if !self.claim(ty, &id) {
             return Ok(None);
         }
