@@ -868,9 +868,19 @@ mod tests {
     }
 
     impl Files {
-        fn load(&mut self, dir: Option<&Path>) -> (BlobTable, PackList) {
+        fn new() -> Files {
+            Files { files: HashMap::new(), fetched: HashMap::new() }
+        }
+
+        /// The names, as the repository lists them.
+        fn names(&self) -> Vec<String> {
             let mut names: Vec<String> = self.files.keys().cloned().collect();
             names.sort();
+            names
+        }
+
+        fn load(&mut self, dir: Option<&Path>) -> (BlobTable, PackList) {
+            let names = self.names();
             let (files, fetched) = (&self.files, &mut self.fetched);
             let mut fetch = |want: &[&str], each: &mut dyn FnMut(IndexFile) -> Result<()>| -> Result<()> {
                 for n in want {
@@ -904,7 +914,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         for kept in [Some(d.path().join("t")), None] {
             // (A temporary table always has reuse checked.)
-            let mut fs = Files { files: HashMap::new(), fetched: HashMap::new() };
+            let mut fs = Files::new();
             fs.files.insert("a".into(), file(1, 0..3000));
             fs.files.insert("b".into(), file(2, 3000..3500));
             let (t, p) = fs.load(kept.as_deref());
@@ -925,7 +935,7 @@ mod tests {
     fn new_index_files_are_added_and_gone_ones_rebuild_the_table() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("t");
-        let mut fs = Files { files: HashMap::new(), fetched: HashMap::new() };
+        let mut fs = Files::new();
         fs.files.insert("a".into(), file(1, 0..1000));
         let (t, _) = fs.load(Some(&dir));
         assert!(t.needs_check("h"), "built from nothing");
@@ -974,19 +984,17 @@ mod tests {
     fn files_this_host_wrote_are_covered_without_being_read_again() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("t");
-        let mut fs = Files { files: HashMap::new(), fetched: HashMap::new() };
+        let mut fs = Files::new();
         fs.files.insert("a".into(), file(1, 0..1000));
         fs.load(Some(&dir));
-        // Two runs of this host write "w0".."w19" and add each; another host adds "other".
+        // This host writes "w00".."w19" and adds each as it goes; another host adds "other".
         for k in 0..20u32 {
             let f = file(20 + k as u8, 5000 + 10 * k..5010 + 10 * k);
             BlobTable::add_written(&dir, &format!("w{k:02}"), &f).unwrap();
             fs.files.insert(format!("w{k:02}"), f);
         }
         fs.files.insert("other".into(), file(9, 9000..9100));
-        let mut names: Vec<String> = fs.files.keys().cloned().collect();
-        names.sort();
-        let (t, p, new) = BlobTable::open_kept(&dir, &names).unwrap().expect("sound");
+        let (t, p, new) = BlobTable::open_kept(&dir, &fs.names()).unwrap().expect("sound");
         assert_eq!(new, vec!["other".to_string()], "only the other host's file is left to take in");
         assert!(t.run_counts().0 <= MAX_RUNS, "added runs are merged");
         assert_eq!(lookup(&t, &p, 5105), vec![(PackId([30; 32]), 5105)]);
@@ -1026,7 +1034,7 @@ mod tests {
     fn a_damaged_table_is_rebuilt() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("t");
-        let mut fs = Files { files: HashMap::new(), fetched: HashMap::new() };
+        let mut fs = Files::new();
         fs.files.insert("a".into(), file(1, 0..2000));
         drop(fs.load(Some(&dir)));
         // A flipped byte in the fan-out, a cut-off run, a torn manifest, a missing run.
