@@ -222,24 +222,28 @@ fn prune_flags(g: &GlobalArgs) -> Vec<OsString> {
 /// Records the repository's size after a backup or prune in the size log beside the run log
 /// (the web console's size plot). Only where clawback's folder exists (a prune on a machine that
 /// never backed up creates nothing); a failure costs the plot one point and nothing else, so it
-/// is not reported.
+/// is not reported. A backup passes the bytes it `stored`: while the log has a recent listed point,
+/// they are added to the last one instead of listing the repository (see `sizelog`).
 pub fn record_size(
     dir: &std::path::Path,
     repo: &clawback_engine::repo::Repository,
     event: clawback_engine::run::sizelog::SizeEvent,
     snapshot_id: Option<String>,
+    stored: Option<u64>,
 ) {
     use clawback_engine::run::sizelog::{SizeLog, SizePoint};
     if !dir.is_dir() {
         return;
     }
-    let Ok(bytes) = repo.stored_bytes() else { return };
-    let p = SizePoint {
-        time: chrono::Utc::now(),
-        bytes,
-        event,
-        repo: strip_credentials(&repo.backend().location()),
-        snapshot_id,
+    let (log, location) = (SizeLog::in_dir(dir), strip_credentials(&repo.backend().location()));
+    let now = chrono::Utc::now();
+    let (bytes, listed) = match stored.and_then(|n| log.added_to_last(&location, n, now)) {
+        Some(b) => (b, false),
+        None => match repo.stored_bytes() {
+            Ok(b) => (b, true),
+            Err(_) => return,
+        },
     };
+    let p = SizePoint { time: now, bytes, listed, event, repo: location, snapshot_id };
     let _ = SizeLog::in_dir(dir).append(&p);
 }

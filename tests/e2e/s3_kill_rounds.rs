@@ -1,6 +1,7 @@
 //! SeaweedFS killed (SIGKILL) and restarted at random moments of backup, restore, forget with
 //! prune, copy and `check --read-data`, round after round on one repository, with a seed printed so
-//! a failing run can be replayed (`CLAWBACK_TEST_SEED=N`). Every run must finish or fail with one
+//! a failing run can be replayed (`CLAWBACK_TEST_SEED=N`; `CLAWBACK_KILL_DIAG=DIR` adds a check
+//! after every round and keeps the evidence of the first damage in DIR). Every run must finish or fail with one
 //! clear line; afterwards every object in the bucket hashes to its name, `check --read-data` is
 //! clean on both repositories, and every snapshot that exists restores exactly what it was taken of.
 
@@ -171,6 +172,29 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
                 r.stderr
             );
             eprintln!("round {n} {op}: exit {}: {}", r.code, clean_failure(&r));
+        }
+        // `CLAWBACK_KILL_DIAG=DIR`: check after every round, print what each backup and prune said,
+        // and at the first damage keep the server's data and the sandbox in DIR and stop.
+        if let Some(keep) = std::env::var_os("CLAWBACK_KILL_DIAG") {
+            if op == "forget-prune" || op == "backup" {
+                eprintln!("diag: round {n} {op} exit {}: {}", r.code, r.stdout.replace('\n', " "));
+            }
+            let c = cb().args(["check", "--json"]).run();
+            if c.code != 0 {
+                srv.kill();
+                let keep = Path::new(&keep).join(format!("kill-rounds-{}", std::process::id()));
+                fs::create_dir_all(&keep).unwrap();
+                for (from, to) in [(srv.data_dir(), "weed"), (sb.root.as_path(), "sandbox")] {
+                    std::process::Command::new("cp").arg("-a").arg(from).arg(keep.join(to)).status().unwrap();
+                }
+                panic!(
+                    "diag: round {n} {op} (exit {}) left damage, kept in {}: {}\n{}",
+                    r.code,
+                    keep.display(),
+                    c.stdout,
+                    r.stderr
+                );
+            }
         }
     }
     eprintln!("{rounds} rounds, {kills} server kills and restarts ({mid_run} while the run was in flight), {failed} runs failed cleanly; per operation (ok, failed): {tally:?}; {:?}", start.elapsed());

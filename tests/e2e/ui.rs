@@ -532,9 +532,10 @@ fn size_plot_goes_down_after_forget_and_prune() {
     let home = Home::new();
     let big = home.ws.join("big.bin");
     write(&big, &random_bytes(5, 3 << 20));
-    home.cb().args(["backup", "--json"]).run().ok();
+    let with_big = home.cb().args(["backup", "--json"]).run().ok().json();
     std::fs::remove_file(&big).unwrap();
-    home.cb().args(["backup", "--json"]).run().ok();
+    let without = home.cb().args(["backup", "--json"]).run().ok().json();
+    let listed_then = home.cb().args(["status", "--json"]).run().json()["repo_bytes"].as_u64();
     home.cb().args(["forget", "--keep-last", "1", "--prune", "--json"]).run().ok();
 
     let console = home.console(&[]);
@@ -557,6 +558,14 @@ fn size_plot_goes_down_after_forget_and_prune() {
     assert!(bytes[2] < bytes[1] + mib / 4, "the backup without it adds little: {bytes:?}");
     assert!(bytes[3] + 2 * mib < bytes[2], "prune frees the big file's 3 MiB: {bytes:?}");
     assert_eq!(bytes[4], bytes[3], "nothing changed since the prune: {bytes:?}");
+    // The first backup and the prune list the repository; the backups between add what they
+    // stored (no listing of every pack after every run).
+    let listed: Vec<bool> = sizes.iter().map(|p| p["listed"].as_bool().unwrap()).collect();
+    assert_eq!(listed, [true, false, false, true, true], "{body}");
+    let stored = |b: &Value| b["bytes_stored"].as_u64().unwrap();
+    assert_eq!(bytes[1], bytes[0] + stored(&with_big), "{bytes:?}");
+    assert_eq!(bytes[2], bytes[1] + stored(&without), "{bytes:?}");
+    assert_eq!(listed_then, Some(bytes[2]), "what the backups added is what a listing finds");
     let times: Vec<&str> = sizes.iter().map(|p| p["time"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
     // What `status` reports now is the plot's last point.

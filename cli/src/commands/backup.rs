@@ -409,7 +409,13 @@ fn run_backup(
     }
     // After the output: its request counts are the backup's own.
     if let Some(id) = r.snapshot_id.filter(|_| !a.dry_run) {
-        runs::record_size(&rec.started().dir, &repo, SizeEvent::Backup, Some(id.to_hex()));
+        runs::record_size(
+            &rec.started().dir,
+            &repo,
+            SizeEvent::Backup,
+            Some(id.to_hex()),
+            Some(r.summary.bytes_stored),
+        );
     }
     if !r.errors.is_empty() {
         if !g.json {

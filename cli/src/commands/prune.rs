@@ -54,7 +54,7 @@ pub fn run_with_progress(repo: &Repository, opts: &PruneOptions, progress: &Prog
     };
     let r = prune::prune_with_progress(repo, opts, &mut hook, progress)?;
     if !opts.dry_run {
-        crate::runs::record_size(&crate::runs::clawback_dir(), repo, SizeEvent::Prune, None);
+        crate::runs::record_size(&crate::runs::clawback_dir(), repo, SizeEvent::Prune, None, None);
     }
     Ok(r)
 }

@@ -198,10 +198,10 @@ fn sizes(repo: &Repository) -> Vec<Value> {
         .read(&location)
         .unwrap_or_default()
         .iter()
-        .map(|p| json!({"time": p.time, "bytes": p.bytes, "event": p.event, "snapshot_id": p.snapshot_id}))
+        .map(|p| json!({"time": p.time, "bytes": p.bytes, "listed": p.listed, "event": p.event, "snapshot_id": p.snapshot_id}))
         .collect();
     if let Ok(bytes) = repo.stored_bytes() {
-        out.push(json!({"time": Utc::now(), "bytes": bytes, "event": "now", "snapshot_id": null}));
+        out.push(json!({"time": Utc::now(), "bytes": bytes, "listed": true, "event": "now", "snapshot_id": null}));
     }
     out
 }

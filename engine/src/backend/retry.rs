@@ -181,6 +181,61 @@ impl Retry {
     }
 }
 
+impl Retry {
+    /// A write of `len` bytes found `name` taken (`e`, AlreadyExists). On a retry, an earlier
+    /// attempt may have landed: the object is ours if it holds exactly these bytes (`want`), and
+    /// the write succeeds. Otherwise a content-addressed object keeps `e` (the callers take an
+    /// object of the same name as the same bytes) only when the store really serves it at this
+    /// size: a store that refuses the write yet has nothing there, or something else, must not
+    /// pass for one that holds it. Other kinds (config, locks) keep `e`: someone else's object.
+    fn taken(
+        &self,
+        name: &ObjectName,
+        attempt: u32,
+        e: io::Error,
+        len: u64,
+        want: impl FnOnce() -> io::Result<Vec<u8>>,
+    ) -> io::Result<()> {
+        if attempt > 1 {
+            let have = self.inner.read(name);
+            if let (Ok(have), Ok(want)) = (&have, want()) {
+                if *have == want {
+                    return Ok(());
+                }
+            }
+            if !content_addressed(name.kind()) {
+                return Err(e);
+            }
+            return match have {
+                Err(re) => Err(re),
+                Ok(have) => Err(other_bytes(name, have.len() as u64, len)),
+            };
+        }
+        if !content_addressed(name.kind()) {
+            return Err(e);
+        }
+        match self.inner.size(name) {
+            Ok(n) if n == len => Err(e),
+            Ok(n) => Err(other_bytes(name, n, len)),
+            Err(se) if se.kind() == io::ErrorKind::NotFound => Err(io::Error::other(format!(
+                "write {name}: the store refused it as already there, yet has no such object; check the store's health"
+            ))),
+            Err(se) => Err(se),
+        }
+    }
+}
+
+/// The store holds `have` bytes under a content-addressed name this write gives `want` bytes.
+fn other_bytes(name: &ObjectName, have: u64, want: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "write {name}: the store already holds other bytes under this content's name ({have} bytes, not \
+             {want}); run `clawback check --read-data`"
+        ),
+    )
+}
+
 /// Kinds whose objects are named by the BLAKE3 of their bytes.
 fn content_addressed(kind: Kind) -> bool {
     matches!(kind, Kind::Key | Kind::Pack | Kind::Index | Kind::Snapshot | Kind::Dict)
@@ -228,24 +283,18 @@ impl Backend for Retry {
 
     fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
         self.run(|attempt| match self.inner.write(name, data) {
-            // An earlier attempt that timed out may have landed: the object is ours if it holds
-            // exactly these bytes.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => match self.inner.read(name) {
-                Ok(have) if have == data => Ok(()),
-                _ => Err(e),
-            },
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.taken(name, attempt, e, data.len() as u64, || Ok(data.to_vec()))
+            }
             r => r,
         })
     }
 
     fn write_file(&self, name: &ObjectName, path: &std::path::Path) -> io::Result<()> {
         self.run(|attempt| match self.inner.write_file(name, path) {
-            // As in `write`: an earlier attempt may have landed.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt > 1 => {
-                match (self.inner.read(name), std::fs::read(path)) {
-                    (Ok(have), Ok(want)) if have == want => Ok(()),
-                    _ => Err(e),
-                }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let len = std::fs::metadata(path)?.len();
+                self.taken(name, attempt, e, len, || std::fs::read(path))
             }
             r => r,
         })
@@ -459,10 +508,57 @@ mod tests {
         *f.fails.lock() = 1;
         let r2 = Retry::new(f.clone(), RetryPolicy { max_attempts: 3, ..fast() });
         r2.write(&name, b"data").unwrap();
-        // Other bytes under a taken name are refused.
+        // Other bytes under a taken content-addressed name are damage, never "already there".
         *f.fails.lock() = 1;
-        assert_eq!(r2.write(&name, b"evil").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
-        // A first attempt that finds the name taken is refused outright.
+        assert_eq!(r2.write(&name, b"evil").unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(r2.write(&name, b"longer").unwrap_err().kind(), io::ErrorKind::InvalidData);
+        // A first attempt that finds the name taken at the right size says so (callers take it as
+        // stored) without reading it back.
         assert_eq!(r2.write(&name, b"data").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+    }
+
+    /// A store that answers "already exists" for an object it does not hold.
+    struct Liar(LocalBackend);
+
+    impl Backend for Liar {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn create(&self) -> io::Result<()> {
+            self.0.create()
+        }
+        fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
+            self.0.read(name)
+        }
+        fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+            self.0.read_range(name, offset, len)
+        }
+        fn write(&self, _: &ObjectName, _: &[u8]) -> io::Result<()> {
+            Err(io::Error::new(io::ErrorKind::AlreadyExists, "412"))
+        }
+        fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
+            self.0.list(kind)
+        }
+        fn size(&self, name: &ObjectName) -> io::Result<u64> {
+            self.0.size(name)
+        }
+        fn delete(&self, name: &ObjectName) -> io::Result<()> {
+            self.0.delete(name)
+        }
+    }
+
+    #[test]
+    fn already_exists_for_an_object_the_store_lacks_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let inner = LocalBackend::new(d.path());
+        inner.create().unwrap();
+        let r = Retry::new(Arc::new(Liar(inner)), fast());
+        let name = ObjectName::of(&PackId::of_bytes(b"pack"));
+        let e = r.write(&name, b"pack").unwrap_err();
+        assert_ne!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        assert!(e.to_string().contains("no such object"), "{e}");
+        let f = d.path().join("spool");
+        std::fs::write(&f, b"pack").unwrap();
+        assert_ne!(r.write_file(&name, &f).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     }
 }

@@ -482,8 +482,15 @@ fn sweep(
         if !entries.contains_key(id) {
             if let Some(&size) = disk.get(id) {
                 // In no index (never indexed, or a prune stopped after un-indexing it): its header
-                // says what it holds. An unreadable one holds nothing anyone can use.
-                entries.insert(*id, repo.read_pack_header(id, size).unwrap_or_default());
+                // says what it holds. A damaged one holds nothing anyone can use; one the store
+                // cannot serve now (an outage) may hold what a snapshot needs, so the prune stops.
+                let es = match repo.read_pack_header(id, size) {
+                    Ok(es) => es,
+                    Err(Error::Backend { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e @ (Error::Backend { .. } | Error::Io { .. } | Error::Interrupted)) => return Err(e),
+                    Err(_) => Vec::new(),
+                };
+                entries.insert(*id, es);
             }
         }
     }

@@ -81,6 +81,31 @@ impl Checker<'_> {
         for (name, _) in listed.unrecognised {
             self.report.warnings.push(Problem::new("pack_name", format!("data/{name} is not named like a pack")));
         }
+        // An indexed pack the listing leaves out is asked for by name before it counts as missing:
+        // a store can lose the folder entry above objects it still serves (SeaweedFS, when a folder
+        // it thought empty is removed as an object lands in it). Restores read it; tools that list
+        // the bucket (a sync, a copy by listing) do not see it, so it is a warning.
+        let unlisted: Vec<PackId> = self.packs.keys().filter(|id| !self.stored.contains_key(*id)).copied().collect();
+        for id in unlisted {
+            let name = ObjectName::of(&id);
+            match be.size(&name) {
+                Ok(size) => {
+                    self.stored.insert(id, size);
+                    self.report.warnings.push(
+                        Problem::new(
+                            "pack_unlisted",
+                            format!(
+                                "pack {id} is there when asked for by name, but the store's listing of data/ leaves it \
+                                 out; restores read it, tools that list the bucket miss it"
+                            ),
+                        )
+                        .pack(&id),
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::backend_err("read the size of", &name)(e)),
+            }
+        }
         let mut errors = Vec::new();
         let mut bad = Vec::new();
         for (id, info) in &self.packs {
