@@ -198,15 +198,19 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
         }
     }
     eprintln!("{rounds} rounds, {kills} server kills and restarts ({mid_run} while the run was in flight), {failed} runs failed cleanly; per operation (ok, failed): {tally:?}; {:?}", start.elapsed());
-    assert!(rounds >= 10, "only {rounds} rounds in the time budget: too few to mean anything");
-    assert!(mid_run * 2 >= rounds, "only {mid_run} of {rounds} kills hit a run in flight");
+    // (A diagnostic run spends the budget on its checks too: it is after damage, not coverage.)
+    if std::env::var_os("CLAWBACK_KILL_DIAG").is_none() {
+        assert!(rounds >= 10, "only {rounds} rounds in the time budget: too few to mean anything");
+        assert!(mid_run * 2 >= rounds, "only {mid_run} of {rounds} kills hit a run in flight");
+    }
 
     // Afterwards: nothing half-written, both repositories check clean, everything restores.
     let objects = audit_objects(&srv.endpoint, "kills", "repo") + audit_objects(&srv.endpoint, "kills", "copy");
-    let c = cb().args(["check", "--read-data", "--json"]).run().ok().json();
-    assert_eq!(c["ok"], true, "{c}");
-    let c = tcb().args(["check", "--read-data", "--json"]).run().ok().json();
-    assert_eq!(c["ok"], true, "{c}");
+    // A failure shows the server's own log beside the report (what it did before the last kill).
+    for (what, c) in [("repository", cb()), ("copy", tcb())] {
+        let r = c.args(["check", "--read-data", "--json"]).run();
+        assert_eq!(r.code, 0, "check of the {what}: {}\n{}\n--- server log\n{}", r.stdout, r.stderr, srv.log());
+    }
     let last = next_source(&sb.root, sources.values().next_back().map(|p| p.as_path()), 999, &mut rng);
     cb().args(["backup", "--json", "--tag", "r999"]).arg(&last).run().ok();
     sources.insert(999, last);

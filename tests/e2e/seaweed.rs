@@ -85,6 +85,10 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
+fn append_to(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap()
+}
+
 impl Seaweed {
     /// Starts a server and waits until it serves S3 requests.
     pub fn start() -> Seaweed {
@@ -136,8 +140,9 @@ impl Seaweed {
             .arg(format!("-admin.port={}", p[8]))
             .arg(format!("-admin.port.grpc={}", p[9]))
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(d.join("weed.log")).unwrap())
-            .stderr(std::fs::File::create(d.join("weed.err")).unwrap());
+            // Appended to across restarts, so a failure after a kill shows what came before it.
+            .stdout(append_to(&d.join("weed.log")))
+            .stderr(append_to(&d.join("weed.err")));
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the server when the
         // thread that started it ends, so no server outlives a killed test.
         unsafe {
@@ -178,7 +183,9 @@ impl Seaweed {
         let d = self.dir.path();
         let mut s = std::fs::read_to_string(d.join("weed.log")).unwrap_or_default();
         s.push_str(&std::fs::read_to_string(d.join("weed.err")).unwrap_or_default());
-        let tail: Vec<&str> = s.lines().rev().take(40).collect();
+        // The admin plugin's reconnection chatter says nothing about the store.
+        let quiet = |l: &&str| !["Plugin worker", "heartbeat", "Reconnection attempt"].iter().any(|n| l.contains(n));
+        let tail: Vec<&str> = s.lines().filter(quiet).rev().take(40).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
