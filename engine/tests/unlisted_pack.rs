@@ -1,11 +1,12 @@
 //! A store whose listing of `data/` leaves out a pack it still serves by name (SeaweedFS can lose
 //! the folder entry above objects it holds): `check` reads the pack by name and warns, instead of
-//! calling it missing; a pack really gone is still an error.
+//! calling it missing, and `repair index` keeps it; a pack really gone is still an error.
 
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::{Backend, Kind, ObjectName};
 use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::commands::check::{check, CheckOptions, Subset};
+use clawback_engine::commands::repair::repair_index;
 use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
@@ -69,6 +70,12 @@ fn a_pack_the_listing_leaves_out_is_read_by_name_and_warned_about() {
     let warned: Vec<_> = r.warnings.iter().filter(|w| w.kind == "pack_unlisted").collect();
     assert_eq!(warned.len(), 1, "{:?}", r.warnings);
     assert!(warned[0].message.contains(pack.as_str()), "{}", warned[0].message);
+
+    // Rebuilding the index from the packs keeps it too.
+    let r = repair_index(&repo, false).unwrap();
+    assert!(r.packs_removed.is_empty(), "{:?}", r.packs_removed);
+    let r = check(&repo, &all).unwrap();
+    assert!(r.ok, "after repair index: {:?}", r.errors);
 
     // Gone for real: an error, as before.
     be.inner.delete(&pack).unwrap();

@@ -79,7 +79,10 @@ pub fn repair_index(repo: &Repository, dry_run: bool) -> Result<RepairIndexRepor
     report.index_files_read = names.len() as u64;
     report.blobs_before = old_blobs.len() as u64;
     drop(old_blobs);
-    let disk = repo.stored_packs()?;
+    let mut disk = repo.stored_packs()?;
+    // An indexed pack the listing leaves out but the store serves stays (see `unlisted_packs`).
+    let listed: IdSet<PackId> = disk.iter().map(|(id, _)| *id).collect();
+    disk.extend(repo.unlisted_packs(old_packs.iter().filter(|id| !listed.contains(*id)).copied())?);
     let headers: Vec<(PackId, u64, Result<Vec<crate::format::pack::PackEntry>>)> =
         disk.par_iter().map(|(id, size)| (*id, *size, repo.read_pack_header(id, *size))).collect();
     let mut packs = Vec::new();

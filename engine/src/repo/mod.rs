@@ -671,6 +671,23 @@ impl Repository {
         Ok(self.backend.list_of::<PackId>().map_err(Error::backend_err("list", "data"))?.ids)
     }
 
+    /// Of `indexed` packs missing from a listing of `data/`, those the store serves when asked by
+    /// name, with their sizes. A store can lose the folder entry above objects it still holds
+    /// (SeaweedFS, when a folder it took for empty is removed as an object lands in it): such a
+    /// pack is readable, so it is not missing, only left out of listings.
+    pub fn unlisted_packs(&self, indexed: impl IntoIterator<Item = PackId>) -> Result<Vec<(PackId, u64)>> {
+        let mut out = Vec::new();
+        for id in indexed {
+            let name = ObjectName::of(&id);
+            match self.backend.size(&name) {
+                Ok(size) => out.push((id, size)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::backend_err("read the size of", &name)(e)),
+            }
+        }
+        Ok(out)
+    }
+
     /// What the repository holds, in bytes: config, keys, packs, index and snapshot files as the
     /// backend lists them (what `status` reports and the web console plots over time).
     pub fn stored_bytes(&self) -> Result<u64> {

@@ -86,25 +86,18 @@ impl Checker<'_> {
         // it thought empty is removed as an object lands in it). Restores read it; tools that list
         // the bucket (a sync, a copy by listing) do not see it, so it is a warning.
         let unlisted: Vec<PackId> = self.packs.keys().filter(|id| !self.stored.contains_key(*id)).copied().collect();
-        for id in unlisted {
-            let name = ObjectName::of(&id);
-            match be.size(&name) {
-                Ok(size) => {
-                    self.stored.insert(id, size);
-                    self.report.warnings.push(
-                        Problem::new(
-                            "pack_unlisted",
-                            format!(
-                                "pack {id} is there when asked for by name, but the store's listing of data/ leaves it \
-                                 out; restores read it, tools that list the bucket miss it"
-                            ),
-                        )
-                        .pack(&id),
-                    );
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::backend_err("read the size of", &name)(e)),
-            }
+        for (id, size) in self.repo.unlisted_packs(unlisted)? {
+            self.stored.insert(id, size);
+            self.report.warnings.push(
+                Problem::new(
+                    "pack_unlisted",
+                    format!(
+                        "pack {id} is there when asked for by name, but the store's listing of data/ leaves it out; \
+                         restores read it, tools that list the bucket miss it"
+                    ),
+                )
+                .pack(&id),
+            );
         }
         let mut errors = Vec::new();
         let mut bad = Vec::new();
