@@ -6,6 +6,8 @@
 //! data the prune wants to delete. After every interleaving (and a second prune that finishes any
 //! deferred deletion) `check` passes and every snapshot restores byte for byte.
 
+mod common;
+
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::{Backend, Kind, ObjectName};
 use clawback_engine::commands::backup::{backup, BackupOptions};
@@ -16,49 +18,9 @@ use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
 use std::collections::BTreeMap;
-use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-
-/// A local backend that, when armed, stops before writing a snapshot until told to go on.
-struct Pausing {
-    inner: LocalBackend,
-    gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
-}
-
-impl Backend for Pausing {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> io::Result<()> {
-        self.inner.create()
-    }
-    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
-        self.inner.read(name)
-    }
-    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        self.inner.read_range(name, offset, len)
-    }
-    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
-        if name.kind() == Kind::Snapshot {
-            if let Some((reached, go)) = self.gate.lock().unwrap().take() {
-                reached.send(()).unwrap();
-                go.recv().unwrap();
-            }
-        }
-        self.inner.write(name, data)
-    }
-    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
-        self.inner.list(kind)
-    }
-    fn size(&self, name: &ObjectName) -> io::Result<u64> {
-        self.inner.size(name)
-    }
-    fn delete(&self, name: &ObjectName) -> io::Result<()> {
-        self.inner.delete(name)
-    }
-}
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
 
 fn random(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -160,8 +122,11 @@ impl Racer {
         if i == self.start {
             let (reached_tx, reached_rx) = channel();
             let (go_tx, go_rx) = channel();
-            let be =
-                Arc::new(Pausing { inner: LocalBackend::new(&self.repo), gate: Mutex::new(Some((reached_tx, go_rx))) });
+            let be = {
+                let r = common::Rigged::new(&self.repo);
+                *r.gate.lock().unwrap() = Some((reached_tx, go_rx));
+                Arc::new(r)
+            };
             let src = self.src.clone();
             self.handle = Some(std::thread::spawn(move || {
                 let repo =

@@ -1,54 +1,63 @@
-//! A prune that meets a pack no index lists (a prune stopped after un-indexing it) reads the pack's
-//! header to learn what it holds before deciding its fate. When the store cannot serve that read (an
-//! outage), the prune must stop, not take the pack for empty and delete what a snapshot needs.
+//! Storage that misbehaves the way real stores do, and what the engine must make of it.
+//!
+//! - A store whose listing of `data/` leaves out a pack it still serves by name (SeaweedFS can lose
+//!   the folder entry above objects it holds): `check` reads the pack by name and warns instead of
+//!   calling it missing, and `repair index` keeps it; a pack really gone is still an error.
+//! - A prune that meets a pack no index lists (a prune stopped after un-indexing it) reads the
+//!   pack's header to learn what it holds. When the store cannot serve that read (an outage), the
+//!   prune must stop, not take the pack for empty and delete what a snapshot needs.
+
+mod common;
 
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::{Backend, Kind, ObjectName};
 use clawback_engine::commands::backup::{backup, BackupOptions};
 use clawback_engine::commands::check::{check, CheckOptions, Subset};
 use clawback_engine::commands::prune::{prune, PruneOptions};
+use clawback_engine::commands::repair::repair_index;
 use clawback_engine::format::crypto::KdfParams;
 use clawback_engine::format::id::PackId;
 use clawback_engine::format::index::IndexFile;
 use clawback_engine::progress::Progress;
 use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
-use std::io;
-use std::sync::{Arc, Mutex};
+use common::Rigged;
+use std::sync::Arc;
 
-/// A local backend whose range reads of one pack fail as a dropped connection does.
-struct Outage {
-    inner: LocalBackend,
-    down: Mutex<Option<ObjectName>>,
-}
+#[test]
+fn a_pack_the_listing_leaves_out_is_read_by_name_and_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo_dir, src) = (dir.path().join("repo"), dir.path().join("src"));
+    let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+    Repository::init(Arc::new(LocalBackend::new(&repo_dir)), &Secret(b"pw".to_vec()), &opts).unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"what the agent remembers\n".repeat(100)).unwrap();
+    let be = Arc::new(Rigged::new(&repo_dir));
+    let no_cache = CacheOptions { dir: None, disabled: true };
+    let repo = Repository::open(be.clone(), &Secret(b"pw".to_vec()), &no_cache).unwrap();
+    backup(&repo, &BackupOptions { paths: vec![src.clone()], ..Default::default() }, &Progress::default()).unwrap();
 
-impl Backend for Outage {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> io::Result<()> {
-        self.inner.create()
-    }
-    fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>> {
-        self.inner.read(name)
-    }
-    fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        if self.down.lock().unwrap().as_ref() == Some(name) {
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer"));
-        }
-        self.inner.read_range(name, offset, len)
-    }
-    fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
-        self.inner.write(name, data)
-    }
-    fn list(&self, kind: Kind) -> io::Result<Vec<(ObjectName, u64)>> {
-        self.inner.list(kind)
-    }
-    fn size(&self, name: &ObjectName) -> io::Result<u64> {
-        self.inner.size(name)
-    }
-    fn delete(&self, name: &ObjectName) -> io::Result<()> {
-        self.inner.delete(name)
-    }
+    let packs = be.inner.list(Kind::Pack).unwrap();
+    assert!(!packs.is_empty());
+    let (pack, _) = packs[0].clone();
+    *be.hidden.lock().unwrap() = vec![pack.clone()];
+    let all = CheckOptions { read_data: Some(Subset::All) };
+    let r = check(&repo, &all).unwrap();
+    assert!(r.ok, "a pack the store serves is not missing: {:?}", r.errors);
+    let warned: Vec<_> = r.warnings.iter().filter(|w| w.kind == "pack_unlisted").collect();
+    assert_eq!(warned.len(), 1, "{:?}", r.warnings);
+    assert!(warned[0].message.contains(pack.as_str()), "{}", warned[0].message);
+
+    // Rebuilding the index from the packs keeps it too.
+    let r = repair_index(&repo, false).unwrap();
+    assert!(r.packs_removed.is_empty(), "{:?}", r.packs_removed);
+    let r = check(&repo, &all).unwrap();
+    assert!(r.ok, "after repair index: {:?}", r.errors);
+
+    // Gone for real: an error, as before.
+    be.inner.delete(&pack).unwrap();
+    let r = check(&repo, &all).unwrap();
+    assert!(!r.ok);
+    assert!(r.errors.iter().any(|e| e.kind == "pack_missing"), "{:?}", r.errors);
 }
 
 #[test]
@@ -59,7 +68,7 @@ fn an_unreadable_unindexed_pack_stops_the_prune_instead_of_being_deleted() {
     Repository::init(Arc::new(LocalBackend::new(&repo_dir)), &Secret(b"pw".to_vec()), &opts).unwrap();
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("memory.md"), b"a month of an agent's life\n".repeat(500)).unwrap();
-    let be = Arc::new(Outage { inner: LocalBackend::new(&repo_dir), down: Mutex::new(None) });
+    let be = Arc::new(Rigged::new(&repo_dir));
     // A cache keeps the trees, so the prune can mark the snapshot with the data pack unindexed.
     let cache = CacheOptions { dir: Some(dir.path().join("cache")), disabled: false };
     let repo = Repository::open(be.clone(), &Secret(b"pw".to_vec()), &cache).unwrap();
