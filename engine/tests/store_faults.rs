@@ -23,18 +23,25 @@ use clawback_engine::repo::{CacheOptions, InitOptions, Repository, Secret};
 use common::Rigged;
 use std::sync::Arc;
 
-#[test]
-fn a_pack_the_listing_leaves_out_is_read_by_name_and_warned_about() {
-    let dir = tempfile::tempdir().unwrap();
-    let (repo_dir, src) = (dir.path().join("repo"), dir.path().join("src"));
+/// A new repository in `dir` behind a rigged backend, opened (with a cache when `cache`), holding
+/// one backup of a folder with one file of `content`.
+fn backed_up(dir: &std::path::Path, content: &[u8], cache: bool) -> (Arc<Rigged>, Repository) {
+    let (repo_dir, src) = (dir.join("repo"), dir.join("src"));
     let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
     Repository::init(Arc::new(LocalBackend::new(&repo_dir)), &Secret(b"pw".to_vec()), &opts).unwrap();
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a.txt"), b"what the agent remembers\n".repeat(100)).unwrap();
+    std::fs::write(src.join("memory.md"), content).unwrap();
     let be = Arc::new(Rigged::new(&repo_dir));
-    let no_cache = CacheOptions { dir: None, disabled: true };
-    let repo = Repository::open(be.clone(), &Secret(b"pw".to_vec()), &no_cache).unwrap();
-    backup(&repo, &BackupOptions { paths: vec![src.clone()], ..Default::default() }, &Progress::default()).unwrap();
+    let cache = CacheOptions { dir: cache.then(|| dir.join("cache")), disabled: !cache };
+    let repo = Repository::open(be.clone(), &Secret(b"pw".to_vec()), &cache).unwrap();
+    backup(&repo, &BackupOptions { paths: vec![src], ..Default::default() }, &Progress::default()).unwrap();
+    (be, repo)
+}
+
+#[test]
+fn a_pack_the_listing_leaves_out_is_read_by_name_and_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let (be, repo) = backed_up(dir.path(), &b"what the agent remembers\n".repeat(100), false);
 
     let packs = be.inner.list(Kind::Pack).unwrap();
     assert!(!packs.is_empty());
@@ -63,16 +70,8 @@ fn a_pack_the_listing_leaves_out_is_read_by_name_and_warned_about() {
 #[test]
 fn an_unreadable_unindexed_pack_stops_the_prune_instead_of_being_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let (repo_dir, src) = (dir.path().join("repo"), dir.path().join("src"));
-    let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
-    Repository::init(Arc::new(LocalBackend::new(&repo_dir)), &Secret(b"pw".to_vec()), &opts).unwrap();
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("memory.md"), b"a month of an agent's life\n".repeat(500)).unwrap();
-    let be = Arc::new(Rigged::new(&repo_dir));
     // A cache keeps the trees, so the prune can mark the snapshot with the data pack unindexed.
-    let cache = CacheOptions { dir: Some(dir.path().join("cache")), disabled: false };
-    let repo = Repository::open(be.clone(), &Secret(b"pw".to_vec()), &cache).unwrap();
-    backup(&repo, &BackupOptions { paths: vec![src.clone()], ..Default::default() }, &Progress::default()).unwrap();
+    let (be, repo) = backed_up(dir.path(), &b"a month of an agent's life\n".repeat(500), true);
 
     // Un-index the data pack: the index files are replaced by one listing the others only.
     let names = repo.index_names().unwrap();
