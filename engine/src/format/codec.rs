@@ -19,10 +19,9 @@ pub const FLAG_ZSTD: u8 = 1;
 pub const FLAG_DICT: u8 = 2;
 
 thread_local! {
-    /// This thread's compressor, its level, and its output buffer.
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>, Vec<u8>)>> = const { RefCell::new(None) };
-    /// This thread's context and output buffer for compressing with a dictionary.
-    static DICT_COMPRESSOR: RefCell<Option<(CCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// This thread's compression context and output buffer, with and without a dictionary (one
+    /// of each per walker thread took 1.5 MiB more per thread).
+    static COMPRESSOR: RefCell<Option<(CCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
     /// This thread's decompression context (one per call would allocate and free ~100 KiB each).
     static DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
@@ -45,22 +44,29 @@ pub fn encode_payload_with(plain: &[u8], level: i32, dict: Option<&Dict>, out: &
 /// Appends a flag-2 payload for `plain` compressed with `cdict` if that saves at least 1/32 of
 /// the bytes; otherwise leaves `out` as it was and returns false.
 fn try_compress_dict(plain: &[u8], cdict: &zstd::zstd_safe::CDict<'static>, out: &mut Vec<u8>) -> bool {
-    DICT_COMPRESSOR.with(|c| {
+    with_compressor(plain.len(), |cctx, scratch| match cctx.compress_using_cdict(scratch, plain, cdict) {
+        Ok(n) if n + 1 < plain.len() - plain.len() / 32 => {
+            out.reserve(1 + n);
+            out.push(FLAG_DICT);
+            out.extend_from_slice(&scratch[..n]);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Runs `f` with this thread's compression context and a scratch buffer of at least the worst
+/// case for `len` bytes (zeroed only when it grows: cheaper than growing and zeroing the output
+/// to that bound for every chunk).
+fn with_compressor<T>(len: usize, f: impl FnOnce(&mut CCtx<'static>, &mut [u8]) -> T) -> T {
+    COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         let (cctx, scratch) = c.get_or_insert_with(|| (CCtx::create(), Vec::new()));
-        let bound = zstd::zstd_safe::compress_bound(plain.len());
+        let bound = zstd::zstd_safe::compress_bound(len);
         if scratch.len() < bound {
             scratch.resize(bound, 0);
         }
-        match cctx.compress_using_cdict(&mut scratch[..bound], plain, cdict) {
-            Ok(n) if n + 1 < plain.len() - plain.len() / 32 => {
-                out.reserve(1 + n);
-                out.push(FLAG_DICT);
-                out.extend_from_slice(&scratch[..n]);
-                true
-            }
-            _ => false,
-        }
+        f(cctx, &mut scratch[..bound])
     })
 }
 
@@ -124,30 +130,15 @@ pub fn try_compress(plain: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     if plain.len() < 64 {
         return false;
     }
-    // Compress into a per-thread scratch buffer, zeroed only when it grows, then copy what is
-    // kept: cheaper than growing and zeroing `out` to the worst-case bound for every chunk.
-    COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        let (lvl, comp, scratch) =
-            c.get_or_insert_with(|| (level, zstd::bulk::Compressor::new(level).expect("zstd level"), Vec::new()));
-        if *lvl != level {
-            *comp = zstd::bulk::Compressor::new(level).expect("zstd level");
-            *lvl = level;
+    with_compressor(plain.len(), |cctx, scratch| match cctx.compress(scratch, plain, level) {
+        Ok(n) if n + 9 < plain.len() - plain.len() / 32 => {
+            out.reserve(9 + n);
+            out.push(FLAG_ZSTD);
+            out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+            out.extend_from_slice(&scratch[..n]);
+            true
         }
-        let bound = zstd::zstd_safe::compress_bound(plain.len());
-        if scratch.len() < bound {
-            scratch.resize(bound, 0);
-        }
-        match comp.compress_to_buffer(plain, &mut scratch[..bound]) {
-            Ok(n) if n + 9 < plain.len() - plain.len() / 32 => {
-                out.reserve(9 + n);
-                out.push(FLAG_ZSTD);
-                out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
-                out.extend_from_slice(&scratch[..n]);
-                true
-            }
-            _ => false,
-        }
+        _ => false,
     })
 }
 

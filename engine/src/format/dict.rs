@@ -17,6 +17,82 @@ pub const DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
 /// Size of the dictionaries writers train (zstd's own default).
 pub const TRAINED_SIZE: usize = 112 << 10;
 
+/// What a data blob holds, judged from its file's name. A writer trains one dictionary per family
+/// (format-spec §16): JSON transcripts, prose and source code share little vocabulary, and a
+/// dictionary per family compressed a mixed home 1.0% smaller than one for everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// Anything else: no extension or one not listed, database images, standard input.
+    Other = 0,
+    /// JSON and JSON Lines (session transcripts, configuration, caches).
+    Json = 1,
+    /// Markdown, plain text and markup.
+    Prose = 2,
+    /// JavaScript, TypeScript and style sheets (node packages, web projects).
+    Script = 3,
+    /// Other source code and configuration.
+    Code = 4,
+}
+
+impl Family {
+    pub const ALL: [Family; 5] = [Family::Other, Family::Json, Family::Prose, Family::Script, Family::Code];
+
+    /// The family of a file, from the extension of its name.
+    pub fn of_name(name: &[u8]) -> Family {
+        let Some(dot) = name.iter().rposition(|&b| b == b'.') else { return Family::Other };
+        let ext = &name[dot + 1..];
+        if ext.len() > 8 {
+            return Family::Other;
+        }
+        let mut lower = [0u8; 8];
+        for (d, s) in lower.iter_mut().zip(ext) {
+            *d = s.to_ascii_lowercase();
+        }
+        match &lower[..ext.len()] {
+            b"json" | b"jsonl" | b"ndjson" | b"jsonc" | b"json5" | b"map" => Family::Json,
+            b"md" | b"markdown" | b"txt" | b"rst" | b"html" | b"htm" | b"xml" | b"svg" | b"csv" | b"tsv" => {
+                Family::Prose
+            }
+            b"js" | b"mjs" | b"cjs" | b"ts" | b"mts" | b"cts" | b"tsx" | b"jsx" | b"css" | b"scss" | b"vue" => {
+                Family::Script
+            }
+            b"rs" | b"py" | b"go" | b"c" | b"h" | b"cc" | b"cpp" | b"hpp" | b"java" | b"kt" | b"rb" | b"php"
+            | b"sh" | b"bash" | b"lua" | b"swift" | b"toml" | b"yaml" | b"yml" | b"ini" | b"cfg" | b"conf"
+            | b"lock" | b"sql" | b"pl" | b"cs" => Family::Code,
+            _ => Family::Other,
+        }
+    }
+
+    fn from_tag(t: u32) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| *f as u32 == t)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Other => "other",
+            Family::Json => "json",
+            Family::Prose => "prose",
+            Family::Script => "script",
+            Family::Code => "code",
+        }
+    }
+}
+
+/// The top byte of the Dictionary_ID of a dictionary a writer trained for one family; the next
+/// byte is the family, the low 16 bits tell two apart. zstd's own trainer picks IDs below 2^31,
+/// so an untagged dictionary never looks tagged.
+const FAMILY_TAG: u32 = 0xCB;
+
+/// The Dictionary_ID of a dictionary trained for `family`.
+pub fn family_id(family: Family, salt: u16) -> u32 {
+    FAMILY_TAG << 24 | (family as u32) << 16 | salt as u32
+}
+
+/// Sets the Dictionary_ID of a zstd dictionary (bytes 4..8; nothing else depends on it).
+pub fn set_id(bytes: &mut [u8], id: u32) {
+    bytes[4..8].copy_from_slice(&id.to_le_bytes());
+}
+
 /// A dictionary read from the repository (or just trained), ready to compress and decompress with.
 pub struct Dict {
     /// The object's name (hex of the BLAKE3 of its stored bytes).
@@ -66,6 +142,11 @@ impl Dict {
         &self.bytes
     }
 
+    /// The family it was trained for, if a writer tagged it (older writers did not).
+    pub fn family(&self) -> Option<Family> {
+        (self.zstd_id >> 24 == FAMILY_TAG).then(|| Family::from_tag(self.zstd_id >> 16 & 0xff)).flatten()
+    }
+
     pub fn ddict(&self) -> &DDict<'static> {
         &self.ddict
     }
@@ -95,15 +176,64 @@ impl Dict {
     }
 }
 
-/// Trains a dictionary of at most `size` bytes on `samples`; `None` when zstd cannot (too few or
-/// too uniform samples).
+/// Samples to train a dictionary on, kept end to end (zstd trains on one buffer: no copy).
+#[derive(Default)]
+pub struct Samples {
+    bytes: Vec<u8>,
+    sizes: Vec<usize>,
+}
+
+impl Samples {
+    pub fn push(&mut self, sample: &[u8]) {
+        self.bytes.extend_from_slice(sample);
+        self.sizes.push(sample.len());
+    }
+
+    /// Bytes sampled.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
+    /// Trains a dictionary of at most `size` bytes; `None` when zstd cannot (too few or too
+    /// uniform samples).
+    pub fn train(&self, size: usize) -> Option<Vec<u8>> {
+        let d = zstd::dict::from_continuous(&self.bytes, &self.sizes, size).ok()?;
+        (d.len() >= 8 && d[..4] == DICT_MAGIC && d[4..8] != [0; 4]).then_some(d)
+    }
+}
+
+/// Trains a dictionary of at most `size` bytes on `samples` (see [`Samples::train`]).
 pub fn train(samples: &[&[u8]], size: usize) -> Option<Vec<u8>> {
-    let d = zstd::dict::from_samples(samples, size).ok()?;
-    (d.len() >= 8 && d[..4] == DICT_MAGIC && d[4..8] != [0; 4]).then_some(d)
+    let mut s = Samples::default();
+    for x in samples {
+        s.push(x);
+    }
+    s.train(size)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn families_follow_the_extension() {
+        for (name, f) in [
+            ("sess.JSONL", Family::Json),
+            ("MEMORY.md", Family::Prose),
+            ("index.mjs", Family::Script),
+            ("main.rs", Family::Code),
+            ("Cargo.lock", Family::Code),
+            ("README", Family::Other),
+            ("a.verylongextension", Family::Other),
+            ("state.sqlite", Family::Other),
+            (".json", Family::Json),
+        ] {
+            assert_eq!(Family::of_name(name.as_bytes()), f, "{name}");
+        }
+    }
+
     use super::*;
     use crate::format::crypto::MasterKey;
 
@@ -134,6 +264,14 @@ pub(crate) mod tests {
         assert!(d.zstd_id != 0);
         assert!(d.cdict(3).is_some() && d.cdict(5).is_none(), "prepared for one level");
         assert!(Dict::open(&keys, &"0".repeat(64), &sealed).is_err(), "name checked");
+        assert_eq!(d.family(), None, "zstd's own ids are untagged");
+        let mut tagged = bytes.clone();
+        set_id(&mut tagged, family_id(Family::Script, 7));
+        let t = Dict::from_bytes("t".into(), tagged.clone()).unwrap();
+        assert_eq!((t.family(), t.zstd_id), (Some(Family::Script), 0xCB03_0007));
+        let mut out = Vec::new();
+        codec::encode_payload_with(&s[3], 3, Some(&t), &mut out);
+        assert_eq!(codec::dict_frame(&out, 1 << 20).unwrap().0, 0xCB03_0007, "frames name the new id");
         let mut bad = bytes.clone();
         bad[0] ^= 1;
         let (n, s2) = Dict::seal(&keys, &bad);

@@ -77,8 +77,10 @@ pub struct Index {
     source: Vec<String>,
 }
 
-/// Blobs the overlay holds at most before they move to a run of the table.
-pub const OVERLAY_MAX: usize = 64 * 1024;
+/// Blobs the overlay holds at most before they move to a run of the table: 7/8 of 32,768, the
+/// most a map of 32,768 slots holds before it doubles (1.7 MiB; at 64 Ki blobs it grew to 131,072
+/// slots, 10 MiB while it moved).
+pub const OVERLAY_MAX: usize = 28 * 1024;
 
 impl Index {
     /// An index over a loaded blob table and the packs its records point into.
@@ -114,6 +116,9 @@ impl Index {
         for e in entries {
             let loc = BlobLoc { pack: p, ty: e.ty, offset: e.offset, length: e.length, raw_length: e.raw_length };
             self.insert_blob(e.id, loc);
+            if self.overlay.len() >= OVERLAY_MAX {
+                self.spill_overlay();
+            }
         }
     }
 
@@ -186,11 +191,12 @@ impl Index {
         }
     }
 
-    /// Moves the overlay into a run of the table of this process's own (in a temporary file), when
-    /// there is a table: memory stays bounded however much one process writes.
+    /// Moves the overlay into a run of the table of this process's own (in a temporary file; a
+    /// temporary table when the index has none, as in an empty repository's first backup): memory
+    /// stays bounded however much one process writes (115,000 blobs in one overlay took 20 MiB).
     fn spill_overlay(&mut self) {
         let packs = self.packs.len();
-        let Some(t) = &mut self.table else { return };
+        let t = self.table.get_or_insert_with(BlobTable::temporary);
         let records: Vec<Record> = self.overlay.iter().map(|(id, l)| Record::new(*id, *l)).collect();
         // Kept in memory if the temporary file cannot be written: only memory is lost.
         if t.add_private(records, packs).is_ok() {
@@ -405,17 +411,20 @@ mod tests {
     #[test]
     fn a_large_overlay_moves_to_the_table_and_stays_found() {
         let d = tempfile::tempdir().unwrap();
-        let mut idx = loaded(d.path(), &[]);
-        let id = |i: u32| BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes());
-        let n = OVERLAY_MAX as u32 + 10;
-        let blobs =
-            (0..n).map(|i| PackEntry { ty: BlobType::Tree, id: id(i), offset: i, length: 1, raw_length: 1 }).collect();
-        idx.add_file(&IndexFile { version: 1, supersedes: vec![], packs: vec![pack(1, blobs)] });
-        assert!(idx.overlay.is_empty(), "moved to a run");
-        for i in (0..n).step_by(101) {
-            assert_eq!(idx.get(&id(i)).map(|l| (l.offset, l.ty)), Some((i, BlobType::Tree)));
+        // A loaded index, and one with no table yet (an empty repository's first backup).
+        for mut idx in [loaded(d.path(), &[]), Index::default()] {
+            let id = |i: u32| BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes());
+            let n = OVERLAY_MAX as u32 + 10;
+            let blobs = (0..n)
+                .map(|i| PackEntry { ty: BlobType::Tree, id: id(i), offset: i, length: 1, raw_length: 1 })
+                .collect();
+            idx.add_file(&IndexFile { version: 1, supersedes: vec![], packs: vec![pack(1, blobs)] });
+            assert_eq!(idx.overlay.len(), 10, "moved to a run at OVERLAY_MAX");
+            for i in (0..n).step_by(101) {
+                assert_eq!(idx.get(&id(i)).map(|l| (l.offset, l.ty)), Some((i, BlobType::Tree)));
+            }
+            assert!(!idx.contains(&id(n)));
+            assert_eq!(idx.blob_count(), n as usize);
         }
-        assert!(!idx.contains(&id(n)));
-        assert_eq!(idx.blob_count(), n as usize);
     }
 }

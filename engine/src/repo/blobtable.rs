@@ -532,6 +532,20 @@ impl BlobTable {
         }
     }
 
+    /// An empty table kept nowhere: what an index with no table spills its overlay into (runs in
+    /// temporary files, gone with the process).
+    pub fn temporary() -> BlobTable {
+        BlobTable {
+            runs: Vec::new(),
+            shared: 0,
+            dir: std::env::temp_dir(),
+            persistent: false,
+            generation: 0,
+            checked: Vec::new(),
+            damaged: AtomicBool::new(false),
+        }
+    }
+
     fn load_kept(dir: &Path, names: &[String], fetch: &mut Fetch<'_>) -> Result<(BlobTable, PackList)> {
         use std::os::unix::fs::DirBuilderExt;
         let e = |e| Error::io("open blob table", dir, e);

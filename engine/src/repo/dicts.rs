@@ -8,7 +8,7 @@ use super::Repository;
 use crate::backend::{Kind, ObjectName};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType, DictSource};
-use crate::format::dict::Dict;
+use crate::format::dict::{Dict, Family, Samples};
 use crate::format::id::BlobId;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -145,38 +145,54 @@ impl DictSource for Repository {
 /// [`SAMPLE_PIECE`] bytes, one per compressible data blob (measured with
 /// `engine/examples/dict_gain.rs`: 2 MiB trains in about 0.2 s of CPU and gets nearly all of
 /// what 8 MiB gets).
-const SAMPLE_BUDGET: usize = 2 << 20;
-const SAMPLE_PIECE: usize = 8 << 10;
+pub const SAMPLE_BUDGET: usize = 2 << 20;
+pub const SAMPLE_PIECE: usize = 8 << 10;
 
-/// The dictionary a writing session compresses data blobs with: the first one (in name order) the
-/// local cache holds; else the repository's first one; else one trained on the first
-/// compressible data blobs of this session and stored before any blob uses it. With a local
-/// cache, `dicts/` is listed only once the sample is complete (a small backup makes no request
-/// for dictionaries); without one, at the first data blob.
+/// The dictionaries a writing session compresses data blobs with, one per [`Family`]: for each
+/// family the first dictionary (in name order) tagged with it, else the first untagged one (what
+/// older writers trained), else the one tagged `Other`. They come from the local cache, else from
+/// `dicts/`. A session that finds none either trains one per family before it writes (a backup:
+/// [`SessionDict::train`] on samples spread over what it backs up) or, failing that, trains one
+/// untagged dictionary on the first compressible data blobs it writes, and stores it before any
+/// blob uses it. With a local cache, `dicts/` is listed only when the cache holds none.
 #[derive(Default)]
 pub struct SessionDict {
     start: std::sync::OnceLock<()>,
-    ready: parking_lot::RwLock<Option<Arc<Dict>>>,
+    ready: parking_lot::RwLock<Chosen>,
     /// `Some` while sampling; taken by the thread that trains.
     sampling: Mutex<Option<Samples>>,
 }
 
-#[derive(Default)]
-struct Samples {
-    bytes: Vec<u8>,
-    sizes: Vec<usize>,
+#[derive(Default, Clone)]
+struct Chosen {
+    by_family: [Option<Arc<Dict>>; Family::ALL.len()],
+}
+
+impl Chosen {
+    /// The choice among `list` (in name order).
+    fn of(list: &[Arc<Dict>]) -> Chosen {
+        let untagged = list.iter().find(|d| d.family().is_none());
+        let tagged = |f: Family| list.iter().find(|d| d.family() == Some(f));
+        let fallback = untagged.or_else(|| tagged(Family::Other));
+        Chosen { by_family: Family::ALL.map(|f| tagged(f).or(fallback).cloned()) }
+    }
+
+    fn any(&self) -> bool {
+        self.by_family.iter().any(|d| d.is_some())
+    }
 }
 
 impl SessionDict {
-    /// The dictionary to compress the next data blob with, if any. `dry`: never train (nothing
-    /// may be written).
-    pub fn current(&self, repo: &Repository, dry: bool) -> Option<Arc<Dict>> {
+    /// The dictionary to compress the next data blob of `family` with, if any. `dry`: never train
+    /// (nothing may be written).
+    pub fn current(&self, repo: &Repository, dry: bool, family: Family) -> Option<Arc<Dict>> {
         self.start.get_or_init(|| {
             if !repo.uses_dictionaries() {
                 return;
             }
-            if let Some(d) = repo.cached_dictionaries().into_iter().next() {
-                *self.ready.write() = Some(d);
+            let cached = repo.cached_dictionaries();
+            if !cached.is_empty() {
+                *self.ready.write() = Chosen::of(&cached);
                 return;
             }
             if repo.cache().is_some() {
@@ -186,14 +202,63 @@ impl SessionDict {
                 return;
             }
             match repo.dictionaries() {
-                Ok(list) if !list.is_empty() => *self.ready.write() = list.into_iter().next(),
+                Ok(list) if !list.is_empty() => *self.ready.write() = Chosen::of(&list),
                 // Listing failed: compress without one (the session fails on its own writes if
                 // the repository is unreachable).
                 Ok(_) if !dry => *self.sampling.lock() = Some(Samples::default()),
                 _ => {}
             }
         });
-        self.ready.read().clone()
+        self.ready.read().by_family[family as usize].clone()
+    }
+
+    /// Whether this session would train dictionaries: the repository uses them and holds none
+    /// (`dicts/` is listed when the local cache has none; a listing that fails counts as none).
+    pub fn wanted(&self, repo: &Repository, dry: bool) -> bool {
+        self.current(repo, dry, Family::Other);
+        if dry || !repo.uses_dictionaries() || self.ready.read().any() {
+            return false;
+        }
+        match repo.dictionaries() {
+            Ok(list) if !list.is_empty() => {
+                *self.ready.write() = Chosen::of(&list);
+                *self.sampling.lock() = None;
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Stores the dictionaries trained for each family (each before any blob uses it, tagged
+    /// with its family) and uses them from now on. If another writer stored some since this
+    /// session began, those are used instead; if none is stored, the session samples its first
+    /// blobs as without this call.
+    pub fn adopt(&self, repo: &Repository, trained: Vec<(Family, Vec<u8>)>) {
+        if trained.is_empty() {
+            return;
+        }
+        let Ok(mut have) = repo.dictionaries() else { return };
+        if have.is_empty() {
+            let mut salt = trained.iter().map(|(_, d)| d.len() as u16).fold(0x5eedu16, |a, b| a.rotate_left(5) ^ b);
+            for (family, mut bytes) in trained {
+                // A tagged id that no dictionary of the repository has.
+                let mut id = crate::format::dict::family_id(family, salt);
+                while have.iter().any(|d| d.zstd_id == id) {
+                    salt = salt.wrapping_add(1);
+                    id = crate::format::dict::family_id(family, salt);
+                }
+                crate::format::dict::set_id(&mut bytes, id);
+                // A dictionary that cannot be stored only costs compression: go on without.
+                if let Ok(d) = repo.save_dictionary(&bytes) {
+                    have.push(d);
+                }
+            }
+            have.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        if !have.is_empty() {
+            *self.ready.write() = Chosen::of(&have);
+            *self.sampling.lock() = None;
+        }
     }
 
     /// Offers the plaintext of a data blob that compressed without a dictionary as a sample; the
@@ -202,29 +267,23 @@ impl SessionDict {
         let full = {
             let mut g = self.sampling.lock();
             let Some(s) = g.as_mut() else { return };
-            let n = plain.len().min(SAMPLE_PIECE);
-            s.bytes.extend_from_slice(&plain[..n]);
-            s.sizes.push(n);
-            if s.bytes.len() < SAMPLE_BUDGET {
+            s.push(&plain[..plain.len().min(SAMPLE_PIECE)]);
+            if s.len() < SAMPLE_BUDGET {
                 return;
             }
             g.take().expect("sampling")
         };
-        let mut pieces = Vec::with_capacity(full.sizes.len());
-        let mut at = 0;
-        for n in &full.sizes {
-            pieces.push(&full.bytes[at..at + n]);
-            at += n;
-        }
         // Another writer may have stored one since this session began: use it.
-        if let Ok(Some(d)) = repo.dictionaries().map(|l| l.into_iter().next()) {
-            *self.ready.write() = Some(d);
-            return;
+        if let Ok(list) = repo.dictionaries() {
+            if !list.is_empty() {
+                *self.ready.write() = Chosen::of(&list);
+                return;
+            }
         }
         // A dictionary that cannot be trained or stored only costs compression: go on without.
-        if let Some(bytes) = crate::format::dict::train(&pieces, crate::format::dict::TRAINED_SIZE) {
+        if let Some(bytes) = full.train(crate::format::dict::TRAINED_SIZE) {
             if let Ok(d) = repo.save_dictionary(&bytes) {
-                *self.ready.write() = Some(d);
+                *self.ready.write() = Chosen::of(&[d]);
             }
         }
     }
@@ -304,6 +363,35 @@ mod tests {
             }
         }
         assert!(with_dict >= 150, "blobs after the sample use the dictionary: {with_dict}");
+    }
+
+    #[test]
+    fn each_family_uses_its_tagged_dictionary_else_an_untagged_one_else_others() {
+        use crate::format::dict::{family_id, set_id, train};
+        let s = crate::format::dict::tests::samples();
+        let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
+        let base = train(&refs, 4096).unwrap();
+        let mk = |name: &str, id: Option<u32>| {
+            let mut b = base.clone();
+            if let Some(id) = id {
+                set_id(&mut b, id);
+            }
+            Arc::new(Dict::from_bytes(name.into(), b).unwrap())
+        };
+        let old = mk("a", None);
+        let json = mk("b", Some(family_id(Family::Json, 1)));
+        let json2 = mk("c", Some(family_id(Family::Json, 2)));
+        let other = mk("d", Some(family_id(Family::Other, 3)));
+        let name = |c: &Chosen, f: Family| c.by_family[f as usize].as_ref().map(|d| d.name.clone());
+        let c = Chosen::of(&[old.clone(), json.clone(), json2.clone(), other.clone()]);
+        assert_eq!(name(&c, Family::Json).as_deref(), Some("b"), "the first tagged, in name order");
+        assert_eq!(name(&c, Family::Other).as_deref(), Some("d"));
+        assert_eq!(name(&c, Family::Prose).as_deref(), Some("a"), "an older writer's untagged one");
+        let c = Chosen::of(&[json.clone(), other.clone()]);
+        assert_eq!(name(&c, Family::Code).as_deref(), Some("d"), "else the one for other content");
+        let c = Chosen::of(&[json]);
+        assert_eq!(name(&c, Family::Code), None);
+        assert!(c.any() && !Chosen::of(&[]).any());
     }
 
     #[test]

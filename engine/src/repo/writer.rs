@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::codec::METADATA_LEVEL;
+use crate::format::dict::Family;
 use crate::format::id::{BlobId, IdSet, TreeId};
 use crate::format::tree::Tree;
 use crate::progress::Transfer;
@@ -216,14 +217,14 @@ impl<'a> Writer<'a> {
     }
 
     /// Compresses (zstd `level`, 0: none) and encrypts a blob for this repository. Data blobs
-    /// are compressed with the session's dictionary once there is one; until then those that
-    /// compress are offered to train it.
-    pub fn encode(&self, ty: BlobType, id: &BlobId, plain: &[u8], level: i32) -> Vec<u8> {
+    /// are compressed with the session's dictionary for their `family` once there is one; until
+    /// then those that compress are offered to train one.
+    pub fn encode(&self, ty: BlobType, id: &BlobId, plain: &[u8], level: i32, family: Family) -> Vec<u8> {
         let keys = self.repo.keys();
         if ty != BlobType::Data || level == 0 {
             return blob::encode(keys, ty, id, plain, level);
         }
-        if let Some(d) = self.dict.current(self.repo, self.dry) {
+        if let Some(d) = self.dict.current(self.repo, self.dry, family) {
             return blob::encode_with(keys, ty, id, plain, level, Some(&d));
         }
         let stored = blob::encode(keys, ty, id, plain, level);
@@ -248,6 +249,18 @@ impl<'a> Writer<'a> {
     /// Claims, encodes and adds one blob. Returns its encoded size when this call stored it;
     /// `None` when the repository holds it or it was claimed before.
     pub fn store(&self, ty: BlobType, id: BlobId, plain: &[u8], level: i32) -> Result<Option<usize>> {
+        self.store_as(ty, id, plain, level, Family::Other)
+    }
+
+    /// [`Writer::store`] for a blob of a file of `family` (which dictionary compresses it).
+    pub fn store_as(
+        &self,
+        ty: BlobType,
+        id: BlobId,
+        plain: &[u8],
+        level: i32,
+        family: Family,
+    ) -> Result<Option<usize>> {
         // Data missing from a lazily loaded index counts towards taking in what it left out
         // (see `holds`); a failure to shows here.
         if ty == BlobType::Data && self.repo.absorb_is_pending() && !self.repo.holds_blob_now(&id) {
@@ -259,7 +272,7 @@ impl<'a> Writer<'a> {
         if !self.claim(ty, &id) {
             return Ok(None);
         }
-        let stored = self.encode(ty, &id, plain, level);
+        let stored = self.encode(ty, &id, plain, level, family);
         let n = stored.len();
         self.add(ty, id, stored, plain.len())?;
         Ok(Some(n))
@@ -282,6 +295,18 @@ impl<'a> Writer<'a> {
             }
         }
         Ok((id, new))
+    }
+
+    /// Whether this session should train its dictionaries before it writes (see
+    /// [`SessionDict::wanted`](crate::repo::dicts::SessionDict::wanted)).
+    pub fn wants_dictionaries(&self) -> bool {
+        self.dict.wanted(self.repo, self.dry)
+    }
+
+    /// Stores the dictionaries trained for each family, and compresses with them from now on
+    /// (see [`SessionDict::adopt`](crate::repo::dicts::SessionDict::adopt)).
+    pub fn adopt_dictionaries(&self, trained: Vec<(Family, Vec<u8>)>) {
+        self.dict.adopt(self.repo, trained)
     }
 
     /// Plaintext bytes of the blobs added so far.

@@ -17,6 +17,7 @@ use crate::commands::dump::{self, PAX_CTIME, PAX_DEV, PAX_INO, PAX_NLINK, PAX_TA
 use crate::error::Result;
 use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
+use crate::format::dict::Family;
 use crate::format::id::{BlobId, DataId, SnapshotId, TreeId};
 use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Tree};
@@ -92,6 +93,7 @@ impl<'a> Sink<'a> {
         mut r: R,
         buf: &mut Vec<u8>,
         progress: &Progress,
+        family: Family,
     ) -> Result<(Vec<DataId>, u64), ReadErr> {
         let mut head = [0u8; 100];
         let mut got = 0;
@@ -104,6 +106,7 @@ impl<'a> Sink<'a> {
             }
         }
         let fixed = sqlite::parse_header(&head[..got]).map(|h| page_chunk_size(chunker.params(), h.page_size));
+        let family = if fixed.is_some() { Family::Other } else { family };
         let r = std::io::Cursor::new(&head[..got]).chain(r);
         let w = &self.writer;
         let keys = self.writer.repo().keys();
@@ -119,7 +122,7 @@ impl<'a> Sink<'a> {
             }
             let encoded: Vec<(BlobId, Vec<u8>, usize)> = new
                 .par_iter()
-                .map(|(id, c)| (*id, w.encode(BlobType::Data, id, &data[c.clone()], level), c.len()))
+                .map(|(id, c)| (*id, w.encode(BlobType::Data, id, &data[c.clone()], level, family), c.len()))
                 .collect();
             for (id, stored, len) in encoded {
                 w.add(BlobType::Data, id, stored, len).map_err(ReadErr::Fatal)?;
@@ -361,16 +364,17 @@ pub fn import<R: Read>(repo: &Repository, input: R, opts: &ImportOptions, progre
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let abs = abs_path(&comps);
+                let family = Family::of_name(abs.file_name().map(|n| n.as_bytes()).unwrap_or_default());
                 let stored = if size <= MAX_CONFIG
                     && configs.len() < MAX_CONFIG_CANDIDATES
                     && config_candidate(&abs, manifest.as_ref())
                 {
                     let data = read_bounded(&mut e, size, MAX_CONFIG, &format!("{shown:?}"))?;
-                    let r = sink.store_content(&chunker, data.as_slice(), &mut buf, progress);
+                    let r = sink.store_content(&chunker, data.as_slice(), &mut buf, progress, family);
                     configs.push((abs, data));
                     r
                 } else {
-                    sink.store_content(&chunker, &mut e, &mut buf, progress)
+                    sink.store_content(&chunker, &mut e, &mut buf, progress, family)
                 };
                 let (content, n) = match stored {
                     Ok(x) => x,

@@ -78,6 +78,12 @@ impl Ctx<'_> {
     /// `.clawbackignore`. `listed`: whether each of the two is in the folder's listing (`None`:
     /// look).
     pub(super) fn enter_dir(&self, dir: &Path, scope: &Scope, listed: Option<(bool, bool)>) -> Scope {
+        self.scope_below(dir, scope, listed, true)
+    }
+
+    /// [`Ctx::enter_dir`]; `warn`: report a `.clawbackignore` it cannot use (the walk does; a
+    /// second pass over the same folders does not).
+    pub(super) fn scope_below(&self, dir: &Path, scope: &Scope, listed: Option<(bool, bool)>, warn: bool) -> Scope {
         let (git, claw) = listed.unwrap_or_else(|| {
             let is = |f: &str| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_file());
             (is(GITIGNORE), is(CLAWBACKIGNORE))
@@ -95,7 +101,7 @@ impl Ctx<'_> {
             let f = dir.join(file);
             if let Some(e) = b.add(&f) {
                 // git skips a line it cannot parse; so does this, and says so for our own file.
-                if file == CLAWBACKIGNORE {
+                if warn && file == CLAWBACKIGNORE {
                     self.issue(&self.warnings, &f, format!("some lines were not used: {e}"));
                 }
             }
@@ -106,7 +112,7 @@ impl Ctx<'_> {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if file == CLAWBACKIGNORE {
+                    if warn && file == CLAWBACKIGNORE {
                         self.issue(&self.warnings, &f, format!("not used: {e}"));
                     }
                 }

@@ -11,6 +11,7 @@ use super::node::{ctime_ns, mtime_ns, node_from_meta};
 use super::Ctx;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
+use crate::format::dict::Family;
 use crate::format::id::DataId;
 use crate::format::tree::{Node, NodeKind};
 use crate::openclaw::sqlite;
@@ -18,6 +19,7 @@ use crate::repo::prefetch::ReadAhead;
 use rayon::prelude::*;
 use std::fs::{File, Metadata};
 use std::io::{Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -183,6 +185,11 @@ impl Ctx<'_> {
         // file whose first new chunk did not compress (media, archives, encrypted data).
         let mut level = if incompressible_name(path) { 0 } else { self.level };
         let mut decided = level == 0;
+        // Database images are pages, not text: not the family their name would say.
+        let family = match fixed {
+            Some(_) => Family::Other,
+            None => Family::of_name(path.file_name().map(|n| n.as_bytes()).unwrap_or_default()),
+        };
         let read = BUF.with(|b| {
             // Take the buffer out so nested rayon work on this thread gets its own.
             let mut buf = std::mem::take(&mut *b.borrow_mut());
@@ -196,7 +203,7 @@ impl Ctx<'_> {
                     let id = keys.data_id(chunk);
                     let compressed = self
                         .writer
-                        .store(BlobType::Data, id.blob(), chunk, level)?
+                        .store_as(BlobType::Data, id.blob(), chunk, level, family)?
                         .map(|n| n < chunk.len() + crate::format::crypto::OVERHEAD + 1);
                     self.progress.bytes_done.fetch_add(chunk.len() as u64, Relaxed);
                     Ok((id, compressed))

@@ -20,6 +20,7 @@ mod exclude;
 pub(crate) mod file;
 pub(crate) mod node;
 mod report;
+mod sample;
 pub mod stdin;
 mod walk;
 
@@ -30,6 +31,7 @@ pub use stdin::StdinCommand;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
+use crate::format::dict::{self, Samples};
 use crate::format::id::{DataId, SnapshotId, TreeId};
 use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::Tree;
@@ -265,6 +267,26 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             prefetch,
             check_reuse,
         };
+        let pool = walker_pool();
+        let in_pool = |f: &(dyn Fn() -> Result<Tree> + Sync)| match &pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        };
+        // A repository's first dictionaries, from samples spread over what is backed up (by the
+        // first backup of these paths only: a later one, if nothing was sampled then, samples
+        // its first blobs instead of listing the whole tree again).
+        if parent.is_none() && ctx.writer.wants_dictionaries() {
+            // One family at a time: a family's samples and zstd's trainer take about 20 MiB.
+            let mut trained = Vec::new();
+            let mut each = |family, samples: Samples| {
+                trained.extend(samples.train(dict::TRAINED_SIZE).map(|d| (family, d)));
+            };
+            match &pool {
+                Some(pool) => pool.install(|| ctx.dictionary_samples(&paths, &mut each)),
+                None => ctx.dictionary_samples(&paths, &mut each),
+            };
+            ctx.writer.adopt_dictionaries(trained);
+        }
         // Streams first: a failing dump command stops the backup before the walk.
         let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());
         let root = streams.and_then(|nodes| {
@@ -276,11 +298,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
                     ctx.process_virtual(Path::new("/"), &trie, parent_tree.as_ref(), &Scope::default())
                 }
             };
-            let walked = match walker_pool() {
-                Some(pool) => pool.install(walk),
-                None => walk(),
-            };
-            walked.and_then(|t| ctx.graft_streams(t, nodes))
+            in_pool(&walk).and_then(|t| ctx.graft_streams(t, nodes))
         });
         let root = root.and_then(|t| ctx.store_tree(&t, parent.as_ref().map(|(_, s)| &s.tree)));
         stop_scan.store(true, Relaxed);
