@@ -276,15 +276,13 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         // first backup of these paths only: a later one, if nothing was sampled then, samples
         // its first blobs instead of listing the whole tree again).
         if parent.is_none() && ctx.writer.wants_dictionaries() {
-            // One family at a time: a family's samples and zstd's trainer take about 20 MiB.
-            let mut trained = Vec::new();
-            let mut each = |family, samples: Samples| {
-                trained.extend(samples.train(dict::TRAINED_SIZE).map(|d| (family, d)));
-            };
+            let mut samples = Vec::new();
+            let mut each = |family, s: Samples| samples.push((family, s));
             match &pool {
                 Some(pool) => pool.install(|| ctx.dictionary_samples(&paths, &mut each)),
                 None => ctx.dictionary_samples(&paths, &mut each),
             };
+            let trained = dict::train_each(samples);
             ctx.writer.adopt_dictionaries(trained);
         }
         // Streams first: a failing dump command stops the backup before the walk.

@@ -89,7 +89,7 @@ fn read_head(path: &Path) -> Option<Vec<u8>> {
 
 impl Ctx<'_> {
     /// Samples for one dictionary per family, from the files under `paths` the walk would read,
-    /// handed to `each` family by family (so that one family's samples are in memory at a time).
+    /// handed to `each` family by family.
     pub(super) fn dictionary_samples(&self, paths: &[PathBuf], each: &mut dyn FnMut(Family, Samples)) {
         let picks: Mutex<Picks> = Mutex::new(Default::default());
         for p in paths {
