@@ -206,24 +206,6 @@ impl Samples {
     }
 }
 
-/// Trains a dictionary of [`TRAINED_SIZE`] for each family's samples, two at a time (zstd's
-/// trainer takes about 20 MiB and 0.15 s of one core for 2 MiB of samples; two at once bound the
-/// memory and use both cores of a small machine). A family zstd cannot train on is left out.
-pub fn train_each(samples: Vec<(Family, Samples)>) -> Vec<(Family, Vec<u8>)> {
-    let (a, b): (Vec<_>, Vec<_>) = samples.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let run = |list: Vec<(usize, (Family, Samples))>| -> Vec<(usize, Family, Vec<u8>)> {
-        list.into_iter().filter_map(|(i, (f, s))| s.train(TRAINED_SIZE).map(|d| (i, f, d))).collect()
-    };
-    let mut out = std::thread::scope(|sc| {
-        let other = sc.spawn(|| run(b));
-        let mut mine = run(a);
-        mine.extend(other.join().unwrap_or_default());
-        mine
-    });
-    out.sort_by_key(|(i, _, _)| *i);
-    out.into_iter().map(|(_, f, d)| (f, d)).collect()
-}
-
 /// Trains a dictionary of at most `size` bytes on `samples` (see [`Samples::train`]).
 pub fn train(samples: &[&[u8]], size: usize) -> Option<Vec<u8>> {
     let mut s = Samples::default();

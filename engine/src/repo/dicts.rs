@@ -212,52 +212,50 @@ impl SessionDict {
         self.ready.read().by_family[family as usize].clone()
     }
 
-    /// Whether this session would train dictionaries: the repository uses them and holds none
-    /// (`dicts/` is listed when the local cache has none; a listing that fails counts as none).
+    /// Whether this session should train its own dictionaries, one per family, on samples of its
+    /// own: the repository uses them and holds none (`dicts/` is listed when the local cache has
+    /// none; a listing that fails counts as none). Once asked, the session no longer samples its
+    /// first blobs for an untagged one.
     pub fn wanted(&self, repo: &Repository, dry: bool) -> bool {
         self.current(repo, dry, Family::Other);
         if dry || !repo.uses_dictionaries() || self.ready.read().any() {
             return false;
         }
-        match repo.dictionaries() {
-            Ok(list) if !list.is_empty() => {
+        let found = repo.dictionaries().ok().filter(|l| !l.is_empty());
+        // Either way, no untagged dictionary is trained on this session's first blobs.
+        *self.sampling.lock() = None;
+        match found {
+            Some(list) => {
                 *self.ready.write() = Chosen::of(&list);
-                *self.sampling.lock() = None;
                 false
             }
-            _ => true,
+            None => true,
         }
     }
 
-    /// Stores the dictionaries trained for each family (each before any blob uses it, tagged
-    /// with its family) and uses them from now on. If another writer stored some since this
-    /// session began, those are used instead; if none is stored, the session samples its first
-    /// blobs as without this call.
-    pub fn adopt(&self, repo: &Repository, trained: Vec<(Family, Vec<u8>)>) {
-        if trained.is_empty() {
-            return;
-        }
+    /// Stores a dictionary trained for `family`, tagged with it, unless `dicts/` holds one for the
+    /// family already (another writer's: that one is used instead), and uses what `dicts/` holds
+    /// from now on. Stored before any blob uses it. While a session trains its own, it samples no
+    /// blobs for an untagged one (see [`SessionDict::wanted`]).
+    pub fn adopt(&self, repo: &Repository, family: Family, mut trained: Vec<u8>) {
         let Ok(mut have) = repo.dictionaries() else { return };
-        if have.is_empty() {
-            let mut salt = trained.iter().map(|(_, d)| d.len() as u16).fold(0x5eedu16, |a, b| a.rotate_left(5) ^ b);
-            for (family, mut bytes) in trained {
-                // A tagged id that no dictionary of the repository has.
-                let mut id = crate::format::dict::family_id(family, salt);
-                while have.iter().any(|d| d.zstd_id == id) {
-                    salt = salt.wrapping_add(1);
-                    id = crate::format::dict::family_id(family, salt);
-                }
-                crate::format::dict::set_id(&mut bytes, id);
-                // A dictionary that cannot be stored only costs compression: go on without.
-                if let Ok(d) = repo.save_dictionary(&bytes) {
-                    have.push(d);
-                }
+        if !have.iter().any(|d| d.family() == Some(family)) {
+            let mut salt = trained.len() as u16 ^ 0x5eed;
+            // A tagged id that no dictionary of the repository has.
+            let mut id = crate::format::dict::family_id(family, salt);
+            while have.iter().any(|d| d.zstd_id == id) {
+                salt = salt.wrapping_add(1);
+                id = crate::format::dict::family_id(family, salt);
             }
-            have.sort_by(|a, b| a.name.cmp(&b.name));
+            crate::format::dict::set_id(&mut trained, id);
+            // A dictionary that cannot be stored only costs compression: go on without.
+            if let Ok(d) = repo.save_dictionary(&trained) {
+                have.push(d);
+                have.sort_by(|a, b| a.name.cmp(&b.name));
+            }
         }
         if !have.is_empty() {
             *self.ready.write() = Chosen::of(&have);
-            *self.sampling.lock() = None;
         }
     }
 

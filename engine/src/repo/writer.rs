@@ -303,10 +303,10 @@ impl<'a> Writer<'a> {
         self.dict.wanted(self.repo, self.dry)
     }
 
-    /// Stores the dictionaries trained for each family, and compresses with them from now on
-    /// (see [`SessionDict::adopt`](crate::repo::dicts::SessionDict::adopt)).
-    pub fn adopt_dictionaries(&self, trained: Vec<(Family, Vec<u8>)>) {
-        self.dict.adopt(self.repo, trained)
+    /// Stores a dictionary trained for `family`, and compresses that family's blobs with it from
+    /// now on (see [`SessionDict::adopt`](crate::repo::dicts::SessionDict::adopt)).
+    pub fn adopt_dictionary(&self, family: Family, trained: Vec<u8>) {
+        self.dict.adopt(self.repo, family, trained)
     }
 
     /// Plaintext bytes of the blobs added so far.

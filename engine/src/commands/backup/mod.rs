@@ -276,14 +276,18 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         // first backup of these paths only: a later one, if nothing was sampled then, samples
         // its first blobs instead of listing the whole tree again).
         if parent.is_none() && ctx.writer.wants_dictionaries() {
-            let mut samples = Vec::new();
-            let mut each = |family, s: Samples| samples.push((family, s));
+            // One family at a time, each stored before the walk stores a blob: zstd's trainer
+            // takes about 0.15 s and 20 MiB for a family (trained beside the walk, or two at a
+            // time, the first backup of a 1.9 GB home peaked 8 MiB higher for 0.3 s less).
+            let mut each = |family, samples: Samples| {
+                if let Some(d) = samples.train(dict::TRAINED_SIZE) {
+                    ctx.writer.adopt_dictionary(family, d);
+                }
+            };
             match &pool {
                 Some(pool) => pool.install(|| ctx.dictionary_samples(&paths, &mut each)),
                 None => ctx.dictionary_samples(&paths, &mut each),
             };
-            let trained = dict::train_each(samples);
-            ctx.writer.adopt_dictionaries(trained);
         }
         // Streams first: a failing dump command stops the backup before the walk.
         let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());

@@ -14,7 +14,7 @@ use super::file::incompressible_name;
 use super::Ctx;
 use crate::format::dict::{Family, Samples};
 use crate::openclaw::sqlite;
-use crate::repo::dicts::{SAMPLE_BUDGET, SAMPLE_PIECE};
+use crate::repo::dicts::SAMPLE_PIECE;
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use std::collections::BinaryHeap;
@@ -25,6 +25,10 @@ use std::path::{Path, PathBuf};
 
 /// Files picked per family; their heads are read until [`SAMPLE_BUDGET`] bytes are sampled.
 const FILES_PER_FAMILY: usize = 1024;
+/// Bytes sampled per family. Measured with `engine/examples/dict_gain.rs` on a 1.9 GB mixed home,
+/// one dictionary per family on samples spread over it: 2 MiB stored 568.0 MB, 1 MiB 569.9 MB,
+/// and trains in half the time (0.36 s of CPU for five families instead of 0.64 s).
+const SAMPLE_BUDGET: usize = 1 << 20;
 /// Files shorter than this are not worth a sample.
 const MIN_FILE: u64 = 64;
 
