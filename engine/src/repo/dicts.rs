@@ -151,10 +151,10 @@ pub const SAMPLE_PIECE: usize = 8 << 10;
 /// The dictionaries a writing session compresses data blobs with, one per [`Family`]: for each
 /// family the first dictionary (in name order) tagged with it, else the first untagged one (what
 /// older writers trained), else the one tagged `Other`. They come from the local cache, else from
-/// `dicts/`. A session that finds none either trains one per family before it writes (a backup:
-/// [`SessionDict::train`] on samples spread over what it backs up) or, failing that, trains one
-/// untagged dictionary on the first compressible data blobs it writes, and stores it before any
-/// blob uses it. With a local cache, `dicts/` is listed only when the cache holds none.
+/// `dicts/`. A session that finds none either trains one per family before it writes (a backup,
+/// on samples spread over what it backs up: [`SessionDict::wanted`], [`SessionDict::adopt`]) or
+/// trains one untagged dictionary on the first compressible data blobs it writes; each is stored
+/// before any blob uses it. With a local cache, `dicts/` is listed only when the cache holds none.
 #[derive(Default)]
 pub struct SessionDict {
     start: std::sync::OnceLock<()>,
@@ -240,7 +240,7 @@ impl SessionDict {
     pub fn adopt(&self, repo: &Repository, family: Family, mut trained: Vec<u8>) {
         let Ok(mut have) = repo.dictionaries() else { return };
         if !have.iter().any(|d| d.family() == Some(family)) {
-            let mut salt = trained.len() as u16 ^ 0x5eed;
+            let mut salt: u16 = rand::random();
             // A tagged id that no dictionary of the repository has.
             let mut id = crate::format::dict::family_id(family, salt);
             while have.iter().any(|d| d.zstd_id == id) {

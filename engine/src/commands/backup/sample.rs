@@ -79,9 +79,12 @@ fn pick(picks: &mut Picks, family: Family, key: u64, path: PathBuf) {
 }
 
 /// The head of a file, if it is a sample worth having: long enough, not a database, and text
-/// that zstd shrinks.
+/// that zstd shrinks. A file that says it is empty (as those of `/proc` do) is not read.
 fn read_head(path: &Path) -> Option<Vec<u8>> {
     let f = crate::repo::prefetch::open_to_read(path, 0).ok()?;
+    if f.metadata().ok()?.len() < MIN_FILE {
+        return None;
+    }
     let mut head = Vec::new();
     f.take(SAMPLE_PIECE as u64).read_to_end(&mut head).ok()?;
     if (head.len() as u64) < MIN_FILE || head.starts_with(sqlite::HEADER) {
