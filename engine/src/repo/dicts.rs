@@ -145,7 +145,7 @@ impl DictSource for Repository {
 /// [`SAMPLE_PIECE`] bytes, one per compressible data blob (measured with
 /// `engine/examples/dict_gain.rs`: 2 MiB trains in about 0.2 s of CPU and gets nearly all of
 /// what 8 MiB gets).
-pub const SAMPLE_BUDGET: usize = 2 << 20;
+const SAMPLE_BUDGET: usize = 2 << 20;
 pub const SAMPLE_PIECE: usize = 8 << 10;
 
 /// The dictionaries a writing session compresses data blobs with, one per [`Family`]: for each

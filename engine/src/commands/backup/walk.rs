@@ -52,6 +52,14 @@ pub(super) fn walker_pool() -> Option<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new().num_threads((2 * cores).clamp(2, 32)).build().ok()
 }
 
+/// Runs `f` on the walker pool when there is one, else here.
+pub(super) fn in_pool<R: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
 /// One entry of a folder listing.
 pub(super) struct Listed {
     name: Vec<u8>,
