@@ -159,11 +159,19 @@ pub enum Command {
 /// Buffers of 1 MiB and more (packs, read batches, restore ranges) are mapped for themselves and
 /// given back when freed. By default glibc raises that threshold after the first such free, and
 /// then keeps freed packs in its heaps: a first backup of 0.5 GB peaked at 111 MiB instead of 76.
+///
+/// And one malloc heap per core, not glibc's eight: each heap keeps what its threads freed, and a
+/// backup runs more threads than cores (walkers, packer, read-ahead). On 2 cores, a first backup
+/// of 1.9 GB peaked at 52-54 MiB with 2 heaps against 57-60 MiB with the default, in the same time.
 fn keep_large_buffers_out_of_the_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: sets a malloc tunable before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 64);
+        // SAFETY: sets malloc tunables before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            libc::mallopt(libc::M_ARENA_MAX, cores as libc::c_int);
+        }
     }
 }
 

@@ -31,8 +31,17 @@ const MAX_INDEX_PLAIN: usize = 1 << 30;
 
 impl IndexFile {
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
-        let plain = postcard::to_allocvec(self).expect("serialize index");
-        codec::seal_object(keys, &[AAD_INDEX], &plain, codec::METADATA_LEVEL)
+        Self::seal(keys, &self.plain())
+    }
+
+    /// The file's plain encoding (what the local cache keeps).
+    pub fn plain(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("serialize index")
+    }
+
+    /// The stored object for a plain encoding.
+    pub fn seal(keys: &Keys, plain: &[u8]) -> Vec<u8> {
+        codec::seal_object(keys, &[AAD_INDEX], plain, codec::METADATA_LEVEL)
     }
 
     pub fn decode(keys: &Keys, id: &str, sealed: &[u8]) -> Result<Self> {

@@ -741,15 +741,18 @@ impl Repository {
 
     /// Stores an index file and adds it to the cache and the in-memory index.
     pub fn save_index(&self, f: &IndexFile) -> Result<IndexId> {
-        let bytes = f.encode(&self.keys);
+        let plain = f.plain();
+        let bytes = IndexFile::seal(&self.keys, &plain);
         let id = IndexId::of_bytes(&bytes);
         let name = ObjectName::of(&id);
         match self.backend.write(&name, &bytes) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             r => r.map_err(Error::backend_err("write index", &name))?,
         }
+        drop(bytes);
         if let Some(c) = &self.cache {
-            c.add_index(name.as_str(), f)?;
+            c.add_index_plain(name.as_str(), f, &plain)?;
+            drop(plain);
             // Best effort, like the cache: a table that misses it reads it at its next load.
             if BlobTable::add_written(&blobtable::table_dir(c.dir()), name.as_str(), f).is_ok() {
                 self.written.lock().push(name);

@@ -28,6 +28,11 @@ use std::time::Duration;
 pub const WINDOW_BYTES: u64 = 32 << 20;
 pub const WINDOW_FILES: u64 = 1024;
 
+/// How many files may wait for the read-ahead thread. Past it a listing's files are not read
+/// ahead (the workers read them all the same): an unbounded queue held 14,000 paths, 2.8 MiB of
+/// a first backup's peak, behind a full window.
+const QUEUE_FILES: usize = 4096;
+
 /// A slot taken by a worker: done with the entry.
 const DONE: u64 = u64::MAX;
 
@@ -81,7 +86,7 @@ pub struct Prefetcher<T: Send + 'static> {
 impl<T: Send + 'static> Prefetcher<T> {
     /// Starts the thread; `wanted` says whether a file (path, extra) is read at all.
     pub fn start(wanted: impl Fn(&Path, &T) -> bool + Send + 'static) -> Prefetcher<T> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_FILES);
         let shared = Arc::new(Shared::default());
         let sh = shared.clone();
         let thread =
@@ -92,7 +97,7 @@ impl<T: Send + 'static> Prefetcher<T> {
     /// Queues entry `idx` of a listing.
     pub fn want(&self, slots: &Arc<Slots>, idx: usize, path: PathBuf, extra: T) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job { slots: slots.clone(), idx, path, extra });
+            let _ = tx.try_send(Job { slots: slots.clone(), idx, path, extra });
         }
     }
 
@@ -122,6 +127,11 @@ impl<T: Send + 'static> Drop for Prefetcher<T> {
 
 fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool) {
     for job in rx {
+        let slot = &job.slots.0[job.idx];
+        // (A file a worker is done with leaves the queue without waiting for room in the window.)
+        if slot.load(Relaxed) == DONE {
+            continue;
+        }
         while sh.full() {
             if sh.stop.load(Relaxed) {
                 return;
@@ -131,7 +141,6 @@ fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool)
         if sh.stop.load(Relaxed) {
             return;
         }
-        let slot = &job.slots.0[job.idx];
         if slot.load(Relaxed) == DONE || !wanted(&job.path, &job.extra) {
             continue;
         }

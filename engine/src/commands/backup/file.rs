@@ -28,9 +28,10 @@ use std::sync::atomic::Ordering::Relaxed;
 pub const MAX_REREADS: usize = 3;
 
 /// Bytes of file read per batch; the chunks of a batch are processed in parallel. Each walker
-/// thread holds one batch: 2 MiB (16 chunks of the average size, enough for every core) keeps
-/// that at 8 MiB with four workers, where 8 MiB batches took 40 MiB of a first backup's peak.
-pub(crate) const BATCH: usize = 2 << 20;
+/// thread holds one batch: 1 MiB (8 chunks of the average size, enough for 2 cores, and two
+/// maximal chunks) keeps that at 4 MiB with four workers (2 MiB batches held 8.4 MiB of a first
+/// backup's peak, and 8 MiB batches 40 MiB).
+pub(crate) const BATCH: usize = 1 << 20;
 
 /// What one stable (or last) read of a file gave.
 pub(super) struct ReadOut {
@@ -229,7 +230,8 @@ impl Ctx<'_> {
                 Some(size) => crate::format::chunker::for_each_fixed(r, &mut buf, batch, size, each),
                 None => self.chunker.for_each_batch::<_, ReadErr>(r, &mut buf, batch, each),
             };
-            if buf.capacity() <= 2 * BATCH + (2 << 20) {
+            // (A larger buffer, from a file whose chunks came out maximal, is given back.)
+            if buf.capacity() <= BATCH {
                 *b.borrow_mut() = buf;
             }
             r
