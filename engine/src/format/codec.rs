@@ -44,7 +44,7 @@ pub fn encode_payload_with(plain: &[u8], level: i32, dict: Option<&Dict>, out: &
 /// Appends a flag-2 payload for `plain` compressed with `cdict` if that saves at least 1/32 of
 /// the bytes; otherwise leaves `out` as it was and returns false.
 fn try_compress_dict(plain: &[u8], cdict: &zstd::zstd_safe::CDict<'static>, out: &mut Vec<u8>) -> bool {
-    with_compressor(plain.len(), |cctx, scratch| match cctx.compress_using_cdict(scratch, plain, cdict) {
+    with_compressor(plain.len(), |cctx, scratch| match compress_attached(cctx, scratch, plain, cdict) {
         Ok(n) if n + 1 < plain.len() - plain.len() / 32 => {
             out.reserve(1 + n);
             out.push(FLAG_DICT);
@@ -53,6 +53,26 @@ fn try_compress_dict(plain: &[u8], cdict: &zstd::zstd_safe::CDict<'static>, out:
         }
         _ => false,
     })
+}
+
+/// Compresses `plain` with `cdict` attached (its tables read where they are) rather than copied
+/// into the context, which zstd does by default for inputs above 16 KiB: copying 768 KiB of
+/// tables per chunk, then matching across two buffers, took 4% more CPU in a first backup of 3 GB
+/// (21.7-22.0 s of user time against 20.8-20.9 s) for the same bytes stored. The frame is the
+/// same either way.
+fn compress_attached(
+    cctx: &mut CCtx<'static>,
+    dst: &mut [u8],
+    plain: &[u8],
+    cdict: &zstd::zstd_safe::CDict<'static>,
+) -> zstd::zstd_safe::SafeResult {
+    use zstd::zstd_safe::{CParameter, DictAttachPref};
+    cctx.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach))?;
+    cctx.ref_cdict(cdict)?;
+    let r = cctx.compress2(dst, plain);
+    // The context keeps no reference to a dictionary that may be dropped before it is.
+    let _ = cctx.load_dictionary(&[]);
+    r
 }
 
 /// Runs `f` with this thread's compression context and a scratch buffer of at least the worst
