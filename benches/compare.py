@@ -1173,7 +1173,9 @@ def without_machine_paths(text: str, work: Path, tools: list) -> str:
     for t in tools:
         if t.exe:
             text = text.replace(str(Path(t.exe).parent) + "/", "")
-    return text.replace(str(work), "<work>").replace(str(Path.home()), "~")
+    # (borg names archived paths without their leading slash.)
+    text = text.replace(str(work), "<work>").replace(str(work).lstrip("/"), "<work>")
+    return text.replace(str(Path.home()), "~")
 
 
 def run_scale(a, scale: str, work: Path, builtin: bool, build_errors: dict, setup_notes: list[str], cache: Cache) -> int:

@@ -163,7 +163,7 @@ pub enum Command {
 /// And one malloc heap per core, not glibc's eight: each heap keeps what its threads freed, and a
 /// backup runs more threads than cores (walkers, packer, read-ahead). On 2 cores, a first backup
 /// of 1.9 GB peaked at 52-54 MiB with 2 heaps against 57-60 MiB with the default, in the same time.
-fn keep_large_buffers_out_of_the_heap() {
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 64);
@@ -190,7 +190,7 @@ fn parse_or_exit() -> Cli {
 }
 
 fn main() {
-    keep_large_buffers_out_of_the_heap();
+    tune_malloc();
     ui::quiet_on_closed_stdout();
     let mut cli = parse_or_exit();
     // `--profile`, as `openclaw --profile` does it: into this process's environment, before any

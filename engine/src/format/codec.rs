@@ -381,6 +381,33 @@ mod tests {
     }
 
     #[test]
+    fn large_chunks_compress_with_the_dictionary_attached_and_leave_the_context_clean() {
+        let d = trained();
+        // Above 16 KiB, where zstd would copy the dictionary's tables: a frame of the same format.
+        let line =
+            |i: usize| format!("{{\"role\":\"user\",\"turn\":{i},\"content\":\"step {} of the plan\"}}\n", i * 7 % 13);
+        let plain: Vec<u8> = (0..3000).flat_map(|i| line(i).into_bytes()).collect();
+        assert!(plain.len() > 64 << 10);
+        let mut out = Vec::new();
+        encode_payload_with(&plain, 3, Some(&d), &mut out);
+        assert_eq!(out[0], FLAG_DICT);
+        assert_eq!(dict_frame(&out, 1 << 20).unwrap(), (d.zstd_id, plain.len()));
+        assert_eq!(decode_dict_payload(&out, plain.len(), &d).unwrap(), plain);
+        // The same thread's next plain compression names no dictionary and decodes alone.
+        let mut z = Vec::new();
+        encode_payload(&plain, 3, &mut z);
+        assert_eq!(z[0], FLAG_ZSTD);
+        assert_eq!(zstd::zstd_safe::get_dict_id_from_frame(&z[9..]), None);
+        assert_eq!(decode_payload(&z, 1 << 20).unwrap(), plain);
+        // And a dictionary dropped after use leaves nothing behind for the next one.
+        drop(d);
+        let d2 = trained();
+        let mut again = Vec::new();
+        encode_payload_with(&plain, 3, Some(&d2), &mut again);
+        assert_eq!(decode_dict_payload(&again, plain.len(), &d2).unwrap(), plain);
+    }
+
+    #[test]
     fn sealed_objects_round_trip() {
         let keys = Keys::derive(&MasterKey([3; 32]));
         let s = seal_object(&keys, &[AAD_INDEX], b"abc", METADATA_LEVEL);

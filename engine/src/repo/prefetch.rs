@@ -266,6 +266,36 @@ mod tests {
     }
 
     #[test]
+    fn wanting_more_than_the_queue_holds_never_blocks_a_worker() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        // A filter that holds the thread until released: the queue fills and stays full.
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+        let pf = Prefetcher::start(move |_: &Path, _: &()| {
+            let _ = go_rx.recv();
+            true
+        });
+        let n = 3 * QUEUE_FILES;
+        let slots = Slots::new(n);
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            pf.want(&slots, i, p.clone(), ());
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "want() waited for the read-ahead thread");
+        let queued = pf.tx.as_ref().map_or(0, |t| t.len());
+        assert!(queued <= QUEUE_FILES, "{queued} files queued: the queue is bounded");
+        assert!(queued >= QUEUE_FILES - 1, "{queued} files queued: the queue filled");
+        // The files past the queue are simply not read ahead; workers finish them all the same.
+        for i in 0..n {
+            pf.done(&slots, i);
+        }
+        drop(go_tx);
+        drop(pf);
+        assert!(slots.0.iter().all(|s| s.load(Relaxed) == DONE));
+    }
+
+    #[test]
     fn read_ahead_reads_the_file_as_it_is() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f");
