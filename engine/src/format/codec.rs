@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::crypto::{Keys, NONCE_LEN, OVERHEAD};
 use crate::format::dict::Dict;
 use std::cell::RefCell;
-use zstd::zstd_safe::{CCtx, DCtx};
+use zstd::zstd_safe::{CCtx, CParameter, DCtx, DictAttachPref};
 
 /// The zstd level of every metadata object (index files, pack headers, trees, snapshots). Data
 /// blobs use the repository's own level (`RepoConfig::compression`).
@@ -66,8 +66,7 @@ fn compress_attached(
     plain: &[u8],
     cdict: &zstd::zstd_safe::CDict<'static>,
 ) -> zstd::zstd_safe::SafeResult {
-    use zstd::zstd_safe::{CParameter, DictAttachPref};
-    cctx.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach))?;
+    // (The context was made to attach dictionaries: `with_compressor`.)
     cctx.ref_cdict(cdict)?;
     let r = cctx.compress2(dst, plain);
     // The context keeps no reference to a dictionary that may be dropped before it is.
@@ -81,7 +80,13 @@ fn compress_attached(
 fn with_compressor<T>(len: usize, f: impl FnOnce(&mut CCtx<'static>, &mut [u8]) -> T) -> T {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
-        let (cctx, scratch) = c.get_or_insert_with(|| (CCtx::create(), Vec::new()));
+        let (cctx, scratch) = c.get_or_insert_with(|| {
+            let mut cctx = CCtx::create();
+            // Used by dictionary compression only ([`compress_attached`]): the simple API that
+            // compresses without a dictionary takes no advanced parameter.
+            let _ = cctx.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach));
+            (cctx, Vec::new())
+        });
         let bound = zstd::zstd_safe::compress_bound(len);
         if scratch.len() < bound {
             scratch.resize(bound, 0);

@@ -3,10 +3,12 @@
 //!
 //! Two ways:
 //! - [`Prefetcher`]: the regular files of every folder listing are handed to one thread that
-//!   opens each, checks it is not excluded, and asks the kernel to start reading it (`posix_fadvise(WILLNEED)`, which returns at once). It stays
+//!   opens each, checks it is not excluded, and asks the kernel to start reading it
+//!   (`posix_fadvise(WILLNEED)`, which returns at once). It stays
 //!   at most [`WINDOW_BYTES`] and [`WINDOW_FILES`] ahead of the workers: each file read ahead
 //!   counts until a worker is done with it, and a file a worker is done with before the thread
-//!   gets to it is skipped.
+//!   gets to it is skipped. At most [`QUEUE_FILES`] files wait for the thread; past that a
+//!   listing's files are not read ahead.
 //! - [`ReadAhead`]: a reader over one large file that asks for the next batches while the
 //!   current one is processed.
 //!
@@ -94,7 +96,7 @@ impl<T: Send + 'static> Prefetcher<T> {
         Prefetcher { tx: Some(tx), shared, thread }
     }
 
-    /// Queues entry `idx` of a listing.
+    /// Queues entry `idx` of a listing; never waits (a full queue leaves it out).
     pub fn want(&self, slots: &Arc<Slots>, idx: usize, path: PathBuf, extra: T) {
         if let Some(tx) = &self.tx {
             let _ = tx.try_send(Job { slots: slots.clone(), idx, path, extra });
