@@ -3,12 +3,15 @@
 //!
 //! Two ways:
 //! - [`Prefetcher`]: the regular files of every folder listing are handed to one thread that
-//!   opens each, checks it is not excluded, and asks the kernel to start reading it
+//!   opens each, checks it is not excluded, and asks the kernel to start reading its head
 //!   (`posix_fadvise(WILLNEED)`, which returns at once). It stays
 //!   at most [`WINDOW_BYTES`] and [`WINDOW_FILES`] ahead of the workers: each file read ahead
 //!   counts until a worker is done with it, and a file a worker is done with before the thread
 //!   gets to it is skipped. At most [`QUEUE_FILES`] files wait for the thread; past that a
-//!   listing's files are not read ahead.
+//!   listing's files are not read ahead. And each worker, as it starts a file, has the next
+//!   [`AHEAD_FILES`] of its listing read ahead if they are not yet ([`Prefetcher::ahead`]): the
+//!   workers take a listing in pieces, and go down into folders in the middle of it, so the
+//!   thread's order (listing after listing) is often not theirs.
 //! - [`ReadAhead`]: a reader over one large file that asks for the next batches while the
 //!   current one is processed.
 //!
@@ -29,6 +32,15 @@ use std::time::Duration;
 /// How many bytes, and files, may be read ahead of the workers.
 pub const WINDOW_BYTES: u64 = 32 << 20;
 pub const WINDOW_FILES: u64 = 1024;
+
+/// How much of one file is read ahead: its head. A worker reading a larger file asks for the rest
+/// itself as it goes ([`ReadAhead`]), and a whole large file counted here would fill the window
+/// for as long as one worker takes to chunk it.
+pub const FILE_HEAD: u64 = 4 << 20;
+
+/// How many files of its listing, and bytes, a worker has read ahead of the one it starts.
+pub const AHEAD_FILES: usize = 32;
+pub const AHEAD_BYTES: u64 = 8 << 20;
 
 /// How many files may wait for the read-ahead thread. Past it a listing's files are not read
 /// ahead (the workers read them all the same): an unbounded queue held 14,000 paths, 2.8 MiB of
@@ -82,18 +94,52 @@ impl Shared {
 pub struct Prefetcher<T: Send + 'static> {
     tx: Option<Sender<Job<T>>>,
     shared: Arc<Shared>,
+    wanted: Wanted<T>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Whether a file (path, extra) is read at all.
+type Wanted<T> = Arc<dyn Fn(&Path, &T) -> bool + Send + Sync>;
+
 impl<T: Send + 'static> Prefetcher<T> {
     /// Starts the thread; `wanted` says whether a file (path, extra) is read at all.
-    pub fn start(wanted: impl Fn(&Path, &T) -> bool + Send + 'static) -> Prefetcher<T> {
+    pub fn start(wanted: impl Fn(&Path, &T) -> bool + Send + Sync + 'static) -> Prefetcher<T> {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_FILES);
         let shared = Arc::new(Shared::default());
-        let sh = shared.clone();
-        let thread =
-            std::thread::Builder::new().name("clawback-prefetch".into()).spawn(move || run(rx, &sh, wanted)).ok();
-        Prefetcher { tx: Some(tx), shared, thread }
+        let wanted: Wanted<T> = Arc::new(wanted);
+        let (sh, w) = (shared.clone(), wanted.clone());
+        let thread = std::thread::Builder::new().name("clawback-prefetch".into()).spawn(move || run(rx, &sh, &*w)).ok();
+        Prefetcher { tx: Some(tx), shared, wanted, thread }
+    }
+
+    /// A worker starts entry `idx` of a listing of `len`: of the next [`AHEAD_FILES`] entries,
+    /// those that are files to read ahead (`path_of` gives their paths, `None` for the others)
+    /// and are not read ahead yet are asked for now, by this worker, whatever the window, until
+    /// [`AHEAD_BYTES`] are asked for ahead of it.
+    pub fn ahead(&self, slots: &Slots, idx: usize, len: usize, extra: &T, path_of: impl Fn(usize) -> Option<PathBuf>) {
+        let mut bytes = 0;
+        for j in idx + 1..(idx + 1 + AHEAD_FILES).min(len).min(slots.0.len()) {
+            if bytes >= AHEAD_BYTES {
+                return;
+            }
+            match slots.0[j].load(Relaxed) {
+                DONE => continue,
+                0 => {}
+                v => {
+                    bytes += v - 1;
+                    continue;
+                }
+            }
+            let Some(p) = path_of(j) else { continue };
+            if !(self.wanted)(&p, extra) {
+                continue;
+            }
+            // Not a regular file, empty or unreadable: counted as read ahead with no bytes, so it
+            // is not tried again.
+            let n = advise_file(&p).unwrap_or(0);
+            issue(&self.shared, &slots.0[j], n);
+            bytes += n;
+        }
     }
 
     /// Queues entry `idx` of a listing; never waits (a full queue leaves it out).
@@ -127,11 +173,12 @@ impl<T: Send + 'static> Drop for Prefetcher<T> {
     }
 }
 
-fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool) {
+fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: &(dyn Fn(&Path, &T) -> bool + Send + Sync)) {
     for job in rx {
         let slot = &job.slots.0[job.idx];
-        // (A file a worker is done with leaves the queue without waiting for room in the window.)
-        if slot.load(Relaxed) == DONE {
+        // (A file a worker is done with, or had read ahead, leaves the queue without waiting for
+        // room in the window.)
+        if slot.load(Relaxed) != 0 {
             continue;
         }
         while sh.full() {
@@ -143,20 +190,25 @@ fn run<T>(rx: Receiver<Job<T>>, sh: &Shared, wanted: impl Fn(&Path, &T) -> bool)
         if sh.stop.load(Relaxed) {
             return;
         }
-        if slot.load(Relaxed) == DONE || !wanted(&job.path, &job.extra) {
+        if slot.load(Relaxed) != 0 || !wanted(&job.path, &job.extra) {
             continue;
         }
         let Some(len) = advise_file(&job.path) else { continue };
-        sh.issued_bytes.fetch_add(len, Relaxed);
-        sh.issued_files.fetch_add(1, Relaxed);
-        if slot.compare_exchange(0, len + 1, Relaxed, Relaxed).is_err() {
-            // A worker finished with it meanwhile.
-            sh.consume(len);
-        }
+        issue(sh, slot, len);
     }
 }
 
-/// Opens a regular file and asks for its first `WINDOW_BYTES`; `None` when it is not read (not a
+/// Counts `len` bytes of one file as read ahead until a worker is done with it, unless a worker
+/// is done with it already or had it read ahead meanwhile.
+fn issue(sh: &Shared, slot: &AtomicU64, len: u64) {
+    sh.issued_bytes.fetch_add(len, Relaxed);
+    sh.issued_files.fetch_add(1, Relaxed);
+    if slot.compare_exchange(0, len + 1, Relaxed, Relaxed).is_err() {
+        sh.consume(len);
+    }
+}
+
+/// Opens a regular file and asks for its first [`FILE_HEAD`] bytes; `None` when it is not read (not a
 /// regular file, empty or unreadable). Returns the bytes asked for.
 fn advise_file(path: &Path) -> Option<u64> {
     // (Non-blocking: a fifo in the listing must not hold the thread.)
@@ -165,7 +217,7 @@ fn advise_file(path: &Path) -> Option<u64> {
     if !md.is_file() || md.len() == 0 {
         return None;
     }
-    let len = md.len().min(WINDOW_BYTES);
+    let len = md.len().min(FILE_HEAD);
     advise(&f, 0, len);
     Some(len)
 }
@@ -295,6 +347,65 @@ mod tests {
         drop(go_tx);
         drop(pf);
         assert!(slots.0.iter().all(|s| s.load(Relaxed) == DONE));
+    }
+
+    #[test]
+    fn a_worker_reads_ahead_the_next_files_of_its_listing_within_its_bounds() {
+        let d = tempfile::tempdir().unwrap();
+        // 0..40: 100-byte files, but 5 is excluded, 6 is not a file to read ahead (a folder or
+        // one the parent has), 7 is empty; 41..: 3 MiB files.
+        let n = 50;
+        let mut paths = Vec::new();
+        for i in 0..n {
+            let p = d.path().join(format!("f{i}"));
+            let len = match i {
+                7 => 0,
+                _ if i > 40 => 3 << 20,
+                _ => 100,
+            };
+            std::fs::write(&p, vec![1u8; len]).unwrap();
+            paths.push(p);
+        }
+        // The thread is held by its filter, so only the worker reads ahead here.
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+        let pf = Prefetcher::start(move |p: &Path, _: &()| {
+            if !p.ends_with("hold") {
+                return !p.ends_with("f5");
+            }
+            let _ = go_rx.recv();
+            false
+        });
+        pf.want(&Slots::new(1), 0, d.path().join("hold"), ());
+        let slots = Slots::new(n);
+        let path_of = |j: usize| (j != 6).then(|| paths[j].clone());
+        // Entry 1 a worker is done with already.
+        pf.done(&slots, 1);
+        pf.ahead(&slots, 0, n, &(), path_of);
+        let state = |j: usize| slots.0[j].load(Relaxed);
+        assert_eq!(state(0), 0, "the entry the worker starts is its own to read");
+        assert_eq!(state(1), DONE);
+        assert_eq!((state(5), state(6)), (0, 0), "excluded, and not a file to read ahead");
+        assert_eq!(state(7), 1, "an empty file counts as read ahead with no bytes");
+        for j in (2..=4).chain(8..=AHEAD_FILES) {
+            assert_eq!(state(j), 101, "entry {j}");
+        }
+        assert_eq!(state(AHEAD_FILES + 1), 0, "at most AHEAD_FILES ahead");
+        // Further on, the 3 MiB files: asked for until AHEAD_BYTES are ahead (8 MiB: three).
+        pf.ahead(&slots, 39, n, &(), path_of);
+        let big: Vec<u64> = (41..n).map(state).collect();
+        assert_eq!(big.iter().filter(|&&v| v == (3 << 20) + 1).count(), 3, "{big:?}");
+        assert!(big[3..].iter().all(|&v| v == 0), "{big:?}");
+        // Each file read ahead counts once, and is let go when a worker is done with it.
+        let asked = pf.issued();
+        pf.ahead(&slots, 0, n, &(), path_of);
+        assert_eq!(pf.issued(), asked, "nothing asked twice");
+        for j in 0..n {
+            pf.done(&slots, j);
+        }
+        assert!(!pf.shared.full());
+        assert_eq!(pf.shared.consumed_bytes.load(Relaxed), asked.1);
+        drop(go_tx);
+        drop(pf);
     }
 
     #[test]
