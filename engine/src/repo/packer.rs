@@ -8,8 +8,11 @@
 //! the packer fills the next pack while the last is written, and memory stays bounded whatever
 //! `--connections` says: spooled packs go up from their files (up to `MAX_UPLOADS` at once), packs
 //! held in memory one at a time at the default 16 MiB. Before an index
-//! file is written every upload started so far is waited for, so an index never names a pack that
-//! is not stored.
+//! file is written every pack it names is waited for, so an index never names a pack that is not
+//! stored. A backup's packer hands its index files to a thread of their own ([`run_indexer`]),
+//! which waits for their packs and writes them while the packer fills the next packs: written by
+//! the packer itself, each index file stopped the whole backup while the packs before it were
+//! flushed to disk (a first backup of 3 GB stalled for about 0.5 s at each of a dozen).
 //!
 //! A pack fills in a spool file (`clawback-pack-*.tmp` in the cache's `tmp` folder, or the system's
 //! with no cache), not in memory, and is stored from there ([`Backend::write_file`]: the local
@@ -55,6 +58,10 @@ pub const BLOBS_PER_INDEX: usize = 16 * 1024;
 
 pub struct Packer<'a> {
     repo: &'a Repository,
+    /// Where index files go when a thread writes them ([`Packer::index_in_background`]).
+    indexer: Option<Sender<IndexJob>>,
+    /// The uploads of the packs in `done` that may not be stored yet.
+    done_uploads: Vec<Arc<Upload>>,
     pack_size: usize,
     /// Count what would be written, write nothing.
     dry: bool,
@@ -147,9 +154,87 @@ impl Ready {
     }
 }
 
+/// One pack's upload, as the index thread waits for it: `Some(stored)` once it is over.
+#[derive(Default)]
+pub(crate) struct Upload {
+    state: parking_lot::Mutex<Option<bool>>,
+    over: parking_lot::Condvar,
+}
+
+impl Upload {
+    fn end(&self, stored: bool) {
+        let mut s = self.state.lock();
+        if s.is_none() {
+            *s = Some(stored);
+            self.over.notify_all();
+        }
+    }
+
+    /// Waits until the upload is over; whether the pack was stored.
+    fn wait(&self) -> bool {
+        let mut s = self.state.lock();
+        loop {
+            if let Some(stored) = *s {
+                return stored;
+            }
+            self.over.wait(&mut s);
+        }
+    }
+}
+
+/// Ends an upload as failed if the uploader never said (it panicked, or stopped first).
+struct UploadGuard(Arc<Upload>);
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        self.0.end(false);
+    }
+}
+
+/// An index file for the index thread, and the uploads of the packs it names.
+pub(crate) struct IndexJob {
+    file: IndexFile,
+    uploads: Vec<Arc<Upload>>,
+}
+
+/// The index thread of a backup: writes each index file it is handed once every pack it names is
+/// stored, in order, and says which blobs are indexed. Returns the bytes of the index files
+/// written; after a failure it writes no more, but still takes the jobs, so the packer never waits.
+pub(crate) fn run_indexer(
+    repo: &Repository,
+    jobs: Receiver<IndexJob>,
+    indexed: Arc<crate::repo::writer::Pending>,
+    failed: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    let mut bytes = 0;
+    let mut failure = None;
+    for job in jobs {
+        if failure.is_some() {
+            continue;
+        }
+        if !job.uploads.iter().all(|u| u.wait()) {
+            // The packer returns the upload's own error.
+            failure = Some(Error::Other("a pack was not stored, so its index file was not written".into()));
+        } else {
+            match repo.save_index(&job.file) {
+                Ok(id) => {
+                    crate::failpoint::hit("packer:after-index");
+                    bytes += repo.backend().size(&ObjectName::of(&id)).unwrap_or(0);
+                    indexed.indexed(job.file.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if failure.is_some() {
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    failure.map_or(Ok(bytes), Err)
+}
+
 /// The uploader threads and the uploads not yet confirmed.
 struct Uploads {
-    tx: Option<Sender<Ready>>,
+    tx: Option<Sender<(Ready, UploadGuard)>>,
     results: Receiver<Result<()>>,
     threads: Vec<JoinHandle<()>>,
     in_flight: usize,
@@ -180,18 +265,19 @@ fn store_pack(be: &dyn Backend, p: Ready) -> Result<()> {
 
 impl Uploads {
     fn start(be: Arc<dyn Backend>, n: usize, transfer: Arc<Transfer>) -> Uploads {
-        let (tx, rx) = crossbeam_channel::bounded::<Ready>(0);
+        let (tx, rx) = crossbeam_channel::bounded::<(Ready, UploadGuard)>(0);
         let (rtx, results) = crossbeam_channel::unbounded();
         let threads = (0..n)
             .map(|_| {
                 let (be, rx, rtx, transfer) = (be.clone(), rx.clone(), rtx.clone(), transfer.clone());
                 std::thread::spawn(move || {
-                    for p in rx {
+                    for (p, upload) in rx {
                         let len = p.len();
                         let r = store_pack(be.as_ref(), p);
                         if r.is_ok() {
                             transfer.stored(len);
                         }
+                        upload.0.end(r.is_ok());
                         if rtx.send(r).is_err() {
                             break;
                         }
@@ -202,13 +288,14 @@ impl Uploads {
         Uploads { tx: Some(tx), results, threads, in_flight: 0 }
     }
 
-    /// Hands a pack to a free uploader, waiting for one if all are busy.
-    fn send(&mut self, p: Ready) -> Result<()> {
+    /// Hands a pack to a free uploader, waiting for one if all are busy; returns its upload.
+    fn send(&mut self, p: Ready) -> Result<Arc<Upload>> {
         self.collect(false)?;
         let tx = self.tx.as_ref().expect("uploads open");
-        tx.send(p).map_err(|_| Error::Other("the pack uploaders stopped".into()))?;
+        let upload = Arc::new(Upload::default());
+        tx.send((p, UploadGuard(upload.clone()))).map_err(|_| Error::Other("the pack uploaders stopped".into()))?;
         self.in_flight += 1;
-        Ok(())
+        Ok(upload)
     }
 
     /// Takes the finished uploads' results (all of them when `all`); the first failure is returned.
@@ -244,6 +331,8 @@ impl<'a> Packer<'a> {
     pub fn new(repo: &'a Repository, dry: bool) -> Self {
         Packer {
             repo,
+            indexer: None,
+            done_uploads: Vec::new(),
             pack_size: repo.config().pack_size as usize,
             dry,
             writers: [PackWriter::new(BlobType::Data, 0), PackWriter::new(BlobType::Tree, 0)],
@@ -262,6 +351,14 @@ impl<'a> Packer<'a> {
     /// Tells `p` the blobs of every index file written, once it is loaded.
     pub(crate) fn report_indexed(&mut self, p: Arc<crate::repo::writer::Pending>) {
         self.indexed = Some(p);
+    }
+
+    /// Hands index files to the index thread on `jobs` ([`run_indexer`]) instead of writing them
+    /// here. Not for a dry run.
+    pub(crate) fn index_in_background(&mut self, jobs: Sender<IndexJob>) {
+        if !self.dry {
+            self.indexer = Some(jobs);
+        }
     }
 
     /// Counts the packs this packer uploads in `t` (queued when handed over, done when stored).
@@ -326,7 +423,8 @@ impl<'a> Packer<'a> {
                 self.transfer.stored(size);
             } else {
                 let (be, t) = (self.repo.backend().clone(), self.transfer.clone());
-                self.uploads.get_or_insert_with(|| Uploads::start(be, n, t)).send(p)?;
+                let upload = self.uploads.get_or_insert_with(|| Uploads::start(be, n, t)).send(p)?;
+                self.done_uploads.push(upload);
             }
         }
         self.bytes_stored += size;
@@ -339,12 +437,22 @@ impl<'a> Packer<'a> {
         if self.done.is_empty() {
             return Ok(());
         }
+        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
+        self.done_blobs = 0;
+        let uploads = std::mem::take(&mut self.done_uploads);
+        if let Some(jobs) = &self.indexer {
+            // (The index thread waits for the packs; an upload that failed is returned here.)
+            if let Some(u) = &mut self.uploads {
+                u.collect(false)?;
+            }
+            return jobs
+                .send(IndexJob { file: f, uploads })
+                .map_err(|_| Error::Other("the index writer stopped".into()));
+        }
         // Every pack the index will name must be stored first.
         if let Some(u) = &mut self.uploads {
             u.collect(true)?;
         }
-        let f = IndexFile { version: 1, supersedes: vec![], packs: std::mem::take(&mut self.done) };
-        self.done_blobs = 0;
         if self.dry {
             self.bytes_stored += f.encode(self.repo.keys()).len() as u64;
         } else {
@@ -367,6 +475,10 @@ impl<'a> Packer<'a> {
             }
         }
         self.write_index()?;
+        // Every upload is over, and its error returned, before the session ends.
+        if let Some(u) = &mut self.uploads {
+            u.collect(true)?;
+        }
         Ok(self.bytes_stored)
     }
 }

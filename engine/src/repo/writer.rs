@@ -47,7 +47,7 @@ struct Blob {
 #[allow(clippy::large_enum_variant)]
 enum Sink<'a> {
     Direct(Box<Mutex<Packer<'a>>>),
-    Thread { tx: Sender<Blob>, packer: ScopedJoinHandle<'a, Result<u64>> },
+    Thread { tx: Sender<Blob>, packer: ScopedJoinHandle<'a, Result<u64>>, indexer: ScopedJoinHandle<'a, Result<u64>> },
 }
 
 /// Which blobs count as stored already (see [`Writer::holding`]).
@@ -114,12 +114,17 @@ fn packer<'r>(repo: &'r Repository, opts: &WriterOptions, pending: &Arc<Pending>
     p
 }
 
-/// The packer thread: feeds every blob it receives into `p`, then finishes it.
-fn run_packer(mut p: Packer<'_>, rx: Receiver<Blob>) -> Result<u64> {
+/// The packer thread: feeds every blob it receives into `p`, then finishes it. It stops packing
+/// when the index thread fails (`index_failed`).
+fn run_packer(mut p: Packer<'_>, rx: Receiver<Blob>, index_failed: &AtomicBool) -> Result<u64> {
     let mut failure: Option<Error> = None;
     for b in rx.iter() {
         if failure.is_some() {
             continue; // drain so senders never block; the error is returned below
+        }
+        if index_failed.load(SeqCst) {
+            failure = Some(Error::Other("the index writer stopped".into()));
+            continue;
         }
         if let Err(e) = p.add(b.ty, b.id, &b.stored, b.raw_len) {
             failure = Some(e);
@@ -141,12 +146,20 @@ impl<'a> Writer<'a> {
 
     /// A session whose packing runs in a thread of `scope`, fed through a bounded channel: the
     /// threads that encode blobs never wait for a pack to be written, only for room in the queue.
+    /// Its index files are written by another thread of `scope`, so the packer never waits for
+    /// the packs an index file names to reach the disk.
     pub fn spawn<'env: 'a>(scope: &'a Scope<'a, 'env>, repo: &'env Repository, opts: WriterOptions) -> Writer<'a> {
         let (tx, rx) = crossbeam_channel::bounded::<Blob>(QUEUE);
+        // A rendezvous: one index file being written, one filling; no more held in memory.
+        let (jtx, jrx) = crossbeam_channel::bounded(0);
         let pending = Arc::new(Pending { trim: AtomicBool::new(true), ..Pending::default() });
-        let p = packer(repo, &opts, &pending);
-        let handle = scope.spawn(move || run_packer(p, rx));
-        Writer::with_sink(repo, opts.dry_run, Sink::Thread { tx, packer: handle }, pending)
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut p = packer(repo, &opts, &pending);
+        p.index_in_background(jtx);
+        let (pd, f2) = (pending.clone(), failed.clone());
+        let indexer = scope.spawn(move || crate::repo::packer::run_indexer(repo, jrx, pd, &f2));
+        let handle = scope.spawn(move || run_packer(p, rx, &failed));
+        Writer::with_sink(repo, opts.dry_run, Sink::Thread { tx, packer: handle, indexer }, pending)
     }
 
     fn with_sink(repo: &'a Repository, dry: bool, sink: Sink<'a>, pending: Arc<Pending>) -> Writer<'a> {
@@ -320,9 +333,13 @@ impl<'a> Writer<'a> {
     pub fn finish(self) -> Result<u64> {
         match self.sink {
             Sink::Direct(p) => p.into_inner().finish(),
-            Sink::Thread { tx, packer } => {
-                drop(tx); // the packer finishes once every sender is gone
-                packer.join().unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())))
+            Sink::Thread { tx, packer, indexer } => {
+                drop(tx); // the packer finishes once every sender is gone, then the index thread
+                let packed = packer.join().unwrap_or_else(|_| Err(Error::Other("packer thread panicked".into())));
+                let indexed = indexer.join().unwrap_or_else(|_| Err(Error::Other("index thread panicked".into())));
+                // The index thread's own failure first: the packer then only says it stopped.
+                let indexed = indexed?;
+                Ok(packed? + indexed)
             }
         }
     }
@@ -332,8 +349,9 @@ impl<'a> Writer<'a> {
 mod tests {
     use super::*;
     use crate::backend::local::LocalBackend;
-    use crate::backend::{Backend, Kind};
+    use crate::backend::{Backend, Kind, ObjectName};
     use crate::format::crypto::KdfParams;
+    use crate::format::index::IndexFile;
     use crate::format::tree::{Node, NodeKind};
     use crate::repo::{CacheOptions, InitOptions, Secret};
     use rayon::prelude::*;
@@ -417,6 +435,104 @@ mod tests {
         let c = &chunks()[0];
         assert_eq!(w.store(BlobType::Data, r.keys().blob_id(c), c, 3).unwrap(), None);
         assert_eq!(w.finish().unwrap(), 0);
+    }
+
+    /// Packs that take 200 ms each to store, and what each index file named when it was written.
+    struct SlowPacks {
+        inner: Arc<dyn Backend>,
+        stored: parking_lot::Mutex<std::collections::HashSet<String>>,
+        /// Per index file written: how many of the packs it names were stored before it.
+        indexes: parking_lot::Mutex<Vec<(usize, usize)>>,
+        keys: std::sync::OnceLock<crate::format::crypto::Keys>,
+    }
+
+    impl Backend for SlowPacks {
+        crate::backend::forward_to_inner!();
+        fn create(&self) -> std::io::Result<()> {
+            self.inner.create()
+        }
+        fn read(&self, name: &ObjectName) -> std::io::Result<Vec<u8>> {
+            self.inner.read(name)
+        }
+        fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+            self.inner.read_range(name, offset, len)
+        }
+        fn write(&self, name: &ObjectName, data: &[u8]) -> std::io::Result<()> {
+            self.record(name, data);
+            self.inner.write(name, data)?;
+            self.stored.lock().insert(name.to_string());
+            Ok(())
+        }
+        fn write_file(&self, name: &ObjectName, path: &std::path::Path) -> std::io::Result<()> {
+            self.record(name, &std::fs::read(path)?);
+            self.inner.write_file(name, path)?;
+            self.stored.lock().insert(name.to_string());
+            Ok(())
+        }
+        fn list(&self, kind: Kind) -> std::io::Result<Vec<(ObjectName, u64)>> {
+            self.inner.list(kind)
+        }
+        fn size(&self, name: &ObjectName) -> std::io::Result<u64> {
+            self.inner.size(name)
+        }
+        fn delete(&self, name: &ObjectName) -> std::io::Result<()> {
+            self.inner.delete(name)
+        }
+    }
+
+    impl SlowPacks {
+        fn record(&self, name: &ObjectName, data: &[u8]) {
+            match name.kind() {
+                Kind::Pack => std::thread::sleep(std::time::Duration::from_millis(200)),
+                Kind::Index => {
+                    let f = IndexFile::decode(self.keys.get().unwrap(), name.as_str(), data).unwrap();
+                    let stored = self.stored.lock();
+                    let named = f.packs.len();
+                    let before = f.packs.iter().filter(|p| stored.contains(&ObjectName::of(&p.id).to_string())).count();
+                    self.indexes.lock().push((named, before));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn index_files_are_written_beside_the_packer_and_only_name_stored_packs() {
+        let d = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("repo")));
+        let slow = Arc::new(SlowPacks {
+            inner: inner.clone(),
+            stored: Default::default(),
+            indexes: Default::default(),
+            keys: Default::default(),
+        });
+        let opts = InitOptions {
+            kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 },
+            pack_size: 1 << 20,
+            ..Default::default()
+        };
+        Repository::init(inner, &Secret(b"pw".to_vec()), &opts).unwrap();
+        let be: Arc<dyn Backend> = slow.clone();
+        let c = CacheOptions { dir: Some(d.path().join("cache")), disabled: false };
+        let r = Repository::open(be, &Secret(b"pw".to_vec()), &c).unwrap();
+        let _ = slow.keys.set(r.keys().clone());
+        // 40,000 distinct small blobs: several 1 MiB packs, an index file every 16 Ki blobs.
+        let blobs: Vec<Vec<u8>> = (0..40_000u32).map(|i| format!("{i:08} ").repeat(12).into_bytes()).collect();
+        std::thread::scope(|s| {
+            let w = Writer::spawn(s, &r, WriterOptions::default());
+            blobs.par_iter().for_each(|b| {
+                w.store(BlobType::Data, r.keys().blob_id(b), b, 3).unwrap();
+            });
+            w.finish().unwrap();
+        });
+        let indexes = slow.indexes.lock().clone();
+        assert!(indexes.len() >= 3, "index files while packing, and the last: {indexes:?}");
+        for (named, stored_before) in &indexes {
+            assert_eq!(named, stored_before, "an index file named a pack not yet stored: {indexes:?}");
+        }
+        for b in blobs.iter().step_by(997) {
+            assert_eq!(r.read_data(&r.keys().data_id(b)).unwrap(), *b);
+        }
     }
 
     #[test]
