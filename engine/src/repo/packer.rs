@@ -197,6 +197,20 @@ pub(crate) struct IndexJob {
     uploads: Vec<Arc<Upload>>,
 }
 
+/// Stores an index file, then tells `indexed` its blobs are indexed; returns its stored size.
+fn save_index_file(
+    repo: &Repository,
+    f: &IndexFile,
+    indexed: Option<&Arc<crate::repo::writer::Pending>>,
+) -> Result<u64> {
+    let id = repo.save_index(f)?;
+    crate::failpoint::hit("packer:after-index");
+    if let Some(p) = indexed {
+        p.indexed(f.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
+    }
+    Ok(repo.backend().size(&ObjectName::of(&id)).unwrap_or(0))
+}
+
 /// The index thread of a backup: writes each index file it is handed once every pack it names is
 /// stored, in order, and says which blobs are indexed. Returns the bytes of the index files
 /// written; after a failure it writes no more, but still takes the jobs, so the packer never waits.
@@ -208,25 +222,23 @@ pub(crate) fn run_indexer(
 ) -> Result<u64> {
     let mut bytes = 0;
     let mut failure = None;
+    // After a pack failed to store, no later index file is written; the packer returns that
+    // upload's own error.
+    let mut upload_failed = false;
     for job in jobs {
-        if failure.is_some() {
+        if failure.is_some() || upload_failed {
             continue;
         }
         if !job.uploads.iter().all(|u| u.wait()) {
-            // The packer returns the upload's own error.
-            failure = Some(Error::Other("a pack was not stored, so its index file was not written".into()));
-        } else {
-            match repo.save_index(&job.file) {
-                Ok(id) => {
-                    crate::failpoint::hit("packer:after-index");
-                    bytes += repo.backend().size(&ObjectName::of(&id)).unwrap_or(0);
-                    indexed.indexed(job.file.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
-                }
-                Err(e) => failure = Some(e),
-            }
+            upload_failed = true;
+            continue;
         }
-        if failure.is_some() {
-            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        match save_index_file(repo, &job.file, Some(&indexed)) {
+            Ok(n) => bytes += n,
+            Err(e) => {
+                failure = Some(e);
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         }
     }
     failure.map_or(Ok(bytes), Err)
@@ -456,12 +468,7 @@ impl<'a> Packer<'a> {
         if self.dry {
             self.bytes_stored += f.encode(self.repo.keys()).len() as u64;
         } else {
-            let id = self.repo.save_index(&f)?;
-            crate::failpoint::hit("packer:after-index");
-            self.bytes_stored += self.repo.backend().size(&ObjectName::of(&id)).unwrap_or(0);
-            if let Some(p) = &self.indexed {
-                p.indexed(f.packs.iter().flat_map(|p| p.blobs.iter().map(|b| &b.id)));
-            }
+            self.bytes_stored += save_index_file(self.repo, &f, self.indexed.as_ref())?;
         }
         Ok(())
     }
