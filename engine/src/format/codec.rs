@@ -379,8 +379,11 @@ mod tests {
         assert!(dict_frame(&nodict, 1 << 20).unwrap_err().contains("names no dictionary"));
         // Another dictionary with the frame's ID cannot decode it into the right bytes.
         let mut wrong = d.bytes().to_vec();
-        let n = wrong.len();
-        wrong[n - 100..].iter_mut().for_each(|b| *b = b'x');
+        // (All of its content, after the header and entropy tables.)
+        // SAFETY: reads the dictionary's own bytes, within their length.
+        let header = unsafe { zstd::zstd_safe::zstd_sys::ZDICT_getDictHeaderSize(wrong.as_ptr().cast(), wrong.len()) };
+        assert!(header < wrong.len());
+        wrong[header..].iter_mut().for_each(|b| *b = b'x');
         let wrong = Dict::from_bytes("w".into(), wrong).unwrap();
         assert_ne!(decode_dict_payload(&out, plain.len(), &wrong).ok(), Some(plain));
     }

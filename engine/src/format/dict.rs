@@ -16,6 +16,10 @@ pub const MAX_DICT_LEN: usize = 1 << 20;
 pub const DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
 /// Size of the dictionaries writers train (zstd's own default).
 pub const TRAINED_SIZE: usize = 112 << 10;
+/// FastCover's segment size and d-mer length for [`Samples::train`] (zstd's search tries k from
+/// 50 to 2000 with d = 8; 1024 was best or within 0.2% of the best in every family measured).
+const TRAIN_K: u32 = 1024;
+const TRAIN_D: u32 = 8;
 
 /// What a data blob holds, judged from its file's name. A writer trains one dictionary per family
 /// (format-spec §16): JSON transcripts, prose and source code share little vocabulary, and a
@@ -200,9 +204,49 @@ impl Samples {
 
     /// Trains a dictionary of at most `size` bytes; `None` when zstd cannot (too few or too
     /// uniform samples).
+    ///
+    /// zstd's FastCover with fixed parameters ([`TRAIN_K`], [`TRAIN_D`]) on every sample, not
+    /// `ZDICT_trainFromBuffer`'s search, which trains five candidates on three quarters of the
+    /// samples and keeps the one that compresses the last quarter best. Measured per family with
+    /// 1 MiB of 8 KiB samples, on a generated 3 GB home and on 1.4 GB of real source trees (the
+    /// cargo registry and OpenClaw's node packages): the search took 0.03-0.17 s per family, the
+    /// fixed training 0.01-0.04 s; and the fixed dictionaries compressed the family's chunks as
+    /// well or better in 9 families of 10 (real JSON 12.4% smaller than without a dictionary
+    /// instead of 8.8%, real prose 11.7% instead of 8.5%), 0.2% worse in the tenth.
     pub fn train(&self, size: usize) -> Option<Vec<u8>> {
-        let d = zstd::dict::from_continuous(&self.bytes, &self.sizes, size).ok()?;
-        (d.len() >= 8 && d[..4] == DICT_MAGIC && d[4..8] != [0; 4]).then_some(d)
+        use zstd::zstd_safe::zstd_sys as sys;
+        // FastCover refuses fewer samples than this (and so would the search).
+        if self.sizes.len() < 5 || size < 256 {
+            return None;
+        }
+        let mut out = vec![0u8; size];
+        // SAFETY: an all-zero parameter block is zstd's "defaults" (it is a plain C struct).
+        let mut p: sys::ZDICT_fastCover_params_t = unsafe { std::mem::zeroed() };
+        p.k = TRAIN_K;
+        p.d = TRAIN_D;
+        p.f = 20;
+        p.accel = 1;
+        p.splitPoint = 1.0;
+        // (The level its statistics assume: zstd's default, as its own trainer does.)
+        p.zParams.compressionLevel = 3;
+        // SAFETY: the buffers are valid for the lengths given: `out` for `size` bytes, `bytes` for
+        // the sum of `sizes` (kept so by `push`), `sizes` for its length.
+        let n = unsafe {
+            sys::ZDICT_trainFromBuffer_fastCover(
+                out.as_mut_ptr().cast(),
+                out.len(),
+                self.bytes.as_ptr().cast(),
+                self.sizes.as_ptr(),
+                u32::try_from(self.sizes.len()).ok()?,
+                p,
+            )
+        };
+        // SAFETY: a plain check of a return code.
+        if unsafe { sys::ZDICT_isError(n) } != 0 {
+            return None;
+        }
+        out.truncate(n);
+        (out.len() >= 8 && out[..4] == DICT_MAGIC && out[4..8] != [0; 4]).then_some(out)
     }
 }
 
@@ -249,6 +293,29 @@ pub(crate) mod tests {
                 .into_bytes()
             })
             .collect()
+    }
+
+    #[test]
+    fn training_uses_every_sample_and_refuses_too_few() {
+        // The last quarter of the samples alone holds one phrase: zstd's own search would train on
+        // the first three quarters only, and keep it out of the dictionary.
+        let mut s = Samples::default();
+        let mut bytes = samples();
+        for (i, b) in bytes.iter_mut().enumerate().skip(300) {
+            *b = format!("{{\"turn\":{i},\"content\":\"the zebra crossing by the harbour wall\"}}\n")
+                .repeat(3)
+                .into_bytes();
+        }
+        for b in &bytes {
+            s.push(b);
+        }
+        let d = s.train(4096).expect("trains");
+        assert!(d.windows(20).any(|w| w == b"zebra crossing by th"), "the last samples count");
+        let mut few = Samples::default();
+        for b in &bytes[..4] {
+            few.push(b);
+        }
+        assert_eq!(few.train(4096), None);
     }
 
     #[test]

@@ -95,9 +95,9 @@ fn read_head(path: &Path) -> Option<Vec<u8>> {
 }
 
 impl Ctx<'_> {
-    /// Samples for one dictionary per family, from the files under `paths` the walk would read,
-    /// handed to `each` family by family.
-    pub(super) fn dictionary_samples(&self, paths: &[PathBuf], each: &mut dyn FnMut(Family, Samples)) {
+    /// Samples for one dictionary per family, from the files under `paths` the walk would read
+    /// (families with nothing to sample are left out).
+    pub(super) fn dictionary_samples(&self, paths: &[PathBuf]) -> Vec<(Family, Samples)> {
         let picks: Mutex<Picks> = Mutex::new(Default::default());
         for p in paths {
             // The ignore files of the folders above a backed-up path apply to it, as in the walk.
@@ -117,6 +117,7 @@ impl Ctx<'_> {
                 self.consider(root, p, &mut picks.lock());
             }
         }
+        let mut out = Vec::new();
         for (family, heap) in Family::ALL.into_iter().zip(picks.into_inner()) {
             let mut files = heap.into_vec();
             files.sort();
@@ -134,9 +135,10 @@ impl Ctx<'_> {
                 }
             }
             if !samples.is_empty() {
-                each(family, samples);
+                out.push((family, samples));
             }
         }
+        out
     }
 
     fn consider(&self, root: &Path, path: &Path, picks: &mut Picks) {

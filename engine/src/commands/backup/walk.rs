@@ -52,6 +52,18 @@ pub(super) fn walker_pool() -> Option<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new().num_threads((2 * cores).clamp(2, 32)).build().ok()
 }
 
+/// The threads that list the tree, and read the sample heads, before a repository's first backup
+/// trains its dictionaries ([`Ctx::dictionary_samples`](super::Ctx)): nothing else runs then, and
+/// every folder and head is read cold, so what bounds it is how many reads wait on the disk at
+/// once. A 3 GB tree of 99,608 files listed in 0.61-0.74 s with 16 to 64 threads, 1.05-1.21 s with
+/// 4. `None` as for [`walker_pool`].
+pub(super) fn lister_pool() -> Option<rayon::ThreadPool> {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new().num_threads(16).build().ok()
+}
+
 /// Runs `f` on the walker pool when there is one, else here.
 pub(super) fn in_pool<R: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
     match pool {
