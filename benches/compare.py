@@ -847,19 +847,23 @@ class Bench:
         # Restores: of the snapshot just taken, so the source tree is the reference.
         ref_all = tree_digest(src) if a.verify else None
         ref_ws = tree_digest(ws) if a.verify and ws.is_dir() else None
+        # Each restore writes a new folder, and all are deleted only after the last: on ext4
+        # without a journal (this machine's root file system), creating files within a minute of
+        # deleting many makes the kernel step over every recently freed inode
+        # (`recently_deleted`), so a restore right after the previous tool's tree was deleted took
+        # twice as long (12 s of system time instead of 5) whoever ran it.
         for t in self.alive():
-            target = self.work / "restore" / t.name
+            target = self.work / "restore" / f"{t.name}-all"
             rmtree(target)
             target.mkdir(parents=True)
             _, res = self.measure(t, "restore_all", t.restore_all(src, target), cwd=target)
             if "error" not in res:
                 self.verify(res, target, src, ref_all)
             self.record("restore_all", t, res)
-            rmtree(target)
         self.skip_dead("restore_all")
 
         for t in self.alive():
-            target = self.work / "restore" / t.name
+            target = self.work / "restore" / f"{t.name}-ws"
             res = None
             tried = []
             for label, cmd, cwd in t.restore_ws_variants(ws, target):
@@ -881,8 +885,8 @@ class Bench:
                 res["error"] = " / ".join(tried)
             if res is not None:
                 self.record("restore_ws", t, res)
-            rmtree(target)
         self.skip_dead("restore_ws")
+        rmtree(self.work / "restore")
 
         self.run_week(src)
 
