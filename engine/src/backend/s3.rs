@@ -273,7 +273,13 @@ impl S3Backend {
             .if_none_match("*")
             .body(stream);
         req = new_object_options!(self, kind, req);
-        req.send().await.map_err(|e| self.map_err(what, e))?;
+        // Sent with an unsigned payload (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), as are parts:
+        // the SDK would otherwise hash every pack with SHA-256 to sign it, besides the MD5 the
+        // store checks. What arrives is still checked twice: the store refuses a body whose MD5
+        // differs from the Content-MD5 header, which the signature covers; and every object is
+        // sealed (AES-256-GCM-SIV) and named by its hash, so a body changed on the way fails when
+        // it is read.
+        req.customize().disable_payload_signing().send().await.map_err(|e| self.map_err(what, e))?;
         Ok(())
     }
 
@@ -308,6 +314,8 @@ impl S3Backend {
                     .content_length(len as i64)
                     .content_md5(md5)
                     .body(stream)
+                    .customize()
+                    .disable_payload_signing()
                     .send()
                     .await
                     .map_err(|e| self.map_err(what, e))?;
