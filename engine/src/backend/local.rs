@@ -91,6 +91,12 @@ impl Backend for LocalBackend {
     }
 
     fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_range_into(name, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_range_into(&self, name: &ObjectName, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
         let mut f = File::open(self.path(name))?;
         let size = f.metadata()?.len();
         if offset.checked_add(len).is_none_or(|end| end > size) {
@@ -100,9 +106,17 @@ impl Backend for LocalBackend {
             ));
         }
         f.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; len as usize];
-        f.read_exact(&mut buf)?;
-        Ok(buf)
+        // Into the buffer's own memory, which is neither zeroed nor given back first.
+        buf.clear();
+        buf.reserve_exact(len as usize);
+        (&mut f).take(len).read_to_end(buf)?;
+        if buf.len() as u64 != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("range {offset}+{len}: the object ended after {} bytes", buf.len()),
+            ));
+        }
+        Ok(())
     }
 
     fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
@@ -217,5 +231,35 @@ mod tests {
         fs::write(d.path().join("repo/index/.tmp-x"), b"x").unwrap();
         fs::write(d.path().join("repo/index/a b"), b"x").unwrap();
         assert!(b.list(Kind::Index).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_range_is_read_into_the_callers_buffer() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path().join("repo"));
+        b.create().unwrap();
+        let name = ObjectName::of(&crate::format::id::PackId([0xcd; 32]));
+        let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        b.write(&name, &body).unwrap();
+        // A buffer holding more than the range before: afterwards exactly the range, in the same
+        // memory.
+        let mut buf = vec![7u8; 4096];
+        let at = buf.as_ptr();
+        b.read_range_into(&name, 100, 3000, &mut buf).unwrap();
+        assert_eq!(buf, &body[100..3100]);
+        assert_eq!(buf.as_ptr(), at, "read into the buffer it was given");
+        b.read_range_into(&name, 4990, 10, &mut buf).unwrap();
+        assert_eq!(buf, &body[4990..]);
+        let e = b.read_range_into(&name, 4990, 11, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        // Through the retry decorator, as a repository opens it.
+        let r = crate::backend::retry::Retry::new(
+            std::sync::Arc::new(LocalBackend::new(d.path().join("repo"))),
+            crate::backend::retry::RetryPolicy::from_env(),
+        );
+        let mut buf = Vec::with_capacity(64);
+        let at = buf.as_ptr();
+        r.read_range_into(&name, 0, 64, &mut buf).unwrap();
+        assert_eq!((&buf[..], buf.as_ptr()), (&body[..64], at));
     }
 }

@@ -83,6 +83,14 @@ pub trait Backend: Send + Sync {
     fn read(&self, name: &ObjectName) -> io::Result<Vec<u8>>;
     /// Reads `len` bytes at `offset`.
     fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>>;
+    /// Reads `len` bytes at `offset` into `buf`, which then holds exactly them. By default a new
+    /// buffer replaces it; a backend that can read into the caller's memory (the local one) does,
+    /// so a caller that keeps one buffer per thread (restore) does not have the kernel map and
+    /// zero new pages for every range. Decorators that act on reads forward it.
+    fn read_range_into(&self, name: &ObjectName, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        *buf = self.read_range(name, offset, len)?;
+        Ok(())
+    }
     /// Stores an object atomically. Writing a name that exists is an error of kind `AlreadyExists`.
     fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()>;
     /// Stores the local file at `path` as an object, like [`Backend::write`] (the caller removes

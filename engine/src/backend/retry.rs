@@ -281,6 +281,19 @@ impl Backend for Retry {
         })
     }
 
+    fn read_range_into(&self, name: &ObjectName, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.run(|_| {
+            self.inner.read_range_into(name, offset, len, buf)?;
+            if buf.len() as u64 != len {
+                return Err(transient(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("read {name}: short read, {} of {len} bytes", buf.len()),
+                ));
+            }
+            Ok(())
+        })
+    }
+
     fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
         self.run(|attempt| match self.inner.write(name, data) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

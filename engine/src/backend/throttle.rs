@@ -93,6 +93,14 @@ impl Backend for Throttle {
         Ok(d)
     }
 
+    fn read_range_into(&self, name: &ObjectName, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.inner.read_range_into(name, offset, len, buf)?;
+        if let Some(p) = &self.down {
+            p.pace(buf.len() as u64);
+        }
+        Ok(())
+    }
+
     fn write(&self, name: &ObjectName, data: &[u8]) -> io::Result<()> {
         if let Some(p) = &self.up {
             p.pace(data.len() as u64);

@@ -269,13 +269,20 @@ pub(super) fn write_files(
     // A store that stopped answering (the retry decorator has spent the run's bound on it) ends the
     // restore with that one error, not a line per file it would have held.
     let outage: Mutex<Option<(String, std::io::Error)>> = Mutex::new(None);
+    thread_local! {
+        /// Each reader's range buffer, kept from range to range: a new one for every range (about
+        /// 1 MiB, above malloc's mapping threshold) had the kernel map and zero fresh pages, 5% of
+        /// a restore's CPU.
+        static RANGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     pool.install(|| {
         ranges.par_iter().for_each(|&(pack, blobs)| {
             let name = ObjectName::of(&repo.index().pack_id(pack));
             let first = blobs[0].1.offset as u64;
             let last = &blobs[blobs.len() - 1].1;
             let len = last.offset as u64 + last.length as u64 - first;
-            let data = repo.backend().read_range(&name, first, len);
+            let mut buf = RANGE.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            let data = repo.backend().read_range_into(&name, first, len, &mut buf).map(|()| &buf[..]);
             if let Err(e) = &data {
                 if crate::backend::retry::is_transient(e) {
                     outage
@@ -315,6 +322,8 @@ pub(super) fn write_files(
                     }
                 }
             }
+            drop(data);
+            RANGE.with(|b| *b.borrow_mut() = buf);
         })
     });
 
