@@ -269,16 +269,9 @@ impl Backend for Retry {
     }
 
     fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        self.run(|_| {
-            let d = self.inner.read_range(name, offset, len)?;
-            if d.len() as u64 != len {
-                return Err(transient(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("read {name}: short read, {} of {len} bytes", d.len()),
-                ));
-            }
-            Ok(d)
-        })
+        let mut buf = Vec::new();
+        self.read_range_into(name, offset, len, &mut buf)?;
+        Ok(buf)
     }
 
     fn read_range_into(&self, name: &ObjectName, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {

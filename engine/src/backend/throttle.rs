@@ -86,11 +86,9 @@ impl Backend for Throttle {
     }
 
     fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        let d = self.inner.read_range(name, offset, len)?;
-        if let Some(p) = &self.down {
-            p.pace(d.len() as u64);
-        }
-        Ok(d)
+        let mut buf = Vec::new();
+        self.read_range_into(name, offset, len, &mut buf)?;
+        Ok(buf)
     }
 
     fn read_range_into(&self, name: &ObjectName, offset: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
