@@ -143,10 +143,18 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
         // most kills hit a run in flight however fast this machine runs them.
         let span = *undisturbed.get(op).unwrap_or(&1500);
         let began = Instant::now();
-        let h = std::thread::spawn(move || cmd.run());
+        // (When the run ended, not when the kill came: a run that ended long before the kill would
+        // otherwise leave a span far longer than the run, and the next kills would miss it too.)
+        let ended = std::sync::Arc::new(std::sync::OnceLock::new());
+        let end = ended.clone();
+        let h = std::thread::spawn(move || {
+            let r = cmd.run();
+            let _ = end.set(began.elapsed());
+            r
+        });
         std::thread::sleep(Duration::from_millis(rng.below(span.max(20))));
-        if h.is_finished() {
-            undisturbed.insert(op, (began.elapsed().as_millis() as u64 * 3 / 4).max(20));
+        if let Some(took) = ended.get() {
+            undisturbed.insert(op, (took.as_millis() as u64 * 3 / 4).max(20));
         } else {
             mid_run += 1;
         }
