@@ -14,7 +14,7 @@ Standard library only (Python 3.11).
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -911,8 +911,10 @@ class Bench:
             order = order[r % len(order):] + order[:r % len(order)] if order else order
             for t in order:
                 if step == "first":
-                    # The same tool, in its own work dir: a new repository and cache each round.
-                    clone = dataclasses.replace(t, work=self.work / "rounds" / f"r{r}")
+                    # The same tool (a copy keeps what `setup` found: its flags, its version), in
+                    # its own work dir: a new repository and cache each round.
+                    clone = copy.copy(t)
+                    clone.work = self.work / "rounds" / f"r{r}"
                     rmtree(clone.work)
                     clone.repo.parent.mkdir(parents=True, exist_ok=True)
                     clone.cache_dir.mkdir(parents=True, exist_ok=True)
