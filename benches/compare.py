@@ -260,6 +260,12 @@ def locate_restored(target: Path, src: Path) -> Path | None:
     return None
 
 
+def lower_median(runs: list, key):
+    """The run of median `key` (the lower middle one for an even count): a real run, not an average."""
+    ordered = sorted(runs, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def rmtree(p: Path) -> None:
     shutil.rmtree(p, ignore_errors=True)
 
@@ -938,8 +944,7 @@ class Bench:
                     runs[t.name].append(res)
         for name, rs in runs.items():
             first = self.results[step][name]
-            ordered = sorted(rs, key=lambda x: x["wall_s"])
-            med = dict(ordered[(len(ordered) - 1) // 2])
+            med = dict(lower_median(rs, key=lambda x: x["wall_s"]))
             # What only the first round measured (the verification, the write into the kept
             # repository) stays; the timings are the median round's.
             for k in ("verified", "restored_files", "restored_bytes", "warning", "written_bytes", "repo_bytes", "repo_files",
