@@ -260,6 +260,15 @@ def locate_restored(target: Path, src: Path) -> Path | None:
     return None
 
 
+def prepare_dirs(t: "Tool") -> None:
+    """A tool's repository parent, cache and XDG dirs in its work dir, and an explicit, empty
+    clawback config: no user or machine config may change what is measured."""
+    t.repo.parent.mkdir(parents=True, exist_ok=True)
+    t.cache_dir.mkdir(parents=True, exist_ok=True)
+    (t.work / "xdg" / t.name).mkdir(parents=True, exist_ok=True)
+    (t.work / "xdg" / "clawback-none.json").write_text("{}\n")
+
+
 def lower_median(runs: list, key):
     """The run of median `key` (the lower middle one for an even count): a real run, not an average."""
     ordered = sorted(runs, key=key)
@@ -815,11 +824,7 @@ class Bench:
 
         for t in self.alive():
             rmtree(t.repo)
-            t.repo.parent.mkdir(parents=True, exist_ok=True)
-            t.cache_dir.mkdir(parents=True, exist_ok=True)
-            (t.work / "xdg" / t.name).mkdir(parents=True, exist_ok=True)
-            # An explicit, empty clawback config: no user or machine config may change what is measured.
-            (t.work / "xdg" / "clawback-none.json").write_text("{}\n")
+            prepare_dirs(t)
             _, res = self.measure(t, "init", t.init())
             self.record("init", t, res)
             if "error" in res:
@@ -922,10 +927,7 @@ class Bench:
                     clone = copy.copy(t)
                     clone.work = self.work / "rounds" / f"r{r}"
                     rmtree(clone.work)
-                    clone.repo.parent.mkdir(parents=True, exist_ok=True)
-                    clone.cache_dir.mkdir(parents=True, exist_ok=True)
-                    (clone.work / "xdg" / clone.name).mkdir(parents=True, exist_ok=True)
-                    (clone.work / "xdg" / "clawback-none.json").write_text("{}\n")
+                    prepare_dirs(clone)
                     _, ini = self.measure(clone, "init", clone.init(), name=f"init-{t.name}-r{r}")
                     if "error" in ini:
                         log(f"[{self.scale}] round {r + 1} init {t.name}: {ini['error']}")
