@@ -4,11 +4,22 @@
 //! backup runs, most of them in WAL mode. Copying such a file byte by byte can tear a transaction
 //! in half, and its committed tail may sit in the `-wal` file, not in the database file at all. So
 //! every file that starts with SQLite's header ("SQLite format 3\0", whatever its name) is read
-//! through SQLite's online backup API instead: one `sqlite3_backup_step(-1)` copies every page
-//! inside a single read transaction, so the image holds exactly the transactions committed when
-//! that transaction began (in WAL mode the writer never waits for it; in rollback mode a writer
-//! waits for it at most as long as the copy takes). The image goes to a private temporary folder
-//! (`$TMPDIR/clawback-sqlite-…`, mode 0700) and is deleted as soon as it has been chunked.
+//! through SQLite itself, inside a single read transaction, so the image holds exactly the
+//! transactions committed when that transaction began. [`with_image`] hands it to the caller as a
+//! reader of the database's pages in order, one of two ways:
+//! - **A WAL database is streamed** through the `sqlite_dbpage` table (this build of SQLite has it:
+//!   `SQLITE_ENABLE_DBPAGE_VTAB`, set in `.cargo/config.toml`): page 1 to the last, read through
+//!   the pager inside one read transaction, so pages whose newest version is in the `-wal` come
+//!   from there. A WAL writer never waits for a reader, so the transaction may stay open while the
+//!   caller chunks and stores the pages; nothing is copied to disk.
+//! - **Any other database** (rollback journal) is first copied with SQLite's online backup API:
+//!   one `sqlite3_backup_step(-1)` copies every page inside one read transaction into a private
+//!   temporary folder (`$TMPDIR/clawback-sqlite-…`, mode 0700), and the copy is read and deleted.
+//!   A rollback-mode writer waits for every reader, so it waits only as long as the copy takes, not
+//!   as long as storing it. The same copy is taken when the streaming table is missing.
+//!
+//! The two give the same pages except in page 1's header, which the backup API rewrites (change
+//! counter, schema cookie); both open the same way.
 //!
 //! How the source is opened, so the backup changes nothing on disk:
 //! - A WAL database with neither `-wal` nor `-shm` beside it (nobody has it open) is opened
@@ -20,7 +31,7 @@
 //!   is in rollback mode and needs none), and a read-only connection never checkpoints, rolls back
 //!   or writes anything.
 //! - When that fails because the sidecars cannot be created (a read-only folder) the database is
-//!   opened `immutable=1` and its metadata (and its `-wal`'s) is compared before and after the copy;
+//!   opened `immutable=1` and its metadata (and its `-wal`'s) is compared before and after the read;
 //!   if it moved, the image is refused.
 //!
 //! What the caller does with failures: see `commands::backup` (the file is then stored as a plain
@@ -29,6 +40,7 @@
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::fs::{File, Metadata};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -342,31 +354,24 @@ fn stamp(src: &Path) -> Vec<(u64, i64, i64, u64)> {
     vec![one(src), one(&sidecar(src, "-wal"))]
 }
 
-/// Takes a consistent image of the database at `src` into a new file in `tmp`.
-pub fn image(src: &Path, tmp: &TempDir) -> Result<Image, ImageError> {
-    let header =
-        File::open(src).ok().as_ref().and_then(sniff).ok_or_else(|| ImageError("not a SQLite database".into()))?;
-    let dest = tmp.file().map_err(ImageError)?;
+/// Opens `src` the way the module docs say, `first` and then, when the sidecars cannot be
+/// created, `immutable`, and runs `f` on the connection. For `immutable` the file's metadata must
+/// not move while `f` runs. `f` must read the database, so that opening errors show.
+fn opened<R>(
+    src: &Path,
+    header: HeaderInfo,
+    mut f: impl FnMut(Connection, OpenedAs) -> rusqlite::Result<R>,
+) -> Result<R, ImageError> {
     let closed_wal = header.wal && !sidecar(src, "-wal").exists() && !sidecar(src, "-shm").exists();
     let first = if closed_wal { OpenedAs::QueryOnly } else { OpenedAs::ReadOnly };
-    let attempt = |how: OpenedAs| -> rusqlite::Result<Image> {
-        let _ = std::fs::remove_file(&dest);
-        let c = open_source(src, how)?;
-        let pages = copy(&c, &dest);
-        // Closing may report an error (a busy checkpoint); the image is complete by then.
-        let _ = c.close();
-        let pages = pages?;
-        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        Ok(Image { path: dest.clone(), size, pages, page_size: header.page_size, opened_as: how })
-    };
     // `immutable` reads the file alone: right only when no journal is waiting to be rolled back
     // and no WAL holds committed pages.
     let file_alone = || {
         !sidecar(src, "-journal").exists()
             && std::fs::symlink_metadata(sidecar(src, "-wal")).map(|m| m.len() == 0).unwrap_or(true)
     };
-    match attempt(first) {
-        Ok(img) => Ok(img),
+    match open_source(src, first).and_then(|c| f(c, first)) {
+        Ok(r) => Ok(r),
         Err(e)
             if matches!(
                 e.sqlite_error_code(),
@@ -374,18 +379,153 @@ pub fn image(src: &Path, tmp: &TempDir) -> Result<Image, ImageError> {
             ) && file_alone() =>
         {
             // Most likely the sidecars cannot be created here. Nobody can be writing through
-            // them either, unless as another user: check that nothing moved during the copy.
+            // them either, unless as another user: check that nothing moved during the read.
             let before = stamp(src);
-            let img = attempt(OpenedAs::Immutable).map_err(|e2| ImageError(format!("{e}; read as immutable: {e2}")))?;
+            let r = open_source(src, OpenedAs::Immutable)
+                .and_then(|c| f(c, OpenedAs::Immutable))
+                .map_err(|e2| ImageError(format!("{e}; read as immutable: {e2}")))?;
             if stamp(src) != before {
                 return Err(ImageError(format!("{e}; and it changed while read as immutable")));
             }
-            Ok(img)
+            Ok(r)
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&dest);
-            Err(sql_err(e))
+        Err(e) => Err(sql_err(e)),
+    }
+}
+
+fn header_of(src: &Path) -> Result<HeaderInfo, ImageError> {
+    File::open(src).ok().as_ref().and_then(sniff).ok_or_else(|| ImageError("not a SQLite database".into()))
+}
+
+/// Takes a consistent image of the database at `src` into a new file in `tmp`.
+pub fn image(src: &Path, tmp: &TempDir) -> Result<Image, ImageError> {
+    let header = header_of(src)?;
+    let dest = tmp.file().map_err(ImageError)?;
+    let r = opened(src, header, |c, how| {
+        let _ = std::fs::remove_file(&dest);
+        let pages = copy(&c, &dest);
+        // Closing may report an error (a busy checkpoint); the image is complete by then.
+        let _ = c.close();
+        let pages = pages?;
+        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        Ok(Image { path: dest.clone(), size, pages, page_size: header.page_size, opened_as: how })
+    });
+    if r.is_err() {
+        let _ = std::fs::remove_file(&dest);
+    }
+    r
+}
+
+/// What [`with_image`] tells its reader's consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub page_size: u32,
+    /// The image's length in bytes, as of the read transaction.
+    pub size: u64,
+    pub opened_as: OpenedAs,
+    /// Read through `sqlite_dbpage`, not from a scratch copy.
+    pub streamed: bool,
+}
+
+/// Hands a consistent image of the database at `src` to `consume`, as a reader of its pages in
+/// order (see the module docs for the two ways). The outer error: no image could be taken (the
+/// caller stores the file as it is); the inner one is `consume`'s, and a read error of the image
+/// reaches `consume` as an `io::Error` from the reader.
+pub fn with_image<T, E>(
+    src: &Path,
+    tmp: &TempDir,
+    consume: impl FnOnce(&mut dyn Read, ImageInfo) -> Result<T, E>,
+) -> Result<Result<T, E>, ImageError> {
+    let header = header_of(src)?;
+    if header.wal && dbpage_available() {
+        let mut consume = Some(consume);
+        let mut out = None;
+        opened(src, header, |c, how| {
+            // The read transaction: every page below comes from the same snapshot.
+            c.execute_batch("BEGIN")?;
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let mut stmt = c.prepare("SELECT pgno, data FROM sqlite_dbpage")?;
+            let rows = stmt.query([])?;
+            let info = ImageInfo {
+                page_size: page_size as u32,
+                size: (pages.max(0) as u64) * page_size as u64,
+                opened_as: how,
+                streamed: true,
+            };
+            let mut r =
+                PageReader { rows, pending: Vec::new(), at: 0, next: 1, last: pages, page_size: page_size as usize };
+            let consume = consume.take().expect("consumed once: opening errors come before it");
+            out = Some(consume(&mut r, info));
+            Ok(())
+        })?;
+        return Ok(out.expect("set when opened succeeds"));
+    }
+    let img = image(src, tmp)?;
+    let mut f = File::open(img.path()).map_err(|e| ImageError(format!("cannot read the image: {e}")))?;
+    let info = ImageInfo { page_size: img.page_size, size: img.size, opened_as: img.opened_as, streamed: false };
+    Ok(consume(&mut f, info))
+}
+
+/// Whether this build of SQLite has the `sqlite_dbpage` table.
+fn dbpage_available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        Connection::open_in_memory().map(|c| c.prepare("SELECT pgno, data FROM sqlite_dbpage").is_ok()).unwrap_or(false)
+    })
+}
+
+/// The pages of `sqlite_dbpage` as one stream of bytes, checked to be pages 1 to `last` in order,
+/// each `page_size` long.
+struct PageReader<'s> {
+    rows: rusqlite::Rows<'s>,
+    /// The rest of a page that did not fit the last read.
+    pending: Vec<u8>,
+    at: usize,
+    next: i64,
+    last: i64,
+    page_size: usize,
+}
+
+impl Read for PageReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+        let mut n = 0;
+        while n < out.len() {
+            if self.at < self.pending.len() {
+                let k = (self.pending.len() - self.at).min(out.len() - n);
+                out[n..n + k].copy_from_slice(&self.pending[self.at..self.at + k]);
+                self.at += k;
+                n += k;
+                continue;
+            }
+            let Some(row) = self.rows.next().map_err(std::io::Error::other)? else {
+                if self.next <= self.last {
+                    return Err(bad(format!("the database ended at page {} of {}", self.next - 1, self.last)));
+                }
+                break;
+            };
+            let pgno: i64 = row.get(0).map_err(std::io::Error::other)?;
+            let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(std::io::Error::other)?;
+            if pgno != self.next || pgno > self.last || data.len() != self.page_size {
+                return Err(bad(format!(
+                    "page {pgno} of {} bytes where page {} of {} bytes was due",
+                    data.len(),
+                    self.next,
+                    self.page_size
+                )));
+            }
+            let k = data.len().min(out.len() - n);
+            out[n..n + k].copy_from_slice(&data[..k]);
+            n += k;
+            if k < data.len() {
+                self.pending.clear();
+                self.pending.extend_from_slice(&data[k..]);
+                self.at = 0;
+            }
+            self.next += 1;
         }
+        Ok(n)
     }
 }
 
@@ -504,6 +644,113 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// The image [`with_image`] hands over, read whole, written to `out`.
+    fn take(db: &Path, tmp: &TempDir, out: &Path) -> ImageInfo {
+        let (bytes, info) = with_image(db, tmp, |r, info| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).map(|_| (v, info))
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(bytes.len() as u64, info.size);
+        std::fs::write(out, bytes).unwrap();
+        info
+    }
+
+    #[test]
+    fn a_live_wal_database_streams_with_its_uncheckpointed_transactions() {
+        let d = scratch();
+        let db = d.join("state.sqlite");
+        let w = make_db(&db, true, 500);
+        w.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
+        for i in 0..50 {
+            w.execute("INSERT INTO t(v) VALUES (?1)", [format!("late {i}")]).unwrap();
+        }
+        let tmp = TempDir::new_in(&d);
+        let out = d.join("out.sqlite");
+        let info = take(&db, &tmp, &out);
+        // Fails in a build of SQLite without `sqlite_dbpage` (see .cargo/config.toml).
+        assert!(info.streamed, "a WAL database is streamed, not copied");
+        assert_eq!((info.opened_as, info.page_size), (OpenedAs::ReadOnly, 4096));
+        assert_eq!(count(&out), 550);
+        assert!(!tmp.path().exists(), "no scratch copy was made");
+        drop(w);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_streamed_image_holds_what_was_committed_when_it_began() {
+        // A writer rewrites every row, adds more and checkpoints while the image is half read:
+        // the image must still be the database as it was, whole and consistent.
+        let d = scratch();
+        let db = d.join("memory.sqlite");
+        let w = make_db(&db, true, 3000);
+        w.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=4").unwrap();
+        let tmp = TempDir::new_in(&d);
+        let (bytes, info) = with_image(&db, &tmp, |r, info| -> std::io::Result<_> {
+            let mut v = vec![0u8; info.size as usize / 2];
+            r.read_exact(&mut v)?;
+            let tx = w.unchecked_transaction().unwrap();
+            tx.execute("UPDATE t SET v = 'rewritten ' || v", []).unwrap();
+            for i in 0..3000 {
+                tx.execute("INSERT INTO t(v) VALUES (?1)", [format!("new {i} {}", "y".repeat(200))]).unwrap();
+            }
+            tx.commit().unwrap();
+            w.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).unwrap();
+            r.read_to_end(&mut v)?;
+            Ok((v, info))
+        })
+        .unwrap()
+        .unwrap();
+        assert!(info.streamed);
+        assert_eq!(bytes.len() as u64, info.size);
+        let out = d.join("out.sqlite");
+        std::fs::write(&out, bytes).unwrap();
+        assert_eq!(count(&out), 3000);
+        let c = Connection::open_with_flags(&out, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let n: i64 = c.query_row("SELECT count(*) FROM t WHERE v LIKE 'rewritten %'", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "nothing of the later transaction");
+        drop(c);
+        assert_eq!(count(&db), 6000, "the writer was not held up");
+        drop(w);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_rollback_journal_database_goes_through_a_scratch_copy() {
+        let d = scratch();
+        let db = d.join("jobs.db");
+        let w = make_db(&db, false, 200);
+        let tmp = TempDir::new_in(&d);
+        let out = d.join("out.db");
+        let info = take(&db, &tmp, &out);
+        assert!(!info.streamed, "a rollback-mode writer would wait for as long as the stream");
+        assert_eq!(info.size, std::fs::metadata(&db).unwrap().len());
+        assert_eq!(count(&out), 200);
+        assert_eq!(names(tmp.path()), Vec::<String>::new(), "the scratch copy is deleted once read");
+        drop((w, tmp));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_closed_wal_database_streams_and_is_left_as_it_was() {
+        let d = scratch();
+        let db = d.join("memory.sqlite");
+        drop(make_db(&db, true, 100));
+        let before = names(&d);
+        let md = std::fs::metadata(&db).unwrap();
+        let tmp = TempDir::new_in(&std::env::temp_dir());
+        let out = std::env::temp_dir().join(format!("clawback-sqlite-out-{:016x}", rand::random::<u64>()));
+        let info = take(&db, &tmp, &out);
+        assert_eq!((info.opened_as, info.streamed), (OpenedAs::QueryOnly, true));
+        assert_eq!(count(&out), 100);
+        assert_eq!(names(&d), before, "no -wal or -shm left behind");
+        let md2 = std::fs::metadata(&db).unwrap();
+        assert_eq!((md.len(), md.mtime(), md.mtime_nsec()), (md2.len(), md2.mtime(), md2.mtime_nsec()));
+        std::fs::remove_file(&out).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn a_closed_wal_database_is_left_as_it_was() {
         let d = scratch();
@@ -590,11 +837,20 @@ mod tests {
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
         let tmp = TempDir::new_in(&d);
         let r = image(&db, &tmp);
+        let out = d.join("out.sqlite");
+        let streamed = with_image(&db, &tmp, |r, info| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).map(|_| (v, info))
+        });
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
         let img = r.unwrap();
         assert_eq!(img.opened_as, OpenedAs::Immutable);
         assert_eq!(count(img.path()), 50);
         drop(img);
+        let (bytes, info) = streamed.unwrap().unwrap();
+        assert_eq!((info.opened_as, info.streamed), (OpenedAs::Immutable, true));
+        std::fs::write(&out, bytes).unwrap();
+        assert_eq!(count(&out), 50);
         drop(tmp);
         std::fs::remove_dir_all(&d).unwrap();
     }

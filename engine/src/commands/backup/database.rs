@@ -1,5 +1,5 @@
 //! SQLite databases (found by their header, whatever their name) are stored as consistent images
-//! taken through SQLite's online backup API ([`crate::openclaw::sqlite`]), not copied as files.
+//! read through SQLite in one read transaction ([`crate::openclaw::sqlite`]), not copied as files.
 //! The node keeps the file's own metadata, with the image's size; the `-wal`, `-shm` and
 //! `-journal` files are then not stored (they are listed in `skipped`): what they hold that matters
 //! is in the image. A database is reused from the parent snapshot when its mtime and inode, and its
@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::format::chunker::ChunkParams;
 use crate::format::tree::{Node, NodeKind};
 use crate::openclaw::sqlite;
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::path::Path;
 
 /// A database whose change stamp is this close to the moment its image began may have been
@@ -62,21 +62,16 @@ impl Ctx<'_> {
             );
             Ok(DbOutcome::Plain)
         };
-        let img = match sqlite::image(path, &self.sqlite_tmp) {
-            Ok(i) => i,
+        let params = self.chunker.params();
+        let read = sqlite::with_image(path, &self.sqlite_tmp, |r, info| {
+            self.read_chunked(r, path, Some(page_chunk_size(params, info.page_size)), Some(info.size))
+        });
+        let (ids, len) = match read {
+            Ok(Ok(r)) => r,
             Err(e) => return plain(&e),
+            Ok(Err(ReadErr::Io(e))) => return plain(&e),
+            Ok(Err(ReadErr::Fatal(e))) => return Err(e),
         };
-        let f = match File::open(img.path()) {
-            Ok(f) => f,
-            Err(e) => return plain(&e),
-        };
-        let size = page_chunk_size(self.chunker.params(), img.page_size);
-        let (ids, len) = match self.read_chunked(&f, path, Some(size), None) {
-            Ok(r) => r,
-            Err(ReadErr::Io(e)) => return plain(&e),
-            Err(ReadErr::Fatal(e)) => return Err(e),
-        };
-        drop(img);
         node.content = ids;
         node.size = len;
         // The stamp goes into the node's ctime (ctime is never restored). When it is too recent to

@@ -18,7 +18,7 @@ use crate::openclaw::sqlite;
 use crate::repo::prefetch::ReadAhead;
 use rayon::prelude::*;
 use std::fs::{File, Metadata};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -152,7 +152,9 @@ impl Ctx<'_> {
                 let mut r = f;
                 r.seek(SeekFrom::Start(0))?;
             }
-            let (ids, len) = self.read_chunked(f, path, None, Some(before.len()))?;
+            // A file longer than a batch: the next batches are asked for while this one is cut.
+            let ahead = if before.len() > BATCH as u64 { 2 * BATCH as u64 } else { 0 };
+            let (ids, len) = self.read_chunked(ReadAhead::new(f, ahead), path, None, Some(before.len()))?;
             let after = f.metadata()?;
             let stable = same_stat(&before, &after);
             if stable || reads > MAX_REREADS {
@@ -163,11 +165,11 @@ impl Ctx<'_> {
 
     /// Reads a file to its end, storing the chunks that are new; cuts fixed-size chunks when
     /// `fixed` is given (database images: pages never move, so page-aligned chunks keep a changed
-    /// page from changing more than its chunk). `len`: the file's length if known. Returns the
-    /// chunk ids and the number of bytes read.
+    /// page from changing more than its chunk). `len`: how long the stream is expected to be, if
+    /// known (it sizes the batches). Returns the chunk ids and the number of bytes read.
     pub(super) fn read_chunked(
         &self,
-        f: &File,
+        r: impl Read,
         path: &Path,
         fixed: Option<usize>,
         len: Option<u64>,
@@ -175,11 +177,7 @@ impl Ctx<'_> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let len_hint = match len {
-            Some(l) => l as usize,
-            None => f.metadata().map(|m| m.len() as usize).unwrap_or(BATCH),
-        };
-        let batch = len_hint.clamp(64 << 10, BATCH);
+        let batch = len.map_or(BATCH, |l| l.min(BATCH as u64) as usize).max(64 << 10);
         let mut ids = Vec::new();
         let keys = self.repo.keys();
         // Compression is skipped for formats that are compressed already, and for the rest of a
@@ -223,9 +221,6 @@ impl Ctx<'_> {
                 }
                 Ok(())
             };
-            // A file longer than a batch: the next batches are asked for while this one is cut.
-            let ahead = if len_hint > BATCH { 2 * BATCH as u64 } else { 0 };
-            let r = ReadAhead::new(f, ahead);
             let r = match fixed {
                 Some(size) => crate::format::chunker::for_each_fixed(r, &mut buf, batch, size, each),
                 None => self.chunker.for_each_batch::<_, ReadErr>(r, &mut buf, batch, each),
