@@ -441,6 +441,8 @@ pub fn with_image<T, E>(
         let mut consume = Some(consume);
         let mut out = None;
         opened(src, header, |c, how| {
+            // Each page is read once, in order: a page cache would only hold memory.
+            c.pragma_update(None, "cache_size", 8)?;
             // The read transaction: every page below comes from the same snapshot.
             c.execute_batch("BEGIN")?;
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
