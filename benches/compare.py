@@ -917,7 +917,11 @@ class Bench:
             return
         runs: dict[str, list[dict]] = {t.name: [self.results[step][t.name]] for t in self.alive()
                                        if "error" not in self.results[step].get(t.name, {"error": 1})}
+        out_of_room = False
+        need = tree_size(src)[0] * 1.1 if step != "first" else 0
         for r in range(1, rounds):
+            if out_of_room:
+                break
             order = [t for t in self.alive() if t.name in runs]
             order = order[r % len(order):] + order[:r % len(order)] if order else order
             for t in order:
@@ -935,6 +939,14 @@ class Bench:
                     _, res = self.measure(clone, step, clone.backup(src), name=f"{step}-{t.name}-r{r}")
                     rmtree(clone.work)
                 else:
+                    # Every restored tree is kept until the last restore (see the restores in
+                    # `run`), so each round needs a corpus's worth of room.
+                    free = shutil.disk_usage(self.work).free
+                    if free < need:
+                        log(f"[{self.scale}] {step}: {free / 2**30:.1f} GiB free, {need / 2**30:.1f} GiB needed for "
+                            f"round {r + 1}: no more rounds (use fewer --rounds or a larger --workdir)")
+                        out_of_room = True
+                        break
                     target = self.work / "restore" / f"{t.name}-all-r{r}"
                     rmtree(target)
                     target.mkdir(parents=True)
