@@ -646,14 +646,17 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
-    /// The image [`with_image`] hands over, read whole, written to `out`.
-    fn take(db: &Path, tmp: &TempDir, out: &Path) -> ImageInfo {
-        let (bytes, info) = with_image(db, tmp, |r, info| {
+    /// The image [`with_image`] hands over, read whole.
+    fn read_whole(db: &Path, tmp: &TempDir) -> Result<std::io::Result<(Vec<u8>, ImageInfo)>, ImageError> {
+        with_image(db, tmp, |r, info| {
             let mut v = Vec::new();
             r.read_to_end(&mut v).map(|_| (v, info))
         })
-        .unwrap()
-        .unwrap();
+    }
+
+    /// The image [`with_image`] hands over, read whole, written to `out`.
+    fn take(db: &Path, tmp: &TempDir, out: &Path) -> ImageInfo {
+        let (bytes, info) = read_whole(db, tmp).unwrap().unwrap();
         assert_eq!(bytes.len() as u64, info.size);
         std::fs::write(out, bytes).unwrap();
         info
@@ -840,10 +843,7 @@ mod tests {
         let tmp = TempDir::new_in(&d);
         let r = image(&db, &tmp);
         let out = d.join("out.sqlite");
-        let streamed = with_image(&db, &tmp, |r, info| {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).map(|_| (v, info))
-        });
+        let streamed = read_whole(&db, &tmp);
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
         let img = r.unwrap();
         assert_eq!(img.opened_as, OpenedAs::Immutable);
