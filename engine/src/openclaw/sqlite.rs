@@ -579,6 +579,20 @@ mod tests {
         c
     }
 
+    /// A WAL database of 550 rows in a scratch folder, its writer kept open, the last 50 rows
+    /// only in the `-wal`: (folder, database, writer).
+    fn live_wal_db() -> (PathBuf, PathBuf, Connection) {
+        let d = scratch();
+        let db = d.join("state.sqlite");
+        let w = make_db(&db, true, 500);
+        w.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
+        for i in 0..50 {
+            w.execute("INSERT INTO t(v) VALUES (?1)", [format!("late {i}")]).unwrap();
+        }
+        assert!(std::fs::metadata(sidecar(&db, "-wal")).unwrap().len() > 0);
+        (d, db, w)
+    }
+
     fn count(p: &Path) -> i64 {
         let c = Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
@@ -621,15 +635,7 @@ mod tests {
 
     #[test]
     fn a_live_wal_database_is_imaged_with_its_uncheckpointed_transactions() {
-        let d = scratch();
-        let db = d.join("state.sqlite");
-        let w = make_db(&db, true, 500);
-        // Keep the writer open and make sure the last transactions live only in the WAL.
-        w.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
-        for i in 0..50 {
-            w.execute("INSERT INTO t(v) VALUES (?1)", [format!("late {i}")]).unwrap();
-        }
-        assert!(std::fs::metadata(sidecar(&db, "-wal")).unwrap().len() > 0);
+        let (d, db, w) = live_wal_db();
         let tmp = TempDir::new_in(&d);
         let img = image(&db, &tmp).unwrap();
         assert_eq!(img.opened_as, OpenedAs::ReadOnly);
@@ -664,13 +670,7 @@ mod tests {
 
     #[test]
     fn a_live_wal_database_streams_with_its_uncheckpointed_transactions() {
-        let d = scratch();
-        let db = d.join("state.sqlite");
-        let w = make_db(&db, true, 500);
-        w.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
-        for i in 0..50 {
-            w.execute("INSERT INTO t(v) VALUES (?1)", [format!("late {i}")]).unwrap();
-        }
+        let (d, db, w) = live_wal_db();
         let tmp = TempDir::new_in(&d);
         let out = d.join("out.sqlite");
         let info = take(&db, &tmp, &out);
