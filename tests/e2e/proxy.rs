@@ -1,7 +1,9 @@
 //! A loopback TCP proxy the tests put between clawback and a server, to make the network misbehave:
 //! latency per chunk, stalls (connections accepted, bytes held back), resets mid-transfer (RST, not
-//! a clean close), and a bandwidth cap, each switchable while traffic flows. Plain std threads, two
-//! per connection; everything stops when the `Proxy` is dropped.
+//! a clean close), and a bandwidth cap, each switchable while traffic flows; and, reading the HTTP
+//! it carries, bodies damaged on the way to the server and checksum headers taken out of the
+//! server's answers. Plain std threads, two per connection; everything stops when the `Proxy` is
+//! dropped.
 
 #![allow(dead_code)]
 
@@ -26,6 +28,12 @@ pub struct Faults {
     /// `reset_within`.
     pub reset_chance: f64,
     pub reset_within: u64,
+    /// Flip one byte in the middle of request bodies of at least 64 KiB until this many were
+    /// damaged in all ([`Proxy::damaged`]): a store that checks what it receives refuses them.
+    pub damage_bodies: u64,
+    /// Take `x-amz-checksum-*` headers out of the server's answers, as from a store that ignores
+    /// the checksums it is sent.
+    pub hide_checksums: bool,
 }
 
 struct Shared {
@@ -37,6 +45,12 @@ struct Shared {
     pub accepted: AtomicU64,
     pub resets: AtomicU64,
     pub bytes: AtomicU64,
+    /// Request bodies damaged so far, and checksum headers hidden.
+    pub damaged: AtomicU64,
+    pub hidden: AtomicU64,
+    /// PUT requests that carried `Content-MD5`, and `x-amz-checksum-crc32c`.
+    pub puts_md5: AtomicU64,
+    pub puts_crc32c: AtomicU64,
 }
 
 pub struct Proxy {
@@ -89,6 +103,10 @@ impl Proxy {
             accepted: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            damaged: AtomicU64::new(0),
+            hidden: AtomicU64::new(0),
+            puts_md5: AtomicU64::new(0),
+            puts_crc32c: AtomicU64::new(0),
         });
         let sh = shared.clone();
         let acceptor = std::thread::spawn(move || {
@@ -113,9 +131,12 @@ impl Proxy {
                     c.push(server.try_clone().unwrap());
                 }
                 let carried = Arc::new(AtomicU64::new(0));
-                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                let (requests, answers) = Tap::pair();
+                let pairs =
+                    [(client.try_clone().unwrap(), server.try_clone().unwrap(), requests), (server, client, answers)];
+                for (from, to, tap) in pairs {
                     let (sh, carried) = (sh.clone(), carried.clone());
-                    std::thread::spawn(move || pump(from, to, &sh, &carried, reset_at));
+                    std::thread::spawn(move || pump(from, to, &sh, &carried, reset_at, tap));
                 }
             }
         });
@@ -154,10 +175,120 @@ impl Proxy {
     pub fn bytes(&self) -> u64 {
         self.shared.bytes.load(Ordering::Relaxed)
     }
+
+    pub fn damaged(&self) -> u64 {
+        self.shared.damaged.load(Ordering::Relaxed)
+    }
+
+    pub fn hidden(&self) -> u64 {
+        self.shared.hidden.load(Ordering::Relaxed)
+    }
+
+    /// PUT requests so far that carried `Content-MD5`, and `x-amz-checksum-crc32c`.
+    pub fn puts_with_checksums(&self) -> (u64, u64) {
+        (self.shared.puts_md5.load(Ordering::Relaxed), self.shared.puts_crc32c.load(Ordering::Relaxed))
+    }
+}
+
+/// Follows the HTTP/1.1 messages of one direction (a header block, then a body of
+/// `Content-Length` bytes) to change them as the faults say.
+struct Tap {
+    requests: bool,
+    /// Per request sent and not yet answered: whether its answer has no body (HEAD).
+    bodiless: Arc<Mutex<std::collections::VecDeque<bool>>>,
+    /// The header block read so far, while in one.
+    head: Vec<u8>,
+    /// Body bytes still to come, and the offset (counted down) of the byte to flip in them.
+    body_left: u64,
+    flip_at: Option<u64>,
+}
+
+impl Tap {
+    /// The taps of a connection's requests and of its answers.
+    fn pair() -> (Tap, Tap) {
+        let bodiless = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let tap =
+            |requests| Tap { requests, bodiless: bodiless.clone(), head: Vec::new(), body_left: 0, flip_at: None };
+        (tap(true), tap(false))
+    }
+
+    /// `input` as it is passed on.
+    fn pass(&mut self, mut input: &[u8], sh: &Shared) -> Vec<u8> {
+        let f = sh.faults();
+        let mut out = Vec::with_capacity(input.len());
+        while !input.is_empty() {
+            if self.body_left > 0 {
+                let n = (self.body_left.min(input.len() as u64)) as usize;
+                let at = out.len();
+                out.extend_from_slice(&input[..n]);
+                if let Some(k) = self.flip_at.filter(|k| *k < n as u64) {
+                    out[at + k as usize] ^= 0x5a;
+                    self.flip_at = None;
+                } else if let Some(k) = &mut self.flip_at {
+                    *k -= n as u64;
+                }
+                self.body_left -= n as u64;
+                input = &input[n..];
+                continue;
+            }
+            // In a header block: up to its blank line.
+            self.head.push(input[0]);
+            input = &input[1..];
+            if !self.head.ends_with(b"\r\n\r\n") {
+                continue;
+            }
+            let raw = std::mem::take(&mut self.head);
+            let head = String::from_utf8_lossy(&raw).into_owned();
+            let len = head
+                .lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            self.body_left = len;
+            if self.requests {
+                self.bodiless.lock().unwrap().push_back(head.starts_with("HEAD "));
+            } else if head.starts_with("HTTP/1.1 1") {
+                self.body_left = 0; // an interim answer ("100 Continue"): the final one follows
+            } else if head.starts_with("HTTP/") && self.bodiless.lock().unwrap().pop_front() == Some(true) {
+                self.body_left = 0;
+            }
+            let mut lines: Vec<&str> = head.split("\r\n").collect();
+            let before = lines.len();
+            if !self.requests && f.hide_checksums {
+                lines.retain(|l| !l.to_ascii_lowercase().starts_with("x-amz-checksum-"));
+                sh.hidden.fetch_add((before - lines.len()) as u64, Ordering::Relaxed);
+            }
+            if self.requests && head.starts_with("PUT ") {
+                let has = |name: &str| lines.iter().any(|l| l.to_ascii_lowercase().starts_with(name));
+                if has("content-md5:") {
+                    sh.puts_md5.fetch_add(1, Ordering::Relaxed);
+                }
+                if has("x-amz-checksum-crc32c:") {
+                    sh.puts_crc32c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if self.requests && head.starts_with("PUT ") && len >= 64 * 1024 {
+                let quota = f.damage_bodies;
+                if sh
+                    .damaged
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| (d < quota).then_some(d + 1))
+                    .is_ok()
+                {
+                    self.flip_at = Some(len / 2);
+                }
+            }
+            if lines.len() == before {
+                out.extend_from_slice(&raw);
+            } else {
+                out.extend_from_slice(lines.join("\r\n").as_bytes());
+            }
+        }
+        out
+    }
 }
 
 /// Copies `from` to `to` under the faults in force, until either side closes or the proxy stops.
-fn pump(mut from: TcpStream, mut to: TcpStream, sh: &Shared, carried: &AtomicU64, reset_at: Option<u64>) {
+fn pump(mut from: TcpStream, mut to: TcpStream, sh: &Shared, carried: &AtomicU64, reset_at: Option<u64>, mut tap: Tap) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let f = sh.faults();
@@ -184,7 +315,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, sh: &Shared, carried: &AtomicU64
             reset(&to);
             return;
         }
-        if to.write_all(&buf[..n]).is_err() {
+        if to.write_all(&tap.pass(&buf[..n], sh)).is_err() {
             break;
         }
         sh.bytes.fetch_add(n as u64, Ordering::Relaxed);

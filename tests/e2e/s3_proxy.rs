@@ -130,6 +130,48 @@ fn s3_through_a_proxy_with_latency_bandwidth_caps_and_resets() {
     );
 }
 
+/// A body damaged on the way to the store is refused and sent again, whichever checksum the
+/// uploads carry: CRC32C once the store has answered with it (SeaweedFS does), Content-MD5 when
+/// its answers never show it (the proxy hides the header, as from a store that ignores the
+/// checksum). Every run that succeeds must have stored exactly what was sent.
+#[test]
+fn s3_a_body_damaged_on_the_way_is_refused_whichever_checksum_the_store_checks() {
+    let srv = Seaweed::start();
+    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), 11);
+    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let sb = Sandbox::new();
+    cb(&sb, &direct)
+        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
+        .run()
+        .ok();
+    for (n, hide) in [(1u64, false), (2, true)] {
+        let what = if hide { "answers without checksums" } else { "checksums answered" };
+        let (damaged, (md5_0, crc_0)) = (proxy.damaged(), proxy.puts_with_checksums());
+        proxy.set(Faults { damage_bodies: damaged + 2, hide_checksums: hide, ..Faults::default() });
+        let src = tree(&sb, n, 3_000_000);
+        backup(&sb, &via, &direct, &src, &[], what).expect("a refused body is sent again");
+        let (md5, crc) = proxy.puts_with_checksums();
+        let (md5, crc) = (md5 - md5_0, crc - crc_0);
+        eprintln!(
+            "{what}: {} bodies damaged, {md5} PUTs with Content-MD5, {crc} with CRC32C",
+            proxy.damaged() - damaged
+        );
+        assert_eq!(proxy.damaged(), damaged + 2, "{what}: no body was damaged on the way");
+        // The first upload (the lease) carries both, to learn which the store checks.
+        if hide {
+            assert!(proxy.hidden() > 0, "{what}: no checksum header was hidden");
+            assert_eq!(crc, 1, "{what}: only the first upload may carry CRC32C");
+            assert!(md5 >= 6, "{what}: uploads went without Content-MD5 ({md5})");
+        } else {
+            assert_eq!(md5, 1, "{what}: only the first upload needs Content-MD5");
+            assert!(crc >= 6, "{what}: uploads went without CRC32C ({crc})");
+        }
+    }
+    proxy.set(Faults::default());
+    let objects = audit_objects(&direct, "proxied", "repo");
+    eprintln!("{objects} objects hash to their names");
+}
+
 #[test]
 fn s3_stalled_connections_end_within_the_configured_bound() {
     let srv = Seaweed::start();

@@ -8,7 +8,8 @@
 //! Writes never overwrite: `If-None-Match: *` on every PUT (stores that honour it refuse a second
 //! writer with 412), and a HEAD first for the objects whose names are not their content's hash
 //! (config, locks), since a store that ignores the condition would otherwise replace them. Every
-//! upload carries Content-MD5, so a body damaged on the way is refused by the store. Objects above
+//! upload carries a checksum the store checks (CRC32C where it can, else Content-MD5:
+//! [`integrity`]), so a body damaged on the way is refused by the store. Objects above
 //! `multipart_threshold` go up in parts; an interrupted multipart upload is aborted and never
 //! becomes visible. SDK errors become `io::Error`s with one clear line and a hint ([`S3Error`]);
 //! retries are the job of the `retry` decorator, so the SDK's own are off.
@@ -16,6 +17,7 @@
 mod client;
 mod errors;
 mod explain;
+mod integrity;
 pub mod location;
 mod options;
 
@@ -23,6 +25,7 @@ use client::make_client;
 pub use errors::{S3Error, S3Failure};
 pub use explain::is_missing_bucket;
 use explain::{fail, s3_error};
+use integrity::{Check, Hasher, Integrity, Sums};
 pub use options::{ObjectLock, S3Options, Sse, DEFAULT_CONNECTIONS};
 
 use super::retention::{DeletedObject, Versioned};
@@ -35,8 +38,6 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, StorageClass,
 };
 use aws_sdk_s3::Client;
-use base64::Engine as _;
-use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::io::{self, Read, Seek};
@@ -82,17 +83,17 @@ impl Body<'_> {
         }
     }
 
-    /// The base64 Content-MD5 and a body of bytes `off..off + len`.
-    async fn part(&self, off: u64, len: u64) -> io::Result<(String, ByteStream)> {
+    /// The checksums `check` asks for and a body of bytes `off..off + len`.
+    async fn part(&self, off: u64, len: u64, check: Check) -> io::Result<(Sums, ByteStream)> {
         match *self {
             Body::Mem(d) => {
                 let s = &d[off as usize..(off + len) as usize];
-                Ok((md5_b64(Md5::digest(s)), ByteStream::from(s.to_vec())))
+                Ok((Hasher::of(check, s), ByteStream::from(s.to_vec())))
             }
             Body::File(path, _) => {
                 let mut f = std::fs::File::open(path)?;
                 f.seek(io::SeekFrom::Start(off))?;
-                let (mut md5, mut buf, mut left) = (Md5::new(), vec![0u8; 1 << 20], len);
+                let (mut sums, mut buf, mut left) = (Hasher::new(check), vec![0u8; 1 << 20], len);
                 while left > 0 {
                     let n = f.read(&mut buf[..left.min(1 << 20) as usize])?;
                     if n == 0 {
@@ -101,7 +102,7 @@ impl Body<'_> {
                             format!("{}: shorter than {} bytes", path.display(), off + len),
                         ));
                     }
-                    md5.update(&buf[..n]);
+                    sums.update(&buf[..n]);
                     left -= n as u64;
                 }
                 let stream = ByteStream::read_from()
@@ -111,14 +112,10 @@ impl Body<'_> {
                     .build()
                     .await
                     .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-                Ok((md5_b64(md5.finalize()), stream))
+                Ok((sums.finish(), stream))
             }
         }
     }
-}
-
-fn md5_b64(digest: impl AsRef<[u8]>) -> String {
-    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// How long a request may wait for the store's answer (sending its body included) before it is
@@ -161,6 +158,8 @@ pub struct S3Backend {
     sizes: Mutex<HashMap<(Kind, String), u64>>,
     /// The config and key files, once read: written once, never changed in place.
     bodies: Mutex<HashMap<(Kind, String), Vec<u8>>>,
+    /// Which checksum uploads carry.
+    integrity: Integrity,
     /// The retention new objects carry: the options' at first, then what the repository's config
     /// records ([`Versioned::set_object_lock`]).
     lock: RwLock<Option<ObjectLock>>,
@@ -185,6 +184,7 @@ impl S3Backend {
             counts: Default::default(),
             sizes: Mutex::new(HashMap::new()),
             bodies: Mutex::new(HashMap::new()),
+            integrity: Integrity::new(),
         })
     }
 
@@ -261,26 +261,49 @@ impl S3Backend {
         if body.len() > self.opts.multipart_threshold {
             return self.put_multipart(kind, key, body, what).await;
         }
-        self.count(Req::Put);
-        let (md5, stream) = body.part(0, body.len()).await?;
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.opts.bucket)
-            .key(key)
-            .content_length(body.len() as i64)
-            .content_md5(md5)
-            .if_none_match("*")
-            .body(stream);
-        req = new_object_options!(self, kind, req);
-        // Sent with an unsigned payload (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), as are parts:
-        // the SDK would otherwise hash every pack with SHA-256 to sign it, besides the MD5 the
-        // store checks. What arrives is still checked twice: the store refuses a body whose MD5
-        // differs from the Content-MD5 header, which the signature covers; and every object is
-        // sealed (AES-256-GCM-SIV) and named by its hash, so a body changed on the way fails when
-        // it is read.
-        req.customize().disable_payload_signing().send().await.map_err(|e| self.map_err(what, e))?;
-        Ok(())
+        loop {
+            self.count(Req::Put);
+            let check = self.integrity.check();
+            let (sums, stream) = body.part(0, body.len(), check).await?;
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.opts.bucket)
+                .key(key)
+                .content_length(body.len() as i64)
+                .set_content_md5(sums.md5.clone())
+                .set_checksum_crc32_c(sums.crc32c.clone())
+                .if_none_match("*")
+                .body(stream);
+            req = new_object_options!(self, kind, req);
+            // Sent with an unsigned payload (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), as are
+            // parts: the SDK would otherwise hash every pack with SHA-256 to sign it, besides the
+            // checksum the store checks. What arrives is still checked twice: the store refuses a
+            // body whose checksum differs from the header's, which the signature covers; and every
+            // object is sealed (AES-256-GCM-SIV) and named by its hash, so a body changed on the
+            // way fails when it is read.
+            match req.customize().disable_payload_signing().send().await {
+                Ok(out) => {
+                    if check == Check::Both {
+                        self.integrity.learn(&sums, out.checksum_crc32_c());
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    let e = self.map_err(what, e);
+                    // A store that refuses the CRC32C header (rather than ignoring it) is asked
+                    // again with Content-MD5 alone; an error with another cause comes back the same.
+                    if check == Check::Both
+                        && !super::retry::is_transient(&e)
+                        && e.kind() != io::ErrorKind::AlreadyExists
+                    {
+                        self.integrity.refused_crc32c();
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
     }
 
     async fn put_multipart(&self, kind: Kind, key: &str, body: Body<'_>, what: &str) -> io::Result<()> {
@@ -302,7 +325,7 @@ impl S3Backend {
             let (mut off, mut n) = (0u64, 1i32);
             while off < body.len() {
                 let len = part.min(body.len() - off);
-                let (md5, stream) = body.part(off, len).await?;
+                let (sums, stream) = body.part(off, len, Check::Md5).await?;
                 self.count(Req::Multipart);
                 let out = self
                     .client
@@ -312,7 +335,7 @@ impl S3Backend {
                     .upload_id(&upload_id)
                     .part_number(n)
                     .content_length(len as i64)
-                    .content_md5(md5)
+                    .set_content_md5(sums.md5)
                     .body(stream)
                     .customize()
                     .disable_payload_signing()
@@ -645,7 +668,7 @@ impl Backend for S3Backend {
     }
 
     /// Streams the file up: a part at a time from disk, so a pack spooled by the packer never
-    /// sits in memory whole (the body is read once for its MD5 and once more as it is sent).
+    /// sits in memory whole (the body is read once for its checksum and once more as it is sent).
     fn write_file(&self, obj: &ObjectName, path: &Path) -> io::Result<()> {
         let (kind, name, key) = (obj.kind(), obj.as_str(), self.key(obj));
         let len = std::fs::metadata(path)?.len();

@@ -56,8 +56,8 @@ pub(super) async fn make_client(opts: &S3Options) -> io::Result<Client> {
         .timeout_config(
             TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).read_timeout(request_timeout()).build(),
         )
-        // Content-MD5 is computed by us and honoured by every S3-compatible store; the SDK's
-        // streaming trailer checksums are not.
+        // Upload checksums are ours, sent as plain headers (`integrity`); the SDK's streaming
+        // trailer checksums are not honoured by every S3-compatible store.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
     if let Some(e) = &opts.endpoint {
