@@ -81,9 +81,29 @@ pub fn weed_binary() -> PathBuf {
 }
 
 /// Ports free right now on 127.0.0.1 (held together while chosen, so they differ).
+///
+/// They are picked below the kernel's range of ports for outgoing connections (32768 and up on
+/// Linux), not given by the kernel from it: a server killed and restarted on the same ports
+/// (`restart`) once found its S3 port taken, in the meantime, as the local end of another test's
+/// connection.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    use std::hash::{BuildHasher, Hasher};
+    let seed = std::collections::hash_map::RandomState::new();
+    let (mut held, mut ports) = (Vec::new(), Vec::new());
+    for i in 0u64.. {
+        assert!(i < 100_000, "no {n} free ports below 32768");
+        if ports.len() == n {
+            break;
+        }
+        let mut h = seed.build_hasher();
+        h.write_u64(i);
+        let p = 10_000 + (h.finish() % 22_000) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", p)) {
+            held.push(l);
+            ports.push(p);
+        }
+    }
+    ports
 }
 
 fn append_to(path: &Path) -> std::fs::File {
