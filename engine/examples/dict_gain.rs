@@ -8,7 +8,7 @@
 //! CLAWBACK_CHUNK=min/avg/max (KiB) changes the chunker; CLAWBACK_DICT=size (KiB, default 112)
 //! CLAWBACK_SAMPLE=MiB (default 8), CLAWBACK_PIECE=bytes per chunk (default 8192) and
 //! CLAWBACK_SAMPLE_FIRST=1 (sample the first chunks, as a streaming writer does) the dictionary;
-//! CLAWBACK_LEVEL=n the level (default 3). CLAWBACK_FAMILIES=1 trains one dictionary per family
+//! CLAWBACK_LEVEL=n the level (default 3), CLAWBACK_ATTACH=1 attaches the dictionary as `codec` does. CLAWBACK_FAMILIES=1 trains one dictionary per family
 //! (`Family::of_name`) and compresses each chunk with its file's. CLAWBACK_GENS=a,b,... (MiB)
 //! also reports a session that retrains from a reservoir of samples each time the compressible
 //! chunks seen pass a mark, each chunk compressed with the newest dictionary.
@@ -31,6 +31,25 @@ fn cpu_s() -> f64 {
     // SAFETY: clock_gettime writes into the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// A compressor with `dict`; with CLAWBACK_ATTACH=1 the dictionary is attached (its tables read
+/// where they are) at every chunk size, as `codec` does, instead of copied above 16 KiB.
+fn compressor(level: i32, dict: &[u8]) -> zstd::bulk::Compressor<'static> {
+    let mut c = zstd::bulk::Compressor::with_dictionary(level, dict).unwrap();
+    if env("CLAWBACK_ATTACH", 0u8) == 1 {
+        use zstd::zstd_safe::{CParameter, DictAttachPref};
+        c.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach)).unwrap();
+    }
+    // CLAWBACK_ZPARAMS=hashlog,chainlog,minmatch: zstd's match finder tuned by hand.
+    if let Ok(v) = std::env::var("CLAWBACK_ZPARAMS") {
+        use zstd::zstd_safe::CParameter;
+        let p: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
+        c.set_parameter(CParameter::HashLog(p[0])).unwrap();
+        c.set_parameter(CParameter::ChainLog(p[1])).unwrap();
+        c.set_parameter(CParameter::MinMatch(p[2])).unwrap();
+    }
+    c
 }
 
 fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
@@ -163,7 +182,7 @@ fn main() {
 
     let t = cpu_s();
     let mut comps: std::collections::BTreeMap<usize, zstd::bulk::Compressor> =
-        dicts.iter().map(|(f, d)| (*f, zstd::bulk::Compressor::with_dictionary(level, d).unwrap())).collect();
+        dicts.iter().map(|(f, d)| (*f, compressor(level, d))).collect();
     let mut withd = vec![0usize; chunks.len()];
     let mut dict_t = vec![0f64; chunks.len()];
     for (i, c) in chunks.iter().enumerate() {
