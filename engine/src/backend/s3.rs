@@ -263,7 +263,10 @@ impl S3Backend {
         }
         loop {
             self.count(Req::Put);
-            let check = self.integrity.check();
+            let learnt = self.integrity.check();
+            // An upload that sets object-lock retention keeps Content-MD5: AWS S3 has asked for it
+            // on such PUTs.
+            let check = if learnt == Check::Crc32c && self.lock_until(kind).is_some() { Check::Both } else { learnt };
             let (sums, stream) = body.part(0, body.len(), check).await?;
             let mut req = self
                 .client
@@ -284,7 +287,7 @@ impl S3Backend {
             // way fails when it is read.
             match req.customize().disable_payload_signing().send().await {
                 Ok(out) => {
-                    if check == Check::Both {
+                    if learnt == Check::Both {
                         self.integrity.learn(&sums, out.checksum_crc32_c());
                     }
                     return Ok(());
@@ -293,7 +296,7 @@ impl S3Backend {
                     let e = self.map_err(what, e);
                     // A store that refuses the CRC32C header (rather than ignoring it) is asked
                     // again with Content-MD5 alone; an error with another cause comes back the same.
-                    if check == Check::Both
+                    if learnt == Check::Both
                         && !super::retry::is_transient(&e)
                         && e.kind() != io::ErrorKind::AlreadyExists
                     {

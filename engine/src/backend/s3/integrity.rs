@@ -7,8 +7,9 @@
 //! MD5 took 7% of a first backup's CPU on the client, and a store recomputes it too. A store that
 //! checks CRC32C says so by returning the checksum with its answer (AWS S3, MinIO, SeaweedFS); one
 //! that does not may ignore the header. So the first upload of a session carries both, and what
-//! the store answered decides what the later ones carry. Parts of a multipart upload always carry
-//! `Content-MD5`: a part's CRC32C must be announced when the upload is created, which not every
+//! the store answered decides what the later ones carry. Uploads that set object-lock retention
+//! carry `Content-MD5` too (AWS S3 has required it on them), and parts of a multipart upload
+//! carry it alone: a part's CRC32C must be announced when the upload is created, which not every
 //! store accepts.
 
 use base64::Engine as _;
