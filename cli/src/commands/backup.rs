@@ -79,6 +79,7 @@ struct Selection {
     reasons: Vec<(String, String)>,
     gitignore_roots: Vec<PathBuf>,
     openclaw: Option<clawback_engine::format::snapshot::OpenclawMeta>,
+    openclaw_cli: Option<openclaw::version::CliVersion>,
 }
 
 /// The paths to back up (given, or what `openclaw backup create` reads: the OpenClaw state dir,
@@ -145,21 +146,17 @@ fn select(g: &GlobalArgs, s: &context::Settings, a: &Args) -> Result<Selection> 
     let honour_gitignore = (a.gitignore || cfg.include_gitignore()) && !a.no_gitignore;
     let gitignore_roots =
         if honour_gitignore { layout.workspaces.iter().map(|w| w.path.clone()).collect() } else { Vec::new() };
-    let openclaw = layout.state_dir.is_dir().then(|| {
-        let mut meta = layout.to_meta();
-        // One `openclaw --version` per backup (with a time limit); the config's version without it.
-        if let Some((v, source)) = openclaw::version::resolve(layout.openclaw_version.as_deref()) {
-            meta.openclaw_version = Some(v);
-            meta.openclaw_version_source = Some(source);
-        }
-        meta
-    });
+    // The config's version, unless the installed CLI answers `openclaw --version` (asked once per
+    // backup, with a time limit, while it runs).
+    let openclaw = layout.state_dir.is_dir().then(|| layout.to_meta());
+    let openclaw_cli = openclaw.is_some().then(openclaw::version::CliVersion::ask);
     Ok(Selection {
         paths,
         excludes: reasons.iter().map(|(p, _)| p.clone()).collect(),
         reasons,
         gitignore_roots,
         openclaw,
+        openclaw_cli,
     })
 }
 
@@ -282,6 +279,7 @@ fn run_backup(
         // A watched run (the web console) shows an ETA, so it needs the totals too.
         scan_totals: how.progress.is_some() || (!g.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())),
         openclaw: sel.openclaw,
+        openclaw_cli: sel.openclaw_cli,
         gitignore_roots: sel.gitignore_roots,
         exclude_reasons: sel.reasons,
         group: a.group.clone(),

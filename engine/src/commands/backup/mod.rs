@@ -74,6 +74,8 @@ pub struct BackupOptions {
     pub scan_totals: bool,
     /// OpenClaw's layout, recorded in the snapshot.
     pub openclaw: Option<crate::format::snapshot::OpenclawMeta>,
+    /// `openclaw --version`, asked while the backup runs; its answer goes into `openclaw`.
+    pub openclaw_cli: Option<crate::openclaw::version::CliVersion>,
     /// Folders (workspaces) under which `.gitignore` files are honoured; empty: none.
     pub gitignore_roots: Vec<PathBuf>,
     /// Why each exclude pattern is there (pattern, reason), for the dry-run report.
@@ -355,7 +357,12 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         skipped: skipped.clone(),
         changed: changed.clone(),
         warnings: warnings.clone(),
-        openclaw: opts.openclaw.clone(),
+        openclaw: opts.openclaw.clone().map(|mut m| {
+            if let Some(cli) = &opts.openclaw_cli {
+                cli.record(&mut m);
+            }
+            m
+        }),
         group: opts.group.clone(),
         original: None,
     };
