@@ -366,7 +366,12 @@ mod tests {
         assert!(decode_dict_payload(&out, plain.len() - 1, &d).is_err(), "limit enforced before decoding");
         let e = decode_payload(&out, 1 << 20).unwrap_err();
         assert!(e.contains("only blobs"), "{e}");
-        // At another level than the one it was prepared for, the dictionary is not used.
+        // Prepared for two levels at most (the repository's, and one below it for database pages):
+        // at a third, the dictionary is not used.
+        let mut second = Vec::new();
+        encode_payload_with(&plain, 2, Some(&d), &mut second);
+        assert_eq!(second[0], FLAG_DICT);
+        assert_eq!(decode_dict_payload(&second, plain.len(), &d).unwrap(), plain);
         let mut other = Vec::new();
         encode_payload_with(&plain.repeat(4), 5, Some(&d), &mut other);
         assert_eq!(other[0], FLAG_ZSTD);

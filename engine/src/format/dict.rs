@@ -105,8 +105,9 @@ pub struct Dict {
     pub zstd_id: u32,
     bytes: Vec<u8>,
     ddict: DDict<'static>,
-    /// Prepared for compression at the level it was first asked for (a repository has one level).
-    cdict: std::sync::OnceLock<(i32, CDict<'static>)>,
+    /// Prepared for compression at the first two levels it was asked for (a repository has one
+    /// level, and database pages may use one below it).
+    cdicts: [std::sync::OnceLock<(i32, CDict<'static>)>; 2],
 }
 
 impl std::fmt::Debug for Dict {
@@ -139,7 +140,7 @@ impl Dict {
         if ddict.get_dict_id().map(|i| i.get()) != Some(zstd_id) {
             return Err("zstd cannot load the dictionary's tables".into());
         }
-        Ok(Dict { name, zstd_id, bytes, ddict, cdict: std::sync::OnceLock::new() })
+        Ok(Dict { name, zstd_id, bytes, ddict, cdicts: Default::default() })
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -156,12 +157,17 @@ impl Dict {
     }
 
     /// The dictionary prepared for compressing at `level`, or `None` when it was prepared for
-    /// another level already (the caller then compresses without it) or zstd refuses it.
+    /// two other levels already (the caller then compresses without it) or zstd refuses it.
     pub fn cdict(&self, level: i32) -> Option<&CDict<'static>> {
-        let (l, c) = self.cdict.get_or_init(|| {
-            (level, CDict::try_create(&self.bytes, level).unwrap_or_else(|| CDict::create(&[], level)))
-        });
-        (*l == level && c.get_dict_id().is_some()).then_some(c)
+        for slot in &self.cdicts {
+            let (l, c) = slot.get_or_init(|| {
+                (level, CDict::try_create(&self.bytes, level).unwrap_or_else(|| CDict::create(&[], level)))
+            });
+            if *l == level {
+                return c.get_dict_id().is_some().then_some(c);
+            }
+        }
+        None
     }
 
     /// Seals `bytes` (a zstd dictionary) as a dictionary object; returns its id and stored bytes.
@@ -329,7 +335,8 @@ pub(crate) mod tests {
         let d = Dict::open(&keys, &name, &sealed).unwrap();
         assert_eq!(d.bytes(), &bytes[..]);
         assert!(d.zstd_id != 0);
-        assert!(d.cdict(3).is_some() && d.cdict(5).is_none(), "prepared for one level");
+        assert!(d.cdict(3).is_some() && d.cdict(2).is_some() && d.cdict(3).is_some(), "prepared for two levels");
+        assert!(d.cdict(5).is_none(), "and no third");
         assert!(Dict::open(&keys, &"0".repeat(64), &sealed).is_err(), "name checked");
         assert_eq!(d.family(), None, "zstd's own ids are untagged");
         let mut tagged = bytes.clone();
