@@ -875,7 +875,9 @@ class Bench:
                 self.verify(res, target, src, ref_all)
             self.record("restore_all", t, res)
         self.skip_dead("restore_all")
-        self.more_rounds("restore_all", src)
+        # (The workspace restores come next: room for each tool's.)
+        ws_room = tree_size(ws)[0] * 1.1 * len(self.alive()) if ws.is_dir() else 0
+        self.more_rounds("restore_all", src, reserve=ws_room)
 
         for t in self.alive():
             target = self.work / "restore" / f"{t.name}-ws"
@@ -905,20 +907,21 @@ class Bench:
 
         self.run_week(src)
 
-    def more_rounds(self, step: str, src: Path) -> None:
+    def more_rounds(self, step: str, src: Path, reserve: float = 0) -> None:
         """Runs `step` (a first backup, or a full restore of the first round's repository) again
         for rounds 2..N, each round in a rotated tool order, then keeps for each tool the run of
         median wall time (the lower middle one for an even count), with every round's wall time
         beside it. This machine's speed drifts by 10-20% from minute to minute (a shared VM
         host), so one run each, always in the same order, can flip a ratio; rotating puts every
-        tool first (right after the previous step) once."""
+        tool first (right after the previous step) once. A restore round is run only while the
+        disk has room for it and `reserve` bytes more (what the later steps write)."""
         rounds = self.args.rounds
         if rounds <= 1:
             return
         runs: dict[str, list[dict]] = {t.name: [self.results[step][t.name]] for t in self.alive()
                                        if "error" not in self.results[step].get(t.name, {"error": 1})}
         out_of_room = False
-        need = tree_size(src)[0] * 1.1 if step != "first" else 0
+        need = tree_size(src)[0] * 1.1 + reserve if step != "first" else 0
         for r in range(1, rounds):
             if out_of_room:
                 break
