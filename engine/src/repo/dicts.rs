@@ -100,11 +100,16 @@ impl Repository {
     /// Stores a trained dictionary (a zstd dictionary's bytes) as a new object, unless one with
     /// its zstd ID is there already (then that one is returned). Written before any blob uses it.
     pub fn save_dictionary(&self, bytes: &[u8]) -> Result<Arc<Dict>> {
+        self.save_dictionary_among(bytes, &self.dictionaries()?)
+    }
+
+    /// [`Repository::save_dictionary`], with `dicts/` as the caller has just listed it.
+    fn save_dictionary_among(&self, bytes: &[u8], listed: &[Arc<Dict>]) -> Result<Arc<Dict>> {
         let (id, sealed) = Dict::seal(&self.keys, bytes);
         let name = id.to_hex();
         let d = Arc::new(Dict::from_bytes(name.clone(), bytes.to_vec()).map_err(Error::Other)?);
-        if let Some(same) = self.dictionaries()?.into_iter().find(|x| x.zstd_id == d.zstd_id) {
-            return Ok(same);
+        if let Some(same) = listed.iter().find(|x| x.zstd_id == d.zstd_id) {
+            return Ok(same.clone());
         }
         let object = ObjectName::of(&id);
         self.backend.write(&object, &sealed).map_err(Error::backend_err("write", &object))?;
@@ -233,13 +238,18 @@ impl SessionDict {
         }
     }
 
-    /// Stores a dictionary trained for `family`, tagged with it, unless `dicts/` holds one for the
-    /// family already (another writer's: that one is used instead), and uses what `dicts/` holds
-    /// from now on. Stored before any blob uses it. While a session trains its own, it samples no
-    /// blobs for an untagged one (see [`SessionDict::wanted`]).
-    pub fn adopt(&self, repo: &Repository, family: Family, mut trained: Vec<u8>) {
+    /// Stores dictionaries trained for families, each tagged with its family, unless `dicts/`
+    /// holds one for the family already (another writer's: that one is used instead), and uses
+    /// what `dicts/` holds from now on. Stored before any blob uses them. `dicts/` is listed once
+    /// for all of them (it was listed twice per family: ten round trips before a first backup's
+    /// first blob). While a session trains its own, it samples no blobs for an untagged one (see
+    /// [`SessionDict::wanted`]).
+    pub fn adopt(&self, repo: &Repository, trained: Vec<(Family, Vec<u8>)>) {
         let Ok(mut have) = repo.dictionaries() else { return };
-        if !have.iter().any(|d| d.family() == Some(family)) {
+        for (family, mut bytes) in trained {
+            if have.iter().any(|d| d.family() == Some(family)) {
+                continue;
+            }
             let mut salt: u16 = rand::random();
             // A tagged id that no dictionary of the repository has.
             let mut id = crate::format::dict::family_id(family, salt);
@@ -247,9 +257,9 @@ impl SessionDict {
                 salt = salt.wrapping_add(1);
                 id = crate::format::dict::family_id(family, salt);
             }
-            crate::format::dict::set_id(&mut trained, id);
+            crate::format::dict::set_id(&mut bytes, id);
             // A dictionary that cannot be stored only costs compression: go on without.
-            if let Ok(d) = repo.save_dictionary(&trained) {
+            if let Ok(d) = repo.save_dictionary_among(&bytes, &have) {
                 have.push(d);
                 have.sort_by(|a, b| a.name.cmp(&b.name));
             }
@@ -390,6 +400,87 @@ mod tests {
         let c = Chosen::of(&[json]);
         assert_eq!(name(&c, Family::Code), None);
         assert!(c.any() && !Chosen::of(&[]).any());
+    }
+
+    /// A local backend that counts the listings of `dicts/` and the dictionaries written.
+    struct Counting {
+        inner: LocalBackend,
+        lists: std::sync::atomic::AtomicU32,
+        writes: std::sync::atomic::AtomicU32,
+    }
+
+    impl Counting {
+        fn counts(&self) -> (u32, u32) {
+            use std::sync::atomic::Ordering::Relaxed;
+            (self.lists.load(Relaxed), self.writes.load(Relaxed))
+        }
+    }
+
+    impl Backend for Counting {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn create(&self) -> std::io::Result<()> {
+            self.inner.create()
+        }
+        fn read(&self, name: &ObjectName) -> std::io::Result<Vec<u8>> {
+            self.inner.read(name)
+        }
+        fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+            self.inner.read_range(name, offset, len)
+        }
+        fn write(&self, name: &ObjectName, data: &[u8]) -> std::io::Result<()> {
+            if name.kind() == Kind::Dict {
+                self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.inner.write(name, data)
+        }
+        fn list(&self, kind: Kind) -> std::io::Result<Vec<(ObjectName, u64)>> {
+            if kind == Kind::Dict {
+                self.lists.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.inner.list(kind)
+        }
+        fn size(&self, name: &ObjectName) -> std::io::Result<u64> {
+            self.inner.size(name)
+        }
+        fn delete(&self, name: &ObjectName) -> std::io::Result<()> {
+            self.inner.delete(name)
+        }
+    }
+
+    #[test]
+    fn the_dictionaries_of_several_families_are_stored_after_one_listing() {
+        let d = tempfile::tempdir().unwrap();
+        let be = Arc::new(Counting {
+            inner: LocalBackend::new(d.path().join("repo")),
+            lists: Default::default(),
+            writes: Default::default(),
+        });
+        let dyn_be: Arc<dyn Backend> = be.clone();
+        let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        Repository::init(dyn_be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
+        let r = Repository::open(dyn_be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap();
+        let s = crate::format::dict::tests::samples();
+        let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
+        let trained = crate::format::dict::train(&refs, 4096).unwrap();
+        let (lists, writes) = be.counts();
+        let w = Writer::new(&r, WriterOptions::default());
+        let three = [Family::Json, Family::Prose, Family::Code].map(|f| (f, trained.clone()));
+        w.adopt_dictionaries(three.to_vec());
+        assert_eq!(be.counts(), (lists + 1, writes + 3), "one listing, then one write per family");
+        w.finish().unwrap();
+        let families: Vec<_> = r.dictionaries().unwrap().iter().map(|d| d.family()).collect();
+        assert_eq!(families.len(), 3);
+        for f in [Family::Json, Family::Prose, Family::Code] {
+            assert!(families.contains(&Some(f)), "{f:?}: {families:?}");
+        }
+        // A second session finds them: a family that has one gets no other.
+        let (lists, writes) = be.counts();
+        let w = Writer::new(&r, WriterOptions::default());
+        w.adopt_dictionaries(vec![(Family::Json, trained.clone()), (Family::Other, trained)]);
+        assert_eq!(be.counts(), (lists + 1, writes + 1), "only the family without one is stored");
+        w.finish().unwrap();
     }
 
     #[test]

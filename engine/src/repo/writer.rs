@@ -316,10 +316,10 @@ impl<'a> Writer<'a> {
         self.dict.wanted(self.repo, self.dry)
     }
 
-    /// Stores a dictionary trained for `family`, and compresses that family's blobs with it from
-    /// now on (see [`SessionDict::adopt`](crate::repo::dicts::SessionDict::adopt)).
-    pub fn adopt_dictionary(&self, family: Family, trained: Vec<u8>) {
-        self.dict.adopt(self.repo, family, trained)
+    /// Stores dictionaries trained for families, and compresses each family's blobs with its own
+    /// from now on (see [`SessionDict::adopt`](crate::repo::dicts::SessionDict::adopt)).
+    pub fn adopt_dictionaries(&self, trained: Vec<(Family, Vec<u8>)>) {
+        self.dict.adopt(self.repo, trained)
     }
 
     /// Plaintext bytes of the blobs added so far.

@@ -279,13 +279,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             // trained in parallel: each family's trainer holds about 6 MiB, and all five took
             // about 0.1 s of CPU. Each is stored before the walk stores a blob.
             let samples = in_pool(&walk::lister_pool(), || ctx.dictionary_samples(&paths));
-            let trained: Vec<_> =
-                in_pool(&pool, || samples.into_par_iter().map(|(f, s)| (f, s.train(dict::TRAINED_SIZE))).collect());
-            for (family, d) in trained {
-                if let Some(d) = d {
-                    ctx.writer.adopt_dictionary(family, d);
-                }
-            }
+            let trained: Vec<_> = in_pool(&pool, || {
+                samples.into_par_iter().filter_map(|(f, s)| Some((f, s.train(dict::TRAINED_SIZE)?))).collect()
+            });
+            ctx.writer.adopt_dictionaries(trained);
         }
         // Streams first: a failing dump command stops the backup before the walk.
         let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());
