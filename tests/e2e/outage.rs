@@ -3,8 +3,8 @@
 //! restore of many files and of a backup, and each run ends with exit 1 and one line within about
 //! twice the bound.
 
-use crate::proxy::{Faults, Proxy};
-use crate::seaweed::{s3cb, Seaweed};
+use crate::proxy::{seaweed_behind_proxy, Faults};
+use crate::seaweed::{s3cb, Seaweed, INIT_SMALL};
 use crate::support::*;
 use std::time::{Duration, Instant};
 
@@ -31,15 +31,10 @@ fn killed_under(srv: &mut Seaweed, c: Cmd, started: impl Fn() -> bool) -> (Run, 
 
 #[test]
 fn a_store_that_stays_down_costs_one_retry_bound_not_one_per_file() {
-    let mut srv = Seaweed::start();
     // Downloads slowed (per connection), so the kill lands with most files still to come.
-    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), 3);
-    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let (mut srv, proxy, via, direct) = seaweed_behind_proxy(3);
     let sb = Sandbox::new();
-    cb(&sb, &direct)
-        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    cb(&sb, &direct).args(INIT_SMALL).run().ok();
     let src = sb.path("src");
     let files = 400;
     for i in 0..files {

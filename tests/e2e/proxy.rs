@@ -89,6 +89,15 @@ impl Shared {
     }
 }
 
+/// A SeaweedFS server with a proxy in front of it (`seed` as for [`Proxy::start`]), and the
+/// endpoints through the proxy and straight to the server.
+pub fn seaweed_behind_proxy(seed: u64) -> (crate::seaweed::Seaweed, Proxy, String, String) {
+    let srv = crate::seaweed::Seaweed::start();
+    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), seed);
+    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    (srv, proxy, via, direct)
+}
+
 impl Proxy {
     /// Listens on a free loopback port and forwards every connection to `upstream`; `seed` makes
     /// the choice of which connections to reset repeatable.

@@ -3,7 +3,7 @@
 //! run completes, or fails with one clear line and the next one completes; every snapshot restores
 //! byte for byte, also while a volume server is down; `check --read-data` is clean.
 
-use crate::seaweed::{audit_objects, with_s3_keys};
+use crate::seaweed::{audit_objects, with_s3_keys, INIT_SMALL};
 use crate::seaweed_cluster::SeaweedCluster;
 use crate::support::*;
 use std::path::Path;
@@ -41,10 +41,7 @@ fn s3_cluster_survives_a_volume_server_killed_mid_backup_and_mid_restore() {
     eprintln!("cluster up in {:?}", t0.elapsed());
     let sb = Sandbox::new();
     let url = cl.url("fleet/host-a");
-    cb(&sb, &url)
-        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    cb(&sb, &url).args(INIT_SMALL).run().ok();
     let small = sb.path("small");
     write(&small.join("notes.txt"), b"before the faults\n");
     write(&small.join("a/b.bin"), &random_bytes(3, 400_000));

@@ -5,7 +5,7 @@
 //! clear line; afterwards every object in the bucket hashes to its name, `check --read-data` is
 //! clean on both repositories, and every snapshot that exists restores exactly what it was taken of.
 
-use crate::seaweed::{audit_objects, s3cb, with_s3_keys, Seaweed};
+use crate::seaweed::{audit_objects, s3cb, with_s3_keys, Seaweed, INIT_SMALL};
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -102,7 +102,7 @@ fn s3_server_killed_at_random_moments_over_many_rounds() {
         with_s3_keys(sb.bare().arg("--repo").arg(&to_url).arg("--cache-dir").arg(sb.path("cache-copy")))
             .env("CLAWBACK_PASSWORD", TO_PASSWORD)
     };
-    cb().args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
+    cb().args(INIT_SMALL).run().ok();
     tcb().args(["init", "--kdf-memory", "1", "--kdf-iterations", "1"]).run().ok();
 
     let mut sources: BTreeMap<u64, PathBuf> = BTreeMap::new();

@@ -5,9 +5,9 @@
 //! and every run that reports success must have stored everything: after each, `check
 //! --read-data` and a restore straight from the server (no proxy) prove it.
 
-use crate::proxy::{Faults, Proxy};
+use crate::proxy::{seaweed_behind_proxy, Faults};
 use crate::s3_kill_rounds::Rng;
-use crate::seaweed::{audit_objects, s3cb, Seaweed};
+use crate::seaweed::{audit_objects, s3cb, INIT_SMALL};
 use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -59,14 +59,9 @@ fn backup(sb: &Sandbox, via: &str, direct: &str, src: &Path, env: &[(&str, &str)
 #[test]
 fn s3_through_a_proxy_with_latency_bandwidth_caps_and_resets() {
     let mut rng = Rng::from_env("proxy faults");
-    let srv = Seaweed::start();
-    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), rng.next_u64());
-    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let (_srv, proxy, via, direct) = seaweed_behind_proxy(rng.next_u64());
     let sb = Sandbox::new();
-    cb(&sb, &direct)
-        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    cb(&sb, &direct).args(INIT_SMALL).run().ok();
 
     // Latency on every chunk and a 1.5 MB/s cap: slow, and complete.
     proxy.set(Faults { latency: Duration::from_millis(15), bandwidth: Some(1_500_000), ..Faults::default() });
@@ -136,14 +131,9 @@ fn s3_through_a_proxy_with_latency_bandwidth_caps_and_resets() {
 /// checksum). Every run that succeeds must have stored exactly what was sent.
 #[test]
 fn s3_a_body_damaged_on_the_way_is_refused_whichever_checksum_the_store_checks() {
-    let srv = Seaweed::start();
-    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), 11);
-    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let (_srv, proxy, via, direct) = seaweed_behind_proxy(11);
     let sb = Sandbox::new();
-    cb(&sb, &direct)
-        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    cb(&sb, &direct).args(INIT_SMALL).run().ok();
     for (n, hide) in [(1u64, false), (2, true)] {
         let what = if hide { "answers without checksums" } else { "checksums answered" };
         let (damaged, (md5_0, crc_0)) = (proxy.damaged(), proxy.puts_with_checksums());
@@ -174,14 +164,9 @@ fn s3_a_body_damaged_on_the_way_is_refused_whichever_checksum_the_store_checks()
 
 #[test]
 fn s3_stalled_connections_end_within_the_configured_bound() {
-    let srv = Seaweed::start();
-    let proxy = Proxy::start(srv.endpoint.trim_start_matches("http://").parse().unwrap(), 7);
-    let (via, direct) = (proxy.endpoint(), srv.endpoint.clone());
+    let (_srv, proxy, via, direct) = seaweed_behind_proxy(7);
     let sb = Sandbox::new();
-    cb(&sb, &direct)
-        .args(["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"])
-        .run()
-        .ok();
+    cb(&sb, &direct).args(INIT_SMALL).run().ok();
     let bounds = [("CLAWBACK_S3_TIMEOUT", "2"), ("CLAWBACK_RETRY_SECONDS", "6")];
 
     // Stalled from the first byte: the store never answered, so it fails fast with one line.

@@ -22,6 +22,11 @@ pub const SECRET_KEY: &str = "clawback-test-secret-0123456789";
 pub const READONLY_KEY: &str = "clawbackreadonly";
 pub const READONLY_SECRET: &str = "clawback-readonly-secret-0123456789";
 
+/// `init` of the S3 tests' repositories: in a new bucket, 1 MiB packs (so even small trees make
+/// many) and the cheapest password KDF (so every command opens quickly).
+pub const INIT_SMALL: [&str; 8] =
+    ["init", "--create-bucket", "--pack-size", "1", "--kdf-memory", "1", "--kdf-iterations", "1"];
+
 /// Gives a command the test server's keys, and keeps the AWS SDK from asking an instance-metadata
 /// service for credentials.
 pub fn with_s3_keys(c: crate::support::Cmd) -> crate::support::Cmd {

@@ -15,6 +15,8 @@ pub mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod throttle;
+#[cfg(test)]
+pub(crate) mod watched;
 
 use std::io;
 

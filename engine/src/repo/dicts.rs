@@ -402,9 +402,9 @@ mod tests {
         assert!(c.any() && !Chosen::of(&[]).any());
     }
 
-    /// A local backend that counts the listings of `dicts/` and the dictionaries written.
+    /// Counts the listings of `dicts/` and the dictionaries written.
+    #[derive(Default)]
     struct Counting {
-        inner: LocalBackend,
         lists: std::sync::atomic::AtomicU32,
         writes: std::sync::atomic::AtomicU32,
     }
@@ -416,47 +416,24 @@ mod tests {
         }
     }
 
-    impl Backend for Counting {
-        fn location(&self) -> String {
-            self.inner.location()
-        }
-        fn create(&self) -> std::io::Result<()> {
-            self.inner.create()
-        }
-        fn read(&self, name: &ObjectName) -> std::io::Result<Vec<u8>> {
-            self.inner.read(name)
-        }
-        fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-            self.inner.read_range(name, offset, len)
-        }
-        fn write(&self, name: &ObjectName, data: &[u8]) -> std::io::Result<()> {
+    impl crate::backend::watched::Hooks for Counting {
+        fn before_write(&self, name: &ObjectName, _: &[u8]) {
             if name.kind() == Kind::Dict {
                 self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            self.inner.write(name, data)
         }
-        fn list(&self, kind: Kind) -> std::io::Result<Vec<(ObjectName, u64)>> {
+        fn on_list(&self, kind: Kind) {
             if kind == Kind::Dict {
                 self.lists.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            self.inner.list(kind)
-        }
-        fn size(&self, name: &ObjectName) -> std::io::Result<u64> {
-            self.inner.size(name)
-        }
-        fn delete(&self, name: &ObjectName) -> std::io::Result<()> {
-            self.inner.delete(name)
         }
     }
 
     #[test]
     fn the_dictionaries_of_several_families_are_stored_after_one_listing() {
         let d = tempfile::tempdir().unwrap();
-        let be = Arc::new(Counting {
-            inner: LocalBackend::new(d.path().join("repo")),
-            lists: Default::default(),
-            writes: Default::default(),
-        });
+        let inner: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("repo")));
+        let be = Arc::new(crate::backend::watched::Watched { inner, hooks: Counting::default() });
         let dyn_be: Arc<dyn Backend> = be.clone();
         let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
         Repository::init(dyn_be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
@@ -464,11 +441,11 @@ mod tests {
         let s = crate::format::dict::tests::samples();
         let refs: Vec<&[u8]> = s.iter().map(|v| v.as_slice()).collect();
         let trained = crate::format::dict::train(&refs, 4096).unwrap();
-        let (lists, writes) = be.counts();
+        let (lists, writes) = be.hooks.counts();
         let w = Writer::new(&r, WriterOptions::default());
         let three = [Family::Json, Family::Prose, Family::Code].map(|f| (f, trained.clone()));
         w.adopt_dictionaries(three.to_vec());
-        assert_eq!(be.counts(), (lists + 1, writes + 3), "one listing, then one write per family");
+        assert_eq!(be.hooks.counts(), (lists + 1, writes + 3), "one listing, then one write per family");
         w.finish().unwrap();
         let families: Vec<_> = r.dictionaries().unwrap().iter().map(|d| d.family()).collect();
         assert_eq!(families.len(), 3);
@@ -476,10 +453,10 @@ mod tests {
             assert!(families.contains(&Some(f)), "{f:?}: {families:?}");
         }
         // A second session finds them: a family that has one gets no other.
-        let (lists, writes) = be.counts();
+        let (lists, writes) = be.hooks.counts();
         let w = Writer::new(&r, WriterOptions::default());
         w.adopt_dictionaries(vec![(Family::Json, trained.clone()), (Family::Other, trained)]);
-        assert_eq!(be.counts(), (lists + 1, writes + 1), "only the family without one is stored");
+        assert_eq!(be.hooks.counts(), (lists + 1, writes + 1), "only the family without one is stored");
         w.finish().unwrap();
     }
 

@@ -438,45 +438,20 @@ mod tests {
     }
 
     /// Packs that take 200 ms each to store, and what each index file named when it was written.
+    #[derive(Default)]
     struct SlowPacks {
-        inner: Arc<dyn Backend>,
         stored: parking_lot::Mutex<std::collections::HashSet<String>>,
         /// Per index file written: how many of the packs it names were stored before it.
         indexes: parking_lot::Mutex<Vec<(usize, usize)>>,
         keys: std::sync::OnceLock<crate::format::crypto::Keys>,
     }
 
-    impl Backend for SlowPacks {
-        crate::backend::forward_to_inner!();
-        fn create(&self) -> std::io::Result<()> {
-            self.inner.create()
-        }
-        fn read(&self, name: &ObjectName) -> std::io::Result<Vec<u8>> {
-            self.inner.read(name)
-        }
-        fn read_range(&self, name: &ObjectName, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-            self.inner.read_range(name, offset, len)
-        }
-        fn write(&self, name: &ObjectName, data: &[u8]) -> std::io::Result<()> {
+    impl crate::backend::watched::Hooks for SlowPacks {
+        fn before_write(&self, name: &ObjectName, data: &[u8]) {
             self.record(name, data);
-            self.inner.write(name, data)?;
+        }
+        fn after_write(&self, name: &ObjectName) {
             self.stored.lock().insert(name.to_string());
-            Ok(())
-        }
-        fn write_file(&self, name: &ObjectName, path: &std::path::Path) -> std::io::Result<()> {
-            self.record(name, &std::fs::read(path)?);
-            self.inner.write_file(name, path)?;
-            self.stored.lock().insert(name.to_string());
-            Ok(())
-        }
-        fn list(&self, kind: Kind) -> std::io::Result<Vec<(ObjectName, u64)>> {
-            self.inner.list(kind)
-        }
-        fn size(&self, name: &ObjectName) -> std::io::Result<u64> {
-            self.inner.size(name)
-        }
-        fn delete(&self, name: &ObjectName) -> std::io::Result<()> {
-            self.inner.delete(name)
         }
     }
 
@@ -500,12 +475,7 @@ mod tests {
     fn index_files_are_written_beside_the_packer_and_only_name_stored_packs() {
         let d = tempfile::tempdir().unwrap();
         let inner: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("repo")));
-        let slow = Arc::new(SlowPacks {
-            inner: inner.clone(),
-            stored: Default::default(),
-            indexes: Default::default(),
-            keys: Default::default(),
-        });
+        let slow = Arc::new(crate::backend::watched::Watched { inner: inner.clone(), hooks: SlowPacks::default() });
         let opts = InitOptions {
             kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 },
             pack_size: 1 << 20,
@@ -515,7 +485,7 @@ mod tests {
         let be: Arc<dyn Backend> = slow.clone();
         let c = CacheOptions { dir: Some(d.path().join("cache")), disabled: false };
         let r = Repository::open(be, &Secret(b"pw".to_vec()), &c).unwrap();
-        let _ = slow.keys.set(r.keys().clone());
+        let _ = slow.hooks.keys.set(r.keys().clone());
         // 40,000 distinct small blobs: several 1 MiB packs, an index file every 16 Ki blobs.
         let blobs: Vec<Vec<u8>> = (0..40_000u32).map(|i| format!("{i:08} ").repeat(12).into_bytes()).collect();
         std::thread::scope(|s| {
@@ -525,7 +495,7 @@ mod tests {
             });
             w.finish().unwrap();
         });
-        let indexes = slow.indexes.lock().clone();
+        let indexes = slow.hooks.indexes.lock().clone();
         assert!(indexes.len() >= 3, "index files while packing, and the last: {indexes:?}");
         for (named, stored_before) in &indexes {
             assert_eq!(named, stored_before, "an index file named a pack not yet stored: {indexes:?}");
