@@ -74,14 +74,12 @@ impl CliVersion {
     /// The answer, waiting for it if need be; `None` when there is none (see [`cli_version`]).
     pub fn answer(&self) -> Option<String> {
         let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let CliState::Asking(_) = &*st {
-            let CliState::Asking(h) = std::mem::replace(&mut *st, CliState::Answered(None)) else { unreachable!() };
-            *st = CliState::Answered(h.join().ok().flatten());
-        }
-        match &*st {
-            CliState::Answered(v) => v.clone(),
-            CliState::Asking(_) => None,
-        }
+        let answer = match std::mem::replace(&mut *st, CliState::Answered(None)) {
+            CliState::Asking(h) => h.join().ok().flatten(),
+            CliState::Answered(v) => v,
+        };
+        *st = CliState::Answered(answer.clone());
+        answer
     }
 
     /// Records the CLI's version in `meta` when it answered; otherwise `meta` keeps the config's.
