@@ -244,6 +244,16 @@ impl Ctx {
     /// backup lease and then load it with `refresh_index` (one listing of index files, after the
     /// lease).
     pub fn open_or_create_default(&self, s: &Settings) -> Result<(Repository, Resolved)> {
+        self.open_or_create_default_then(s, |_, _| {})
+    }
+
+    /// [`Ctx::open_or_create_default`], calling `before_unlock` with the backend once the
+    /// repository exists, before its key is derived from the password (which takes a while).
+    pub fn open_or_create_default_then(
+        &self,
+        s: &Settings,
+        before_unlock: impl FnOnce(&Arc<dyn Backend>, &Resolved),
+    ) -> Result<(Repository, Resolved)> {
         let g = &self.g;
         let res = resolve(g, s)?;
         let be = self.backend(&res.location)?;
@@ -256,6 +266,7 @@ impl Ctx {
                 eprintln!("clawback: created the default repository at {}", be.location());
             }
         }
+        before_unlock(&be, &res);
         let pw = self.password(s, &res, false)?;
         let repo = Repository::open_unloaded(be, &pw, &cache_options(g))?;
         self.lift_append_only(&repo)?;

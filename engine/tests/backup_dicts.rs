@@ -4,7 +4,7 @@
 
 use clawback_engine::backend::local::LocalBackend;
 use clawback_engine::backend::{Kind, ObjectName};
-use clawback_engine::commands::backup::{backup, BackupOptions, BackupResult};
+use clawback_engine::commands::backup::{backup, BackupOptions, BackupResult, Presample};
 use clawback_engine::error::Result;
 use clawback_engine::format::blob::{self, BlobType, DictSource};
 use clawback_engine::format::crypto::KdfParams;
@@ -96,14 +96,16 @@ impl World {
         let be = Arc::new(LocalBackend::new(self.dir.path().join("repo")));
         Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
     }
-    fn run(&self) -> BackupResult {
-        let opts = BackupOptions {
+    fn opts(&self) -> BackupOptions {
+        BackupOptions {
             paths: vec![self.src()],
             skip_paths: vec![self.dir.path().join("repo")],
             excludes: vec![format!("{}/private/", self.src().display())],
             ..Default::default()
-        };
-        backup(&self.repo(), &opts, &Progress::default()).unwrap()
+        }
+    }
+    fn run(&self) -> BackupResult {
+        backup(&self.repo(), &self.opts(), &Progress::default()).unwrap()
     }
     /// The content ids of the file at `rel` in the snapshot.
     fn content(&self, r: &BackupResult, rel: &str) -> Vec<DataId> {
@@ -214,4 +216,40 @@ fn a_tree_with_nothing_to_sample_gets_no_dictionary() {
     }
     w.run();
     assert!(w.repo().dictionaries().unwrap().is_empty(), "too little to train on");
+}
+
+/// The samples a CLI backup takes while the repository is opened (`Presample`) train the same
+/// dictionaries as the samples the backup would take itself.
+#[test]
+fn samples_taken_while_the_repository_opens_train_the_same_dictionaries() {
+    let w = World::new();
+    for i in 0..200 {
+        w.write(&format!("agents/a{}/sessions/s{i}.jsonl", i % 7), &json_file(i));
+        w.write(&format!("workspace/memory/{i}.md"), &prose_file(i));
+        w.write(&format!("private/n{i}.md"), &format!("{EXCLUDED}\n{}", prose_file(i)));
+    }
+    w.run();
+    // The same tree into a second repository, sampled while it was opened.
+    let be = Arc::new(LocalBackend::new(w.dir.path().join("early")));
+    let init = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+    Repository::init(be.clone(), &Secret(b"pw".to_vec()), &init).unwrap();
+    let mut opts = w.opts();
+    opts.skip_paths.push(w.dir.path().join("early"));
+    opts.presample = Some(Presample::start(be.clone(), &opts));
+    let early = Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap();
+    backup(&early, &opts, &Progress::default()).unwrap();
+    assert!(opts.presample.as_ref().unwrap().used(), "the backup sampled again");
+    // The same content; only the ids (a random salt) differ.
+    let content = |r: &Repository| {
+        let mut v: Vec<(Option<Family>, Vec<u8>)> =
+            r.dictionaries().unwrap().iter().map(|d| (d.family(), d.bytes()[8..].to_vec())).collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (content(&w.repo()), content(&early));
+    assert_eq!(a.iter().map(|d| d.0).collect::<Vec<_>>(), [Some(Family::Json), Some(Family::Prose)]);
+    assert!(a == b, "the dictionaries differ");
+    for (_, d) in &b {
+        assert!(!d.windows(EXCLUDED.len()).any(|x| x == EXCLUDED.as_bytes()), "an excluded file was sampled");
+    }
 }

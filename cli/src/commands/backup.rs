@@ -10,9 +10,10 @@ use crate::GlobalArgs;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use clawback_engine::commands::backup::StdinCommand;
-use clawback_engine::commands::backup::{backup, BackupOptions, DryRunReport};
+use clawback_engine::commands::backup::{backup, BackupOptions, DryRunReport, Presample};
 use clawback_engine::openclaw;
 use clawback_engine::progress::Progress;
+use clawback_engine::repo;
 use clawback_engine::run::hooks;
 use clawback_engine::run::interrupt::Interrupt;
 use clawback_engine::run::recorded::{Recording, Written};
@@ -240,6 +241,15 @@ fn hook_output() -> std::process::Stdio {
     }
 }
 
+/// What a backup into the repository `res` never reads: the repository, if it is a folder, and
+/// the cache in use (named or the default one): it changes during the backup and holds only
+/// copies of what the repository has.
+fn skip_paths(g: &GlobalArgs, res: &context::Resolved) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = res.location.local_path().map(|p| p.to_path_buf()).into_iter().collect();
+    out.push(g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base));
+    out
+}
+
 /// The backup itself (hooks aside); `saved` gets the snapshot id once one is written.
 fn run_backup(
     ctx: &Ctx,
@@ -252,24 +262,30 @@ fn run_backup(
     let g = &ctx.g;
     // Know what to back up before creating anything: no state dir, no new repository.
     let sel = select(g, &s, a)?;
-    let (repo, res) = ctx.open_or_create_default(&s)?;
+    // A first backup's dictionaries are sampled while the key is derived (`Presample`).
+    let mut presample = None;
+    let (repo, res) = ctx.open_or_create_default_then(&s, |be, res| {
+        if !a.dry_run && a.parent.is_none() && repo::first_open_here(&context::cache_options(g), be.as_ref()) {
+            let scope = BackupOptions {
+                paths: sel.paths.clone(),
+                excludes: sel.excludes.clone(),
+                skip_paths: skip_paths(g, res),
+                gitignore_roots: sel.gitignore_roots.clone(),
+                ..Default::default()
+            };
+            presample = Some(Presample::start(be.clone(), &scope));
+        }
+    })?;
 
     let time = ui::parse_time(a.time.as_deref())?;
     let parent = match &a.parent {
         Some(p) => Some(crate::select::find_any(&repo, p)?.0),
         None => None,
     };
-    let mut skip_paths = Vec::new();
-    if let Some(root) = res.location.local_path() {
-        skip_paths.push(root.to_path_buf());
-    }
-    // The cache in use (named or the default one) is never backed up: it changes during the
-    // backup and holds only copies of what the repository has.
-    skip_paths.push(g.cache_dir.clone().unwrap_or_else(clawback_engine::repo::default_cache_base));
     let opts = BackupOptions {
         paths: sel.paths,
         excludes: sel.excludes,
-        skip_paths,
+        skip_paths: skip_paths(g, &res),
         tags: crate::select::new_tags(&a.tags),
         host: a.host.clone(),
         time,
@@ -289,6 +305,7 @@ fn run_backup(
             }
             _ => Vec::new(),
         },
+        presample,
     };
     let progress = how.progress.clone().unwrap_or_else(|| Arc::new(Progress::default()));
     let bar = ui::Bar::start(g.quiet || g.json, progress.clone(), "backup");

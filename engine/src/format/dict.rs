@@ -204,6 +204,11 @@ impl Samples {
         self.bytes.len()
     }
 
+    /// How many samples.
+    pub fn count(&self) -> usize {
+        self.sizes.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sizes.is_empty()
     }

@@ -146,6 +146,12 @@ fn key_hint_file(cache: &CacheOptions, backend: &dyn Backend) -> PathBuf {
     base.join("keys").join(hex::encode(blake3::hash(backend.location().as_bytes()).as_bytes()))
 }
 
+/// Whether this machine is about to open the repository at `backend` for the first time: its
+/// cache remembers no key that opened it (`false` with the cache disabled, which remembers none).
+pub fn first_open_here(cache: &CacheOptions, backend: &dyn Backend) -> bool {
+    !cache.disabled && !key_hint_file(cache, backend).exists()
+}
+
 pub struct Repository {
     backend: Arc<dyn Backend>,
     keys: Keys,
@@ -829,6 +835,22 @@ mod tests {
         Repository::init(be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
         Repository::open(be, &Secret(b"pw".to_vec()), &CacheOptions { dir: None, disabled: true }).unwrap()
     }
+    /// A first open from this machine is known before the key is derived; the open ends it.
+    #[test]
+    fn a_first_open_here_is_known_until_the_repository_is_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("repo")));
+        let opts = InitOptions { kdf: KdfParams { m_cost: 8, t_cost: 1, p_cost: 1 }, ..Default::default() };
+        Repository::init(be.clone(), &Secret(b"pw".to_vec()), &opts).unwrap();
+        let cache = CacheOptions { dir: Some(d.path().join("cache")), disabled: false };
+        assert!(first_open_here(&cache, be.as_ref()));
+        Repository::open_unloaded(be.clone(), &Secret(b"pw".to_vec()), &cache).unwrap();
+        assert!(!first_open_here(&cache, be.as_ref()), "opened once");
+        let other: Arc<dyn Backend> = Arc::new(LocalBackend::new(d.path().join("other")));
+        assert!(first_open_here(&cache, other.as_ref()), "another repository");
+        assert!(!first_open_here(&CacheOptions { dir: None, disabled: true }, be.as_ref()), "no cache remembers");
+    }
+
     #[test]
     fn index_files_and_pack_headers_are_read_and_checked() {
         let d = tempfile::tempdir().unwrap();

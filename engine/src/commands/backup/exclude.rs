@@ -6,6 +6,7 @@
 
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::repo::host::absolute_clean;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 use std::collections::HashSet;
@@ -73,17 +74,43 @@ pub(super) fn exclusion<'s>(
     None
 }
 
-impl Ctx<'_> {
-    /// The scope below `dir`: `scope` plus the folder's `.gitignore` (under a gitignore root) and
-    /// `.clawbackignore`. `listed`: whether each of the two is in the folder's listing (`None`:
-    /// look).
-    pub(super) fn enter_dir(&self, dir: &Path, scope: &Scope, listed: Option<(bool, bool)>) -> Scope {
-        self.scope_below(dir, scope, listed, true)
+/// What a backup leaves out before any ignore file is read: its own folders, the exclude
+/// patterns, and the folders under which `.gitignore` files count. The walk, the read-ahead thread
+/// and the dictionary sampler ([`super::sample`]) apply the same rules.
+#[derive(Clone)]
+pub(super) struct Rules {
+    pub(super) excludes: Gitignore,
+    pub(super) skip: HashSet<PathBuf>,
+    pub(super) gitignore_roots: Vec<PathBuf>,
+}
+
+impl Rules {
+    /// The rules of `opts` (paths made absolute and clean; `skip` also leaves out `extra_skip`).
+    pub(super) fn of(opts: &super::BackupOptions, extra_skip: Option<&Path>) -> Result<Rules> {
+        let mut gitignore_roots = Vec::new();
+        for r in &opts.gitignore_roots {
+            gitignore_roots.push(absolute_clean(r)?);
+        }
+        let skip = opts
+            .skip_paths
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(extra_skip)
+            .filter_map(|p| absolute_clean(p).ok())
+            .collect();
+        Ok(Rules { excludes: build_excludes(&opts.excludes)?, skip, gitignore_roots })
     }
 
-    /// [`Ctx::enter_dir`]; `warn`: report a `.clawbackignore` it cannot use (the walk does; a
-    /// second pass over the same folders does not).
-    pub(super) fn scope_below(&self, dir: &Path, scope: &Scope, listed: Option<(bool, bool)>, warn: bool) -> Scope {
+    /// The scope below `dir`: `scope` plus the folder's `.gitignore` (under a gitignore root) and
+    /// `.clawbackignore`. `listed`: whether each of the two is in the folder's listing (`None`:
+    /// look). `warn` is told of a `.clawbackignore` it cannot use, wholly or in part.
+    pub(super) fn scope_below(
+        &self,
+        dir: &Path,
+        scope: &Scope,
+        listed: Option<(bool, bool)>,
+        warn: &dyn Fn(&Path, String),
+    ) -> Scope {
         let (git, claw) = listed.unwrap_or_else(|| {
             let is = |f: &str| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.is_file());
             (is(GITIGNORE), is(CLAWBACKIGNORE))
@@ -101,8 +128,8 @@ impl Ctx<'_> {
             let f = dir.join(file);
             if let Some(e) = b.add(&f) {
                 // git skips a line it cannot parse; so does this, and says so for our own file.
-                if warn && file == CLAWBACKIGNORE {
-                    self.issue(&self.warnings, &f, format!("some lines were not used: {e}"));
+                if file == CLAWBACKIGNORE {
+                    warn(&f, format!("some lines were not used: {e}"));
                 }
             }
             match b.build() {
@@ -112,8 +139,8 @@ impl Ctx<'_> {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if warn && file == CLAWBACKIGNORE {
-                        self.issue(&self.warnings, &f, format!("not used: {e}"));
+                    if file == CLAWBACKIGNORE {
+                        warn(&f, format!("not used: {e}"));
                     }
                 }
             }
@@ -125,5 +152,16 @@ impl Ctx<'_> {
     /// the ignore files from the deepest up (the first that decides wins, as in git).
     pub(super) fn exclusion<'s>(&'s self, child: &Path, is_dir: bool, scope: &'s Scope) -> Option<Exclusion<'s>> {
         exclusion(&self.skip, &self.excludes, child, is_dir, scope)
+    }
+}
+
+impl Ctx<'_> {
+    /// The scope below `dir` ([`Rules::scope_below`]), reporting a `.clawbackignore` it cannot use.
+    pub(super) fn enter_dir(&self, dir: &Path, scope: &Scope, listed: Option<(bool, bool)>) -> Scope {
+        self.rules.scope_below(dir, scope, listed, &|f, e| self.issue(&self.warnings, f, e))
+    }
+
+    pub(super) fn exclusion<'s>(&'s self, child: &Path, is_dir: bool, scope: &'s Scope) -> Option<Exclusion<'s>> {
+        self.rules.exclusion(child, is_dir, scope)
     }
 }

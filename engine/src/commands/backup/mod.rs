@@ -26,12 +26,12 @@ mod walk;
 
 pub use exclude::build_excludes;
 pub use report::{DryRunReport, ExcludedEntry, FileUsage, RootUsage, LARGEST_FILES};
+pub use sample::Presample;
 pub use stdin::StdinCommand;
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::chunker::Chunker;
-use crate::format::dict;
 use crate::format::id::{DataId, SnapshotId, TreeId};
 use crate::format::snapshot::{BackupIssue, Snapshot, Summary};
 use crate::format::tree::Tree;
@@ -41,15 +41,15 @@ use crate::repo::host::absolute_clean;
 use crate::repo::prefetch::Prefetcher;
 use crate::repo::writer::{Writer, WriterOptions};
 use crate::repo::Repository;
-use exclude::{exclusion, Scope};
-use ignore::gitignore::Gitignore;
+use exclude::{Rules, Scope};
 use parking_lot::Mutex;
-use rayon::prelude::*;
 use report::ReportAcc;
+use sample::Sampler;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 use walk::{in_pool, scan_totals, walker_pool, Trie};
 
@@ -85,6 +85,8 @@ pub struct BackupOptions {
     /// Commands whose output is stored as a file of the snapshot (database dumps); see
     /// [`stdin`]. A command that fails fails the backup.
     pub stdin_commands: Vec<StdinCommand>,
+    /// The first dictionaries, sampled and trained while the repository was opened.
+    pub presample: Option<Arc<Presample>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -131,8 +133,8 @@ struct Ctx<'a> {
     repo: &'a Repository,
     chunker: Chunker,
     level: i32,
-    excludes: Gitignore,
-    skip: HashSet<PathBuf>,
+    /// What is left out before the ignore files.
+    rules: Rules,
     /// Where new blobs and trees go (its packer runs in a thread of its own).
     writer: Writer<'a>,
     c: Counters,
@@ -146,7 +148,6 @@ struct Ctx<'a> {
     sqlite_tmp: sqlite::TempDir,
     /// Databases stored as images (or reused as such): their sidecars are not stored.
     imaged: Mutex<HashSet<PathBuf>>,
-    gitignore_roots: Vec<PathBuf>,
     reasons: HashMap<String, String>,
     report: Option<ReportAcc>,
     /// The trees of folders made up on the way to the backed-up paths, by id (still in the packer,
@@ -160,12 +161,9 @@ struct Ctx<'a> {
     check_reuse: bool,
 }
 
-/// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
-pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
-    let start = Instant::now();
-    if opts.paths.is_empty() && opts.stdin_commands.is_empty() {
-        return Err(Error::Usage("nothing to back up: no paths given".into()));
-    }
+/// The paths `opts` backs up, absolute and clean, sorted, each once; an error for one that
+/// cannot be read.
+fn backup_paths(opts: &BackupOptions) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for p in &opts.paths {
         let a = absolute_clean(p)?;
@@ -176,6 +174,16 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
     }
     paths.sort();
     paths.dedup();
+    Ok(paths)
+}
+
+/// Runs a backup. Returns the snapshot id (none on a dry run) and the counters.
+pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
+    let start = Instant::now();
+    if opts.paths.is_empty() && opts.stdin_commands.is_empty() {
+        return Err(Error::Usage("nothing to back up: no paths given".into()));
+    }
+    let paths = backup_paths(opts)?;
     stdin::check_overlap(&opts.stdin_commands, &paths)?;
     let dry = opts.dry_run;
     // The backup lease goes up before the index is (re)loaded: a prune that condemns packs after
@@ -222,37 +230,27 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         excluded: Mutex::new(Vec::new()),
         largest: Mutex::new(BinaryHeap::new()),
     });
-    let mut gitignore_roots = Vec::new();
-    for r in &opts.gitignore_roots {
-        gitignore_roots.push(absolute_clean(r)?);
-    }
+    let rules = Rules::of(opts, Some(sqlite_tmp.path()))?;
+    let scan_excludes = if opts.scan_totals { rules.excludes.clone() } else { build_excludes(&[])? };
 
     let cfg = repo.config();
-    let excludes = build_excludes(&opts.excludes)?;
     let stop_scan = AtomicBool::new(false);
 
     let (root, counters, issues, report, packed) = std::thread::scope(|s| {
         let writer = Writer::spawn(s, repo, WriterOptions { dry_run: dry, upload: Some(progress.upload.clone()) });
         if opts.scan_totals {
-            let (paths, ex, stop) = (&paths, &excludes, &stop_scan);
+            let (paths, ex, stop) = (&paths, &scan_excludes, &stop_scan);
             s.spawn(move || scan_totals(paths, ex, progress, stop));
         }
-        let skip: HashSet<PathBuf> = opts
-            .skip_paths
-            .iter()
-            .filter_map(|p| absolute_clean(p).ok())
-            .chain(absolute_clean(sqlite_tmp.path()).ok())
-            .collect();
         let prefetch = (!dry).then(|| {
-            let (skip, excludes) = (skip.clone(), excludes.clone());
-            Prefetcher::start(move |p: &Path, scope: &Scope| exclusion(&skip, &excludes, p, false, scope).is_none())
+            let rules = rules.clone();
+            Prefetcher::start(move |p: &Path, scope: &Scope| rules.exclusion(p, false, scope).is_none())
         });
         let ctx = Ctx {
             repo,
             chunker: Chunker::new(cfg.chunker, repo.keys().chunker_seed),
             level: cfg.compression,
-            excludes: excludes.clone(),
-            skip,
+            rules,
             writer,
             c: Counters::default(),
             errors: Mutex::new(Vec::new()),
@@ -263,7 +261,6 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
             warnings: Mutex::new(Vec::new()),
             sqlite_tmp,
             imaged: Mutex::new(HashSet::new()),
-            gitignore_roots,
             reasons: opts.exclude_reasons.iter().cloned().collect(),
             report,
             virtual_trees: Mutex::new(HashMap::new()),
@@ -274,15 +271,19 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         // A repository's first dictionaries, from samples spread over what is backed up (by the
         // first backup of these paths only: a later one, if nothing was sampled then, samples
         // its first blobs instead of listing the whole tree again).
+        // Each is stored before the walk stores a blob. The samples were taken while the
+        // repository was opened ([`Presample`]), or are taken now.
+        let presampled = opts.presample.as_ref();
         if parent.is_none() && ctx.writer.wants_dictionaries() {
-            // Listed and sampled by many threads (cold folder reads wait on the disk), then
-            // trained in parallel: each family's trainer holds about 6 MiB, and all five took
-            // about 0.1 s of CPU. Each is stored before the walk stores a blob.
-            let samples = in_pool(&walk::lister_pool(), || ctx.dictionary_samples(&paths));
-            let trained: Vec<_> = in_pool(&pool, || {
-                samples.into_par_iter().filter_map(|(f, s)| Some((f, s.train(dict::TRAINED_SIZE)?))).collect()
+            let samples = presampled.and_then(|p| p.take()).unwrap_or_else(|| {
+                let stop = || progress.stopped();
+                let sampler = Sampler { rules: &ctx.rules, stop: &stop };
+                in_pool(&walk::lister_pool(), || sampler.samples(&paths))
             });
+            let trained = in_pool(&pool, || sample::train(samples));
             ctx.writer.adopt_dictionaries(trained);
+        } else if let Some(p) = presampled {
+            p.cancel();
         }
         // Streams first: a failing dump command stops the backup before the walk.
         let streams = ctx.read_streams(&opts.stdin_commands, parent_tree.as_ref());
