@@ -246,6 +246,8 @@ impl SessionDict {
     /// [`SessionDict::wanted`]).
     pub fn adopt(&self, repo: &Repository, trained: Vec<(Family, Vec<u8>)>) {
         let Ok(mut have) = repo.dictionaries() else { return };
+        let mut new: Vec<Vec<u8>> = Vec::new();
+        let mut ids: Vec<u32> = have.iter().map(|d| d.zstd_id).collect();
         for (family, mut bytes) in trained {
             if have.iter().any(|d| d.family() == Some(family)) {
                 continue;
@@ -253,17 +255,25 @@ impl SessionDict {
             let mut salt: u16 = rand::random();
             // A tagged id that no dictionary of the repository has.
             let mut id = crate::format::dict::family_id(family, salt);
-            while have.iter().any(|d| d.zstd_id == id) {
+            while ids.contains(&id) {
                 salt = salt.wrapping_add(1);
                 id = crate::format::dict::family_id(family, salt);
             }
+            ids.push(id);
             crate::format::dict::set_id(&mut bytes, id);
-            // A dictionary that cannot be stored only costs compression: go on without.
-            if let Ok(d) = repo.save_dictionary_among(&bytes, &have) {
-                have.push(d);
-                have.sort_by(|a, b| a.name.cmp(&b.name));
-            }
+            new.push(bytes);
         }
+        // All stored at once: one round trip to the store before the first blob, not one per
+        // family (a first backup waits for them). A dictionary that cannot be stored only costs
+        // compression: go on without.
+        let stored: Vec<Arc<Dict>> = std::thread::scope(|s| {
+            let listed = &have;
+            let saving: Vec<_> =
+                new.iter().map(|bytes| s.spawn(move || repo.save_dictionary_among(bytes, listed))).collect();
+            saving.into_iter().filter_map(|h| h.join().ok()?.ok()).collect()
+        });
+        have.extend(stored);
+        have.sort_by(|a, b| a.name.cmp(&b.name));
         if !have.is_empty() {
             *self.ready.write() = Chosen::of(&have);
         }
@@ -402,11 +412,15 @@ mod tests {
         assert!(c.any() && !Chosen::of(&[]).any());
     }
 
-    /// Counts the listings of `dicts/` and the dictionaries written.
+    /// Counts the listings of `dicts/` and the dictionaries written, and how many writes were in
+    /// flight at once: with `gather` set, a write waits (up to 2 s) for that many in flight.
     #[derive(Default)]
     struct Counting {
         lists: std::sync::atomic::AtomicU32,
         writes: std::sync::atomic::AtomicU32,
+        in_flight: std::sync::atomic::AtomicU32,
+        most_in_flight: std::sync::atomic::AtomicU32,
+        gather: std::sync::atomic::AtomicU32,
     }
 
     impl Counting {
@@ -418,8 +432,21 @@ mod tests {
 
     impl crate::backend::watched::Hooks for Counting {
         fn before_write(&self, name: &ObjectName, _: &[u8]) {
+            use std::sync::atomic::Ordering::SeqCst;
             if name.kind() == Kind::Dict {
-                self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.writes.fetch_add(1, SeqCst);
+                let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+                self.most_in_flight.fetch_max(now, SeqCst);
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                while self.in_flight.load(SeqCst) < self.gather.load(SeqCst) && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                self.most_in_flight.fetch_max(self.in_flight.load(SeqCst), SeqCst);
+            }
+        }
+        fn after_write(&self, name: &ObjectName) {
+            if name.kind() == Kind::Dict {
+                self.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
         fn on_list(&self, kind: Kind) {
@@ -429,6 +456,8 @@ mod tests {
         }
     }
 
+    /// ... and written at the same time, each in a thread of its own: one round trip, not one per
+    /// family.
     #[test]
     fn the_dictionaries_of_several_families_are_stored_after_one_listing() {
         let d = tempfile::tempdir().unwrap();
@@ -444,8 +473,11 @@ mod tests {
         let (lists, writes) = be.hooks.counts();
         let w = Writer::new(&r, WriterOptions::default());
         let three = [Family::Json, Family::Prose, Family::Code].map(|f| (f, trained.clone()));
+        be.hooks.gather.store(3, std::sync::atomic::Ordering::SeqCst);
         w.adopt_dictionaries(three.to_vec());
+        be.hooks.gather.store(0, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(be.hooks.counts(), (lists + 1, writes + 3), "one listing, then one write per family");
+        assert_eq!(be.hooks.most_in_flight.load(std::sync::atomic::Ordering::SeqCst), 3, "written one after another");
         w.finish().unwrap();
         let families: Vec<_> = r.dictionaries().unwrap().iter().map(|d| d.family()).collect();
         assert_eq!(families.len(), 3);

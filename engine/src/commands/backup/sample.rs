@@ -98,7 +98,17 @@ fn read_head(path: &Path) -> Option<Vec<u8>> {
     if (head.len() as u64) < MIN_FILE || head.starts_with(sqlite::HEADER) {
         return None;
     }
-    let z = zstd::bulk::compress(&head, 1).ok()?;
+    thread_local! {
+        // One context per listing thread, not one per head (each new one cost about 0.1 ms).
+        static Z: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    let z = Z.with(|z| {
+        let mut z = z.borrow_mut();
+        if z.is_none() {
+            *z = zstd::bulk::Compressor::new(1).ok();
+        }
+        z.as_mut()?.compress(&head).ok()
+    })?;
     (z.len() < head.len() - head.len() / 32).then_some(head)
 }
 
