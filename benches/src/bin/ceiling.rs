@@ -193,7 +193,8 @@ impl Pipeline {
         let t = Instant::now();
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
-        let sealed = self.cipher.encrypt(Nonce::from_slice(&nonce), plain).expect("encrypt");
+        let sealed =
+            self.cipher.encrypt(&Nonce::try_from(&nonce[..]).expect("a 12-byte nonce"), plain).expect("encrypt");
         s.encrypt = t.elapsed();
         s.stored_bytes = (nonce.len() + sealed.len()) as u64;
         std::hint::black_box(&sealed);

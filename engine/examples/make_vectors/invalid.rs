@@ -96,7 +96,7 @@ fn seal(data_key: &[u8; 32], aad: &[&[u8]], payload: &[u8]) -> Vec<u8> {
     let nonce: [u8; 12] = blake3::hash(&[&aad[..], payload].concat()).as_bytes()[..12].try_into().unwrap();
     let ct = Aes256GcmSiv::new_from_slice(data_key)
         .unwrap()
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: payload, aad: &aad })
+        .encrypt(&Nonce::try_from(&nonce[..]).expect("a 12-byte nonce"), Payload { msg: payload, aad: &aad })
         .unwrap();
     [&nonce[..], &ct].concat()
 }
@@ -530,7 +530,9 @@ pub fn write(dir: &Path, b: &Base<'_>) -> usize {
     o.put("key-data-tampered", "key", "authentication", "one byte of the wrapped key flipped", &key(&f), none.clone());
     let cipher = Aes256GcmSiv::new_from_slice(&b.wrapping_key).unwrap();
     let nonce = [9u8; 12];
-    let ct = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: &[7u8; 31], aad: AAD_KEY }).unwrap();
+    let ct = cipher
+        .encrypt(&Nonce::try_from(&nonce[..]).expect("a 12-byte nonce"), Payload { msg: &[7u8; 31], aad: AAD_KEY })
+        .unwrap();
     let mut f = kf.clone();
     f.data = b64.encode([&nonce[..], &ct].concat());
     o.put(

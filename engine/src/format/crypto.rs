@@ -6,8 +6,8 @@
 use crate::error::{Error, Result};
 use crate::format::canonical;
 use crate::format::id::{BlobId, DataId, ObjectId, TreeId};
-use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -144,7 +144,7 @@ fn seal_with(cipher: &Aes256GcmSiv, aad: &[&[u8]], buf: &mut Vec<u8>) {
     buf[..NONCE_LEN].copy_from_slice(&nonce);
     let aad = join_aad(aad);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut buf[NONCE_LEN..])
+        .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut buf[NONCE_LEN..]).into())
         .expect("AES-GCM-SIV encryption cannot fail for payloads under 64 GiB");
     buf.extend_from_slice(&tag);
 }
@@ -157,7 +157,8 @@ fn open_with(cipher: &Aes256GcmSiv, aad: &[&[u8]], sealed: &[u8]) -> Option<Vec<
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let mut out = ct.to_vec();
     let aad = join_aad(aad);
-    cipher.decrypt_in_place_detached(Nonce::from_slice(nonce), &aad, &mut out, tag.into()).ok()?;
+    let (nonce, tag) = (Nonce::try_from(nonce).ok()?, Tag::try_from(tag).ok()?);
+    cipher.decrypt_inout_detached(&nonce, &aad, (&mut out[..]).into(), &tag).ok()?;
     Some(out)
 }
 

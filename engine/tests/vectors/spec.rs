@@ -157,7 +157,7 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> R<Vec<u8>> {
     }
     Aes256GcmSiv::new_from_slice(key)
         .unwrap()
-        .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad })
+        .decrypt(&Nonce::try_from(&sealed[..12]).expect("a 12-byte nonce"), Payload { msg: &sealed[12..], aad })
         .or_else(|_| refuse(Outcome::Authentication, "AES-256-GCM-SIV refuses it"))
 }
 
