@@ -105,10 +105,13 @@ impl Body<'_> {
                     sums.update(&buf[..n]);
                     left -= n as u64;
                 }
+                // Read 256 KiB at a time (the default, 64 KiB, hands each read to tokio's blocking
+                // threads four times as often: 256 hand-offs for a 16 MiB pack).
                 let stream = ByteStream::read_from()
                     .path(path)
                     .offset(off)
                     .length(Length::Exact(len))
+                    .buffer_size(UPLOAD_READ)
                     .build()
                     .await
                     .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
@@ -117,6 +120,10 @@ impl Body<'_> {
         }
     }
 }
+
+/// Bytes read from a spooled file per piece of an upload's body: up to two pieces per upload
+/// are in memory at once.
+const UPLOAD_READ: usize = 256 << 10;
 
 /// How long a request may wait for the store's answer (sending its body included) before it is
 /// abandoned and retried: `CLAWBACK_S3_TIMEOUT` seconds, else 300 (a 32 MiB pack on a slow uplink

@@ -745,14 +745,16 @@ mod tests {
         let before = names(&d);
         let md = std::fs::metadata(&db).unwrap();
         let tmp = TempDir::new_in(&std::env::temp_dir());
-        let out = std::env::temp_dir().join(format!("clawback-sqlite-out-{:016x}", rand::random::<u64>()));
+        // (In a folder of its own: reading the copy back leaves its -wal and -shm beside it.)
+        let o = scratch();
+        let out = o.join("out.sqlite");
         let info = take(&db, &tmp, &out);
         assert_eq!((info.opened_as, info.streamed), (OpenedAs::QueryOnly, true));
         assert_eq!(count(&out), 100);
         assert_eq!(names(&d), before, "no -wal or -shm left behind");
         let md2 = std::fs::metadata(&db).unwrap();
         assert_eq!((md.len(), md.mtime(), md.mtime_nsec()), (md2.len(), md2.mtime(), md2.mtime_nsec()));
-        std::fs::remove_file(&out).unwrap();
+        std::fs::remove_dir_all(&o).unwrap();
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -85,7 +85,7 @@ pub struct BackupOptions {
     /// Commands whose output is stored as a file of the snapshot (database dumps); see
     /// [`stdin`]. A command that fails fails the backup.
     pub stdin_commands: Vec<StdinCommand>,
-    /// The first dictionaries, sampled and trained while the repository was opened.
+    /// Samples for the first dictionaries, taken while the repository was opened.
     pub presample: Option<Arc<Presample>>,
 }
 
@@ -231,15 +231,16 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         largest: Mutex::new(BinaryHeap::new()),
     });
     let rules = Rules::of(opts, Some(sqlite_tmp.path()))?;
-    let scan_excludes = if opts.scan_totals { rules.excludes.clone() } else { build_excludes(&[])? };
+    // (The walk's context takes the rules; the totals' thread, when there is one, a copy.)
+    let scan_excludes = opts.scan_totals.then(|| rules.excludes.clone());
 
     let cfg = repo.config();
     let stop_scan = AtomicBool::new(false);
 
     let (root, counters, issues, report, packed) = std::thread::scope(|s| {
         let writer = Writer::spawn(s, repo, WriterOptions { dry_run: dry, upload: Some(progress.upload.clone()) });
-        if opts.scan_totals {
-            let (paths, ex, stop) = (&paths, &scan_excludes, &stop_scan);
+        if let Some(ex) = &scan_excludes {
+            let (paths, stop) = (&paths, &stop_scan);
             s.spawn(move || scan_totals(paths, ex, progress, stop));
         }
         let prefetch = (!dry).then(|| {
@@ -270,9 +271,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         let pool = walker_pool();
         // A repository's first dictionaries, from samples spread over what is backed up (by the
         // first backup of these paths only: a later one, if nothing was sampled then, samples
-        // its first blobs instead of listing the whole tree again).
-        // Each is stored before the walk stores a blob. The samples were taken while the
-        // repository was opened ([`Presample`]), or are taken now.
+        // its first blobs instead of listing the whole tree again), taken while the repository
+        // was opened ([`Presample`]) or now. Each is stored before the walk stores a blob.
         let presampled = opts.presample.as_ref();
         if parent.is_none() && ctx.writer.wants_dictionaries() {
             let samples = presampled.and_then(|p| p.take()).unwrap_or_else(|| {

@@ -282,7 +282,7 @@ impl Presample {
     }
 
     /// Tells the thread to stop early: its samples are not needed.
-    pub fn cancel(&self) {
+    pub(super) fn cancel(&self) {
         self.stop.store(true, Relaxed);
     }
 }
