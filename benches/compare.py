@@ -161,6 +161,16 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
 
 
+def clawback_version(exe) -> str:
+    """`clawback 0.1.0 @ <commit>` (`+ uncommitted changes` when engine/ or cli/ differ from it)."""
+    v = sh([str(exe), "--version"])
+    version = (v.stdout.strip() or "clawback (no --version)") if v.returncode == 0 else "clawback (no --version)"
+    git = sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain", "--", "engine", "cli"]).stdout.strip()
+    return version + (f" @ {git.stdout.strip()}{' + uncommitted changes' if dirty else ''}"
+                      if git.returncode == 0 else " @ uncommitted tree")
+
+
 # ---------------------------------------------------------------------------------------------
 # Files and trees
 
@@ -529,12 +539,7 @@ class Clawback(Tool):
         if self.build_error:
             self.notes.append(f"build failed ({self.build_error}); used the existing binary")
         self.exe = str(exe)
-        v = sh([self.exe, "--version"])
-        self.version = (v.stdout.strip() or "clawback (no --version)") if v.returncode == 0 else "clawback (no --version)"
-        git = sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-        dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain", "--", "engine", "cli"]).stdout.strip()
-        self.version += (f" @ {git.stdout.strip()}{' + uncommitted changes' if dirty else ''}"
-                         if git.returncode == 0 else " @ uncommitted tree")
+        self.version = clawback_version(self.exe)
         self.compression = "zstd 3 (default)"
         self.kdf = "argon2id (default)"
         # clawback leaves out OpenClaw runtime files (tmp/, *.pid, locks) by default; the others do not.
